@@ -1,0 +1,47 @@
+/*
+ * A growable byte buffer (the caller owns the struct, the buffer owns the
+ * bytes): st_buf_init / st_buf_close.
+ */
+#ifndef STEPTRACE_COMMON_BUF_H
+#define STEPTRACE_COMMON_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct st_buf {
+    char *data;  /* Owned; NULL until the first append. */
+    size_t len;  /* Bytes in use. */
+    size_t cap;  /* Bytes allocated. */
+    int oom;     /* Sticky: set when a growth failed; appends then no-op. */
+};
+
+void st_buf_init(struct st_buf *b);
+
+/* Frees the bytes; the struct may be initialised again. */
+void st_buf_close(struct st_buf *b);
+
+/*
+ * Makes room for at least `extra` more bytes.
+ * @return 0, or ST_ENOMEM (and sets b->oom).
+ */
+int st_buf_reserve(struct st_buf *b, size_t extra);
+
+/* Appends bytes.  @return 0 or ST_ENOMEM. */
+int st_buf_append(struct st_buf *b, const void *p, size_t n);
+
+/* Appends a NUL-terminated string (without the NUL). */
+int st_buf_puts(struct st_buf *b, const char *s);
+
+/* Appends the decimal form of v. */
+int st_buf_put_u64(struct st_buf *b, uint64_t v);
+
+/* Drops the first n bytes, keeping the rest. */
+void st_buf_consume(struct st_buf *b, size_t n);
+
+/*
+ * msgpack-c write callback: `data` is a struct st_buf *.  Lets a
+ * msgpack_packer encode straight into the buffer.
+ */
+int st_buf_msgpack_write(void *data, const char *buf, size_t len);
+
+#endif /* STEPTRACE_COMMON_BUF_H */

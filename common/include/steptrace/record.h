@@ -1,0 +1,109 @@
+/*
+ * The text log format (SPEC section 3) and the variable state both sides
+ * keep.  The agent renders console output with st_record_format_step(); the
+ * collector renders file output with the same function, so the two-way
+ * destinations write identical bytes.
+ */
+#ifndef STEPTRACE_COMMON_RECORD_H
+#define STEPTRACE_COMMON_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "steptrace/buf.h"
+#include "steptrace/wire.h"
+
+/* How a variable line is written. */
+enum st_var_change {
+    ST_VAR_PLAIN = 0,   /* ALL mode: "name: type :: value" */
+    ST_VAR_NEW,         /* "[NEW] name: type :: value" */
+    ST_VAR_CHANGED,     /* "[CHANGED] name: type :: old -> value" */
+    ST_VAR_DELETED      /* "[DELETED] name" */
+};
+
+/* One variable line.  All strings borrowed, already escaped and cut. */
+struct st_var_view {
+    struct st_str name;
+    struct st_str type;
+    struct st_str value;
+    struct st_str old;  /* Only for ST_VAR_CHANGED. */
+    int change;         /* enum st_var_change */
+};
+
+/* One location line: "<file>::<func> -- line <line>". */
+struct st_loc_view {
+    struct st_str file;
+    struct st_str func;
+    uint32_t line;
+};
+
+/* Everything one step record shows.  Borrowed throughout. */
+struct st_step_view {
+    uint64_t step;
+    uint64_t runtime_ns;
+    struct st_str thread;           /* p == NULL: no "| thread" suffix. */
+    const struct st_loc_view *locs; /* Outermost first; current last. */
+    size_t nlocs;
+    int var_mode;                   /* enum st_varmode */
+    const struct st_var_view *globals;
+    size_t nglobals;
+    const struct st_var_view *locals;
+    size_t nlocals;
+};
+
+/*
+ * Appends the text of one step record to `out`, byte for byte as SPEC
+ * section 3: header, Runtime (ms, 4 decimals), location lines, a blank
+ * line, then the Global and Local sections (each omitted when empty; the
+ * "changes" headers in CHANGED mode; none in NONE mode).
+ * @return 0 or ST_ENOMEM.
+ */
+int st_record_format_step(struct st_buf *out, const struct st_step_view *v);
+
+/* Appends "Runtime: %.4f ms" for a duration in ns, without a newline. */
+int st_record_format_runtime(struct st_buf *out, uint64_t ns);
+
+/*
+ * Appends `s` to `out` with newlines and control characters escaped
+ * (\n, \r, \t, \xNN) so that one value is one line.
+ */
+int st_record_escape(struct st_buf *out, const char *s, size_t n);
+
+/*
+ * Variable state of one scope (a frame's locals or a module's globals), in
+ * first-seen order.  The agent and the collector both keep one per scope
+ * and apply the same diffs to it, so both render the same ALL-mode lines.
+ */
+struct st_varent {
+    uint32_t name_sid;
+    uint32_t type_sid;
+    char *value;        /* Owned. */
+    size_t value_len;
+};
+
+struct st_varstate {
+    struct st_varent *ents; /* Owned array. */
+    size_t n;
+    size_t cap;
+};
+
+void st_varstate_init(struct st_varstate *s);
+void st_varstate_close(struct st_varstate *s);
+
+/* Returns the index of name_sid, or -1. */
+long st_varstate_find(const struct st_varstate *s, uint32_t name_sid);
+
+/*
+ * Sets name_sid to (type_sid, value).  When the name existed, its old value
+ * is moved to *old_out (the caller frees it with free()) and 1 is returned;
+ * a new name is appended and 0 returned.  old_out may be NULL.
+ * @return 0 (new), 1 (changed) or ST_ENOMEM.
+ */
+int st_varstate_set(struct st_varstate *s, uint32_t name_sid,
+                    uint32_t type_sid, const char *value, size_t n,
+                    char **old_out, size_t *old_len_out);
+
+/* Removes name_sid, keeping the order of the rest.  @return 1 or 0. */
+int st_varstate_del(struct st_varstate *s, uint32_t name_sid);
+
+#endif /* STEPTRACE_COMMON_RECORD_H */

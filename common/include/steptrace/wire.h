@@ -1,0 +1,237 @@
+/*
+ * The steptrace wire protocol: framing, message types, encoding (msgpack-c
+ * packer) and validated decoding.  common/PROTOCOL.md is the prose form of
+ * this header; keep the two in step.
+ *
+ * A frame is a 4-byte big-endian payload length followed by the payload:
+ * one or more msgpack arrays, each a message whose first element is the
+ * message type.  Frames are validated by st_wire_validate() before msgpack-c
+ * ever sees their bytes.
+ */
+#ifndef STEPTRACE_COMMON_WIRE_H
+#define STEPTRACE_COMMON_WIRE_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_WIRE_VERSION 1
+#define ST_WIRE_HEADER_SIZE 4
+/* Largest payload a frame may announce. */
+#define ST_WIRE_MAX_FRAME (16u * 1024 * 1024)
+/* Deepest msgpack nesting any message uses (message, diff, entry). */
+#define ST_WIRE_MAX_DEPTH 4
+/* Largest element count of any array or map inside a frame. */
+#define ST_WIRE_MAX_COUNT (1u << 20)
+/* Largest encoded variable value; the agent cuts longer ones. */
+#define ST_WIRE_MAX_VALUE (4u * 1024 * 1024)
+
+/* Message types (first element of every message). */
+#define ST_MSG_MAP(XX)                                                     \
+    XX(HELLO, 1)                                                           \
+    XX(STR, 2)                                                             \
+    XX(REGION, 3)                                                          \
+    XX(THREAD, 4)                                                          \
+    XX(FRAME, 5)                                                           \
+    XX(STEP, 6)                                                            \
+    XX(FRAME_END, 7)                                                       \
+    XX(REGION_END, 8)                                                      \
+    XX(FLUSH, 9)                                                           \
+    XX(LOST, 10)                                                           \
+    XX(EXC, 11)                                                            \
+    XX(ACK, 12)
+
+enum st_msg_type {
+#define XX(name, val) ST_MSG_##name = val,
+    ST_MSG_MAP(XX)
+#undef XX
+};
+
+/* Variable modes and levels, with the values of the Python enums. */
+enum st_varmode { ST_VARMODE_ALL = 1, ST_VARMODE_CHANGED = 2,
+                  ST_VARMODE_NONE = 3 };
+enum st_level { ST_LEVEL_DEBUG = 10, ST_LEVEL_INFO = 20,
+                ST_LEVEL_WARNING = 30, ST_LEVEL_ERROR = 40,
+                ST_LEVEL_SILENT = 50 };
+
+/* FRAME flags. */
+#define ST_FRAME_MODULE 1u /* Module-level frame: locals are the globals. */
+
+/* A length-delimited string, not NUL-terminated.  Borrowed. */
+struct st_str {
+    const char *p;
+    size_t n;
+};
+
+/* One entry of a variable diff: a set (new or changed) or a delete. */
+struct st_wire_var {
+    uint32_t name_sid;
+    uint32_t type_sid;  /* 0 for a delete. */
+    struct st_str value; /* Borrowed from the frame; empty for a delete. */
+    int deleted;
+};
+
+/* A decoded message.  Strings and diff entries are borrowed from the
+ * decoder and the frame bytes; they live until the next decode call. */
+struct st_msg {
+    int type;
+    union {
+        struct {
+            uint32_t version;
+            uint64_t pid;
+            struct st_str program;
+        } hello;
+        struct {
+            uint32_t sid;
+            struct st_str text;
+        } str;
+        struct {
+            uint32_t region_id;
+            uint32_t tracer_id;
+            struct st_str log_dir; /* Absolute. */
+            uint32_t level;
+            uint32_t var_mode;
+            uint64_t max_log_bytes;
+            uint32_t max_log_files;
+        } region;
+        struct {
+            uint32_t tid;
+            uint32_t name_sid;
+        } thread;
+        struct {
+            uint32_t frame_id;
+            uint32_t tid;
+            uint32_t parent_id; /* 0: no traced parent. */
+            uint32_t file_sid;
+            uint32_t func_sid;
+            uint32_t scope_id;  /* Identifies the module (globals). */
+            uint32_t flags;     /* ST_FRAME_*. */
+        } frame;
+        struct {
+            uint32_t region_id;
+            uint32_t frame_id;
+            uint32_t lineno;
+            uint64_t runtime_ns;
+            int has_globals;  /* 0: the field was nil. */
+            int has_locals;
+            const struct st_wire_var *globals;
+            size_t nglobals;
+            const struct st_wire_var *locals;
+            size_t nlocals;
+        } step;
+        struct {
+            uint32_t frame_id;
+        } frame_end;
+        struct {
+            uint32_t region_id;
+        } region_end;
+        struct {
+            uint64_t token;
+        } flush;
+        struct {
+            uint32_t region_id;
+            uint64_t count;
+        } lost;
+        struct {
+            uint32_t region_id;
+            uint32_t frame_id;
+            uint32_t lineno;
+            uint32_t type_sid;
+            struct st_str message;
+        } exc;
+        struct {
+            uint64_t token;
+            uint64_t errors;
+            struct st_str message; /* Empty when errors == 0. */
+        } ack;
+    } u;
+};
+
+/*
+ * Reads a frame header.
+ * @return the payload length (> 0), or ST_ETOOBIG when it is larger than
+ *         `max` (pass 0 for ST_WIRE_MAX_FRAME), ST_EMALFORMED when it is 0.
+ */
+int64_t st_wire_frame_len(const unsigned char hdr[ST_WIRE_HEADER_SIZE],
+                          uint32_t max);
+
+/* Writes a frame header for a payload of `len` bytes. */
+void st_wire_put_header(unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t len);
+
+/*
+ * Checks that `len` bytes are a sequence of complete msgpack objects, each
+ * an array, whose declared lengths fit in the bytes present, whose nesting
+ * is at most ST_WIRE_MAX_DEPTH and whose counts are at most
+ * ST_WIRE_MAX_COUNT.  Reads nothing past p + len and allocates nothing.
+ * @return the number of messages (>= 1), or ST_ETRUNCATED, ST_EMALFORMED,
+ *         ST_EDEPTH, ST_ETOOBIG, ST_EBADTYPE.
+ */
+int st_wire_validate(const char *p, size_t len);
+
+/* Decodes the messages of one validated frame, one at a time. */
+struct st_wire_decoder {
+    msgpack_unpacked unpacked;   /* Owned: msgpack-c's result and zone. */
+    struct st_wire_var *vars;    /* Owned scratch for step diffs. */
+    size_t vars_cap;
+    const char *data;            /* Borrowed: the current frame. */
+    size_t len;
+    size_t off;
+};
+
+void st_wire_decoder_init(struct st_wire_decoder *d);
+void st_wire_decoder_close(struct st_wire_decoder *d);
+
+/* Starts on a frame that st_wire_validate() accepted.  Borrows `p`. */
+void st_wire_decoder_reset(struct st_wire_decoder *d, const char *p,
+                           size_t len);
+
+/*
+ * Decodes the next message into *m.
+ * @return 1 when a message was decoded, 0 at the end of the frame, or
+ *         ST_EBADMSG / ST_EBADTYPE / ST_EMALFORMED / ST_ENOMEM.
+ */
+int st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m);
+
+/*
+ * Encoders: each appends one message through a msgpack_packer (usually one
+ * writing into a struct st_buf with st_buf_msgpack_write).  They return
+ * the packer's result: 0 on success.
+ */
+int st_wire_pack_hello(msgpack_packer *pk, uint64_t pid, const char *prog,
+                       size_t prog_len);
+int st_wire_pack_str(msgpack_packer *pk, uint32_t sid, const char *s,
+                     size_t n);
+int st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
+                        uint32_t tracer_id, const char *log_dir,
+                        size_t log_dir_len, uint32_t level,
+                        uint32_t var_mode, uint64_t max_log_bytes,
+                        uint32_t max_log_files);
+int st_wire_pack_thread(msgpack_packer *pk, uint32_t tid, uint32_t name_sid);
+int st_wire_pack_frame(msgpack_packer *pk, uint32_t frame_id, uint32_t tid,
+                       uint32_t parent_id, uint32_t file_sid,
+                       uint32_t func_sid, uint32_t scope_id, uint32_t flags);
+/*
+ * Starts a STEP message; follow it with the globals diff and the locals
+ * diff, each either st_wire_pack_nil() or st_wire_pack_diff_begin(n)
+ * followed by n st_wire_pack_var_set / st_wire_pack_var_del calls.
+ */
+int st_wire_pack_step_begin(msgpack_packer *pk, uint32_t region_id,
+                            uint32_t frame_id, uint32_t lineno,
+                            uint64_t runtime_ns);
+int st_wire_pack_nil(msgpack_packer *pk);
+int st_wire_pack_diff_begin(msgpack_packer *pk, size_t n);
+int st_wire_pack_var_set(msgpack_packer *pk, uint32_t name_sid,
+                         uint32_t type_sid, const char *value, size_t n);
+int st_wire_pack_var_del(msgpack_packer *pk, uint32_t name_sid);
+int st_wire_pack_frame_end(msgpack_packer *pk, uint32_t frame_id);
+int st_wire_pack_region_end(msgpack_packer *pk, uint32_t region_id);
+int st_wire_pack_flush(msgpack_packer *pk, uint64_t token);
+int st_wire_pack_lost(msgpack_packer *pk, uint32_t region_id,
+                      uint64_t count);
+int st_wire_pack_exc(msgpack_packer *pk, uint32_t region_id,
+                     uint32_t frame_id, uint32_t lineno, uint32_t type_sid,
+                     const char *msg, size_t n);
+int st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
+                     const char *msg, size_t n);
+
+#endif /* STEPTRACE_COMMON_WIRE_H */

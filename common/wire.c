@@ -1,0 +1,606 @@
+/*
+ * Wire protocol: framing, validation, encoding and decoding.  See
+ * steptrace/wire.h and PROTOCOL.md.
+ */
+#include "steptrace/wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "steptrace/error.h"
+
+int64_t
+st_wire_frame_len(const unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t max)
+{
+    uint32_t len = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
+                   ((uint32_t)hdr[2] << 8) | (uint32_t)hdr[3];
+
+    if (max == 0)
+        max = ST_WIRE_MAX_FRAME;
+    if (len == 0)
+        return ST_EMALFORMED;
+    if (len > max)
+        return ST_ETOOBIG;
+    return (int64_t)len;
+}
+
+void
+st_wire_put_header(unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t len)
+{
+    hdr[0] = (unsigned char)(len >> 24);
+    hdr[1] = (unsigned char)(len >> 16);
+    hdr[2] = (unsigned char)(len >> 8);
+    hdr[3] = (unsigned char)len;
+}
+
+/* Big-endian read of n (1, 2, 4) bytes. */
+static uint32_t
+wire_be(const unsigned char *p, int n)
+{
+    uint32_t v = 0;
+    int i;
+
+    for (i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*
+ * Walks one msgpack object at *off, checking every declared length against
+ * the bytes present.  Arrays are walked with an explicit stack of remaining
+ * element counts, so hostile nesting costs no recursion.
+ */
+static int
+wire_validate_one(const unsigned char *p, size_t len, size_t *off)
+{
+    uint32_t remaining[ST_WIRE_MAX_DEPTH + 1];
+    int depth = 0;
+    size_t o = *off;
+    int top = 1;
+
+    for (;;) {
+        unsigned char c;
+        size_t skip = 0; /* Payload bytes after the type byte(s). */
+        uint32_t count = 0;
+        int is_array = 0;
+        int lenbytes = 0;
+
+        if (o >= len)
+            return ST_ETRUNCATED;
+        c = p[o++];
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            skip = 0;
+        }
+        else if (c >= 0x90 && c <= 0x9f) {
+            is_array = 1;
+            count = c & 0x0f;
+        }
+        else if (c >= 0xa0 && c <= 0xbf) {
+            skip = c & 0x1f;
+        }
+        else {
+            switch (c) {
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: case 0xca: skip = 4; break;
+            case 0xcf: case 0xd3: case 0xcb: skip = 8; break;
+            case 0xc4: case 0xd9: lenbytes = 1; break;
+            case 0xc5: case 0xda: lenbytes = 2; break;
+            case 0xc6: case 0xdb: lenbytes = 4; break;
+            case 0xdc: is_array = 1; lenbytes = 2; break;
+            case 0xdd: is_array = 1; lenbytes = 4; break;
+            case 0xc1:
+                return ST_EMALFORMED;
+            default:
+                /* Maps and extension types are never sent. */
+                return ST_EBADTYPE;
+            }
+            if (lenbytes) {
+                uint32_t n;
+
+                if (len - o < (size_t)lenbytes)
+                    return ST_ETRUNCATED;
+                n = wire_be(p + o, lenbytes);
+                o += (size_t)lenbytes;
+                if (is_array)
+                    count = n;
+                else
+                    skip = n;
+            }
+        }
+        if (top && !is_array)
+            return ST_EBADTYPE;
+        top = 0;
+        if (is_array) {
+            if (count > ST_WIRE_MAX_COUNT)
+                return ST_ETOOBIG;
+            /* Each element takes at least one byte. */
+            if (count > len - o)
+                return ST_ETRUNCATED;
+            if (depth == ST_WIRE_MAX_DEPTH)
+                return ST_EDEPTH;
+            remaining[depth++] = count;
+        }
+        else {
+            if (skip > len - o)
+                return ST_ETRUNCATED;
+            o += skip;
+        }
+        /* One element of the enclosing array is done; pop finished ones. */
+        if (!is_array && depth == 0)
+            break;
+        if (!is_array)
+            remaining[depth - 1]--;
+        while (depth > 0 && remaining[depth - 1] == 0) {
+            depth--;
+            if (depth > 0)
+                remaining[depth - 1]--;
+        }
+        if (depth == 0)
+            break;
+    }
+    *off = o;
+    return 0;
+}
+
+int
+st_wire_validate(const char *p, size_t len)
+{
+    size_t off = 0;
+    int n = 0;
+
+    if (len == 0)
+        return ST_ETRUNCATED;
+    while (off < len) {
+        int r = wire_validate_one((const unsigned char *)p, len, &off);
+
+        if (r < 0)
+            return r;
+        if (n == INT32_MAX)
+            return ST_ETOOBIG;
+        n++;
+    }
+    return n;
+}
+
+void
+st_wire_decoder_init(struct st_wire_decoder *d)
+{
+    memset(d, 0, sizeof(*d));
+    msgpack_unpacked_init(&d->unpacked);
+}
+
+void
+st_wire_decoder_close(struct st_wire_decoder *d)
+{
+    msgpack_unpacked_destroy(&d->unpacked);
+    free(d->vars);
+    d->vars = NULL;
+    d->vars_cap = 0;
+}
+
+void
+st_wire_decoder_reset(struct st_wire_decoder *d, const char *p, size_t len)
+{
+    d->data = p;
+    d->len = len;
+    d->off = 0;
+}
+
+static int
+get_u64(const msgpack_object *o, uint64_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return ST_EBADTYPE;
+    *out = o->via.u64;
+    return 0;
+}
+
+static int
+get_u32(const msgpack_object *o, uint32_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
+        return ST_EBADTYPE;
+    *out = (uint32_t)o->via.u64;
+    return 0;
+}
+
+static int
+get_str(const msgpack_object *o, struct st_str *out)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        out->p = o->via.str.ptr;
+        out->n = o->via.str.size;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        out->p = o->via.bin.ptr;
+        out->n = o->via.bin.size;
+        return 0;
+    }
+    return ST_EBADTYPE;
+}
+
+/* Reads the u32 fields f[first..first+n) into the pointers given. */
+static int
+get_u32s(const msgpack_object *f, uint32_t **outs, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (get_u32(&f[i], outs[i]) != 0)
+            return ST_EBADTYPE;
+    return 0;
+}
+
+/* Decodes a diff (nil or array of [name, type, value] / [name]) into the
+ * decoder's scratch array starting at index *used. */
+static int
+decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
+            size_t *used, size_t *count)
+{
+    const msgpack_object_array *a;
+    size_t i;
+
+    *count = 0;
+    if (o->type == MSGPACK_OBJECT_NIL) {
+        *has = 0;
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return ST_EBADTYPE;
+    *has = 1;
+    a = &o->via.array;
+    if (*used + a->size > d->vars_cap) {
+        size_t cap = d->vars_cap ? d->vars_cap : 16;
+        struct st_wire_var *v;
+
+        while (cap < *used + a->size)
+            cap *= 2;
+        v = realloc(d->vars, cap * sizeof(*v));
+        if (v == NULL)
+            return ST_ENOMEM;
+        d->vars = v;
+        d->vars_cap = cap;
+    }
+    for (i = 0; i < a->size; i++) {
+        const msgpack_object *e = &a->ptr[i];
+        struct st_wire_var *v = &d->vars[*used + i];
+
+        if (e->type != MSGPACK_OBJECT_ARRAY)
+            return ST_EBADTYPE;
+        memset(v, 0, sizeof(*v));
+        if (e->via.array.size == 1) {
+            v->deleted = 1;
+            if (get_u32(&e->via.array.ptr[0], &v->name_sid) != 0)
+                return ST_EBADTYPE;
+        }
+        else if (e->via.array.size == 3) {
+            if (get_u32(&e->via.array.ptr[0], &v->name_sid) != 0 ||
+                get_u32(&e->via.array.ptr[1], &v->type_sid) != 0 ||
+                get_str(&e->via.array.ptr[2], &v->value) != 0)
+                return ST_EBADTYPE;
+        }
+        else {
+            return ST_EBADMSG;
+        }
+    }
+    *count = a->size;
+    *used += a->size;
+    return 0;
+}
+
+/* Field counts per message type, including the type itself. */
+static size_t
+msg_nfields(int type)
+{
+    switch (type) {
+    case ST_MSG_HELLO: return 4;
+    case ST_MSG_STR: return 3;
+    case ST_MSG_REGION: return 8;
+    case ST_MSG_THREAD: return 3;
+    case ST_MSG_FRAME: return 8;
+    case ST_MSG_STEP: return 7;
+    case ST_MSG_FRAME_END: return 2;
+    case ST_MSG_REGION_END: return 2;
+    case ST_MSG_FLUSH: return 2;
+    case ST_MSG_LOST: return 3;
+    case ST_MSG_EXC: return 6;
+    case ST_MSG_ACK: return 4;
+    default: return 0;
+    }
+}
+
+static int
+decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
+              struct st_msg *m)
+{
+    size_t used = 0;
+    int r = 0;
+
+    switch (m->type) {
+    case ST_MSG_HELLO:
+        if (get_u32(&f[1], &m->u.hello.version) != 0 ||
+            get_u64(&f[2], &m->u.hello.pid) != 0 ||
+            get_str(&f[3], &m->u.hello.program) != 0)
+            return ST_EBADTYPE;
+        return 0;
+    case ST_MSG_STR:
+        if (get_u32(&f[1], &m->u.str.sid) != 0 ||
+            get_str(&f[2], &m->u.str.text) != 0)
+            return ST_EBADTYPE;
+        return 0;
+    case ST_MSG_REGION:
+        if (get_u32(&f[1], &m->u.region.region_id) != 0 ||
+            get_u32(&f[2], &m->u.region.tracer_id) != 0 ||
+            get_str(&f[3], &m->u.region.log_dir) != 0 ||
+            get_u32(&f[4], &m->u.region.level) != 0 ||
+            get_u32(&f[5], &m->u.region.var_mode) != 0 ||
+            get_u64(&f[6], &m->u.region.max_log_bytes) != 0 ||
+            get_u32(&f[7], &m->u.region.max_log_files) != 0)
+            return ST_EBADTYPE;
+        return 0;
+    case ST_MSG_THREAD: {
+        uint32_t *outs[] = {&m->u.thread.tid, &m->u.thread.name_sid};
+        return get_u32s(f + 1, outs, 2);
+    }
+    case ST_MSG_FRAME: {
+        uint32_t *outs[] = {&m->u.frame.frame_id, &m->u.frame.tid,
+                            &m->u.frame.parent_id, &m->u.frame.file_sid,
+                            &m->u.frame.func_sid, &m->u.frame.scope_id,
+                            &m->u.frame.flags};
+        return get_u32s(f + 1, outs, 7);
+    }
+    case ST_MSG_STEP: {
+        uint32_t *outs[] = {&m->u.step.region_id, &m->u.step.frame_id,
+                            &m->u.step.lineno};
+        size_t gstart;
+
+        if (get_u32s(f + 1, outs, 3) != 0 ||
+            get_u64(&f[4], &m->u.step.runtime_ns) != 0)
+            return ST_EBADTYPE;
+        r = decode_diff(d, &f[5], &m->u.step.has_globals, &used,
+                        &m->u.step.nglobals);
+        if (r != 0)
+            return r;
+        gstart = 0;
+        r = decode_diff(d, &f[6], &m->u.step.has_locals, &used,
+                        &m->u.step.nlocals);
+        if (r != 0)
+            return r;
+        /* Set the pointers only now: decode_diff may move the scratch. */
+        m->u.step.globals = d->vars + gstart;
+        m->u.step.locals = d->vars + m->u.step.nglobals;
+        return 0;
+    }
+    case ST_MSG_FRAME_END:
+        return get_u32(&f[1], &m->u.frame_end.frame_id);
+    case ST_MSG_REGION_END:
+        return get_u32(&f[1], &m->u.region_end.region_id);
+    case ST_MSG_FLUSH:
+        return get_u64(&f[1], &m->u.flush.token);
+    case ST_MSG_LOST:
+        if (get_u32(&f[1], &m->u.lost.region_id) != 0 ||
+            get_u64(&f[2], &m->u.lost.count) != 0)
+            return ST_EBADTYPE;
+        return 0;
+    case ST_MSG_EXC: {
+        uint32_t *outs[] = {&m->u.exc.region_id, &m->u.exc.frame_id,
+                            &m->u.exc.lineno, &m->u.exc.type_sid};
+        if (get_u32s(f + 1, outs, 4) != 0 ||
+            get_str(&f[5], &m->u.exc.message) != 0)
+            return ST_EBADTYPE;
+        return 0;
+    }
+    case ST_MSG_ACK:
+        if (get_u64(&f[1], &m->u.ack.token) != 0 ||
+            get_u64(&f[2], &m->u.ack.errors) != 0)
+            return ST_EBADTYPE;
+        if (f[3].type == MSGPACK_OBJECT_NIL) {
+            m->u.ack.message.p = NULL;
+            m->u.ack.message.n = 0;
+            return 0;
+        }
+        return get_str(&f[3], &m->u.ack.message);
+    default:
+        return ST_EBADMSG;
+    }
+}
+
+int
+st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m)
+{
+    msgpack_unpack_return ret;
+    const msgpack_object *o;
+    uint64_t type;
+
+    if (d->off >= d->len)
+        return 0;
+    ret = msgpack_unpack_next(&d->unpacked, d->data, d->len, &d->off);
+    if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+        return ST_ENOMEM;
+    if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
+        return ST_EMALFORMED;
+    o = &d->unpacked.data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0)
+        return ST_EBADMSG;
+    if (get_u64(&o->via.array.ptr[0], &type) != 0)
+        return ST_EBADMSG;
+    memset(m, 0, sizeof(*m));
+    m->type = (int)(type > 255 ? 0 : type);
+    if (msg_nfields(m->type) == 0 ||
+        msg_nfields(m->type) != o->via.array.size)
+        return ST_EBADMSG;
+    return decode_fields(d, o->via.array.ptr, m) == 0 ? 1 : ST_EBADTYPE;
+}
+
+/* ---- Encoders ---- */
+
+static int
+pack_head(msgpack_packer *pk, int type)
+{
+    size_t n = msg_nfields(type);
+
+    if (msgpack_pack_array(pk, n) != 0)
+        return -1;
+    return msgpack_pack_uint8(pk, (uint8_t)type);
+}
+
+static int
+pack_bytes(msgpack_packer *pk, const char *s, size_t n)
+{
+    if (msgpack_pack_str(pk, n) != 0)
+        return -1;
+    return msgpack_pack_str_body(pk, s, n);
+}
+
+int
+st_wire_pack_hello(msgpack_packer *pk, uint64_t pid, const char *prog,
+                   size_t prog_len)
+{
+    if (pack_head(pk, ST_MSG_HELLO) || msgpack_pack_uint32(pk, ST_WIRE_VERSION)
+        || msgpack_pack_uint64(pk, pid))
+        return -1;
+    return pack_bytes(pk, prog, prog_len);
+}
+
+int
+st_wire_pack_str(msgpack_packer *pk, uint32_t sid, const char *s, size_t n)
+{
+    if (pack_head(pk, ST_MSG_STR) || msgpack_pack_uint32(pk, sid))
+        return -1;
+    return pack_bytes(pk, s, n);
+}
+
+int
+st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
+                    uint32_t tracer_id, const char *log_dir,
+                    size_t log_dir_len, uint32_t level, uint32_t var_mode,
+                    uint64_t max_log_bytes, uint32_t max_log_files)
+{
+    if (pack_head(pk, ST_MSG_REGION) || msgpack_pack_uint32(pk, region_id) ||
+        msgpack_pack_uint32(pk, tracer_id) ||
+        pack_bytes(pk, log_dir, log_dir_len) ||
+        msgpack_pack_uint32(pk, level) || msgpack_pack_uint32(pk, var_mode) ||
+        msgpack_pack_uint64(pk, max_log_bytes))
+        return -1;
+    return msgpack_pack_uint32(pk, max_log_files);
+}
+
+int
+st_wire_pack_thread(msgpack_packer *pk, uint32_t tid, uint32_t name_sid)
+{
+    if (pack_head(pk, ST_MSG_THREAD) || msgpack_pack_uint32(pk, tid))
+        return -1;
+    return msgpack_pack_uint32(pk, name_sid);
+}
+
+int
+st_wire_pack_frame(msgpack_packer *pk, uint32_t frame_id, uint32_t tid,
+                   uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
+                   uint32_t scope_id, uint32_t flags)
+{
+    if (pack_head(pk, ST_MSG_FRAME) || msgpack_pack_uint32(pk, frame_id) ||
+        msgpack_pack_uint32(pk, tid) || msgpack_pack_uint32(pk, parent_id) ||
+        msgpack_pack_uint32(pk, file_sid) || msgpack_pack_uint32(pk, func_sid)
+        || msgpack_pack_uint32(pk, scope_id))
+        return -1;
+    return msgpack_pack_uint32(pk, flags);
+}
+
+int
+st_wire_pack_step_begin(msgpack_packer *pk, uint32_t region_id,
+                        uint32_t frame_id, uint32_t lineno,
+                        uint64_t runtime_ns)
+{
+    if (pack_head(pk, ST_MSG_STEP) || msgpack_pack_uint32(pk, region_id) ||
+        msgpack_pack_uint32(pk, frame_id) || msgpack_pack_uint32(pk, lineno))
+        return -1;
+    return msgpack_pack_uint64(pk, runtime_ns);
+}
+
+int
+st_wire_pack_nil(msgpack_packer *pk)
+{
+    return msgpack_pack_nil(pk);
+}
+
+int
+st_wire_pack_diff_begin(msgpack_packer *pk, size_t n)
+{
+    return msgpack_pack_array(pk, n);
+}
+
+int
+st_wire_pack_var_set(msgpack_packer *pk, uint32_t name_sid,
+                     uint32_t type_sid, const char *value, size_t n)
+{
+    if (msgpack_pack_array(pk, 3) || msgpack_pack_uint32(pk, name_sid) ||
+        msgpack_pack_uint32(pk, type_sid))
+        return -1;
+    return pack_bytes(pk, value, n);
+}
+
+int
+st_wire_pack_var_del(msgpack_packer *pk, uint32_t name_sid)
+{
+    if (msgpack_pack_array(pk, 1))
+        return -1;
+    return msgpack_pack_uint32(pk, name_sid);
+}
+
+int
+st_wire_pack_frame_end(msgpack_packer *pk, uint32_t frame_id)
+{
+    if (pack_head(pk, ST_MSG_FRAME_END))
+        return -1;
+    return msgpack_pack_uint32(pk, frame_id);
+}
+
+int
+st_wire_pack_region_end(msgpack_packer *pk, uint32_t region_id)
+{
+    if (pack_head(pk, ST_MSG_REGION_END))
+        return -1;
+    return msgpack_pack_uint32(pk, region_id);
+}
+
+int
+st_wire_pack_flush(msgpack_packer *pk, uint64_t token)
+{
+    if (pack_head(pk, ST_MSG_FLUSH))
+        return -1;
+    return msgpack_pack_uint64(pk, token);
+}
+
+int
+st_wire_pack_lost(msgpack_packer *pk, uint32_t region_id, uint64_t count)
+{
+    if (pack_head(pk, ST_MSG_LOST) || msgpack_pack_uint32(pk, region_id))
+        return -1;
+    return msgpack_pack_uint64(pk, count);
+}
+
+int
+st_wire_pack_exc(msgpack_packer *pk, uint32_t region_id, uint32_t frame_id,
+                 uint32_t lineno, uint32_t type_sid, const char *msg,
+                 size_t n)
+{
+    if (pack_head(pk, ST_MSG_EXC) || msgpack_pack_uint32(pk, region_id) ||
+        msgpack_pack_uint32(pk, frame_id) || msgpack_pack_uint32(pk, lineno)
+        || msgpack_pack_uint32(pk, type_sid))
+        return -1;
+    return pack_bytes(pk, msg, n);
+}
+
+int
+st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
+                 const char *msg, size_t n)
+{
+    if (pack_head(pk, ST_MSG_ACK) || msgpack_pack_uint64(pk, token) ||
+        msgpack_pack_uint64(pk, errors))
+        return -1;
+    if (msg == NULL)
+        return msgpack_pack_nil(pk);
+    return pack_bytes(pk, msg, n);
+}
