@@ -1,0 +1,325 @@
+/*
+ * steptrace._agent: the Python-facing side of the agent.  The package's
+ * Tracer calls these; the per-event work lives in tracer.c.
+ *
+ * The agent's state is process-wide (one hook, one collector connection),
+ * so the module is a singleton by nature and uses single-phase init; its
+ * types are heap types.
+ */
+#include "agent.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+/* ---- Region: owns a struct st_region ---- */
+
+typedef struct {
+    PyObject_HEAD
+    struct st_region *r; /* Owned. */
+} RegionObject;
+
+static PyObject *RegionType;  /* Owned heap type. */
+static PyObject *HandleType;  /* Owned heap type. */
+static PyObject *handle;      /* Owned: the object sys.gettrace() shows. */
+static uint32_t next_region_id = 1;
+static uint32_t next_filter_id = 1;
+
+static void
+region_dealloc(RegionObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    st__region_free(self->r);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot region_slots[] = {
+    {Py_tp_dealloc, region_dealloc},
+    {Py_tp_doc, "A traced region's recording state (internal)."},
+    {0, NULL},
+};
+
+static PyType_Spec region_spec = {
+    .name = "steptrace._agent.Region",
+    .basicsize = sizeof(RegionObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = region_slots,
+};
+
+/* ---- TraceHandle: what sys.gettrace() returns while we trace ---- */
+
+/* Called only when someone re-installs us with sys.settrace(): forward the
+ * event to the C hook (slower, but correct) and keep tracing the frame. */
+static PyObject *
+handle_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    PyObject *frame, *arg;
+    const char *event;
+
+    if (!PyArg_ParseTuple(args, "OsO", &frame, &event, &arg))
+        return NULL;
+    if (PyFrame_Check(frame))
+        st__backend_dispatch((PyFrameObject *)frame, event);
+    return Py_NewRef(self);
+}
+
+static PyType_Slot handle_slots[] = {
+    {Py_tp_call, handle_call},
+    {Py_tp_doc, "steptrace's C trace function (as seen by sys.gettrace)."},
+    {0, NULL},
+};
+
+static PyType_Spec handle_spec = {
+    .name = "steptrace._agent.TraceHandle",
+    .basicsize = sizeof(PyObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = handle_slots,
+};
+
+/* ---- functions ---- */
+
+static PyObject *
+agent_connect(PyObject *mod, PyObject *args)
+{
+    const char *path, *program;
+    char err[512];
+
+    if (!PyArg_ParseTuple(args, "ss", &path, &program))
+        return NULL;
+    if (st__sender_connect(path, program, err, sizeof(err)) != 0) {
+        PyErr_SetString(PyExc_ConnectionError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+agent_connected(PyObject *mod, PyObject *unused)
+{
+    return PyBool_FromLong(st__sender_ok());
+}
+
+static PyObject *
+agent_close(PyObject *mod, PyObject *unused)
+{
+    st__sender_close();
+    Py_RETURN_NONE;
+}
+
+static char *
+dup_utf8(PyObject *s)
+{
+    const char *p = PyUnicode_AsUTF8(s);
+
+    return p ? strdup(p) : NULL;
+}
+
+/* Fills r->filter from the Python arguments.  @return 0 or -1 (raised). */
+static int
+region_set_filter(struct st_region *r, PyObject *workspace,
+                  PyObject *excluded, const char *pkgdir, const char *cwd,
+                  PyObject *functions)
+{
+    struct st_filter *f = &r->filter;
+    Py_ssize_t i, n;
+
+    f->id = next_filter_id++;
+    if (workspace != Py_None) {
+        f->workspace = dup_utf8(workspace);
+        if (f->workspace == NULL)
+            return -1;
+        f->ws_len = strlen(f->workspace);
+    }
+    n = PyTuple_GET_SIZE(excluded);
+    f->excluded = calloc((size_t)n + 1, sizeof(char *));
+    if (f->excluded == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        f->excluded[i] = dup_utf8(PyTuple_GET_ITEM(excluded, i));
+        if (f->excluded[i] == NULL)
+            return -1;
+        f->nexcluded++;
+    }
+    f->pkgdir = strdup(pkgdir);
+    f->cwd = strdup(cwd);
+    if (f->pkgdir == NULL || f->cwd == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    f->pkgdir_len = strlen(f->pkgdir);
+    if (functions != Py_None)
+        f->functions = PyFrozenSet_New(functions);
+    return functions != Py_None && f->functions == NULL ? -1 : 0;
+}
+
+static PyObject *
+agent_region(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"tracer_id", "log_dir", "level", "var_mode",
+                             "outputs", "repr_limit", "max_log_bytes",
+                             "max_log_files", "workspace", "excluded",
+                             "pkgdir", "cwd", "functions", "hidden_types",
+                             NULL};
+    unsigned int tracer_id, max_files;
+    PyObject *log_dir, *workspace, *excluded, *functions, *hidden;
+    int level, var_mode, outputs;
+    Py_ssize_t repr_limit;
+    unsigned long long max_bytes;
+    const char *pkgdir, *cwd;
+    RegionObject *ro;
+    struct st_region *r;
+
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kw, "IUiiinKIOO!ssOO!:region", kwlist, &tracer_id,
+            &log_dir, &level, &var_mode, &outputs, &repr_limit, &max_bytes,
+            &max_files, &workspace, &PyTuple_Type, &excluded, &pkgdir, &cwd,
+            &functions, &PyTuple_Type, &hidden))
+        return NULL;
+    if (repr_limit < 1) {
+        PyErr_SetString(PyExc_ValueError, "repr_limit must be at least 1");
+        return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return PyErr_NoMemory();
+    r->id = next_region_id++;
+    r->tracer_id = tracer_id;
+    r->level = level;
+    r->var_mode = var_mode;
+    r->outputs = outputs;
+    r->repr_limit = (size_t)repr_limit;
+    r->max_log_bytes = max_bytes;
+    r->max_log_files = max_files;
+    r->log_dir = Py_NewRef(log_dir);
+    r->hidden_types = Py_NewRef(hidden);
+    if (region_set_filter(r, workspace, excluded, pkgdir, cwd, functions)) {
+        st__region_free(r);
+        return NULL;
+    }
+    ro = PyObject_New(RegionObject, (PyTypeObject *)RegionType);
+    if (ro == NULL) {
+        st__region_free(r);
+        return NULL;
+    }
+    ro->r = r;
+    return (PyObject *)ro;
+}
+
+static int
+check_region(PyObject *o)
+{
+    if (!PyObject_TypeCheck(o, (PyTypeObject *)RegionType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a Region");
+        return -1;
+    }
+    return 0;
+}
+
+/* start(region): makes it the active region and installs the hook in the
+ * calling thread. */
+static PyObject *
+agent_start(PyObject *mod, PyObject *region)
+{
+    if (check_region(region) < 0)
+        return NULL;
+    st__region_activate(((RegionObject *)region)->r);
+    st__backend_start(handle);
+    Py_RETURN_NONE;
+}
+
+/* stop(region): removes the hook, ends the region and waits until the
+ * collector has written every record.  Returns (errors, message, lost). */
+static PyObject *
+agent_stop(PyObject *mod, PyObject *region)
+{
+    struct st_region *r;
+    uint64_t token, errors = 0, before;
+    char msg[600] = "";
+
+    if (check_region(region) < 0)
+        return NULL;
+    r = ((RegionObject *)region)->r;
+    if (st__active == r) {
+        st__backend_stop();
+        st__active = NULL;
+    }
+    before = st__sender_dropped();
+    token = st__region_finish(r);
+    if (token != 0 &&
+        st__sender_wait_ack(token, 30000, &errors, msg, sizeof(msg)) != 0)
+        errors++;
+    r->lost += st__sender_dropped() - before;
+    return Py_BuildValue("(Ksk)", (unsigned long long)(errors + r->errors),
+                         msg, (unsigned long)r->lost);
+}
+
+static PyObject *
+agent_after_fork_child(PyObject *mod, PyObject *unused)
+{
+    st__sender_after_fork_child();
+    st__active = NULL;
+    st__backend_stop();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef agent_methods[] = {
+    {"connect", agent_connect, METH_VARARGS,
+     "connect(path, program): connect to the collector (ConnectionError)."},
+    {"connected", agent_connected, METH_NOARGS,
+     "connected() -> bool: is the collector connection healthy?"},
+    {"close", agent_close, METH_NOARGS,
+     "close(): send what is queued and close the connection."},
+    {"region", (PyCFunction)(void (*)(void))agent_region,
+     METH_VARARGS | METH_KEYWORDS, "region(...) -> Region (internal)."},
+    {"start", agent_start, METH_O, "start(region): trace this thread."},
+    {"stop", agent_stop, METH_O,
+     "stop(region) -> (errors, message, lost): end and flush a region."},
+    {"after_fork_child", agent_after_fork_child, METH_NOARGS,
+     "Reset the agent in a forked child."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef agent_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "steptrace._agent",
+    .m_doc = "steptrace's in-process C agent.",
+    .m_size = -1,
+    .m_methods = agent_methods,
+};
+
+PyMODINIT_FUNC PyInit__agent(void);
+
+__attribute__((visibility("default"))) PyMODINIT_FUNC
+PyInit__agent(void)
+{
+    PyObject *m = PyModule_Create(&agent_module);
+
+    if (m == NULL)
+        return NULL;
+    if (st__tracer_init() != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "steptrace: cannot initialise");
+        goto error;
+    }
+    RegionType = PyType_FromSpec(&region_spec);
+    HandleType = PyType_FromSpec(&handle_spec);
+    if (RegionType == NULL || HandleType == NULL)
+        goto error;
+    handle = PyObject_New(PyObject, (PyTypeObject *)HandleType);
+    if (handle == NULL)
+        goto error;
+    if (PyModule_AddObjectRef(m, "handle", handle) < 0 ||
+        PyModule_AddObjectRef(m, "Region", RegionType) < 0 ||
+        PyModule_AddIntConstant(m, "PROTOCOL_VERSION", ST_WIRE_VERSION) < 0)
+        goto error;
+    return m;
+
+error:
+    Py_DECREF(m);
+    return NULL;
+}

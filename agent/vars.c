@@ -1,0 +1,365 @@
+/*
+ * Variable snapshots and diffs.  A snapshot holds, per shown variable, its
+ * rendered value (escaped and cut at repr_limit) and, for values of exact
+ * immutable builtin types, a reference to the value itself: the same object
+ * again cannot have changed, so it is not rendered again.  Mutable values
+ * are never referenced between steps (object lifetimes stay as untraced);
+ * they are rendered each step and compared as text.
+ */
+#include "agent.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Exact builtin types whose value cannot change while the object lives. */
+static int
+vars_is_immutable(PyObject *v)
+{
+    return PyLong_CheckExact(v) || PyUnicode_CheckExact(v) ||
+           PyFloat_CheckExact(v) || PyBool_Check(v) || v == Py_None ||
+           PyBytes_CheckExact(v) || PyComplex_CheckExact(v);
+}
+
+/* Is this name/value pair hidden from the log (SPEC section 3)? */
+static int
+vars_is_hidden(PyObject *name, PyObject *v, const struct st_region *r)
+{
+    Py_ssize_t n;
+    const char *s;
+
+    if (!PyUnicode_Check(name))
+        return 1;
+    s = PyUnicode_AsUTF8AndSize(name, &n);
+    if (s == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    if (n >= 4 && s[0] == '_' && s[1] == '_' && s[n - 1] == '_' &&
+        s[n - 2] == '_')
+        return 1;
+    if (PyModule_Check(v) || PyType_Check(v) || PyCFunction_Check(v))
+        return 1;
+    if (r->hidden_types != NULL) {
+        int h = PyObject_IsInstance(v, r->hidden_types);
+
+        if (h < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (h)
+            return 1;
+    }
+    return 0;
+}
+
+/* type(v).__name__ as a C string, for messages. */
+static const char *
+vars_type_name(PyObject *v)
+{
+    struct st_strent *e = st__strtab_type(Py_TYPE(v));
+
+    return e != NULL ? e->text : "?";
+}
+
+/*
+ * Renders str(v) escaped and cut at the region's repr_limit, into a new
+ * malloc'ed string.  Never raises.
+ */
+static char *
+vars_render(PyObject *v, const struct st_region *r, size_t *len_out)
+{
+    struct st_buf b;
+    PyObject *s = PyObject_Str(v);
+    const char *text;
+    Py_ssize_t n, nchars;
+
+    st_buf_init(&b);
+    if (s == NULL) {
+        PyObject *exc_s = NULL;
+        st_exc_state es;
+
+        ST_EXC_SAVE(es);
+#if PY_VERSION_HEX >= 0x030C0000
+        exc_s = es.exc ? PyObject_Str(es.exc) : NULL;
+#else
+        exc_s = es.value ? PyObject_Str(es.value) : NULL;
+#endif
+        st_buf_puts(&b, "<unprintable ");
+        st_buf_puts(&b, vars_type_name(v));
+        st_buf_puts(&b, ": ");
+        if (exc_s != NULL && (text = PyUnicode_AsUTF8AndSize(exc_s, &n)))
+            st_record_escape(&b, text, (size_t)n);
+        st_buf_puts(&b, ">");
+        Py_XDECREF(exc_s);
+        ST_EXC_RESTORE(es);
+        PyErr_Clear();
+        goto done;
+    }
+    nchars = PyUnicode_GetLength(s);
+    if ((size_t)nchars > r->repr_limit) {
+        PyObject *cut = PyUnicode_Substring(s, 0, (Py_ssize_t)r->repr_limit);
+
+        if (cut != NULL && (text = PyUnicode_AsUTF8AndSize(cut, &n))) {
+            st_record_escape(&b, text, (size_t)n);
+            st_buf_puts(&b, "... (");
+            st_buf_put_u64(&b, (uint64_t)nchars);
+            st_buf_puts(&b, " chars)");
+        }
+        Py_XDECREF(cut);
+    }
+    else {
+        text = PyUnicode_AsUTF8AndSize(s, &n);
+        if (text != NULL)
+            st_record_escape(&b, text, (size_t)n);
+    }
+    if (PyErr_Occurred()) {
+        /* Lone surrogates cannot be UTF-8 encoded: say so. */
+        PyErr_Clear();
+        b.len = 0;
+        st_buf_puts(&b, "<unprintable ");
+        st_buf_puts(&b, vars_type_name(v));
+        st_buf_puts(&b, ": not encodable as UTF-8>");
+    }
+    Py_DECREF(s);
+done:
+    if (b.oom) {
+        st_buf_close(&b);
+        *len_out = 0;
+        return strdup("");
+    }
+    st_buf_append(&b, "", 1); /* NUL for convenience; not counted. */
+    *len_out = b.len - 1;
+    return b.data;
+}
+
+static void
+snapent_clear(struct st_snapent *e)
+{
+    Py_CLEAR(e->name);
+    Py_CLEAR(e->imm);
+    free(e->value);
+    e->value = NULL;
+}
+
+void
+st__snapshot_clear(struct st_snapshot *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->n; i++)
+        snapent_clear(&s->ents[i]);
+    free(s->ents);
+    s->ents = NULL;
+    s->n = s->cap = 0;
+}
+
+void
+st__changes_reset(struct st_changes *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++)
+        free(c->c[i].old);
+    c->n = 0;
+}
+
+static struct st_change *
+changes_add(struct st_changes *c)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        struct st_change *p = realloc(c->c, cap * sizeof(*p));
+
+        if (p == NULL)
+            return NULL;
+        c->c = p;
+        c->cap = cap;
+    }
+    memset(&c->c[c->n], 0, sizeof(c->c[0]));
+    return &c->c[c->n++];
+}
+
+/* Finds name in the snapshot, trying `hint` first (dict order is stable,
+ * so the next entry is usually the one). */
+static long
+snapshot_find(struct st_snapshot *s, PyObject *name, size_t hint)
+{
+    size_t i;
+
+    if (hint < s->n && s->ents[hint].name == name)
+        return (long)hint;
+    for (i = 0; i < s->n; i++)
+        if (s->ents[i].name == name)
+            return (long)i;
+    for (i = 0; i < s->n; i++) {
+        int eq = PyUnicode_Compare(s->ents[i].name, name);
+
+        if (eq == 0)
+            return (long)i;
+        if (eq == -1 && PyErr_Occurred())
+            PyErr_Clear();
+    }
+    return -1;
+}
+
+/* Updates one variable; appends a change when it is new or changed. */
+static int
+snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
+               const struct st_region *r, struct st_changes *out,
+               size_t *hint)
+{
+    long i = snapshot_find(s, name, *hint);
+    struct st_snapent *e = NULL;
+    struct st_change *c;
+    struct st_strent *type_s;
+    char *value;
+    size_t len;
+
+    if (i >= 0) {
+        e = &s->ents[i];
+        e->seen = 1;
+        *hint = (size_t)i + 1;
+        if (e->imm != NULL && e->imm == v)
+            return 0;
+    }
+    type_s = st__strtab_type(Py_TYPE(v));
+    if (type_s == NULL)
+        return -1;
+    value = vars_render(v, r, &len);
+    if (value == NULL)
+        return -1;
+    if (i >= 0) {
+        if (e->type_s == type_s && e->value_len == len &&
+            memcmp(e->value, value, len) == 0) {
+            free(value);
+            Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
+            return 0;
+        }
+        c = changes_add(out);
+        if (c == NULL) {
+            free(value);
+            return -1;
+        }
+        c->kind = ST_VAR_CHANGED;
+        c->old = e->value;
+        c->old_len = e->value_len;
+    }
+    else {
+        if (s->n == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 8;
+            struct st_snapent *p = realloc(s->ents, cap * sizeof(*p));
+
+            if (p == NULL) {
+                free(value);
+                return -1;
+            }
+            s->ents = p;
+            s->cap = cap;
+        }
+        c = changes_add(out);
+        if (c == NULL) {
+            free(value);
+            return -1;
+        }
+        i = (long)s->n++;
+        e = &s->ents[i];
+        memset(e, 0, sizeof(*e));
+        e->name = Py_NewRef(name);
+        e->name_s = st__strtab_str(name);
+        e->seen = 1;
+        c->kind = ST_VAR_NEW;
+        *hint = (size_t)i + 1;
+    }
+    e->type_s = type_s;
+    e->value = value;
+    e->value_len = len;
+    Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
+    c->ent = e;
+    c->name_s = e->name_s;
+    return 0;
+}
+
+/* Removes entries not seen this step, recording [DELETED] changes. */
+static void
+snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
+{
+    size_t i, j = 0;
+
+    for (i = 0; i < s->n; i++) {
+        struct st_snapent *e = &s->ents[i];
+
+        if (!e->seen) {
+            struct st_change *c = changes_add(out);
+
+            if (c != NULL) {
+                c->kind = ST_VAR_DELETED;
+                c->name_s = e->name_s;
+            }
+            snapent_clear(e);
+            continue;
+        }
+        e->seen = 0;
+        if (i != j)
+            s->ents[j] = *e;
+        j++;
+    }
+    s->n = j;
+    /* Entries moved: fix the borrowed pointers the changes hold. */
+    for (i = 0; i < out->n; i++) {
+        struct st_change *c = &out->c[i];
+
+        if (c->ent == NULL)
+            continue;
+        for (j = 0; j < s->n; j++)
+            if (s->ents[j].name_s == c->name_s) {
+                c->ent = &s->ents[j];
+                break;
+            }
+    }
+}
+
+int
+st__snapshot_update(struct st_snapshot *s, PyObject *vars,
+                    const struct st_region *r, struct st_changes *out)
+{
+    size_t hint = 0;
+    PyObject *items = NULL;
+    Py_ssize_t pos = 0, k, n;
+    PyObject *name, *v;
+
+    if (PyDict_Check(vars)) {
+        while (PyDict_Next(vars, &pos, &name, &v)) {
+            if (vars_is_hidden(name, v, r))
+                continue;
+            /* str() may run user code that mutates the dict: hold refs. */
+            Py_INCREF(name);
+            Py_INCREF(v);
+            snapshot_visit(s, name, v, r, out, &hint);
+            Py_DECREF(v);
+            Py_DECREF(name);
+        }
+    }
+    else {
+        /* 3.13 frame-locals proxy: read a list of (name, value) pairs. */
+        items = PyMapping_Items(vars);
+        if (items == NULL) {
+            PyErr_Clear();
+            return -1;
+        }
+        n = PyList_GET_SIZE(items);
+        for (k = 0; k < n; k++) {
+            PyObject *pair = PyList_GET_ITEM(items, k);
+
+            if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2)
+                continue;
+            name = PyTuple_GET_ITEM(pair, 0);
+            v = PyTuple_GET_ITEM(pair, 1);
+            if (vars_is_hidden(name, v, r))
+                continue;
+            snapshot_visit(s, name, v, r, out, &hint);
+        }
+        Py_DECREF(items);
+    }
+    snapshot_sweep(s, out);
+    return 0;
+}

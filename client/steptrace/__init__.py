@@ -1,0 +1,11 @@
+"""steptrace: a line-by-line execution tracer for Python, written in C.
+
+A drop-in successor of python-steptrace 0.3.0: ``with Tracer(): ...`` or
+``@Tracer().trace`` records every executed line of your own code, with the
+call stack, timing and variables, into ``.tracer/tracer.log``.
+"""
+from .tracer import LogLevel, LogOutput, Tracer, VariableMode
+
+__version__ = "0.4.0"
+
+__all__ = ["Tracer", "LogLevel", "LogOutput", "VariableMode"]

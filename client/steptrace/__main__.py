@@ -1,0 +1,5 @@
+"""``python -m steptrace``: the steptrace command line."""
+from .cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Finding or starting the collector (steptraced) for this process tree.
+
+With STEPTRACE_SOCKET set, records go to the collector listening there.
+Without it (or when it does not answer), a private collector is started on a
+private socket, and STEPTRACE_SOCKET is exported so that child processes
+log into it too; it exits by itself once its last client is gone.
+"""
+import os
+import select
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+
+from . import _agent
+
+_lock = threading.Lock()
+_IDLE_EXIT_S = "2"
+_READY_TIMEOUT_S = 10.0
+
+
+class CollectorError(Exception):
+    """The collector could not be reached or started."""
+
+
+def _warn(msg):
+    try:
+        sys.stderr.write("steptrace: %s\n" % msg)
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def find_steptraced():
+    """Returns the path of the steptraced executable, or None."""
+    env = os.environ.get("STEPTRACED")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [
+        os.path.join(sysconfig.get_path("scripts"), "steptraced"),
+        os.path.join(sys.prefix, "bin", "steptraced"),
+        # prefix/lib/pythonX.Y/site-packages/steptrace -> prefix/bin
+        os.path.join(here, "..", "..", "..", "..", "bin", "steptraced"),
+        os.path.join(here, "..", "..", "..", "..", "..", "bin", "steptraced"),
+    ]
+    for c in candidates:
+        if os.access(c, os.X_OK):
+            return os.path.abspath(c)
+    return shutil.which("steptraced")
+
+
+def _program():
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+
+
+def _start_private():
+    exe = find_steptraced()
+    if exe is None:
+        raise CollectorError(
+            "cannot find the steptraced executable: install steptrace with pip "
+            "or set STEPTRACED to its path")
+    tmpdir = tempfile.mkdtemp(prefix="steptrace-")
+    sock = os.path.join(tmpdir, "steptraced.sock")
+    rfd, wfd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [exe, "--socket", sock, "--ready-fd", str(wfd),
+             "--idle-exit", _IDLE_EXIT_S, "--private"],
+            pass_fds=(wfd,), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    except OSError as e:
+        os.close(rfd)
+        os.close(wfd)
+        raise CollectorError("cannot start %s: %s" % (exe, e)) from None
+    os.close(wfd)
+    try:
+        ready, _, _ = select.select([rfd], [], [], _READY_TIMEOUT_S)
+        line = os.read(rfd, 64) if ready else b""
+    finally:
+        os.close(rfd)
+    if not line.startswith(b"ready"):
+        proc.poll()
+        raise CollectorError(
+            "the private collector %s did not start (exit status %s)"
+            % (exe, proc.returncode))
+    # The collector is not waited for: it exits by itself when idle.  Drop
+    # the Popen object's claim quietly so no ResourceWarning is issued.
+    proc.returncode = 0
+    return sock
+
+
+def ensure_connected():
+    """Connects the agent to a collector, starting a private one if needed.
+
+    Returns True when connected; on failure writes one warning to stderr
+    and returns False (file records are then counted as lost).
+    """
+    with _lock:
+        if _agent.connected():
+            return True
+        path = os.environ.get("STEPTRACE_SOCKET")
+        if path:
+            try:
+                _agent.connect(path, _program())
+                return True
+            except (ConnectionError, OSError) as e:
+                _warn("%s; starting a private collector instead (start "
+                      "steptraced there or unset STEPTRACE_SOCKET)" % e)
+        try:
+            path = _start_private()
+            _agent.connect(path, _program())
+        except (CollectorError, ConnectionError, OSError) as e:
+            _warn("%s; file output is disabled for this run" % e)
+            return False
+        os.environ["STEPTRACE_SOCKET"] = path
+        return True
+
+
+def _after_fork_child():
+    _agent.after_fork_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)

@@ -1,0 +1,277 @@
+"""The steptrace command line (SPEC section 6).
+
+    steptrace run SCRIPT [options] [-- script args]
+    python -m steptrace run SCRIPT [options] [-- script args]
+
+Options may stand before or after SCRIPT; tokens that are not steptrace
+options, and everything after ``--``, go to the script.  steptrace's own
+messages go to stderr; a bad option value or a missing script is a one-line
+error and exit status 2.
+"""
+import builtins
+import os
+import sys
+import types
+
+from .tracer import LogLevel, LogOutput, Tracer, VariableMode
+
+_PKGDIR = os.path.dirname(os.path.abspath(__file__))
+
+MAIN_HELP = """\
+usage: steptrace [--help] [--version] COMMAND ...
+
+steptrace: a line-by-line execution tracer for Python.
+
+commands:
+  run SCRIPT [options] [-- args]   trace SCRIPT as __main__ (see: steptrace run --help)
+
+Records go to the collector named by STEPTRACE_SOCKET, or to a private one
+started for this process tree.  The log is .tracer/tracer.log by default.
+"""
+
+RUN_HELP = """\
+usage: steptrace run SCRIPT [options] [-- script args]
+
+Run SCRIPT as __main__ with every executed line of your own code traced.
+Options may stand before or after SCRIPT; unknown tokens and everything
+after -- are passed to the script.  Choices are case-insensitive.
+
+options:
+  --log-level LEVEL         DEBUG, INFO, WARNING, ERROR or SILENT (default INFO)
+  --log-output DEST         FILE, STDOUT, STDERR, FILE_STDOUT or FILE_STDERR
+                            (default FILE)
+  --variable-mode MODE      ALL, CHANGED or NONE (default ALL)
+  --log-dir DIR             log directory, relative to the working directory
+                            (default .tracer)
+  --filter-workspace        trace only files under the script's directory
+                            (default)
+  --no-filter-workspace     trace every file but the standard library,
+                            site-packages and steptrace itself
+  --traceable-functions NAME [NAME ...]
+                            record only frames of functions with these names
+  --repr-limit N            characters shown per value (default 1000)
+  --max-log-bytes N         rotate the log beyond N bytes (0: never;
+                            default 104857600)
+  --max-log-files N         rotated files kept (default 10)
+  -h, --help                show this help and exit
+
+exit status: the script's own; 2 for a bad option or a missing script.
+"""
+
+
+class UsageError(Exception):
+    """A bad command line: reported in one line, exit status 2."""
+
+
+def _choice(cls, option):
+    def parse(text):
+        member = cls.__members__.get(text.strip().upper())
+        if member is None:
+            raise UsageError("invalid %s value %r: choose one of %s"
+                             % (option, text, ", ".join(cls.__members__)))
+        return member
+    return parse
+
+
+def _count(option, minimum):
+    def parse(text):
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise UsageError("invalid %s value %r: use a whole number, %d or "
+                             "more" % (option, text, minimum))
+        return value
+    return parse
+
+
+# option -> (setting, parser); parser None marks a flag with a fixed value.
+_VALUED = {
+    "--log-level": ("log_level", _choice(LogLevel, "--log-level")),
+    "--log-output": ("log_output", _choice(LogOutput, "--log-output")),
+    "--variable-mode": ("variable_mode",
+                        _choice(VariableMode, "--variable-mode")),
+    "--log-dir": ("log_dir", str),
+    "--repr-limit": ("repr_limit", _count("--repr-limit", 1)),
+    "--max-log-bytes": ("max_log_bytes", _count("--max-log-bytes", 0)),
+    "--max-log-files": ("max_log_files", _count("--max-log-files", 0)),
+}
+_FLAGS = {
+    "--filter-workspace": ("filter_workspace", True),
+    "--no-filter-workspace": ("filter_workspace", False),
+}
+
+
+def parse_run_args(argv):
+    """Splits `run` arguments into (settings, script, script_args)."""
+    settings = {}
+    script = None
+    script_args = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        if tok == "--":
+            script_args.extend(argv[i:])
+            break
+        name, eq, inline = tok.partition("=")
+        if name in _VALUED:
+            key, parse = _VALUED[name]
+            if eq:
+                value = inline
+            elif i < len(argv):
+                value = argv[i]
+                i += 1
+            else:
+                raise UsageError("%s needs a value" % name)
+            settings[key] = parse(value)
+        elif tok in _FLAGS:
+            key, value = _FLAGS[tok]
+            settings[key] = value
+        elif name == "--traceable-functions":
+            names = [inline] if eq else []
+            while not eq and i < len(argv) and not argv[i].startswith("-"):
+                if script is None and len(names) > 0 and \
+                        argv[i].endswith(".py"):
+                    break
+                names.append(argv[i])
+                i += 1
+            if not names:
+                raise UsageError("--traceable-functions needs at least one "
+                                 "function name")
+            settings["traceable_functions"] = names
+        elif tok in ("-h", "--help"):
+            settings["help"] = True
+        elif script is None and not tok.startswith("-"):
+            script = tok
+        else:
+            script_args.append(tok)
+    return settings, script, script_args
+
+
+def _check_log_dir(log_dir):
+    """Fails early when the log directory cannot be created or written."""
+    path = os.path.abspath(log_dir)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise UsageError("log directory %s exists and is not a directory: "
+                             "choose another --log-dir" % path)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError("log directory %s is not writable: fix its "
+                             "permissions or choose another --log-dir" % path)
+        return
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError("cannot create log directory %s (%s is not a "
+                         "writable directory): choose another --log-dir"
+                         % (path, parent))
+
+
+def _user_traceback(tb):
+    """Drops steptrace's own frames from the front of a traceback."""
+    while tb is not None and \
+            tb.tb_frame.f_code.co_filename.startswith(_PKGDIR + os.sep):
+        tb = tb.tb_next
+    return tb
+
+
+def _exit_status(exc):
+    """The status Python gives for sys.exit(code), printing a message."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code & 0xFF
+    try:
+        sys.stderr.write("%s\n" % (code,))
+        sys.stderr.flush()
+    except Exception:
+        pass
+    return 1
+
+
+def run_script(script, script_args, tracer):
+    """Runs `script` as __main__ under `tracer`; returns the exit status."""
+    path = os.path.abspath(script)
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as e:
+        raise UsageError("cannot open script %s: %s" % (script, e.strerror))
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = builtins
+    main.__loader__ = None
+    main.__spec__ = None
+    main.__cached__ = None
+    sys.modules["__main__"] = main
+    sys.argv = [script] + list(script_args)
+    if sys.path and sys.path[0] in ("", os.getcwd(), _PKGDIR):
+        sys.path[0] = os.path.dirname(path)
+    else:
+        sys.path.insert(0, os.path.dirname(path))
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+        with tracer:
+            exec(code, main.__dict__)
+    except SystemExit as e:
+        return _exit_status(e)
+    except KeyboardInterrupt as e:
+        sys.excepthook(type(e), e, _user_traceback(e.__traceback__))
+        return 130
+    except BaseException as e:  # noqa: B902 - the script's own exception
+        sys.excepthook(type(e), e, _user_traceback(e.__traceback__))
+        return 1
+    return 0
+
+
+def _cmd_run(argv):
+    settings, script, script_args = parse_run_args(argv)
+    if settings.pop("help", False):
+        sys.stdout.write(RUN_HELP)
+        return 0
+    if script is None:
+        raise UsageError("run needs a SCRIPT to trace: steptrace run "
+                         "script.py [options] [-- args]")
+    if not os.path.isfile(script):
+        raise UsageError("cannot find script %s: check the path" % script)
+    output = settings.get("log_output", LogOutput.FILE)
+    level = settings.get("log_level", LogLevel.INFO)
+    if output in (LogOutput.FILE, LogOutput.FILE_STDOUT,
+                  LogOutput.FILE_STDERR) and level < LogLevel.SILENT:
+        _check_log_dir(settings.get("log_dir", ".tracer"))
+    workspace = os.path.dirname(os.path.abspath(script))
+    tracer = Tracer(_workspace_override=workspace, **settings)
+    return run_script(script, script_args, tracer)
+
+
+def main(argv=None):
+    """Entry point of the `steptrace` command; exits with the status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv:
+            sys.stderr.write(MAIN_HELP)
+            status = 2
+        elif argv[0] in ("-h", "--help"):
+            sys.stdout.write(MAIN_HELP)
+            status = 0
+        elif argv[0] == "--version":
+            from . import __version__
+            sys.stdout.write("steptrace %s\n" % __version__)
+            status = 0
+        elif argv[0] == "run":
+            status = _cmd_run(argv[1:])
+        else:
+            raise UsageError("unknown command %r: use 'steptrace run SCRIPT' "
+                             "(see steptrace --help)" % argv[0])
+    except UsageError as e:
+        sys.stderr.write("steptrace: error: %s\n" % e)
+        status = 2
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    raise SystemExit(status)

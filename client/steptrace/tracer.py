@@ -1,0 +1,238 @@
+"""The public Tracer API (SPEC section 2)."""
+import functools
+import itertools
+import os
+import sys
+import sysconfig
+import threading
+from enum import IntEnum
+
+from . import _agent
+from ._collector import ensure_connected
+
+
+class LogLevel(IntEnum):
+    """How much is written: DEBUG adds ancestors; ERROR only exceptions."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    SILENT = 50
+
+
+class LogOutput(IntEnum):
+    """Where records go."""
+
+    FILE = 1
+    STDOUT = 2
+    STDERR = 3
+    FILE_STDOUT = 4
+    FILE_STDERR = 5
+
+
+class VariableMode(IntEnum):
+    """Which variables each record shows."""
+
+    ALL = 1
+    CHANGED = 2
+    NONE = 3
+
+
+_OUTPUT_BITS = {
+    LogOutput.FILE: 1,
+    LogOutput.STDOUT: 2,
+    LogOutput.STDERR: 4,
+    LogOutput.FILE_STDOUT: 1 | 2,
+    LogOutput.FILE_STDERR: 1 | 4,
+}
+_PKGDIR = os.path.dirname(os.path.abspath(__file__))
+_tracer_ids = itertools.count(1)
+_ON_FULL = ("block", "drop")
+
+
+def _coerce_enum(cls, value, param):
+    """Accepts a member, its int value or its name (any case)."""
+    if isinstance(value, str) and not isinstance(value, IntEnum):
+        member = cls.__members__.get(value.strip().upper())
+        if member is not None:
+            return member
+    elif isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return cls(value)
+        except ValueError:
+            pass
+    valid = ", ".join("%s (%d)" % (m.name, m.value) for m in cls)
+    raise ValueError("invalid %s %r: valid values are %s" % (param, value, valid))
+
+
+def _excluded_paths():
+    """Directories never traced: the standard library and site packages."""
+    paths = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            paths.add(os.path.realpath(p))
+            paths.add(os.path.abspath(p))
+    for p in sys.path:
+        if p and os.path.basename(p) in ("site-packages", "dist-packages"):
+            paths.add(os.path.abspath(p))
+    return tuple(sorted(paths))
+
+
+def _caller_workspace(depth):
+    """The directory of the file `depth` frames up, where the Tracer is made."""
+    try:
+        filename = sys._getframe(depth + 1).f_code.co_filename
+    except ValueError:
+        filename = "<unknown>"
+    if filename and not filename.startswith("<"):
+        return os.path.dirname(os.path.abspath(filename))
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if main_file:
+        return os.path.dirname(os.path.abspath(main_file))
+    return os.getcwd()
+
+
+class Tracer:
+    """Records every executed line of the user's code in a region.
+
+    Use it as a context manager (``with Tracer(): ...``, whose callees are
+    traced) or as a decorator (``@Tracer().trace``).  The positional order
+    of python-steptrace 0.3.0 is kept.
+    """
+
+    def __init__(self, filter_workspace=True, log_dir=".tracer",
+                 traceable_functions=None, log_level=LogLevel.INFO,
+                 log_output=LogOutput.FILE, variable_mode=VariableMode.ALL,
+                 _workspace_override=None, *, tracable_functions=None,
+                 repr_limit=1000, max_log_bytes=100 * 1024 * 1024,
+                 max_log_files=10, on_full="block"):
+        if traceable_functions is None:
+            traceable_functions = tracable_functions
+        self.filter_workspace = bool(filter_workspace)
+        self.log_dir = os.fspath(log_dir)
+        self.traceable_functions = (
+            None if traceable_functions is None
+            else [str(f) for f in traceable_functions])
+        self.log_level = _coerce_enum(LogLevel, log_level, "log_level")
+        self.log_output = _coerce_enum(LogOutput, log_output, "log_output")
+        self.variable_mode = _coerce_enum(VariableMode, variable_mode,
+                                          "variable_mode")
+        if isinstance(repr_limit, bool) or not isinstance(repr_limit, int) \
+                or repr_limit < 1:
+            raise ValueError("invalid repr_limit %r: use a whole number of "
+                             "characters, 1 or more" % (repr_limit,))
+        if isinstance(max_log_bytes, bool) or not isinstance(max_log_bytes, int) \
+                or max_log_bytes < 0:
+            raise ValueError("invalid max_log_bytes %r: use a byte count, 0 "
+                             "to disable rotation" % (max_log_bytes,))
+        if isinstance(max_log_files, bool) or not isinstance(max_log_files, int) \
+                or max_log_files < 0:
+            raise ValueError("invalid max_log_files %r: use a whole number, 0 "
+                             "or more" % (max_log_files,))
+        if on_full not in _ON_FULL:
+            raise ValueError("invalid on_full %r: valid values are 'block', "
+                             "'drop'" % (on_full,))
+        self.repr_limit = repr_limit
+        self.max_log_bytes = max_log_bytes
+        self.max_log_files = max_log_files
+        self.on_full = on_full
+        self.workspace = (os.path.abspath(_workspace_override)
+                          if _workspace_override else _caller_workspace(1))
+        self._id = next(_tracer_ids)
+        self._local = threading.local()
+
+    @property
+    def tracable_functions(self):
+        """0.3.0 spelling of traceable_functions."""
+        return self.traceable_functions
+
+    # -- regions --------------------------------------------------------
+
+    def _begin(self):
+        """Starts a region in the calling thread; returns its state."""
+        if self.log_level >= LogLevel.SILENT:
+            return None
+        outputs = _OUTPUT_BITS[self.log_output]
+        if outputs & 1 and not ensure_connected():
+            outputs &= ~1
+        functions = (None if self.traceable_functions is None
+                     else tuple(self.traceable_functions))
+        region = _agent.region(
+            tracer_id=self._id,
+            log_dir=os.path.abspath(self.log_dir),
+            level=int(self.log_level),
+            var_mode=int(self.variable_mode),
+            outputs=outputs,
+            repr_limit=self.repr_limit,
+            max_log_bytes=self.max_log_bytes,
+            max_log_files=self.max_log_files,
+            workspace=self.workspace if self.filter_workspace else None,
+            excluded=_excluded_paths(),
+            pkgdir=_PKGDIR,
+            cwd=os.getcwd(),
+            functions=functions,
+            hidden_types=(Tracer,),
+        )
+        prev = sys.gettrace()
+        _agent.start(region)
+        return (region, prev)
+
+    def _end(self, state):
+        if state is None:
+            return
+        region, prev = state
+        errors, message, lost = _agent.stop(region)
+        if prev is not None:
+            sys.settrace(prev)
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name, None)
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:
+                pass
+        if errors or lost:
+            parts = []
+            if message:
+                parts.append(message)
+            if lost:
+                parts.append("%d records were not written" % lost)
+            if not parts:
+                parts.append("%d trace writes failed" % errors)
+            try:
+                sys.stderr.write("steptrace: %s\n" % "; ".join(parts))
+            except Exception:
+                pass
+
+    def __enter__(self):
+        stack = self._stack()
+        stack.append(self._begin())
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        stack = self._stack()
+        if stack:
+            self._end(stack.pop())
+        return False
+
+    def _stack(self):
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def trace(self, func):
+        """Decorator: traces each call of `func` as a region of its own."""
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            # A recursive call inside a traced call is already traced.
+            if self._stack():
+                return func(*args, **kwargs)
+            with self:
+                return func(*args, **kwargs)
+
+        return wrapper
