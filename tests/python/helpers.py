@@ -1,0 +1,420 @@
+"""Shared helpers of the Python end-to-end tests (standard library only).
+
+The tests run real interpreters on real scripts written into temporary
+directories, against the steptrace package and the steptraced collector that
+tests/run-python-tests.sh installed: PYTHONPATH names the package, STEPTRACED
+the collector.  Nothing here imports steptrace into the test process itself.
+"""
+import os
+import re
+import select
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+PYTHON = sys.executable
+TIMEOUT = 60          # seconds for one traced program: a hang is a failure
+DASHES = "-" * 21
+
+# One regular expression per kind of line of a step record (SPEC section 3).
+HEADER_RE = re.compile(r"^-{21} Step ([1-9][0-9]*) -{21}$")
+RUNTIME_RE = re.compile(r"^Runtime: ([0-9]+\.[0-9]{4}) ms$")
+LOCATION_RE = re.compile(r"^(/[^\n]*)::([^\s:]+) -- line ([1-9][0-9]*)$")
+SECTION_RE = re.compile(
+    r"^------> (Global|Local) (variables|variable changes) <------$")
+VAR_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ([A-Za-z_][A-Za-z0-9_]*) :: (.*)$")
+NEW_RE = re.compile(r"^\[NEW\] ([A-Za-z_][A-Za-z0-9_]*): ([A-Za-z_][A-Za-z0-9_]*) :: (.*)$")
+CHANGED_RE = re.compile(
+    r"^\[CHANGED\] ([A-Za-z_][A-Za-z0-9_]*): ([A-Za-z_][A-Za-z0-9_]*) :: (.*) -> (.*)$")
+DELETED_RE = re.compile(r"^\[DELETED\] ([A-Za-z_][A-Za-z0-9_]*)$")
+
+ADDR_RE = re.compile(r" at 0x[0-9a-f]+")
+RUNTIME_VALUE_RE = re.compile(r"^Runtime: [0-9]+\.[0-9]{4} ms", re.M)
+
+
+def dedent(text):
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def write(path, text, mode=0o644):
+    """Writes dedented `text` to `path` (creating parent dirs); returns path."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(dedent(text))
+    os.chmod(path, mode)
+    return path
+
+
+def read(path):
+    with open(path, "r", encoding="utf-8") as f:
+        return f.read()
+
+
+def environ(**changes):
+    """os.environ (PYTHONPATH, STEPTRACED, ... pass through) with changes;
+    a value of None removes the variable.  STEPTRACE_SOCKET is removed
+    unless given, so each test chooses its collector explicitly."""
+    env = dict(os.environ)
+    env.pop("STEPTRACE_SOCKET", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONSTARTUP", None)
+    for k, v in changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
+class Result:
+    def __init__(self, args, returncode, stdout, stderr):
+        self.args = args
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __repr__(self):
+        return ("Result(args=%r, returncode=%r,\n--- stdout ---\n%s\n"
+                "--- stderr ---\n%s)" % (self.args, self.returncode,
+                                         self.stdout[-3000:],
+                                         self.stderr[-3000:]))
+
+
+def run(args, cwd, env=None, timeout=TIMEOUT, input=None):
+    """Runs a real process to its end; a hang fails the calling test."""
+    try:
+        p = subprocess.run(args, cwd=cwd, env=env if env is not None else environ(),
+                           input=input, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("%r did not finish within %d s (a hang)\n"
+                             "stdout: %r\nstderr: %r"
+                             % (args, timeout, e.stdout, e.stderr)) from None
+    return Result(args, p.returncode,
+                  p.stdout.decode("utf-8", "backslashreplace"),
+                  p.stderr.decode("utf-8", "backslashreplace"))
+
+
+def steptrace_run(cwd, *args, env=None, timeout=TIMEOUT):
+    """`python -m steptrace run ARGS...` in cwd."""
+    return run([PYTHON, "-m", "steptrace", "run"] + list(args), cwd,
+               env=env, timeout=timeout)
+
+
+def python(cwd, *args, env=None, timeout=TIMEOUT):
+    """`python ARGS...` in cwd (a script that uses the Tracer API)."""
+    return run([PYTHON] + list(args), cwd, env=env, timeout=timeout)
+
+
+def steptraced_path():
+    return os.environ.get("STEPTRACED") or ""
+
+
+def require_collector(test):
+    """Skips `test` when the runner did not provide a collector binary."""
+    exe = steptraced_path()
+    if not exe or not os.access(exe, os.X_OK):
+        test.skipTest("STEPTRACED does not name an executable steptraced "
+                      "(run through tests/run-python-tests.sh)")
+    return exe
+
+
+class Collector:
+    """A real steptraced on a socket of our own, started with --ready-fd."""
+
+    def __init__(self, test, sock_path):
+        self.test = test
+        self.sock = sock_path
+        self.proc = None
+        self.exe = require_collector(test)
+        self.err_path = sock_path + ".stderr"
+
+    def start(self):
+        rfd, wfd = os.pipe()
+        err = open(self.err_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [self.exe, "--socket", self.sock, "--ready-fd", str(wfd)],
+                pass_fds=(wfd,), stdin=subprocess.DEVNULL,
+                stdout=err, stderr=err, close_fds=True)
+        finally:
+            os.close(wfd)
+            err.close()
+        try:
+            ready, _, _ = select.select([rfd], [], [], 15)
+            line = os.read(rfd, 64) if ready else b""
+        finally:
+            os.close(rfd)
+        if not line.startswith(b"ready"):
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("steptraced did not report ready on "
+                                 "--ready-fd (got %r); its output: %r"
+                                 % (line, self.stderr()))
+        self.test.addCleanup(self._kill)
+        return self
+
+    def stderr(self):
+        try:
+            return read(self.err_path)
+        except OSError:
+            return ""
+
+    def stop(self):
+        """SIGTERM; returns the exit status (waits at most 15 s)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("steptraced did not exit within 15 s of "
+                                 "SIGTERM")
+
+    def stop_and_check(self):
+        """Stops it and asserts exit status 0 and that the socket is gone."""
+        rc = self.stop()
+        self.test.assertEqual(rc, 0, "steptraced exit status after SIGTERM; "
+                              "its output: %r" % self.stderr())
+        self.test.assertFalse(os.path.exists(self.sock),
+                              "steptraced left its socket %s behind" % self.sock)
+
+    def _kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- the log format ---------------------------------------------------
+
+class Record:
+    """One step record, as parsed from the text log."""
+
+    def __init__(self, step, runtime, locations):
+        self.step = step
+        self.runtime = runtime
+        self.locations = locations      # [(file, func, line)], current last
+        self.sections = {}              # "Global"/"Local" -> [lines]
+        self.section_titles = []        # the full titles, in order
+        self.lines = []                 # every raw line of the record
+
+    @property
+    def file(self):
+        return self.locations[-1][0]
+
+    @property
+    def func(self):
+        return self.locations[-1][1]
+
+    @property
+    def line(self):
+        return self.locations[-1][2]
+
+    def vars(self, kind):
+        """{name: (type, value)} of an ALL-mode section ("Global"/"Local")."""
+        out = {}
+        for line in self.sections.get(kind, []):
+            m = VAR_RE.match(line)
+            if m is None:
+                raise AssertionError("not a variable line: %r" % line)
+            out[m.group(1)] = (m.group(2), m.group(3))
+        return out
+
+    def __repr__(self):
+        return "Record(step=%d, %s::%s line %d, sections=%r)" % (
+            self.step, self.file, self.func, self.line, self.sections)
+
+
+def parse_log(text):
+    """Parses a whole log of step records strictly.
+
+    Every line must match exactly one line kind's regular expression, in
+    the order SPEC section 3 gives: header, Runtime, one or more locations,
+    a blank line, then zero or more sections, each a title, one or more
+    variable lines and a blank line.  Raises AssertionError naming the
+    first line that does not fit; returns the list of Records.
+    """
+    if text == "":
+        return []
+    if not text.endswith("\n"):
+        raise AssertionError("log does not end with a newline: %r" % text[-200:])
+    lines = text[:-1].split("\n")
+    records = []
+    i = 0
+    n = len(lines)
+
+    def fail(msg):
+        lo = max(0, i - 3)
+        ctx = "\n".join("%5d| %s" % (k + 1, lines[k])
+                        for k in range(lo, min(n, i + 3)))
+        raise AssertionError("log line %d: %s\n%s" % (i + 1, msg, ctx))
+
+    while i < n:
+        start = i
+        m = HEADER_RE.match(lines[i])
+        if m is None:
+            fail("expected a step header")
+        step = int(m.group(1))
+        i += 1
+        if i >= n:
+            fail("record ends after its header")
+        m = RUNTIME_RE.match(lines[i])
+        if m is None:
+            fail("expected 'Runtime: X.XXXX ms'")
+        runtime = m.group(1)
+        i += 1
+        locs = []
+        while i < n and lines[i] != "":
+            m = LOCATION_RE.match(lines[i])
+            if m is None:
+                fail("expected a location line '<path>::<func> -- line N'")
+            locs.append((m.group(1), m.group(2), int(m.group(3))))
+            i += 1
+        if not locs:
+            fail("record without a location line")
+        if i >= n:
+            fail("location lines not followed by a blank line")
+        i += 1  # the blank line after the locations
+        rec = Record(step, runtime, locs)
+        while i < n and not HEADER_RE.match(lines[i]):
+            m = SECTION_RE.match(lines[i])
+            if m is None:
+                fail("expected a section title or the next step header")
+            kind = m.group(1)
+            if kind in rec.sections:
+                fail("section %s twice in one record" % kind)
+            if kind == "Global" and "Local" in rec.sections:
+                fail("Global section after the Local section")
+            rec.section_titles.append(lines[i])
+            i += 1
+            body = []
+            while i < n and lines[i] != "":
+                line = lines[i]
+                kinds = [r for r in (VAR_RE, NEW_RE, CHANGED_RE, DELETED_RE)
+                         if r.match(line)]
+                if m.group(2) == "variables":
+                    if not VAR_RE.match(line):
+                        fail("expected 'name: type :: value'")
+                elif not kinds or kinds[0] is VAR_RE:
+                    fail("expected [NEW], [CHANGED] or [DELETED] line")
+                body.append(line)
+                i += 1
+            if not body:
+                fail("empty section (empty sections are omitted)")
+            if i >= n:
+                fail("section not ended by a blank line")
+            i += 1  # blank line after the section
+            rec.sections[kind] = body
+        rec.lines = lines[start:i]
+        records.append(rec)
+    return records
+
+
+def split_regions(records):
+    """Splits records into regions: a region starts at Step 1."""
+    regions = []
+    for r in records:
+        if r.step == 1:
+            regions.append([])
+        if not regions:
+            raise AssertionError("log does not start at Step 1: %r" % r)
+        regions[-1].append(r)
+    return regions
+
+
+def assert_steps_contiguous(test, records, msg=""):
+    """Every region numbers its steps 1..n with no gap."""
+    for region in split_regions(records):
+        test.assertEqual([r.step for r in region],
+                         list(range(1, len(region) + 1)),
+                         "step numbers skip or repeat %s" % msg)
+
+
+def normalize_runtime(text):
+    return RUNTIME_VALUE_RE.sub("Runtime: #.#### ms", text)
+
+
+def normalize_addresses(text):
+    return ADDR_RE.sub(" at 0xADDR", text)
+
+
+def tracer_files(log_dir):
+    """The names of the .log files in log_dir, sorted."""
+    try:
+        return sorted(f for f in os.listdir(log_dir) if f.endswith(".log"))
+    except FileNotFoundError:
+        return []
+
+
+def proc_alive(pid):
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return False
+    state = data.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+def pids_with_arg(text):
+    """Pids of live processes whose command line contains `text`."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        if text in cmd and proc_alive(int(name)):
+            out.append(int(name))
+    return out
+
+
+def wait_until(predicate, timeout):
+    """Polls predicate() every 50 ms; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(0.05)
+
+
+def is_socket(path):
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+class TempDirTest(unittest.TestCase):
+    """Gives each test a fresh temporary directory, self.tmp."""
+
+    def setUp(self):
+        self._td = tempfile.TemporaryDirectory(prefix="steptrace-test-")
+        self.tmp = os.path.realpath(self._td.name)
+        self.addCleanup(self._td.cleanup)
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def script(self, name, text):
+        return write(self.path(name), text)
+
+    def log(self, name="tracer.log", log_dir=".tracer", cwd=None):
+        p = os.path.join(cwd or self.tmp, log_dir, name)
+        self.assertTrue(os.path.isfile(p), "no log file %s; the directory "
+                        "holds %r" % (p, tracer_files(os.path.dirname(p))))
+        return read(p)
+
+    def records(self, name="tracer.log", log_dir=".tracer", cwd=None):
+        return parse_log(self.log(name, log_dir, cwd))
