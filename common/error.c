@@ -1,7 +1,24 @@
 /* Names and messages for the error codes of steptrace/error.h. */
 #include "steptrace/error.h"
 
+#include <limits.h>
 #include <string.h>
+
+/* The symbolic name of a positive errno value ("ENOENT"), or "errno". */
+static const char *
+error_errno_name(int err)
+{
+#if defined(__GLIBC__) &&                                                    \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+    const char *name = strerrorname_np(err);
+
+    if (name != NULL)
+        return name;
+#else
+    (void)err;
+#endif
+    return "errno";
+}
 
 const char *
 st_err_name(int err)
@@ -13,7 +30,10 @@ st_err_name(int err)
         ST_ERRNO_MAP(XX)
 #undef XX
     default:
-        return err < 0 ? "errno" : "OK";
+        if (err >= 0)
+            return "OK";
+        /* -INT_MIN overflows; no errno value is that large anyway. */
+        return err == INT_MIN ? "errno" : error_errno_name(-err);
     }
 }
 
@@ -27,6 +47,8 @@ st_strerror(int err)
         ST_ERRNO_MAP(XX)
 #undef XX
     default:
-        return err < 0 ? strerror(-err) : "success";
+        if (err >= 0)
+            return "success";
+        return err == INT_MIN ? "unknown error" : strerror(-err);
     }
 }
