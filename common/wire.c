@@ -413,6 +413,7 @@ st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m)
     msgpack_unpack_return ret;
     const msgpack_object *o;
     uint64_t type;
+    int r;
 
     if (d->off >= d->len)
         return 0;
@@ -431,7 +432,10 @@ st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m)
     if (msg_nfields(m->type) == 0 ||
         msg_nfields(m->type) != o->via.array.size)
         return ST_EBADMSG;
-    return decode_fields(d, o->via.array.ptr, m) == 0 ? 1 : ST_EBADTYPE;
+    /* Pass decode_fields()'s code through: ST_ENOMEM is not the peer's
+     * fault, and a diff entry of the wrong length is ST_EBADMSG. */
+    r = decode_fields(d, o->via.array.ptr, m);
+    return r == 0 ? 1 : r;
 }
 
 /* ---- Encoders ---- */
