@@ -20,6 +20,7 @@ typedef Suite *(*suite_fn)(void);
 static const suite_fn suites[] = {
 #if defined(ST_TEST_AREA_COMMON)
     wire_suite,
+    record_suite,
     error_suite,
 #elif defined(ST_TEST_AREA_DAEMON)
     daemon_suite,
