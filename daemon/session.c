@@ -1,0 +1,450 @@
+/*
+ * Per-connection protocol state (PROTOCOL.md "Semantics"): the string,
+ * thread, frame, scope, region and tracer tables, and the application of
+ * each message to them.  STEP messages are rendered here with the shared
+ * formatter into the tracer's sink.
+ *
+ * Every id comes from the peer: a reference to an id that was never
+ * defined is a protocol error (the caller closes the connection), never a
+ * crash.  Strings and values are stored escaped (st_record_escape is the
+ * identity on text that is already escaped), so one variable is always
+ * one line whatever the agent sends.
+ */
+#include "daemon.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "steptrace/error.h"
+
+void
+st__session_init(struct st_conn *c)
+{
+    st__idmap_init(&c->strings);
+    st__idmap_init(&c->threads);
+    st__idmap_init(&c->frames);
+    st__idmap_init(&c->scopes);
+    st__idmap_init(&c->regions);
+    st__idmap_init(&c->sinks);
+}
+
+static void
+session_frame_free(struct st_frame *f)
+{
+    st_varstate_close(&f->locals);
+    free(f);
+}
+
+void
+st__session_close(struct st_conn *c)
+{
+    size_t it;
+    void *v;
+
+    for (it = 0; (v = st__idmap_next(&c->strings, &it)) != NULL;)
+        free(v);
+    for (it = 0; (v = st__idmap_next(&c->threads, &it)) != NULL;)
+        free(v);
+    for (it = 0; (v = st__idmap_next(&c->frames, &it)) != NULL;)
+        session_frame_free(v);
+    for (it = 0; (v = st__idmap_next(&c->scopes, &it)) != NULL;) {
+        st_varstate_close(&((struct st_scope *)v)->vars);
+        free(v);
+    }
+    for (it = 0; (v = st__idmap_next(&c->regions, &it)) != NULL;)
+        free(v);
+    for (it = 0; (v = st__idmap_next(&c->sinks, &it)) != NULL;)
+        st__sink_free(v);
+    st__idmap_close(&c->strings);
+    st__idmap_close(&c->threads);
+    st__idmap_close(&c->frames);
+    st__idmap_close(&c->scopes);
+    st__idmap_close(&c->regions);
+    st__idmap_close(&c->sinks);
+}
+
+/* ---- helpers ---- */
+
+const struct st_string *
+st__session_str(const struct st_conn *c, uint32_t sid)
+{
+    return sid == 0 ? NULL : st__idmap_get(&c->strings, sid);
+}
+
+int
+st__escape(struct st_scratch *sc, const char *p, size_t n, const char **out,
+           size_t *outn)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+
+        if (ch < 0x20 || ch == 0x7f)
+            break;
+    }
+    if (i == n) {
+        *out = p;
+        *outn = n;
+        return 0;
+    }
+    sc->esc.len = 0;
+    if (st_record_escape(&sc->esc, p, n) != 0) {
+        /* The buffer's oom flag is sticky: start afresh next time. */
+        st_buf_close(&sc->esc);
+        return ST_ENOMEM;
+    }
+    *out = sc->esc.data;
+    *outn = sc->esc.len;
+    return 0;
+}
+
+/* ---- definitions: STR, THREAD, FRAME, REGION ---- */
+
+static int
+session_on_str(struct st_conn *c, const struct st_msg *m)
+{
+    uint32_t sid = m->u.str.sid;
+    struct st_string *s;
+    const char *p;
+    size_t n;
+    int r;
+
+    if (sid == 0) {
+        st__conn_detail(c, "STR defines id 0, which means \"none\"");
+        return ST_ESTATE;
+    }
+    if (st__idmap_get(&c->strings, sid) != NULL) {
+        st__conn_detail(c, "STR %u defined twice", sid);
+        return ST_ESTATE;
+    }
+    r = st__escape(&c->srv->scratch, m->u.str.text.p, m->u.str.text.n, &p,
+                   &n);
+    if (r != 0)
+        return r;
+    s = malloc(sizeof(*s) + n + 1);
+    if (s == NULL)
+        return ST_ENOMEM;
+    s->n = n;
+    memcpy(s->p, p, n);
+    s->p[n] = '\0';
+    r = st__idmap_put(&c->strings, sid, s);
+    if (r != 0)
+        free(s);
+    return r;
+}
+
+static int
+session_on_thread(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_thread *t;
+    int r;
+
+    if (st__session_str(c, m->u.thread.name_sid) == NULL) {
+        st__conn_detail(c, "THREAD %u names string %u", m->u.thread.tid,
+                        m->u.thread.name_sid);
+        return ST_ENOSTR;
+    }
+    t = st__idmap_get(&c->threads, m->u.thread.tid);
+    if (t != NULL) {
+        /* A renamed thread: later records show the new name. */
+        t->name_sid = m->u.thread.name_sid;
+        return 0;
+    }
+    t = malloc(sizeof(*t));
+    if (t == NULL)
+        return ST_ENOMEM;
+    t->name_sid = m->u.thread.name_sid;
+    r = st__idmap_put(&c->threads, m->u.thread.tid, t);
+    if (r != 0)
+        free(t);
+    return r;
+}
+
+static int
+session_scope_get(struct st_conn *c, uint32_t scope_id,
+                  struct st_scope **out)
+{
+    struct st_scope *s = st__idmap_get(&c->scopes, scope_id);
+    int r;
+
+    if (s == NULL) {
+        s = malloc(sizeof(*s));
+        if (s == NULL)
+            return ST_ENOMEM;
+        st_varstate_init(&s->vars);
+        r = st__idmap_put(&c->scopes, scope_id, s);
+        if (r != 0) {
+            free(s);
+            return r;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+static int
+session_on_frame(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_frame *f;
+    struct st_scope *scope;
+    int r;
+
+    if (st__session_str(c, m->u.frame.file_sid) == NULL ||
+        st__session_str(c, m->u.frame.func_sid) == NULL) {
+        st__conn_detail(c, "FRAME %u names strings %u and %u",
+                        m->u.frame.frame_id, m->u.frame.file_sid,
+                        m->u.frame.func_sid);
+        return ST_ENOSTR;
+    }
+    r = session_scope_get(c, m->u.frame.scope_id, &scope);
+    if (r != 0)
+        return r;
+    f = st__idmap_get(&c->frames, m->u.frame.frame_id);
+    if (f != NULL) {
+        /* An id announced again without FRAME_END: a new frame. */
+        st_varstate_close(&f->locals);
+    }
+    else {
+        f = malloc(sizeof(*f));
+        if (f == NULL)
+            return ST_ENOMEM;
+        r = st__idmap_put(&c->frames, m->u.frame.frame_id, f);
+        if (r != 0) {
+            free(f);
+            return r;
+        }
+    }
+    f->id = m->u.frame.frame_id;
+    f->tid = m->u.frame.tid;
+    f->parent_id = m->u.frame.parent_id;
+    f->file_sid = m->u.frame.file_sid;
+    f->func_sid = m->u.frame.func_sid;
+    f->flags = m->u.frame.flags;
+    f->last_line = 0;
+    f->scope = scope;
+    st_varstate_init(&f->locals);
+    return 0;
+}
+
+static int
+session_region_check(struct st_conn *c, const struct st_msg *m)
+{
+    const struct st_str *dir = &m->u.region.log_dir;
+    uint32_t level = m->u.region.level;
+    uint32_t mode = m->u.region.var_mode;
+
+    if (st__idmap_get(&c->regions, m->u.region.region_id) != NULL) {
+        st__conn_detail(c, "REGION %u opened twice", m->u.region.region_id);
+        return ST_ESTATE;
+    }
+    if (level != ST_LEVEL_DEBUG && level != ST_LEVEL_INFO &&
+        level != ST_LEVEL_WARNING && level != ST_LEVEL_ERROR &&
+        level != ST_LEVEL_SILENT) {
+        st__conn_detail(c, "REGION level %u", level);
+        return ST_EBADTYPE;
+    }
+    if (mode != ST_VARMODE_ALL && mode != ST_VARMODE_CHANGED &&
+        mode != ST_VARMODE_NONE) {
+        st__conn_detail(c, "REGION var_mode %u", mode);
+        return ST_EBADTYPE;
+    }
+    /* Room is left for "/tracer_N.log.NNNN" so that no file name built
+     * from the directory is ever truncated. */
+    if (dir->n == 0 || dir->p[0] != '/' || dir->n > PATH_MAX - 64 ||
+        memchr(dir->p, '\0', dir->n) != NULL) {
+        st__conn_detail(c, "REGION log_dir is not a usable absolute path");
+        return ST_EBADTYPE;
+    }
+    return 0;
+}
+
+static int
+session_on_region(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg;
+    struct st_sink *sink;
+    int r;
+
+    r = session_region_check(c, m);
+    if (r != 0)
+        return r;
+    sink = st__idmap_get(&c->sinks, m->u.region.tracer_id);
+    if (sink == NULL) {
+        /* The first region of a tracer names its directory for good:
+         * later regions append to the same file (SPEC section 4). */
+        r = st__sink_new(c, m->u.region.tracer_id, m->u.region.log_dir.p,
+                         m->u.region.log_dir.n, &sink);
+        if (r != 0)
+            return r;
+        r = st__idmap_put(&c->sinks, m->u.region.tracer_id, sink);
+        if (r != 0) {
+            st__sink_free(sink);
+            return r;
+        }
+    }
+    st__sink_configure(sink, m->u.region.max_log_bytes,
+                       m->u.region.max_log_files);
+    rg = calloc(1, sizeof(*rg));
+    if (rg == NULL)
+        return ST_ENOMEM;
+    rg->id = m->u.region.region_id;
+    rg->tracer_id = m->u.region.tracer_id;
+    rg->level = m->u.region.level;
+    rg->var_mode = m->u.region.var_mode;
+    rg->sink = sink;
+    r = st__idmap_put(&c->regions, rg->id, rg);
+    if (r != 0)
+        free(rg);
+    return r;
+}
+
+/* ---- ends, barriers, counters ---- */
+
+static int
+session_on_frame_end(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_frame *f = st__idmap_del(&c->frames, m->u.frame_end.frame_id);
+
+    if (f == NULL) {
+        st__conn_detail(c, "FRAME_END for frame %u", m->u.frame_end.frame_id);
+        return ST_ESTATE;
+    }
+    session_frame_free(f);
+    return 0;
+}
+
+static int
+session_on_region_end(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg;
+    struct st_buf *b;
+
+    rg = st__idmap_del(&c->regions, m->u.region_end.region_id);
+    if (rg == NULL) {
+        st__conn_detail(c, "REGION_END for region %u",
+                        m->u.region_end.region_id);
+        return ST_ESTATE;
+    }
+    if (rg->lost > 0) {
+        b = st__sink_begin(rg->sink);
+        st_buf_puts(b, "[steptrace] ");
+        st_buf_put_u64(b, rg->lost);
+        st_buf_puts(b, " records lost in this region\n");
+        st__sink_commit(rg->sink);
+    }
+    st__sink_flush(rg->sink);
+    free(rg);
+    return 0;
+}
+
+static int
+session_on_flush(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_buf *b = &c->srv->scratch.reply;
+    msgpack_packer pk;
+    int r;
+
+    st__conn_flush(c);
+    b->len = 0;
+    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
+    r = st_wire_pack_ack(&pk, m->u.flush.token, c->errors,
+                         c->errors ? c->errmsg : NULL,
+                         c->errors ? strlen(c->errmsg) : 0);
+    if (r != 0) {
+        st_buf_close(b);
+        return ST_ENOMEM;
+    }
+    c->errors = 0;
+    c->errmsg[0] = '\0';
+    st__conn_send(c, b->data, b->len);
+    return 0;
+}
+
+static int
+session_on_lost(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg = st__idmap_get(&c->regions, m->u.lost.region_id);
+
+    if (rg == NULL) {
+        st__conn_detail(c, "LOST for region %u", m->u.lost.region_id);
+        return ST_ESTATE;
+    }
+    rg->lost = m->u.lost.count > UINT64_MAX - rg->lost
+                   ? UINT64_MAX
+                   : rg->lost + m->u.lost.count;
+    return 0;
+}
+
+static int
+session_on_exc(struct st_conn *c, const struct st_msg *m)
+{
+    /* Not rendered yet: only checked, so that a bad EXC is caught now. */
+    if (st__idmap_get(&c->regions, m->u.exc.region_id) == NULL ||
+        st__idmap_get(&c->frames, m->u.exc.frame_id) == NULL) {
+        st__conn_detail(c, "EXC for region %u frame %u", m->u.exc.region_id,
+                        m->u.exc.frame_id);
+        return ST_ESTATE;
+    }
+    if (m->u.exc.type_sid != 0 &&
+        st__session_str(c, m->u.exc.type_sid) == NULL) {
+        st__conn_detail(c, "EXC names string %u", m->u.exc.type_sid);
+        return ST_ENOSTR;
+    }
+    return 0;
+}
+
+static int
+session_on_hello(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_buf *b = &c->srv->scratch.reply;
+    msgpack_packer pk;
+
+    if (c->got_hello) {
+        st__conn_detail(c, "HELLO sent twice");
+        return ST_ESTATE;
+    }
+    if (m->u.hello.version != ST_WIRE_VERSION) {
+        st__conn_detail(c, "peer speaks version %u, this collector %d",
+                        m->u.hello.version, ST_WIRE_VERSION);
+        return ST_EVERSION;
+    }
+    c->got_hello = 1;
+    b->len = 0;
+    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
+    if (st_wire_pack_hello(&pk, (uint64_t)getpid(), "steptraced", 10) != 0) {
+        st_buf_close(b);
+        return ST_ENOMEM;
+    }
+    st__conn_send(c, b->data, b->len);
+    return 0;
+}
+
+int
+st__session_apply(struct st_conn *c, const struct st_msg *m)
+{
+    if (!c->got_hello && m->type != ST_MSG_HELLO) {
+        st__conn_detail(c, "first message is type %d, not HELLO", m->type);
+        return ST_ESTATE;
+    }
+    switch (m->type) {
+    case ST_MSG_HELLO: return session_on_hello(c, m);
+    case ST_MSG_STR: return session_on_str(c, m);
+    case ST_MSG_REGION: return session_on_region(c, m);
+    case ST_MSG_THREAD: return session_on_thread(c, m);
+    case ST_MSG_FRAME: return session_on_frame(c, m);
+    case ST_MSG_STEP: return st__step_apply(c, m);
+    case ST_MSG_FRAME_END: return session_on_frame_end(c, m);
+    case ST_MSG_REGION_END: return session_on_region_end(c, m);
+    case ST_MSG_FLUSH: return session_on_flush(c, m);
+    case ST_MSG_LOST: return session_on_lost(c, m);
+    case ST_MSG_EXC: return session_on_exc(c, m);
+    default:
+        st__conn_detail(c, "message type %d is not sent to the collector",
+                        m->type);
+        return ST_EBADMSG;
+    }
+}

@@ -1,0 +1,338 @@
+/*
+ * STEP messages: apply the variable diffs to the frame and scope state,
+ * build the record view (step number, runtime, thread, locations,
+ * variables in the region's mode) and render it with the shared
+ * formatter into the tracer's sink.  The LINE path of a busy program goes
+ * through here, so it allocates nothing once the scratch arrays have
+ * grown: views borrow the state and the string table.
+ */
+#include "daemon.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "steptrace/error.h"
+
+/*
+ * Returns `p` grown to hold at least `want` (and at least one) elements of
+ * `size` bytes, or NULL when out of memory (`p` is then left as it was).
+ */
+static void *
+step_grow(void *p, size_t *cap, size_t want, size_t size)
+{
+    size_t n = *cap ? *cap : 16;
+    void *np;
+
+    if (p != NULL && want <= *cap)
+        return p;
+    while (n < want)
+        n *= 2;
+    if (n > SIZE_MAX / size)
+        return NULL;
+    np = realloc(p, n * size);
+    if (np != NULL)
+        *cap = n;
+    return np;
+}
+
+static struct st_str
+step_str_view(const struct st_string *s)
+{
+    struct st_str v = {"", 0};
+
+    if (s != NULL) {
+        v.p = s->p;
+        v.n = s->n;
+    }
+    return v;
+}
+
+/* Every sid of a diff must be defined before anything is applied. */
+static int
+step_diff_check(struct st_conn *c, const struct st_wire_var *vars,
+                size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (st__session_str(c, vars[i].name_sid) == NULL ||
+            (!vars[i].deleted &&
+             st__session_str(c, vars[i].type_sid) == NULL)) {
+            st__conn_detail(c, "STEP variable names strings %u and %u",
+                            vars[i].name_sid, vars[i].type_sid);
+            return ST_ENOSTR;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Applies a diff to `state`.  Replaced and deleted values go to the dead
+ * list (reserved by the caller) rather than being freed, so that the
+ * views built here stay valid until the record is rendered.  With
+ * `views` != NULL, one CHANGED-mode line per entry is added to it.
+ */
+static int
+step_diff_apply(struct st_conn *c, struct st_varstate *state,
+                const struct st_wire_var *vars, size_t n,
+                struct st_var_view *views)
+{
+    struct st_scratch *sc = &c->srv->scratch;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const struct st_wire_var *w = &vars[i];
+        struct st_var_view *v = views != NULL ? &views[i] : NULL;
+        char *old = NULL;
+        size_t oldn = 0;
+        const char *val;
+        size_t valn;
+        long idx;
+        int r;
+
+        if (w->deleted) {
+            idx = st_varstate_find(state, w->name_sid);
+            if (idx >= 0) {
+                sc->dead[sc->ndead++] = state->ents[idx].value;
+                state->ents[idx].value = NULL;
+                st_varstate_del(state, w->name_sid);
+            }
+            if (v != NULL) {
+                memset(v, 0, sizeof(*v));
+                v->name = step_str_view(st__session_str(c, w->name_sid));
+                v->change = ST_VAR_DELETED;
+            }
+            continue;
+        }
+        r = st__escape(sc, w->value.p, w->value.n, &val, &valn);
+        if (r != 0)
+            return r;
+        r = st_varstate_set(state, w->name_sid, w->type_sid, val, valn, &old,
+                            &oldn);
+        if (r < 0)
+            return r;
+        if (r == 1)
+            sc->dead[sc->ndead++] = old;
+        if (v != NULL) {
+            idx = st_varstate_find(state, w->name_sid);
+            v->name = step_str_view(st__session_str(c, w->name_sid));
+            v->type = step_str_view(st__session_str(c, w->type_sid));
+            v->value.p = state->ents[idx].value;
+            v->value.n = state->ents[idx].value_len;
+            v->old.p = old != NULL ? old : "";
+            v->old.n = oldn;
+            v->change = r == 1 ? ST_VAR_CHANGED : ST_VAR_NEW;
+        }
+    }
+    return 0;
+}
+
+/* ALL mode: one line per variable of the state, in first-seen order. */
+static void
+step_state_views(struct st_conn *c, const struct st_varstate *state,
+                 struct st_var_view *views)
+{
+    size_t i;
+
+    for (i = 0; i < state->n; i++) {
+        const struct st_varent *e = &state->ents[i];
+
+        views[i].name = step_str_view(st__session_str(c, e->name_sid));
+        views[i].type = step_str_view(st__session_str(c, e->type_sid));
+        views[i].value.p = e->value;
+        views[i].value.n = e->value_len;
+        views[i].old.p = "";
+        views[i].old.n = 0;
+        views[i].change = ST_VAR_PLAIN;
+    }
+}
+
+static struct st_loc_view
+step_frame_loc(const struct st_conn *c, const struct st_frame *f,
+               uint32_t line)
+{
+    struct st_loc_view l;
+
+    l.file = step_str_view(st__session_str(c, f->file_sid));
+    l.func = step_str_view(st__session_str(c, f->func_sid));
+    l.line = line;
+    return l;
+}
+
+/* Location lines: at DEBUG the known ancestors, outermost first, each at
+ * its latest line; then the current frame. */
+static int
+step_locations(struct st_conn *c, const struct st_region *rg,
+               const struct st_frame *f, uint32_t lineno, size_t *nlocs)
+{
+    struct st_scratch *sc = &c->srv->scratch;
+    struct st_loc_view *locs;
+    size_t n = 0, i;
+    uint32_t pid = f->parent_id;
+
+    while (rg->level == ST_LEVEL_DEBUG && pid != 0 && n < ST_MAX_ANCESTORS) {
+        /* The walk is bounded: parent ids come from the peer and an id
+         * reused after FRAME_END can make them loop. */
+        const struct st_frame *p = st__idmap_get(&c->frames, pid);
+
+        if (p == NULL)
+            break;
+        locs = step_grow(sc->locs, &sc->loccap, n + 2, sizeof(*locs));
+        if (locs == NULL)
+            return ST_ENOMEM;
+        sc->locs = locs;
+        sc->locs[n++] = step_frame_loc(c, p, p->last_line);
+        pid = p->parent_id;
+    }
+    for (i = 0; i < n / 2; i++) {
+        struct st_loc_view t = sc->locs[i];
+
+        sc->locs[i] = sc->locs[n - 1 - i];
+        sc->locs[n - 1 - i] = t;
+    }
+    locs = step_grow(sc->locs, &sc->loccap, n + 1, sizeof(*locs));
+    if (locs == NULL)
+        return ST_ENOMEM;
+    sc->locs = locs;
+    sc->locs[n++] = step_frame_loc(c, f, lineno);
+    *nlocs = n;
+    return 0;
+}
+
+/* The "| thread <name>" suffix, once a second thread stepped. */
+static struct st_str
+step_thread(struct st_conn *c, struct st_region *rg,
+            const struct st_frame *f, char *tmp, size_t tmplen)
+{
+    struct st_str none = {NULL, 0}, name;
+    const struct st_thread *t;
+
+    if (!rg->seen_tid) {
+        rg->seen_tid = 1;
+        rg->first_tid = f->tid;
+    }
+    else if (f->tid != rg->first_tid) {
+        rg->multi_thread = 1;
+    }
+    if (!rg->multi_thread)
+        return none;
+    t = st__idmap_get(&c->threads, f->tid);
+    if (t != NULL && st__session_str(c, t->name_sid) != NULL)
+        return step_str_view(st__session_str(c, t->name_sid));
+    /* An unnamed thread is shown by its number. */
+    name.p = tmp;
+    name.n = (size_t)snprintf(tmp, tmplen, "%u", f->tid);
+    return name;
+}
+
+/* Makes room for `ndead` dead values and the two view arrays. */
+static int
+step_scratch_reserve(struct st_scratch *sc, size_t ndead, size_t ng,
+                     size_t nl)
+{
+    char **dead;
+    struct st_var_view *views;
+
+    dead = step_grow(sc->dead, &sc->deadcap, ndead, sizeof(*dead));
+    if (dead == NULL)
+        return ST_ENOMEM;
+    sc->dead = dead;
+    views = step_grow(sc->gviews, &sc->gcap, ng, sizeof(*views));
+    if (views == NULL)
+        return ST_ENOMEM;
+    sc->gviews = views;
+    views = step_grow(sc->lviews, &sc->lcap, nl, sizeof(*views));
+    if (views == NULL)
+        return ST_ENOMEM;
+    sc->lviews = views;
+    return 0;
+}
+
+/* Applies both diffs and fills the variable part of the view. */
+static int
+step_vars(struct st_conn *c, const struct st_msg *m, struct st_region *rg,
+          struct st_frame *f, struct st_step_view *v)
+{
+    struct st_scratch *sc = &c->srv->scratch;
+    size_t ng = m->u.step.nglobals, nl = m->u.step.nlocals;
+    int changed = rg->var_mode == ST_VARMODE_CHANGED;
+    int module = (f->flags & ST_FRAME_MODULE) != 0;
+    int r;
+
+    if (step_scratch_reserve(sc, ng + nl, ng, nl) != 0)
+        return ST_ENOMEM;
+    r = step_diff_apply(c, &f->scope->vars, m->u.step.globals, ng,
+                        changed ? sc->gviews : NULL);
+    if (r == 0)
+        r = step_diff_apply(c, &f->locals, m->u.step.locals, nl,
+                            changed ? sc->lviews : NULL);
+    if (r != 0)
+        return r;
+    v->globals = sc->gviews;
+    v->locals = sc->lviews;
+    if (changed) {
+        v->nglobals = ng;
+        v->nlocals = module ? 0 : nl;
+    }
+    else if (rg->var_mode == ST_VARMODE_ALL) {
+        /* Module-level code: its locals are the globals, shown once. */
+        v->nglobals = f->scope->vars.n;
+        v->nlocals = module ? 0 : f->locals.n;
+        if (step_scratch_reserve(sc, 0, v->nglobals, v->nlocals) != 0)
+            return ST_ENOMEM;
+        v->globals = sc->gviews;
+        v->locals = sc->lviews;
+        step_state_views(c, &f->scope->vars, sc->gviews);
+        if (!module)
+            step_state_views(c, &f->locals, sc->lviews);
+    }
+    return 0;
+}
+
+int
+st__step_apply(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_scratch *sc = &c->srv->scratch;
+    struct st_region *rg = st__idmap_get(&c->regions, m->u.step.region_id);
+    struct st_frame *f = st__idmap_get(&c->frames, m->u.step.frame_id);
+    struct st_step_view v;
+    char tidbuf[16];
+    size_t i;
+    int r;
+
+    if (rg == NULL || f == NULL) {
+        st__conn_detail(c, "STEP for %s %u",
+                        rg == NULL ? "region" : "frame",
+                        rg == NULL ? m->u.step.region_id : m->u.step.frame_id);
+        return ST_ESTATE;
+    }
+    r = step_diff_check(c, m->u.step.globals, m->u.step.nglobals);
+    if (r == 0)
+        r = step_diff_check(c, m->u.step.locals, m->u.step.nlocals);
+    if (r != 0)
+        return r;
+    memset(&v, 0, sizeof(v));
+    sc->ndead = 0;
+    v.var_mode = (int)rg->var_mode;
+    r = step_vars(c, m, rg, f, &v);
+    /* ERROR and SILENT regions show no step records (SPEC section 3);
+     * the variable state still follows the diffs. */
+    if (r == 0 && rg->level < ST_LEVEL_ERROR) {
+        v.step = ++rg->steps;
+        v.runtime_ns = m->u.step.runtime_ns;
+        v.thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
+        r = step_locations(c, rg, f, m->u.step.lineno, &v.nlocs);
+        v.locs = sc->locs;
+        if (r == 0) {
+            st_record_format_step(st__sink_begin(rg->sink), &v);
+            /* File errors are counted for the ACK, not protocol errors. */
+            st__sink_commit(rg->sink);
+        }
+    }
+    f->last_line = m->u.step.lineno;
+    for (i = 0; i < sc->ndead; i++)
+        free(sc->dead[i]);
+    sc->ndead = 0;
+    return r;
+}
