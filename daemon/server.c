@@ -1,0 +1,328 @@
+/*
+ * The service around the connections: the listening socket, readiness
+ * notification, signals, the flush and idle timers, and the orderly stop
+ * that leaves uv_loop_close() with nothing to complain about.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "steptrace/error.h"
+
+static int log_quiet;
+
+void
+st__log_set_quiet(int quiet)
+{
+    log_quiet = quiet;
+}
+
+static void
+log_line(const char *fmt, va_list ap)
+{
+    char line[1024];
+    const char *p = line;
+    size_t len;
+    int n;
+
+    memcpy(line, "steptraced: ", 12);
+    n = vsnprintf(line + 12, sizeof(line) - 13, fmt, ap);
+    if (n < 0)
+        n = 0;
+    len = 12 + ((size_t)n < sizeof(line) - 13 ? (size_t)n : sizeof(line) - 14);
+    line[len++] = '\n';
+    /* One write per line, so lines from concurrent writers never mix. */
+    while (len > 0) {
+        ssize_t w = write(STDERR_FILENO, p, len);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+void
+st__log(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_line(fmt, ap);
+    va_end(ap);
+}
+
+void
+st__log_info(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (log_quiet)
+        return;
+    va_start(ap, fmt);
+    log_line(fmt, ap);
+    va_end(ap);
+}
+
+static void
+server_flush_cb(uv_timer_t *t)
+{
+    struct st_server *srv = t->data;
+    struct st_conn *c;
+
+    for (c = srv->conns; c != NULL; c = c->next)
+        if (c->state == ST_CONN_OPEN)
+            st__conn_flush(c);
+}
+
+void
+st__server_arm_flush(struct st_server *srv)
+{
+    if (srv->stopping || uv_is_active((uv_handle_t *)&srv->flush_timer))
+        return;
+    uv_timer_start(&srv->flush_timer, server_flush_cb, ST_SINK_FLUSH_MS, 0);
+}
+
+static void
+server_idle_cb(uv_timer_t *t)
+{
+    struct st_server *srv = t->data;
+
+    st__server_stop(srv, "no client connected for the --idle-exit time");
+}
+
+static void
+server_idle_arm(struct st_server *srv)
+{
+    if (srv->opt->idle_exit_ms == 0 || srv->stopping || srv->nclients > 0)
+        return;
+    uv_timer_start(&srv->idle_timer, server_idle_cb, srv->opt->idle_exit_ms,
+                   0);
+}
+
+void
+st__server_conn_closed(struct st_server *srv, struct st_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    if (c->counted) {
+        srv->nclients--;
+        /* --idle-exit counts from the moment the last client is gone. */
+        server_idle_arm(srv);
+    }
+}
+
+static void
+server_connection_cb(uv_stream_t *listener, int status)
+{
+    struct st_server *srv = listener->data;
+
+    if (status < 0) {
+        st__log("accept: %s", uv_strerror(status));
+        return;
+    }
+    if (!srv->stopping)
+        st__conn_accept(srv);
+}
+
+static void
+server_signal_cb(uv_signal_t *h, int signum)
+{
+    struct st_server *srv = h->data;
+    struct st_conn *c;
+
+    if (signum == SIGHUP) {
+        st__log_info("SIGHUP: reopening log files");
+        for (c = srv->conns; c != NULL; c = c->next)
+            if (c->state == ST_CONN_OPEN)
+                st__conn_reopen(c);
+        return;
+    }
+    st__server_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* Unlinks the socket if it is still the one we bound (another collector
+ * may have replaced a socket someone deleted under us). */
+static void
+server_remove_socket(struct st_server *srv)
+{
+    const char *path = srv->opt->socket_path;
+    struct stat st;
+    char dir[4096];
+    const char *slash;
+
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_dev == srv->sock_dev && st.st_ino == srv->sock_ino)
+        unlink(path);
+    if (!srv->opt->private_dir)
+        return;
+    slash = strrchr(path, '/');
+    if (slash == NULL || slash == path ||
+        (size_t)(slash - path) >= sizeof(dir))
+        return;
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    /* Fails (and that is fine) if anything else lives there. */
+    (void)rmdir(dir);
+}
+
+static void
+server_close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void
+st__server_stop(struct st_server *srv, const char *why)
+{
+    struct st_conn *c;
+
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    st__log_info("%s: stopping", why);
+    server_close_handle((uv_handle_t *)&srv->listener);
+    server_remove_socket(srv);
+    /* Everything read so far has been applied (frames are processed as
+     * they arrive): write the sinks and close every connection. */
+    for (c = srv->conns; c != NULL; c = c->next)
+        st__conn_close(c, 1);
+    server_close_handle((uv_handle_t *)&srv->sig_term);
+    server_close_handle((uv_handle_t *)&srv->sig_int);
+    server_close_handle((uv_handle_t *)&srv->sig_hup);
+    server_close_handle((uv_handle_t *)&srv->idle_timer);
+    server_close_handle((uv_handle_t *)&srv->flush_timer);
+}
+
+/* Tells the spawner we listen: "ready\n" on --ready-fd, then closes it. */
+static void
+server_announce(struct st_server *srv)
+{
+    static const char msg[] = "ready\n";
+    int fd = srv->opt->ready_fd;
+    ssize_t w;
+
+    if (fd < 0)
+        return;
+    do {
+        w = write(fd, msg, sizeof(msg) - 1);
+    } while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)(sizeof(msg) - 1))
+        st__log("cannot write to --ready-fd %d: %s", fd,
+                w < 0 ? strerror(errno) : "short write");
+    close(fd);
+}
+
+static void
+server_scratch_free(struct st_scratch *sc)
+{
+    free(sc->gviews);
+    free(sc->lviews);
+    free(sc->locs);
+    free(sc->dead);
+    st_buf_close(&sc->esc);
+    st_buf_close(&sc->reply);
+    memset(sc, 0, sizeof(*sc));
+}
+
+/* Binds and listens.  @return 0 or a libuv error (logged). */
+static int
+server_listen(struct st_server *srv)
+{
+    const char *path = srv->opt->socket_path;
+    struct stat st;
+    int r;
+
+    r = uv_pipe_bind(&srv->listener, path);
+    if (r != 0) {
+        st__log("cannot bind %s: %s", path, uv_strerror(r));
+        return r;
+    }
+    if (stat(path, &st) == 0) {
+        srv->sock_dev = st.st_dev;
+        srv->sock_ino = st.st_ino;
+    }
+    /* The directory is private already; this also covers a socket
+     * placed in a shared one with --socket. */
+    (void)chmod(path, 0600);
+    r = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN,
+                  server_connection_cb);
+    if (r != 0) {
+        st__log("cannot listen on %s: %s", path, uv_strerror(r));
+        server_remove_socket(srv);
+        return r;
+    }
+    return 0;
+}
+
+static void
+server_init_handles(struct st_server *srv)
+{
+    uv_pipe_init(srv->loop, &srv->listener, 0);
+    uv_signal_init(srv->loop, &srv->sig_term);
+    uv_signal_init(srv->loop, &srv->sig_int);
+    uv_signal_init(srv->loop, &srv->sig_hup);
+    uv_timer_init(srv->loop, &srv->idle_timer);
+    uv_timer_init(srv->loop, &srv->flush_timer);
+    srv->listener.data = srv;
+    srv->sig_term.data = srv;
+    srv->sig_int.data = srv;
+    srv->sig_hup.data = srv;
+    srv->idle_timer.data = srv;
+    srv->flush_timer.data = srv;
+}
+
+int
+st__server_run(const struct st_options *opt)
+{
+    struct st_server srv;
+    uv_loop_t loop;
+    int status = 0;
+    int r;
+
+    memset(&srv, 0, sizeof(srv));
+    srv.opt = opt;
+    r = uv_loop_init(&loop);
+    if (r != 0) {
+        st__log("cannot start the event loop: %s", uv_strerror(r));
+        return 1;
+    }
+    srv.loop = &loop;
+    server_init_handles(&srv);
+    if (server_listen(&srv) != 0) {
+        /* Nothing was bound: stopping only closes the handles. */
+        srv.sock_ino = 0;
+        status = 1;
+        st__server_stop(&srv, "startup failed");
+    }
+    else {
+        uv_signal_start(&srv.sig_term, server_signal_cb, SIGTERM);
+        uv_signal_start(&srv.sig_int, server_signal_cb, SIGINT);
+        uv_signal_start(&srv.sig_hup, server_signal_cb, SIGHUP);
+        server_idle_arm(&srv);
+        st__log_info("listening on %s (pid %d, version %s)",
+                     opt->socket_path, (int)getpid(), ST_VERSION);
+        server_announce(&srv);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    r = uv_loop_close(&loop);
+    if (r != 0) {
+        st__log("event loop not clean at exit: %s", uv_strerror(r));
+        status = 1;
+    }
+    server_scratch_free(&srv.scratch);
+    return status;
+}
