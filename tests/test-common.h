@@ -21,6 +21,8 @@ Suite *wire_suite(void);
 Suite *record_suite(void);
 /* test-error.c */
 Suite *error_suite(void);
+/* test-config.c */
+Suite *config_suite(void);
 /* test-daemon.c */
 Suite *daemon_suite(void);
 

@@ -22,6 +22,7 @@ static const suite_fn suites[] = {
     wire_suite,
     record_suite,
     error_suite,
+    config_suite,
 #elif defined(ST_TEST_AREA_DAEMON)
     daemon_suite,
 #else

@@ -19,7 +19,9 @@
     XX(VERSION, "peer speaks another protocol version")                    \
     XX(NOSTR, "string id used before it was defined")                      \
     XX(STATE, "message not valid in the current state")                    \
-    XX(NOMEM, "out of memory")
+    XX(NOMEM, "out of memory")                                             \
+    XX(CONFIG, "config file is not valid (see the error text)")            \
+    XX(LIMIT, "config file exceeds a size, nesting or node limit")
 
 enum st_errno {
     ST_E_FIRST_ = -10000,
