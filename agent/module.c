@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "config_py.h"
 
 /* ---- Region: owns a struct st_region ---- */
 
@@ -282,6 +283,8 @@ static PyMethodDef agent_methods[] = {
      "stop(region) -> (errors, message, lost): end and flush a region."},
     {"after_fork_child", agent_after_fork_child, METH_NOARGS,
      "Reset the agent in a forked child."},
+    {"load_yaml", st__config_py_load_yaml, METH_O,
+     "load_yaml(path) -> the YAML file as plain objects (ValueError)."},
     {NULL, NULL, 0, NULL},
 };
 
