@@ -114,6 +114,36 @@ _report()
             lambda: not helpers.proc_alive(pid), 10),
             "the private steptraced still runs")
 
+    def test_private_collector_does_not_hold_program_stdio(self):
+        # The private collector outlives the program by its idle time; if
+        # it keeps the program's stdout/stderr open, whoever reads them
+        # (a pipe, $(...), CI) waits for it, and its messages land in the
+        # program's stream after the program has ended.
+        self.script("script.py", WORK + REPORT + """\
+work(1)
+def _links(pid):
+    out = {}
+    for fd in ("1", "2"):
+        try:
+            out[fd] = _os.readlink("/proc/%s/fd/%s" % (pid, fd))
+        except OSError as e:
+            out[fd] = "error: %s" % e
+    return out
+_c = _my_collectors()
+_report(mine=_links("self"), its=_links(_c[0]) if _c else None)
+""")
+        r = helpers.steptrace_run(self.tmp, "script.py",
+                                  env=helpers.environ())
+        self.assertEqual(r.returncode, 0, r)
+        rep = report_of(r)
+        self.assertEqual(len(rep["collectors"]), 1, rep)
+        mine, its = rep["mine"], rep["its"]
+        self.assertTrue(mine["1"].startswith("pipe:"), mine)
+        for fd, name in (("1", "stdout"), ("2", "stderr")):
+            self.assertNotEqual(its[fd], mine[fd], "the private steptraced "
+                                "holds the traced program's %s (%s) open"
+                                % (name, mine[fd]))
+
     # -- a running collector --------------------------------------------
 
     def test_records_go_to_running_collector(self):
