@@ -12,12 +12,13 @@ import unittest
 import helpers
 from helpers import TempDirTest, parse_log
 
-# Script code that lists the steptraced processes this process started
-# (children of it, found through /proc) and reports them with the socket.
+# Script code that finds, through /proc, the steptraced processes serving
+# this process's STEPTRACE_SOCKET (the socket is on their command line),
+# and reports them with the socket as one JSON line.
 REPORT = """\
 import json as _json, os as _os
 def _my_collectors():
-    me = str(_os.getpid())
+    sock = _os.environ.get("STEPTRACE_SOCKET")
     found = []
     for d in _os.listdir("/proc"):
         if not d.isdigit():
@@ -25,16 +26,20 @@ def _my_collectors():
         try:
             with open("/proc/%s/stat" % d) as fh:
                 st = fh.read()
+            with open("/proc/%s/cmdline" % d, "rb") as fh:
+                argv = fh.read().decode("utf-8", "replace").split("\\0")
         except OSError:
             continue
         comm = st[st.index("(") + 1:st.rindex(")")]
-        ppid = st[st.rindex(")") + 2:].split()[1]
-        if ppid == me and comm == "steptraced":
-            found.append(int(d))
+        state, ppid = st[st.rindex(")") + 2:].split()[:2]
+        if comm == "steptraced" and sock and sock in argv and state != "Z":
+            found.append((int(d), int(ppid)))
     return found
 def _report(**extra):
     sock = _os.environ.get("STEPTRACE_SOCKET")
-    out = {"socket": sock, "collectors": _my_collectors(),
+    found = _my_collectors()
+    out = {"socket": sock, "collectors": [pid for pid, _ in found],
+           "parents": [ppid for _, ppid in found], "me": _os.getpid(),
            "is_socket": bool(sock) and __import__("stat").S_ISSOCK(
                _os.stat(sock).st_mode)}
     out.update(extra)
@@ -144,6 +149,29 @@ _report(mine=_links("self"), its=_links(_c[0]) if _c else None)
                                 "holds the traced program's %s (%s) open"
                                 % (name, mine[fd]))
 
+    def test_private_collector_is_not_the_programs_child(self):
+        # A program that waits for its own children (os.wait(), a shell-
+        # like loop over waitpid(-1)) must not find the collector among
+        # them: os.wait() would block until the collector exits, which it
+        # does only after the program has gone.
+        self.script("script.py", WORK + REPORT + """\
+work(1)
+try:
+    _waited = _os.waitpid(-1, _os.WNOHANG)
+except ChildProcessError:
+    _waited = "no children"
+_report(waited=_waited)
+""")
+        r = helpers.steptrace_run(self.tmp, "script.py",
+                                  env=helpers.environ())
+        self.assertEqual(r.returncode, 0, r)
+        rep = report_of(r)
+        self.assertEqual(len(rep["collectors"]), 1, rep)
+        self.assertNotIn(rep["me"], rep["parents"],
+                         "the private steptraced is a child of the traced "
+                         "program")
+        self.assertEqual(rep["waited"], "no children")
+
     # -- a running collector --------------------------------------------
 
     def test_records_go_to_running_collector(self):
@@ -156,7 +184,7 @@ _report(mine=_links("self"), its=_links(_c[0]) if _c else None)
         self.assertEqual(r.stderr, "")
         rep = report_of(r)
         self.assertEqual(rep["socket"], sock)
-        self.assertEqual(rep["collectors"], [],
+        self.assertEqual(rep["collectors"], [col.proc.pid],
                          "a private collector was started although "
                          "STEPTRACE_SOCKET names a live one")
         # The file is complete before the collector is stopped.
@@ -282,9 +310,9 @@ _report(child_rc=child.returncode)
         parent_rep = json.loads(lines[1][7:])
         self.assertEqual(parent_rep["child_rc"], 0)
         self.assertEqual(len(parent_rep["collectors"]), 1, parent_rep)
-        self.assertEqual(child_rep["collectors"], [],
-                         "the child started a collector of its own")
         self.assertEqual(child_rep["socket"], parent_rep["socket"])
+        self.assertEqual(child_rep["collectors"], parent_rep["collectors"],
+                         "the child started a collector of its own")
         files = helpers.tracer_files(self.path(".tracer"))
         self.assertEqual(files, ["tracer.log", "tracer_1.log"])
         by_file = {}
