@@ -259,6 +259,7 @@ struct st_options {
     uint64_t idle_exit_ms;       /* 0: never. */
     int private_dir;
     int verbose;
+    int daemon;                  /* --daemon: detach once listening. */
 };
 
 struct st_server {

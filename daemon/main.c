@@ -21,18 +21,21 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
 #define MAIN_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
 
-enum { OPT_SOCKET = 256, OPT_READY_FD, OPT_IDLE_EXIT, OPT_PRIVATE };
+enum { OPT_SOCKET = 256, OPT_READY_FD, OPT_IDLE_EXIT, OPT_PRIVATE,
+       OPT_DAEMON };
 
 static const struct option main_options[] = {
     {"socket", required_argument, NULL, OPT_SOCKET},
     {"ready-fd", required_argument, NULL, OPT_READY_FD},
     {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
     {"private", no_argument, NULL, OPT_PRIVATE},
+    {"daemon", no_argument, NULL, OPT_DAEMON},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -44,7 +47,8 @@ main_usage(void)
 {
     printf(
         "Usage: steptraced [--socket PATH] [--ready-fd N] [--idle-exit S]\n"
-        "                  [--private] [--verbose] [--help] [--version]\n"
+        "                  [--private] [--daemon] [--verbose] [--help]\n"
+        "                  [--version]\n"
         "\n"
         "Collects steptrace records from traced Python processes over a\n"
         "Unix socket and writes their .tracer logs.\n"
@@ -58,6 +62,8 @@ main_usage(void)
         "  --private       collector private to one process tree: remove\n"
         "                  the socket's directory at exit, and log only\n"
         "                  errors that the clients are not told about\n"
+        "  --daemon        detach: return once listening, with the service\n"
+        "                  in a new session (stdin/stdout on /dev/null)\n"
         "  -v, --verbose   log every connection and disconnection\n"
         "  -h, --help      show this help\n"
         "  -V, --version   show the version\n"
@@ -135,6 +141,7 @@ main_parse(int argc, char **argv, struct st_options *opt)
                 return r;
             break;
         case OPT_PRIVATE: opt->private_dir = 1; break;
+        case OPT_DAEMON: opt->daemon = 1; break;
         case 'v': opt->verbose = 1; break;
         case 'h': main_usage(); return 0;
         case 'V': printf("steptraced %s\n", ST_VERSION); return 0;
@@ -149,6 +156,10 @@ main_parse(int argc, char **argv, struct st_options *opt)
     if (optind < argc)
         return main_usage_error("unexpected argument", argv[optind],
                                 "give the socket with --socket PATH");
+    if (opt->daemon && opt->ready_fd >= 0)
+        return main_usage_error("--daemon reports readiness itself and",
+                                "cannot be combined with --ready-fd",
+                                "drop --ready-fd");
     return -1;
 }
 
@@ -296,6 +307,63 @@ main_check_existing(const char *path)
     return -1;
 }
 
+/*
+ * --daemon: forks; the parent waits until the child listens (or fails) and
+ * exits 0 (or with the child's status), so that `steptraced --daemon`
+ * returns once the service is ready and the service is nobody's child.
+ * The child starts a new session, moves to / (for an absolute socket
+ * path) and gets /dev/null as stdin
+ * and stdout; stderr stays for its log.
+ * @return -1 in the child, else the parent's exit status.
+ */
+static int
+main_daemonize(struct st_options *opt)
+{
+    int p[2], fd, status;
+    pid_t pid;
+    char buf[8];
+    ssize_t n;
+
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        fprintf(stderr, "steptraced: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "steptraced: fork: %s\n", strerror(errno));
+        return 1;
+    }
+    if (pid > 0) {
+        close(p[1]);
+        do
+            n = read(p[0], buf, sizeof(buf));
+        while (n < 0 && errno == EINTR);
+        close(p[0]);
+        if (n > 0)
+            return 0;
+        /* The child ended before it was ready: it said why on stderr. */
+        if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+            WEXITSTATUS(status) != 0)
+            return WEXITSTATUS(status);
+        return 1;
+    }
+    close(p[0]);
+    opt->ready_fd = p[1];
+    (void)setsid();
+    /* Leave the directory (so it can be unmounted), unless the socket path
+     * is relative to it. */
+    if (opt->socket_path[0] == '/' && chdir("/") != 0)
+        return 1;
+    fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        if (fd > 2)
+            close(fd);
+    }
+    return -1;
+}
+
 /* Many clients and their log files: use every descriptor we may. */
 static void
 main_raise_nofile(void)
@@ -327,6 +395,11 @@ main(int argc, char **argv)
     r = main_check_existing(opt.socket_path);
     if (r >= 0)
         return r;
+    if (opt.daemon) {
+        r = main_daemonize(&opt);
+        if (r >= 0)
+            return r;
+    }
     /* A client that vanishes must not kill the collector. */
     signal(SIGPIPE, SIG_IGN);
     main_raise_nofile();
