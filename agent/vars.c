@@ -37,6 +37,9 @@ vars_is_hidden(PyObject *name, PyObject *v, const struct st_region *r)
     if (n >= 4 && s[0] == '_' && s[1] == '_' && s[n - 1] == '_' &&
         s[n - 2] == '_')
         return 1;
+    /* Implicit names the compiler makes (".0" in comprehensions). */
+    if (n == 0 || s[0] == '.')
+        return 1;
     if (PyModule_Check(v) || PyType_Check(v) || PyCFunction_Check(v))
         return 1;
     if (r->hidden_types != NULL) {

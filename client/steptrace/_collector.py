@@ -6,7 +6,6 @@ private socket, and STEPTRACE_SOCKET is exported so that child processes
 log into it too; it exits by itself once its last client is gone.
 """
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -64,32 +63,36 @@ def _start_private():
             "or set STEPTRACED to its path")
     tmpdir = tempfile.mkdtemp(prefix="steptrace-")
     sock = os.path.join(tmpdir, "steptraced.sock")
-    rfd, wfd = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            [exe, "--socket", sock, "--ready-fd", str(wfd),
-             "--idle-exit", _IDLE_EXIT_S, "--private"],
-            pass_fds=(wfd,), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-    except OSError as e:
-        os.close(rfd)
-        os.close(wfd)
-        raise CollectorError("cannot start %s: %s" % (exe, e)) from None
-    os.close(wfd)
-    try:
-        ready, _, _ = select.select([rfd], [], [], _READY_TIMEOUT_S)
-        line = os.read(rfd, 64) if ready else b""
-    finally:
-        os.close(rfd)
-    if not line.startswith(b"ready"):
-        proc.poll()
-        raise CollectorError(
-            "the private collector %s did not start (exit status %s)"
-            % (exe, proc.returncode))
-    # The collector is not waited for: it exits by itself when idle.  Drop
-    # the Popen object's claim quietly so no ResourceWarning is issued.
-    proc.returncode = 0
+    # --daemon returns once the collector listens, and the collector is then
+    # nobody's child: the traced program's os.wait() never sees it.  Its
+    # stderr is a file of its own, so that it holds none of the program's
+    # streams open (a pipe reader would wait for it) and a start failure
+    # can still be reported.
+    with tempfile.TemporaryFile() as err:
+        try:
+            r = subprocess.run(
+                [exe, "--socket", sock, "--idle-exit", _IDLE_EXIT_S,
+                 "--private", "--daemon"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err, timeout=_READY_TIMEOUT_S, close_fds=True)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            _rmdir(tmpdir)
+            raise CollectorError("cannot start %s: %s" % (exe, e)) from None
+        if r.returncode != 0:
+            err.seek(0)
+            why = err.read().decode("utf-8", "replace").strip().splitlines()
+            _rmdir(tmpdir)
+            raise CollectorError(
+                "the private collector did not start (%s)"
+                % (why[-1] if why else "exit status %d" % r.returncode))
     return sock
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def ensure_connected():

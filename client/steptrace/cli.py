@@ -178,6 +178,15 @@ def _user_traceback(tb):
     return tb
 
 
+def _report(exc):
+    """Prints the script's uncaught exception the way python would."""
+    # sys.excepthook on 3.11+ prints exc.__traceback__ whatever tb it is
+    # given, so the traceback itself is trimmed.
+    tb = _user_traceback(exc.__traceback__)
+    exc.__traceback__ = tb
+    sys.excepthook(type(exc), exc, tb)
+
+
 def _exit_status(exc):
     """The status Python gives for sys.exit(code), printing a message."""
     code = exc.code
@@ -220,10 +229,10 @@ def run_script(script, script_args, tracer):
     except SystemExit as e:
         return _exit_status(e)
     except KeyboardInterrupt as e:
-        sys.excepthook(type(e), e, _user_traceback(e.__traceback__))
+        _report(e)
         return 130
     except BaseException as e:  # noqa: B902 - the script's own exception
-        sys.excepthook(type(e), e, _user_traceback(e.__traceback__))
+        _report(e)
         return 1
     return 0
 
