@@ -5,7 +5,9 @@ A drop-in successor of python-steptrace 0.3.0: ``with Tracer(): ...`` or
 call stack, timing and variables, into ``.tracer/tracer.log``.
 """
 from .tracer import LogLevel, LogOutput, Tracer, VariableMode
+from .config import find_config_file, load_config
 
 __version__ = "0.4.0"
 
-__all__ = ["Tracer", "LogLevel", "LogOutput", "VariableMode"]
+__all__ = ["Tracer", "LogLevel", "LogOutput", "VariableMode", "load_config",
+           "find_config_file"]

@@ -4,15 +4,20 @@
     python -m steptrace run SCRIPT [options] [-- script args]
 
 Options may stand before or after SCRIPT; tokens that are not steptrace
-options, and everything after ``--``, go to the script.  steptrace's own
-messages go to stderr; a bad option value or a missing script is a one-line
-error and exit status 2.
+options, and everything after ``--``, go to the script.  Settings come from
+the defaults, then a config file (``--config FILE``, else the first one
+find_config_file() sees from the script's directory upward), then the
+options given, each later one winning.  steptrace's own messages go to
+stderr; a bad option value, a bad config file or a missing script is a
+one-line error and exit status 2.
 """
 import builtins
+import math
 import os
 import sys
 import types
 
+from .config import ConfigError, find_config_file, load_config
 from .tracer import LogLevel, LogOutput, Tracer, VariableMode
 
 _PKGDIR = os.path.dirname(os.path.abspath(__file__))
@@ -36,7 +41,15 @@ Run SCRIPT as __main__ with every executed line of your own code traced.
 Options may stand before or after SCRIPT; unknown tokens and everything
 after -- are passed to the script.  Choices are case-insensitive.
 
+Settings are taken from the defaults, then from a config file, then from
+these options (each later source wins).  The config file is the one given
+with --config, else the first steptrace.yaml, steptrace.yml, steptrace.toml
+or pyproject.toml with a [tool.steptrace] table found in the script's
+directory or above it.
+
 options:
+  -c, --config FILE         read settings from FILE (.yaml, .yml, .toml or
+                            pyproject.toml); keys are the option names below
   --log-level LEVEL         DEBUG, INFO, WARNING, ERROR or SILENT (default INFO)
   --log-output DEST         FILE, STDOUT, STDERR, FILE_STDOUT or FILE_STDERR
                             (default FILE)
@@ -53,9 +66,16 @@ options:
   --max-log-bytes N         rotate the log beyond N bytes (0: never;
                             default 104857600)
   --max-log-files N         rotated files kept (default 10)
+  --on-full POLICY          block or drop: what a full record buffer does
+                            (default block)
+  --trace-async             also record coroutines, awaits and tasks
+  --no-trace-async          do not (switches a config's trace_async off)
+  --async-threshold-ms MS   awaits shorter than MS milliseconds are not
+                            recorded (default 0)
   -h, --help                show this help and exit
 
-exit status: the script's own; 2 for a bad option or a missing script.
+exit status: the script's own; 2 for a bad option, a bad config file or a
+missing script.
 """
 
 
@@ -86,8 +106,37 @@ def _count(option, minimum):
     return parse
 
 
+def _milliseconds(option):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < 0:
+            raise UsageError("invalid %s value %r: use a number of "
+                             "milliseconds, 0 or more" % (option, text))
+        return value
+    return parse
+
+
+def _on_full(text):
+    value = text.strip().lower()
+    if value not in ("block", "drop"):
+        raise UsageError("invalid --on-full value %r: choose one of block, "
+                         "drop" % (text,))
+    return value
+
+
+def _config_path(text):
+    if text == "":
+        raise UsageError("--config needs a file name")
+    return text
+
+
 # option -> (setting, parser); parser None marks a flag with a fixed value.
 _VALUED = {
+    "-c": ("config", _config_path),
+    "--config": ("config", _config_path),
     "--log-level": ("log_level", _choice(LogLevel, "--log-level")),
     "--log-output": ("log_output", _choice(LogOutput, "--log-output")),
     "--variable-mode": ("variable_mode",
@@ -96,10 +145,15 @@ _VALUED = {
     "--repr-limit": ("repr_limit", _count("--repr-limit", 1)),
     "--max-log-bytes": ("max_log_bytes", _count("--max-log-bytes", 0)),
     "--max-log-files": ("max_log_files", _count("--max-log-files", 0)),
+    "--on-full": ("on_full", _on_full),
+    "--async-threshold-ms": ("async_threshold_ms",
+                             _milliseconds("--async-threshold-ms")),
 }
 _FLAGS = {
     "--filter-workspace": ("filter_workspace", True),
     "--no-filter-workspace": ("filter_workspace", False),
+    "--trace-async": ("trace_async", True),
+    "--no-trace-async": ("trace_async", False),
 }
 
 
@@ -237,9 +291,38 @@ def run_script(script, script_args, tracer):
     return 0
 
 
+def _settings(options, workspace):
+    """The run's settings: defaults < config file < command-line options.
+
+    `options` holds only the options given (and "config" when --config
+    was); returns a new dict with the config file's settings under them.
+    """
+    options = dict(options)
+    path = options.pop("config", None)
+    try:
+        if path is None:
+            path = find_config_file(workspace)
+        config = load_config(path) if path is not None else {}
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    settings = dict(config)
+    settings.update(options)
+    return settings
+
+
+def _make_tracer(settings, workspace):
+    """The Tracer for a run (settings are consumed)."""
+    # --trace-async / trace_async and the threshold are AsyncTracer's.
+    # AsyncTracer is not in the package yet: until it is, a run with
+    # trace_async on is traced by the plain Tracer, and nothing is said.
+    settings.pop("trace_async", None)
+    settings.pop("async_threshold_ms", None)
+    return Tracer(_workspace_override=workspace, **settings)
+
+
 def _cmd_run(argv):
-    settings, script, script_args = parse_run_args(argv)
-    if settings.pop("help", False):
+    options, script, script_args = parse_run_args(argv)
+    if options.pop("help", False):
         sys.stdout.write(RUN_HELP)
         return 0
     if script is None:
@@ -247,13 +330,14 @@ def _cmd_run(argv):
                          "script.py [options] [-- args]")
     if not os.path.isfile(script):
         raise UsageError("cannot find script %s: check the path" % script)
+    workspace = os.path.dirname(os.path.abspath(script))
+    settings = _settings(options, workspace)
     output = settings.get("log_output", LogOutput.FILE)
     level = settings.get("log_level", LogLevel.INFO)
     if output in (LogOutput.FILE, LogOutput.FILE_STDOUT,
                   LogOutput.FILE_STDERR) and level < LogLevel.SILENT:
         _check_log_dir(settings.get("log_dir", ".tracer"))
-    workspace = os.path.dirname(os.path.abspath(script))
-    tracer = Tracer(_workspace_override=workspace, **settings)
+    tracer = _make_tracer(settings, workspace)
     return run_script(script, script_args, tracer)
 
 
