@@ -111,6 +111,37 @@ format_section(struct st_buf *out, const char *title,
     st_buf_append(out, "\n", 1);
 }
 
+static void
+format_event(struct st_buf *out, const struct st_step_view *v)
+{
+    struct st_str func = {"?", 1};
+
+    if (v->nlocs > 0)
+        func = v->locs[v->nlocs - 1].func;
+    switch (v->event) {
+    case ST_EVENT_CALL:
+        st_buf_puts(out, "Call: ");
+        put_str(out, func);
+        break;
+    case ST_EVENT_RETURN:
+        st_buf_puts(out, "Return: ");
+        put_str(out, func);
+        st_buf_puts(out, " -> ");
+        put_str(out, v->detail);
+        break;
+    case ST_EVENT_RETURN_EXC:
+        st_buf_puts(out, "Return: ");
+        put_str(out, func);
+        st_buf_puts(out, " (raised)");
+        break;
+    default:
+        st_buf_puts(out, "Exception: ");
+        put_str(out, v->detail);
+        break;
+    }
+    st_buf_append(out, "\n\n", 2);
+}
+
 int
 st_record_format_step(struct st_buf *out, const struct st_step_view *v)
 {
@@ -135,7 +166,9 @@ st_record_format_step(struct st_buf *out, const struct st_step_view *v)
         st_buf_append(out, "\n", 1);
     }
     st_buf_append(out, "\n", 1);
-    if (v->var_mode != ST_VARMODE_NONE) {
+    if (v->event != ST_EVENT_STEP)
+        format_event(out, v);
+    else if (v->var_mode != ST_VARMODE_NONE) {
         format_section(out,
                        changed ? "Global variable changes" : "Global variables",
                        v->globals, v->nglobals);

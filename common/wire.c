@@ -305,7 +305,7 @@ msg_nfields(int type)
     case ST_MSG_REGION_END: return 2;
     case ST_MSG_FLUSH: return 2;
     case ST_MSG_LOST: return 3;
-    case ST_MSG_EXC: return 6;
+    case ST_MSG_EVENT: return 7;
     case ST_MSG_ACK: return 4;
     default: return 0;
     }
@@ -384,12 +384,17 @@ decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
             get_u64(&f[2], &m->u.lost.count) != 0)
             return ST_EBADTYPE;
         return 0;
-    case ST_MSG_EXC: {
-        uint32_t *outs[] = {&m->u.exc.region_id, &m->u.exc.frame_id,
-                            &m->u.exc.lineno, &m->u.exc.type_sid};
-        if (get_u32s(f + 1, outs, 4) != 0 ||
-            get_str(&f[5], &m->u.exc.message) != 0)
+    case ST_MSG_EVENT: {
+        uint32_t *outs[] = {&m->u.event.region_id, &m->u.event.frame_id,
+                            &m->u.event.lineno};
+        if (get_u32s(f + 1, outs, 3) != 0 ||
+            get_u64(&f[4], &m->u.event.runtime_ns) != 0 ||
+            get_u32(&f[5], &m->u.event.kind) != 0 ||
+            get_str(&f[6], &m->u.event.detail) != 0)
             return ST_EBADTYPE;
+        if (m->u.event.kind < ST_EVENT_CALL ||
+            m->u.event.kind > ST_EVENT_MAX_)
+            return ST_EBADMSG;
         return 0;
     }
     case ST_MSG_ACK:
@@ -586,15 +591,16 @@ st_wire_pack_lost(msgpack_packer *pk, uint32_t region_id, uint64_t count)
 }
 
 int
-st_wire_pack_exc(msgpack_packer *pk, uint32_t region_id, uint32_t frame_id,
-                 uint32_t lineno, uint32_t type_sid, const char *msg,
-                 size_t n)
+st_wire_pack_event(msgpack_packer *pk, uint32_t region_id, uint32_t frame_id,
+                   uint32_t lineno, uint64_t runtime_ns, uint32_t kind,
+                   const char *detail, size_t n)
 {
-    if (pack_head(pk, ST_MSG_EXC) || msgpack_pack_uint32(pk, region_id) ||
+    if (pack_head(pk, ST_MSG_EVENT) || msgpack_pack_uint32(pk, region_id) ||
         msgpack_pack_uint32(pk, frame_id) || msgpack_pack_uint32(pk, lineno)
-        || msgpack_pack_uint32(pk, type_sid))
+        || msgpack_pack_uint64(pk, runtime_ns) ||
+        msgpack_pack_uint32(pk, kind))
         return -1;
-    return pack_bytes(pk, msg, n);
+    return pack_bytes(pk, detail, n);
 }
 
 int

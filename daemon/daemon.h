@@ -229,6 +229,10 @@ int st__escape(struct st_scratch *sc, const char *p, size_t n,
                const char **out, size_t *outn);
 /* step.c: applies and renders one STEP.  @return 0 or ST_E*. */
 int st__step_apply(struct st_conn *c, const struct st_msg *m);
+/* Renders an EVENT (call, return, exception) into the region's file.
+ * CALL and RETURN records are written at DEBUG only, EXCEPTION records at
+ * DEBUG and ERROR (SPEC section 3).  @return 0 or a protocol error. */
+int st__step_event(struct st_conn *c, const struct st_msg *m);
 /*
  * Applies one decoded message to the connection state.
  * @return 0, or ST_E* (protocol error: the caller closes the connection

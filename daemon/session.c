@@ -380,24 +380,6 @@ session_on_lost(struct st_conn *c, const struct st_msg *m)
 }
 
 static int
-session_on_exc(struct st_conn *c, const struct st_msg *m)
-{
-    /* Not rendered yet: only checked, so that a bad EXC is caught now. */
-    if (st__idmap_get(&c->regions, m->u.exc.region_id) == NULL ||
-        st__idmap_get(&c->frames, m->u.exc.frame_id) == NULL) {
-        st__conn_detail(c, "EXC for region %u frame %u", m->u.exc.region_id,
-                        m->u.exc.frame_id);
-        return ST_ESTATE;
-    }
-    if (m->u.exc.type_sid != 0 &&
-        st__session_str(c, m->u.exc.type_sid) == NULL) {
-        st__conn_detail(c, "EXC names string %u", m->u.exc.type_sid);
-        return ST_ENOSTR;
-    }
-    return 0;
-}
-
-static int
 session_on_hello(struct st_conn *c, const struct st_msg *m)
 {
     struct st_buf *b = &c->srv->scratch.reply;
@@ -441,7 +423,7 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
     case ST_MSG_REGION_END: return session_on_region_end(c, m);
     case ST_MSG_FLUSH: return session_on_flush(c, m);
     case ST_MSG_LOST: return session_on_lost(c, m);
-    case ST_MSG_EXC: return session_on_exc(c, m);
+    case ST_MSG_EVENT: return st__step_event(c, m);
     default:
         st__conn_detail(c, "message type %d is not sent to the collector",
                         m->type);

@@ -336,3 +336,51 @@ st__step_apply(struct st_conn *c, const struct st_msg *m)
     sc->ndead = 0;
     return r;
 }
+
+/* Is an event of this kind written at this level? */
+static int
+step_event_shown(uint32_t kind, uint32_t level)
+{
+    if (kind == ST_EVENT_EXCEPTION)
+        return level == ST_LEVEL_DEBUG || level == ST_LEVEL_ERROR;
+    return level == ST_LEVEL_DEBUG;
+}
+
+int
+st__step_event(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_scratch *sc = &c->srv->scratch;
+    struct st_region *rg = st__idmap_get(&c->regions, m->u.event.region_id);
+    struct st_frame *f = st__idmap_get(&c->frames, m->u.event.frame_id);
+    struct st_step_view v;
+    char tidbuf[16];
+    int r;
+
+    if (rg == NULL || f == NULL) {
+        st__conn_detail(c, "EVENT for %s %u",
+                        rg == NULL ? "region" : "frame",
+                        rg == NULL ? m->u.event.region_id
+                                   : m->u.event.frame_id);
+        return ST_ESTATE;
+    }
+    f->last_line = m->u.event.lineno;
+    if (!step_event_shown(m->u.event.kind, rg->level))
+        return 0;
+    memset(&v, 0, sizeof(v));
+    v.event = (int)m->u.event.kind;
+    r = st__escape(sc, m->u.event.detail.p, m->u.event.detail.n, &v.detail.p,
+                   &v.detail.n);
+    if (r != 0)
+        return r;
+    v.var_mode = (int)rg->var_mode;
+    v.step = ++rg->steps;
+    v.runtime_ns = m->u.event.runtime_ns;
+    v.thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
+    r = step_locations(c, rg, f, m->u.event.lineno, &v.nlocs);
+    v.locs = sc->locs;
+    if (r == 0) {
+        st_record_format_step(st__sink_begin(rg->sink), &v);
+        st__sink_commit(rg->sink);
+    }
+    return r;
+}

@@ -322,6 +322,54 @@ END_TEST
 
 /* ---- st_record_format_runtime ---- */
 
+/* Events: one line after the locations, variables never shown. */
+START_TEST(test_record_format_events)
+{
+    static const struct st_loc_view locs[] = {
+        {S("/abs/caller.py"), S("outer"), 12},
+        {S("/abs/path/to/file.py"), S("add"), 3},
+    };
+    static const struct st_var_view locals[] = {PLAIN("y", "int", "10")};
+    struct st_step_view v = {
+        .event = ST_EVENT_CALL, .step = 4, .runtime_ns = 800,
+        .locs = locs, .nlocs = 2, .var_mode = ST_VARMODE_ALL,
+        .locals = locals, .nlocals = 1,
+    };
+    static const char head[] =
+        "--------------------- Step 4 ---------------------\n"
+        "Runtime: 0.0008 ms\n"
+        "/abs/caller.py::outer -- line 12\n"
+        "/abs/path/to/file.py::add -- line 3\n"
+        "\n";
+
+    check_step(&v, "--------------------- Step 4 ---------------------\n"
+                   "Runtime: 0.0008 ms\n"
+                   "/abs/caller.py::outer -- line 12\n"
+                   "/abs/path/to/file.py::add -- line 3\n"
+                   "\n"
+                   "Call: add\n"
+                   "\n");
+    v.event = ST_EVENT_RETURN;
+    v.detail.p = "12";
+    v.detail.n = 2;
+    {
+        char want[512];
+
+        snprintf(want, sizeof(want), "%sReturn: add -> 12\n\n", head);
+        check_step(&v, want);
+        v.event = ST_EVENT_RETURN_EXC;
+        snprintf(want, sizeof(want), "%sReturn: add (raised)\n\n", head);
+        check_step(&v, want);
+        v.event = ST_EVENT_EXCEPTION;
+        v.detail.p = "ValueError: bad thing 4";
+        v.detail.n = 23;
+        snprintf(want, sizeof(want),
+                 "%sException: ValueError: bad thing 4\n\n", head);
+        check_step(&v, want);
+    }
+}
+END_TEST
+
 START_TEST(test_record_runtime_rounding)
 {
     static const struct {
@@ -642,6 +690,7 @@ record_suite(void)
     tcase_add_test(tc, test_record_format_omits_empty_sections);
     tcase_add_test(tc, test_record_format_thread_suffix);
     tcase_add_test(tc, test_record_format_appends);
+    tcase_add_test(tc, test_record_format_events);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("runtime");

@@ -201,7 +201,10 @@ pack_corpus(msgpack_packer *pk)
     n++;
     PACK(st_wire_pack_lost(pk, 8, (uint64_t)1 << 40));
     n++;
-    PACK(st_wire_pack_exc(pk, 7, 11, 8, 30, LIT(exc_text)));
+    PACK(st_wire_pack_event(pk, 7, 11, 8, UINT64_MAX, ST_EVENT_EXCEPTION,
+                            LIT(exc_text)));
+    n++;
+    PACK(st_wire_pack_event(pk, 7, 11, 9, 0, ST_EVENT_CALL, "", 0));
     n++;
     PACK(st_wire_pack_ack(pk, UINT64_MAX, 0, NULL, 0));
     n++;
@@ -211,7 +214,7 @@ pack_corpus(msgpack_packer *pk)
     return n;
 }
 
-#define CORPUS_COUNT 19
+#define CORPUS_COUNT 20
 
 static void
 next_msg(struct st_wire_decoder *d, struct st_msg *m, int type)
@@ -334,13 +337,19 @@ check_corpus(struct st_wire_decoder *d)
     ck_assert_uint_eq(m.u.lost.region_id, 8);
     ck_assert_uint_eq(m.u.lost.count, (uint64_t)1 << 40);
 
-    next_msg(d, &m, ST_MSG_EXC);
-    ck_assert_uint_eq(m.u.exc.region_id, 7);
-    ck_assert_uint_eq(m.u.exc.frame_id, 11);
-    ck_assert_uint_eq(m.u.exc.lineno, 8);
-    ck_assert_uint_eq(m.u.exc.type_sid, 30);
+    next_msg(d, &m, ST_MSG_EVENT);
+    ck_assert_uint_eq(m.u.event.region_id, 7);
+    ck_assert_uint_eq(m.u.event.frame_id, 11);
+    ck_assert_uint_eq(m.u.event.lineno, 8);
+    ck_assert_uint_eq(m.u.event.runtime_ns, UINT64_MAX);
+    ck_assert_uint_eq(m.u.event.kind, ST_EVENT_EXCEPTION);
     /* Bytes pass through unchanged: UTF-8 and control characters. */
-    ck_assert_st_str_eq(m.u.exc.message, LIT(exc_text));
+    ck_assert_st_str_eq(m.u.event.detail, LIT(exc_text));
+    next_msg(d, &m, ST_MSG_EVENT);
+    ck_assert_uint_eq(m.u.event.lineno, 9);
+    ck_assert_uint_eq(m.u.event.runtime_ns, 0);
+    ck_assert_uint_eq(m.u.event.kind, ST_EVENT_CALL);
+    ck_assert_uint_eq(m.u.event.detail.n, 0);
 
     next_msg(d, &m, ST_MSG_ACK);
     ck_assert_uint_eq(m.u.ack.token, UINT64_MAX);
@@ -446,13 +455,14 @@ START_TEST(test_wire_decode_accepts_bin_as_str)
     msgpack_pack_uint8(pk, 6);
     msgpack_pack_bin(pk, sizeof(raw) - 1);
     msgpack_pack_bin_body(pk, raw, sizeof(raw) - 1);
-    /* EXC and ACK with bin messages. */
-    msgpack_pack_array(pk, 6);
-    msgpack_pack_uint8(pk, ST_MSG_EXC);
+    /* EVENT and ACK with bin messages. */
+    msgpack_pack_array(pk, 7);
+    msgpack_pack_uint8(pk, ST_MSG_EVENT);
     msgpack_pack_uint8(pk, 1);
     msgpack_pack_uint8(pk, 2);
     msgpack_pack_uint8(pk, 3);
     msgpack_pack_uint8(pk, 4);
+    msgpack_pack_uint8(pk, ST_EVENT_EXCEPTION);
     msgpack_pack_bin(pk, 4);
     msgpack_pack_bin_body(pk, "oops", 4);
     msgpack_pack_array(pk, 4);
@@ -476,8 +486,8 @@ START_TEST(test_wire_decode_accepts_bin_as_str)
     ck_assert_int_eq(m.u.step.has_globals, 0);
     ck_assert_uint_eq(m.u.step.nlocals, 1);
     check_var_set(&m.u.step.locals[0], 5, 6, raw, sizeof(raw) - 1);
-    next_msg(&d, &m, ST_MSG_EXC);
-    ck_assert_st_str_eq(m.u.exc.message, LIT("oops"));
+    next_msg(&d, &m, ST_MSG_EVENT);
+    ck_assert_st_str_eq(m.u.event.detail, LIT("oops"));
     next_msg(&d, &m, ST_MSG_ACK);
     ck_assert_st_str_eq(m.u.ack.message, LIT("full"));
     ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
@@ -955,7 +965,7 @@ touch_msg(const struct st_msg *m)
     case ST_MSG_HELLO: return touch(m->u.hello.program);
     case ST_MSG_STR: return touch(m->u.str.text);
     case ST_MSG_REGION: return touch(m->u.region.log_dir);
-    case ST_MSG_EXC: return touch(m->u.exc.message);
+    case ST_MSG_EVENT: return touch(m->u.event.detail);
     case ST_MSG_ACK: return touch(m->u.ack.message);
     case ST_MSG_STEP:
         for (i = 0; i < m->u.step.nglobals; i++)
@@ -1203,8 +1213,11 @@ START_TEST(test_wire_decode_rejects_wrong_field_type)
     /* STR with an integer text; HELLO with an integer program. */
     ck_assert_int_eq(DECODE(0x93, 0x02, 0x01, 0x05), ST_EBADTYPE);
     ck_assert_int_eq(DECODE(0x94, 0x01, 0x01, 0x01, 0x05), ST_EBADTYPE);
-    /* EXC message nil (only ACK allows nil). */
-    ck_assert_int_eq(DECODE(0x96, 0x0b, 1, 2, 3, 4, 0xc0), ST_EBADTYPE);
+    /* EVENT detail nil (only ACK allows nil). */
+    ck_assert_int_eq(DECODE(0x97, 0x0b, 1, 2, 3, 4, 4, 0xc0), ST_EBADTYPE);
+    /* EVENT of an unknown kind. */
+    ck_assert_int_eq(DECODE(0x97, 0x0b, 1, 2, 3, 4, 9, 0xa0), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x97, 0x0b, 1, 2, 3, 4, 0, 0xa0), ST_EBADMSG);
     /* ACK message integer. */
     ck_assert_int_eq(DECODE(0x94, 0x0c, 1, 2, 3), ST_EBADTYPE);
     /* REGION level as str. */

@@ -37,8 +37,11 @@ struct st_loc_view {
     uint32_t line;
 };
 
-/* Everything one step record shows.  Borrowed throughout. */
+/* Everything one record shows.  Borrowed throughout. */
 struct st_step_view {
+    int event;                      /* enum st_event: ST_EVENT_STEP for a
+                                       line step. */
+    struct st_str detail;           /* Event text (see below). */
     uint64_t step;
     uint64_t runtime_ns;
     struct st_str thread;           /* p == NULL: no "| thread" suffix. */
@@ -52,10 +55,16 @@ struct st_step_view {
 };
 
 /*
- * Appends the text of one step record to `out`, byte for byte as SPEC
- * section 3: header, Runtime (ms, 4 decimals), location lines, a blank
- * line, then the Global and Local sections (each omitted when empty; the
- * "changes" headers in CHANGED mode; none in NONE mode).
+ * Appends the text of one record to `out`, byte for byte as SPEC section
+ * 3: header, Runtime (ms, 4 decimals), location lines, a blank line, then
+ * for a line step the Global and Local sections (each omitted when empty;
+ * the "changes" headers in CHANGED mode; none in NONE mode), or for an
+ * event one line and a blank line:
+ *   ST_EVENT_CALL        "Call: <func>"
+ *   ST_EVENT_RETURN      "Return: <func> -> <detail>"
+ *   ST_EVENT_RETURN_EXC  "Return: <func> (raised)"
+ *   ST_EVENT_EXCEPTION   "Exception: <detail>"   (detail "Type: message")
+ * where <func> is the function of the last location line.
  * @return 0 or ST_ENOMEM.
  */
 int st_record_format_step(struct st_buf *out, const struct st_step_view *v);

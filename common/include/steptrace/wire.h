@@ -38,7 +38,7 @@
     XX(REGION_END, 8)                                                      \
     XX(FLUSH, 9)                                                           \
     XX(LOST, 10)                                                           \
-    XX(EXC, 11)                                                            \
+    XX(EVENT, 11)                                                          \
     XX(ACK, 12)
 
 enum st_msg_type {
@@ -53,6 +53,16 @@ enum st_varmode { ST_VARMODE_ALL = 1, ST_VARMODE_CHANGED = 2,
 enum st_level { ST_LEVEL_DEBUG = 10, ST_LEVEL_INFO = 20,
                 ST_LEVEL_WARNING = 30, ST_LEVEL_ERROR = 40,
                 ST_LEVEL_SILENT = 50 };
+
+/* EVENT kinds: records other than line steps. */
+enum st_event {
+    ST_EVENT_STEP = 0,      /* Not on the wire: a STEP message. */
+    ST_EVENT_CALL = 1,      /* DEBUG: a traced frame starts. */
+    ST_EVENT_RETURN = 2,    /* DEBUG: it returns; detail = str(value). */
+    ST_EVENT_RETURN_EXC = 3, /* DEBUG: it ends by an exception. */
+    ST_EVENT_EXCEPTION = 4, /* DEBUG, ERROR: raised; detail = "T: msg". */
+    ST_EVENT_MAX_ = 4
+};
 
 /* FRAME flags. */
 #define ST_FRAME_MODULE 1u /* Module-level frame: locals are the globals. */
@@ -136,9 +146,10 @@ struct st_msg {
             uint32_t region_id;
             uint32_t frame_id;
             uint32_t lineno;
-            uint32_t type_sid;
-            struct st_str message;
-        } exc;
+            uint64_t runtime_ns;
+            uint32_t kind;      /* enum st_event */
+            struct st_str detail;
+        } event;
         struct {
             uint64_t token;
             uint64_t errors;
@@ -228,9 +239,10 @@ int st_wire_pack_region_end(msgpack_packer *pk, uint32_t region_id);
 int st_wire_pack_flush(msgpack_packer *pk, uint64_t token);
 int st_wire_pack_lost(msgpack_packer *pk, uint32_t region_id,
                       uint64_t count);
-int st_wire_pack_exc(msgpack_packer *pk, uint32_t region_id,
-                     uint32_t frame_id, uint32_t lineno, uint32_t type_sid,
-                     const char *msg, size_t n);
+int st_wire_pack_event(msgpack_packer *pk, uint32_t region_id,
+                       uint32_t frame_id, uint32_t lineno,
+                       uint64_t runtime_ns, uint32_t kind,
+                       const char *detail, size_t n);
 int st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
                      const char *msg, size_t n);
 
