@@ -29,7 +29,7 @@ import re
 import sys
 
 from . import _agent
-from .tracer import LogLevel, LogOutput, VariableMode
+from .tracer import _ON_FULL, LogLevel, LogOutput, VariableMode, _coerce_enum
 
 __all__ = [
     "ConfigError", "CONFIG_KEYS", "CONFIG_FILE_NAMES", "load_config",
@@ -56,7 +56,6 @@ _ENUMS = {
     "log_output": LogOutput,
     "variable_mode": VariableMode,
 }
-_ON_FULL = ("block", "drop")
 
 
 class ConfigError(ValueError):
@@ -131,20 +130,14 @@ def _show(value):
 
 
 def _enum_value(cls, value, fail):
-    if isinstance(value, cls):
-        return value
+    # What Tracer() accepts: a member, a name in any case, an int value.
+    try:
+        return _coerce_enum(cls, value, cls.__name__)
+    except ValueError:
+        pass
     valid = ", ".join(cls.__members__)
     if isinstance(value, str):
-        member = cls.__members__.get(value.strip().upper())
-        if member is None:
-            fail("unknown value %r; valid values are %s" % (value, valid))
-        return member
-    # The enum's int values are accepted, as Tracer(log_level=10) is.
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return cls(value)
-        except ValueError:
-            pass
+        fail("unknown value %r; valid values are %s" % (value, valid))
     fail("expected one of %s, got %s" % (valid, _show(value)))
 
 
