@@ -5,7 +5,9 @@
  * Files:
  *   module.c           Python-facing functions, module init
  *   backend_settrace.c the PyEval_SetTrace hook: events -> tracer.c
- *   tracer.c           per-event work: frames, steps, records (hot path)
+ *   tracer.c           per-event work: threads, frames, regions (hot path)
+ *   filter.c           which code is traced, cached per code object
+ *   emit.c             records: encoding for the collector, console text
  *   vars.c             variable snapshots, diffs, str() rendering
  *   strtab.c           string ids sent on the wire
  *   sender.c           the sender thread and the collector socket
@@ -114,6 +116,7 @@ struct st_filter {
 
 struct st_scope;
 struct st_region {
+    PyObject *owner;        /* Borrowed: the Region object owning this. */
     uint32_t id;
     uint32_t tracer_id;
     int level;
@@ -149,7 +152,10 @@ uint64_t st__now_ns(void);
 /* Event entry points called by the backend; return 0 (never raise). */
 int st__on_call(PyFrameObject *f);
 int st__on_line(PyFrameObject *f);
-int st__on_return(PyFrameObject *f);
+/* arg: the returned value, NULL when an exception ends the frame. */
+int st__on_return(PyFrameObject *f, PyObject *arg);
+/* arg: the (type, value, traceback) tuple. */
+int st__on_exception(PyFrameObject *f, PyObject *arg);
 
 /* Starts a region: resets per-thread state for it. */
 void st__region_activate(struct st_region *r);
@@ -172,6 +178,20 @@ extern msgpack_packer st__pk;
 void st__batch_handoff(void);
 
 /* ---- vars.c: snapshots and diffs ---- */
+
+/*
+ * Renders str(v) escaped and cut at the region's repr_limit into a new
+ * malloc'ed, NUL-terminated string (*len_out excludes the NUL); a str()
+ * that raises gives "<unprintable T: msg>".  Never raises; NULL only when
+ * out of memory.
+ */
+char *st__render_value(PyObject *v, const struct st_region *r,
+                       size_t *len_out);
+
+/* "Type: message" (or "Type" when str(exc) is empty) for an exception
+ * value, rendered like st__render_value. */
+char *st__render_exception(PyObject *exc, const struct st_region *r,
+                           size_t *len_out);
 
 /* One shown variable of a scope, as last rendered. */
 struct st_snapent {
@@ -214,5 +234,90 @@ void st__changes_reset(struct st_changes *c);
  */
 int st__snapshot_update(struct st_snapshot *s, PyObject *vars,
                         const struct st_region *r, struct st_changes *out);
+
+/* ---- shared by tracer.c, filter.c and emit.c ---- */
+
+/* Cached per code object (in its co_extra slot): the filter verdict. */
+struct st_codeinfo {
+    uint32_t filter_id;      /* Region filter this verdict is for. */
+    uint32_t strtab_epoch;   /* Validity of file_s / func_s. */
+    int traceable;
+    PyObject *abs_file;      /* Owned: absolute co_filename. */
+    struct st_strent *file_s; /* Borrowed from strtab. */
+    struct st_strent *func_s;
+};
+
+/* Module globals seen in a region, with their last shown state. */
+struct st_scope {
+    struct st_scope *next;   /* Owned list. */
+    PyObject *globals;       /* Owned for the region (identity key). */
+    uint32_t id;
+    struct st_snapshot snap;
+};
+
+/* A traced frame on a thread's stack. */
+struct st_fentry {
+    PyFrameObject *frame;    /* Borrowed: identity only, valid while here. */
+    struct st_codeinfo *ci;  /* Borrowed from the code object. */
+    struct st_scope *scope;  /* Borrowed from the region. */
+    uint32_t id;
+    uint32_t parent;         /* Stack index + 1 of the traced caller. */
+    uint32_t last_line;      /* Line of its latest record. */
+    uint32_t announced_gen;  /* FRAME sent on this connection generation. */
+    int module_level;        /* Locals are the globals: one section. */
+    struct st_snapshot locals;
+};
+
+struct st_tstate {
+    struct st_tstate *next;  /* Owned list of every thread's state. */
+    uint64_t epoch;          /* Region epoch this state belongs to. */
+    uint32_t tid;
+    uint32_t announced_gen;
+    PyObject *name;          /* Owned: the thread's name, once looked up. */
+    struct st_fentry *stack; /* Owned. */
+    size_t depth, cap;
+    uint64_t last_exit;      /* Clock when the hook last returned. */
+    uint64_t prog;           /* Program time accumulated in this region. */
+    uint64_t prog_at_step;
+    int busy;                /* Re-entrancy guard. */
+};
+
+/* filter.c: sets up the co_extra slot.  @return 0 or -1. */
+int st__filter_init(void);
+
+/* The code object's cached info for region r (borrowed), or NULL when it
+ * is not traced. */
+struct st_codeinfo *st__codeinfo_get(PyCodeObject *co,
+                                     const struct st_region *r);
+
+/* emit.c: one record of the frame at ts->stack[idx].  `kind` is an enum
+ * st_event; for ST_EVENT_STEP, `gch`/`lch` hold the variable changes (and
+ * `vars` says whether variables are captured at all). */
+struct st_record {
+    int kind;
+    uint32_t line;
+    uint64_t runtime;
+    const char *detail;      /* Event text (escaped), or NULL. */
+    size_t detail_len;
+    int vars;
+    const struct st_changes *gch;
+    const struct st_changes *lch;
+};
+
+void st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
+              const struct st_record *rec);
+
+/* Sends FRAME_END for a frame leaving the stack (if it was announced). */
+void st__emit_frame_end(struct st_region *r, const struct st_fentry *e);
+
+/* Sends LOST (if any), REGION_END and FLUSH; returns the flush token or 0
+ * when nothing was sent. */
+uint64_t st__emit_region_end(struct st_region *r);
+
+/* The thread's name (threading.current_thread().name), looked up once. */
+PyObject *st__tstate_name(struct st_tstate *ts);
+
+/* Resets the batch clock (at region start). */
+void st__emit_reset_clock(uint64_t now);
 
 #endif /* STEPTRACE_AGENT_AGENT_H */

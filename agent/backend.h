@@ -17,7 +17,8 @@ void st__backend_start(PyObject *handle);
 /* Removes the hook from the calling thread. */
 void st__backend_stop(void);
 
-/* Feeds one event given by name ("call", "line", "return"). */
-int st__backend_dispatch(PyFrameObject *f, const char *event);
+/* Feeds one event given by name ("call", "line", "return",
+ * "exception") with its argument. */
+int st__backend_dispatch(PyFrameObject *f, const char *event, PyObject *arg);
 
 #endif /* STEPTRACE_AGENT_BACKEND_H */

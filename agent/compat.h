@@ -7,6 +7,10 @@
 
 #include <Python.h>
 #include <frameobject.h>
+#if PY_VERSION_HEX >= 0x030B0000
+/* YIELD_VALUE (3.11), RETURN_VALUE and RETURN_CONST (3.12+). */
+#include <opcode.h>
+#endif
 
 #if PY_VERSION_HEX < 0x030A0000
 #error "steptrace needs CPython 3.10 or newer"
@@ -50,6 +54,134 @@ st_frame_get_locals(PyFrameObject *f)
     if (PyFrame_FastToLocalsWithError(f) < 0)
         return NULL;
     return Py_XNewRef(f->f_locals);
+#endif
+}
+
+/* Is the object behind weak reference `ref` alive, and (when `obj` is not
+ * NULL) is it `obj`?  Never raises.  (PyWeakref_GetObject is deprecated
+ * from 3.13 in favour of PyWeakref_GetRef.) */
+static inline int
+st_weakref_alive_is(PyObject *ref, PyObject *obj)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *o = NULL;
+    int r = PyWeakref_GetRef(ref, &o);
+
+    if (r < 0)
+        PyErr_Clear();
+    r = r == 1 && (obj == NULL || o == obj);
+    Py_XDECREF(o);
+    return r;
+#else
+    PyObject *o = PyWeakref_GetObject(ref);
+
+    if (o == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return o != Py_None && (obj == NULL || o == obj);
+#endif
+}
+
+/* Code that can suspend (yield or await) and be resumed. */
+#define ST_CO_SUSPENDABLE                                                    \
+    (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
+
+/* The generator, coroutine or async generator running in f: a new
+ * reference, or NULL (no exception set). */
+static inline PyObject *
+st_frame_get_generator(PyFrameObject *f)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetGenerator(f);
+#else
+    return Py_XNewRef(f->f_gen);
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+/* The opcode the frame stopped at, from the code's (unspecialized) bytes,
+ * or -1. */
+static inline int
+st_frame_last_opcode(PyFrameObject *f, PyCodeObject *co)
+{
+    PyObject *code = PyCode_GetCode(co);
+    int lasti = PyFrame_GetLasti(f), op = -1;
+
+    if (code != NULL && lasti >= 0 && lasti < (int)PyBytes_GET_SIZE(code))
+        op = (unsigned char)PyBytes_AS_STRING(code)[lasti];
+    Py_XDECREF(code);
+    PyErr_Clear();
+    return op;
+}
+#endif
+
+/*
+ * At a RETURN event: does an exception end the frame?  Before 3.12 the C
+ * trace function gets arg NULL then; the 3.12+ settrace emulation passes
+ * None for both, so the instruction tells: a real return stops at
+ * RETURN_VALUE or RETURN_CONST.
+ */
+static inline int
+st_return_is_exception(PyFrameObject *f, PyCodeObject *co, PyObject *arg)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    int op;
+
+    if (arg == NULL)
+        return 1;
+    if (arg != Py_None)
+        return 0;
+    op = st_frame_last_opcode(f, co);
+    return op >= 0 && op != RETURN_VALUE && op != RETURN_CONST;
+#else
+    (void)f;
+    (void)co;
+    return arg == NULL;
+#endif
+}
+
+/*
+ * At a RETURN event of suspendable code: is the frame suspending (a yield,
+ * or an await that waits) rather than ending?  Never raises.
+ */
+static inline int
+st_frame_is_suspending(PyFrameObject *f, PyCodeObject *co)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *gen, *v;
+    const char *attr;
+    int r = 0;
+
+    if (!(co->co_flags & ST_CO_SUSPENDABLE))
+        return 0;
+    gen = PyFrame_GetGenerator(f);
+    if (gen == NULL)
+        return 0;
+    /* The generator's state is set to suspended before the event. */
+    attr = (co->co_flags & CO_COROUTINE) ? "cr_suspended"
+           : (co->co_flags & CO_ASYNC_GENERATOR) ? "ag_suspended"
+                                                 : "gi_suspended";
+    v = PyObject_GetAttrString(gen, attr);
+    if (v != NULL) {
+        r = PyObject_IsTrue(v) == 1;
+        Py_DECREF(v);
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    else {
+        /* 3.11 async generators have no ag_suspended: look at the
+         * instruction the frame stopped at. */
+        PyErr_Clear();
+        r = st_frame_last_opcode(f, co) == YIELD_VALUE;
+    }
+#endif
+    PyErr_Clear();
+    Py_DECREF(gen);
+    return r;
+#else
+    if (!(co->co_flags & ST_CO_SUSPENDABLE))
+        return 0;
+    return f->f_state == FRAME_SUSPENDED;
 #endif
 }
 

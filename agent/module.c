@@ -64,7 +64,7 @@ handle_call(PyObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTuple(args, "OsO", &frame, &event, &arg))
         return NULL;
     if (PyFrame_Check(frame))
-        st__backend_dispatch((PyFrameObject *)frame, event);
+        st__backend_dispatch((PyFrameObject *)frame, event, arg);
     return Py_NewRef(self);
 }
 
@@ -209,6 +209,7 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
         return NULL;
     }
     ro->r = r;
+    r->owner = (PyObject *)ro;
     return (PyObject *)ro;
 }
 
@@ -222,15 +223,48 @@ check_region(PyObject *o)
     return 0;
 }
 
-/* start(region): makes it the active region and installs the hook in the
- * calling thread. */
+/* start(region) -> the region active before (or None): makes `region`
+ * the active one and installs the hook in the calling thread. */
 static PyObject *
 agent_start(PyObject *mod, PyObject *region)
 {
+    struct st_region *prev = st__active;
+
     if (check_region(region) < 0)
         return NULL;
     st__region_activate(((RegionObject *)region)->r);
     st__backend_start(handle);
+    if (prev != NULL && prev->owner != NULL)
+        return Py_NewRef(prev->owner);
+    Py_RETURN_NONE;
+}
+
+/* pause(prev): stops recording without ending the active region (a traced
+ * generator between two resumptions); `prev` (a Region or None) becomes
+ * active again. */
+static PyObject *
+agent_pause(PyObject *mod, PyObject *prev)
+{
+    if (prev != Py_None && check_region(prev) < 0)
+        return NULL;
+    if (prev == Py_None) {
+        st__backend_stop();
+        st__active = NULL;
+    }
+    else {
+        st__active = ((RegionObject *)prev)->r;
+        st__backend_start(handle);
+    }
+    Py_RETURN_NONE;
+}
+
+/* attach_thread(): installs the hook in a new thread while a region is
+ * active (called from the threading.settrace hook). */
+static PyObject *
+agent_attach_thread(PyObject *mod, PyObject *unused)
+{
+    if (st__active != NULL)
+        st__backend_start(handle);
     Py_RETURN_NONE;
 }
 
@@ -278,7 +312,12 @@ static PyMethodDef agent_methods[] = {
      "close(): send what is queued and close the connection."},
     {"region", (PyCFunction)(void (*)(void))agent_region,
      METH_VARARGS | METH_KEYWORDS, "region(...) -> Region (internal)."},
-    {"start", agent_start, METH_O, "start(region): trace this thread."},
+    {"start", agent_start, METH_O,
+     "start(region) -> previous Region or None: trace this thread."},
+    {"pause", agent_pause, METH_O,
+     "pause(prev): stop recording, keep the region; prev becomes active."},
+    {"attach_thread", agent_attach_thread, METH_NOARGS,
+     "attach_thread(): trace the calling (new) thread too."},
     {"stop", agent_stop, METH_O,
      "stop(region) -> (errors, message, lost): end and flush a region."},
     {"after_fork_child", agent_after_fork_child, METH_NOARGS,

@@ -1,80 +1,41 @@
 /*
- * Per-event work: which frames are traced, step records, encoding for the
- * collector and formatting for the console.  Runs with the GIL held, from
- * the backend's hook; never raises into the traced program.
+ * Per-event work: per-thread stacks of traced frames, the program's time,
+ * suspended generators and coroutines, and regions.  Runs with the GIL
+ * held, from the backend's hook; never raises into the traced program.
  */
 #include "agent.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 struct st_region *st__active;
-struct st_buf st__batch;
-msgpack_packer st__pk;
 
-static uint64_t batch_records;     /* STEP messages in st__batch. */
-static uint64_t last_handoff_ns;
 static uint32_t next_frame_id = 1;
 static uint32_t next_scope_id = 1;
 static uint32_t next_tid = 1;
-static int code_extra_index = -1;
-
-/* Hand the batch over at this size, or when it is this old. */
-#define BATCH_BYTES (64 * 1024)
-#define BATCH_AGE_NS (100 * 1000 * 1000ull)
-
-/* Cached per code object (in its co_extra slot): the filter verdict. */
-struct st_codeinfo {
-    uint32_t filter_id;      /* Region filter this verdict is for. */
-    uint32_t strtab_epoch;   /* Validity of file_s / func_s. */
-    int traceable;
-    PyObject *abs_file;      /* Owned: absolute co_filename. */
-    struct st_strent *file_s;
-    struct st_strent *func_s;
-};
-
-/* Module globals seen in a region, with their last shown state. */
-struct st_scope {
-    struct st_scope *next;   /* Owned list. */
-    PyObject *globals;       /* Owned for the region (identity key). */
-    uint32_t id;
-    uint32_t announced_gen;
-    struct st_snapshot snap;
-};
-
-/* A traced frame on a thread's stack. */
-struct st_fentry {
-    PyFrameObject *frame;    /* Borrowed: identity only, valid while here. */
-    struct st_codeinfo *ci;  /* Borrowed from the code object. */
-    struct st_scope *scope;  /* Borrowed from the region. */
-    uint32_t id;
-    uint32_t parent;         /* Stack index + 1 of the traced caller. */
-    uint32_t last_line;
-    uint32_t announced_gen;
-    int module_level;        /* Locals are the globals: one section. */
-    struct st_snapshot locals;
-};
-
-struct st_tstate {
-    struct st_tstate *next;  /* Owned list of every thread's state. */
-    uint64_t epoch;          /* Region epoch this state belongs to. */
-    uint32_t tid;
-    uint32_t announced_gen;
-    PyObject *name;          /* Owned: the thread's name, once looked up. */
-    struct st_fentry *stack; /* Owned. */
-    size_t depth, cap;
-    uint64_t last_exit;      /* Clock when the hook last returned. */
-    uint64_t prog;           /* Program time accumulated in this region. */
-    uint64_t prog_at_step;
-    int busy;                /* Re-entrancy guard. */
-};
 
 static _Thread_local struct st_tstate *tls;
-static struct st_tstate *all_tstates;
-static struct st_changes gch, lch;   /* Scratch, reused every step. */
-static struct st_buf text;           /* Scratch for console output. */
+static struct st_tstate *all_tstates; /* Owned list. */
+static struct st_changes gch, lch;    /* Scratch, reused every step. */
+
+/*
+ * A generator or coroutine frame between a yield (or await) and its next
+ * resumption keeps its identity and variable state here, keyed by its
+ * frame and checked through a weak reference to its generator (so the
+ * generator's lifetime is untouched and a reused frame address is never
+ * mistaken for it).
+ */
+struct st_suspended {
+    struct st_suspended *next; /* Owned list. */
+    PyObject *genref;          /* Owned weak reference. */
+    struct st_fentry e;        /* Owned contents (locals snapshot). */
+};
+
+static struct st_suspended *suspended;
+static size_t nsuspended;
+
+int st__emit_init(void);
 
 uint64_t
 st__now_ns(void)
@@ -85,150 +46,12 @@ st__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- code object cache and the workspace filter (SPEC section 5) ---- */
-
-static void
-codeinfo_free(void *p)
-{
-    struct st_codeinfo *ci = p;
-
-    if (ci == NULL)
-        return;
-    Py_XDECREF(ci->abs_file);
-    free(ci);
-}
-
 int
 st__tracer_init(void)
 {
-    code_extra_index = (int)ST_REQUEST_CODE_EXTRA_INDEX(codeinfo_free);
-    if (code_extra_index < 0)
+    if (st__filter_init() != 0)
         return -1;
-    st_buf_init(&st__batch);
-    st_buf_init(&text);
-    msgpack_packer_init(&st__pk, &st__batch, st_buf_msgpack_write);
-    st__batch.len = 0;
-    return st_buf_append(&st__batch, "\0\0\0\0", 4) == 0 ? 0 : -1;
-}
-
-/* Is `path` equal to `prefix` or below it, component-wise? */
-static int
-path_under(const char *path, size_t n, const char *prefix, size_t pn)
-{
-    if (pn == 0 || n < pn || memcmp(path, prefix, pn) != 0)
-        return 0;
-    return n == pn || path[pn] == '/' || prefix[pn - 1] == '/';
-}
-
-static int
-path_has_component(const char *path, const char *comp)
-{
-    size_t cn = strlen(comp);
-    const char *p = path;
-
-    while ((p = strstr(p, comp)) != NULL) {
-        if ((p == path || p[-1] == '/') && (p[cn] == '/' || p[cn] == '\0'))
-            return 1;
-        p += cn;
-    }
-    return 0;
-}
-
-/* Computes the verdict for a code object under filter f. */
-static int
-filter_code(const struct st_filter *f, PyCodeObject *co,
-            struct st_codeinfo *ci)
-{
-    Py_ssize_t n;
-    const char *fn = PyUnicode_AsUTF8AndSize(co->co_filename, &n);
-    const char *path;
-    struct stat sb;
-    size_t i, pn;
-
-    if (fn == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (n == 0 || fn[0] == '<')
-        return 0;
-    if (ci->abs_file == NULL) {
-        if (fn[0] == '/')
-            ci->abs_file = Py_NewRef(co->co_filename);
-        else
-            ci->abs_file = PyUnicode_FromFormat("%s/%U", f->cwd,
-                                                co->co_filename);
-        if (ci->abs_file == NULL) {
-            PyErr_Clear();
-            return 0;
-        }
-    }
-    path = PyUnicode_AsUTF8AndSize(ci->abs_file, &n);
-    if (path == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    pn = (size_t)n;
-    if (path_under(path, pn, f->pkgdir, f->pkgdir_len))
-        return 0;
-    for (i = 0; i < f->nexcluded; i++)
-        if (path_under(path, pn, f->excluded[i], strlen(f->excluded[i])))
-            return 0;
-    if (path_has_component(path, "site-packages") ||
-        path_has_component(path, "dist-packages"))
-        return 0;
-    if (f->workspace != NULL &&
-        !path_under(path, pn, f->workspace, f->ws_len))
-        return 0;
-    if (f->functions != NULL) {
-        int in = PySet_Contains(f->functions, co->co_name);
-
-        if (in < 0)
-            PyErr_Clear();
-        if (in != 1)
-            return 0;
-    }
-    /* A real file, not source made up by exec() or a loader. */
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
-        return 0;
-    return 1;
-}
-
-/* Returns the code object's cached info for region r (borrowed), or NULL
- * when it is not traceable. */
-static struct st_codeinfo *
-codeinfo_get(PyCodeObject *co, const struct st_region *r)
-{
-    struct st_codeinfo *ci = NULL;
-
-    if (ST_CODE_GET_EXTRA((PyObject *)co, code_extra_index, (void **)&ci) < 0) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (ci == NULL) {
-        ci = calloc(1, sizeof(*ci));
-        if (ci == NULL)
-            return NULL;
-        if (ST_CODE_SET_EXTRA((PyObject *)co, code_extra_index, ci) < 0) {
-            PyErr_Clear();
-            free(ci);
-            return NULL;
-        }
-    }
-    if (ci->filter_id != r->filter.id) {
-        ci->filter_id = r->filter.id;
-        ci->traceable = filter_code(&r->filter, co, ci);
-        ci->strtab_epoch = 0;
-    }
-    if (!ci->traceable)
-        return NULL;
-    if (ci->strtab_epoch != st__strtab_epoch) {
-        ci->file_s = st__strtab_str(ci->abs_file);
-        ci->func_s = st__strtab_str(co->co_name);
-        if (ci->file_s == NULL || ci->func_s == NULL)
-            return NULL;
-        ci->strtab_epoch = st__strtab_epoch;
-    }
-    return ci;
+    return st__emit_init();
 }
 
 /* ---- per-thread state ---- */
@@ -287,282 +110,6 @@ tstate_push(struct st_tstate *ts)
     return e;
 }
 
-/* The thread's name (threading.current_thread().name), looked up once. */
-static PyObject *
-tstate_name(struct st_tstate *ts)
-{
-    PyObject *mod, *cur = NULL;
-
-    if (ts->name != NULL)
-        return ts->name;
-    mod = PyImport_ImportModule("threading");
-    if (mod != NULL)
-        cur = PyObject_CallMethod(mod, "current_thread", NULL);
-    if (cur != NULL)
-        ts->name = PyObject_GetAttrString(cur, "name");
-    Py_XDECREF(cur);
-    Py_XDECREF(mod);
-    if (ts->name == NULL || !PyUnicode_Check(ts->name)) {
-        PyErr_Clear();
-        Py_XSETREF(ts->name, PyUnicode_FromFormat("%u", ts->tid));
-        PyErr_Clear();
-    }
-    return ts->name;
-}
-
-/* ---- encoding for the collector ---- */
-
-void
-st__batch_handoff(void)
-{
-    struct st_region *r = st__active;
-
-    last_handoff_ns = st__now_ns();
-    if (st__batch.len <= ST_WIRE_HEADER_SIZE)
-        return;
-    st_wire_put_header((unsigned char *)st__batch.data,
-                       (uint32_t)(st__batch.len - ST_WIRE_HEADER_SIZE));
-    if (st__batch.oom || st__sender_submit(&st__batch, batch_records) != 0) {
-        if (r != NULL)
-            r->lost += batch_records;
-    }
-    batch_records = 0;
-    st_buf_close(&st__batch);
-    st_buf_append(&st__batch, "\0\0\0\0", 4);
-}
-
-static void
-send_str(struct st_strent *e)
-{
-    uint32_t gen = st__sender_gen();
-
-    if (e->sent_gen == gen)
-        return;
-    st_wire_pack_str(&st__pk, e->sid, e->text, e->len);
-    e->sent_gen = gen;
-}
-
-static void
-announce_region(struct st_region *r)
-{
-    uint32_t gen = st__sender_gen();
-    Py_ssize_t n;
-    const char *dir;
-
-    if (r->file_announced && r->announced_gen == gen)
-        return;
-    dir = PyUnicode_AsUTF8AndSize(r->log_dir, &n);
-    if (dir == NULL) {
-        PyErr_Clear();
-        dir = ".tracer";
-        n = 7;
-    }
-    st_wire_pack_region(&st__pk, r->id, r->tracer_id, dir, (size_t)n,
-                        (uint32_t)r->level, (uint32_t)r->var_mode,
-                        r->max_log_bytes, r->max_log_files);
-    r->file_announced = 1;
-    r->announced_gen = gen;
-}
-
-static void
-announce_frame(struct st_tstate *ts, size_t idx)
-{
-    uint32_t gen = st__sender_gen();
-    struct st_fentry *e = &ts->stack[idx];
-    uint32_t parent_id = 0;
-
-    if (e->announced_gen == gen)
-        return;
-    if (e->parent != 0) {
-        announce_frame(ts, e->parent - 1);
-        parent_id = ts->stack[e->parent - 1].id;
-    }
-    if (ts->announced_gen != gen) {
-        struct st_strent *name = st__strtab_str(tstate_name(ts));
-
-        if (name != NULL) {
-            send_str(name);
-            st_wire_pack_thread(&st__pk, ts->tid, name->sid);
-        }
-        ts->announced_gen = gen;
-    }
-    send_str(e->ci->file_s);
-    send_str(e->ci->func_s);
-    st_wire_pack_frame(&st__pk, e->id, ts->tid, parent_id, e->ci->file_s->sid,
-                       e->ci->func_s->sid, e->scope ? e->scope->id : 0,
-                       e->module_level ? ST_FRAME_MODULE : 0);
-    e->announced_gen = gen;
-}
-
-static void
-pack_diff(const struct st_changes *c, int present)
-{
-    size_t i;
-
-    if (!present) {
-        st_wire_pack_nil(&st__pk);
-        return;
-    }
-    st_wire_pack_diff_begin(&st__pk, c->n);
-    for (i = 0; i < c->n; i++) {
-        const struct st_change *ch = &c->c[i];
-
-        if (ch->kind == ST_VAR_DELETED)
-            st_wire_pack_var_del(&st__pk, ch->name_s->sid);
-        else
-            st_wire_pack_var_set(&st__pk, ch->name_s->sid,
-                                 ch->ent->type_s->sid, ch->ent->value,
-                                 ch->ent->value_len);
-    }
-}
-
-static void
-send_change_strings(const struct st_changes *c)
-{
-    size_t i;
-
-    for (i = 0; i < c->n; i++) {
-        send_str(c->c[i].name_s);
-        if (c->c[i].kind != ST_VAR_DELETED)
-            send_str(c->c[i].ent->type_s);
-    }
-}
-
-static void
-encode_step(struct st_region *r, struct st_tstate *ts, size_t idx,
-            uint32_t line, uint64_t runtime, int vars, int module_level)
-{
-    struct st_fentry *e = &ts->stack[idx];
-
-    if (!st__sender_ok()) {
-        r->lost++;
-        return;
-    }
-    announce_region(r);
-    if (e->scope != NULL && e->scope->announced_gen != st__sender_gen())
-        e->scope->announced_gen = st__sender_gen();
-    announce_frame(ts, idx);
-    if (vars) {
-        send_change_strings(&gch);
-        send_change_strings(&lch);
-    }
-    st_wire_pack_step_begin(&st__pk, r->id, e->id, line, runtime);
-    pack_diff(&gch, vars);
-    pack_diff(&lch, vars && !module_level);
-    batch_records++;
-    if (st__batch.len >= BATCH_BYTES ||
-        st__now_ns() - last_handoff_ns >= BATCH_AGE_NS)
-        st__batch_handoff();
-}
-
-/* ---- console output (formatted here with the shared formatter) ---- */
-
-static struct st_str
-strent_str(const struct st_strent *e)
-{
-    struct st_str s = {e->text, e->len};
-    return s;
-}
-
-/* Fills views for a full snapshot (ALL) or the changes (CHANGED). */
-static struct st_var_view *
-make_views(const struct st_snapshot *snap, const struct st_changes *c,
-           int var_mode, size_t *n_out)
-{
-    size_t n = var_mode == ST_VARMODE_ALL ? snap->n : c->n;
-    struct st_var_view *v = calloc(n ? n : 1, sizeof(*v));
-    size_t i;
-
-    *n_out = 0;
-    if (v == NULL)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        const struct st_snapent *e;
-
-        if (var_mode == ST_VARMODE_ALL) {
-            e = &snap->ents[i];
-            v[i].change = ST_VAR_PLAIN;
-        }
-        else {
-            e = c->c[i].ent;
-            v[i].change = c->c[i].kind;
-            v[i].name = strent_str(c->c[i].name_s);
-            v[i].old.p = c->c[i].old;
-            v[i].old.n = c->c[i].old_len;
-            if (e == NULL)
-                continue;
-        }
-        v[i].name = strent_str(e->name_s);
-        v[i].type = strent_str(e->type_s);
-        v[i].value.p = e->value;
-        v[i].value.n = e->value_len;
-    }
-    *n_out = n;
-    return v;
-}
-
-static void
-console_step(struct st_region *r, struct st_tstate *ts, size_t idx,
-             uint32_t line, uint64_t runtime, struct st_scope *scope,
-             int module_level)
-{
-    struct st_fentry *e = &ts->stack[idx];
-    struct st_loc_view loc[1];
-    struct st_step_view v;
-    struct st_var_view *gv = NULL, *lv = NULL;
-    PyObject *stream, *s, *res;
-    static struct st_snapshot empty;
-
-    memset(&v, 0, sizeof(v));
-    v.step = r->steps;
-    v.runtime_ns = runtime;
-    if (r->multi_thread) {
-        PyObject *name = tstate_name(ts);
-        Py_ssize_t n;
-
-        v.thread.p = PyUnicode_AsUTF8AndSize(name, &n);
-        v.thread.n = (size_t)n;
-        if (v.thread.p == NULL) {
-            PyErr_Clear();
-            v.thread.p = "?";
-            v.thread.n = 1;
-        }
-    }
-    loc[0].file = strent_str(e->ci->file_s);
-    loc[0].func = strent_str(e->ci->func_s);
-    loc[0].line = line;
-    v.locs = loc;
-    v.nlocs = 1;
-    v.var_mode = r->var_mode;
-    if (r->var_mode != ST_VARMODE_NONE) {
-        gv = make_views(scope ? &scope->snap : &empty, &gch, r->var_mode,
-                        &v.nglobals);
-        if (!module_level)
-            lv = make_views(&e->locals, &lch, r->var_mode, &v.nlocals);
-        v.globals = gv;
-        v.locals = lv;
-    }
-    text.len = 0;
-    st_record_format_step(&text, &v);
-    free(gv);
-    free(lv);
-    stream = PySys_GetObject(r->outputs & ST_OUT_STDOUT ? "stdout" : "stderr");
-    if (stream == NULL || stream == Py_None || text.oom) {
-        r->errors++;
-        return;
-    }
-    s = PyUnicode_DecodeUTF8(text.data, (Py_ssize_t)text.len, "replace");
-    res = s ? PyObject_CallMethod(stream, "write", "O", s) : NULL;
-    if (res == NULL) {
-        PyErr_Clear();
-        r->errors++;
-    }
-    Py_XDECREF(res);
-    Py_XDECREF(s);
-}
-
-/* ---- events ---- */
-
 static struct st_scope *
 scope_for(struct st_region *r, PyObject *globals)
 {
@@ -579,50 +126,6 @@ scope_for(struct st_region *r, PyObject *globals)
     sc->next = r->scopes;
     r->scopes = sc;
     return sc;
-}
-
-/* Records one step of the frame on top of ts's stack. */
-static void
-record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
-{
-    size_t idx = ts->depth - 1;
-    struct st_fentry *e = &ts->stack[idx];
-    uint32_t line = (uint32_t)PyFrame_GetLineNumber(f);
-    uint64_t runtime = ts->prog - ts->prog_at_step;
-    int vars = r->var_mode != ST_VARMODE_NONE;
-    int module_level = e->module_level;
-    PyObject *globals = NULL, *locals = NULL;
-
-    ts->prog_at_step = ts->prog;
-    e->last_line = line;
-    r->steps++;
-    if (r->first_tid == 0)
-        r->first_tid = ts->tid;
-    else if (r->first_tid != ts->tid)
-        r->multi_thread = 1;
-    st__changes_reset(&gch);
-    st__changes_reset(&lch);
-    globals = st_frame_get_globals(f);
-    if (globals != NULL && e->scope == NULL)
-        e->scope = scope_for(r, globals);
-    if (vars && globals != NULL) {
-        if (!module_level) {
-            locals = st_frame_get_locals(f);
-            if (locals == NULL)
-                PyErr_Clear();
-        }
-        if (e->scope != NULL)
-            st__snapshot_update(&e->scope->snap, globals, r, &gch);
-        if (!module_level && locals != NULL)
-            st__snapshot_update(&e->locals, locals, r, &lch);
-    }
-    PyErr_Clear();
-    if (r->outputs & ST_OUT_FILE)
-        encode_step(r, ts, idx, line, runtime, vars, module_level);
-    if (r->outputs & (ST_OUT_STDOUT | ST_OUT_STDERR))
-        console_step(r, ts, idx, line, runtime, e->scope, module_level);
-    Py_XDECREF(locals);
-    Py_XDECREF(globals);
 }
 
 /* Module-level code runs with its globals as its locals. */
@@ -643,19 +146,127 @@ frame_is_module_level(PyFrameObject *f, PyCodeObject *co)
     return same;
 }
 
+/* The runtime of a record: program time since the thread's last one. */
+static uint64_t
+take_runtime(struct st_tstate *ts)
+{
+    uint64_t runtime = ts->prog - ts->prog_at_step;
+
+    ts->prog_at_step = ts->prog;
+    return runtime;
+}
+
+/* ---- suspended generators and coroutines ---- */
+
+static void
+suspended_free(struct st_suspended *s)
+{
+    st__snapshot_clear(&s->e.locals);
+    Py_XDECREF(s->genref);
+    free(s);
+}
+
+/* Drops entries whose generator is gone. */
+static void
+suspended_purge(void)
+{
+    struct st_suspended **pp = &suspended;
+
+    while (*pp != NULL) {
+        struct st_suspended *s = *pp;
+
+        if (!st_weakref_alive_is(s->genref, NULL)) {
+            *pp = s->next;
+            suspended_free(s);
+            nsuspended--;
+        }
+        else {
+            pp = &s->next;
+        }
+    }
+}
+
+static void
+suspended_clear(void)
+{
+    while (suspended != NULL) {
+        struct st_suspended *s = suspended;
+
+        suspended = s->next;
+        suspended_free(s);
+    }
+    nsuspended = 0;
+}
+
+/* Keeps the top entry of ts (a frame that yielded) for its resumption.
+ * @return 1 when kept, 0 when it cannot be (it is then dropped). */
+static int
+suspend_top(struct st_tstate *ts, PyFrameObject *f)
+{
+    PyObject *gen = st_frame_get_generator(f);
+    struct st_suspended *s;
+
+    if (gen == NULL)
+        return 0;
+    s = calloc(1, sizeof(*s));
+    if (s != NULL)
+        s->genref = PyWeakref_NewRef(gen, NULL);
+    Py_DECREF(gen);
+    if (s == NULL || s->genref == NULL) {
+        PyErr_Clear();
+        free(s);
+        return 0;
+    }
+    if (nsuspended >= 1024)
+        suspended_purge();
+    s->e = ts->stack[ts->depth - 1];
+    s->e.frame = f;
+    s->next = suspended;
+    suspended = s;
+    nsuspended++;
+    ts->depth--;
+    return 1;
+}
+
+/* Takes back the state of a resumed generator frame, or NULL. */
+static struct st_suspended *
+resume_take(PyFrameObject *f)
+{
+    struct st_suspended **pp;
+    PyObject *gen = NULL;
+
+    for (pp = &suspended; *pp != NULL; pp = &(*pp)->next) {
+        struct st_suspended *s = *pp;
+
+        if (s->e.frame != f)
+            continue;
+        if (gen == NULL)
+            gen = st_frame_get_generator(f);
+        if (gen != NULL && st_weakref_alive_is(s->genref, gen)) {
+            *pp = s->next;
+            nsuspended--;
+            Py_DECREF(gen);
+            return s;
+        }
+    }
+    Py_XDECREF(gen);
+    PyErr_Clear();
+    return NULL;
+}
+
+/* ---- events ---- */
+
 /* Common entry: accounting of the program's time around the hook. */
 #define HOOK_ENTER(r, ts)                                                    \
     struct st_region *r = st__active;                                        \
     struct st_tstate *ts;                                                    \
-    uint64_t t_enter_;                                                       \
     if (r == NULL)                                                           \
         return 0;                                                            \
     ts = tstate_get(r);                                                      \
     if (ts == NULL || ts->busy)                                              \
         return 0;                                                            \
     ts->busy = 1;                                                            \
-    t_enter_ = st__now_ns();                                                 \
-    ts->prog += t_enter_ - ts->last_exit
+    ts->prog += st__now_ns() - ts->last_exit
 
 #define HOOK_EXIT(ts)                                                        \
     do {                                                                     \
@@ -663,29 +274,98 @@ frame_is_module_level(PyFrameObject *f, PyCodeObject *co)
         ts->busy = 0;                                                        \
     } while (0)
 
+/* Pushes a traced frame: a resumed one with its kept state, a new one
+ * with a CALL record at DEBUG. */
+static void
+push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
+           PyCodeObject *co, struct st_codeinfo *ci)
+{
+    struct st_suspended *s = NULL;
+    struct st_fentry *e;
+    PyObject *globals;
+
+    if (co->co_flags & ST_CO_SUSPENDABLE)
+        s = resume_take(f);
+    e = tstate_push(ts);
+    if (e == NULL) {
+        if (s != NULL)
+            suspended_free(s);
+        return;
+    }
+    if (s != NULL) {
+        /* A resumption, not a call: same frame id, same variables. */
+        *e = s->e;
+        s->e.locals.ents = NULL;
+        s->e.locals.n = s->e.locals.cap = 0;
+        suspended_free(s);
+    }
+    else {
+        e->frame = f;
+        e->ci = ci;
+        e->id = next_frame_id++;
+        e->module_level = frame_is_module_level(f, co);
+        globals = st_frame_get_globals(f);
+        if (globals != NULL)
+            e->scope = scope_for(r, globals);
+        Py_XDECREF(globals);
+    }
+    e->parent = ts->depth > 1 ? (uint32_t)(ts->depth - 1) : 0;
+    if (s == NULL && r->level == ST_LEVEL_DEBUG) {
+        /* The def line (1 for a module): f_lineno is 0 in a module
+         * frame that has not started. */
+        struct st_record rec = {ST_EVENT_CALL, (uint32_t)co->co_firstlineno,
+                                0, NULL, 0, 0, NULL, NULL};
+
+        rec.runtime = take_runtime(ts);
+        st__emit(r, ts, ts->depth - 1, &rec);
+    }
+}
+
 int
 st__on_call(PyFrameObject *f)
 {
     PyCodeObject *co;
     struct st_codeinfo *ci;
-    struct st_fentry *e;
     st_exc_state es;
     HOOK_ENTER(r, ts);
 
     ST_EXC_SAVE(es);
     co = PyFrame_GetCode(f);
-    ci = codeinfo_get(co, r);
-    if (ci != NULL && (e = tstate_push(ts)) != NULL) {
-        e->frame = f;
-        e->ci = ci;
-        e->id = next_frame_id++;
-        e->parent = ts->depth > 1 ? (uint32_t)(ts->depth - 1) : 0;
-        e->module_level = frame_is_module_level(f, co);
-    }
+    ci = st__codeinfo_get(co, r);
+    if (ci != NULL)
+        push_frame(r, ts, f, co, ci);
     Py_DECREF(co);
     ST_EXC_RESTORE(es);
     HOOK_EXIT(ts);
     return 0;
+}
+
+/* Records one line step of the frame on top of ts's stack. */
+static void
+record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
+{
+    size_t idx = ts->depth - 1;
+    struct st_fentry *e = &ts->stack[idx];
+    struct st_record rec = {ST_EVENT_STEP, 0, 0, NULL, 0, 0, &gch, &lch};
+    PyObject *locals = NULL;
+
+    rec.line = (uint32_t)PyFrame_GetLineNumber(f);
+    rec.runtime = take_runtime(ts);
+    rec.vars = r->var_mode != ST_VARMODE_NONE;
+    st__changes_reset(&gch);
+    st__changes_reset(&lch);
+    if (rec.vars) {
+        if (e->scope != NULL)
+            st__snapshot_update(&e->scope->snap, e->scope->globals, r, &gch);
+        if (!e->module_level) {
+            locals = st_frame_get_locals(f);
+            if (locals != NULL)
+                st__snapshot_update(&e->locals, locals, r, &lch);
+        }
+        PyErr_Clear();
+    }
+    st__emit(r, ts, idx, &rec);
+    Py_XDECREF(locals);
 }
 
 int
@@ -705,21 +385,104 @@ st__on_line(PyFrameObject *f)
     return 0;
 }
 
+/* RETURN record (DEBUG): the value, or "(raised)" when an exception ends
+ * the frame. */
+static void
+record_return(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
+              PyCodeObject *co, PyObject *arg)
+{
+    struct st_record rec = {ST_EVENT_RETURN, 0, 0, NULL, 0, 0, NULL, NULL};
+    char *value = NULL;
+
+    rec.line = (uint32_t)PyFrame_GetLineNumber(f);
+    rec.runtime = take_runtime(ts);
+    if (st_return_is_exception(f, co, arg)) {
+        rec.kind = ST_EVENT_RETURN_EXC;
+    }
+    else {
+        value = st__render_value(arg, r, &rec.detail_len);
+        rec.detail = value;
+    }
+    st__emit(r, ts, ts->depth - 1, &rec);
+    free(value);
+}
+
 int
-st__on_return(PyFrameObject *f)
+st__on_return(PyFrameObject *f, PyObject *arg)
 {
     HOOK_ENTER(r, ts);
 
     if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f) {
         struct st_fentry *e = &ts->stack[ts->depth - 1];
+        PyCodeObject *co = PyFrame_GetCode(f);
+        int suspending;
         st_exc_state es;
 
         ST_EXC_SAVE(es);
-        if ((r->outputs & ST_OUT_FILE) &&
-            e->announced_gen == st__sender_gen() && st__sender_ok())
-            st_wire_pack_frame_end(&st__pk, e->id);
-        st__snapshot_clear(&e->locals);
-        ts->depth--;
+        suspending = st_frame_is_suspending(f, co);
+        if (suspending && suspend_top(ts, f)) {
+            /* A yield or an await: the frame comes back. */
+        }
+        else {
+            if (r->level == ST_LEVEL_DEBUG)
+                record_return(r, ts, f, co, arg);
+            st__emit_frame_end(r, e);
+            st__snapshot_clear(&e->locals);
+            ts->depth--;
+        }
+        Py_DECREF(co);
+        ST_EXC_RESTORE(es);
+    }
+    HOOK_EXIT(ts);
+    return 0;
+}
+
+/* Was the exception raised in this frame (or in code it called that is
+ * not traced), rather than passing through from a traced callee? */
+static int
+raised_here(const struct st_region *r, PyObject *tb)
+{
+    PyTracebackObject *t;
+
+    if (tb == NULL || !PyTraceBack_Check(tb))
+        return 1;
+    for (t = ((PyTracebackObject *)tb)->tb_next; t != NULL; t = t->tb_next) {
+        PyCodeObject *co = PyFrame_GetCode(t->tb_frame);
+        int traced = st__codeinfo_get(co, r) != NULL;
+
+        Py_DECREF(co);
+        if (traced)
+            return 0;
+    }
+    return 1;
+}
+
+int
+st__on_exception(PyFrameObject *f, PyObject *arg)
+{
+    static PyObject *last_value; /* Borrowed: identity only. */
+    HOOK_ENTER(r, ts);
+
+    if ((r->level == ST_LEVEL_DEBUG || r->level == ST_LEVEL_ERROR) &&
+        ts->depth > 0 && ts->stack[ts->depth - 1].frame == f &&
+        arg != NULL && PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 3) {
+        PyObject *value = PyTuple_GET_ITEM(arg, 1);
+        st_exc_state es;
+
+        ST_EXC_SAVE(es);
+        if (value != last_value &&
+            raised_here(r, PyTuple_GET_ITEM(arg, 2))) {
+            struct st_record rec = {ST_EVENT_EXCEPTION, 0, 0, NULL, 0, 0,
+                                    NULL, NULL};
+            char *detail = st__render_exception(value, r, &rec.detail_len);
+
+            last_value = value;
+            rec.line = (uint32_t)PyFrame_GetLineNumber(f);
+            rec.runtime = take_runtime(ts);
+            rec.detail = detail;
+            st__emit(r, ts, ts->depth - 1, &rec);
+            free(detail);
+        }
         ST_EXC_RESTORE(es);
     }
     HOOK_EXIT(ts);
@@ -740,21 +503,20 @@ st__region_activate(struct st_region *r)
     r->start_ns = st__now_ns();
     if (ts != NULL)
         ts->last_exit = r->start_ns;
-    last_handoff_ns = r->start_ns;
+    st__emit_reset_clock(r->start_ns);
 }
 
 uint64_t
 st__region_finish(struct st_region *r)
 {
-    static uint64_t tokens;
     struct st_tstate *ts;
-    uint64_t token = 0;
 
     for (ts = all_tstates; ts != NULL; ts = ts->next)
         if (ts->epoch == r->epoch) {
             tstate_reset_stack(ts);
             ts->epoch = 0;
         }
+    suspended_clear();
     while (r->scopes != NULL) {
         struct st_scope *sc = r->scopes;
 
@@ -763,15 +525,7 @@ st__region_finish(struct st_region *r)
         Py_DECREF(sc->globals);
         free(sc);
     }
-    if ((r->outputs & ST_OUT_FILE) && r->file_announced && st__sender_ok()) {
-        if (r->lost > 0)
-            st_wire_pack_lost(&st__pk, r->id, r->lost);
-        st_wire_pack_region_end(&st__pk, r->id);
-        token = ++tokens;
-        st_wire_pack_flush(&st__pk, token);
-    }
-    st__batch_handoff();
-    return st__sender_ok() ? token : 0;
+    return st__emit_region_end(r);
 }
 
 void

@@ -64,12 +64,8 @@ vars_type_name(PyObject *v)
     return e != NULL ? e->text : "?";
 }
 
-/*
- * Renders str(v) escaped and cut at the region's repr_limit, into a new
- * malloc'ed string.  Never raises.
- */
-static char *
-vars_render(PyObject *v, const struct st_region *r, size_t *len_out)
+char *
+st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
 {
     struct st_buf b;
     PyObject *s = PyObject_Str(v);
@@ -228,7 +224,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     type_s = st__strtab_type(Py_TYPE(v));
     if (type_s == NULL)
         return -1;
-    value = vars_render(v, r, &len);
+    value = st__render_value(v, r, &len);
     if (value == NULL)
         return -1;
     if (i >= 0) {
@@ -365,4 +361,31 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
     }
     snapshot_sweep(s, out);
     return 0;
+}
+
+char *
+st__render_exception(PyObject *exc, const struct st_region *r,
+                     size_t *len_out)
+{
+    const char *type = vars_type_name(exc);
+    size_t tlen = strlen(type), mlen = 0;
+    char *msg = st__render_value(exc, r, &mlen);
+    char *out;
+
+    out = malloc(tlen + 2 + mlen + 1);
+    if (out == NULL) {
+        free(msg);
+        *len_out = 0;
+        return NULL;
+    }
+    memcpy(out, type, tlen);
+    *len_out = tlen;
+    if (msg != NULL && mlen > 0) {
+        memcpy(out + tlen, ": ", 2);
+        memcpy(out + tlen + 2, msg, mlen);
+        *len_out += 2 + mlen;
+    }
+    out[*len_out] = '\0';
+    free(msg);
+    return out;
 }

@@ -1,5 +1,6 @@
 """The public Tracer API (SPEC section 2)."""
 import functools
+import inspect
 import itertools
 import os
 import sys
@@ -151,8 +152,9 @@ class Tracer:
 
     # -- regions --------------------------------------------------------
 
-    def _begin(self):
-        """Starts a region in the calling thread; returns its state."""
+    def _new_region(self):
+        """The agent's state for one region, or None when nothing is
+        recorded (SILENT)."""
         if self.log_level >= LogLevel.SILENT:
             return None
         outputs = _OUTPUT_BITS[self.log_output]
@@ -160,7 +162,7 @@ class Tracer:
             outputs &= ~1
         functions = (None if self.traceable_functions is None
                      else tuple(self.traceable_functions))
-        region = _agent.region(
+        return _agent.region(
             tracer_id=self._id,
             log_dir=os.path.abspath(self.log_dir),
             level=int(self.log_level),
@@ -176,17 +178,20 @@ class Tracer:
             functions=functions,
             hidden_types=(Tracer,),
         )
-        prev = sys.gettrace()
-        _agent.start(region)
-        return (region, prev)
 
-    def _end(self, state):
-        if state is None:
+    def _begin(self):
+        """Starts a region in the calling thread; returns its state."""
+        region = self._new_region()
+        if region is None:
+            return None
+        return _Active(region).resume()
+
+    def _end(self, active):
+        """Ends a region: every record is written when this returns."""
+        if active is None:
             return
-        region, prev = state
-        errors, message, lost = _agent.stop(region)
-        if prev is not None:
-            sys.settrace(prev)
+        active.pause()
+        errors, message, lost = _agent.stop(active.region)
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name, None)
             try:
@@ -225,14 +230,128 @@ class Tracer:
         return stack
 
     def trace(self, func):
-        """Decorator: traces each call of `func` as a region of its own."""
+        """Decorator: traces each call of `func` as a region of its own.
+
+        Works on plain functions, generator functions and coroutine
+        functions (for the last two, only the function's own resumptions
+        are recorded, not its consumer's code in between); keeps the
+        function's metadata (functools.wraps); re-entrant: a call made
+        inside a traced call is part of that call's region.
+        """
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def gen_wrapper(*args, **kwargs):
+                return (yield from _drive(self, func(*args, **kwargs)))
+            return gen_wrapper
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def coro_wrapper(*args, **kwargs):
+                return await _Driven(self, func(*args, **kwargs))
+            return coro_wrapper
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            # A recursive call inside a traced call is already traced.
             if self._stack():
                 return func(*args, **kwargs)
             with self:
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+def _start_thread_hook(frame, event, arg):
+    """threading.settrace hook: a thread started in a region is traced."""
+    _agent.attach_thread()
+    return None
+
+
+class _Active:
+    """A region being recorded in this thread, and what it displaced: the
+    previous trace function, thread hook and active region."""
+
+    __slots__ = ("region", "prev_trace", "prev_thread_hook", "prev_region")
+
+    def __init__(self, region):
+        self.region = region
+        self.prev_trace = None
+        self.prev_thread_hook = None
+        self.prev_region = None
+
+    def resume(self):
+        self.prev_trace = sys.gettrace()
+        self.prev_thread_hook = _thread_gettrace()
+        threading.settrace(_start_thread_hook)
+        self.prev_region = _agent.start(self.region)
+        return self
+
+    def pause(self):
+        _agent.pause(self.prev_region)
+        threading.settrace(self.prev_thread_hook)
+        if self.prev_region is None:
+            # Restore a debugger's or coverage's trace function.
+            sys.settrace(self.prev_trace)
+        self.prev_region = None
+
+
+def _thread_gettrace():
+    gettrace = getattr(threading, "gettrace", None)
+    return gettrace() if gettrace else getattr(threading, "_trace_hook", None)
+
+
+def _drive(tracer, gen):
+    """Runs generator (or coroutine) `gen` to its end as one region,
+    recording only while it runs: between two resumptions the consumer's
+    own code is not part of the region.  Values, sent values, thrown
+    exceptions and the return value pass through unchanged."""
+    if tracer._stack():
+        # Already inside a traced call of this tracer: part of that region.
+        return (yield from gen)
+    region = tracer._new_region()
+    if region is None:
+        return (yield from gen)
+    active = _Active(region)
+    stack = tracer._stack()
+    send, throw = None, None
+    try:
+        while True:
+            stack.append(None)
+            active.resume()
+            try:
+                if throw is not None:
+                    value = gen.throw(throw)
+                else:
+                    value = gen.send(send)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                active.pause()
+                stack.pop()
+            try:
+                send, throw = (yield value), None
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:  # noqa: B902 - passed through
+                send, throw = None, exc
+    finally:
+        errors, message, lost = _agent.stop(region)
+        if errors or lost:
+            try:
+                sys.stderr.write("steptrace: %s\n" % (
+                    message or "%d records were not written" % lost))
+            except Exception:
+                pass
+
+
+class _Driven:
+    """Awaitable running a coroutine through _drive()."""
+
+    __slots__ = ("_tracer", "_coro")
+
+    def __init__(self, tracer, coro):
+        self._tracer = tracer
+        self._coro = coro
+
+    def __await__(self):
+        return _drive(self._tracer, self._coro)

@@ -1,0 +1,396 @@
+/*
+ * Records: encoded as wire messages into the current batch for the
+ * collector (file output), and formatted here with the shared formatter
+ * for the console (stdout/stderr output).  Both are fed from the same
+ * state, so the two-way destinations write the same bytes.
+ */
+#include "agent.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct st_buf st__batch;
+msgpack_packer st__pk;
+
+static uint64_t batch_records;   /* Records in st__batch. */
+static uint64_t last_handoff_ns;
+static struct st_buf text;       /* Scratch for console output. */
+
+/* Hand the batch over at this size, or when it is this old. */
+#define BATCH_BYTES (64 * 1024)
+#define BATCH_AGE_NS (100 * 1000 * 1000ull)
+
+int st__emit_init(void);
+int
+st__emit_init(void)
+{
+    st_buf_init(&st__batch);
+    st_buf_init(&text);
+    msgpack_packer_init(&st__pk, &st__batch, st_buf_msgpack_write);
+    return st_buf_append(&st__batch, "\0\0\0\0", 4) == 0 ? 0 : -1;
+}
+
+void
+st__emit_reset_clock(uint64_t now)
+{
+    last_handoff_ns = now;
+}
+
+void
+st__batch_handoff(void)
+{
+    struct st_region *r = st__active;
+
+    last_handoff_ns = st__now_ns();
+    if (st__batch.len <= ST_WIRE_HEADER_SIZE)
+        return;
+    st_wire_put_header((unsigned char *)st__batch.data,
+                       (uint32_t)(st__batch.len - ST_WIRE_HEADER_SIZE));
+    if (st__batch.oom || st__sender_submit(&st__batch, batch_records) != 0) {
+        if (r != NULL)
+            r->lost += batch_records;
+    }
+    batch_records = 0;
+    st_buf_close(&st__batch);
+    st_buf_append(&st__batch, "\0\0\0\0", 4);
+}
+
+PyObject *
+st__tstate_name(struct st_tstate *ts)
+{
+    PyObject *mod, *cur = NULL;
+
+    if (ts->name != NULL)
+        return ts->name;
+    mod = PyImport_ImportModule("threading");
+    if (mod != NULL)
+        cur = PyObject_CallMethod(mod, "current_thread", NULL);
+    if (cur != NULL)
+        ts->name = PyObject_GetAttrString(cur, "name");
+    Py_XDECREF(cur);
+    Py_XDECREF(mod);
+    if (ts->name == NULL || !PyUnicode_Check(ts->name)) {
+        PyErr_Clear();
+        Py_XSETREF(ts->name, PyUnicode_FromFormat("%u", ts->tid));
+        PyErr_Clear();
+    }
+    return ts->name;
+}
+
+/* ---- the collector ---- */
+
+static void
+send_str(struct st_strent *e)
+{
+    uint32_t gen = st__sender_gen();
+
+    if (e->sent_gen == gen)
+        return;
+    st_wire_pack_str(&st__pk, e->sid, e->text, e->len);
+    e->sent_gen = gen;
+}
+
+static void
+announce_region(struct st_region *r)
+{
+    uint32_t gen = st__sender_gen();
+    Py_ssize_t n;
+    const char *dir;
+
+    if (r->file_announced && r->announced_gen == gen)
+        return;
+    dir = PyUnicode_AsUTF8AndSize(r->log_dir, &n);
+    if (dir == NULL) {
+        PyErr_Clear();
+        dir = ".tracer";
+        n = 7;
+    }
+    st_wire_pack_region(&st__pk, r->id, r->tracer_id, dir, (size_t)n,
+                        (uint32_t)r->level, (uint32_t)r->var_mode,
+                        r->max_log_bytes, r->max_log_files);
+    r->file_announced = 1;
+    r->announced_gen = gen;
+}
+
+/* FRAME for ts->stack[idx], after its traced ancestors. */
+static void
+announce_frame(struct st_tstate *ts, size_t idx)
+{
+    uint32_t gen = st__sender_gen();
+    struct st_fentry *e = &ts->stack[idx];
+    uint32_t parent_id = 0;
+
+    if (e->announced_gen == gen)
+        return;
+    if (e->parent != 0) {
+        announce_frame(ts, e->parent - 1);
+        parent_id = ts->stack[e->parent - 1].id;
+    }
+    if (ts->announced_gen != gen) {
+        struct st_strent *name = st__strtab_str(st__tstate_name(ts));
+
+        if (name != NULL) {
+            send_str(name);
+            st_wire_pack_thread(&st__pk, ts->tid, name->sid);
+        }
+        ts->announced_gen = gen;
+    }
+    send_str(e->ci->file_s);
+    send_str(e->ci->func_s);
+    st_wire_pack_frame(&st__pk, e->id, ts->tid, parent_id, e->ci->file_s->sid,
+                       e->ci->func_s->sid, e->scope ? e->scope->id : 0,
+                       e->module_level ? ST_FRAME_MODULE : 0);
+    e->announced_gen = gen;
+}
+
+static void
+pack_diff(const struct st_changes *c, int present)
+{
+    size_t i;
+
+    if (!present) {
+        st_wire_pack_nil(&st__pk);
+        return;
+    }
+    st_wire_pack_diff_begin(&st__pk, c->n);
+    for (i = 0; i < c->n; i++) {
+        const struct st_change *ch = &c->c[i];
+
+        if (ch->kind == ST_VAR_DELETED)
+            st_wire_pack_var_del(&st__pk, ch->name_s->sid);
+        else
+            st_wire_pack_var_set(&st__pk, ch->name_s->sid,
+                                 ch->ent->type_s->sid, ch->ent->value,
+                                 ch->ent->value_len);
+    }
+}
+
+static void
+send_change_strings(const struct st_changes *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++) {
+        send_str(c->c[i].name_s);
+        if (c->c[i].kind != ST_VAR_DELETED)
+            send_str(c->c[i].ent->type_s);
+    }
+}
+
+static void
+emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
+          const struct st_record *rec)
+{
+    struct st_fentry *e = &ts->stack[idx];
+
+    if (!st__sender_ok()) {
+        r->lost++;
+        return;
+    }
+    announce_region(r);
+    announce_frame(ts, idx);
+    if (rec->kind != ST_EVENT_STEP) {
+        st_wire_pack_event(&st__pk, r->id, e->id, rec->line, rec->runtime,
+                           (uint32_t)rec->kind, rec->detail ? rec->detail : "",
+                           rec->detail_len);
+    }
+    else {
+        if (rec->vars) {
+            send_change_strings(rec->gch);
+            send_change_strings(rec->lch);
+        }
+        st_wire_pack_step_begin(&st__pk, r->id, e->id, rec->line,
+                                rec->runtime);
+        pack_diff(rec->gch, rec->vars);
+        pack_diff(rec->lch, rec->vars && !e->module_level);
+    }
+    batch_records++;
+    if (st__batch.len >= BATCH_BYTES ||
+        st__now_ns() - last_handoff_ns >= BATCH_AGE_NS)
+        st__batch_handoff();
+}
+
+void
+st__emit_frame_end(struct st_region *r, const struct st_fentry *e)
+{
+    if ((r->outputs & ST_OUT_FILE) && e->announced_gen == st__sender_gen() &&
+        st__sender_ok())
+        st_wire_pack_frame_end(&st__pk, e->id);
+}
+
+uint64_t
+st__emit_region_end(struct st_region *r)
+{
+    static uint64_t tokens;
+    uint64_t token = 0;
+
+    if ((r->outputs & ST_OUT_FILE) && r->file_announced && st__sender_ok()) {
+        if (r->lost > 0)
+            st_wire_pack_lost(&st__pk, r->id, r->lost);
+        st_wire_pack_region_end(&st__pk, r->id);
+        token = ++tokens;
+        st_wire_pack_flush(&st__pk, token);
+    }
+    st__batch_handoff();
+    return st__sender_ok() ? token : 0;
+}
+
+/* ---- the console ---- */
+
+static struct st_str
+strent_str(const struct st_strent *e)
+{
+    struct st_str s = {e->text, e->len};
+    return s;
+}
+
+/* Fills views for a full snapshot (ALL) or the changes (CHANGED). */
+static struct st_var_view *
+make_views(const struct st_snapshot *snap, const struct st_changes *c,
+           int var_mode, size_t *n_out)
+{
+    size_t n = var_mode == ST_VARMODE_ALL ? snap->n : c->n;
+    struct st_var_view *v = calloc(n ? n : 1, sizeof(*v));
+    size_t i;
+
+    *n_out = 0;
+    if (v == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        const struct st_snapent *e;
+
+        if (var_mode == ST_VARMODE_ALL) {
+            e = &snap->ents[i];
+            v[i].change = ST_VAR_PLAIN;
+        }
+        else {
+            e = c->c[i].ent;
+            v[i].change = c->c[i].kind;
+            v[i].name = strent_str(c->c[i].name_s);
+            v[i].old.p = c->c[i].old;
+            v[i].old.n = c->c[i].old_len;
+            if (e == NULL)
+                continue;
+        }
+        v[i].name = strent_str(e->name_s);
+        v[i].type = strent_str(e->type_s);
+        v[i].value.p = e->value;
+        v[i].value.n = e->value_len;
+    }
+    *n_out = n;
+    return v;
+}
+
+/*
+ * Location lines: at DEBUG the traced ancestors (outermost first, each at
+ * the line of its latest record), then the frame itself.  The collector
+ * walks the same parent links, so both print the same lines.
+ */
+static struct st_loc_view *
+make_locs(const struct st_region *r, const struct st_tstate *ts, size_t idx,
+          uint32_t line, size_t *n_out)
+{
+    size_t n = 1, i = idx, k;
+    struct st_loc_view *locs;
+
+    if (r->level == ST_LEVEL_DEBUG)
+        for (i = idx; ts->stack[i].parent != 0; i = ts->stack[i].parent - 1)
+            n++;
+    locs = calloc(n, sizeof(*locs));
+    if (locs == NULL)
+        return NULL;
+    k = n;
+    locs[--k].line = line;
+    locs[k].file = strent_str(ts->stack[idx].ci->file_s);
+    locs[k].func = strent_str(ts->stack[idx].ci->func_s);
+    for (i = idx; k > 0; ) {
+        const struct st_fentry *p;
+
+        i = ts->stack[i].parent - 1;
+        p = &ts->stack[i];
+        locs[--k].line = p->last_line;
+        locs[k].file = strent_str(p->ci->file_s);
+        locs[k].func = strent_str(p->ci->func_s);
+    }
+    *n_out = n;
+    return locs;
+}
+
+static void
+emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
+             const struct st_record *rec)
+{
+    static struct st_snapshot empty;
+    struct st_fentry *e = &ts->stack[idx];
+    struct st_step_view v;
+    struct st_var_view *gv = NULL, *lv = NULL;
+    struct st_loc_view *locs;
+    PyObject *stream, *s, *res;
+
+    memset(&v, 0, sizeof(v));
+    v.event = rec->kind;
+    v.detail.p = rec->detail ? rec->detail : "";
+    v.detail.n = rec->detail_len;
+    v.step = r->steps;
+    v.runtime_ns = rec->runtime;
+    if (r->multi_thread) {
+        Py_ssize_t n;
+
+        v.thread.p = PyUnicode_AsUTF8AndSize(st__tstate_name(ts), &n);
+        v.thread.n = (size_t)n;
+        if (v.thread.p == NULL) {
+            PyErr_Clear();
+            v.thread.p = "?";
+            v.thread.n = 1;
+        }
+    }
+    locs = make_locs(r, ts, idx, rec->line, &v.nlocs);
+    if (locs == NULL) {
+        r->errors++;
+        return;
+    }
+    v.locs = locs;
+    v.var_mode = r->var_mode;
+    if (rec->kind == ST_EVENT_STEP && rec->vars) {
+        gv = make_views(e->scope ? &e->scope->snap : &empty, rec->gch,
+                        r->var_mode, &v.nglobals);
+        if (!e->module_level)
+            lv = make_views(&e->locals, rec->lch, r->var_mode, &v.nlocals);
+        v.globals = gv;
+        v.locals = lv;
+    }
+    text.len = 0;
+    st_record_format_step(&text, &v);
+    free(gv);
+    free(lv);
+    free(locs);
+    stream = PySys_GetObject(r->outputs & ST_OUT_STDOUT ? "stdout" : "stderr");
+    if (stream == NULL || stream == Py_None || text.oom) {
+        r->errors++;
+        return;
+    }
+    s = PyUnicode_DecodeUTF8(text.data, (Py_ssize_t)text.len, "replace");
+    res = s ? PyObject_CallMethod(stream, "write", "O", s) : NULL;
+    if (res == NULL) {
+        PyErr_Clear();
+        r->errors++;
+    }
+    Py_XDECREF(res);
+    Py_XDECREF(s);
+}
+
+void
+st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
+         const struct st_record *rec)
+{
+    ts->stack[idx].last_line = rec->line;
+    r->steps++;
+    if (r->first_tid == 0)
+        r->first_tid = ts->tid;
+    else if (r->first_tid != ts->tid)
+        r->multi_thread = 1;
+    if (r->outputs & ST_OUT_FILE)
+        emit_wire(r, ts, idx, rec);
+    if (r->outputs & (ST_OUT_STDOUT | ST_OUT_STDERR))
+        emit_console(r, ts, idx, rec);
+}

@@ -1,0 +1,158 @@
+/*
+ * Which code is traced (SPEC section 5), decided once per code object and
+ * cached in the code object's co_extra slot (the PEP 523 mechanism that
+ * tools like coverage use), so the per-event cost is one pointer read.
+ */
+#include "agent.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int code_extra_index = -1;
+
+static void
+codeinfo_free(void *p)
+{
+    struct st_codeinfo *ci = p;
+
+    if (ci == NULL)
+        return;
+    Py_XDECREF(ci->abs_file);
+    free(ci);
+}
+
+int
+st__filter_init(void)
+{
+    code_extra_index = (int)ST_REQUEST_CODE_EXTRA_INDEX(codeinfo_free);
+    return code_extra_index < 0 ? -1 : 0;
+}
+
+/* Is `path` equal to `prefix` or below it, component-wise?  ("/a/proj"
+ * contains "/a/proj/x.py" but not "/a/proj2/x.py".) */
+static int
+path_under(const char *path, size_t n, const char *prefix, size_t pn)
+{
+    if (pn == 0 || n < pn || memcmp(path, prefix, pn) != 0)
+        return 0;
+    return n == pn || path[pn] == '/' || prefix[pn - 1] == '/';
+}
+
+static int
+path_has_component(const char *path, const char *comp)
+{
+    size_t cn = strlen(comp);
+    const char *p = path;
+
+    while ((p = strstr(p, comp)) != NULL) {
+        if ((p == path || p[-1] == '/') && (p[cn] == '/' || p[cn] == '\0'))
+            return 1;
+        p += cn;
+    }
+    return 0;
+}
+
+/* The absolute form of co_filename, kept in the cache.  @return 0/-1. */
+static int
+codeinfo_abs_file(const struct st_filter *f, PyCodeObject *co,
+                  struct st_codeinfo *ci)
+{
+    Py_ssize_t n;
+    const char *fn;
+
+    if (ci->abs_file != NULL)
+        return 0;
+    fn = PyUnicode_AsUTF8AndSize(co->co_filename, &n);
+    if (fn == NULL || n == 0 || fn[0] == '<') {
+        PyErr_Clear();
+        return -1;
+    }
+    if (fn[0] == '/')
+        ci->abs_file = Py_NewRef(co->co_filename);
+    else
+        ci->abs_file = PyUnicode_FromFormat("%s/%U", f->cwd, co->co_filename);
+    if (ci->abs_file == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    return 0;
+}
+
+/* Computes the verdict for a code object under filter f. */
+static int
+filter_code(const struct st_filter *f, PyCodeObject *co,
+            struct st_codeinfo *ci)
+{
+    Py_ssize_t n;
+    const char *path;
+    struct stat sb;
+    size_t i, pn;
+
+    /* Source made up by exec() or a loader ("<string>", "<frozen ...>")
+     * is not a real file. */
+    if (codeinfo_abs_file(f, co, ci) != 0)
+        return 0;
+    path = PyUnicode_AsUTF8AndSize(ci->abs_file, &n);
+    if (path == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    pn = (size_t)n;
+    if (path_under(path, pn, f->pkgdir, f->pkgdir_len))
+        return 0;
+    for (i = 0; i < f->nexcluded; i++)
+        if (path_under(path, pn, f->excluded[i], strlen(f->excluded[i])))
+            return 0;
+    if (path_has_component(path, "site-packages") ||
+        path_has_component(path, "dist-packages"))
+        return 0;
+    if (f->workspace != NULL && !path_under(path, pn, f->workspace, f->ws_len))
+        return 0;
+    if (f->functions != NULL) {
+        int in = PySet_Contains(f->functions, co->co_name);
+
+        if (in < 0)
+            PyErr_Clear();
+        if (in != 1)
+            return 0;
+    }
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+struct st_codeinfo *
+st__codeinfo_get(PyCodeObject *co, const struct st_region *r)
+{
+    struct st_codeinfo *ci = NULL;
+
+    if (ST_CODE_GET_EXTRA((PyObject *)co, code_extra_index, (void **)&ci) <
+        0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (ci == NULL) {
+        ci = calloc(1, sizeof(*ci));
+        if (ci == NULL)
+            return NULL;
+        if (ST_CODE_SET_EXTRA((PyObject *)co, code_extra_index, ci) < 0) {
+            PyErr_Clear();
+            free(ci);
+            return NULL;
+        }
+    }
+    if (ci->filter_id != r->filter.id) {
+        ci->filter_id = r->filter.id;
+        ci->traceable = filter_code(&r->filter, co, ci);
+        ci->strtab_epoch = 0;
+    }
+    if (!ci->traceable)
+        return NULL;
+    if (ci->strtab_epoch != st__strtab_epoch) {
+        ci->file_s = st__strtab_str(ci->abs_file);
+        ci->func_s = st__strtab_str(co->co_name);
+        if (ci->file_s == NULL || ci->func_s == NULL)
+            return NULL;
+        ci->strtab_epoch = st__strtab_epoch;
+    }
+    return ci;
+}
