@@ -80,10 +80,13 @@ uint32_t st__sender_gen(void);
  * ownership of the buffer's bytes (b is reset).  May block, with the GIL
  * released, while more than the pending limit is queued.
  * `nrecords` is how many records the frame carries, for loss counts.
- * @return 0, or -1 when the connection is gone (the bytes are dropped and
- *         counted).
+ * With `drop_when_full` (the on_full="drop" policy) a full queue drops
+ * the frame instead of waiting.
+ * @return 0; 1 when dropped because the queue was full; -1 when the
+ *         connection is gone (the bytes are dropped and counted).
  */
-int st__sender_submit(struct st_buf *b, uint64_t nrecords);
+int st__sender_submit(struct st_buf *b, uint64_t nrecords,
+                      int drop_when_full);
 
 /*
  * Waits, with the GIL released, until the collector has acknowledged
@@ -94,8 +97,11 @@ int st__sender_submit(struct st_buf *b, uint64_t nrecords);
 int st__sender_wait_ack(uint64_t token, int timeout_ms, uint64_t *errors,
                         char *msg, size_t msglen);
 
-/* Records dropped because the connection was gone. */
+/* Records dropped: the connection was gone, or the drop policy. */
 uint64_t st__sender_dropped(void);
+
+/* Connects again to the last collector path.  @return 0 or < 0. */
+int st__sender_reconnect(void);
 
 /* Resets the state in a forked child: no thread, no connection. */
 void st__sender_after_fork_child(void);
@@ -134,6 +140,8 @@ struct st_region {
     uint32_t first_tid;
     int multi_thread;       /* A second thread has stepped. */
     uint64_t lost;          /* Records not delivered to the collector. */
+    uint64_t dropped_base;  /* st__sender_dropped() when it started. */
+    int drop_when_full;     /* on_full="drop". */
     uint64_t errors;        /* Console writes that failed. */
     struct st_scope *scopes; /* Owned list of module globals states. */
     int file_announced;     /* REGION sent on the current connection. */
@@ -156,6 +164,24 @@ int st__on_line(PyFrameObject *f);
 int st__on_return(PyFrameObject *f, PyObject *arg);
 /* arg: the (type, value, traceback) tuple. */
 int st__on_exception(PyFrameObject *f, PyObject *arg);
+
+/*
+ * Called when a record for the file cannot be sent because the collector
+ * connection is gone: at most once a second, calls the Python reconnect
+ * hook (set with _agent.set_reconnect: it connects to STEPTRACE_SOCKET
+ * again or starts a private collector).  After a new connection, every
+ * scope's and frame's variable state is sent again from scratch: the
+ * collector starts a new file for the region.  @return 1 when connected.
+ */
+int st__reconnect(struct st_region *r);
+
+/* Forgets what the collector was sent for region r (a new connection or
+ * a forked child): variable states, step count, threads. */
+void st__region_reset_wire_state(struct st_region *r);
+
+/* In a forked child: the region goes on in the child, into a new file
+ * (a new connection); other threads' states are gone. */
+void st__tracer_after_fork_child(void);
 
 /* Starts a region: resets per-thread state for it. */
 void st__region_activate(struct st_region *r);
@@ -316,6 +342,11 @@ uint64_t st__emit_region_end(struct st_region *r);
 
 /* The thread's name (threading.current_thread().name), looked up once. */
 PyObject *st__tstate_name(struct st_tstate *ts);
+
+/* Throws away the batch being filled (its messages were meant for a
+ * connection that is gone, or for the parent of a forked child); returns
+ * how many records it held. */
+uint64_t st__emit_discard_batch(void);
 
 /* Resets the batch clock (at region start). */
 void st__emit_reset_clock(uint64_t now);

@@ -30,6 +30,17 @@ st__emit_init(void)
     return st_buf_append(&st__batch, "\0\0\0\0", 4) == 0 ? 0 : -1;
 }
 
+uint64_t
+st__emit_discard_batch(void)
+{
+    uint64_t n = batch_records;
+
+    batch_records = 0;
+    st_buf_close(&st__batch);
+    st_buf_append(&st__batch, "\0\0\0\0", 4);
+    return n;
+}
+
 void
 st__emit_reset_clock(uint64_t now)
 {
@@ -46,9 +57,13 @@ st__batch_handoff(void)
         return;
     st_wire_put_header((unsigned char *)st__batch.data,
                        (uint32_t)(st__batch.len - ST_WIRE_HEADER_SIZE));
-    if (st__batch.oom || st__sender_submit(&st__batch, batch_records) != 0) {
+    if (st__batch.oom) {
         if (r != NULL)
             r->lost += batch_records;
+    }
+    else if (st__sender_submit(&st__batch, batch_records,
+                               r != NULL && r->drop_when_full) < 0) {
+        /* Counted by the sender (st__sender_dropped). */
     }
     batch_records = 0;
     st_buf_close(&st__batch);
@@ -183,6 +198,8 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
 {
     struct st_fentry *e = &ts->stack[idx];
 
+    /* A reconnection (which resets the variable states) is tried before
+     * the record's diffs are computed, in the hook's entry. */
     if (!st__sender_ok()) {
         r->lost++;
         return;
@@ -224,7 +241,14 @@ st__emit_region_end(struct st_region *r)
     static uint64_t tokens;
     uint64_t token = 0;
 
-    if ((r->outputs & ST_OUT_FILE) && r->file_announced && st__sender_ok()) {
+    if ((r->outputs & ST_OUT_FILE) && (r->lost > 0 || !st__sender_ok()))
+        st__reconnect(r);
+    /* Records lost with a connection, or dropped by the drop policy. */
+    r->lost += st__sender_dropped() - r->dropped_base;
+    r->dropped_base = st__sender_dropped();
+    if ((r->outputs & ST_OUT_FILE) && st__sender_ok() &&
+        (r->file_announced || r->lost > 0)) {
+        announce_region(r);
         if (r->lost > 0)
             st_wire_pack_lost(&st__pk, r->id, r->lost);
         st_wire_pack_region_end(&st__pk, r->id);

@@ -166,10 +166,10 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
                              "outputs", "repr_limit", "max_log_bytes",
                              "max_log_files", "workspace", "excluded",
                              "pkgdir", "cwd", "functions", "hidden_types",
-                             NULL};
+                             "on_full_drop", NULL};
     unsigned int tracer_id, max_files;
     PyObject *log_dir, *workspace, *excluded, *functions, *hidden;
-    int level, var_mode, outputs;
+    int level, var_mode, outputs, drop = 0;
     Py_ssize_t repr_limit;
     unsigned long long max_bytes;
     const char *pkgdir, *cwd;
@@ -177,10 +177,10 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
     struct st_region *r;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "IUiiinKIOO!ssOO!:region", kwlist, &tracer_id,
+            args, kw, "IUiiinKIOO!ssOO!|p:region", kwlist, &tracer_id,
             &log_dir, &level, &var_mode, &outputs, &repr_limit, &max_bytes,
             &max_files, &workspace, &PyTuple_Type, &excluded, &pkgdir, &cwd,
-            &functions, &PyTuple_Type, &hidden))
+            &functions, &PyTuple_Type, &hidden, &drop))
         return NULL;
     if (repr_limit < 1) {
         PyErr_SetString(PyExc_ValueError, "repr_limit must be at least 1");
@@ -197,6 +197,7 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
     r->repr_limit = (size_t)repr_limit;
     r->max_log_bytes = max_bytes;
     r->max_log_files = max_files;
+    r->drop_when_full = drop;
     r->log_dir = Py_NewRef(log_dir);
     r->hidden_types = Py_NewRef(hidden);
     if (region_set_filter(r, workspace, excluded, pkgdir, cwd, functions)) {
@@ -274,7 +275,7 @@ static PyObject *
 agent_stop(PyObject *mod, PyObject *region)
 {
     struct st_region *r;
-    uint64_t token, errors = 0, before;
+    uint64_t token, errors = 0;
     char msg[600] = "";
 
     if (check_region(region) < 0)
@@ -284,22 +285,58 @@ agent_stop(PyObject *mod, PyObject *region)
         st__backend_stop();
         st__active = NULL;
     }
-    before = st__sender_dropped();
     token = st__region_finish(r);
     if (token != 0 &&
         st__sender_wait_ack(token, 30000, &errors, msg, sizeof(msg)) != 0)
         errors++;
-    r->lost += st__sender_dropped() - before;
+    /* Frames lost after the LOST message went out are counted too. */
+    r->lost += st__sender_dropped() - r->dropped_base;
     return Py_BuildValue("(Ksk)", (unsigned long long)(errors + r->errors),
                          msg, (unsigned long)r->lost);
 }
 
+/* after_fork_child(): the sender thread is gone in a forked child; a
+ * region in progress goes on there and reconnects at its next record. */
 static PyObject *
 agent_after_fork_child(PyObject *mod, PyObject *unused)
 {
     st__sender_after_fork_child();
-    st__active = NULL;
+    st__tracer_after_fork_child();
+    Py_RETURN_NONE;
+}
+
+void st__set_reconnect_hook(PyObject *hook);
+
+/* exit_flush(): the process is about to end without unwinding (os._exit,
+ * as in forked multiprocessing children): end the active region and wait
+ * (a few seconds at most) until its records are written. */
+static PyObject *
+agent_exit_flush(PyObject *mod, PyObject *unused)
+{
+    struct st_region *r = st__active;
+    uint64_t token, errors = 0;
+    char msg[600];
+
+    if (r == NULL)
+        Py_RETURN_NONE;
     st__backend_stop();
+    st__active = NULL;
+    token = st__region_finish(r);
+    if (token != 0)
+        (void)st__sender_wait_ack(token, 5000, &errors, msg, sizeof(msg));
+    Py_RETURN_NONE;
+}
+
+/* set_reconnect(callable): called (at most once a second, from inside the
+ * hook) when file records cannot be sent; it should reconnect. */
+static PyObject *
+agent_set_reconnect(PyObject *mod, PyObject *hook)
+{
+    if (hook != Py_None && !PyCallable_Check(hook)) {
+        PyErr_SetString(PyExc_TypeError, "set_reconnect needs a callable");
+        return NULL;
+    }
+    st__set_reconnect_hook(hook == Py_None ? NULL : hook);
     Py_RETURN_NONE;
 }
 
@@ -320,6 +357,10 @@ static PyMethodDef agent_methods[] = {
      "attach_thread(): trace the calling (new) thread too."},
     {"stop", agent_stop, METH_O,
      "stop(region) -> (errors, message, lost): end and flush a region."},
+    {"exit_flush", agent_exit_flush, METH_NOARGS,
+     "exit_flush(): end the active region before os._exit."},
+    {"set_reconnect", agent_set_reconnect, METH_O,
+     "set_reconnect(callable): how to reconnect when the collector is gone."},
     {"after_fork_child", agent_after_fork_child, METH_NOARGS,
      "Reset the agent in a forked child."},
     {"load_yaml", st__config_py_load_yaml, METH_O,

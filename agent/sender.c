@@ -41,6 +41,7 @@ static struct {
     int running;         /* The thread was started and not joined. */
     uint32_t gen;        /* Written with the GIL held; read by the hook. */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char program[256];
     /* ---- guarded by mu ---- */
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -48,7 +49,8 @@ static struct {
     int stop;
     struct qitem *head, *tail;
     size_t queued;
-    uint64_t dropped;
+    uint64_t dropped;      /* Records lost with the connection. */
+    uint64_t dropped_full; /* Records dropped by the drop policy. */
     uint64_t acked;
     uint64_t ack_errors;
     char ack_msg[512];
@@ -237,12 +239,19 @@ sender_main(void *arg)
         }
     }
     if (why != NULL) {
+        static int warned;
+
         pthread_mutex_lock(&S.mu);
         sender_fail_locked(cur, why);
         pthread_mutex_unlock(&S.mu);
-        sender_warn("steptrace: lost the connection to the collector at %s "
-                    "(%s); records from now on are counted as lost\n",
-                    S.path, why);
+        /* One warning per process: a reconnection that fails again, or
+         * the region's end, adds nothing the user needs. */
+        if (!warned) {
+            warned = 1;
+            sender_warn("steptrace: lost the connection to the collector at "
+                        "%s (%s); reconnecting, and the records lost are "
+                        "counted in the log\n", S.path, why);
+        }
     }
     if (cur != NULL) {
         free(cur->data);
@@ -337,6 +346,7 @@ st__sender_connect(const char *path, const char *program, char *err,
     }
     strcpy(sa.sun_path, path);
     snprintf(S.path, sizeof(S.path), "%s", path);
+    snprintf(S.program, sizeof(S.program), "%s", program);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
@@ -439,13 +449,25 @@ st__sender_dropped(void)
     uint64_t n;
 
     pthread_mutex_lock(&S.mu);
-    n = S.dropped;
+    n = S.dropped + S.dropped_full;
     pthread_mutex_unlock(&S.mu);
     return n;
 }
 
 int
-st__sender_submit(struct st_buf *b, uint64_t nrecords)
+st__sender_reconnect(void)
+{
+    char err[512];
+    char path[sizeof(S.path)];
+
+    if (S.path[0] == '\0')
+        return -1;
+    memcpy(path, S.path, sizeof(path));
+    return st__sender_connect(path, S.program, err, sizeof(err));
+}
+
+int
+st__sender_submit(struct st_buf *b, uint64_t nrecords, int drop_when_full)
 {
     struct qitem *q = malloc(sizeof(*q));
     int full;
@@ -459,6 +481,15 @@ st__sender_submit(struct st_buf *b, uint64_t nrecords)
         return -1;
     }
     full = S.queued > SENDER_PENDING_MAX;
+    if (full && drop_when_full) {
+        /* The drop policy: the program never waits; the loss is counted
+         * and written into the log at the region's end. */
+        S.dropped_full += nrecords;
+        pthread_mutex_unlock(&S.mu);
+        free(q);
+        st_buf_close(b);
+        return 1;
+    }
     pthread_mutex_unlock(&S.mu);
     if (full) {
         /* The block policy: wait for room without holding the GIL. */

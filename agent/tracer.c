@@ -266,7 +266,9 @@ resume_take(PyFrameObject *f)
     if (ts == NULL || ts->busy)                                              \
         return 0;                                                            \
     ts->busy = 1;                                                            \
-    ts->prog += st__now_ns() - ts->last_exit
+    ts->prog += st__now_ns() - ts->last_exit;                                \
+    if ((r->outputs & ST_OUT_FILE) && !st__sender_ok())                      \
+        st__reconnect(r)
 
 #define HOOK_EXIT(ts)                                                        \
     do {                                                                     \
@@ -489,6 +491,99 @@ st__on_exception(PyFrameObject *f, PyObject *arg)
     return 0;
 }
 
+/* ---- the collector connection: loss, reconnection, fork ---- */
+
+static PyObject *reconnect_hook; /* Owned callable, or NULL. */
+
+void st__set_reconnect_hook(PyObject *hook);
+void
+st__set_reconnect_hook(PyObject *hook)
+{
+    Py_XSETREF(reconnect_hook, Py_XNewRef(hook));
+}
+
+void
+st__region_reset_wire_state(struct st_region *r)
+{
+    struct st_scope *sc;
+    struct st_tstate *ts;
+    struct st_suspended *s;
+    size_t i;
+
+    /* The collector will see everything as new: drop what was shown. */
+    for (sc = r->scopes; sc != NULL; sc = sc->next)
+        st__snapshot_clear(&sc->snap);
+    for (ts = all_tstates; ts != NULL; ts = ts->next)
+        if (ts->epoch == r->epoch)
+            for (i = 0; i < ts->depth; i++)
+                st__snapshot_clear(&ts->stack[i].locals);
+    for (s = suspended; s != NULL; s = s->next)
+        st__snapshot_clear(&s->e.locals);
+    r->steps = 0;
+    r->first_tid = 0;
+    r->multi_thread = 0;
+    r->file_announced = 0;
+}
+
+int
+st__reconnect(struct st_region *r)
+{
+    static uint64_t next_try;
+    uint64_t now = st__now_ns();
+    PyObject *res;
+
+    if (st__sender_ok())
+        return 1;
+    if (reconnect_hook == NULL || now < next_try)
+        return 0;
+    next_try = now + 1000000000ull;
+    /* What was being batched for the old connection cannot be sent on a
+     * new one (ids and announcements are per connection). */
+    r->lost += st__emit_discard_batch();
+    res = PyObject_CallNoArgs(reconnect_hook);
+    if (res == NULL)
+        PyErr_Clear();
+    Py_XDECREF(res);
+    if (!st__sender_ok())
+        return 0;
+    st__region_reset_wire_state(r);
+    return 1;
+}
+
+void
+st__tracer_after_fork_child(void)
+{
+    struct st_tstate **pp = &all_tstates;
+
+    /* The batch holds the parent's records, which the parent sends. */
+    (void)st__emit_discard_batch();
+    /* Only the forking thread lives on in the child. */
+    while (*pp != NULL) {
+        struct st_tstate *ts = *pp;
+
+        if (ts == tls) {
+            pp = &ts->next;
+            continue;
+        }
+        *pp = ts->next;
+        tstate_reset_stack(ts);
+        free(ts->stack);
+        Py_XDECREF(ts->name);
+        free(ts);
+    }
+    if (tls != NULL) {
+        /* Its name is looked up again (a multiprocessing child renames
+         * nothing, but the parent's cached name is the parent's). */
+        Py_CLEAR(tls->name);
+        tls->announced_gen = 0;
+    }
+    if (st__active != NULL) {
+        st__region_reset_wire_state(st__active);
+        st__active->lost = 0;
+        st__active->dropped_base = st__sender_dropped();
+    }
+}
+
 /* ---- regions ---- */
 
 void
@@ -499,6 +594,7 @@ st__region_activate(struct st_region *r)
 
     r->epoch = ++epochs;
     st__active = r;
+    r->dropped_base = st__sender_dropped();
     ts = tstate_get(r);
     r->start_ns = st__now_ns();
     if (ts != NULL)

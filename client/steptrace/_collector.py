@@ -5,6 +5,7 @@ Without it (or when it does not answer), a private collector is started on a
 private socket, and STEPTRACE_SOCKET is exported so that child processes
 log into it too; it exits by itself once its last client is gone.
 """
+import functools
 import os
 import shutil
 import subprocess
@@ -124,6 +125,52 @@ def ensure_connected():
 
 def _after_fork_child():
     _agent.after_fork_child()
+
+
+def reconnect():
+    """Called by the agent (from inside its hook, at most once a second)
+    when the collector connection is gone: connect to STEPTRACE_SOCKET
+    again (a restarted collector), else start a private collector.  Quiet:
+    the agent has already said once that the connection was lost."""
+    path = os.environ.get("STEPTRACE_SOCKET")
+    if path:
+        try:
+            _agent.connect(path, _program())
+            return
+        except (ConnectionError, OSError):
+            pass
+    try:
+        path = _start_private()
+        _agent.connect(path, _program())
+    except (CollectorError, ConnectionError, OSError):
+        return
+    os.environ["STEPTRACE_SOCKET"] = path
+
+
+_agent.set_reconnect(reconnect)
+
+
+def _install_exit_flush():
+    """os._exit ends a process without unwinding, so a region in progress
+    (a forked multiprocessing child runs its target and calls os._exit)
+    would lose what is buffered: flush it first, then exit as asked."""
+    real_exit = os._exit
+    if getattr(real_exit, "_steptrace_flush", False):
+        return
+
+    @functools.wraps(real_exit)
+    def _exit(status):
+        try:
+            _agent.exit_flush()
+        except BaseException:  # noqa: B902 - never stand in the way
+            pass
+        real_exit(status)
+
+    _exit._steptrace_flush = True
+    os._exit = _exit
+
+
+_install_exit_flush()
 
 
 if hasattr(os, "register_at_fork"):

@@ -177,6 +177,7 @@ class Tracer:
             cwd=os.getcwd(),
             functions=functions,
             hidden_types=(Tracer,),
+            on_full_drop=self.on_full == "drop",
         )
 
     def _begin(self):
@@ -199,18 +200,7 @@ class Tracer:
                     stream.flush()
             except Exception:
                 pass
-        if errors or lost:
-            parts = []
-            if message:
-                parts.append(message)
-            if lost:
-                parts.append("%d records were not written" % lost)
-            if not parts:
-                parts.append("%d trace writes failed" % errors)
-            try:
-                sys.stderr.write("steptrace: %s\n" % "; ".join(parts))
-            except Exception:
-                pass
+        _report_region_end(errors, message, lost)
 
     def __enter__(self):
         stack = self._stack()
@@ -258,6 +248,23 @@ class Tracer:
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+def _report_region_end(errors, message, lost):
+    """One line on stderr when the end of a region went wrong.  Records
+    lost along the way are not repeated here when the collector confirmed
+    the region's end: their count is then written in the log itself."""
+    if not errors:
+        return
+    parts = [message] if message else []
+    if lost:
+        parts.append("%d records were not written" % lost)
+    if not parts:
+        parts.append("%d trace writes failed" % errors)
+    try:
+        sys.stderr.write("steptrace: %s\n" % "; ".join(parts))
+    except Exception:
+        pass
 
 
 def _start_thread_hook(frame, event, arg):
@@ -335,13 +342,7 @@ def _drive(tracer, gen):
             except BaseException as exc:  # noqa: B902 - passed through
                 send, throw = None, exc
     finally:
-        errors, message, lost = _agent.stop(region)
-        if errors or lost:
-            try:
-                sys.stderr.write("steptrace: %s\n" % (
-                    message or "%d records were not written" % lost))
-            except Exception:
-                pass
+        _report_region_end(*_agent.stop(region))
 
 
 class _Driven:
