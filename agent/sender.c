@@ -3,7 +3,7 @@
  * waits per step: the hook hands whole frames (batches of messages) to this
  * thread, which writes them to the Unix socket and reads the collector's
  * ACKs.  The program waits only at flush barriers and, under the block
- * policy, when more than SENDER_PENDING_MAX bytes are queued.
+ * policy, when more than pending_max bytes (64 MiB by default) are queued.
  *
  * Locking: `mu` guards every field of `S` below the marker; the thread
  * never takes the GIL.
@@ -24,7 +24,11 @@
 
 #include "steptrace/error.h"
 
-#define SENDER_PENDING_MAX (64u * 1024 * 1024)
+/* Default bound on queued bytes; STEPTRACE_PENDING_BYTES overrides it. */
+#define SENDER_PENDING_DEFAULT (64u * 1024 * 1024)
+#define SENDER_PENDING_MIN (64u * 1024)
+
+static size_t pending_max = SENDER_PENDING_DEFAULT;
 #define HELLO_TIMEOUT_MS 5000
 
 struct qitem {
@@ -329,6 +333,21 @@ sender_hello(int fd, const char *program, char *err, size_t errlen)
     return r;
 }
 
+/* STEPTRACE_PENDING_BYTES: the bound on the agent's queued records. */
+static void
+sender_read_pending_max(void)
+{
+    const char *env = getenv("STEPTRACE_PENDING_BYTES");
+    char *end;
+    unsigned long long v;
+
+    if (env == NULL || *env == '\0')
+        return;
+    v = strtoull(env, &end, 10);
+    if (*end == '\0' && v >= SENDER_PENDING_MIN)
+        pending_max = (size_t)v;
+}
+
 int
 st__sender_connect(const char *path, const char *program, char *err,
                    size_t errlen)
@@ -337,6 +356,7 @@ st__sender_connect(const char *path, const char *program, char *err,
     int fd, r;
 
     st__sender_close();
+    sender_read_pending_max();
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -480,7 +500,7 @@ st__sender_submit(struct st_buf *b, uint64_t nrecords, int drop_when_full)
         st_buf_close(b);
         return -1;
     }
-    full = S.queued > SENDER_PENDING_MAX;
+    full = S.queued > pending_max;
     if (full && drop_when_full) {
         /* The drop policy: the program never waits; the loss is counted
          * and written into the log at the region's end. */
@@ -495,7 +515,7 @@ st__sender_submit(struct st_buf *b, uint64_t nrecords, int drop_when_full)
         /* The block policy: wait for room without holding the GIL. */
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&S.mu);
-        while (S.ok && S.queued > SENDER_PENDING_MAX)
+        while (S.ok && S.queued > pending_max)
             pthread_cond_wait(&S.cond, &S.mu);
         pthread_mutex_unlock(&S.mu);
         Py_END_ALLOW_THREADS
