@@ -1,0 +1,782 @@
+#!/usr/bin/env python3
+"""steptrace's benchmark: every workload, every CPython, every tracer, interleaved.
+
+    python3 bench/run.py                   # the full table (docs/PERFORMANCE.md)
+    python3 bench/run.py --smoke           # CI-sized: one interpreter, tiny units
+    python3 bench/run.py --python /root/.pyenv/versions/3.12.1/bin/python \\
+        --units-scale 0.25 --repeat 3
+
+For each interpreter (Debian's /usr/bin/python3 and pyenv's 3.10, 3.12, 3.13,
+or those given with --python) it builds steptrace into build/bench-pyX.Y and
+installs it into a staging directory with `meson install --destdir`, the way
+tests/run-python-tests.sh does (or uses --build-dir), builds the no-op C
+tracer bench/noop/_stnoop.c with that interpreter's headers, starts one
+steptraced (the staged one) on a scratch socket, and then runs each workload
+of the shared benchmark directory in separate processes, interleaved and
+repeated: untraced, the C no-op tracers, steptrace NONE/CHANGED/ALL (FILE
+output through the collector) and, when available, python-steptrace
+(--python-steptrace PATH) and PySnooper (importable, or --pysnooper PATH).
+It prints a Markdown table of medians and the command line that made it.
+
+Standard library only; runs under any CPython 3.10+.  Exit status 0 when
+every run succeeded, 1 when one failed (a crash, a traced run without a
+log, or a checksum that differs from the untraced run's), 2 for a usage or
+build error.
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+DEFAULT_WORKLOADS = os.path.join(os.path.dirname(REPO), "shared", "bench",
+                                 "workloads")
+PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+MODES = ("NONE", "CHANGED", "ALL")
+STEP_RE = re.compile(rb"-{5,} Step (\d+) -{5,}")
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+class BenchError(Exception):
+    """A build or set-up step failed: the benchmark cannot go on."""
+
+
+# -- interpreters and builds ------------------------------------------------
+
+_INFO_SRC = r"""
+import json, sys, sysconfig
+print(json.dumps({
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "minor": "%d.%d" % sys.version_info[:2],
+    "include": sysconfig.get_paths()["include"],
+    "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+    "executable": sys.executable,
+}))
+"""
+
+
+def interpreter_info(path):
+    r = subprocess.run([path, "-c", _INFO_SRC], capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode != 0:
+        raise BenchError("%s does not run: %s" % (path, r.stderr.strip()))
+    info = json.loads(r.stdout)
+    info["path"] = path
+    return info
+
+
+def find_interpreters():
+    """Debian's python3 (3.11) and pyenv's 3.10, 3.12, 3.13, when present."""
+    found = []
+    if os.access("/usr/bin/python3", os.X_OK):
+        found.append("/usr/bin/python3")
+    else:
+        log("skip: /usr/bin/python3 not found")
+    for minor in ("3.10", "3.12", "3.13"):
+        cands = sorted(glob.glob(os.path.join(PYENV_ROOT, "versions",
+                                              minor + ".*", "bin", "python")))
+        cands = [c for c in cands if os.access(c, os.X_OK)]
+        if cands:
+            found.append(cands[-1])
+        else:
+            log("skip: CPython %s not found (install it with pyenv to "
+                "benchmark it)" % minor)
+    return found
+
+
+def run_quiet(cmd, what, cwd=None):
+    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout[-4000:])
+        raise BenchError("%s failed (exit %d): %s"
+                         % (what, r.returncode, " ".join(map(shlex.quote, cmd))))
+    return r.stdout
+
+
+def stage_build(build_dir, stage):
+    """meson install --destdir, then find _agent and steptraced in it."""
+    shutil.rmtree(stage, ignore_errors=True)
+    run_quiet(["meson", "install", "-C", build_dir, "--destdir", stage,
+               "--quiet"], "meson install")
+    so = exe = None
+    for root, _dirs, files in os.walk(stage):
+        for f in files:
+            if f.startswith("_agent") and f.endswith(".so") and so is None:
+                so = os.path.join(root, f)
+            if f == "steptraced" and exe is None:
+                exe = os.path.join(root, f)
+    if so is None or exe is None:
+        raise BenchError("the install in %s lacks _agent or steptraced" % stage)
+    return {"pythonpath": os.path.dirname(os.path.dirname(so)),
+            "steptraced": exe, "build_dir": build_dir}
+
+
+def build_steptrace(info, scratch):
+    """build/bench-pyX.Y: a release build, as pip (meson-python) makes it."""
+    build_dir = os.path.join(REPO, "build", "bench-py" + info["minor"])
+    args = ["-Dpython=" + info["path"], "--buildtype=release",
+            "-Db_ndebug=if-release"]
+    if os.path.exists(os.path.join(build_dir, "build.ninja")):
+        cmd = ["meson", "setup", "--reconfigure", build_dir, REPO] + args
+    else:
+        cmd = ["meson", "setup", build_dir, REPO] + args
+    log("building steptrace for %s in %s" % (info["version"],
+                                              os.path.relpath(build_dir, REPO)))
+    run_quiet(cmd, "meson setup")
+    run_quiet(["ninja", "-C", build_dir], "ninja")
+    return stage_build(build_dir, os.path.join(scratch, "stage-" + info["minor"]))
+
+
+def build_noop(info):
+    """bench/noop/_stnoop.c with this interpreter's headers; cached by
+    interpreter and source time."""
+    src = os.path.join(HERE, "noop", "_stnoop.c")
+    out_dir = os.path.join(REPO, "build", "bench-noop",
+                           "py" + info["version"])
+    target = os.path.join(out_dir, "_stnoop" + info["ext_suffix"])
+    if os.path.exists(target) and \
+            os.path.getmtime(target) >= os.path.getmtime(src):
+        return out_dir
+    os.makedirs(out_dir, exist_ok=True)
+    cc = os.environ.get("CC", "cc")
+    tmp = target + ".tmp"
+    run_quiet(shlex.split(cc) + ["-O2", "-fPIC", "-shared", "-Wall",
+                                 "-I" + info["include"], src, "-o", tmp],
+              "building _stnoop")
+    os.replace(tmp, target)
+    return out_dir
+
+
+# -- the collector and the byte-counting proxy ------------------------------
+
+def start_collector(exe, sock):
+    rfd, wfd = os.pipe()
+    proc = subprocess.Popen([exe, "--socket", sock, "--ready-fd", str(wfd)],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            pass_fds=(wfd,))
+    os.close(wfd)
+    got = b""
+    deadline = time.monotonic() + 15
+    while not got.endswith(b"\n") and time.monotonic() < deadline:
+        chunk = os.read(rfd, 64)
+        if not chunk:
+            break
+        got += chunk
+    os.close(rfd)
+    if got.strip() != b"ready":
+        proc.kill()
+        proc.wait()
+        raise BenchError("steptraced did not get ready on %s" % sock)
+    return proc
+
+
+def collector_peak_rss_kib(proc):
+    try:
+        with open("/proc/%d/status" % proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class CountingProxy:
+    """A Unix-socket relay in front of the collector that counts the bytes
+    the traced process sends (the wire cost of its records)."""
+
+    def __init__(self, path, upstream):
+        self.path = path
+        self.upstream = upstream
+        self.sent = 0  # client -> collector, all connections
+        self.lock = threading.Lock()
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(16)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def reset(self):
+        with self.lock:
+            n, self.sent = self.sent, 0
+        return n
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                up.connect(self.upstream)
+            except OSError:
+                client.close()
+                up.close()
+                continue
+            done = []
+            for src, dst, count in ((client, up, True), (up, client, False)):
+                threading.Thread(target=self._pump,
+                                 args=(src, dst, count, done, client, up),
+                                 daemon=True).start()
+
+    def _pump(self, src, dst, count, done, a, b):
+        try:
+            while True:
+                data = src.recv(1 << 18)
+                if not data:
+                    break
+                if count:
+                    with self.lock:
+                        self.sent += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        done.append(1)
+        if len(done) == 2:
+            a.close()
+            b.close()
+
+    def close(self):
+        self.srv.close()
+
+
+# -- runs -------------------------------------------------------------------
+
+class Variant:
+    def __init__(self, key, label, driver_arg, pythonpath, needs_log,
+                 slow=False):
+        self.key = key
+        self.label = label
+        self.driver_arg = driver_arg
+        self.pythonpath = pythonpath
+        self.needs_log = needs_log
+        self.slow = slow
+
+
+def dir_bytes(path):
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def last_step(path):
+    """The number of the last 'Step N' header of the logs in `path` (one
+    region, one thread: the number of steps recorded)."""
+    best = None
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                size = os.path.getsize(p)
+                fh.seek(max(0, size - (1 << 20)))
+                hits = STEP_RE.findall(fh.read())
+            if hits:
+                n = int(hits[-1])
+                best = n if best is None else max(best, n)
+    return best
+
+
+def run_driver(py, work, workload, units, variant, log_dir, env_extra,
+               timeout):
+    """One subprocess; returns a dict with wall, result, rss_kib, log_bytes
+    or error."""
+    env = dict(os.environ)
+    for k in ("PYTHONPATH", "STEPTRACE_SOCKET", "PYTHONSTARTUP",
+              "PYTHONTRACEMALLOC", "PYTHONDEVMODE"):
+        env.pop(k, None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(env_extra)
+    cmd = [py, os.path.join(work, "driver.py"), workload, str(units),
+           variant.driver_arg]
+    if log_dir:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        cmd.append(log_dir)
+    out_f = tempfile.TemporaryFile()
+    err_f = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL,
+                            stdout=out_f, stderr=err_f)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        _pid, status, ru = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out_f.seek(0)
+    err_f.seek(0)
+    stdout = out_f.read().decode("utf-8", "replace")
+    stderr = err_f.read().decode("utf-8", "replace")
+    res = {"rss_kib": ru.ru_maxrss, "stderr": stderr}
+    if proc.returncode != 0:
+        res["error"] = "exit status %d: %s" % (
+            proc.returncode, (stderr.strip().splitlines() or ["?"])[-1])
+        return res
+    try:
+        data = json.loads(stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        res["error"] = "no result line on stdout"
+        return res
+    res.update(data)
+    if "steptrace:" in stderr:
+        res["error"] = "tracer warning: %s" % stderr.strip().splitlines()[-1]
+    if log_dir:
+        res["log_bytes"] = dir_bytes(log_dir)
+        if variant.needs_log and res["log_bytes"] == 0:
+            res["error"] = "no log written in %s" % log_dir
+    return res
+
+
+def scaled(units, scale):
+    return max(1, int(round(units * scale)))
+
+
+def workload_units(path):
+    """UNITS of a workload file, read without importing it."""
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"UNITS\s*=\s*([0-9_]+)", line)
+            if m:
+                return int(m.group(1).replace("_", ""))
+    raise BenchError("%s has no UNITS" % path)
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+# -- the benchmark ----------------------------------------------------------
+
+def bench_interpreter(args, info, build, noop_dir, sock, proxy, workloads,
+                      scratch, results, failures):
+    py = info["path"]
+    minor = info["minor"]
+    st_env = {"PYTHONPATH": build["pythonpath"], "STEPTRACE_SOCKET": sock,
+              "STEPTRACED": build["steptraced"]}
+    variants = [
+        Variant("untraced", "untraced", "untraced", None, False),
+        Variant("noop-settrace", "C no-op (PyEval_SetTrace)", "noop-settrace",
+                noop_dir, False),
+    ]
+    if tuple(map(int, minor.split("."))) >= (3, 12):
+        variants.append(Variant("noop-monitoring",
+                                "C no-op (sys.monitoring LINE)",
+                                "noop-monitoring", noop_dir, False))
+    for mode in MODES:
+        variants.append(Variant("st-" + mode.lower(), "steptrace " + mode,
+                                "steptrace:" + mode, build["pythonpath"],
+                                True))
+    slow = []
+    if args.python_steptrace:
+        slow.append(Variant("python-steptrace", "python-steptrace ALL",
+                            "steptrace:ALL", args.python_steptrace, True,
+                            slow=True))
+    if pysnooper_path(args, py) is not None:
+        slow.append(Variant("pysnooper", "PySnooper", "pysnooper",
+                            pysnooper_path(args, py) or None, True,
+                            slow=True))
+    if args.variants:
+        keep = set(args.variants.split(","))
+        variants = [v for v in variants if v.key in keep or v.key == "untraced"]
+        slow = [v for v in slow if v.key in keep]
+
+    work = os.path.join(scratch, "work-" + minor)
+    os.makedirs(work, exist_ok=True)
+    shutil.copy(os.path.join(HERE, "driver.py"), work)
+    for wl in workloads:
+        shutil.copy(wl, work)
+
+    for wl in workloads:
+        name = os.path.splitext(os.path.basename(wl))[0]
+        full = workload_units(wl)
+        units = scaled(full, args.units_scale)
+        logs = os.path.join(scratch, "logs")
+
+        def env_for(v, socket_path=sock):
+            env = {}
+            if v.pythonpath:
+                env["PYTHONPATH"] = v.pythonpath
+            if v.key.startswith("st-"):
+                env = dict(st_env, STEPTRACE_SOCKET=socket_path)
+            return env
+
+        def one(v, u, socket_path=sock, record=True):
+            r = run_driver(py, work, name, u, v, logs if v.needs_log else None,
+                           env_for(v, socket_path), args.timeout)
+            if record:
+                results.setdefault((minor, name, v.key), []).append(r)
+            if "error" in r:
+                failures.append("%s %s %s: %s" % (info["version"], name,
+                                                  v.label, r["error"]))
+                log("FAILED: " + failures[-1])
+            return r
+
+        # Executed lines of workload code, counted once by a settrace counter.
+        counter = Variant("count", "count", "count", None, False)
+        c = one(counter, units, record=False)
+        lines = c.get("count")
+        meta = {"units": units, "full_units": full, "lines": lines,
+                "checksum": c.get("result")}
+        results[(minor, name, "_meta")] = meta
+        log("%s %s: units %d, %s lines" % (info["version"], name, units, lines))
+
+        # Wire bytes and steps: one untimed run per mode through the proxy.
+        if proxy is not None and not args.no_wire:
+            for v in variants:
+                if not v.key.startswith("st-"):
+                    continue
+                proxy.reset()
+                r = one(v, units, socket_path=proxy.path, record=False)
+                sent = proxy.reset()
+                steps = last_step(logs) if "error" not in r else None
+                results[(minor, name, v.key, "wire")] = {
+                    "bytes": sent, "steps": steps}
+                shutil.rmtree(logs, ignore_errors=True)
+
+        # Timed runs, interleaved: the order rotates with each repetition.
+        for rep in range(args.repeat):
+            k = rep % len(variants)
+            for v in variants[k:] + variants[:k]:
+                r = one(v, units)
+                if v.needs_log:
+                    shutil.rmtree(logs, ignore_errors=True)
+                if "error" not in r and meta["checksum"] is not None and \
+                        r.get("result") != meta["checksum"]:
+                    failures.append("%s %s %s: checksum %s, untraced %s" % (
+                        info["version"], name, v.label, r.get("result"),
+                        meta["checksum"]))
+                    log("FAILED: " + failures[-1])
+            log("%s %s: repetition %d/%d done" % (info["version"], name,
+                                                  rep + 1, args.repeat))
+
+        # The slow pure-Python tracers, at their own smaller scale, each
+        # against an untraced run of the same size, interleaved.
+        if slow:
+            su = scaled(full, args.units_scale * args.slow_scale)
+            base = Variant("untraced-slow", "untraced", "untraced", None,
+                           False)
+            sc = one(counter, su, record=False)
+            results[(minor, name, "_slowmeta")] = {"units": su,
+                                                   "lines": sc.get("count")}
+            group = [base] + slow
+            for rep in range(args.slow_repeat):
+                k = rep % len(group)
+                for v in group[k:] + group[:k]:
+                    one(v, su)
+                    shutil.rmtree(logs, ignore_errors=True)
+            log("%s %s: slow tracers done (units %d)" % (info["version"],
+                                                         name, su))
+        results.setdefault("_variants", {})[minor] = variants + slow
+
+
+_pysnooper_cache = {}
+
+
+def pysnooper_path(args, py):
+    """'' when importable as installed, PATH when given, None otherwise."""
+    if args.pysnooper:
+        return args.pysnooper
+    if py not in _pysnooper_cache:
+        r = subprocess.run([py, "-c", "import pysnooper"],
+                           capture_output=True)
+        _pysnooper_cache[py] = "" if r.returncode == 0 else None
+    return _pysnooper_cache[py]
+
+
+# -- the report -------------------------------------------------------------
+
+def fmt_ms(seconds):
+    ms = seconds * 1000
+    return "%.0f" % ms if ms >= 100 else "%.1f" % ms if ms >= 10 else "%.2f" % ms
+
+
+def fmt_num(x, fmt):
+    return "n/a" if x is None else fmt % x
+
+
+def table(results, interps, workloads):
+    rows = []
+    head = ("| Python | workload | tracer | units | median wall ms | ratio | "
+            "added ns/line | log bytes | wire B/step | peak RSS MiB |")
+    rows.append(head)
+    rows.append("|" + "---|" * 10)
+    for info in interps:
+        minor = info["minor"]
+        variants = results.get("_variants", {}).get(minor, [])
+        for wl in workloads:
+            name = os.path.splitext(os.path.basename(wl))[0]
+            meta = results.get((minor, name, "_meta"))
+            if meta is None:
+                continue
+            smeta = results.get((minor, name, "_slowmeta"))
+            base_runs = [r for r in results.get((minor, name, "untraced"), [])
+                         if "error" not in r]
+            base = median([r["wall"] for r in base_runs])
+            sbase_runs = [r for r in results.get((minor, name,
+                                                  "untraced-slow"), [])
+                          if "error" not in r]
+            sbase = median([r["wall"] for r in sbase_runs])
+            for v in variants:
+                runs = results.get((minor, name, v.key), [])
+                ok = [r for r in runs if "error" not in r]
+                units = smeta["units"] if v.slow else meta["units"]
+                lines = smeta["lines"] if v.slow else meta["lines"]
+                b = sbase if v.slow else base
+                if not ok:
+                    rows.append("| %s | %s | %s | %d | FAILED | | | | | |" % (
+                        info["version"], name, v.label, units))
+                    continue
+                wall = median([r["wall"] for r in ok])
+                ratio = wall / b if b else None
+                added = ((wall - b) / lines * 1e9
+                         if b is not None and lines and v.key != "untraced"
+                         else None)
+                lb = median([r["log_bytes"] for r in ok if "log_bytes" in r])
+                wire = results.get((minor, name, v.key, "wire"))
+                wps = (wire["bytes"] / wire["steps"]
+                       if wire and wire.get("steps") else None)
+                rss = median([r["rss_kib"] for r in ok]) / 1024
+                mark = " (%d/%d ok)" % (len(ok), len(runs)) \
+                    if len(ok) != len(runs) else ""
+                rows.append("| %s | %s | %s | %s | %s%s | %s | %s | %s | %s"
+                            " | %.1f |" % (
+                                info["version"], name, v.label,
+                                "{:,}".format(units), fmt_ms(wall), mark,
+                                fmt_num(ratio, "%.2fx"),
+                                "—" if v.key == "untraced"
+                                else fmt_num(added, "%.0f"),
+                                "—" if lb is None else "{:,}".format(int(lb)),
+                                "—" if not v.key.startswith("st-")
+                                else fmt_num(wps, "%.1f"),
+                                rss))
+    return "\n".join(rows)
+
+
+def lines_table(results, interps, workloads):
+    rows = ["| Python | workload | units | lines (settrace count) | "
+            "steptrace steps (NONE log) |", "|---|---|---|---|---|"]
+    for info in interps:
+        minor = info["minor"]
+        for wl in workloads:
+            name = os.path.splitext(os.path.basename(wl))[0]
+            meta = results.get((minor, name, "_meta"))
+            if meta is None:
+                continue
+            wire = results.get((minor, name, "st-none", "wire")) or {}
+            rows.append("| %s | %s | %s | %s | %s |" % (
+                info["version"], name, "{:,}".format(meta["units"]),
+                "n/a" if meta["lines"] is None
+                else "{:,}".format(meta["lines"]),
+                "n/a" if wire.get("steps") is None
+                else "{:,}".format(wire["steps"])))
+    return "\n".join(rows)
+
+
+# -- main -------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description="Benchmark steptrace against untraced runs, C no-op "
+                    "tracers and other tracers; prints a Markdown table.")
+    p.add_argument("--python", action="append", metavar="PATH",
+                   help="interpreter to benchmark (repeatable; default: "
+                        "/usr/bin/python3 and pyenv's 3.10, 3.12, 3.13)")
+    p.add_argument("--build-dir", metavar="DIR",
+                   help="use this existing steptrace build (one interpreter: "
+                        "--python, else the build's -Dpython, else python3) "
+                        "instead of building build/bench-pyX.Y")
+    p.add_argument("--workloads", metavar="DIR", default=DEFAULT_WORKLOADS,
+                   help="directory of workload .py files (default: %(default)s)")
+    p.add_argument("--only", metavar="NAMES",
+                   help="comma-separated workload names (e.g. fib,loop)")
+    p.add_argument("--variants", metavar="KEYS",
+                   help="comma-separated subset of noop-settrace, "
+                        "noop-monitoring, st-none, st-changed, st-all, "
+                        "python-steptrace, pysnooper (untraced always runs)")
+    p.add_argument("--repeat", type=int, default=5,
+                   help="timed runs of each variant (default: %(default)s)")
+    p.add_argument("--units-scale", type=float, default=1.0, metavar="F",
+                   help="multiply every workload's UNITS by F (default: 1)")
+    p.add_argument("--python-steptrace", metavar="PATH",
+                   help="directory holding python-steptrace's `steptrace` "
+                        "package (prepended to PYTHONPATH for its runs)")
+    p.add_argument("--pysnooper", metavar="PATH",
+                   help="directory holding the `pysnooper` package (default: "
+                        "use it when the interpreter can import it)")
+    p.add_argument("--slow-scale", type=float, default=0.02, metavar="F",
+                   help="further scale for python-steptrace and PySnooper, "
+                        "which are compared with an untraced run of the same "
+                        "size (default: %(default)s)")
+    p.add_argument("--slow-repeat", type=int, default=3,
+                   help="timed runs of the slow tracers (default: %(default)s)")
+    p.add_argument("--no-wire", action="store_true",
+                   help="skip the untimed runs through the byte-counting proxy")
+    p.add_argument("--timeout", type=float, default=900,
+                   help="seconds before a run is killed (default: %(default)s)")
+    p.add_argument("--smoke", action="store_true",
+                   help="CI-sized: one interpreter (--python, else the one "
+                        "running this script), --units-scale 0.01, --repeat 1; "
+                        "no thresholds")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the scratch directory")
+    args = p.parse_args(argv)
+    if args.smoke:
+        if args.units_scale == 1.0:
+            args.units_scale = 0.01
+        args.repeat = 1
+        args.slow_repeat = 1
+        if not args.python and not args.build_dir:
+            args.python = [sys.executable]
+    if args.repeat < 1 or args.units_scale <= 0:
+        p.error("--repeat must be 1 or more and --units-scale positive")
+    return args
+
+
+def build_option_python(build_dir):
+    try:
+        out = subprocess.run(["meson", "introspect", "--buildoptions",
+                              build_dir], capture_output=True, text=True,
+                             check=True).stdout
+        for opt in json.loads(out):
+            if opt.get("name") == "python" and opt.get("value"):
+                return opt["value"]
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        pass
+    return shutil.which("python3")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    started = time.monotonic()
+    workloads = sorted(glob.glob(os.path.join(args.workloads, "*.py")))
+    if args.only:
+        keep = set(args.only.split(","))
+        workloads = [w for w in workloads
+                     if os.path.splitext(os.path.basename(w))[0] in keep]
+    if not workloads:
+        log("no workloads in %s" % args.workloads)
+        return 2
+
+    if args.build_dir:
+        paths = args.python[:1] if args.python else \
+            [build_option_python(args.build_dir)]
+    else:
+        paths = args.python or find_interpreters()
+    interps = []
+    for path in paths:
+        if not path or not os.access(path, os.X_OK):
+            log("skip: interpreter %s not found" % path)
+            continue
+        try:
+            interps.append(interpreter_info(path))
+        except (BenchError, OSError, ValueError) as e:
+            log("skip: %s" % e)
+    if not interps:
+        log("no interpreter to benchmark")
+        return 2
+
+    scratch = tempfile.mkdtemp(prefix="stbench-")
+    collector = None
+    proxy = None
+    results = {}
+    failures = []
+    try:
+        builds = {}
+        noops = {}
+        for info in interps:
+            if args.build_dir:
+                builds[info["minor"]] = stage_build(
+                    os.path.abspath(args.build_dir),
+                    os.path.join(scratch, "stage-" + info["minor"]))
+            else:
+                builds[info["minor"]] = build_steptrace(info, scratch)
+            noops[info["minor"]] = build_noop(info)
+        sock = os.path.join(scratch, "steptraced.sock")
+        collector = start_collector(builds[interps[0]["minor"]]["steptraced"],
+                                    sock)
+        if not args.no_wire:
+            proxy = CountingProxy(os.path.join(scratch, "proxy.sock"), sock)
+        for info in interps:
+            bench_interpreter(args, info, builds[info["minor"]],
+                              noops[info["minor"]], sock, proxy, workloads,
+                              scratch, results, failures)
+    except BenchError as e:
+        log("error: %s" % e)
+        return 2
+    finally:
+        collector_rss = collector_peak_rss_kib(collector) if collector else None
+        if proxy is not None:
+            proxy.close()
+        if collector is not None:
+            collector.terminate()
+            try:
+                collector.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                collector.kill()
+                collector.wait()
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    elapsed = time.monotonic() - started
+    cmd = "python3 bench/run.py" + "".join(" " + shlex.quote(a) for a in argv)
+    print("## steptrace benchmark, %s\n" % datetime.date.today().isoformat())
+    print("Command: `%s`  " % cmd)
+    print("Machine: %s, %d cores, %s; %d timed run(s) per cell, medians; "
+          "took %.0f s.\n" % (platform.machine(), os.cpu_count() or 0,
+                              platform.platform(terse=True), args.repeat,
+                              elapsed))
+    print(table(results, interps, workloads))
+    print()
+    print(lines_table(results, interps, workloads))
+    print()
+    print("Collector (steptraced) peak RSS over the whole benchmark: %s MiB."
+          % ("n/a" if collector_rss is None else "%.1f" % (collector_rss / 1024)))
+    unavailable = []
+    if not args.python_steptrace:
+        unavailable.append("python-steptrace: not available (give "
+                           "--python-steptrace PATH)")
+    if all(pysnooper_path(args, i["path"]) is None for i in interps):
+        unavailable.append("PySnooper: not available (not importable; give "
+                           "--pysnooper PATH)")
+    for u in unavailable:
+        print("- " + u)
+    if failures:
+        print("\n%d run(s) FAILED:" % len(failures))
+        for f in failures:
+            print("- " + f)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
