@@ -11,8 +11,10 @@
 
 #define DASHES "---------------------"
 
+static void put_str(struct st_buf *out, struct st_str s);
+
 int
-st_record_format_runtime(struct st_buf *out, uint64_t ns)
+st_record_put_ms(struct st_buf *out, uint64_t ns)
 {
     /* Integer rounding to 0.1 us (four decimals of a millisecond), half
      * up, so both sides print the same digits for the same count. */
@@ -26,11 +28,35 @@ st_record_format_runtime(struct st_buf *out, uint64_t ns)
         f /= 10;
     }
     frac[4] = '\0';
-    st_buf_puts(out, "Runtime: ");
     st_buf_put_u64(out, q / 10000);
     st_buf_append(out, ".", 1);
-    st_buf_append(out, frac, 4);
+    return st_buf_append(out, frac, 4);
+}
+
+int
+st_record_format_runtime(struct st_buf *out, uint64_t ns)
+{
+    st_buf_puts(out, "Runtime: ");
+    st_record_put_ms(out, ns);
     return st_buf_puts(out, " ms");
+}
+
+int
+st_record_format_async(struct st_buf *out, uint64_t step, uint64_t time_ns,
+                       int kind, struct st_str body)
+{
+    static const char *const kinds[] = {"?", "CORO", "AWAIT", "TASK"};
+
+    st_buf_puts(out, DASHES " Async Step ");
+    st_buf_put_u64(out, step);
+    st_buf_puts(out, " " DASHES "\nTime: ");
+    st_record_put_ms(out, time_ns);
+    st_buf_puts(out, " ms | ");
+    st_buf_puts(out, kind >= 1 && kind <= 3 ? kinds[kind] : kinds[0]);
+    st_buf_append(out, "\n", 1);
+    put_str(out, body);
+    st_buf_append(out, "\n", 1);
+    return out->oom ? ST_ENOMEM : 0;
 }
 
 int

@@ -307,6 +307,7 @@ msg_nfields(int type)
     case ST_MSG_LOST: return 3;
     case ST_MSG_EVENT: return 7;
     case ST_MSG_ACK: return 4;
+    case ST_MSG_ASYNC: return 5;
     default: return 0;
     }
 }
@@ -397,6 +398,15 @@ decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
             return ST_EBADMSG;
         return 0;
     }
+    case ST_MSG_ASYNC:
+        if (get_u32(&f[1], &m->u.async.region_id) != 0 ||
+            get_u64(&f[2], &m->u.async.time_ns) != 0 ||
+            get_u32(&f[3], &m->u.async.kind) != 0 ||
+            get_str(&f[4], &m->u.async.body) != 0)
+            return ST_EBADTYPE;
+        if (m->u.async.kind < ST_ASYNC_CORO || m->u.async.kind > ST_ASYNC_MAX_)
+            return ST_EBADMSG;
+        return 0;
     case ST_MSG_ACK:
         if (get_u64(&f[1], &m->u.ack.token) != 0 ||
             get_u64(&f[2], &m->u.ack.errors) != 0)
@@ -613,4 +623,14 @@ st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
     if (msg == NULL)
         return msgpack_pack_nil(pk);
     return pack_bytes(pk, msg, n);
+}
+
+int
+st_wire_pack_async(msgpack_packer *pk, uint32_t region_id, uint64_t time_ns,
+                   uint32_t kind, const char *body, size_t n)
+{
+    if (pack_head(pk, ST_MSG_ASYNC) || msgpack_pack_uint32(pk, region_id) ||
+        msgpack_pack_uint64(pk, time_ns) || msgpack_pack_uint32(pk, kind))
+        return -1;
+    return pack_bytes(pk, body, n);
 }

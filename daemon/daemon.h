@@ -110,6 +110,7 @@ struct st_region {
     uint32_t level;
     uint32_t var_mode;
     uint64_t steps;          /* Records emitted so far. */
+    uint64_t async_steps;    /* Async records (their own counter). */
     uint64_t lost;           /* Sum of LOST counts. */
     uint32_t first_tid;      /* Thread of the first STEP ... */
     int seen_tid;            /* ... once one was seen. */
@@ -233,6 +234,9 @@ int st__step_apply(struct st_conn *c, const struct st_msg *m);
  * CALL and RETURN records are written at DEBUG only, EXCEPTION records at
  * DEBUG and ERROR (SPEC section 3).  @return 0 or a protocol error. */
 int st__step_event(struct st_conn *c, const struct st_msg *m);
+/* Renders an ASYNC record (SPEC section 8), numbered "Async Step N" by the
+ * region's own counter; written at DEBUG, INFO and WARNING. */
+int st__step_async(struct st_conn *c, const struct st_msg *m);
 /*
  * Applies one decoded message to the connection state.
  * @return 0, or ST_E* (protocol error: the caller closes the connection

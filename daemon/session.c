@@ -424,6 +424,7 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
     case ST_MSG_FLUSH: return session_on_flush(c, m);
     case ST_MSG_LOST: return session_on_lost(c, m);
     case ST_MSG_EVENT: return st__step_event(c, m);
+    case ST_MSG_ASYNC: return st__step_async(c, m);
     default:
         st__conn_detail(c, "message type %d is not sent to the collector",
                         m->type);

@@ -384,3 +384,24 @@ st__step_event(struct st_conn *c, const struct st_msg *m)
     }
     return r;
 }
+
+int
+st__step_async(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg = st__idmap_get(&c->regions, m->u.async.region_id);
+
+    if (rg == NULL) {
+        st__conn_detail(c, "ASYNC for region %u", m->u.async.region_id);
+        return ST_ESTATE;
+    }
+    if (rg->level >= ST_LEVEL_ERROR)
+        return 0;
+    /* The body is the agent's text, lines with newlines: written as is
+     * (it is valid UTF-8 made by the agent; control characters other
+     * than the line ends were escaped there). */
+    st_record_format_async(st__sink_begin(rg->sink), ++rg->async_steps,
+                           m->u.async.time_ns, (int)m->u.async.kind,
+                           m->u.async.body);
+    st__sink_commit(rg->sink);
+    return 0;
+}

@@ -370,6 +370,41 @@ START_TEST(test_record_format_events)
 }
 END_TEST
 
+START_TEST(test_record_format_async)
+{
+    struct st_str body = S("\xf0\x9f\x8f\x81 COROUTINE END: main \xe2\x9c\x93\n"
+                           "   Total duration: 1.5000 ms\n"
+                           "   Await points: 2\n"
+                           "   Total await time: 1.2000 ms\n");
+    struct st_buf b;
+
+    st_buf_init(&b);
+    ck_assert_int_eq(st_record_format_async(&b, 7, 567800, ST_ASYNC_CORO,
+                                            body), 0);
+    ck_assert_buf_str_eq(&b,
+        "--------------------- Async Step 7 ---------------------\n"
+        "Time: 0.5678 ms | CORO\n"
+        "\xf0\x9f\x8f\x81 COROUTINE END: main \xe2\x9c\x93\n"
+        "   Total duration: 1.5000 ms\n"
+        "   Await points: 2\n"
+        "   Total await time: 1.2000 ms\n"
+        "\n");
+    b.len = 0;
+    ck_assert_int_eq(st_record_format_async(&b, 1, 0, ST_ASYNC_AWAIT,
+                                            (struct st_str)S("x\n")), 0);
+    ck_assert_buf_str_eq(&b,
+        "--------------------- Async Step 1 ---------------------\n"
+        "Time: 0.0000 ms | AWAIT\nx\n\n");
+    b.len = 0;
+    ck_assert_int_eq(st_record_format_async(&b, 2, 100, ST_ASYNC_TASK,
+                                            (struct st_str)S("t\n")), 0);
+    ck_assert_buf_str_eq(&b,
+        "--------------------- Async Step 2 ---------------------\n"
+        "Time: 0.0001 ms | TASK\nt\n\n");
+    st_buf_close(&b);
+}
+END_TEST
+
 START_TEST(test_record_runtime_rounding)
 {
     static const struct {
@@ -691,6 +726,7 @@ record_suite(void)
     tcase_add_test(tc, test_record_format_thread_suffix);
     tcase_add_test(tc, test_record_format_appends);
     tcase_add_test(tc, test_record_format_events);
+    tcase_add_test(tc, test_record_format_async);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("runtime");

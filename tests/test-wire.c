@@ -1158,6 +1158,41 @@ decode_raw(const unsigned char *bytes, size_t len)
     decode_raw((const unsigned char[]){__VA_ARGS__},                        \
                sizeof((const unsigned char[]){__VA_ARGS__}))
 
+/* ASYNC: the async records of SPEC section 8. */
+START_TEST(test_wire_round_trip_async)
+{
+    static const char body[] = "\xe2\x8f\xb3 AWAIT START: fetch\n"
+                               "   File: /a.py:15\n";
+    struct packed p;
+    struct st_wire_decoder d;
+    struct st_msg m;
+
+    packed_init(&p);
+    ck_assert_int_eq(st_wire_pack_async(&p.pk, 3, UINT64_MAX, ST_ASYNC_AWAIT,
+                                        LIT(body)), 0);
+    ck_assert_int_eq(st_wire_pack_async(&p.pk, 3, 0, ST_ASYNC_TASK, "", 0),
+                     0);
+    ck_assert_int_eq(st_wire_validate(p.b.data, p.b.len), 2);
+    st_wire_decoder_init(&d);
+    st_wire_decoder_reset(&d, p.b.data, p.b.len);
+    next_msg(&d, &m, ST_MSG_ASYNC);
+    ck_assert_uint_eq(m.u.async.region_id, 3);
+    ck_assert_uint_eq(m.u.async.time_ns, UINT64_MAX);
+    ck_assert_uint_eq(m.u.async.kind, ST_ASYNC_AWAIT);
+    ck_assert_st_str_eq(m.u.async.body, LIT(body));
+    next_msg(&d, &m, ST_MSG_ASYNC);
+    ck_assert_uint_eq(m.u.async.kind, ST_ASYNC_TASK);
+    ck_assert_uint_eq(m.u.async.body.n, 0);
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
+    st_wire_decoder_close(&d);
+    packed_close(&p);
+    /* Kinds outside 1..3 are protocol errors. */
+    ck_assert_int_eq(DECODE(0x95, 0x14, 1, 2, 0, 0xa0), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x95, 0x14, 1, 2, 4, 0xa0), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x95, 0x14, 1, 2, 1, 0xa0), 1);
+}
+END_TEST
+
 START_TEST(test_wire_decode_rejects_wrong_field_count)
 {
     /* Sanity: the well-formed FLUSH decodes. */
@@ -1300,6 +1335,7 @@ wire_suite(void)
 
     tc = tcase_create("round_trip");
     tcase_add_test(tc, test_wire_round_trip_every_type);
+    tcase_add_test(tc, test_wire_round_trip_async);
     tcase_add_test(tc, test_wire_round_trip_framed);
     tcase_add_test(tc, test_wire_decode_accepts_bin_as_str);
     tcase_add_test(tc, test_wire_round_trip_long_strings);

@@ -72,6 +72,21 @@ int st_record_format_step(struct st_buf *out, const struct st_step_view *v);
 /* Appends "Runtime: %.4f ms" for a duration in ns, without a newline. */
 int st_record_format_runtime(struct st_buf *out, uint64_t ns);
 
+/* Appends a duration in ns as milliseconds with 4 decimals ("0.0841"),
+ * rounded half up to 0.1 us. */
+int st_record_put_ms(struct st_buf *out, uint64_t ns);
+
+/*
+ * Appends one async record (SPEC section 8):
+ *   "--------------------- Async Step <step> ---------------------\n"
+ *   "Time: <ms> ms | CORO|AWAIT|TASK\n" <body> "\n"
+ * where `body` is the record's lines, each ending with a newline (for
+ * example "⏳ AWAIT START: fetch\n   File: /a.py:15\n").
+ * @return 0 or ST_ENOMEM.
+ */
+int st_record_format_async(struct st_buf *out, uint64_t step,
+                           uint64_t time_ns, int kind, struct st_str body);
+
 /*
  * Appends `s` to `out` with newlines and control characters escaped
  * (\n, \r, \t, \xNN) so that one value is one line.

@@ -39,7 +39,8 @@
     XX(FLUSH, 9)                                                           \
     XX(LOST, 10)                                                           \
     XX(EVENT, 11)                                                          \
-    XX(ACK, 12)
+    XX(ACK, 12)                                                            \
+    XX(ASYNC, 20)
 
 enum st_msg_type {
 #define XX(name, val) ST_MSG_##name = val,
@@ -62,6 +63,14 @@ enum st_event {
     ST_EVENT_RETURN_EXC = 3, /* DEBUG: it ends by an exception. */
     ST_EVENT_EXCEPTION = 4, /* DEBUG, ERROR: raised; detail = "T: msg". */
     ST_EVENT_MAX_ = 4
+};
+
+/* ASYNC record kinds (SPEC section 8). */
+enum st_async_kind {
+    ST_ASYNC_CORO = 1,
+    ST_ASYNC_AWAIT = 2,
+    ST_ASYNC_TASK = 3,
+    ST_ASYNC_MAX_ = 3
 };
 
 /* FRAME flags. */
@@ -155,6 +164,12 @@ struct st_msg {
             uint64_t errors;
             struct st_str message; /* Empty when errors == 0. */
         } ack;
+        struct {
+            uint32_t region_id;
+            uint64_t time_ns;   /* Since the region began. */
+            uint32_t kind;      /* enum st_async_kind */
+            struct st_str body; /* The record's lines, each ending \n. */
+        } async;
     } u;
 };
 
@@ -245,5 +260,8 @@ int st_wire_pack_event(msgpack_packer *pk, uint32_t region_id,
                        const char *detail, size_t n);
 int st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
                      const char *msg, size_t n);
+int st_wire_pack_async(msgpack_packer *pk, uint32_t region_id,
+                       uint64_t time_ns, uint32_t kind, const char *body,
+                       size_t n);
 
 #endif /* STEPTRACE_COMMON_WIRE_H */
