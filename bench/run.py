@@ -129,17 +129,48 @@ def stage_build(build_dir, stage):
             "steptraced": exe, "build_dir": build_dir}
 
 
-def build_steptrace(info, scratch):
-    """build/bench-pyX.Y: a release build, as pip (meson-python) makes it."""
-    build_dir = os.path.join(REPO, "build", "bench-py" + info["minor"])
+def export_rev(rev, scratch):
+    """`git archive REV` of this repository, unpacked in the scratch dir."""
+    src = os.path.join(scratch, "src")
+    os.makedirs(src)
+    git = subprocess.Popen(["git", "-C", REPO, "archive", "--format=tar", rev],
+                           stdout=subprocess.PIPE)
+    tar = subprocess.run(["tar", "-x", "-C", src], stdin=git.stdout)
+    git.stdout.close()
+    if git.wait() != 0 or tar.returncode != 0:
+        raise BenchError("cannot export %s of %s" % (rev, REPO))
+    return src
+
+
+def source_description(rev):
+    """What was measured: a commit, or the working tree on top of one."""
+    def git(*a):
+        r = subprocess.run(["git", "-C", REPO] + list(a), capture_output=True,
+                           text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+    if rev:
+        return "commit %s (%s)" % (git("rev-parse", "--short", rev), rev)
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--",
+                "agent", "common", "daemon", "client", "meson.build")
+    return "working tree at %s%s" % (
+        head, " with uncommitted changes to the product" if dirty else "")
+
+
+def build_steptrace(info, scratch, source):
+    """A release build, as pip (meson-python) makes it: build/bench-pyX.Y
+    for the working tree, a scratch directory for --rev."""
+    if source == REPO:
+        build_dir = os.path.join(REPO, "build", "bench-py" + info["minor"])
+    else:
+        build_dir = os.path.join(scratch, "build-py" + info["minor"])
     args = ["-Dpython=" + info["path"], "--buildtype=release",
             "-Db_ndebug=if-release"]
     if os.path.exists(os.path.join(build_dir, "build.ninja")):
-        cmd = ["meson", "setup", "--reconfigure", build_dir, REPO] + args
+        cmd = ["meson", "setup", "--reconfigure", build_dir, source] + args
     else:
-        cmd = ["meson", "setup", build_dir, REPO] + args
-    log("building steptrace for %s in %s" % (info["version"],
-                                              os.path.relpath(build_dir, REPO)))
+        cmd = ["meson", "setup", build_dir, source] + args
+    log("building steptrace for %s in %s" % (info["version"], build_dir))
     run_quiet(cmd, "meson setup")
     run_quiet(["ninja", "-C", build_dir], "ninja")
     return stage_build(build_dir, os.path.join(scratch, "stage-" + info["minor"]))
@@ -348,6 +379,11 @@ def run_driver(py, work, workload, units, variant, log_dir, env_extra,
     res.update(data)
     if "steptrace:" in stderr:
         res["error"] = "tracer warning: %s" % stderr.strip().splitlines()[-1]
+    impl = res.get("impl")
+    where = env_extra.get("PYTHONPATH") if variant.pythonpath else None
+    if impl and where and not os.path.abspath(impl).startswith(
+            os.path.abspath(where) + os.sep):
+        res["error"] = "imported %s, not the one in %s" % (impl, where)
     if log_dir:
         res["log_bytes"] = dir_bytes(log_dir)
         if variant.needs_log and res["log_bytes"] == 0:
@@ -614,6 +650,9 @@ def parse_args(argv):
                    help="use this existing steptrace build (one interpreter: "
                         "--python, else the build's -Dpython, else python3) "
                         "instead of building build/bench-pyX.Y")
+    p.add_argument("--rev", metavar="REV",
+                   help="build this commit (git archive) instead of the "
+                        "working tree, e.g. HEAD")
     p.add_argument("--workloads", metavar="DIR", default=DEFAULT_WORKLOADS,
                    help="directory of workload .py files (default: %(default)s)")
     p.add_argument("--only", metavar="NAMES",
@@ -656,6 +695,13 @@ def parse_args(argv):
         args.slow_repeat = 1
         if not args.python and not args.build_dir:
             args.python = [sys.executable]
+    if args.python_steptrace and not os.path.isdir(
+            os.path.join(args.python_steptrace, "steptrace")):
+        p.error("--python-steptrace %s: no steptrace package there"
+                % args.python_steptrace)
+    if args.pysnooper and not os.path.isdir(
+            os.path.join(args.pysnooper, "pysnooper")):
+        p.error("--pysnooper %s: no pysnooper package there" % args.pysnooper)
     if args.repeat < 1 or args.units_scale <= 0:
         p.error("--repeat must be 1 or more and --units-scale positive")
     return args
@@ -713,13 +759,17 @@ def main(argv=None):
     try:
         builds = {}
         noops = {}
+        source = None
         for info in interps:
             if args.build_dir:
                 builds[info["minor"]] = stage_build(
                     os.path.abspath(args.build_dir),
                     os.path.join(scratch, "stage-" + info["minor"]))
             else:
-                builds[info["minor"]] = build_steptrace(info, scratch)
+                if source is None:
+                    source = export_rev(args.rev, scratch) if args.rev \
+                        else REPO
+                builds[info["minor"]] = build_steptrace(info, scratch, source)
             noops[info["minor"]] = build_noop(info)
         sock = os.path.join(scratch, "steptraced.sock")
         collector = start_collector(builds[interps[0]["minor"]]["steptraced"],
@@ -751,6 +801,9 @@ def main(argv=None):
     cmd = "python3 bench/run.py" + "".join(" " + shlex.quote(a) for a in argv)
     print("## steptrace benchmark, %s\n" % datetime.date.today().isoformat())
     print("Command: `%s`  " % cmd)
+    print("steptrace: %s.  " % (
+        "build " + os.path.abspath(args.build_dir) if args.build_dir
+        else source_description(args.rev)))
     print("Machine: %s, %d cores, %s; %d timed run(s) per cell, medians; "
           "took %.0f s.\n" % (platform.machine(), os.cpu_count() or 0,
                               platform.platform(terse=True), args.repeat,
