@@ -418,3 +418,215 @@ class TempDirTest(unittest.TestCase):
 
     def records(self, name="tracer.log", log_dir=".tracer", cwd=None):
         return parse_log(self.log(name, log_dir, cwd))
+
+
+# ---- DEBUG-level event records and the per-thread Runtime form ---------
+#
+# parse_trace() is the strict parser of every record kind (SPEC section 3
+# and the levels): the step records parse_log() reads, the "Runtime: X ms |
+# thread NAME" form, and the event records of DEBUG and ERROR, which end
+# after their location lines with one event line and a blank line.
+
+RUNTIME_ANY_RE = re.compile(r"^Runtime: ([0-9]+\.[0-9]{4}) ms(?: \| thread (\S.*))?$")
+CALL_RE = re.compile(r"^Call: (\S+)$")
+RETURN_RE = re.compile(r"^Return: (\S+) -> (.*)$")
+RETURN_RAISED_RE = re.compile(r"^Return: (\S+) \(raised\)$")
+EXCEPTION_RE = re.compile(r"^Exception: ([A-Za-z_][\w.]*)(?:: (.*))?$")
+
+EVENT_KINDS = ("call", "return", "raised", "exception")
+
+
+class TraceRecord(Record):
+    """A record of any kind: kind is "step" or one of EVENT_KINDS."""
+
+    def __init__(self, step, runtime, locations, thread=None):
+        super().__init__(step, runtime, locations)
+        self.thread = thread      # the "| thread NAME" part, or None
+        self.kind = "step"
+        self.event = None         # the raw event line
+        self.name = None          # function of a Call or Return record
+        self.value = None         # str(value) of a Return record
+        self.exc_type = None
+        self.exc_message = None   # None when the line has no ": message"
+
+    @property
+    def ms(self):
+        return float(self.runtime)
+
+    def key(self):
+        """(kind, func, line, event line): compact, for comparisons."""
+        return (self.kind, self.func, self.line, self.event)
+
+    def __repr__(self):
+        return "TraceRecord(step=%d, %s, %s::%s line %d, thread=%r, %r)" % (
+            self.step, self.kind, self.file, self.func, self.line,
+            self.thread, self.event)
+
+
+def parse_trace(text):
+    """Parses a log of step and event records strictly.
+
+    Like parse_log(), every line must match exactly one line kind in the
+    order of SPEC section 3; in addition the Runtime line may end with
+    "| thread NAME", and after the locations' blank line a record may hold
+    one event line (CALL_RE, RETURN_RE, RETURN_RAISED_RE, EXCEPTION_RE)
+    followed by a blank line and nothing else (an event record shows no
+    variables).  The function named by a Call or Return line must be the
+    record's current frame.  Returns a list of TraceRecords.
+    """
+    if text == "":
+        return []
+    if not text.endswith("\n"):
+        raise AssertionError("log does not end with a newline: %r" % text[-200:])
+    lines = text[:-1].split("\n")
+    records = []
+    i = 0
+    n = len(lines)
+
+    def fail(msg):
+        lo = max(0, i - 3)
+        ctx = "\n".join("%5d| %s" % (k + 1, lines[k])
+                        for k in range(lo, min(n, i + 3)))
+        raise AssertionError("log line %d: %s\n%s" % (i + 1, msg, ctx))
+
+    while i < n:
+        start = i
+        m = HEADER_RE.match(lines[i])
+        if m is None:
+            fail("expected a step header")
+        step = int(m.group(1))
+        i += 1
+        if i >= n:
+            fail("record ends after its header")
+        m = RUNTIME_ANY_RE.match(lines[i])
+        if m is None:
+            fail("expected 'Runtime: X.XXXX ms' or "
+                 "'Runtime: X.XXXX ms | thread NAME'")
+        runtime, thread = m.group(1), m.group(2)
+        i += 1
+        locs = []
+        while i < n and lines[i] != "":
+            m = LOCATION_RE.match(lines[i])
+            if m is None:
+                fail("expected a location line '<path>::<func> -- line N'")
+            locs.append((m.group(1), m.group(2), int(m.group(3))))
+            i += 1
+        if not locs:
+            fail("record without a location line")
+        if i >= n:
+            fail("location lines not followed by a blank line")
+        i += 1  # the blank line after the locations
+        rec = TraceRecord(step, runtime, locs, thread)
+        if i < n and not HEADER_RE.match(lines[i]) \
+                and not SECTION_RE.match(lines[i]):
+            line = lines[i]
+            m = RETURN_RAISED_RE.match(line)
+            if m:
+                rec.kind, rec.name = "raised", m.group(1)
+            elif RETURN_RE.match(line):
+                m = RETURN_RE.match(line)
+                rec.kind, rec.name, rec.value = "return", m.group(1), m.group(2)
+            elif CALL_RE.match(line):
+                rec.kind, rec.name = "call", CALL_RE.match(line).group(1)
+            elif EXCEPTION_RE.match(line):
+                m = EXCEPTION_RE.match(line)
+                rec.kind = "exception"
+                rec.exc_type, rec.exc_message = m.group(1), m.group(2)
+            else:
+                fail("expected a section title, an event line (Call:, "
+                     "Return:, Exception:) or the next step header")
+            if rec.name is not None and rec.name != rec.func:
+                fail("event names %r but the current frame is %r"
+                     % (rec.name, rec.func))
+            rec.event = line
+            i += 1
+            if i >= n or lines[i] != "":
+                fail("event line not followed by a blank line")
+            i += 1
+            if i < n and not HEADER_RE.match(lines[i]):
+                fail("an event record ends after its event line's blank "
+                     "line (no variables)")
+            rec.lines = lines[start:i]
+            records.append(rec)
+            continue
+        while i < n and not HEADER_RE.match(lines[i]):
+            m = SECTION_RE.match(lines[i])
+            if m is None:
+                fail("expected a section title or the next step header")
+            kind = m.group(1)
+            if kind in rec.sections:
+                fail("section %s twice in one record" % kind)
+            if kind == "Global" and "Local" in rec.sections:
+                fail("Global section after the Local section")
+            rec.section_titles.append(lines[i])
+            i += 1
+            body = []
+            while i < n and lines[i] != "":
+                line = lines[i]
+                kinds = [r for r in (VAR_RE, NEW_RE, CHANGED_RE, DELETED_RE)
+                         if r.match(line)]
+                if m.group(2) == "variables":
+                    if not VAR_RE.match(line):
+                        fail("expected 'name: type :: value'")
+                elif not kinds or kinds[0] is VAR_RE:
+                    fail("expected [NEW], [CHANGED] or [DELETED] line")
+                body.append(line)
+                i += 1
+            if not body:
+                fail("empty section (empty sections are omitted)")
+            if i >= n:
+                fail("section not ended by a blank line")
+            i += 1  # blank line after the section
+            rec.sections[kind] = body
+        rec.lines = lines[start:i]
+        records.append(rec)
+    return records
+
+
+def steps_only(records):
+    """The step records of a parsed trace (event records left out)."""
+    return [r for r in records if r.kind == "step"]
+
+
+def events_only(records, *kinds):
+    """The event records (of the given kinds, default all)."""
+    kinds = kinds or EVENT_KINDS
+    return [r for r in records if r.kind in kinds]
+
+
+def assert_steps_in_order(test, records, msg=""):
+    """The records of one region, in log order, are numbered 1..n."""
+    steps = [r.step for r in records]
+    test.assertEqual(steps, list(range(1, len(steps) + 1)),
+                     "step numbers out of order, skipped or repeated %s"
+                     % msg)
+
+
+def assert_thread_form(test, records, first_thread=None, msg=""):
+    """Within each region: the plain Runtime form until the first record of
+    a second thread, the '| thread NAME' form on every record from there
+    on.  first_thread, when given, names the thread of the plain records:
+    the first record in the thread form must then be another thread's.
+    Returns the thread names seen in the thread form."""
+    names = set()
+    for region in split_regions(records):
+        first = None
+        for k, r in enumerate(region):
+            if r.thread is not None:
+                first = k
+                break
+        if first is None:
+            continue
+        if first > 0 and first_thread is not None:
+            test.assertNotEqual(region[first].thread, first_thread,
+                                "the thread form started before a second "
+                                "thread's first record %s: %r"
+                                % (msg, region[first]))
+        for r in region[first:]:
+            test.assertIsNotNone(r.thread, "plain Runtime after the thread "
+                                 "form started %s: %r" % (msg, r))
+            names.add(r.thread)
+        test.assertGreaterEqual(len(set(r.thread for r in region[first:])),
+                                2, "the thread form started without a "
+                                "second thread's record %s" % msg)
+    return names
