@@ -33,6 +33,32 @@ st_wire_put_header(unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t len)
     hdr[3] = (unsigned char)len;
 }
 
+/* Field counts per message type, including the type itself. */
+static size_t
+msg_nfields(int type)
+{
+    switch (type) {
+    case ST_MSG_HELLO: return 4;
+    case ST_MSG_STR: return 3;
+    case ST_MSG_REGION: return 8;
+    case ST_MSG_THREAD: return 3;
+    case ST_MSG_FRAME: return 8;
+    case ST_MSG_STEP: return 7;
+    case ST_MSG_FRAME_END: return 2;
+    case ST_MSG_REGION_END: return 2;
+    case ST_MSG_FLUSH: return 2;
+    case ST_MSG_LOST: return 3;
+    case ST_MSG_EVENT: return 7;
+    case ST_MSG_ACK: return 4;
+    case ST_MSG_STATUS: return 2;
+    case ST_MSG_STATS: return 3;
+    case ST_MSG_TAIL: return 3;
+    case ST_MSG_TEXT: return 4;
+    case ST_MSG_ASYNC: return 5;
+    default: return 0;
+    }
+}
+
 /* Big-endian read of n (1, 2, 4) bytes. */
 static uint32_t
 wire_be(const unsigned char *p, int n)
@@ -46,17 +72,47 @@ wire_be(const unsigned char *p, int n)
 }
 
 /*
+ * The message type at p[0..avail) if it is a positive integer (any
+ * width), else 0.  A value that does not fit in 8 bits is no type.
+ */
+static int
+wire_peek_type(const unsigned char *p, size_t avail)
+{
+    size_t w, i;
+
+    if (avail == 0)
+        return 0;
+    if (p[0] <= 0x7f)
+        return p[0];
+    switch (p[0]) {
+    case 0xcc: w = 1; break;
+    case 0xcd: w = 2; break;
+    case 0xce: w = 4; break;
+    case 0xcf: w = 8; break;
+    default: return 0;
+    }
+    if (avail < 1 + w)
+        return 0;
+    for (i = 1; i < w; i++)
+        if (p[i] != 0)
+            return 0;
+    return p[w];
+}
+
+/*
  * Walks one msgpack object at *off, checking every declared length against
  * the bytes present.  Arrays are walked with an explicit stack of remaining
  * element counts, so hostile nesting costs no recursion.
  */
 static int
-wire_validate_one(const unsigned char *p, size_t len, size_t *off)
+wire_validate_one(const unsigned char *p, size_t len, size_t *off,
+                  int strict)
 {
     uint32_t remaining[ST_WIRE_MAX_DEPTH + 1];
     int depth = 0;
     size_t o = *off;
     int top = 1;
+    uint64_t elements = 0;
 
     for (;;) {
         unsigned char c;
@@ -119,6 +175,17 @@ wire_validate_one(const unsigned char *p, size_t len, size_t *off)
                 return ST_ETRUNCATED;
             if (depth == ST_WIRE_MAX_DEPTH)
                 return ST_EDEPTH;
+            elements += count;
+            if (strict && elements > ST_WIRE_MAX_COUNT)
+                return ST_ETOOBIG;
+            /* The message's type and field count, before any of its
+             * fields is looked at. */
+            if (strict && depth == 0) {
+                int type = wire_peek_type(p + o, len - o);
+
+                if (count == 0 || type == 0 || msg_nfields(type) != count)
+                    return ST_EBADMSG;
+            }
             remaining[depth++] = count;
         }
         else {
@@ -143,8 +210,8 @@ wire_validate_one(const unsigned char *p, size_t len, size_t *off)
     return 0;
 }
 
-int
-st_wire_validate(const char *p, size_t len)
+static int
+wire_validate(const char *p, size_t len, int strict)
 {
     size_t off = 0;
     int n = 0;
@@ -152,7 +219,8 @@ st_wire_validate(const char *p, size_t len)
     if (len == 0)
         return ST_ETRUNCATED;
     while (off < len) {
-        int r = wire_validate_one((const unsigned char *)p, len, &off);
+        int r = wire_validate_one((const unsigned char *)p, len, &off,
+                                  strict);
 
         if (r < 0)
             return r;
@@ -163,20 +231,36 @@ st_wire_validate(const char *p, size_t len)
     return n;
 }
 
+int
+st_wire_validate(const char *p, size_t len)
+{
+    return wire_validate(p, len, 0);
+}
+
+int
+st_wire_validate_messages(const char *p, size_t len)
+{
+    return wire_validate(p, len, 1);
+}
+
 void
 st_wire_decoder_init(struct st_wire_decoder *d)
 {
     memset(d, 0, sizeof(*d));
-    msgpack_unpacked_init(&d->unpacked);
 }
 
 void
 st_wire_decoder_close(struct st_wire_decoder *d)
 {
-    msgpack_unpacked_destroy(&d->unpacked);
+    if (d->zone_ready)
+        msgpack_zone_destroy(&d->zone);
+    d->zone_ready = 0;
     free(d->vars);
     d->vars = NULL;
     d->vars_cap = 0;
+    free(d->counters);
+    d->counters = NULL;
+    d->counters_cap = 0;
 }
 
 void
@@ -290,28 +374,6 @@ decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
     return 0;
 }
 
-/* Field counts per message type, including the type itself. */
-static size_t
-msg_nfields(int type)
-{
-    switch (type) {
-    case ST_MSG_HELLO: return 4;
-    case ST_MSG_STR: return 3;
-    case ST_MSG_REGION: return 8;
-    case ST_MSG_THREAD: return 3;
-    case ST_MSG_FRAME: return 8;
-    case ST_MSG_STEP: return 7;
-    case ST_MSG_FRAME_END: return 2;
-    case ST_MSG_REGION_END: return 2;
-    case ST_MSG_FLUSH: return 2;
-    case ST_MSG_LOST: return 3;
-    case ST_MSG_EVENT: return 7;
-    case ST_MSG_ACK: return 4;
-    case ST_MSG_ASYNC: return 5;
-    default: return 0;
-    }
-}
-
 static int
 decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
               struct st_msg *m)
@@ -422,22 +484,97 @@ decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
     }
 }
 
+/* Decodes a STATS counter list into the decoder's scratch array. */
+static int
+decode_counters(struct st_wire_decoder *d, const msgpack_object *o,
+                struct st_msg *m)
+{
+    const msgpack_object_array *a;
+    size_t i;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return ST_EBADTYPE;
+    a = &o->via.array;
+    if (a->size > d->counters_cap) {
+        size_t cap = d->counters_cap ? d->counters_cap : 16;
+        struct st_wire_counter *c;
+
+        while (cap < a->size)
+            cap *= 2;
+        c = realloc(d->counters, cap * sizeof(*c));
+        if (c == NULL)
+            return ST_ENOMEM;
+        d->counters = c;
+        d->counters_cap = cap;
+    }
+    for (i = 0; i < a->size; i++) {
+        const msgpack_object *e = &a->ptr[i];
+
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2)
+            return ST_EBADTYPE;
+        if (get_str(&e->via.array.ptr[0], &d->counters[i].name) != 0 ||
+            get_u64(&e->via.array.ptr[1], &d->counters[i].value) != 0)
+            return ST_EBADTYPE;
+    }
+    m->u.stats.counters = d->counters;
+    m->u.stats.ncounters = a->size;
+    return 0;
+}
+
+/* The control messages: STATUS, STATS, TAIL, TEXT. */
+static int
+decode_control(struct st_wire_decoder *d, const msgpack_object *f,
+               struct st_msg *m)
+{
+    switch (m->type) {
+    case ST_MSG_STATUS:
+        return get_u64(&f[1], &m->u.status.token);
+    case ST_MSG_STATS:
+        if (get_u64(&f[1], &m->u.stats.token) != 0)
+            return ST_EBADTYPE;
+        return decode_counters(d, &f[2], m);
+    case ST_MSG_TAIL:
+        if (get_u64(&f[1], &m->u.tail.pid) != 0 ||
+            get_str(&f[2], &m->u.tail.glob) != 0)
+            return ST_EBADTYPE;
+        return 0;
+    case ST_MSG_TEXT:
+        if (get_u64(&f[1], &m->u.text.pid) != 0 ||
+            get_str(&f[2], &m->u.text.path) != 0 ||
+            get_str(&f[3], &m->u.text.text) != 0)
+            return ST_EBADTYPE;
+        return 0;
+    default:
+        return ST_EBADMSG;
+    }
+}
+
 int
 st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m)
 {
     msgpack_unpack_return ret;
-    const msgpack_object *o;
+    msgpack_object obj;
+    const msgpack_object *o = &obj;
     uint64_t type;
     int r;
 
     if (d->off >= d->len)
         return 0;
-    ret = msgpack_unpack_next(&d->unpacked, d->data, d->len, &d->off);
+    /* One zone for the decoder's life, emptied before each message: its
+     * first chunk is reused, so a message costs no allocation. */
+    if (!d->zone_ready) {
+        if (!msgpack_zone_init(&d->zone, MSGPACK_ZONE_CHUNK_SIZE))
+            return ST_ENOMEM;
+        d->zone_ready = 1;
+    }
+    else {
+        msgpack_zone_clear(&d->zone);
+    }
+    ret = msgpack_unpack(d->data, d->len, &d->off, &d->zone, &obj);
     if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
         return ST_ENOMEM;
     if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
         return ST_EMALFORMED;
-    o = &d->unpacked.data;
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0)
         return ST_EBADMSG;
     if (get_u64(&o->via.array.ptr[0], &type) != 0)
@@ -449,7 +586,10 @@ st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m)
         return ST_EBADMSG;
     /* Pass decode_fields()'s code through: ST_ENOMEM is not the peer's
      * fault, and a diff entry of the wrong length is ST_EBADMSG. */
-    r = decode_fields(d, o->via.array.ptr, m);
+    if (m->type >= ST_MSG_STATUS && m->type <= ST_MSG_TEXT)
+        r = decode_control(d, o->via.array.ptr, m);
+    else
+        r = decode_fields(d, o->via.array.ptr, m);
     return r == 0 ? 1 : r;
 }
 
@@ -633,4 +773,47 @@ st_wire_pack_async(msgpack_packer *pk, uint32_t region_id, uint64_t time_ns,
         msgpack_pack_uint64(pk, time_ns) || msgpack_pack_uint32(pk, kind))
         return -1;
     return pack_bytes(pk, body, n);
+}
+
+int
+st_wire_pack_status(msgpack_packer *pk, uint64_t token)
+{
+    if (pack_head(pk, ST_MSG_STATUS))
+        return -1;
+    return msgpack_pack_uint64(pk, token);
+}
+
+int
+st_wire_pack_stats_begin(msgpack_packer *pk, uint64_t token, size_t n)
+{
+    if (pack_head(pk, ST_MSG_STATS) || msgpack_pack_uint64(pk, token))
+        return -1;
+    return msgpack_pack_array(pk, n);
+}
+
+int
+st_wire_pack_counter(msgpack_packer *pk, const char *name, uint64_t value)
+{
+    if (msgpack_pack_array(pk, 2) || pack_bytes(pk, name, strlen(name)))
+        return -1;
+    return msgpack_pack_uint64(pk, value);
+}
+
+int
+st_wire_pack_tail(msgpack_packer *pk, uint64_t pid, const char *glob,
+                  size_t n)
+{
+    if (pack_head(pk, ST_MSG_TAIL) || msgpack_pack_uint64(pk, pid))
+        return -1;
+    return pack_bytes(pk, glob, n);
+}
+
+int
+st_wire_pack_text(msgpack_packer *pk, uint64_t pid, const char *path,
+                  size_t path_len, const char *text, size_t text_len)
+{
+    if (pack_head(pk, ST_MSG_TEXT) || msgpack_pack_uint64(pk, pid) ||
+        pack_bytes(pk, path, path_len))
+        return -1;
+    return pack_bytes(pk, text, text_len);
 }

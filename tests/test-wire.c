@@ -210,11 +210,22 @@ pack_corpus(msgpack_packer *pk)
     n++;
     PACK(st_wire_pack_ack(pk, 5, 3, LIT("disk full")));
     n++;
+    PACK(st_wire_pack_status(pk, UINT64_MAX));
+    n++;
+    PACK(st_wire_pack_stats_begin(pk, 6, 3));
+    PACK(st_wire_pack_counter(pk, "records_in", UINT64_MAX));
+    PACK(st_wire_pack_counter(pk, "", 0));
+    PACK(st_wire_pack_counter(pk, "bytes_written", 70000));
+    n++;
+    PACK(st_wire_pack_tail(pk, 4321, LIT("*/tracer_*.log")));
+    n++;
+    PACK(st_wire_pack_text(pk, 0, "", 0, LIT("3 records skipped\n")));
+    n++;
 #undef PACK
     return n;
 }
 
-#define CORPUS_COUNT 20
+#define CORPUS_COUNT 24
 
 static void
 next_msg(struct st_wire_decoder *d, struct st_msg *m, int type)
@@ -360,6 +371,24 @@ check_corpus(struct st_wire_decoder *d)
     ck_assert_uint_eq(m.u.ack.token, 5);
     ck_assert_uint_eq(m.u.ack.errors, 3);
     ck_assert_st_str_eq(m.u.ack.message, LIT("disk full"));
+    next_msg(d, &m, ST_MSG_STATUS);
+    ck_assert_uint_eq(m.u.status.token, UINT64_MAX);
+    next_msg(d, &m, ST_MSG_STATS);
+    ck_assert_uint_eq(m.u.stats.token, 6);
+    ck_assert_uint_eq(m.u.stats.ncounters, 3);
+    ck_assert_st_str_eq(m.u.stats.counters[0].name, LIT("records_in"));
+    ck_assert_uint_eq(m.u.stats.counters[0].value, UINT64_MAX);
+    ck_assert_uint_eq(m.u.stats.counters[1].name.n, 0);
+    ck_assert_uint_eq(m.u.stats.counters[1].value, 0);
+    ck_assert_st_str_eq(m.u.stats.counters[2].name, LIT("bytes_written"));
+    ck_assert_uint_eq(m.u.stats.counters[2].value, 70000);
+    next_msg(d, &m, ST_MSG_TAIL);
+    ck_assert_uint_eq(m.u.tail.pid, 4321);
+    ck_assert_st_str_eq(m.u.tail.glob, LIT("*/tracer_*.log"));
+    next_msg(d, &m, ST_MSG_TEXT);
+    ck_assert_uint_eq(m.u.text.pid, 0);
+    ck_assert_uint_eq(m.u.text.path.n, 0);
+    ck_assert_st_str_eq(m.u.text.text, LIT("3 records skipped\n"));
 
     /* End of frame, and it stays at the end. */
     ck_assert_int_eq(st_wire_decode_next(d, &m), 0);
@@ -1212,7 +1241,7 @@ END_TEST
 START_TEST(test_wire_decode_rejects_unknown_type)
 {
     ck_assert_int_eq(DECODE(0x92, 0x00, 0x01), ST_EBADMSG);
-    ck_assert_int_eq(DECODE(0x92, 0x0d, 0x01), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x92, 0x64, 0x01), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x92, 0x7f, 0x01), ST_EBADMSG);
     /* 256 + 9: must not alias FLUSH. */
     ck_assert_int_eq(DECODE(0x92, 0xcd, 0x01, 0x09, 0x01), ST_EBADMSG);
@@ -1299,10 +1328,79 @@ START_TEST(test_wire_decode_rejects_bad_diffs)
 }
 END_TEST
 
+/* The collector's validation also checks each message's type and field
+ * count, and the elements a message holds in all, before msgpack-c sees
+ * the frame. */
+START_TEST(test_wire_validate_messages_checks_headers)
+{
+    static const unsigned char flush[] = {0x92, 0x09, 0x01};
+    static const unsigned char unknown[] = {0x92, 0x64, 0x01};
+    static const unsigned char short_flush[] = {0x91, 0x09};
+    static const unsigned char zero_type[] = {0x92, 0x00, 0x01};
+    static const unsigned char str_type[] = {0x92, 0xa1, 0x09, 0x01};
+    static const unsigned char empty[] = {0x90};
+    static const unsigned char wide_type[] = {0x92, 0xcd, 0x00, 0x09, 0x01};
+    static const unsigned char alias_type[] = {0x92, 0xcd, 0x01, 0x09, 0x01};
+    struct packed p;
+
+    ck_assert_int_eq(validate_exact(flush, sizeof(flush)), 1);
+    ck_assert_int_eq(st_wire_validate_messages((const char *)flush,
+                                               sizeof(flush)), 1);
+    /* Structurally fine, so st_wire_validate() accepts them ... */
+    ck_assert_int_eq(validate_exact(unknown, sizeof(unknown)), 1);
+    /* ... but not as messages. */
+    ck_assert_int_eq(st_wire_validate_messages((const char *)unknown,
+                                               sizeof(unknown)), ST_EBADMSG);
+    ck_assert_int_eq(st_wire_validate_messages((const char *)short_flush,
+                                               sizeof(short_flush)),
+                     ST_EBADMSG);
+    ck_assert_int_eq(st_wire_validate_messages((const char *)zero_type,
+                                               sizeof(zero_type)),
+                     ST_EBADMSG);
+    ck_assert_int_eq(st_wire_validate_messages((const char *)str_type,
+                                               sizeof(str_type)),
+                     ST_EBADMSG);
+    ck_assert_int_eq(st_wire_validate_messages((const char *)empty,
+                                               sizeof(empty)), ST_EBADMSG);
+    ck_assert_int_eq(st_wire_validate_messages((const char *)wide_type,
+                                               sizeof(wide_type)), 1);
+    ck_assert_int_eq(st_wire_validate_messages((const char *)alias_type,
+                                               sizeof(alias_type)),
+                     ST_EBADMSG);
+    /* The whole corpus passes. */
+    packed_init(&p);
+    ck_assert_int_eq(pack_corpus(&p.pk), CORPUS_COUNT);
+    ck_assert_int_eq(st_wire_validate_messages(p.b.data, p.b.len),
+                     CORPUS_COUNT);
+    packed_close(&p);
+}
+END_TEST
+
+/* Many small arrays inside one message: each is within the per-array
+ * limit, their sum is not. */
+START_TEST(test_wire_validate_messages_bounds_elements)
+{
+    struct packed p;
+    uint32_t i, n = ST_WIRE_MAX_COUNT / 2 + 1;
+
+    packed_init(&p);
+    ck_assert_int_eq(st_wire_pack_step_begin(&p.pk, 1, 1, 1, 1), 0);
+    ck_assert_int_eq(st_wire_pack_diff_begin(&p.pk, n), 0);
+    for (i = 0; i < n; i++)
+        ck_assert_int_eq(st_wire_pack_var_del(&p.pk, 1), 0);
+    ck_assert_int_eq(st_wire_pack_nil(&p.pk), 0);
+    ck_assert_int_eq(p.b.oom, 0);
+    ck_assert_int_eq(st_wire_validate(p.b.data, p.b.len), 1);
+    ck_assert_int_eq(st_wire_validate_messages(p.b.data, p.b.len),
+                     ST_ETOOBIG);
+    packed_close(&p);
+}
+END_TEST
+
 /* A bad message does not stop the decoder: it moves on to the next one. */
 START_TEST(test_wire_decode_continues_after_error)
 {
-    static const unsigned char frame[] = {0x92, 0x0d, 0x01, /* unknown */
+    static const unsigned char frame[] = {0x92, 0x64, 0x01, /* unknown */
                                           0x92, 0x09, 0x2a}; /* FLUSH 42 */
     struct st_wire_decoder d;
     struct st_msg m;
@@ -1358,6 +1456,8 @@ wire_suite(void)
     tcase_add_test(tc, test_wire_validate_rejects_never_used_byte);
     tcase_add_test(tc, test_wire_validate_rejects_short_strings);
     tcase_add_test(tc, test_wire_validate_accepts_every_scalar);
+    tcase_add_test(tc, test_wire_validate_messages_checks_headers);
+    tcase_add_test(tc, test_wire_validate_messages_bounds_elements);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("random");

@@ -40,6 +40,10 @@
     XX(LOST, 10)                                                           \
     XX(EVENT, 11)                                                          \
     XX(ACK, 12)                                                            \
+    XX(STATUS, 13)                                                         \
+    XX(STATS, 14)                                                          \
+    XX(TAIL, 15)                                                           \
+    XX(TEXT, 16)                                                           \
     XX(ASYNC, 20)
 
 enum st_msg_type {
@@ -88,6 +92,12 @@ struct st_wire_var {
     uint32_t type_sid;  /* 0 for a delete. */
     struct st_str value; /* Borrowed from the frame; empty for a delete. */
     int deleted;
+};
+
+/* One counter of a STATS reply. */
+struct st_wire_counter {
+    struct st_str name;  /* Borrowed from the frame. */
+    uint64_t value;
 };
 
 /* A decoded message.  Strings and diff entries are borrowed from the
@@ -165,6 +175,23 @@ struct st_msg {
             struct st_str message; /* Empty when errors == 0. */
         } ack;
         struct {
+            uint64_t token;
+        } status;
+        struct {
+            uint64_t token;
+            const struct st_wire_counter *counters; /* Decoder scratch. */
+            size_t ncounters;
+        } stats;
+        struct {
+            uint64_t pid;        /* 0: every process. */
+            struct st_str glob;  /* Empty: every file. */
+        } tail;
+        struct {
+            uint64_t pid;        /* 0: a note from the collector. */
+            struct st_str path;  /* The log file; empty for a note. */
+            struct st_str text;  /* Whole records, as written. */
+        } text;
+        struct {
             uint32_t region_id;
             uint64_t time_ns;   /* Since the region began. */
             uint32_t kind;      /* enum st_async_kind */
@@ -194,11 +221,24 @@ void st_wire_put_header(unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t len);
  */
 int st_wire_validate(const char *p, size_t len);
 
+/*
+ * st_wire_validate() and, for each message, the checks that need no
+ * decoding: its first element is a known message type (a positive
+ * integer) and its field count is that type's, and it holds at most
+ * ST_WIRE_MAX_COUNT array elements in all (which bounds what msgpack-c
+ * allocates for it).  The collector calls this on every frame.
+ * @return as st_wire_validate(), plus ST_EBADMSG.
+ */
+int st_wire_validate_messages(const char *p, size_t len);
+
 /* Decodes the messages of one validated frame, one at a time. */
 struct st_wire_decoder {
-    msgpack_unpacked unpacked;   /* Owned: msgpack-c's result and zone. */
+    msgpack_zone zone;           /* Owned: msgpack-c's objects, reused. */
+    int zone_ready;              /* zone was initialised. */
     struct st_wire_var *vars;    /* Owned scratch for step diffs. */
     size_t vars_cap;
+    struct st_wire_counter *counters; /* Owned scratch for STATS. */
+    size_t counters_cap;
     const char *data;            /* Borrowed: the current frame. */
     size_t len;
     size_t off;
@@ -260,6 +300,16 @@ int st_wire_pack_event(msgpack_packer *pk, uint32_t region_id,
                        const char *detail, size_t n);
 int st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
                      const char *msg, size_t n);
+/* Control messages (steptrace daemon status, steptrace tail). */
+int st_wire_pack_status(msgpack_packer *pk, uint64_t token);
+/* Starts a STATS reply; follow it with n st_wire_pack_counter calls. */
+int st_wire_pack_stats_begin(msgpack_packer *pk, uint64_t token, size_t n);
+int st_wire_pack_counter(msgpack_packer *pk, const char *name,
+                         uint64_t value);
+int st_wire_pack_tail(msgpack_packer *pk, uint64_t pid, const char *glob,
+                      size_t n);
+int st_wire_pack_text(msgpack_packer *pk, uint64_t pid, const char *path,
+                      size_t path_len, const char *text, size_t text_len);
 int st_wire_pack_async(msgpack_packer *pk, uint32_t region_id,
                        uint64_t time_ns, uint32_t kind, const char *body,
                        size_t n);
