@@ -188,6 +188,43 @@ class ThreadsTest(TempDirTest):
         self.assertEqual([(x.step, x.func, x.line, x.thread) for x in recs],
                          [(1, "inside", 12, None), (2, "inside", 13, None)])
 
+    def test_thread_started_by_an_untraced_thread_is_not_traced(self):
+        # While a region is open in one thread, the main thread (outside any
+        # region) starts a thread: that thread was not started inside the
+        # region, and its code is not recorded.
+        r = self.run_script("""\
+            import threading
+            from steptrace import Tracer, LogOutput, VariableMode
+            entered = threading.Event()
+            done = threading.Event()
+            def traced_work():
+                a = 1
+                entered.set()
+                done.wait(30)
+                return a
+            def outsider():
+                o = 2
+                return o
+            def in_region():
+                with Tracer(log_output=LogOutput.STDOUT,
+                            variable_mode=VariableMode.NONE):
+                    traced_work()
+            w = threading.Thread(target=in_region, name="regional")
+            w.start()
+            entered.wait(30)
+            x = threading.Thread(target=outsider, name="outsider")
+            x.start()
+            x.join()
+            done.set()
+            w.join()
+            print("end")
+            """)
+        self.assertTrue(r.stdout.endswith("end\n"), r)
+        recs = parse_trace(r.stdout[:-len("end\n")])
+        self.assertEqual([(x.func, x.line, x.thread) for x in recs],
+                         [("traced_work", 6, None), ("traced_work", 7, None),
+                          ("traced_work", 8, None), ("traced_work", 9, None)])
+
     def test_runtime_is_per_thread(self):
         # While the worker sleeps 0.3 s the main thread records every 10 ms:
         # the worker's next record still counts its own 0.3 s.
