@@ -616,6 +616,59 @@ def table(results, interps, workloads):
     return "\n".join(rows)
 
 
+# The targets of the performance issue (they are printed, never enforced).
+CHANGED_TARGET_NS = {"loop": 250, "csvproc": 250, "fib": 150}
+
+
+def cell_stats(results, minor, name, key):
+    """(median wall, added ns per line) of one cell, or (None, None)."""
+    meta = results.get((minor, name, "_meta")) or {}
+    ok = [r["wall"] for r in results.get((minor, name, key), [])
+          if "error" not in r]
+    base = [r["wall"] for r in results.get((minor, name, "untraced"), [])
+            if "error" not in r]
+    if not ok or not base or not meta.get("lines"):
+        return None, None
+    wall = median(ok)
+    return wall, (wall - median(base)) / meta["lines"] * 1e9
+
+
+def verdict(value, limit, fmt):
+    if value is None:
+        return "n/a"
+    return (fmt % value) + (" ok" if value <= limit else " MISSED")
+
+
+def targets_table(results, interps, workloads):
+    rows = ["| Python | workload | NONE added / C no-op added (<= 2x) | "
+            "CHANGED ns/line (<= 250; fib <= 150) | ALL wall / CHANGED wall "
+            "(<= 1.5x) | NONE wire B/step (<= 10) |",
+            "|---|---|---|---|---|---|"]
+    for info in interps:
+        minor = info["minor"]
+        for wl in workloads:
+            name = os.path.splitext(os.path.basename(wl))[0]
+            if results.get((minor, name, "_meta")) is None:
+                continue
+            _, noop = cell_stats(results, minor, name, "noop-settrace")
+            _, none = cell_stats(results, minor, name, "st-none")
+            chw, chn = cell_stats(results, minor, name, "st-changed")
+            allw, _ = cell_stats(results, minor, name, "st-all")
+            wire = results.get((minor, name, "st-none", "wire")) or {}
+            wps = (wire["bytes"] / wire["steps"] if wire.get("steps")
+                   else None)
+            limit = CHANGED_TARGET_NS.get(name)
+            rows.append("| %s | %s | %s | %s | %s | %s |" % (
+                info["version"], name,
+                verdict(none / noop if none is not None and noop and noop > 0
+                        else None, 2, "%.1fx"),
+                ("%.0f (no target)" % chn if chn is not None else "n/a")
+                if limit is None else verdict(chn, limit, "%.0f"),
+                verdict(allw / chw if allw and chw else None, 1.5, "%.2fx"),
+                verdict(wps, 10, "%.1f")))
+    return "\n".join(rows)
+
+
 def lines_table(results, interps, workloads):
     rows = ["| Python | workload | units | lines (settrace count) | "
             "steptrace steps (NONE log) |", "|---|---|---|---|---|"]
@@ -685,6 +738,8 @@ def parse_args(argv):
                    help="CI-sized: one interpreter (--python, else the one "
                         "running this script), --units-scale 0.01, --repeat 1; "
                         "no thresholds")
+    p.add_argument("--json", metavar="FILE",
+                   help="also write every run's raw figures to FILE")
     p.add_argument("--keep", action="store_true",
                    help="keep the scratch directory")
     args = p.parse_args(argv)
@@ -744,9 +799,15 @@ def main(argv=None):
             log("skip: interpreter %s not found" % path)
             continue
         try:
-            interps.append(interpreter_info(path))
+            info = interpreter_info(path)
         except (BenchError, OSError, ValueError) as e:
             log("skip: %s" % e)
+            continue
+        if any(i["minor"] == info["minor"] for i in interps):
+            log("skip: %s: CPython %s is already benchmarked" % (
+                path, info["minor"]))
+            continue
+        interps.append(info)
     if not interps:
         log("no interpreter to benchmark")
         return 2
@@ -798,6 +859,16 @@ def main(argv=None):
             shutil.rmtree(scratch, ignore_errors=True)
 
     elapsed = time.monotonic() - started
+    if args.json:
+        raw = [{"key": list(k), "value": v} for k, v in results.items()
+               if k != "_variants"]
+        for item in raw:
+            if isinstance(item["value"], list):
+                for r in item["value"]:
+                    r.pop("stderr", None)
+        with open(args.json, "w") as f:
+            json.dump({"argv": argv, "interpreters": interps, "runs": raw},
+                      f, indent=1)
     cmd = "python3 bench/run.py" + "".join(" " + shlex.quote(a) for a in argv)
     print("## steptrace benchmark, %s\n" % datetime.date.today().isoformat())
     print("Command: `%s`  " % cmd)
@@ -811,6 +882,9 @@ def main(argv=None):
     print(table(results, interps, workloads))
     print()
     print(lines_table(results, interps, workloads))
+    print()
+    print("Targets (reported, not enforced):\n")
+    print(targets_table(results, interps, workloads))
     print()
     print("Collector (steptraced) peak RSS over the whole benchmark: %s MiB."
           % ("n/a" if collector_rss is None else "%.1f" % (collector_rss / 1024)))
