@@ -142,6 +142,10 @@ struct st_region {
     uint64_t lost;          /* Records not delivered to the collector. */
     uint64_t dropped_base;  /* st__sender_dropped() when it started. */
     int drop_when_full;     /* on_full="drop". */
+    int async_mode;         /* AsyncTracer: async records. */
+    int trace_tasks;
+    uint64_t await_threshold_ns;
+    uint64_t async_steps;   /* Async records emitted (console numbers). */
     uint64_t errors;        /* Console writes that failed. */
     struct st_scope *scopes; /* Owned list of module globals states. */
     int file_announced;     /* REGION sent on the current connection. */
@@ -278,7 +282,22 @@ struct st_scope {
     struct st_scope *next;   /* Owned list. */
     PyObject *globals;       /* Owned for the region (identity key). */
     uint32_t id;
+    int busy;                /* A thread is updating snap (str() calls
+                                can let another thread in meanwhile). */
     struct st_snapshot snap;
+};
+
+/* A coroutine followed by the async records (async.c). */
+struct st_coro {
+    uint64_t start_ns;       /* Clock at COROUTINE START. */
+    uint32_t awaits;         /* Suspensions so far. */
+    uint64_t await_total_ns;
+    uint64_t susp_ns;        /* Clock at the latest suspension. */
+    uint32_t susp_line;
+    char *expr;              /* Owned: the awaited expression, or NULL. */
+    int start_written;       /* AWAIT START of this await is out. */
+    int pending_end;         /* Resumed; END waits for the next event. */
+    uint64_t pending_dur;
 };
 
 /* A traced frame on a thread's stack. */
@@ -292,6 +311,7 @@ struct st_fentry {
     uint32_t announced_gen;  /* FRAME sent on this connection generation. */
     int module_level;        /* Locals are the globals: one section. */
     struct st_snapshot locals;
+    struct st_coro *coro;    /* Owned, for async records; or NULL. */
 };
 
 struct st_tstate {
@@ -306,6 +326,9 @@ struct st_tstate {
     uint64_t prog;           /* Program time accumulated in this region. */
     uint64_t prog_at_step;
     int busy;                /* Re-entrancy guard. */
+    /* Scratch for a step's changes: per thread, because str() of a value
+     * can let another thread's hook run in the middle of a step. */
+    struct st_changes gch, lch;
 };
 
 /* filter.c: sets up the co_extra slot.  @return 0 or -1. */
@@ -321,6 +344,8 @@ struct st_codeinfo *st__codeinfo_get(PyCodeObject *co,
  * `vars` says whether variables are captured at all). */
 struct st_record {
     int kind;
+    uint64_t step;           /* Set by st__emit. */
+    int thread_suffix;       /* Set by st__emit. */
     uint32_t line;
     uint64_t runtime;
     const char *detail;      /* Event text (escaped), or NULL. */
@@ -331,7 +356,7 @@ struct st_record {
 };
 
 void st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
-              const struct st_record *rec);
+              struct st_record *rec);
 
 /* Sends FRAME_END for a frame leaving the stack (if it was announced). */
 void st__emit_frame_end(struct st_region *r, const struct st_fentry *e);
@@ -350,5 +375,29 @@ uint64_t st__emit_discard_batch(void);
 
 /* Resets the batch clock (at region start). */
 void st__emit_reset_clock(uint64_t now);
+
+/* emit.c: one async record (body: its lines) at `time_ns` since the
+ * region began. */
+void st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
+                    const char *body, size_t n);
+
+/* async.c (see there). */
+void st__async_set_hooks(PyObject *expr, PyObject *loop);
+void st__coro_free(struct st_coro *c);
+void st__async_coro_start(struct st_region *r, struct st_fentry *e);
+void st__async_suspend(struct st_region *r, struct st_fentry *e,
+                       PyFrameObject *f);
+void st__async_resume(struct st_region *r, struct st_fentry *e);
+void st__async_settle(struct st_region *r, struct st_fentry *e, int ok);
+void st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok);
+/* tracer.c: is a traced frame running in this thread of the region? */
+int st__in_traced_code(void);
+
+/* tracer.c: is this thread recording in the active region? */
+int st__thread_in_region(void);
+
+/* A task record from the package; @return 1 when written. */
+int st__async_task_event(int created, const char *name, size_t n, int ok,
+                         uint64_t duration_ns);
 
 #endif /* STEPTRACE_AGENT_AGENT_H */

@@ -5,12 +5,12 @@
 #ifndef STEPTRACE_AGENT_COMPAT_H
 #define STEPTRACE_AGENT_COMPAT_H
 
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
-#if PY_VERSION_HEX >= 0x030B0000
-/* YIELD_VALUE (3.11), RETURN_VALUE and RETURN_CONST (3.12+). */
+/* YIELD_VALUE (3.11), RETURN_VALUE and RETURN_CONST (3.12+), the
+ * iteration opcodes. */
 #include <opcode.h>
-#endif
 
 #if PY_VERSION_HEX < 0x030A0000
 #error "steptrace needs CPython 3.10 or newer"
@@ -87,6 +87,7 @@ st_weakref_alive_is(PyObject *ref, PyObject *obj)
 #define ST_CO_SUSPENDABLE                                                    \
     (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
 
+
 /* The generator, coroutine or async generator running in f: a new
  * reference, or NULL (no exception set). */
 static inline PyObject *
@@ -115,6 +116,47 @@ st_frame_last_opcode(PyFrameObject *f, PyCodeObject *co)
     return op;
 }
 #endif
+
+/*
+ * Is f at an instruction of the iteration protocol (a for loop, yield
+ * from, await, async for), where StopIteration / StopAsyncIteration is
+ * how an iterator says it is done rather than an error of the program?
+ */
+static inline int
+st_frame_at_iteration(PyFrameObject *f)
+{
+    PyCodeObject *co = PyFrame_GetCode(f);
+    int op;
+
+#if PY_VERSION_HEX >= 0x030B0000
+    op = st_frame_last_opcode(f, co);
+#else
+    op = -1;
+    if (f->f_lasti >= 0 &&
+        (Py_ssize_t)f->f_lasti * 2 < PyBytes_GET_SIZE(co->co_code))
+        op = (unsigned char)PyBytes_AS_STRING(co->co_code)[f->f_lasti * 2];
+#endif
+    Py_DECREF(co);
+    switch (op) {
+    case FOR_ITER:
+    case END_ASYNC_FOR:
+#ifdef SEND
+    case SEND:
+#endif
+#ifdef YIELD_FROM
+    case YIELD_FROM:
+#endif
+#ifdef END_FOR
+    case END_FOR:
+#endif
+#ifdef END_SEND
+    case END_SEND: /* 3.12+ reports a finished SEND at its jump target. */
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 /*
  * At a RETURN event: does an exception end the frame?  Before 3.12 the C

@@ -14,7 +14,6 @@ msgpack_packer st__pk;
 
 static uint64_t batch_records;   /* Records in st__batch. */
 static uint64_t last_handoff_ns;
-static struct st_buf text;       /* Scratch for console output. */
 
 /* Hand the batch over at this size, or when it is this old. */
 #define BATCH_BYTES (64 * 1024)
@@ -25,7 +24,6 @@ int
 st__emit_init(void)
 {
     st_buf_init(&st__batch);
-    st_buf_init(&text);
     msgpack_packer_init(&st__pk, &st__batch, st_buf_msgpack_write);
     return st_buf_append(&st__batch, "\0\0\0\0", 4) == 0 ? 0 : -1;
 }
@@ -340,6 +338,77 @@ make_locs(const struct st_region *r, const struct st_tstate *ts, size_t idx,
     return locs;
 }
 
+/*
+ * Console output keeps record order across threads: a stream's write()
+ * can release the GIL before it has taken the text (a full buffer is
+ * flushed first), and another thread could then write a later record
+ * first.  So records queue up in numbering order, and one thread at a
+ * time writes the queue out.
+ */
+struct cqnode {
+    struct cqnode *next;
+    PyObject *text;       /* Owned str. */
+    struct st_region *r;  /* Borrowed: for the stream choice and errors. */
+    int to_stdout;
+};
+
+static struct cqnode *cq_head, *cq_tail;
+static int cq_writing;
+
+static void
+console_drain(void)
+{
+    cq_writing = 1;
+    while (cq_head != NULL) {
+        struct cqnode *n = cq_head;
+        PyObject *stream, *res = NULL;
+
+        cq_head = n->next;
+        if (cq_head == NULL)
+            cq_tail = NULL;
+        stream = PySys_GetObject(n->to_stdout ? "stdout" : "stderr");
+        if (stream != NULL && stream != Py_None)
+            res = PyObject_CallMethod(stream, "write", "O", n->text);
+        if (res == NULL) {
+            PyErr_Clear();
+            if (st__active == n->r)
+                n->r->errors++;
+        }
+        Py_XDECREF(res);
+        Py_DECREF(n->text);
+        free(n);
+    }
+    cq_writing = 0;
+}
+
+/* Writes console text through the current sys.stdout / sys.stderr. */
+static void
+console_write(struct st_region *r, const struct st_buf *t)
+{
+    struct cqnode *n;
+
+    if (t->oom || (n = calloc(1, sizeof(*n))) == NULL) {
+        r->errors++;
+        return;
+    }
+    n->text = PyUnicode_DecodeUTF8(t->data, (Py_ssize_t)t->len, "replace");
+    if (n->text == NULL) {
+        PyErr_Clear();
+        free(n);
+        r->errors++;
+        return;
+    }
+    n->r = r;
+    n->to_stdout = (r->outputs & ST_OUT_STDOUT) != 0;
+    if (cq_tail != NULL)
+        cq_tail->next = n;
+    else
+        cq_head = n;
+    cq_tail = n;
+    if (!cq_writing)
+        console_drain();
+}
+
 static void
 emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
              const struct st_record *rec)
@@ -349,15 +418,15 @@ emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
     struct st_step_view v;
     struct st_var_view *gv = NULL, *lv = NULL;
     struct st_loc_view *locs;
-    PyObject *stream, *s, *res;
+    struct st_buf text;
 
     memset(&v, 0, sizeof(v));
     v.event = rec->kind;
     v.detail.p = rec->detail ? rec->detail : "";
     v.detail.n = rec->detail_len;
-    v.step = r->steps;
+    v.step = rec->step;
     v.runtime_ns = rec->runtime;
-    if (r->multi_thread) {
+    if (rec->thread_suffix) {
         Py_ssize_t n;
 
         v.thread.p = PyUnicode_AsUTF8AndSize(st__tstate_name(ts), &n);
@@ -383,36 +452,59 @@ emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
         v.globals = gv;
         v.locals = lv;
     }
-    text.len = 0;
+    /* A buffer of its own: console_write() can let another thread's hook
+     * run (the stream's write may release the GIL). */
+    st_buf_init(&text);
     st_record_format_step(&text, &v);
     free(gv);
     free(lv);
     free(locs);
-    stream = PySys_GetObject(r->outputs & ST_OUT_STDOUT ? "stdout" : "stderr");
-    if (stream == NULL || stream == Py_None || text.oom) {
-        r->errors++;
-        return;
+    console_write(r, &text);
+    st_buf_close(&text);
+}
+
+void
+st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
+               const char *body, size_t n)
+{
+    struct st_str b = {body, n};
+
+    r->async_steps++;
+    if ((r->outputs & ST_OUT_FILE) && st__sender_ok()) {
+        announce_region(r);
+        st_wire_pack_async(&st__pk, r->id, time_ns, (uint32_t)kind, body, n);
+        batch_records++;
     }
-    s = PyUnicode_DecodeUTF8(text.data, (Py_ssize_t)text.len, "replace");
-    res = s ? PyObject_CallMethod(stream, "write", "O", s) : NULL;
-    if (res == NULL) {
-        PyErr_Clear();
-        r->errors++;
+    else if (r->outputs & ST_OUT_FILE) {
+        r->lost++;
     }
-    Py_XDECREF(res);
-    Py_XDECREF(s);
+    if (r->outputs & (ST_OUT_STDOUT | ST_OUT_STDERR)) {
+        struct st_buf text;
+
+        st_buf_init(&text);
+        st_record_format_async(&text, r->async_steps, time_ns, kind, b);
+        console_write(r, &text);
+        st_buf_close(&text);
+    }
 }
 
 void
 st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
-         const struct st_record *rec)
+         struct st_record *rec)
 {
     ts->stack[idx].last_line = rec->line;
-    r->steps++;
+    /* The thread's name is looked up (a Python call, which can let another
+     * thread in) before the record gets its number; from the number to
+     * the wire nothing lets another thread in, so the collector numbers
+     * the records in this same order. */
+    if (ts->name == NULL)
+        (void)st__tstate_name(ts);
+    rec->step = ++r->steps;
     if (r->first_tid == 0)
         r->first_tid = ts->tid;
     else if (r->first_tid != ts->tid)
         r->multi_thread = 1;
+    rec->thread_suffix = r->multi_thread;
     if (r->outputs & ST_OUT_FILE)
         emit_wire(r, ts, idx, rec);
     if (r->outputs & (ST_OUT_STDOUT | ST_OUT_STDERR))

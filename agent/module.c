@@ -166,10 +166,12 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
                              "outputs", "repr_limit", "max_log_bytes",
                              "max_log_files", "workspace", "excluded",
                              "pkgdir", "cwd", "functions", "hidden_types",
-                             "on_full_drop", NULL};
+                             "on_full_drop", "async_mode", "trace_tasks",
+                             "await_threshold_ms", NULL};
     unsigned int tracer_id, max_files;
     PyObject *log_dir, *workspace, *excluded, *functions, *hidden;
-    int level, var_mode, outputs, drop = 0;
+    int level, var_mode, outputs, drop = 0, async_mode = 0, tasks = 1;
+    double threshold_ms = 0.0;
     Py_ssize_t repr_limit;
     unsigned long long max_bytes;
     const char *pkgdir, *cwd;
@@ -177,11 +179,17 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
     struct st_region *r;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "IUiiinKIOO!ssOO!|p:region", kwlist, &tracer_id,
+            args, kw, "IUiiinKIOO!ssOO!|pppd:region", kwlist, &tracer_id,
             &log_dir, &level, &var_mode, &outputs, &repr_limit, &max_bytes,
             &max_files, &workspace, &PyTuple_Type, &excluded, &pkgdir, &cwd,
-            &functions, &PyTuple_Type, &hidden, &drop))
+            &functions, &PyTuple_Type, &hidden, &drop, &async_mode,
+            &tasks, &threshold_ms))
         return NULL;
+    if (!(threshold_ms >= 0.0 && threshold_ms < 1e12)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "await_threshold_ms must be a number, 0 or more");
+        return NULL;
+    }
     if (repr_limit < 1) {
         PyErr_SetString(PyExc_ValueError, "repr_limit must be at least 1");
         return NULL;
@@ -198,6 +206,9 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
     r->max_log_bytes = max_bytes;
     r->max_log_files = max_files;
     r->drop_when_full = drop;
+    r->async_mode = async_mode;
+    r->trace_tasks = tasks;
+    r->await_threshold_ns = (uint64_t)(threshold_ms * 1e6);
     r->log_dir = Py_NewRef(log_dir);
     r->hidden_types = Py_NewRef(hidden);
     if (region_set_filter(r, workspace, excluded, pkgdir, cwd, functions)) {
@@ -259,8 +270,16 @@ agent_pause(PyObject *mod, PyObject *prev)
     Py_RETURN_NONE;
 }
 
+/* thread_in_region() -> bool: is the calling thread recording in the
+ * active region? */
+static PyObject *
+agent_thread_in_region(PyObject *mod, PyObject *unused)
+{
+    return PyBool_FromLong(st__thread_in_region());
+}
+
 /* attach_thread(): installs the hook in a new thread while a region is
- * active (called from the threading.settrace hook). */
+ * active (called first thing in a thread started inside the region). */
 static PyObject *
 agent_attach_thread(PyObject *mod, PyObject *unused)
 {
@@ -306,6 +325,58 @@ agent_after_fork_child(PyObject *mod, PyObject *unused)
 }
 
 void st__set_reconnect_hook(PyObject *hook);
+
+/* set_async_hooks(await_expression, watch_loop): the package's helpers
+ * for async records (see async.c). */
+static PyObject *
+agent_set_async_hooks(PyObject *mod, PyObject *args)
+{
+    PyObject *expr, *loop;
+
+    if (!PyArg_ParseTuple(args, "OO:set_async_hooks", &expr, &loop))
+        return NULL;
+    st__async_set_hooks(expr == Py_None ? NULL : expr,
+                        loop == Py_None ? NULL : loop);
+    Py_RETURN_NONE;
+}
+
+/* task_event(created, name, ok, duration_ns) -> bool: a TASK record in
+ * the active region (if it records async events). */
+static PyObject *
+agent_task_event(PyObject *mod, PyObject *args)
+{
+    int created, ok;
+    const char *name;
+    Py_ssize_t n;
+    unsigned long long dur;
+
+    if (!PyArg_ParseTuple(args, "ps#pK:task_event", &created, &name, &n,
+                          &ok, &dur))
+        return NULL;
+    return PyBool_FromLong(
+        st__async_task_event(created, name, (size_t)n, ok, dur));
+}
+
+/* in_traced_code() -> bool: is a traced frame running in this thread of
+ * the active region (so that what is being created was made by it)? */
+static PyObject *
+agent_in_traced_code(PyObject *mod, PyObject *unused)
+{
+    return PyBool_FromLong(st__in_traced_code());
+}
+
+/* code_traced(code) -> bool: is this code traced by the active region? */
+static PyObject *
+agent_code_traced(PyObject *mod, PyObject *code)
+{
+    if (!PyCode_Check(code)) {
+        PyErr_SetString(PyExc_TypeError, "code_traced needs a code object");
+        return NULL;
+    }
+    return PyBool_FromLong(st__active != NULL &&
+                           st__codeinfo_get((PyCodeObject *)code,
+                                            st__active) != NULL);
+}
 
 /* exit_flush(): the process is about to end without unwinding (os._exit,
  * as in forked multiprocessing children): end the active region and wait
@@ -353,10 +424,20 @@ static PyMethodDef agent_methods[] = {
      "start(region) -> previous Region or None: trace this thread."},
     {"pause", agent_pause, METH_O,
      "pause(prev): stop recording, keep the region; prev becomes active."},
+    {"thread_in_region", agent_thread_in_region, METH_NOARGS,
+     "thread_in_region() -> bool (internal)."},
     {"attach_thread", agent_attach_thread, METH_NOARGS,
      "attach_thread(): trace the calling (new) thread too."},
     {"stop", agent_stop, METH_O,
      "stop(region) -> (errors, message, lost): end and flush a region."},
+    {"set_async_hooks", agent_set_async_hooks, METH_VARARGS,
+     "set_async_hooks(await_expression, watch_loop) (internal)."},
+    {"task_event", agent_task_event, METH_VARARGS,
+     "task_event(created, name, ok, duration_ns) -> bool (internal)."},
+    {"code_traced", agent_code_traced, METH_O,
+     "code_traced(code) -> bool (internal)."},
+    {"in_traced_code", agent_in_traced_code, METH_NOARGS,
+     "in_traced_code() -> bool (internal)."},
     {"exit_flush", agent_exit_flush, METH_NOARGS,
      "exit_flush(): end the active region before os._exit."},
     {"set_reconnect", agent_set_reconnect, METH_O,

@@ -17,7 +17,6 @@ static uint32_t next_tid = 1;
 
 static _Thread_local struct st_tstate *tls;
 static struct st_tstate *all_tstates; /* Owned list. */
-static struct st_changes gch, lch;    /* Scratch, reused every step. */
 
 /*
  * A generator or coroutine frame between a yield (or await) and its next
@@ -56,13 +55,22 @@ st__tracer_init(void)
 
 /* ---- per-thread state ---- */
 
+/* Frees what a frame entry owns. */
+static void
+fentry_clear(struct st_fentry *e)
+{
+    st__snapshot_clear(&e->locals);
+    st__coro_free(e->coro);
+    e->coro = NULL;
+}
+
 static void
 tstate_reset_stack(struct st_tstate *ts)
 {
     size_t i;
 
     for (i = 0; i < ts->depth; i++)
-        st__snapshot_clear(&ts->stack[i].locals);
+        fentry_clear(&ts->stack[i]);
     ts->depth = 0;
 }
 
@@ -161,7 +169,7 @@ take_runtime(struct st_tstate *ts)
 static void
 suspended_free(struct st_suspended *s)
 {
-    st__snapshot_clear(&s->e.locals);
+    fentry_clear(&s->e);
     Py_XDECREF(s->genref);
     free(s);
 }
@@ -299,6 +307,7 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
         *e = s->e;
         s->e.locals.ents = NULL;
         s->e.locals.n = s->e.locals.cap = 0;
+        s->e.coro = NULL;
         suspended_free(s);
     }
     else {
@@ -312,15 +321,21 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
         Py_XDECREF(globals);
     }
     e->parent = ts->depth > 1 ? (uint32_t)(ts->depth - 1) : 0;
-    if (s == NULL && r->level == ST_LEVEL_DEBUG) {
+    if (s != NULL) {
+        st__async_resume(r, e);
+        return;
+    }
+    if (r->level == ST_LEVEL_DEBUG) {
         /* The def line (1 for a module): f_lineno is 0 in a module
          * frame that has not started. */
-        struct st_record rec = {ST_EVENT_CALL, (uint32_t)co->co_firstlineno,
-                                0, NULL, 0, 0, NULL, NULL};
+        struct st_record rec = {.kind = ST_EVENT_CALL,
+                                .line = (uint32_t)co->co_firstlineno};
 
         rec.runtime = take_runtime(ts);
         st__emit(r, ts, ts->depth - 1, &rec);
     }
+    if (co->co_flags & CO_COROUTINE)
+        st__async_coro_start(r, &ts->stack[ts->depth - 1]);
 }
 
 int
@@ -348,21 +363,29 @@ record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
 {
     size_t idx = ts->depth - 1;
     struct st_fentry *e = &ts->stack[idx];
-    struct st_record rec = {ST_EVENT_STEP, 0, 0, NULL, 0, 0, &gch, &lch};
+    struct st_record rec = {.kind = ST_EVENT_STEP, .gch = &ts->gch,
+                            .lch = &ts->lch};
     PyObject *locals = NULL;
 
     rec.line = (uint32_t)PyFrame_GetLineNumber(f);
     rec.runtime = take_runtime(ts);
     rec.vars = r->var_mode != ST_VARMODE_NONE;
-    st__changes_reset(&gch);
-    st__changes_reset(&lch);
+    st__changes_reset(&ts->gch);
+    st__changes_reset(&ts->lch);
     if (rec.vars) {
-        if (e->scope != NULL)
-            st__snapshot_update(&e->scope->snap, e->scope->globals, r, &gch);
+        /* A module's globals are shared by threads: one updates them at a
+         * time; another one's step meanwhile shows no global changes (the
+         * next step shows them). */
+        if (e->scope != NULL && !e->scope->busy) {
+            e->scope->busy = 1;
+            st__snapshot_update(&e->scope->snap, e->scope->globals, r,
+                                &ts->gch);
+            e->scope->busy = 0;
+        }
         if (!e->module_level) {
             locals = st_frame_get_locals(f);
             if (locals != NULL)
-                st__snapshot_update(&e->locals, locals, r, &lch);
+                st__snapshot_update(&e->locals, locals, r, &ts->lch);
         }
         PyErr_Clear();
     }
@@ -376,11 +399,13 @@ st__on_line(PyFrameObject *f)
     st_exc_state es;
     HOOK_ENTER(r, ts);
 
-    /* ERROR and SILENT write no step records. */
-    if (r->level < ST_LEVEL_ERROR && ts->depth > 0 &&
-        ts->stack[ts->depth - 1].frame == f) {
+    if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f) {
         ST_EXC_SAVE(es);
-        record_step(r, ts, f);
+        /* A line after a resumption: the await went well. */
+        st__async_settle(r, &ts->stack[ts->depth - 1], 1);
+        /* ERROR and SILENT write no step records. */
+        if (r->level < ST_LEVEL_ERROR)
+            record_step(r, ts, f);
         ST_EXC_RESTORE(es);
     }
     HOOK_EXIT(ts);
@@ -393,7 +418,7 @@ static void
 record_return(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
               PyCodeObject *co, PyObject *arg)
 {
-    struct st_record rec = {ST_EVENT_RETURN, 0, 0, NULL, 0, 0, NULL, NULL};
+    struct st_record rec = {.kind = ST_EVENT_RETURN};
     char *value = NULL;
 
     rec.line = (uint32_t)PyFrame_GetLineNumber(f);
@@ -422,14 +447,19 @@ st__on_return(PyFrameObject *f, PyObject *arg)
 
         ST_EXC_SAVE(es);
         suspending = st_frame_is_suspending(f, co);
+        if (suspending)
+            st__async_suspend(r, e, f);
         if (suspending && suspend_top(ts, f)) {
             /* A yield or an await: the frame comes back. */
         }
         else {
+            int ok = !st_return_is_exception(f, co, arg);
+
             if (r->level == ST_LEVEL_DEBUG)
                 record_return(r, ts, f, co, arg);
+            st__async_coro_end(r, e, ok);
             st__emit_frame_end(r, e);
-            st__snapshot_clear(&e->locals);
+            fentry_clear(e);
             ts->depth--;
         }
         Py_DECREF(co);
@@ -462,23 +492,41 @@ raised_here(const struct st_region *r, PyObject *tb)
 int
 st__on_exception(PyFrameObject *f, PyObject *arg)
 {
-    static PyObject *last_value; /* Borrowed: identity only. */
+    /* The exception recorded last, weakly: the same one seen again (a
+     * re-raise in the frame) is not recorded twice, and a new one at the
+     * same address after the first died is not mistaken for it. */
+    static PyObject *last_ref;
+    st_exc_state es;
     HOOK_ENTER(r, ts);
 
-    if ((r->level == ST_LEVEL_DEBUG || r->level == ST_LEVEL_ERROR) &&
-        ts->depth > 0 && ts->stack[ts->depth - 1].frame == f &&
-        arg != NULL && PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 3) {
+    if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f && arg != NULL &&
+        PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 3) {
         PyObject *value = PyTuple_GET_ITEM(arg, 1);
-        st_exc_state es;
+        struct st_fentry *e = &ts->stack[ts->depth - 1];
 
         ST_EXC_SAVE(es);
-        if (value != last_value &&
+        if ((PyErr_GivenExceptionMatches(value, PyExc_StopIteration) ||
+             PyErr_GivenExceptionMatches(value, PyExc_StopAsyncIteration)) &&
+            st_frame_at_iteration(f)) {
+            /* An iterator saying it is done to a for loop, yield from,
+             * await or async for (some versions report it as an
+             * exception): not the program's exception, and an await that
+             * ends so went well. */
+            st__async_settle(r, e, 1);
+            ST_EXC_RESTORE(es);
+            HOOK_EXIT(ts);
+            return 0;
+        }
+        /* An exception right after a resumption: the await raised. */
+        st__async_settle(r, e, 0);
+        if ((r->level == ST_LEVEL_DEBUG || r->level == ST_LEVEL_ERROR) &&
+            !(last_ref != NULL && st_weakref_alive_is(last_ref, value)) &&
             raised_here(r, PyTuple_GET_ITEM(arg, 2))) {
-            struct st_record rec = {ST_EVENT_EXCEPTION, 0, 0, NULL, 0, 0,
-                                    NULL, NULL};
+            struct st_record rec = {.kind = ST_EVENT_EXCEPTION};
             char *detail = st__render_exception(value, r, &rec.detail_len);
 
-            last_value = value;
+            Py_XSETREF(last_ref, PyWeakref_NewRef(value, NULL));
+            PyErr_Clear();
             rec.line = (uint32_t)PyFrame_GetLineNumber(f);
             rec.runtime = take_runtime(ts);
             rec.detail = detail;
@@ -568,6 +616,10 @@ st__tracer_after_fork_child(void)
         *pp = ts->next;
         tstate_reset_stack(ts);
         free(ts->stack);
+        st__changes_reset(&ts->gch);
+        st__changes_reset(&ts->lch);
+        free(ts->gch.c);
+        free(ts->lch.c);
         Py_XDECREF(ts->name);
         free(ts);
     }
@@ -584,6 +636,23 @@ st__tracer_after_fork_child(void)
     }
 }
 
+int
+st__thread_in_region(void)
+{
+    struct st_region *r = st__active;
+
+    return r != NULL && tls != NULL && tls->epoch == r->epoch;
+}
+
+int
+st__in_traced_code(void)
+{
+    struct st_region *r = st__active;
+
+    return r != NULL && tls != NULL && tls->epoch == r->epoch &&
+           tls->depth > 0;
+}
+
 /* ---- regions ---- */
 
 void
@@ -591,15 +660,20 @@ st__region_activate(struct st_region *r)
 {
     static uint64_t epochs;
     struct st_tstate *ts;
+    uint64_t now;
 
     r->epoch = ++epochs;
     st__active = r;
     r->dropped_base = st__sender_dropped();
     ts = tstate_get(r);
-    r->start_ns = st__now_ns();
+    now = st__now_ns();
+    /* A region resumed after a pause (a traced generator) keeps its
+     * start: async records' Time is since the region began. */
+    if (r->start_ns == 0)
+        r->start_ns = now;
     if (ts != NULL)
-        ts->last_exit = r->start_ns;
-    st__emit_reset_clock(r->start_ns);
+        ts->last_exit = now;
+    st__emit_reset_clock(now);
 }
 
 uint64_t

@@ -9,5 +9,17 @@ from .config import find_config_file, load_config
 
 __version__ = "0.4.0"
 
-__all__ = ["Tracer", "LogLevel", "LogOutput", "VariableMode", "load_config",
+__all__ = ["Tracer", "AsyncTracer", "AsyncContextTracer", "traced_sleep",
+           "LogLevel", "LogOutput", "VariableMode", "load_config",
            "find_config_file"]
+
+_ASYNC_NAMES = ("AsyncTracer", "AsyncContextTracer", "traced_sleep")
+
+
+def __getattr__(name):
+    # The asyncio support is imported on first use: `import steptrace`
+    # stays cheap for programs that never touch asyncio.
+    if name in _ASYNC_NAMES:
+        from . import async_tracer
+        return getattr(async_tracer, name)
+    raise AttributeError("module 'steptrace' has no attribute %r" % (name,))

@@ -311,12 +311,14 @@ def _settings(options, workspace):
 
 
 def _make_tracer(settings, workspace):
-    """The Tracer for a run (settings are consumed)."""
-    # --trace-async / trace_async and the threshold are AsyncTracer's.
-    # AsyncTracer is not in the package yet: until it is, a run with
-    # trace_async on is traced by the plain Tracer, and nothing is said.
-    settings.pop("trace_async", None)
-    settings.pop("async_threshold_ms", None)
+    """The Tracer for a run (settings are consumed): an AsyncTracer with
+    --trace-async (or trace_async in the config)."""
+    trace_async = settings.pop("trace_async", False)
+    threshold = settings.pop("async_threshold_ms", 0.0)
+    if trace_async:
+        from .async_tracer import AsyncTracer
+        return AsyncTracer(await_threshold_ms=threshold or 0.0,
+                           _workspace_override=workspace, **settings)
     return Tracer(_workspace_override=workspace, **settings)
 
 

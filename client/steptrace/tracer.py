@@ -178,7 +178,12 @@ class Tracer:
             functions=functions,
             hidden_types=(Tracer,),
             on_full_drop=self.on_full == "drop",
+            **self._region_options()
         )
+
+    def _region_options(self):
+        """Extra options of the agent's region (AsyncTracer adds some)."""
+        return {}
 
     def _begin(self):
         """Starts a region in the calling thread; returns its state."""
@@ -267,43 +272,67 @@ def _report_region_end(errors, message, lost):
         pass
 
 
-def _start_thread_hook(frame, event, arg):
-    """threading.settrace hook: a thread started in a region is traced."""
-    _agent.attach_thread()
-    return None
+# threading starts its threads through this module attribute (the name
+# changed in 3.13).
+_START_NAME = ("_start_joinable_thread"
+               if hasattr(threading, "_start_joinable_thread")
+               else "_start_new_thread")
+_start_patch_depth = 0
+_original_start = None
+
+
+def _traced_start(function, *args, **kwargs):
+    """threading's thread starter while a region is active: a thread started
+    by a thread that is inside the region is traced from its first line."""
+    if _agent.thread_in_region():
+        inner = function
+
+        def function(*a, **k):
+            _agent.attach_thread()
+            return inner(*a, **k)
+
+    return _original_start(function, *args, **kwargs)
+
+
+def _patch_thread_start():
+    global _start_patch_depth, _original_start
+    if _start_patch_depth == 0:
+        _original_start = getattr(threading, _START_NAME)
+        setattr(threading, _START_NAME, _traced_start)
+    _start_patch_depth += 1
+
+
+def _unpatch_thread_start():
+    global _start_patch_depth
+    _start_patch_depth -= 1
+    if _start_patch_depth == 0:
+        setattr(threading, _START_NAME, _original_start)
 
 
 class _Active:
     """A region being recorded in this thread, and what it displaced: the
-    previous trace function, thread hook and active region."""
+    previous trace function and active region."""
 
-    __slots__ = ("region", "prev_trace", "prev_thread_hook", "prev_region")
+    __slots__ = ("region", "prev_trace", "prev_region")
 
     def __init__(self, region):
         self.region = region
         self.prev_trace = None
-        self.prev_thread_hook = None
         self.prev_region = None
 
     def resume(self):
         self.prev_trace = sys.gettrace()
-        self.prev_thread_hook = _thread_gettrace()
-        threading.settrace(_start_thread_hook)
+        _patch_thread_start()
         self.prev_region = _agent.start(self.region)
         return self
 
     def pause(self):
         _agent.pause(self.prev_region)
-        threading.settrace(self.prev_thread_hook)
+        _unpatch_thread_start()
         if self.prev_region is None:
             # Restore a debugger's or coverage's trace function.
             sys.settrace(self.prev_trace)
         self.prev_region = None
-
-
-def _thread_gettrace():
-    gettrace = getattr(threading, "gettrace", None)
-    return gettrace() if gettrace else getattr(threading, "_trace_hook", None)
 
 
 def _drive(tracer, gen):

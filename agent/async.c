@@ -1,0 +1,264 @@
+/*
+ * Async records (SPEC section 8): coroutines in the workspace are followed
+ * automatically.  A coroutine frame's first start is COROUTINE START, its
+ * end COROUTINE END; each suspension of it (an await that waits) is an
+ * AWAIT START, its resumption an AWAIT END, settled at the frame's next
+ * event (a line: it went well; an exception: the await raised).  Task
+ * records come from the package (task_event), which watches the running
+ * loop's create_task while a region is active.
+ */
+#include "agent.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Python hooks (set by the package): await_expression(frame) -> str,
+ * loop_created_task_hook() -> None. */
+static PyObject *expr_hook;  /* Owned, or NULL. */
+static PyObject *loop_hook;  /* Owned, or NULL. */
+
+void
+st__async_set_hooks(PyObject *expr, PyObject *loop)
+{
+    Py_XSETREF(expr_hook, Py_XNewRef(expr));
+    Py_XSETREF(loop_hook, Py_XNewRef(loop));
+}
+
+void
+st__coro_free(struct st_coro *c)
+{
+    if (c == NULL)
+        return;
+    free(c->expr);
+    free(c);
+}
+
+static uint64_t
+since_start(const struct st_region *r, uint64_t t)
+{
+    return t > r->start_ns ? t - r->start_ns : 0;
+}
+
+static void
+put_status(struct st_buf *b, int ok)
+{
+    st_buf_puts(b, ok ? " \xe2\x9c\x93\n" : " \xe2\x9c\x97\n"); /* ✓ ✗ */
+}
+
+/* "   File: <path>:<line>\n" */
+static void
+put_file_line(struct st_buf *b, const struct st_fentry *e, uint32_t line)
+{
+    st_buf_puts(b, "   File: ");
+    st_buf_append(b, e->ci->file_s->text, e->ci->file_s->len);
+    st_buf_append(b, ":", 1);
+    st_buf_put_u64(b, line);
+    st_buf_append(b, "\n", 1);
+}
+
+static void
+put_name(struct st_buf *b, const struct st_fentry *e)
+{
+    st_buf_append(b, e->ci->func_s->text, e->ci->func_s->len);
+}
+
+static void
+emit_body(struct st_region *r, int kind, uint64_t t, struct st_buf *b)
+{
+    if (!b->oom)
+        st__emit_async(r, kind, since_start(r, t), b->data, b->len);
+    st_buf_close(b);
+}
+
+/* The source text of the awaited expression, from the package's hook. */
+static char *
+await_expression(PyFrameObject *f)
+{
+    PyObject *res;
+    const char *s;
+    char *out = NULL;
+    struct st_buf b;
+
+    if (expr_hook == NULL)
+        return NULL;
+    res = PyObject_CallOneArg(expr_hook, (PyObject *)f);
+    if (res != NULL && PyUnicode_Check(res) &&
+        (s = PyUnicode_AsUTF8(res)) != NULL && s[0] != '\0') {
+        st_buf_init(&b);
+        st_record_escape(&b, s, strlen(s));
+        st_buf_append(&b, "", 1);
+        out = b.oom ? NULL : b.data;
+        if (out == NULL)
+            st_buf_close(&b);
+    }
+    Py_XDECREF(res);
+    PyErr_Clear();
+    return out;
+}
+
+static int
+async_on(const struct st_region *r)
+{
+    return r->async_mode && r->level < ST_LEVEL_ERROR;
+}
+
+void
+st__async_coro_start(struct st_region *r, struct st_fentry *e)
+{
+    struct st_buf b;
+    PyObject *res;
+
+    if (!async_on(r))
+        return;
+    e->coro = calloc(1, sizeof(*e->coro));
+    if (e->coro == NULL)
+        return;
+    e->coro->start_ns = st__now_ns();
+    st_buf_init(&b);
+    st_buf_puts(&b, "\xf0\x9f\x9a\x80 COROUTINE START: "); /* 🚀 */
+    put_name(&b, e);
+    st_buf_append(&b, "\n", 1);
+    emit_body(r, ST_ASYNC_CORO, e->coro->start_ns, &b);
+    if (r->trace_tasks && loop_hook != NULL) {
+        /* Lets the package watch this loop's create_task. */
+        res = PyObject_CallNoArgs(loop_hook);
+        Py_XDECREF(res);
+        PyErr_Clear();
+    }
+}
+
+static void
+write_await_start(struct st_region *r, const struct st_fentry *e)
+{
+    struct st_coro *c = e->coro;
+    struct st_buf b;
+
+    st_buf_init(&b);
+    st_buf_puts(&b, "\xe2\x8f\xb3 AWAIT START: "); /* ⏳ */
+    put_name(&b, e);
+    st_buf_append(&b, "\n", 1);
+    put_file_line(&b, e, c->susp_line);
+    if (c->expr != NULL) {
+        st_buf_puts(&b, "   Expression: ");
+        st_buf_puts(&b, c->expr);
+        st_buf_append(&b, "\n", 1);
+    }
+    emit_body(r, ST_ASYNC_AWAIT, c->susp_ns, &b);
+    c->start_written = 1;
+}
+
+void
+st__async_suspend(struct st_region *r, struct st_fentry *e, PyFrameObject *f)
+{
+    struct st_coro *c = e->coro;
+
+    if (c == NULL || !async_on(r))
+        return;
+    /* Resumed and suspended again without running a line (an await that
+     * waits twice, as wait_for does on a timeout): close the first one. */
+    st__async_settle(r, e, 1);
+    c->awaits++;
+    c->susp_ns = st__now_ns();
+    c->susp_line = (uint32_t)PyFrame_GetLineNumber(f);
+    free(c->expr);
+    c->expr = await_expression(f);
+    c->start_written = 0;
+    c->pending_end = 0;
+    /* With a threshold, START waits until the await is known to last. */
+    if (r->await_threshold_ns == 0)
+        write_await_start(r, e);
+}
+
+void
+st__async_resume(struct st_region *r, struct st_fentry *e)
+{
+    struct st_coro *c = e->coro;
+    uint64_t now = st__now_ns();
+
+    if (c == NULL || !async_on(r) || c->susp_ns == 0)
+        return;
+    c->pending_dur = now - c->susp_ns;
+    c->await_total_ns += c->pending_dur;
+    c->pending_end = 1;
+}
+
+void
+st__async_settle(struct st_region *r, struct st_fentry *e, int ok)
+{
+    struct st_coro *c = e->coro;
+    struct st_buf b;
+
+    if (c == NULL || !c->pending_end)
+        return;
+    c->pending_end = 0;
+    if (async_on(r) && c->pending_dur >= r->await_threshold_ns) {
+        if (!c->start_written)
+            write_await_start(r, e);
+        st_buf_init(&b);
+        st_buf_puts(&b, "\xe2\x8c\x9b AWAIT END: "); /* ⌛ */
+        put_name(&b, e);
+        put_status(&b, ok);
+        put_file_line(&b, e, c->susp_line);
+        st_buf_puts(&b, "   Duration: ");
+        st_record_put_ms(&b, c->pending_dur);
+        st_buf_puts(&b, " ms\n");
+        emit_body(r, ST_ASYNC_AWAIT, st__now_ns(), &b);
+    }
+    free(c->expr);
+    c->expr = NULL;
+}
+
+void
+st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok)
+{
+    struct st_coro *c = e->coro;
+    struct st_buf b;
+    uint64_t now;
+
+    if (c == NULL)
+        return;
+    st__async_settle(r, e, ok);
+    if (async_on(r)) {
+        now = st__now_ns();
+        st_buf_init(&b);
+        st_buf_puts(&b, "\xf0\x9f\x8f\x81 COROUTINE END: "); /* 🏁 */
+        put_name(&b, e);
+        put_status(&b, ok);
+        st_buf_puts(&b, "   Total duration: ");
+        st_record_put_ms(&b, now - c->start_ns);
+        st_buf_puts(&b, " ms\n   Await points: ");
+        st_buf_put_u64(&b, c->awaits);
+        st_buf_puts(&b, "\n   Total await time: ");
+        st_record_put_ms(&b, c->await_total_ns);
+        st_buf_puts(&b, " ms\n");
+        emit_body(r, ST_ASYNC_CORO, now, &b);
+    }
+    st__coro_free(c);
+    e->coro = NULL;
+}
+
+int
+st__async_task_event(int created, const char *name, size_t n, int ok,
+                     uint64_t duration_ns)
+{
+    struct st_region *r = st__active;
+    struct st_buf b;
+
+    if (r == NULL || !async_on(r) || !r->trace_tasks)
+        return 0;
+    st_buf_init(&b);
+    st_buf_puts(&b, "\xf0\x9f\x93\x8b TASK "); /* 📋 */
+    st_buf_puts(&b, created ? "CREATED: " : "DONE: ");
+    st_record_escape(&b, name, n);
+    if (created) {
+        st_buf_append(&b, "\n", 1);
+    }
+    else {
+        put_status(&b, ok);
+        st_buf_puts(&b, "   Duration: ");
+        st_record_put_ms(&b, duration_ns);
+        st_buf_puts(&b, " ms\n");
+    }
+    emit_body(r, ST_ASYNC_TASK, st__now_ns(), &b);
+    return 1;
+}
