@@ -1,13 +1,21 @@
 /*
  * One client connection: peer check, reading, frame reassembly,
- * validation and decoding, replies, and the close sequence.
+ * validation and decoding, replies, blocking and resuming, and the close
+ * sequence.
  *
  * Memory read from a peer is bounded: the read buffer holds at most one
  * partial frame plus one read chunk, and a frame header is checked as
  * soon as its four bytes are present, so an announced size over
  * ST_WIRE_MAX_FRAME (or 0) closes the connection before anything is
- * allocated for it.  Frames are processed synchronously in the read
- * callback, so nothing else piles up.
+ * allocated for it.  A large frame needs room under the pending bound
+ * (pressure.c) before its buffer grows.
+ *
+ * Frames are processed in the read callback, message by message.  The
+ * processing stops (and reading with it) when a FLUSH waits for its
+ * records to be written or when pending memory is over the bound; it
+ * goes on from the same message once the block is lifted.  While blocked
+ * the peer's bytes stay in the kernel, so the agent's sender blocks on
+ * its socket: that is how pressure reaches the traced program.
  */
 #include "daemon.h"
 
@@ -16,10 +24,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "steptrace/error.h"
+
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread,
+                         const uv_buf_t *buf);
 
 /* A queued reply: the request and the bytes it writes, freed together in
  * the write callback. */
@@ -66,6 +78,18 @@ st__conn_reopen(struct st_conn *c)
         st__sink_reopen(s);
 }
 
+int
+st__conn_sinks_idle(const struct st_conn *c)
+{
+    struct st_sink *s;
+    size_t it = 0;
+
+    while ((s = st__idmap_next(&c->sinks, &it)) != NULL)
+        if (!st__sink_idle(s))
+            return 0;
+    return 1;
+}
+
 /* The only place a connection's memory is released. */
 static void
 conn_close_cb(uv_handle_t *h)
@@ -74,10 +98,13 @@ conn_close_cb(uv_handle_t *h)
 
     if (c->srv->opt->verbose && c->counted)
         st__log("pid %d disconnected", (int)c->peer_pid);
-    st__server_conn_closed(c->srv, c);
     st__session_close(c);
     st_wire_decoder_close(&c->dec);
+    st_buf_close(&c->tail_out);
+    free(c->tail_glob);
     free(c->rbuf);
+    /* Last: when stopping, this may close the server's handles. */
+    st__server_conn_closed(c->srv, c);
     free(c);
 }
 
@@ -89,6 +116,27 @@ conn_shutdown_cb(uv_shutdown_t *req, int status)
         uv_close((uv_handle_t *)req->handle, conn_close_cb);
 }
 
+/* Gives up the connection's pending bytes and its sinks (they write what
+ * they hold on their own). */
+static void
+conn_release(struct st_conn *c)
+{
+    struct st_server *srv = c->srv;
+    struct st_sink *s;
+    size_t it = 0;
+
+    while ((s = st__idmap_next(&c->sinks, &it)) != NULL) {
+        st__idmap_del(&c->sinks, s->tracer_id);
+        st__sink_release(s);
+    }
+    st__pressure_sub(srv, c->rlen - c->roff);
+    c->rlen = c->roff = c->flen = 0;
+    srv->pending_big -= c->big;
+    c->big = 0;
+    if (c->kind == ST_CONN_TAIL)
+        st__control_forget(c);
+}
+
 void
 st__conn_close(struct st_conn *c, int abort)
 {
@@ -96,8 +144,10 @@ st__conn_close(struct st_conn *c, int abort)
 
     if (c->state == ST_CONN_OPEN) {
         c->state = ST_CONN_CLOSING;
-        st__conn_flush(c);
-        uv_read_stop(stream);
+        if (c->reading)
+            uv_read_stop(stream);
+        c->reading = 0;
+        conn_release(c);
         /* Replies still queued (a peer that half-closed and waits for
          * its ACK) go out before the close; otherwise close now. */
         if (!abort && uv_stream_get_write_queue_size(stream) > 0 &&
@@ -115,6 +165,7 @@ st__conn_close(struct st_conn *c, int abort)
 static void
 conn_protocol_error(struct st_conn *c, int err)
 {
+    c->srv->stats.protocol_errors++;
     st__log("protocol error from pid %d: %s%s%s%s; closing the connection",
             (int)c->peer_pid, st_strerror(err), c->detail[0] ? " (" : "",
             c->detail, c->detail[0] ? ")" : "");
@@ -170,24 +221,26 @@ st__conn_send(struct st_conn *c, const char *payload, size_t len)
 }
 
 /* Capacity the read buffer needs: the whole pending frame once its header
- * is in (it was checked by conn_process), else one chunk. */
+ * is in (conn_process checked it), else one chunk. */
 static size_t
 conn_want(const struct st_conn *c)
 {
-    if (c->rlen >= ST_WIRE_HEADER_SIZE) {
-        int64_t flen = st_wire_frame_len((const unsigned char *)c->rbuf, 0);
+    if (c->rlen - c->roff >= ST_WIRE_HEADER_SIZE) {
+        int64_t flen = st_wire_frame_len(
+            (const unsigned char *)c->rbuf + c->roff, 0);
 
         if (flen > 0 && ST_WIRE_HEADER_SIZE + (size_t)flen > ST_READ_CHUNK)
-            return ST_WIRE_HEADER_SIZE + (size_t)flen;
+            return c->roff + ST_WIRE_HEADER_SIZE + (size_t)flen;
     }
-    return ST_READ_CHUNK;
+    return c->roff + ST_READ_CHUNK;
 }
 
 static void
 conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct st_conn *c = h->data;
-    size_t want = conn_want(c);
+    struct st_server *srv = c->srv;
+    size_t want = conn_want(c), room;
 
     if (c->rcap < want) {
         char *p = realloc(c->rbuf, want);
@@ -199,78 +252,189 @@ conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         }
         c->rbuf = p;
         c->rcap = want;
+        srv->pending_big -= c->big;
+        c->big = want > ST_READ_CHUNK ? want - ST_READ_CHUNK : 0;
+        srv->pending_big += c->big;
     }
-    /* conn_process leaves at most a partial frame, so there is room. */
-    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    room = c->rcap - c->rlen;
+    /* While stopping, read only what the peer had sent by then. */
+    if (c->draining && room > c->stop_budget)
+        room = c->stop_budget;
+    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)room);
 }
 
-/* Validates and applies one complete frame. */
+/* Reading follows the state: on while open, unblocked and (when
+ * draining) with budget left; off otherwise. */
 static void
-conn_frame(struct st_conn *c, const char *p, size_t len)
+conn_update_reading(struct st_conn *c)
 {
-    struct st_msg m;
-    int r, i;
+    int want = c->state == ST_CONN_OPEN && c->blocked == 0 &&
+               !(c->draining && c->stop_budget == 0);
 
-    r = st_wire_validate(p, len);
-    if (r < 0) {
-        st__conn_detail(c, "frame of %zu bytes", len);
-        conn_protocol_error(c, r);
-        return;
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb,
+                          conn_read_cb) == 0)
+            c->reading = 1;
     }
-    st_wire_decoder_reset(&c->dec, p, len);
-    for (i = 1; c->state == ST_CONN_OPEN; i++) {
+    else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        c->reading = 0;
+    }
+}
+
+/*
+ * Decodes and applies the messages of the current frame from where it
+ * stopped.  @return 0 when the frame is done, 1 when blocked (the frame
+ * goes on later), -1 when the connection was closed.
+ */
+static int
+conn_frame_run(struct st_conn *c)
+{
+    struct st_server *srv = c->srv;
+    struct st_msg m;
+    int r;
+
+    for (;;) {
         r = st_wire_decode_next(&c->dec, &m);
-        if (r == 0)
-            return;
-        st__conn_detail(c, "message %d of a frame of %zu bytes", i, len);
+        if (r == 0) {
+            st__pressure_sub(srv, ST_WIRE_HEADER_SIZE + c->flen);
+            c->roff += ST_WIRE_HEADER_SIZE + c->flen;
+            c->flen = 0;
+            return 0;
+        }
+        c->msgno++;
+        st__conn_detail(c, "message %d of a frame of %zu bytes", c->msgno,
+                        c->flen);
         if (r > 0)
             r = st__session_apply(c, &m);
         if (r < 0) {
             conn_protocol_error(c, r);
-            return;
+            return -1;
+        }
+        if (c->state != ST_CONN_OPEN)
+            return -1;
+        if (c->blocked)
+            return 1;
+        if (st__pressure_high(srv)) {
+            c->blocked |= ST_BLOCK_PRESSURE;
+            st__pressure_paused(srv, c);
+            return 1;
         }
     }
 }
 
-/* Applies every complete frame in the buffer, then compacts it. */
-static void
-conn_process(struct st_conn *c)
+/* Starts the next complete frame.  @return 1 when one was started, 0 when
+ * none is complete yet, -1 on a protocol error (connection closed). */
+static int
+conn_frame_start(struct st_conn *c)
 {
-    size_t off = 0;
+    const unsigned char *hdr = (const unsigned char *)c->rbuf + c->roff;
+    size_t avail = c->rlen - c->roff;
+    int64_t flen;
+    int r;
 
-    while (c->state == ST_CONN_OPEN &&
-           c->rlen - off >= ST_WIRE_HEADER_SIZE) {
-        const unsigned char *hdr = (const unsigned char *)c->rbuf + off;
-        int64_t flen = st_wire_frame_len(hdr, 0);
+    if (avail < ST_WIRE_HEADER_SIZE)
+        return 0;
+    flen = st_wire_frame_len(hdr, 0);
+    if (flen < 0) {
+        st__conn_detail(c, "frame header announces %lu bytes",
+                        ((unsigned long)hdr[0] << 24) |
+                            ((unsigned long)hdr[1] << 16) |
+                            ((unsigned long)hdr[2] << 8) | hdr[3]);
+        conn_protocol_error(c, (int)flen);
+        return -1;
+    }
+    if (avail - ST_WIRE_HEADER_SIZE < (size_t)flen) {
+        size_t need = ST_WIRE_HEADER_SIZE + (size_t)flen;
 
-        if (flen < 0) {
-            st__conn_detail(c, "frame header announces %lu bytes",
-                            ((unsigned long)hdr[0] << 24) |
-                                ((unsigned long)hdr[1] << 16) |
-                                ((unsigned long)hdr[2] << 8) | hdr[3]);
-            conn_protocol_error(c, (int)flen);
-            return;
+        /* A large frame waits for room under the pending bound. */
+        if (need > ST_READ_CHUNK && c->big == 0 &&
+            !st__pressure_room_for_frame(c->srv, need)) {
+            c->blocked |= ST_BLOCK_MEMORY;
+            st__pressure_paused(c->srv, c);
         }
-        if (c->rlen - off - ST_WIRE_HEADER_SIZE < (size_t)flen)
-            break;
-        conn_frame(c, c->rbuf + off + ST_WIRE_HEADER_SIZE, (size_t)flen);
-        off += ST_WIRE_HEADER_SIZE + (size_t)flen;
+        return 0;
     }
-    if (c->state != ST_CONN_OPEN)
+    r = st_wire_validate_messages((const char *)hdr + ST_WIRE_HEADER_SIZE,
+                                  (size_t)flen);
+    if (r < 0) {
+        st__conn_detail(c, "frame of %lld bytes", (long long)flen);
+        conn_protocol_error(c, r);
+        return -1;
+    }
+    st_wire_decoder_reset(&c->dec, (const char *)hdr + ST_WIRE_HEADER_SIZE,
+                          (size_t)flen);
+    c->flen = (size_t)flen;
+    c->msgno = 0;
+    return 1;
+}
+
+/* Moves unprocessed bytes to the front and gives back the memory of a
+ * large frame once it is done.  Only between frames: the decoder borrows
+ * the current frame's bytes. */
+static void
+conn_compact(struct st_conn *c)
+{
+    struct st_server *srv = c->srv;
+
+    if (c->flen != 0)
         return;
-    if (off > 0) {
-        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-        c->rlen -= off;
+    if (c->roff > 0) {
+        memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
+        c->rlen -= c->roff;
+        c->roff = 0;
     }
-    /* Give back the memory of a large frame once it is done. */
-    if (c->rcap > 4 * ST_READ_CHUNK && conn_want(c) <= ST_READ_CHUNK) {
+    if (c->rcap > ST_READ_CHUNK && conn_want(c) <= ST_READ_CHUNK) {
         char *p = realloc(c->rbuf, ST_READ_CHUNK);
 
         if (p != NULL) {
             c->rbuf = p;
             c->rcap = ST_READ_CHUNK;
+            srv->pending_big -= c->big;
+            c->big = 0;
         }
     }
+}
+
+/* While stopping: once everything the peer had sent is processed, the
+ * connection closes (gracefully: owed ACKs go out first). */
+static void
+conn_drain_check(struct st_conn *c)
+{
+    if (!c->draining || c->state != ST_CONN_OPEN || c->blocked != 0 ||
+        c->stop_budget > 0 || c->flen != 0)
+        return;
+    if (c->rlen > c->roff)
+        st__log("pid %d: %zu bytes of an unfinished frame dropped at stop",
+                (int)c->peer_pid, c->rlen - c->roff);
+    st__conn_close(c, 0);
+}
+
+/* Applies every complete frame in the buffer until done or blocked. */
+static void
+conn_process(struct st_conn *c)
+{
+    int r;
+
+    while (c->state == ST_CONN_OPEN && c->blocked == 0) {
+        if (c->flen > 0)
+            r = conn_frame_run(c) == 0 ? 1 : -1;
+        else
+            r = conn_frame_start(c);
+        if (r <= 0)
+            break;
+    }
+    if (c->state != ST_CONN_OPEN)
+        return;
+    conn_compact(c);
+    conn_update_reading(c);
+    conn_drain_check(c);
+}
+
+void
+st__conn_resume(struct st_conn *c)
+{
+    conn_process(c);
 }
 
 static void
@@ -280,14 +444,18 @@ conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
     if (nread > 0) {
         c->rlen += (size_t)nread;
+        c->srv->stats.bytes_in += (uint64_t)nread;
+        st__pressure_add(c->srv, (size_t)nread);
+        if (c->draining)
+            c->stop_budget -= (size_t)nread;
         conn_process(c);
         return;
     }
     if (nread == 0)
         return;
-    if (nread == UV_EOF && c->rlen > 0) {
+    if (nread == UV_EOF && c->rlen > c->roff) {
         st__conn_detail(c, "connection closed with %zu bytes of a frame",
-                        c->rlen);
+                        c->rlen - c->roff);
         conn_protocol_error(c, ST_ETRUNCATED);
     }
     else if (nread == UV_EOF) {
@@ -306,7 +474,58 @@ conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-/* Only the collector's own user may connect (SPEC section 9). */
+void
+st__conn_sink_done(struct st_conn *c)
+{
+    struct st_buf *b = &c->srv->scratch.reply;
+    msgpack_packer pk;
+
+    if (!(c->blocked & ST_BLOCK_FLUSH) || !st__conn_sinks_idle(c))
+        return;
+    b->len = 0;
+    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
+    if (st_wire_pack_ack(&pk, c->flush_token, c->errors,
+                         c->errors ? c->errmsg : NULL,
+                         c->errors ? strlen(c->errmsg) : 0) != 0) {
+        st_buf_close(b);
+        st__log("out of memory replying to pid %d; closing the connection",
+                (int)c->peer_pid);
+        st__conn_close(c, 1);
+        return;
+    }
+    c->errors = 0;
+    c->errmsg[0] = '\0';
+    c->blocked &= ~(unsigned)ST_BLOCK_FLUSH;
+    st__conn_send(c, b->data, b->len);
+    st__pressure_schedule(c->srv);
+}
+
+void
+st__conn_drain(struct st_conn *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+
+    if (c->state != ST_CONN_OPEN)
+        return;
+    if (c->kind == ST_CONN_TAIL || !c->got_hello) {
+        st__conn_close(c, 1);
+        return;
+    }
+    /* What the peer wrote before the stop is in the kernel now; what it
+     * writes later is not waited for. */
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+        ioctl(fd, FIONREAD, &n) != 0 || n < 0)
+        n = 0;
+    c->draining = 1;
+    c->stop_budget = (size_t)n;
+    /* Room for a large frame is no longer rationed: this is the end. */
+    c->blocked &= ~(unsigned)ST_BLOCK_MEMORY;
+    conn_process(c);
+}
+
+/* Only the collector's own user may connect, unless the config's
+ * allow_uids lists more (SPEC section 9). */
 static int
 conn_check_peer(struct st_conn *c)
 {
@@ -321,9 +540,11 @@ conn_check_peer(struct st_conn *c)
         return -1;
     }
     c->peer_pid = cr.pid;
-    if (cr.uid != geteuid()) {
-        st__log("refusing pid %d: uid %u is not the collector's uid %u",
-                (int)cr.pid, (unsigned)cr.uid, (unsigned)geteuid());
+    if (!st__server_uid_allowed(c->srv, cr.uid)) {
+        c->srv->stats.refused++;
+        st__log("refusing pid %d: uid %u is not the collector's uid %u "
+                "and not in allow_uids", (int)cr.pid, (unsigned)cr.uid,
+                (unsigned)geteuid());
         return -1;
     }
     return 0;
@@ -366,6 +587,7 @@ st__conn_accept(struct st_server *srv)
     c->pipe.data = c;
     st_wire_decoder_init(&c->dec);
     st__session_init(c);
+    st_buf_init(&c->tail_out);
     uv_pipe_init(srv->loop, &c->pipe, 0);
     /* Listed from the start: the close callback unlinks every one. */
     c->next = srv->conns;
@@ -382,15 +604,18 @@ st__conn_accept(struct st_server *srv)
         st__conn_close(c, 1);
         return UV_EPERM;
     }
+    srv->stats.connections++;
     c->counted = 1;
     srv->nclients++;
     uv_timer_stop(&srv->idle_timer);
     if (srv->opt->verbose)
         st__log("pid %d connected", (int)c->peer_pid);
-    r = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
-    if (r != 0) {
-        st__log("reading from pid %d: %s", (int)c->peer_pid, uv_strerror(r));
+    conn_update_reading(c);
+    if (!c->reading) {
+        st__log("cannot read from pid %d; closing the connection",
+                (int)c->peer_pid);
         st__conn_close(c, 1);
+        return UV_EIO;
     }
-    return r;
+    return 0;
 }

@@ -4,8 +4,17 @@
  * Nothing here is public; the functions shared across daemon/ files carry
  * the st__ prefix.
  *
- * Threading: everything runs on the one libuv loop thread.  Handlers never
- * block on a peer; file writes are plain write(2) calls from the loop.
+ * Threading: everything runs on the one libuv loop thread, except the
+ * file work of the sinks (open, write, rotate), which runs in libuv's
+ * threadpool as one job at a time per sink (writer.c); a job touches only
+ * its struct st_write_job and the sink's descriptor, which the loop leaves
+ * alone while the job is out.  Handlers never block on a peer.
+ *
+ * Memory: everything received and not yet written (unprocessed bytes of
+ * the read buffers, rendered records waiting for their write) is
+ * "pending" and bounded by max_pending_bytes (pressure.c): above it the
+ * connections that produce stop being read and processed, so that the
+ * pressure reaches the agents through their sockets.
  */
 #ifndef STEPTRACE_DAEMON_DAEMON_H
 #define STEPTRACE_DAEMON_DAEMON_H
@@ -19,8 +28,15 @@
 #include "steptrace/record.h"
 #include "steptrace/wire.h"
 
-/* A sink writes its buffer once it holds this much. */
+/* A sink hands its buffer to a write job once it holds this much. */
 #define ST_SINK_FLUSH_BYTES (64u * 1024)
+/* Default bound on pending bytes (--config max_pending_bytes). */
+#define ST_DEFAULT_MAX_PENDING (64u * 1024 * 1024)
+/* Bytes of TEXT a slow tail subscriber may have queued before records
+ * are skipped for it. */
+#define ST_TAIL_MAX_QUEUED (4u * 1024 * 1024)
+/* How long SIGTERM waits for connections to drain before closing them. */
+#define ST_STOP_DRAIN_MS 10000
 /* Buffered records reach the file at most this long after being rendered. */
 #define ST_SINK_FLUSH_MS 200
 /* Bytes a connection reads at a time when no large frame is pending. */
@@ -118,55 +134,172 @@ struct st_region {
     struct st_sink *sink;    /* Borrowed from conn->sinks. */
 };
 
-/* ---- sink.c: one log file per (connection, tracer_id) ---- */
+/* ---- Counters (steptrace daemon status) ---- */
+
+/* Every counter, with its name on the wire (STATS) and its meaning. */
+#define ST_STATS_MAP(XX)                                                    \
+    XX(connections, "connections accepted (agents and control clients)")   \
+    XX(refused, "peers refused: uid not allowed")                          \
+    XX(protocol_errors, "connections closed for a bad frame or message")   \
+    XX(bytes_in, "bytes read from clients")                                \
+    XX(records_in, "records received (steps, events, async records)")      \
+    XX(records_rendered, "records rendered for a log file")                \
+    XX(records_written, "records written to a log file")                   \
+    XX(bytes_written, "bytes written to log files")                        \
+    XX(lost_agent, "records the agents reported lost (LOST)")              \
+    XX(dropped_write, "records lost: a write failed")                      \
+    XX(dropped_open, "records lost: the log file could not be opened")     \
+    XX(dropped_nomem, "records lost: out of memory while rendering")       \
+    XX(dropped_tail, "records a slow tail subscriber did not get")         \
+    XX(rotations, "log files rotated")                                     \
+    XX(rotate_errors, "rotations that failed (the file kept growing)")     \
+    XX(write_errors, "failed opens and writes of log files")               \
+    XX(pauses, "times a connection was paused by memory pressure")         \
+    XX(pending_peak, "most pending bytes seen")
+
+struct st_stats {
+#define XX(name, doc) uint64_t name;
+    ST_STATS_MAP(XX)
+#undef XX
+};
+
+/* ---- sink.c / writer.c: one log file per (connection, tracer_id) ---- */
+
+/* Rendered records on their way to the file, in order. */
+struct st_chunk {
+    struct st_chunk *next;
+    struct st_buf b;         /* Owned: whole records. */
+    uint64_t nrecords;       /* Records in b (notes are not records). */
+    int rotate;              /* Rotate the file before writing b. */
+};
+
+/*
+ * One job of the threadpool: the loop fills the inputs, writer.c's work
+ * callback does the file calls and fills the outputs, and the loop applies
+ * them in the after-work callback.  Lives in its sink; used by one job at
+ * a time.
+ */
+struct st_write_job {
+    uv_work_t req;           /* req.data points to the sink. */
+    /* In (set by the loop, read-only for the worker). */
+    int fd;                  /* -1: open path first. */
+    const char *path;        /* Borrowed: the sink's path. */
+    const char *dir;         /* Borrowed: the sink's directory. */
+    const struct st_chunk *chunk; /* Borrowed: head of the sink's queue. */
+    const char *prefix;      /* Borrowed: loss line to write first, or NULL. */
+    size_t prefix_len;
+    uint32_t max_files;      /* For a rotation. */
+    /* Out (set by the worker). */
+    int fd_out;              /* Descriptor after the job, or -1. */
+    int open_err;            /* Negative errno: could not open. */
+    int write_err;           /* Negative errno: the write failed (the
+                                chunk is not in the file). */
+    int rotate_err;          /* Negative errno: a rotation failed. */
+    int rotated;
+    int split;               /* A partial write could not be taken back. */
+    uint64_t size;           /* File size after the job. */
+};
 
 struct st_sink {
-    struct st_conn *conn;    /* Borrowed: owner, for error accounting. */
+    struct st_server *srv;   /* Borrowed. */
+    struct st_conn *conn;    /* Borrowed owner; NULL once the connection
+                                is gone and the sink drains alone. */
+    struct st_sink *onext;   /* Server's list of such orphans. */
+    struct st_sink *oprev;
     uint32_t tracer_id;
+    pid_t pid;               /* The writer's pid (for tail). */
     char *dir;               /* Owned: absolute log directory. */
     char *path;              /* Owned: claimed file; NULL until claimed. */
-    int fd;                  /* -1 while closed. */
-    int broken;              /* Last open failed: retry only at flush. */
+    int fd;                  /* -1 while closed.  The job's while busy. */
+    int busy;                /* A write job is out: job and fd are its. */
+    int broken;              /* Claim failed: drop records until the next
+                                flush tick retries. */
     int rotate_off;          /* A rename failed: append until reopened. */
-    uint64_t file_size;      /* Bytes in the file, as far as we know. */
+    int reopen;              /* SIGHUP while busy: close after the job. */
+    int flush_all;           /* Write everything queued, however small. */
+    uint64_t logical_size;   /* File size once the queue is written. */
     uint64_t max_bytes;      /* 0: no rotation. */
     uint32_t max_files;      /* Backups to keep; 0: no rotation. */
-    struct st_buf buf;       /* Owned: whole records not yet written. */
+    struct st_chunk *head;   /* Owned queue; head is the job's when busy. */
+    struct st_chunk *tail;
+    struct st_chunk *spare;  /* Owned: one emptied chunk kept for reuse. */
+    size_t queued;           /* Bytes in the queue (pending). */
     size_t mark;             /* Start of the record being rendered. */
+    uint64_t lost;           /* Records lost whose line is not written. */
+    uint64_t lost_sent;      /* Of those, counted in the job's line. */
+    int split;               /* The file may end inside a record. */
+    char *lost_why;          /* Owned: the cause, for that line. */
+    char *lost_line;         /* Owned: the line the job in flight writes. */
     char *logged;            /* Owned: last error logged (dedup) or NULL. */
+    struct st_write_job job;
 };
 
 /*
  * Allocates a sink for files in `dir` (absolute, dir_len bytes, trailing
- * slashes dropped).  No file is touched until the first record.
- * @return 0 and *out (free with st__sink_free), or ST_ENOMEM.
+ * slashes dropped), owned by connection c.  No file is touched until the
+ * first record.  @return 0 and *out, or ST_ENOMEM.  The connection gives
+ * it up with st__sink_release(), never frees it itself.
  */
 int st__sink_new(struct st_conn *c, uint32_t tracer_id, const char *dir,
                  size_t dir_len, struct st_sink **out);
-/* Closes the file without writing the buffer, and frees the sink. */
+/*
+ * The owner is done with the sink: everything queued is written (the sink
+ * lives on as an orphan of the server until then) and the sink is freed.
+ */
+void st__sink_release(struct st_sink *s);
+/* Frees an idle sink (no job out).  For the server's last cleanup. */
 void st__sink_free(struct st_sink *s);
-/* Sets the rotation limits (from the latest REGION of the tracer). */
+/* Sets the rotation limits (from the latest REGION of the tracer, capped
+ * by the collector's own max_log_bytes / max_log_files). */
 void st__sink_configure(struct st_sink *s, uint64_t max_bytes,
                         uint32_t max_files);
 /* Starts a record: render it into the returned buffer, then commit. */
 struct st_buf *st__sink_begin(struct st_sink *s);
 /*
  * Ends the record started by st__sink_begin: claims the file at the first
- * record, rotates before the record when it would push the file past
- * max_bytes, and writes the buffer when it is large.  A record whose
- * rendering ran out of memory is dropped.
+ * record, marks a rotation before the record when it would push the file
+ * past max_bytes, and hands the queue to a write job when it is large.  A
+ * record whose rendering ran out of memory is dropped and counted.
  * @return 0 or a negative error (already counted and logged).
  */
 int st__sink_commit(struct st_sink *s);
-/* Writes every buffered byte.  @return 0 or a counted, logged error. */
-int st__sink_flush(struct st_sink *s);
-/* SIGHUP: writes the buffer and closes the file; the next write reopens
- * the same name for appending. */
+/* Appends one line that is not a record ("[steptrace] ..."), with a
+ * newline added. */
+void st__sink_note(struct st_sink *s, const char *line);
+/* Writes everything queued, however little (flush timer, FLUSH, stop). */
+void st__sink_flush(struct st_sink *s);
+/* @return 1 when nothing is queued and no job is out. */
+int st__sink_idle(const struct st_sink *s);
+/* SIGHUP: closes the file once its queue is written; the next write
+ * reopens the same name for appending. */
 void st__sink_reopen(struct st_sink *s);
+
+/* writer.c: the threadpool side of a write job, and its test seam. */
+void st__writer_work(uv_work_t *req);
+/* mkdir -p with mode 0750 (also used by the loop to claim a file).
+ * @return 0 or -errno. */
+int st__writer_mkdirs(const char *dir);
+/*
+ * The fault seam for the tests: with STEPTRACED_FAULT_FILE set in the
+ * environment, every log write fails while that file exists, with the
+ * errno named in it (ENOSPC, EIO, EDQUOT, EFBIG; default ENOSPC).  Read
+ * once at startup.
+ */
+void st__writer_init_faults(void);
 
 /* ---- conn.c / session.c: one client connection ---- */
 
 enum st_conn_state { ST_CONN_OPEN = 0, ST_CONN_CLOSING };
+
+/* Why a connection is neither read nor processed (bits of c->blocked). */
+enum {
+    ST_BLOCK_PRESSURE = 1,   /* Too much pending: wait for writes. */
+    ST_BLOCK_FLUSH = 2,      /* A FLUSH waits for its sinks to drain. */
+    ST_BLOCK_MEMORY = 4      /* A large frame waits for room. */
+};
+
+/* What a connection is, as far as it told us. */
+enum st_conn_kind { ST_CONN_AGENT = 0, ST_CONN_TAIL };
 
 struct st_conn {
     uv_pipe_t pipe;              /* pipe.data points back here. */
@@ -175,34 +308,53 @@ struct st_conn {
     struct st_conn *prev;        /* Server's list of connections. */
     struct st_conn *next;
     int state;                   /* enum st_conn_state */
+    int kind;                    /* enum st_conn_kind */
     int counted;                 /* Counts as a client for --idle-exit. */
     int got_hello;
+    int reading;                 /* uv_read_start is in effect. */
+    unsigned blocked;            /* ST_BLOCK_* bits. */
+    int draining;                /* Stopping: read only stop_budget more. */
+    size_t stop_budget;          /* Bytes still to read while draining. */
     pid_t peer_pid;              /* From SO_PEERCRED; 0 if unknown. */
-    char *rbuf;                  /* Owned: unconsumed bytes read. */
-    size_t rlen;
+    char *rbuf;                  /* Owned: bytes read, not yet consumed. */
+    size_t rlen;                 /* Bytes in rbuf. */
     size_t rcap;
+    size_t roff;                 /* Start of the first unprocessed frame. */
+    size_t flen;                 /* Payload length of the frame being
+                                    decoded (from rbuf + roff), or 0. */
+    int msgno;                   /* Messages of that frame applied. */
+    size_t big;                  /* rbuf bytes beyond ST_READ_CHUNK held
+                                    for a large frame (pressure.c). */
+    uint64_t flush_token;        /* The ACK owed while ST_BLOCK_FLUSH. */
     struct st_wire_decoder dec;  /* Owned (init/close). */
     struct st_idmap strings;     /* sid -> struct st_string, owned. */
     struct st_idmap threads;     /* tid -> struct st_thread, owned. */
     struct st_idmap frames;      /* frame_id -> struct st_frame, owned. */
     struct st_idmap scopes;      /* scope_id -> struct st_scope, owned. */
     struct st_idmap regions;     /* region_id -> struct st_region, owned. */
-    struct st_idmap sinks;       /* tracer_id -> struct st_sink, owned. */
+    struct st_idmap sinks;       /* tracer_id -> struct st_sink, released
+                                    (st__sink_release) at close. */
     uint64_t errors;             /* Sink errors since the last ACK. */
     char errmsg[512];            /* Latest of them, "" if none. */
     char detail[160];            /* Context for the protocol error log. */
+    /* A tail subscriber (kind ST_CONN_TAIL), control.c. */
+    uint64_t tail_pid;           /* 0: every process. */
+    char *tail_glob;             /* Owned; NULL: every file. */
+    struct st_buf tail_out;      /* Owned: TEXT frame being filled. */
+    size_t tail_queued;          /* Bytes handed to uv_write, not done. */
+    uint64_t tail_skipped;       /* Records skipped, not yet reported. */
 };
 
 /* Called by the server for each accepted connection.  @return 0 or < 0. */
 int st__conn_accept(struct st_server *srv);
 /*
- * Closes a connection: writes its sinks, then uv_close (abort != 0, or
- * graceful: uv_shutdown first so queued replies go out).  Memory is freed
- * in the close callback.  Safe to call again; an abort then also ends a
- * pending graceful close.
+ * Closes a connection: releases its sinks (their queues are still
+ * written), then uv_close (abort != 0, or graceful: uv_shutdown first so
+ * queued replies go out).  Memory is freed in the close callback.  Safe
+ * to call again; an abort then also ends a pending graceful close.
  */
 void st__conn_close(struct st_conn *c, int abort);
-/* Writes every sink of the connection. */
+/* Hands every sink's queue of the connection to a write job. */
 void st__conn_flush(struct st_conn *c);
 /* SIGHUP for every sink of the connection. */
 void st__conn_reopen(struct st_conn *c);
@@ -214,6 +366,18 @@ int st__conn_send(struct st_conn *c, const char *payload, size_t len);
 /* Fills c->detail (printf-style) for the next protocol error line. */
 void st__conn_detail(struct st_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* @return 1 when no sink of the connection has anything queued or out. */
+int st__conn_sinks_idle(const struct st_conn *c);
+/* A sink of c finished a job: sends the ACK a FLUSH waits for once every
+ * sink is idle, and lets processing go on. */
+void st__conn_sink_done(struct st_conn *c);
+/*
+ * Processes buffered frames until done or blocked, then starts or stops
+ * reading to match c->blocked.  Used when a block is lifted.
+ */
+void st__conn_resume(struct st_conn *c);
+/* SIGTERM: read what the peer sent so far, process it, then close. */
+void st__conn_drain(struct st_conn *c);
 
 /* session.c: creates / frees the id tables. */
 void st__session_init(struct st_conn *c);
@@ -244,6 +408,62 @@ int st__step_async(struct st_conn *c, const struct st_msg *m);
  */
 int st__session_apply(struct st_conn *c, const struct st_msg *m);
 
+/* ---- control.c: STATUS and TAIL ---- */
+
+/* STATUS: replies with STATS.  @return 0 or ST_ENOMEM. */
+int st__control_status(struct st_conn *c, const struct st_msg *m);
+/* TAIL: makes c a subscriber.  @return 0 or ST_E*. */
+int st__control_tail(struct st_conn *c, const struct st_msg *m);
+/* A record (or note) of sink s was rendered: copies it to the matching
+ * subscribers.  Cheap when there are none. */
+void st__control_publish(struct st_sink *s, const char *text, size_t n);
+/* Sends what the subscribers have gathered (once per loop iteration). */
+void st__control_flush(struct st_server *srv);
+/* A subscriber is closing: forget it. */
+void st__control_forget(struct st_conn *c);
+
+/* ---- pressure.c: the bound on pending memory ---- */
+
+/* Pending bytes changed by delta (read, processed, rendered, written). */
+void st__pressure_add(struct st_server *srv, size_t n);
+void st__pressure_sub(struct st_server *srv, size_t n);
+/* @return 1 when pending is above the bound (producers must stop). */
+int st__pressure_high(const struct st_server *srv);
+/*
+ * May c hold `want` more bytes for a large frame?  Always yes for the
+ * first large frame in progress, so that one always completes.
+ */
+int st__pressure_room_for_frame(const struct st_server *srv, size_t want);
+/* Blocks are lifted when pending is low again: schedules resumes, least
+ * loaded connections first. */
+void st__pressure_schedule(struct st_server *srv);
+/* A connection became blocked for pressure (counted). */
+void st__pressure_paused(struct st_server *srv, struct st_conn *c);
+
+/* ---- settings.c: the collector's own YAML config (--config) ---- */
+
+struct st_settings {
+    char *socket;                /* Owned or NULL. */
+    char *pid_file;              /* Owned or NULL. */
+    char *log_file;              /* Owned or NULL: the collector's log. */
+    uint64_t max_pending;        /* Bytes; ST_DEFAULT_MAX_PENDING. */
+    uint64_t max_log_bytes;      /* 0: the regions decide. */
+    uint32_t max_log_files;      /* 0: the regions decide. */
+    uint32_t *allow_uids;        /* Owned: uids besides our own. */
+    size_t nallow;
+};
+
+/* Defaults: nothing set, max_pending = ST_DEFAULT_MAX_PENDING. */
+void st__settings_init(struct st_settings *st);
+void st__settings_close(struct st_settings *st);
+/*
+ * Reads the YAML file at path into *st.  On error, err holds one line
+ * "FILE:LINE:COLUMN: message" (or "FILE: message").
+ * @return 0, or a negative code (the caller exits with status 2).
+ */
+int st__settings_load(struct st_settings *st, const char *path, char *err,
+                      size_t errlen);
+
 /* ---- server.c ---- */
 
 /* Scratch memory reused by every STEP (one loop thread). */
@@ -263,11 +483,16 @@ struct st_scratch {
 
 struct st_options {
     const char *socket_path;     /* Borrowed (argv / environment / owned). */
+    const char *pid_file;        /* Borrowed, or NULL. */
+    const char *config_path;     /* Borrowed, or NULL. */
     int ready_fd;                /* -1: none. */
     uint64_t idle_exit_ms;       /* 0: never. */
     int private_dir;
     int verbose;
     int daemon;                  /* --daemon: detach once listening. */
+    int lock_fd;                 /* Owned: flock on "<socket>.lock". */
+    char lock_path[4200];
+    struct st_settings set;      /* Owned: the --config values. */
 };
 
 struct st_server {
@@ -278,14 +503,29 @@ struct st_server {
     uv_signal_t sig_hup;
     uv_timer_t idle_timer;
     uv_timer_t flush_timer;
+    uv_timer_t stop_timer;       /* Bounds the drain at SIGTERM. */
+    uv_idle_t resume_idle;       /* Resumes blocked connections. */
+    uv_check_t tail_check;       /* Sends gathered TEXT each iteration. */
     uv_pipe_t reject;            /* Accepts a peer we cannot serve. */
     int reject_busy;
     const struct st_options *opt; /* Borrowed. */
     dev_t sock_dev;              /* Identity of the socket we bound, so */
     ino_t sock_ino;              /* that we only ever unlink our own. */
     struct st_conn *conns;       /* Owned list (freed in close callbacks). */
+    struct st_sink *orphans;     /* Owned: sinks draining without a
+                                    connection. */
     size_t nclients;
+    size_t ntails;               /* Tail subscribers. */
+    int handles_closed;          /* Stopping: the loop's own handles are
+                                    closed (no more scheduling). */
     int stopping;
+    uint64_t start_ms;           /* uv_now at start, for uptime. */
+    size_t pending;              /* Bytes received or rendered, not yet
+                                    written (pressure.c). */
+    size_t pending_big;          /* Part of it held for large frames. */
+    size_t max_pending;
+    size_t low_pending;          /* Resume below this (3/4 of max). */
+    struct st_stats stats;
     struct st_scratch scratch;
 };
 
@@ -297,10 +537,18 @@ struct st_server {
 int st__server_run(const struct st_options *opt);
 /* Begins an orderly stop (idempotent). */
 void st__server_stop(struct st_server *srv, const char *why);
-/* Makes sure buffered sink bytes are written within ST_SINK_FLUSH_MS. */
+/* Makes sure queued sink bytes are written within ST_SINK_FLUSH_MS. */
 void st__server_arm_flush(struct st_server *srv);
 /* A connection is gone (from its close callback). */
 void st__server_conn_closed(struct st_server *srv, struct st_conn *c);
+/* A counted client is gone (closed, or became a tail subscriber): the
+ * --idle-exit countdown starts when it was the last. */
+void st__server_client_gone(struct st_server *srv);
+/* Sinks without a connection: kept until their queue is written. */
+void st__server_adopt(struct st_server *srv, struct st_sink *s);
+void st__server_forget(struct st_server *srv, struct st_sink *s);
+/* Is this uid allowed to connect (our own, or in allow_uids)? */
+int st__server_uid_allowed(const struct st_server *srv, uid_t uid);
 
 /* One line "steptraced: ..." on stderr, written with a single write(2). */
 void st__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -312,5 +560,8 @@ void st__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 void st__log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void st__log_set_quiet(int quiet);
+/* Points the log at `path` (opened for appending, as stderr), or back at
+ * the original stderr when path is NULL.  @return 0 or -errno. */
+int st__log_open(const char *path);
 
 #endif /* STEPTRACE_DAEMON_DAEMON_H */

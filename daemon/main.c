@@ -1,6 +1,8 @@
 /*
- * steptraced: command line, socket path resolution and the checks that
- * come before binding (live collector, stale socket, not a socket).
+ * steptraced: command line, config file, socket path resolution and the
+ * checks that come before binding: the lock that makes one collector per
+ * socket path, a live collector, a stale socket, a path that is not a
+ * socket.
  *
  * Exit status: 0 after a clean stop, 1 when the service cannot start, 2
  * for a usage error (always one line on stderr naming the problem and the
@@ -12,11 +14,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,11 +28,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "steptrace/config.h"
+
 #define EXIT_USAGE 2
 #define MAIN_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
 
 enum { OPT_SOCKET = 256, OPT_READY_FD, OPT_IDLE_EXIT, OPT_PRIVATE,
-       OPT_DAEMON };
+       OPT_DAEMON, OPT_CONFIG, OPT_PID_FILE };
 
 static const struct option main_options[] = {
     {"socket", required_argument, NULL, OPT_SOCKET},
@@ -36,6 +42,8 @@ static const struct option main_options[] = {
     {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
     {"private", no_argument, NULL, OPT_PRIVATE},
     {"daemon", no_argument, NULL, OPT_DAEMON},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"pid-file", required_argument, NULL, OPT_PID_FILE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -46,30 +54,36 @@ static void
 main_usage(void)
 {
     printf(
-        "Usage: steptraced [--socket PATH] [--ready-fd N] [--idle-exit S]\n"
-        "                  [--private] [--daemon] [--verbose] [--help]\n"
-        "                  [--version]\n"
+        "Usage: steptraced [--socket PATH] [--config FILE] [--daemon]\n"
+        "                  [--pid-file FILE] [--ready-fd N] [--idle-exit S]\n"
+        "                  [--private] [--verbose] [--help] [--version]\n"
         "\n"
         "Collects steptrace records from traced Python processes over a\n"
         "Unix socket and writes their .tracer logs.\n"
         "\n"
-        "  --socket PATH   socket to listen on (default: $STEPTRACE_SOCKET,\n"
-        "                  else $XDG_RUNTIME_DIR/steptrace/steptraced.sock,\n"
+        "  --socket PATH   socket to listen on (default: the config's\n"
+        "                  socket, else $STEPTRACE_SOCKET, else\n"
+        "                  $XDG_RUNTIME_DIR/steptrace/steptraced.sock,\n"
         "                  else /tmp/steptrace-<uid>/steptraced.sock)\n"
+        "  --config FILE   YAML settings: socket, pid_file, log_file,\n"
+        "                  max_pending_bytes, max_log_bytes,\n"
+        "                  max_log_files, allow_uids\n"
+        "  --daemon        detach: return once listening, with the service\n"
+        "                  in a new session (stdin/stdout on /dev/null)\n"
+        "  --pid-file FILE write the service's pid to FILE (removed at exit)\n"
         "  --ready-fd N    write \"ready\\n\" to file descriptor N once\n"
         "                  listening, then close it\n"
         "  --idle-exit S   exit after S seconds without any client\n"
         "  --private       collector private to one process tree: remove\n"
         "                  the socket's directory at exit, and log only\n"
         "                  errors that the clients are not told about\n"
-        "  --daemon        detach: return once listening, with the service\n"
-        "                  in a new session (stdin/stdout on /dev/null)\n"
         "  -v, --verbose   log every connection and disconnection\n"
         "  -h, --help      show this help\n"
         "  -V, --version   show the version\n"
         "\n"
-        "SIGTERM/SIGINT: flush, remove the socket, exit 0.  SIGHUP: reopen\n"
-        "log files.\n");
+        "SIGTERM/SIGINT: stop accepting, write what was received, remove\n"
+        "the socket, exit 0.  SIGHUP: reopen log files.  Status and the\n"
+        "live stream: steptrace daemon status, steptrace tail.\n");
 }
 
 static int
@@ -142,6 +156,13 @@ main_parse(int argc, char **argv, struct st_options *opt)
             break;
         case OPT_PRIVATE: opt->private_dir = 1; break;
         case OPT_DAEMON: opt->daemon = 1; break;
+        case OPT_CONFIG: opt->config_path = optarg; break;
+        case OPT_PID_FILE:
+            if (optarg[0] == '\0')
+                return main_usage_error("--pid-file is empty", NULL,
+                                        "give the pid file's path");
+            opt->pid_file = optarg;
+            break;
         case 'v': opt->verbose = 1; break;
         case 'h': main_usage(); return 0;
         case 'V': printf("steptraced %s\n", ST_VERSION); return 0;
@@ -218,6 +239,8 @@ main_socket_path(struct st_options *opt, char *buf, size_t buflen)
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     int tmp_default = 0, r;
 
+    if (opt->socket_path == NULL && opt->set.socket != NULL)
+        opt->socket_path = opt->set.socket;
     if (opt->socket_path == NULL && env != NULL && env[0] != '\0')
         opt->socket_path = env;
     if (opt->socket_path == NULL && xdg != NULL && xdg[0] == '/') {
@@ -250,6 +273,56 @@ main_socket_path(struct st_options *opt, char *buf, size_t buflen)
         return main_check_tmp_dir(dir) == 0 ? -1 : 1;
     }
     return -1;
+}
+
+/*
+ * One collector per socket path: an exclusive flock(2) on "<socket>.lock",
+ * held for the life of the process (and across --daemon's fork, which
+ * shares the open file).  Two collectors started at the same moment on a
+ * stale socket cannot both reclaim it.  The file is removed at exit while
+ * still locked, so a locker checks that the file it locked is still the
+ * one at the path, and tries again if not.
+ * @return -1 to go on, else the exit status.
+ */
+static int
+main_lock(struct st_options *opt)
+{
+    struct stat a, b;
+    int fd, tries;
+
+    if ((size_t)snprintf(opt->lock_path, sizeof(opt->lock_path), "%s.lock",
+                         opt->socket_path) >= sizeof(opt->lock_path))
+        return EXIT_USAGE;
+    for (tries = 0; tries < 100; tries++) {
+        fd = open(opt->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            fprintf(stderr, "steptraced: cannot open %s: %s\n",
+                    opt->lock_path, strerror(errno));
+            return 1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+
+            close(fd);
+            if (err == EWOULDBLOCK) {
+                fprintf(stderr, "steptraced: another steptraced is already "
+                        "running on %s\n", opt->socket_path);
+                return 1;
+            }
+            fprintf(stderr, "steptraced: cannot lock %s: %s\n",
+                    opt->lock_path, strerror(err));
+            return 1;
+        }
+        if (fstat(fd, &a) == 0 && stat(opt->lock_path, &b) == 0 &&
+            a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            opt->lock_fd = fd;
+            return -1;
+        }
+        close(fd);
+    }
+    fprintf(stderr, "steptraced: cannot lock %s: it keeps changing\n",
+            opt->lock_path);
+    return 1;
 }
 
 /* Looks at what is at the path already.  @return -1 to go on, else the
@@ -376,6 +449,39 @@ main_raise_nofile(void)
     }
 }
 
+/* --config: read before anything else uses a setting. */
+static int
+main_settings(struct st_options *opt)
+{
+    char err[ST_CONFIG_ERRLEN];
+
+    if (opt->config_path == NULL)
+        return -1;
+    if (st__settings_load(&opt->set, opt->config_path, err,
+                          sizeof(err)) != 0) {
+        fprintf(stderr, "steptraced: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (opt->pid_file == NULL)
+        opt->pid_file = opt->set.pid_file;
+    return -1;
+}
+
+/* The collector's own log, when the config names a file: opened after the
+ * start-up checks, whose messages belong on the terminal. */
+static int
+main_log_file(struct st_options *opt)
+{
+    int r = st__log_open(opt->set.log_file);
+
+    if (r < 0) {
+        fprintf(stderr, "steptraced: cannot open the log file %s: %s\n",
+                opt->set.log_file, strerror(-r));
+        return 1;
+    }
+    return -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -385,23 +491,38 @@ main(int argc, char **argv)
 
     memset(&opt, 0, sizeof(opt));
     opt.ready_fd = -1;
+    opt.lock_fd = -1;
+    st__settings_init(&opt.set);
     r = main_parse(argc, argv, &opt);
+    if (r < 0)
+        r = main_settings(&opt);
     if (r >= 0)
-        return r;
+        goto done;
     st__log_set_quiet(opt.private_dir && !opt.verbose);
     r = main_socket_path(&opt, path, sizeof(path));
-    if (r >= 0)
-        return r;
-    r = main_check_existing(opt.socket_path);
-    if (r >= 0)
-        return r;
-    if (opt.daemon) {
+    if (r < 0)
+        r = main_lock(&opt);
+    if (r < 0)
+        r = main_check_existing(opt.socket_path);
+    if (r < 0)
+        r = main_log_file(&opt);
+    if (r < 0 && opt.daemon)
         r = main_daemonize(&opt);
-        if (r >= 0)
-            return r;
-    }
+    if (r >= 0)
+        goto done;
     /* A client that vanishes must not kill the collector. */
     signal(SIGPIPE, SIG_IGN);
     main_raise_nofile();
-    return st__server_run(&opt);
+    /* Buffers of 128 KiB and more are mapped on their own and given back
+     * to the system when freed, so memory used at a peak of pressure
+     * does not stay in the process (glibc would otherwise raise this
+     * threshold as large buffers are freed). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    st__writer_init_faults();
+    r = st__server_run(&opt);
+done:
+    if (opt.lock_fd >= 0)
+        close(opt.lock_fd);
+    st__settings_close(&opt.set);
+    return r;
 }

@@ -6,6 +6,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,30 @@ st__log(const char *fmt, ...)
     va_end(ap);
 }
 
+int
+st__log_open(const char *path)
+{
+    int fd;
+
+    if (path == NULL)
+        return 0;
+    do {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    if (fd != STDERR_FILENO) {
+        if (dup2(fd, STDERR_FILENO) < 0) {
+            int r = -errno;
+
+            close(fd);
+            return r;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
 void
 st__log_info(const char *fmt, ...)
 {
@@ -72,15 +97,20 @@ st__log_info(const char *fmt, ...)
     va_end(ap);
 }
 
+static void server_close_handle(uv_handle_t *h);
+
 static void
 server_flush_cb(uv_timer_t *t)
 {
     struct st_server *srv = t->data;
     struct st_conn *c;
+    struct st_sink *s;
 
     for (c = srv->conns; c != NULL; c = c->next)
         if (c->state == ST_CONN_OPEN)
             st__conn_flush(c);
+    for (s = srv->orphans; s != NULL; s = s->onext)
+        st__sink_flush(s);
 }
 
 void
@@ -109,6 +139,28 @@ server_idle_arm(struct st_server *srv)
 }
 
 void
+st__server_client_gone(struct st_server *srv)
+{
+    srv->nclients--;
+    /* --idle-exit counts from the moment the last client is gone. */
+    server_idle_arm(srv);
+}
+
+/* Stopping and nothing left to serve: close the loop's own handles, so
+ * that uv_run returns once the last write job is done. */
+static void
+server_close_rest(struct st_server *srv)
+{
+    if (srv->handles_closed || srv->conns != NULL)
+        return;
+    srv->handles_closed = 1;
+    server_close_handle((uv_handle_t *)&srv->resume_idle);
+    server_close_handle((uv_handle_t *)&srv->tail_check);
+    server_close_handle((uv_handle_t *)&srv->stop_timer);
+    server_close_handle((uv_handle_t *)&srv->flush_timer);
+}
+
+void
 st__server_conn_closed(struct st_server *srv, struct st_conn *c)
 {
     if (c->prev != NULL)
@@ -117,11 +169,46 @@ st__server_conn_closed(struct st_server *srv, struct st_conn *c)
         srv->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    if (c->counted) {
-        srv->nclients--;
-        /* --idle-exit counts from the moment the last client is gone. */
-        server_idle_arm(srv);
-    }
+    if (c->counted)
+        st__server_client_gone(srv);
+    if (srv->stopping)
+        server_close_rest(srv);
+}
+
+void
+st__server_adopt(struct st_server *srv, struct st_sink *s)
+{
+    s->oprev = NULL;
+    s->onext = srv->orphans;
+    if (srv->orphans != NULL)
+        srv->orphans->oprev = s;
+    srv->orphans = s;
+}
+
+void
+st__server_forget(struct st_server *srv, struct st_sink *s)
+{
+    if (s->oprev != NULL)
+        s->oprev->onext = s->onext;
+    else
+        srv->orphans = s->onext;
+    if (s->onext != NULL)
+        s->onext->oprev = s->oprev;
+    s->onext = s->oprev = NULL;
+}
+
+int
+st__server_uid_allowed(const struct st_server *srv, uid_t uid)
+{
+    const struct st_settings *set = &srv->opt->set;
+    size_t i;
+
+    if (uid == geteuid())
+        return 1;
+    for (i = 0; i < set->nallow; i++)
+        if (set->allow_uids[i] == (uint32_t)uid)
+            return 1;
+    return 0;
 }
 
 static void
@@ -144,17 +231,46 @@ server_signal_cb(uv_signal_t *h, int signum)
     struct st_conn *c;
 
     if (signum == SIGHUP) {
+        struct st_sink *sk;
+        int r = st__log_open(srv->opt->set.log_file);
+
+        if (r < 0)
+            st__log("SIGHUP: cannot reopen %s: %s", srv->opt->set.log_file,
+                    strerror(-r));
         st__log_info("SIGHUP: reopening log files");
         for (c = srv->conns; c != NULL; c = c->next)
             if (c->state == ST_CONN_OPEN)
                 st__conn_reopen(c);
+        for (sk = srv->orphans; sk != NULL; sk = sk->onext)
+            st__sink_reopen(sk);
         return;
     }
     st__server_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* Removes the pid file if it still names us. */
+static void
+server_remove_pid_file(const char *path)
+{
+    char buf[32];
+    ssize_t n;
+    int fd;
+
+    if (path == NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    if (atol(buf) == (long)getpid())
+        unlink(path);
+}
+
 /* Unlinks the socket if it is still the one we bound (another collector
- * may have replaced a socket someone deleted under us). */
+ * may have replaced a socket someone deleted under us), then the pid
+ * file and the lock file (while still holding the lock: main.c's locking
+ * checks that the file it locked is still the one at the path). */
 static void
 server_remove_socket(struct st_server *srv)
 {
@@ -163,9 +279,12 @@ server_remove_socket(struct st_server *srv)
     char dir[4096];
     const char *slash;
 
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+    if (srv->sock_ino != 0 && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
         st.st_dev == srv->sock_dev && st.st_ino == srv->sock_ino)
         unlink(path);
+    server_remove_pid_file(srv->opt->pid_file);
+    if (srv->opt->lock_fd >= 0)
+        unlink(srv->opt->lock_path);
     if (!srv->opt->private_dir)
         return;
     slash = strrchr(path, '/');
@@ -185,10 +304,28 @@ server_close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+static void
+server_stop_timer_cb(uv_timer_t *t)
+{
+    struct st_server *srv = t->data;
+    struct st_conn *c, *next;
+    size_t n = 0;
+
+    for (c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == ST_CONN_OPEN)
+            n++;
+        st__conn_close(c, 1);
+    }
+    if (n > 0)
+        st__log("%zu connections did not drain within %d s of the stop; "
+                "closed", n, ST_STOP_DRAIN_MS / 1000);
+}
+
 void
 st__server_stop(struct st_server *srv, const char *why)
 {
-    struct st_conn *c;
+    struct st_conn *c, *next;
 
     if (srv->stopping)
         return;
@@ -196,15 +333,22 @@ st__server_stop(struct st_server *srv, const char *why)
     st__log_info("%s: stopping", why);
     server_close_handle((uv_handle_t *)&srv->listener);
     server_remove_socket(srv);
-    /* Everything read so far has been applied (frames are processed as
-     * they arrive): write the sinks and close every connection. */
-    for (c = srv->conns; c != NULL; c = c->next)
-        st__conn_close(c, 1);
     server_close_handle((uv_handle_t *)&srv->sig_term);
     server_close_handle((uv_handle_t *)&srv->sig_int);
     server_close_handle((uv_handle_t *)&srv->sig_hup);
     server_close_handle((uv_handle_t *)&srv->idle_timer);
-    server_close_handle((uv_handle_t *)&srv->flush_timer);
+    /* Every connection processes what its peer had sent before now, has
+     * it written, answers its FLUSHes and closes; sinks whose connection
+     * is gone write their queues as orphans.  The loop ends when the
+     * last write job is done. */
+    uv_timer_start(&srv->stop_timer, server_stop_timer_cb, ST_STOP_DRAIN_MS,
+                   0);
+    uv_unref((uv_handle_t *)&srv->stop_timer);
+    for (c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        st__conn_drain(c);
+    }
+    server_close_rest(srv);
 }
 
 /* Tells the spawner we listen: "ready\n" on --ready-fd, then closes it. */
@@ -224,6 +368,26 @@ server_announce(struct st_server *srv)
         st__log("cannot write to --ready-fd %d: %s", fd,
                 w < 0 ? strerror(errno) : "short write");
     close(fd);
+}
+
+/* Writes our pid to --pid-file / pid_file.  @return 0 or -errno. */
+static int
+server_write_pid_file(const char *path)
+{
+    char buf[32];
+    int fd, n, r = 0;
+
+    if (path == NULL)
+        return 0;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (write(fd, buf, (size_t)n) != n)
+        r = -EIO;
+    if (close(fd) != 0 && r == 0)
+        r = -errno;
+    return r;
 }
 
 static void
@@ -277,12 +441,22 @@ server_init_handles(struct st_server *srv)
     uv_signal_init(srv->loop, &srv->sig_hup);
     uv_timer_init(srv->loop, &srv->idle_timer);
     uv_timer_init(srv->loop, &srv->flush_timer);
+    uv_timer_init(srv->loop, &srv->stop_timer);
+    uv_idle_init(srv->loop, &srv->resume_idle);
+    uv_check_init(srv->loop, &srv->tail_check);
     srv->listener.data = srv;
     srv->sig_term.data = srv;
     srv->sig_int.data = srv;
     srv->sig_hup.data = srv;
     srv->idle_timer.data = srv;
     srv->flush_timer.data = srv;
+    srv->stop_timer.data = srv;
+    srv->resume_idle.data = srv;
+    srv->tail_check.data = srv;
+    /* These run only while connections need them; they never keep the
+     * loop alive on their own. */
+    uv_unref((uv_handle_t *)&srv->resume_idle);
+    uv_unref((uv_handle_t *)&srv->tail_check);
 }
 
 int
@@ -295,12 +469,15 @@ st__server_run(const struct st_options *opt)
 
     memset(&srv, 0, sizeof(srv));
     srv.opt = opt;
+    srv.max_pending = (size_t)opt->set.max_pending;
+    srv.low_pending = srv.max_pending / 4 * 3;
     r = uv_loop_init(&loop);
     if (r != 0) {
         st__log("cannot start the event loop: %s", uv_strerror(r));
         return 1;
     }
     srv.loop = &loop;
+    srv.start_ms = uv_now(&loop);
     server_init_handles(&srv);
     if (server_listen(&srv) != 0) {
         /* Nothing was bound: stopping only closes the handles. */
@@ -309,6 +486,10 @@ st__server_run(const struct st_options *opt)
         st__server_stop(&srv, "startup failed");
     }
     else {
+        r = server_write_pid_file(opt->pid_file);
+        if (r < 0)
+            st__log("cannot write the pid file %s: %s", opt->pid_file,
+                    strerror(-r));
         uv_signal_start(&srv.sig_term, server_signal_cb, SIGTERM);
         uv_signal_start(&srv.sig_int, server_signal_cb, SIGINT);
         uv_signal_start(&srv.sig_hup, server_signal_cb, SIGHUP);

@@ -56,8 +56,9 @@ st__session_close(struct st_conn *c)
     }
     for (it = 0; (v = st__idmap_next(&c->regions, &it)) != NULL;)
         free(v);
+    /* Normally given up already by st__conn_close. */
     for (it = 0; (v = st__idmap_next(&c->sinks, &it)) != NULL;)
-        st__sink_free(v);
+        st__sink_release(v);
     st__idmap_close(&c->strings);
     st__idmap_close(&c->threads);
     st__idmap_close(&c->frames);
@@ -321,7 +322,6 @@ static int
 session_on_region_end(struct st_conn *c, const struct st_msg *m)
 {
     struct st_region *rg;
-    struct st_buf *b;
 
     rg = st__idmap_del(&c->regions, m->u.region_end.region_id);
     if (rg == NULL) {
@@ -330,37 +330,28 @@ session_on_region_end(struct st_conn *c, const struct st_msg *m)
         return ST_ESTATE;
     }
     if (rg->lost > 0) {
-        b = st__sink_begin(rg->sink);
-        st_buf_puts(b, "[steptrace] ");
-        st_buf_put_u64(b, rg->lost);
-        st_buf_puts(b, " records lost in this region\n");
-        st__sink_commit(rg->sink);
+        char line[96];
+
+        snprintf(line, sizeof(line),
+                 "[steptrace] %llu records lost in this region",
+                 (unsigned long long)rg->lost);
+        st__sink_note(rg->sink, line);
     }
     st__sink_flush(rg->sink);
     free(rg);
     return 0;
 }
 
+/* The ACK is owed until every record sent before the FLUSH is written:
+ * processing stops here and st__conn_sink_done() answers (at once when
+ * nothing is queued). */
 static int
 session_on_flush(struct st_conn *c, const struct st_msg *m)
 {
-    struct st_buf *b = &c->srv->scratch.reply;
-    msgpack_packer pk;
-    int r;
-
     st__conn_flush(c);
-    b->len = 0;
-    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
-    r = st_wire_pack_ack(&pk, m->u.flush.token, c->errors,
-                         c->errors ? c->errmsg : NULL,
-                         c->errors ? strlen(c->errmsg) : 0);
-    if (r != 0) {
-        st_buf_close(b);
-        return ST_ENOMEM;
-    }
-    c->errors = 0;
-    c->errmsg[0] = '\0';
-    st__conn_send(c, b->data, b->len);
+    c->flush_token = m->u.flush.token;
+    c->blocked |= ST_BLOCK_FLUSH;
+    st__conn_sink_done(c);
     return 0;
 }
 
@@ -373,6 +364,7 @@ session_on_lost(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "LOST for region %u", m->u.lost.region_id);
         return ST_ESTATE;
     }
+    c->srv->stats.lost_agent += m->u.lost.count;
     rg->lost = m->u.lost.count > UINT64_MAX - rg->lost
                    ? UINT64_MAX
                    : rg->lost + m->u.lost.count;
@@ -412,19 +404,31 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "first message is type %d, not HELLO", m->type);
         return ST_ESTATE;
     }
+    if (c->kind == ST_CONN_TAIL) {
+        st__conn_detail(c, "message type %d after TAIL", m->type);
+        return ST_ESTATE;
+    }
     switch (m->type) {
     case ST_MSG_HELLO: return session_on_hello(c, m);
     case ST_MSG_STR: return session_on_str(c, m);
     case ST_MSG_REGION: return session_on_region(c, m);
     case ST_MSG_THREAD: return session_on_thread(c, m);
     case ST_MSG_FRAME: return session_on_frame(c, m);
-    case ST_MSG_STEP: return st__step_apply(c, m);
+    case ST_MSG_STEP:
+        c->srv->stats.records_in++;
+        return st__step_apply(c, m);
     case ST_MSG_FRAME_END: return session_on_frame_end(c, m);
     case ST_MSG_REGION_END: return session_on_region_end(c, m);
     case ST_MSG_FLUSH: return session_on_flush(c, m);
     case ST_MSG_LOST: return session_on_lost(c, m);
-    case ST_MSG_EVENT: return st__step_event(c, m);
-    case ST_MSG_ASYNC: return st__step_async(c, m);
+    case ST_MSG_EVENT:
+        c->srv->stats.records_in++;
+        return st__step_event(c, m);
+    case ST_MSG_ASYNC:
+        c->srv->stats.records_in++;
+        return st__step_async(c, m);
+    case ST_MSG_STATUS: return st__control_status(c, m);
+    case ST_MSG_TAIL: return st__control_tail(c, m);
     default:
         st__conn_detail(c, "message type %d is not sent to the collector",
                         m->type);

@@ -1,12 +1,19 @@
 /*
- * File sinks (SPEC section 4): one log file per (connection, tracer_id),
- * claimed as tracer.log or tracer_N.log with O_EXCL at the first record,
- * written with plain write(2) from the loop, rotated at record boundaries.
+ * File sinks (SPEC section 4), the loop side: one log file per
+ * (connection, tracer_id), claimed as tracer.log or tracer_N.log with
+ * O_EXCL at the first record.  Records are rendered into a queue of
+ * chunks; a write job (writer.c, in the threadpool) takes the head chunk,
+ * one job at a time per sink, so a sink's records reach its file in
+ * order while the loop goes on decoding.  Rotation is decided here, at
+ * record boundaries, from the size the file will have once the queue is
+ * written: the record that would push it past max_bytes starts a chunk
+ * marked "rotate first".
  *
- * Errors never stop the collector: each failed open or write is counted on
- * the connection (reported by the next ACK), logged once per distinct
- * message, and the affected buffered records are dropped so that memory
- * stays bounded.  A failed open is retried at the next flush.
+ * Errors never stop the collector: a failed open or write is counted
+ * (status counters, the connection's next ACK), logged once per distinct
+ * message, and the chunk's records are dropped so that memory stays
+ * bounded.  The next write that succeeds starts with one line saying how
+ * many records were lost and why.
  */
 #include "daemon.h"
 
@@ -17,17 +24,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "steptrace/error.h"
 
-#define SINK_DIR_MODE 0750
 #define SINK_FILE_MODE 0640
+/* Larger emptied chunks are freed rather than kept for reuse. */
+#define SINK_SPARE_MAX (1u << 20)
+
+static void sink_kick(struct st_sink *s);
 
 /* Counts an error for the next ACK and logs it; the log line is skipped
  * when it repeats the previous one of this sink (a full disk must not
- * flood stderr). */
+ * flood the log).  The message also becomes the cause of the next loss
+ * line. */
 static void sink_fail(struct st_sink *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -40,7 +50,10 @@ sink_fail(struct st_sink *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    st__conn_note_error(s->conn, msg);
+    if (s->conn != NULL)
+        st__conn_note_error(s->conn, msg);
+    free(s->lost_why);
+    s->lost_why = strdup(msg);
     if (s->logged != NULL && strcmp(s->logged, msg) == 0)
         return;
     st__log_info("%s", msg);
@@ -75,71 +88,91 @@ st__sink_new(struct st_conn *c, uint32_t tracer_id, const char *dir,
     }
     memcpy(s->dir, dir, dir_len);
     s->dir[dir_len] = '\0';
+    s->srv = c->srv;
     s->conn = c;
+    s->pid = c->peer_pid;
     s->tracer_id = tracer_id;
     s->fd = -1;
-    st_buf_init(&s->buf);
+    s->job.req.data = s;
     *out = s;
     return 0;
+}
+
+static void
+sink_chunk_destroy(struct st_chunk *ch)
+{
+    st_buf_close(&ch->b);
+    free(ch);
 }
 
 void
 st__sink_free(struct st_sink *s)
 {
+    struct st_chunk *ch;
+
     if (s == NULL)
         return;
+    if (s->lost > 0)
+        st__log("%llu records for %s were lost (%s)",
+                (unsigned long long)s->lost,
+                s->path != NULL ? s->path : s->dir,
+                s->lost_why != NULL ? s->lost_why : "unknown cause");
     if (s->fd >= 0)
         close(s->fd);
-    st_buf_close(&s->buf);
+    while ((ch = s->head) != NULL) {
+        s->head = ch->next;
+        st__pressure_sub(s->srv, ch->b.len);
+        sink_chunk_destroy(ch);
+    }
+    if (s->spare != NULL)
+        sink_chunk_destroy(s->spare);
     free(s->dir);
     free(s->path);
     free(s->logged);
+    free(s->lost_why);
+    free(s->lost_line);
     free(s);
+}
+
+int
+st__sink_idle(const struct st_sink *s)
+{
+    return !s->busy && (s->head == NULL ||
+                        (s->head == s->tail && s->head->b.len == 0));
+}
+
+void
+st__sink_release(struct st_sink *s)
+{
+    s->conn = NULL;
+    if (st__sink_idle(s)) {
+        st__sink_free(s);
+        return;
+    }
+    st__server_adopt(s->srv, s);
+    st__sink_flush(s);
 }
 
 void
 st__sink_configure(struct st_sink *s, uint64_t max_bytes, uint32_t max_files)
 {
-    s->max_bytes = max_bytes;
+    const struct st_settings *set = &s->srv->opt->set;
+    uint32_t cap_files = set->max_log_files != 0 ? set->max_log_files
+                                                 : ST_MAX_LOG_FILES;
+
+    /* The collector's own limits win over what a region asks for: a
+     * region that wants no rotation still rotates at the service's
+     * max_log_bytes, keeping 10 backups unless told otherwise. */
+    if (set->max_log_bytes != 0 &&
+        (max_bytes == 0 || max_bytes > set->max_log_bytes)) {
+        max_bytes = set->max_log_bytes;
+        if (max_files == 0)
+            max_files = 10;
+    }
     /* Each backup costs a rename per rotation; a hostile count must not
      * turn one rotation into billions of system calls. */
-    s->max_files = max_files > ST_MAX_LOG_FILES ? ST_MAX_LOG_FILES : max_files;
-}
-
-/* mkdir -p with mode 0750.  @return 0 or -errno. */
-static int
-sink_mkdirs(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t len = strlen(dir), i;
-
-    /* Fast path: the directory usually exists already. */
-    if (mkdir(dir, SINK_DIR_MODE) == 0 || errno == EEXIST)
-        return 0;
-    if (errno != ENOENT)
-        return -errno;
-    if (len >= sizeof(path))
-        return -ENAMETOOLONG;
-    memcpy(path, dir, len + 1);
-    for (i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        path[i] = '\0';
-        if (mkdir(path, SINK_DIR_MODE) != 0 && errno != EEXIST)
-            return -errno;
-        if (i < len)
-            path[i] = '/';
-    }
-    return 0;
-}
-
-/* Size of the open file, for rotation decisions. */
-static void
-sink_stat(struct st_sink *s)
-{
-    struct stat st;
-
-    s->file_size = fstat(s->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    s->max_bytes = max_bytes;
+    s->max_files = max_files > cap_files ? cap_files : max_files;
 }
 
 /* Claims tracer.log or the first free tracer_N.log in s->dir. */
@@ -150,7 +183,7 @@ sink_claim(struct st_sink *s)
     unsigned n;
     int r;
 
-    r = sink_mkdirs(s->dir);
+    r = st__writer_mkdirs(s->dir);
     if (r < 0) {
         sink_fail(s, "cannot create log directory %s: %s", s->dir,
                   st_strerror(r));
@@ -184,7 +217,7 @@ sink_claim(struct st_sink *s)
                 return ST_ENOMEM;
             }
             s->fd = fd;
-            s->file_size = 0;
+            s->logical_size = 0;
             return 0;
         }
         if (errno != EEXIST) {
@@ -198,200 +231,345 @@ sink_claim(struct st_sink *s)
     return -EEXIST;
 }
 
-/* Opens the claimed name again for appending (after SIGHUP, a rotation or
- * a failed write), creating it if it was moved away. */
-static int
-sink_reopen_file(struct st_sink *s)
+/* A new, empty chunk at the end of the queue.  @return it or NULL. */
+static struct st_chunk *
+sink_chunk_append(struct st_sink *s)
 {
-    int fd, r;
+    struct st_chunk *ch = s->spare;
 
-    r = sink_mkdirs(s->dir);
-    if (r < 0) {
-        sink_fail(s, "cannot create log directory %s: %s", s->dir,
-                  st_strerror(r));
-        return r;
+    if (ch != NULL) {
+        s->spare = NULL;
+        ch->b.len = 0;
+        ch->b.oom = 0;
+        ch->nrecords = 0;
+        ch->rotate = 0;
+        ch->next = NULL;
     }
-    do {
-        fd = open(s->path, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC,
-                  SINK_FILE_MODE);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        r = -errno;
-        sink_fail(s, "cannot open %s: %s", s->path, st_strerror(r));
-        return r;
+    else {
+        ch = calloc(1, sizeof(*ch));
+        if (ch == NULL)
+            return NULL;
+        st_buf_init(&ch->b);
     }
-    s->fd = fd;
-    sink_stat(s);
-    return 0;
+    if (s->tail != NULL)
+        s->tail->next = ch;
+    else
+        s->head = ch;
+    s->tail = ch;
+    return ch;
 }
 
-/* Makes s->fd valid.  @return 0 or a counted, logged error. */
-static int
-sink_open(struct st_sink *s)
-{
-    int r;
-
-    if (s->fd >= 0)
-        return 0;
-    r = s->path == NULL ? sink_claim(s) : sink_reopen_file(s);
-    s->broken = r < 0;
-    return r;
-}
-
-/* write(2) until done.  @return 0 or -errno. */
-static int
-sink_write_all(struct st_sink *s, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(s->fd, p, n);
-
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-        s->file_size += (uint64_t)w;
-    }
-    return 0;
-}
-
-/* Writes the first n buffered bytes and drops them from the buffer, also
- * on failure (the bytes cannot be kept forever). */
-static int
-sink_write_head(struct st_sink *s, size_t n)
-{
-    int r;
-
-    if (n == 0)
-        return 0;
-    r = sink_open(s);
-    if (r == 0) {
-        r = sink_write_all(s, s->buf.data, n);
-        if (r < 0) {
-            sink_fail(s, "cannot write %s: %s", s->path, st_strerror(r));
-            /* Reopen at the next write: the descriptor may be the cause. */
-            close(s->fd);
-            s->fd = -1;
-        }
-        else {
-            sink_ok(s);
-        }
-    }
-    st_buf_consume(&s->buf, n);
-    if (s->mark >= n)
-        s->mark -= n;
-    return r;
-}
-
-/*
- * Renames name -> name.1 after shifting the backups up by one (the last
- * one is replaced, hence removed), then starts a fresh file.  If the
- * final rename fails, the current file stays open and keeps growing:
- * nothing is ever truncated.
- */
+/* Drops the head chunk (written or lost), keeping one for reuse. */
 static void
-sink_rotate(struct st_sink *s)
+sink_chunk_pop(struct st_sink *s)
 {
-    char from[PATH_MAX], to[PATH_MAX];
-    uint32_t i;
-    int r;
+    struct st_chunk *ch = s->head;
 
-    /* Session checks keep log_dir short enough for these names; refuse
-     * rather than rename to a truncated name if that ever changes. */
-    if (strlen(s->path) + 16 >= sizeof(to)) {
-        sink_fail(s, "cannot rotate %s: %s", s->path,
-                  st_strerror(-ENAMETOOLONG));
-        s->rotate_off = 1;
-        return;
-    }
-    for (i = s->max_files; i > 1; i--) {
-        snprintf(from, sizeof(from), "%s.%u", s->path, i - 1);
-        snprintf(to, sizeof(to), "%s.%u", s->path, i);
-        /* Missing backups are the normal case: ignore ENOENT and the
-         * like, the rename of the live file below is what matters. */
-        (void)rename(from, to);
-    }
-    snprintf(to, sizeof(to), "%s.1", s->path);
-    if (rename(s->path, to) != 0) {
-        r = -errno;
-        sink_fail(s, "cannot rotate %s: %s", s->path, st_strerror(r));
-        s->rotate_off = 1;
-        return;
-    }
-    close(s->fd);
-    s->fd = -1;
-    sink_open(s);
+    s->head = ch->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    s->queued -= ch->b.len;
+    st__pressure_sub(s->srv, ch->b.len);
+    if (s->spare == NULL && ch->b.cap <= SINK_SPARE_MAX)
+        s->spare = ch;
+    else
+        sink_chunk_destroy(ch);
+}
+
+/* The chunk records are rendered into: the tail, unless a job has it. */
+static struct st_chunk *
+sink_open_chunk(struct st_sink *s)
+{
+    if (s->tail != NULL && !(s->busy && s->tail == s->head))
+        return s->tail;
+    return sink_chunk_append(s);
 }
 
 struct st_buf *
 st__sink_begin(struct st_sink *s)
 {
-    s->mark = s->buf.len;
-    return &s->buf;
+    static struct st_buf oom_buf;
+    struct st_chunk *ch = sink_open_chunk(s);
+
+    if (ch == NULL) {
+        /* Rendering into a buffer marked out of memory does nothing, and
+         * the commit drops the record. */
+        oom_buf.oom = 1;
+        s->mark = 0;
+        return &oom_buf;
+    }
+    s->mark = ch->b.len;
+    return &ch->b;
 }
 
-int
-st__sink_commit(struct st_sink *s)
+/* Records lost before reaching the queue (counted by the caller). */
+static void
+sink_lost(struct st_sink *s, uint64_t n)
 {
-    size_t rec;
-    int r = 0;
+    s->lost += n;
+}
 
-    if (s->buf.oom) {
+/* Moves the record at [mark, len) of the tail into a fresh chunk marked
+ * "rotate first".  @return 0, or ST_ENOMEM (the record stays put and the
+ * file simply grows past the limit once). */
+static int
+sink_split_for_rotation(struct st_sink *s)
+{
+    struct st_chunk *old = s->tail, *ch;
+    size_t rec = old->b.len - s->mark;
+
+    if (s->mark == 0 && !(s->busy && old == s->head)) {
+        old->rotate = 1;
+        return 0;
+    }
+    ch = sink_chunk_append(s);
+    if (ch == NULL)
+        return ST_ENOMEM;
+    if (st_buf_append(&ch->b, old->b.data + s->mark, rec) != 0) {
+        /* Undo: the record stays where it was. */
+        s->tail = old;
+        old->next = NULL;
+        sink_chunk_destroy(ch);
+        return ST_ENOMEM;
+    }
+    old->b.len = s->mark;
+    ch->rotate = 1;
+    s->mark = 0;
+    return 0;
+}
+
+/* The common end of a record (is_record) or a note. */
+static int
+sink_commit(struct st_sink *s, int is_record)
+{
+    struct st_stats *stats = &s->srv->stats;
+    struct st_chunk *ch = s->tail;
+    size_t rec;
+    int r;
+
+    if (is_record)
+        stats->records_rendered++;
+    if (ch == NULL || ch->b.oom) {
         /* A half-rendered record is never written: drop it. */
-        s->buf.len = s->mark;
-        s->buf.oom = 0;
+        if (ch != NULL) {
+            ch->b.len = s->mark;
+            ch->b.oom = 0;
+        }
+        if (is_record) {
+            stats->dropped_nomem++;
+            sink_lost(s, 1);
+        }
         sink_fail(s, "cannot render a record for %s: %s",
                   s->path != NULL ? s->path : s->dir,
                   st_strerror(ST_ENOMEM));
         return ST_ENOMEM;
     }
-    rec = s->buf.len - s->mark;
-    /* The first record claims the file; after a failed open only flushes
-     * retry, so that a read-only directory costs no syscalls per record. */
-    if (s->fd < 0 && !s->broken) {
-        r = sink_open(s);
+    rec = ch->b.len - s->mark;
+    /* The first record claims the file; after a failed claim only the
+     * flush tick retries, so that a read-only directory costs no system
+     * calls per record. */
+    if (s->path == NULL) {
+        r = s->broken ? -EACCES : sink_claim(s);
         if (r < 0) {
-            st_buf_consume(&s->buf, s->buf.len);
-            s->mark = 0;
+            s->broken = 1;
+            ch->b.len = s->mark;
+            if (is_record) {
+                stats->dropped_open++;
+                sink_lost(s, 1);
+            }
+            st__server_arm_flush(s->srv);
             return r;
         }
     }
+    st__control_publish(s, ch->b.data + s->mark, rec);
+    /* A record larger than the limit still goes into a fresh file: never
+     * rotate an empty one, never split a record. */
     if (s->max_bytes > 0 && s->max_files > 0 && !s->rotate_off &&
-        s->fd >= 0) {
-        uint64_t before = s->file_size + s->mark;
-
-        /* A record larger than the limit still goes into a fresh file:
-         * never rotate an empty one, never split a record. */
-        if (before > 0 && before + rec > s->max_bytes) {
-            r = sink_write_head(s, s->mark);
-            if (s->fd >= 0)
-                sink_rotate(s);
-        }
+        s->logical_size > 0 && s->logical_size + rec > s->max_bytes &&
+        sink_split_for_rotation(s) == 0) {
+        s->logical_size = 0;
+        ch = s->tail;
     }
-    s->mark = s->buf.len;
-    if (s->buf.len >= ST_SINK_FLUSH_BYTES)
-        return st__sink_flush(s);
-    if (s->buf.len > 0)
-        st__server_arm_flush(s->conn->srv);
-    return r;
+    s->logical_size += rec;
+    if (is_record)
+        ch->nrecords++;
+    s->queued += rec;
+    st__pressure_add(s->srv, rec);
+    if (s->queued >= ST_SINK_FLUSH_BYTES)
+        sink_kick(s);
+    else
+        st__server_arm_flush(s->srv);
+    return 0;
 }
 
 int
+st__sink_commit(struct st_sink *s)
+{
+    return sink_commit(s, 1);
+}
+
+void
+st__sink_note(struct st_sink *s, const char *line)
+{
+    struct st_buf *b = st__sink_begin(s);
+
+    st_buf_puts(b, line);
+    st_buf_puts(b, "\n");
+    sink_commit(s, 0);
+}
+
+/* The loss line the next job writes first. */
+static void
+sink_prepare_lost_line(struct st_sink *s)
+{
+    char *line;
+    int n;
+
+    free(s->lost_line);
+    s->lost_line = NULL;
+    s->lost_sent = 0;
+    if (s->lost == 0 && !s->split)
+        return;
+    n = asprintf(&line, "%s[steptrace] %llu records lost: %s\n",
+                 s->split ? "\n" : "", (unsigned long long)s->lost,
+                 s->lost_why != NULL ? s->lost_why : "unknown cause");
+    if (n < 0)
+        return;
+    s->lost_line = line;
+    s->lost_sent = s->lost;
+}
+
+static void sink_after_work(uv_work_t *req, int status);
+
+/* Hands the head chunk to a write job when there is enough of it, or
+ * when everything is wanted (flush_all). */
+static void
+sink_kick(struct st_sink *s)
+{
+    struct st_write_job *j = &s->job;
+
+    if (s->busy)
+        return;
+    /* Chunks emptied by dropped records need no job.  (Nothing is being
+     * rendered now: kicks happen between records.) */
+    while (s->head != NULL && s->head->b.len == 0)
+        sink_chunk_pop(s);
+    if (s->head == NULL || s->path == NULL || s->head->b.len == 0)
+        return;
+    if (!s->flush_all && s->head == s->tail &&
+        s->head->b.len < ST_SINK_FLUSH_BYTES)
+        return;
+    sink_prepare_lost_line(s);
+    j->fd = s->fd;
+    j->path = s->path;
+    j->dir = s->dir;
+    j->chunk = s->head;
+    j->prefix = s->lost_line;
+    j->prefix_len = s->lost_line != NULL ? strlen(s->lost_line) : 0;
+    j->max_files = s->max_files;
+    s->busy = 1;
+    if (uv_queue_work(s->srv->loop, &j->req, st__writer_work,
+                      sink_after_work) != 0) {
+        /* Cannot happen with a valid loop and callbacks; keep the chunk
+         * for the next attempt. */
+        s->busy = 0;
+    }
+}
+
+/* Applies a finished job's results (loop thread). */
+static void
+sink_after_work(uv_work_t *req, int status)
+{
+    struct st_sink *s = req->data;
+    struct st_server *srv = s->srv;
+    struct st_write_job *j = &s->job;
+    struct st_stats *stats = &srv->stats;
+    struct st_chunk *ch = s->head;
+    int opened = j->fd < 0;
+
+    s->busy = 0;
+    s->fd = j->fd_out;
+    if (j->rotated)
+        stats->rotations++;
+    if (j->rotate_err != 0) {
+        stats->rotate_errors++;
+        s->rotate_off = 1;
+        sink_fail(s, "cannot rotate %s: %s", s->path,
+                  st_strerror(j->rotate_err));
+    }
+    if (status != 0 || j->open_err != 0 || j->write_err != 0) {
+        int err = status != 0 ? status
+                  : j->open_err != 0 ? j->open_err : j->write_err;
+
+        stats->write_errors++;
+        if (j->open_err != 0)
+            stats->dropped_open += ch->nrecords;
+        else
+            stats->dropped_write += ch->nrecords;
+        s->split = s->split || j->split;
+        sink_lost(s, ch->nrecords);
+        sink_fail(s, "cannot %s %s: %s", j->open_err ? "open" : "write",
+                  s->path, st_strerror(err));
+    }
+    else {
+        stats->records_written += ch->nrecords;
+        stats->bytes_written += j->prefix_len + ch->b.len;
+        if (j->prefix_len > 0) {
+            st__control_publish(s, j->prefix, j->prefix_len);
+            s->lost -= s->lost_sent;
+            s->split = 0;
+        }
+        sink_ok(s);
+        /* A file opened again may hold more than we counted. */
+        if (opened)
+            s->logical_size = j->size + (s->queued - ch->b.len);
+    }
+    free(s->lost_line);
+    s->lost_line = NULL;
+    s->lost_sent = 0;
+    sink_chunk_pop(s);
+    if (s->reopen && s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    s->reopen = 0;
+    if (s->head == NULL)
+        s->flush_all = 0;
+    sink_kick(s);
+    if (s->conn != NULL) {
+        /* May answer a FLUSH, fail to, close the connection and so
+         * release (and free) this sink: s is not used after it. */
+        st__conn_sink_done(s->conn);
+    }
+    else if (st__sink_idle(s)) {
+        st__server_forget(srv, s);
+        st__sink_free(s);
+    }
+    st__pressure_schedule(srv);
+}
+
+void
 st__sink_flush(struct st_sink *s)
 {
-    return sink_write_head(s, s->buf.len);
+    /* A failed claim is retried at the next record after this tick. */
+    s->broken = 0;
+    if (s->head == NULL)
+        return;
+    s->flush_all = 1;
+    sink_kick(s);
 }
 
 void
 st__sink_reopen(struct st_sink *s)
 {
-    st__sink_flush(s);
+    s->broken = 0;
+    s->rotate_off = 0;
+    if (s->busy) {
+        s->reopen = 1;
+        return;
+    }
     if (s->fd >= 0) {
         close(s->fd);
         s->fd = -1;
     }
-    s->broken = 0;
-    s->rotate_off = 0;
 }

@@ -1,0 +1,217 @@
+/*
+ * The threadpool side of a sink's write job (see struct st_write_job):
+ * rotate the file if the chunk asks for it, open it if needed, write the
+ * loss line and the chunk, and report what happened.  Nothing here touches
+ * loop state; the loop applies the results in sink.c.
+ *
+ * A write that fails after writing part of the chunk is undone with
+ * ftruncate(2), so that no record is ever split: the file ends at a
+ * record boundary and the whole chunk counts as lost.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define WRITER_DIR_MODE 0750
+#define WRITER_FILE_MODE 0640
+
+/* STEPTRACED_FAULT_FILE, read once by st__writer_init_faults(). */
+static char *writer_fault_path;
+
+void
+st__writer_init_faults(void)
+{
+    const char *p = getenv("STEPTRACED_FAULT_FILE");
+
+    if (p != NULL && p[0] != '\0')
+        writer_fault_path = strdup(p);
+}
+
+/* The errno the fault file asks for, or 0 when there is no fault. */
+static int
+writer_fault(void)
+{
+    static const struct {
+        const char *name;
+        int err;
+    } names[] = {
+        {"ENOSPC", ENOSPC}, {"EIO", EIO}, {"EDQUOT", EDQUOT},
+        {"EFBIG", EFBIG},
+    };
+    char text[32];
+    ssize_t n;
+    size_t i;
+    int fd;
+
+    if (writer_fault_path == NULL)
+        return 0;
+    fd = open(writer_fault_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strncmp(text, names[i].name, strlen(names[i].name)) == 0)
+            return names[i].err;
+    return ENOSPC;
+}
+
+int
+st__writer_mkdirs(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(dir), i;
+
+    /* Fast path: the directory usually exists already. */
+    if (mkdir(dir, WRITER_DIR_MODE) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != ENOENT)
+        return -errno;
+    if (len >= sizeof(path))
+        return -ENAMETOOLONG;
+    memcpy(path, dir, len + 1);
+    for (i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, WRITER_DIR_MODE) != 0 && errno != EEXIST)
+            return -errno;
+        if (i < len)
+            path[i] = '/';
+    }
+    return 0;
+}
+
+/*
+ * Renames name -> name.1 after shifting the backups up by one (the oldest
+ * is replaced, hence removed).  @return 0, or -errno when the live file
+ * could not be renamed (it then stays in place and keeps growing).
+ */
+static int
+writer_rotate(const char *path, uint32_t max_files)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    uint32_t i;
+
+    if (strlen(path) + 16 >= sizeof(to))
+        return -ENAMETOOLONG;
+    for (i = max_files; i > 1; i--) {
+        snprintf(from, sizeof(from), "%s.%u", path, i - 1);
+        snprintf(to, sizeof(to), "%s.%u", path, i);
+        /* Missing backups are the normal case: only the rename of the
+         * live file below matters. */
+        (void)rename(from, to);
+    }
+    snprintf(to, sizeof(to), "%s.1", path);
+    if (rename(path, to) != 0)
+        return -errno;
+    return 0;
+}
+
+/* writev(2) of the loss line and the chunk until done.  @return 0 or
+ * -errno. */
+static int
+writer_write(int fd, const char *prefix, size_t plen, const char *data,
+             size_t n)
+{
+    struct iovec iov[2];
+    int i = 0, fault = writer_fault();
+
+    if (fault != 0)
+        return -fault;
+    iov[0].iov_base = (void *)prefix;
+    iov[0].iov_len = plen;
+    iov[1].iov_base = (void *)data;
+    iov[1].iov_len = n;
+    if (plen == 0)
+        i = 1;
+    while (i < 2) {
+        ssize_t w = writev(fd, iov + i, 2 - i);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        if (w == 0)
+            return -EIO;
+        while (i < 2 && (size_t)w >= iov[i].iov_len) {
+            w -= (ssize_t)iov[i].iov_len;
+            i++;
+        }
+        if (i < 2) {
+            iov[i].iov_base = (char *)iov[i].iov_base + w;
+            iov[i].iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+void
+st__writer_work(uv_work_t *req)
+{
+    struct st_sink *s = req->data;
+    struct st_write_job *j = &s->job;
+    struct stat st;
+    uint64_t before;
+    int fd = j->fd, r;
+
+    j->open_err = j->write_err = j->rotate_err = j->rotated = 0;
+    j->split = 0;
+    if (j->chunk->rotate && fd >= 0) {
+        r = writer_rotate(j->path, j->max_files);
+        if (r == 0) {
+            close(fd);
+            fd = -1;
+            j->rotated = 1;
+        }
+        else {
+            j->rotate_err = r;
+        }
+    }
+    if (fd < 0) {
+        r = st__writer_mkdirs(j->dir);
+        if (r == 0) {
+            do {
+                fd = open(j->path, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC,
+                          WRITER_FILE_MODE);
+            } while (fd < 0 && errno == EINTR);
+            if (fd < 0)
+                r = -errno;
+        }
+        if (r < 0) {
+            j->open_err = r;
+            j->fd_out = -1;
+            return;
+        }
+    }
+    before = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    r = writer_write(fd, j->prefix, j->prefix_len, j->chunk->b.data,
+                     j->chunk->b.len);
+    if (r < 0) {
+        /* Take back a partial write: the file must end with a whole
+         * record.  The descriptor may be the cause: reopen next time. */
+        if (ftruncate(fd, (off_t)before) != 0) {
+            /* Then the file ends inside a record; the loss line that
+             * follows starts with a newline (sink.c) so that it still
+             * stands on a line of its own. */
+            j->split = 1;
+        }
+        close(fd);
+        fd = -1;
+        j->write_err = r;
+        j->size = before;
+    }
+    else {
+        j->size = before + j->prefix_len + j->chunk->b.len;
+    }
+    j->fd_out = fd;
+}
