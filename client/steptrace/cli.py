@@ -29,6 +29,10 @@ steptrace: a line-by-line execution tracer for Python.
 
 commands:
   run SCRIPT [options] [-- args]   trace SCRIPT as __main__ (see: steptrace run --help)
+  daemon start|stop|status         drive the steptraced collector service
+                                   (see: steptrace daemon --help)
+  tail [--pid N] [--file GLOB]     follow the records a running collector
+                                   writes (see: steptrace tail --help)
 
 Records go to the collector named by STEPTRACE_SOCKET, or to a private one
 started for this process tree.  The log is .tracer/tracer.log by default.
@@ -343,6 +347,20 @@ def _cmd_run(argv):
     return run_script(script, script_args, tracer)
 
 
+def _cmd_control(cmd, argv):
+    """`steptrace daemon ...` and `steptrace tail ...` (daemonctl.py)."""
+    from . import daemonctl
+    try:
+        if cmd == "daemon":
+            return daemonctl.daemon_main(argv)
+        return daemonctl.tail_main(argv)
+    except daemonctl.UsageError as e:
+        raise UsageError(str(e)) from None
+    except daemonctl.CtlError as e:
+        sys.stderr.write("steptrace: %s\n" % e)
+        return e.status
+
+
 def main(argv=None):
     """Entry point of the `steptrace` command; exits with the status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -359,8 +377,11 @@ def main(argv=None):
             status = 0
         elif argv[0] == "run":
             status = _cmd_run(argv[1:])
+        elif argv[0] in ("daemon", "tail"):
+            status = _cmd_control(argv[0], argv[1:])
         else:
-            raise UsageError("unknown command %r: use 'steptrace run SCRIPT' "
+            raise UsageError("unknown command %r: use 'steptrace run SCRIPT', "
+                             "'steptrace daemon ...' or 'steptrace tail' "
                              "(see steptrace --help)" % argv[0])
     except UsageError as e:
         sys.stderr.write("steptrace: error: %s\n" % e)
