@@ -590,6 +590,7 @@ st__conn_accept(struct st_server *srv)
     st_buf_init(&c->tail_out);
     uv_pipe_init(srv->loop, &c->pipe, 0);
     /* Listed from the start: the close callback unlinks every one. */
+    srv->nconns++;
     c->next = srv->conns;
     if (srv->conns != NULL)
         srv->conns->prev = c;

@@ -51,7 +51,7 @@ st__control_status(struct st_conn *c, const struct st_msg *m)
     /* The X-macro list, then the values that are not counters. */
 #define XX(name, doc) +1
     r |= st_wire_pack_stats_begin(&pk, m->u.status.token,
-                                  0 ST_STATS_MAP(XX) + 9);
+                                  0 ST_STATS_MAP(XX) + 10);
 #undef XX
 #define XX(name, doc) r |= st_wire_pack_counter(&pk, #name, st->name);
     ST_STATS_MAP(XX)
@@ -65,6 +65,8 @@ st__control_status(struct st_conn *c, const struct st_msg *m)
     r |= st_wire_pack_counter(&pk, "paused", paused);
     r |= st_wire_pack_counter(&pk, "pending_bytes", srv->pending);
     r |= st_wire_pack_counter(&pk, "max_pending_bytes", srv->max_pending);
+    r |= st_wire_pack_counter(&pk, "pause_threshold_bytes",
+                              st__pressure_threshold(srv));
     r |= st_wire_pack_counter(&pk, "records_filtered",
                               st->records_in > st->records_rendered
                                   ? st->records_in - st->records_rendered

@@ -12,9 +12,10 @@
  *
  * Memory: everything received and not yet written (unprocessed bytes of
  * the read buffers, rendered records waiting for their write) is
- * "pending" and bounded by max_pending_bytes (pressure.c): above it the
- * connections that produce stop being read and processed, so that the
- * pressure reaches the agents through their sockets.
+ * "pending"; pending plus the collector's own reserve is bounded by
+ * max_pending_bytes (pressure.c): above it the connections that produce
+ * stop being read and processed, so that the pressure reaches the agents
+ * through their sockets.
  */
 #ifndef STEPTRACE_DAEMON_DAEMON_H
 #define STEPTRACE_DAEMON_DAEMON_H
@@ -30,8 +31,16 @@
 
 /* A sink hands its buffer to a write job once it holds this much. */
 #define ST_SINK_FLUSH_BYTES (64u * 1024)
-/* Default bound on pending bytes (--config max_pending_bytes). */
+/* Default bound on the collector's memory (max_pending_bytes). */
 #define ST_DEFAULT_MAX_PENDING (64u * 1024 * 1024)
+/* Memory an open connection holds whatever it sends: a read buffer and
+ * a spare chunk (pressure.c keeps it out of the pending budget). */
+#define ST_CONN_RESERVE (ST_READ_CHUNK + 2 * ST_SINK_FLUSH_BYTES)
+/* Room left for what goes past the threshold before producers stop (one
+ * record and one read per connection). */
+#define ST_PRESSURE_MARGIN (2u << 20)
+/* How often the collector measures its resident size (pressure.c). */
+#define ST_MEASURE_MS 100
 /* Bytes of TEXT a slow tail subscriber may have queued before records
  * are skipped for it. */
 #define ST_TAIL_MAX_QUEUED (4u * 1024 * 1024)
@@ -427,7 +436,10 @@ void st__control_forget(struct st_conn *c);
 /* Pending bytes changed by delta (read, processed, rendered, written). */
 void st__pressure_add(struct st_server *srv, size_t n);
 void st__pressure_sub(struct st_server *srv, size_t n);
-/* @return 1 when pending is above the bound (producers must stop). */
+/* Pending bytes above which producers stop: max_pending_bytes less the
+ * collector's own reserve. */
+size_t st__pressure_threshold(const struct st_server *srv);
+/* @return 1 when pending is above the threshold (producers must stop). */
 int st__pressure_high(const struct st_server *srv);
 /*
  * May c hold `want` more bytes for a large frame?  Always yes for the
@@ -437,6 +449,8 @@ int st__pressure_room_for_frame(const struct st_server *srv, size_t want);
 /* Blocks are lifted when pending is low again: schedules resumes, least
  * loaded connections first. */
 void st__pressure_schedule(struct st_server *srv);
+/* Measures the resident size (the measure timer). */
+void st__pressure_measure(struct st_server *srv);
 /* A connection became blocked for pressure (counted). */
 void st__pressure_paused(struct st_server *srv, struct st_conn *c);
 
@@ -523,8 +537,12 @@ struct st_server {
     size_t pending;              /* Bytes received or rendered, not yet
                                     written (pressure.c). */
     size_t pending_big;          /* Part of it held for large frames. */
-    size_t max_pending;
-    size_t low_pending;          /* Resume below this (3/4 of max). */
+    size_t max_pending;          /* max_pending_bytes. */
+    size_t rss_start;            /* Resident bytes once listening. */
+    size_t overhead;             /* Resident bytes besides pending, as
+                                    last measured. */
+    uv_timer_t measure_timer;    /* Measures it every ST_MEASURE_MS. */
+    size_t nconns;               /* Connections open (for the reserve). */
     struct st_stats stats;
     struct st_scratch scratch;
 };
@@ -547,6 +565,8 @@ void st__server_client_gone(struct st_server *srv);
 /* Sinks without a connection: kept until their queue is written. */
 void st__server_adopt(struct st_server *srv, struct st_sink *s);
 void st__server_forget(struct st_server *srv, struct st_sink *s);
+/* The process's resident size in bytes (0 if unknown). */
+size_t st__server_rss(void);
 /* Is this uid allowed to connect (our own, or in allow_uids)? */
 int st__server_uid_allowed(const struct st_server *srv, uid_t uid);
 

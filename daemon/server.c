@@ -122,6 +122,12 @@ st__server_arm_flush(struct st_server *srv)
 }
 
 static void
+server_measure_cb(uv_timer_t *t)
+{
+    st__pressure_measure(t->data);
+}
+
+static void
 server_idle_cb(uv_timer_t *t)
 {
     struct st_server *srv = t->data;
@@ -155,6 +161,7 @@ server_close_rest(struct st_server *srv)
         return;
     srv->handles_closed = 1;
     server_close_handle((uv_handle_t *)&srv->resume_idle);
+    server_close_handle((uv_handle_t *)&srv->measure_timer);
     server_close_handle((uv_handle_t *)&srv->tail_check);
     server_close_handle((uv_handle_t *)&srv->stop_timer);
     server_close_handle((uv_handle_t *)&srv->flush_timer);
@@ -171,6 +178,7 @@ st__server_conn_closed(struct st_server *srv, struct st_conn *c)
         c->next->prev = c->prev;
     if (c->counted)
         st__server_client_gone(srv);
+    srv->nconns--;
     if (srv->stopping)
         server_close_rest(srv);
 }
@@ -370,6 +378,20 @@ server_announce(struct st_server *srv)
     close(fd);
 }
 
+size_t
+st__server_rss(void)
+{
+    unsigned long size, resident;
+    FILE *f = fopen("/proc/self/statm", "re");
+    int n;
+
+    if (f == NULL)
+        return 0;
+    n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
 /* Writes our pid to --pid-file / pid_file.  @return 0 or -errno. */
 static int
 server_write_pid_file(const char *path)
@@ -443,6 +465,7 @@ server_init_handles(struct st_server *srv)
     uv_timer_init(srv->loop, &srv->flush_timer);
     uv_timer_init(srv->loop, &srv->stop_timer);
     uv_idle_init(srv->loop, &srv->resume_idle);
+    uv_timer_init(srv->loop, &srv->measure_timer);
     uv_check_init(srv->loop, &srv->tail_check);
     srv->listener.data = srv;
     srv->sig_term.data = srv;
@@ -452,10 +475,12 @@ server_init_handles(struct st_server *srv)
     srv->flush_timer.data = srv;
     srv->stop_timer.data = srv;
     srv->resume_idle.data = srv;
+    srv->measure_timer.data = srv;
     srv->tail_check.data = srv;
     /* These run only while connections need them; they never keep the
      * loop alive on their own. */
     uv_unref((uv_handle_t *)&srv->resume_idle);
+    uv_unref((uv_handle_t *)&srv->measure_timer);
     uv_unref((uv_handle_t *)&srv->tail_check);
 }
 
@@ -470,7 +495,6 @@ st__server_run(const struct st_options *opt)
     memset(&srv, 0, sizeof(srv));
     srv.opt = opt;
     srv.max_pending = (size_t)opt->set.max_pending;
-    srv.low_pending = srv.max_pending / 4 * 3;
     r = uv_loop_init(&loop);
     if (r != 0) {
         st__log("cannot start the event loop: %s", uv_strerror(r));
@@ -494,6 +518,9 @@ st__server_run(const struct st_options *opt)
         uv_signal_start(&srv.sig_int, server_signal_cb, SIGINT);
         uv_signal_start(&srv.sig_hup, server_signal_cb, SIGHUP);
         server_idle_arm(&srv);
+        srv.rss_start = st__server_rss();
+        uv_timer_start(&srv.measure_timer, server_measure_cb, ST_MEASURE_MS,
+                       ST_MEASURE_MS);
         st__log_info("listening on %s (pid %d, version %s)",
                      opt->socket_path, (int)getpid(), ST_VERSION);
         server_announce(&srv);

@@ -29,8 +29,9 @@
 #include "steptrace/error.h"
 
 #define SINK_FILE_MODE 0640
-/* Larger emptied chunks are freed rather than kept for reuse. */
-#define SINK_SPARE_MAX (1u << 20)
+/* Larger emptied chunks are freed rather than kept for reuse (the spare
+ * is part of ST_CONN_RESERVE). */
+#define SINK_SPARE_MAX (2 * ST_SINK_FLUSH_BYTES)
 
 static void sink_kick(struct st_sink *s);
 

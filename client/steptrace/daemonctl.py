@@ -413,10 +413,13 @@ def format_status(path, st):
         % (g("rotations", 0), g("rotate_errors", 0)),
         "  write errors     %d" % g("write_errors", 0),
         "  protocol errors  %d" % g("protocol_errors", 0),
-        "  pending          %s of %s (peak %s), %d paused now, %d pauses"
+        "  pending          %s (peak %s; producers pause at %s, bound %s), "
+        "%d paused now, %d pauses"
         % (_fmt_bytes(g("pending_bytes", 0)),
-           _fmt_bytes(g("max_pending_bytes", 0)),
-           _fmt_bytes(g("pending_peak", 0)), g("paused", 0), g("pauses", 0)),
+           _fmt_bytes(g("pending_peak", 0)),
+           _fmt_bytes(g("pause_threshold_bytes", 0)),
+           _fmt_bytes(g("max_pending_bytes", 0)), g("paused", 0),
+           g("pauses", 0)),
     ]
     return "\n".join(lines) + "\n"
 
