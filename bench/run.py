@@ -779,6 +779,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     started = time.monotonic()
+    load_before = os.getloadavg()[1]
+    load_samples = []
+
+    def sample_load():
+        while True:
+            load_samples.append(os.getloadavg()[0])
+            time.sleep(30)
+    threading.Thread(target=sample_load, daemon=True).start()
     workloads = sorted(glob.glob(os.path.join(args.workloads, "*.py")))
     if args.only:
         keep = set(args.only.split(","))
@@ -876,9 +884,11 @@ def main(argv=None):
         "build " + os.path.abspath(args.build_dir) if args.build_dir
         else source_description(args.rev)))
     print("Machine: %s, %d cores, %s; %d timed run(s) per cell, medians; "
-          "took %.0f s.\n" % (platform.machine(), os.cpu_count() or 0,
-                              platform.platform(terse=True), args.repeat,
-                              elapsed))
+          "took %.0f s; load average %.1f before (5 min), %.1f-%.1f during "
+          "(1 min, sampled every 30 s).\n" % (
+              platform.machine(), os.cpu_count() or 0,
+              platform.platform(terse=True), args.repeat, elapsed,
+              load_before, min(load_samples), max(load_samples)))
     print(table(results, interps, workloads))
     print()
     print(lines_table(results, interps, workloads))
