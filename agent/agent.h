@@ -80,21 +80,31 @@ uint32_t st__sender_gen(void);
  * ownership of the buffer's bytes (b is reset).  May block, with the GIL
  * released, while more than the pending limit is queued.
  * `nrecords` is how many records the frame carries, for loss counts.
- * With `drop_when_full` (the on_full="drop" policy) a full queue drops
- * the frame instead of waiting.
+ * `policy` (enum st_full_policy) says what a full queue does.  `token` is the FLUSH that ends the frame:
+ * until the collector acknowledges it, the frame's records count as lost
+ * if the connection dies.
  * @return 0; 1 when dropped because the queue was full; -1 when the
  *         connection is gone (the bytes are dropped and counted).
  */
-int st__sender_submit(struct st_buf *b, uint64_t nrecords,
-                      int drop_when_full);
+/* What a full queue does to a frame being submitted. */
+enum st_full_policy {
+    ST_FULL_BLOCK = 0,       /* Wait (10 s without progress: give up). */
+    ST_FULL_DROP = 1,        /* Drop the frame, counted. */
+    ST_FULL_BLOCK_BRIEF = 2  /* Wait, giving up after 2 s without
+                                progress (a drop region's last frame). */
+};
+
+int st__sender_submit(struct st_buf *b, uint64_t nrecords, int policy,
+                      uint64_t token);
 
 /*
  * Waits, with the GIL released, until the collector has acknowledged
- * `token` (sent in a FLUSH already submitted) or the connection failed or
- * `timeout_ms` passed.  *errors / msg receive the ACK's error report.
+ * `token` (sent in a FLUSH already submitted), or the connection failed,
+ * or nothing moved on it (no byte sent or received) for `stall_ms`.
+ * *errors / msg receive the ACK's error report.
  * @return 0 on ACK, -1 on failure or timeout (msg says which).
  */
-int st__sender_wait_ack(uint64_t token, int timeout_ms, uint64_t *errors,
+int st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
                         char *msg, size_t msglen);
 
 /* Records dropped: the connection was gone, or the drop policy. */
@@ -102,6 +112,12 @@ uint64_t st__sender_dropped(void);
 
 /* Connects again to the last collector path.  @return 0 or < 0. */
 int st__sender_reconnect(void);
+
+/* Around os.fork() in the parent: the sender thread is stopped (no other
+ * thread may run while the program forks) and started again after; the
+ * connection and the queue stay. */
+void st__sender_before_fork(void);
+void st__sender_after_fork_parent(void);
 
 /* Resets the state in a forked child: no thread, no connection. */
 void st__sender_after_fork_child(void);
@@ -148,6 +164,7 @@ struct st_region {
     uint64_t async_steps;   /* Async records emitted (console numbers). */
     uint64_t errors;        /* Console writes that failed. */
     struct st_scope *scopes; /* Owned list of module globals states. */
+    int finished;           /* Ended: threads drop it at their next event. */
     int file_announced;     /* REGION sent on the current connection. */
     uint32_t announced_gen;
 };
@@ -155,8 +172,29 @@ struct st_region {
 /* Sets up the code-object cache and the batch.  @return 0 or -1. */
 int st__tracer_init(void);
 
-/* The region events are recorded into, or NULL. */
-extern struct st_region *st__active;
+/*
+ * Regions are per thread: each thread records into its own current region
+ * (a thread started inside a region records into that region too), so two
+ * threads can trace two regions at once.  The thread's state holds a
+ * reference to the region's Python object, so a region another thread
+ * still points at stays allocated; a finished region is dropped by each
+ * thread at its next event.
+ */
+
+/* The calling thread's current region, or NULL. */
+struct st_region *st__current(void);
+
+/* Makes `r` (owned by Python object `obj`) the calling thread's region.
+ * With `fresh`, it starts recording anew in this thread (its frame stack
+ * starts empty); without, the thread joins the region as it is.  Returns
+ * the thread's previous region object (new reference) or NULL. */
+PyObject *st__region_enter(struct st_region *r, PyObject *obj, int fresh);
+
+/* The calling thread's region becomes `prev` (a Region object or NULL). */
+void st__region_leave(PyObject *prev);
+
+/* module.c: the struct st_region of a Region object. */
+struct st_region *st__region_of(PyObject *obj);
 
 /* Monotonic clock in ns (CLOCK_MONOTONIC). */
 uint64_t st__now_ns(void);
@@ -187,9 +225,6 @@ void st__region_reset_wire_state(struct st_region *r);
  * (a new connection); other threads' states are gone. */
 void st__tracer_after_fork_child(void);
 
-/* Starts a region: resets per-thread state for it. */
-void st__region_activate(struct st_region *r);
-
 /*
  * Ends the active region's recording: frees frame and scope states and
  * queues REGION_END + FLUSH(token) when the region writes to a file.
@@ -204,8 +239,12 @@ void st__region_free(struct st_region *r);
 extern struct st_buf st__batch;
 extern msgpack_packer st__pk;
 
-/* Hands the current batch to the sender (counts a loss if it fails). */
-void st__batch_handoff(void);
+/* Hands the current batch, ended by a FLUSH, to the sender (counts a
+ * loss if it fails), under region r's on_full policy (r may be NULL);
+ * `closing` marks the region's last frame, which a full queue never
+ * drops: it carries the loss count and the end of the region.
+ * @return the FLUSH token, or 0 when nothing was handed over. */
+uint64_t st__batch_handoff(struct st_region *r, int closing);
 
 /* ---- vars.c: snapshots and diffs ---- */
 
@@ -326,6 +365,8 @@ struct st_tstate {
     uint64_t prog;           /* Program time accumulated in this region. */
     uint64_t prog_at_step;
     int busy;                /* Re-entrancy guard. */
+    struct st_region *region; /* Borrowed (kept by region_obj): current. */
+    PyObject *region_obj;    /* Owned Region object, or NULL. */
     /* Scratch for a step's changes: per thread, because str() of a value
      * can let another thread's hook run in the middle of a step. */
     struct st_changes gch, lch;

@@ -241,7 +241,7 @@ int
 st__async_task_event(int created, const char *name, size_t n, int ok,
                      uint64_t duration_ns)
 {
-    struct st_region *r = st__active;
+    struct st_region *r = st__current();
     struct st_buf b;
 
     if (r == NULL || !async_on(r) || !r->trace_tasks)

@@ -45,27 +45,39 @@ st__emit_reset_clock(uint64_t now)
     last_handoff_ns = now;
 }
 
-void
-st__batch_handoff(void)
+uint64_t
+st__batch_handoff(struct st_region *r, int closing)
 {
-    struct st_region *r = st__active;
+    int policy = ST_FULL_BLOCK;
+    static uint64_t tokens;
+    uint64_t token = 0;
 
     last_handoff_ns = st__now_ns();
     if (st__batch.len <= ST_WIRE_HEADER_SIZE)
-        return;
+        return 0;
+    /* Every frame ends with a FLUSH: the collector's ACK says its records
+     * are written, so records in frames that were sent but never
+     * confirmed are known to be lost if the connection dies. */
+    token = ++tokens;
+    st_wire_pack_flush(&st__pk, token);
     st_wire_put_header((unsigned char *)st__batch.data,
                        (uint32_t)(st__batch.len - ST_WIRE_HEADER_SIZE));
     if (st__batch.oom) {
         if (r != NULL)
             r->lost += batch_records;
+        token = 0;
     }
-    else if (st__sender_submit(&st__batch, batch_records,
-                               r != NULL && r->drop_when_full) < 0) {
+    else if (r != NULL && r->drop_when_full)
+        policy = closing ? ST_FULL_BLOCK_BRIEF : ST_FULL_DROP;
+    if (token != 0 &&
+        st__sender_submit(&st__batch, batch_records, policy, token) != 0) {
         /* Counted by the sender (st__sender_dropped). */
+        token = 0;
     }
     batch_records = 0;
     st_buf_close(&st__batch);
     st_buf_append(&st__batch, "\0\0\0\0", 4);
+    return token;
 }
 
 PyObject *
@@ -222,7 +234,7 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
     batch_records++;
     if (st__batch.len >= BATCH_BYTES ||
         st__now_ns() - last_handoff_ns >= BATCH_AGE_NS)
-        st__batch_handoff();
+        st__batch_handoff(r, 0);
 }
 
 void
@@ -236,8 +248,8 @@ st__emit_frame_end(struct st_region *r, const struct st_fentry *e)
 uint64_t
 st__emit_region_end(struct st_region *r)
 {
-    static uint64_t tokens;
-    uint64_t token = 0;
+    uint64_t token;
+    int sent = 0;
 
     if ((r->outputs & ST_OUT_FILE) && (r->lost > 0 || !st__sender_ok()))
         st__reconnect(r);
@@ -250,11 +262,10 @@ st__emit_region_end(struct st_region *r)
         if (r->lost > 0)
             st_wire_pack_lost(&st__pk, r->id, r->lost);
         st_wire_pack_region_end(&st__pk, r->id);
-        token = ++tokens;
-        st_wire_pack_flush(&st__pk, token);
+        sent = 1;
     }
-    st__batch_handoff();
-    return st__sender_ok() ? token : 0;
+    token = st__batch_handoff(r, 1);
+    return sent && st__sender_ok() ? token : 0;
 }
 
 /* ---- the console ---- */
@@ -371,7 +382,7 @@ console_drain(void)
             res = PyObject_CallMethod(stream, "write", "O", n->text);
         if (res == NULL) {
             PyErr_Clear();
-            if (st__active == n->r)
+            if (st__current() == n->r)
                 n->r->errors++;
         }
         Py_XDECREF(res);

@@ -225,6 +225,12 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
     return (PyObject *)ro;
 }
 
+struct st_region *
+st__region_of(PyObject *obj)
+{
+    return ((RegionObject *)obj)->r;
+}
+
 static int
 check_region(PyObject *o)
 {
@@ -240,15 +246,13 @@ check_region(PyObject *o)
 static PyObject *
 agent_start(PyObject *mod, PyObject *region)
 {
-    struct st_region *prev = st__active;
+    PyObject *prev;
 
     if (check_region(region) < 0)
         return NULL;
-    st__region_activate(((RegionObject *)region)->r);
+    prev = st__region_enter(((RegionObject *)region)->r, region, 1);
     st__backend_start(handle);
-    if (prev != NULL && prev->owner != NULL)
-        return Py_NewRef(prev->owner);
-    Py_RETURN_NONE;
+    return prev != NULL ? prev : Py_NewRef(Py_None);
 }
 
 /* pause(prev): stops recording without ending the active region (a traced
@@ -261,10 +265,10 @@ agent_pause(PyObject *mod, PyObject *prev)
         return NULL;
     if (prev == Py_None) {
         st__backend_stop();
-        st__active = NULL;
+        st__region_leave(NULL);
     }
     else {
-        st__active = ((RegionObject *)prev)->r;
+        st__region_leave(prev);
         st__backend_start(handle);
     }
     Py_RETURN_NONE;
@@ -278,13 +282,33 @@ agent_thread_in_region(PyObject *mod, PyObject *unused)
     return PyBool_FromLong(st__thread_in_region());
 }
 
-/* attach_thread(): installs the hook in a new thread while a region is
- * active (called first thing in a thread started inside the region). */
+/* current_region() -> the calling thread's Region, or None. */
 static PyObject *
-agent_attach_thread(PyObject *mod, PyObject *unused)
+agent_current_region(PyObject *mod, PyObject *unused)
 {
-    if (st__active != NULL)
-        st__backend_start(handle);
+    struct st_region *r = st__current();
+
+    if (r == NULL || r->owner == NULL)
+        Py_RETURN_NONE;
+    return Py_NewRef(r->owner);
+}
+
+/* attach_thread(region): the calling thread (started inside `region` by
+ * another thread) records into it too; installs the hook. */
+static PyObject *
+agent_attach_thread(PyObject *mod, PyObject *region)
+{
+    PyObject *prev;
+
+    if (region == Py_None)
+        Py_RETURN_NONE;
+    if (check_region(region) < 0)
+        return NULL;
+    if (((RegionObject *)region)->r->finished)
+        Py_RETURN_NONE;
+    prev = st__region_enter(((RegionObject *)region)->r, region, 0);
+    Py_XDECREF(prev);
+    st__backend_start(handle);
     Py_RETURN_NONE;
 }
 
@@ -300,13 +324,13 @@ agent_stop(PyObject *mod, PyObject *region)
     if (check_region(region) < 0)
         return NULL;
     r = ((RegionObject *)region)->r;
-    if (st__active == r) {
+    if (st__current() == r) {
         st__backend_stop();
-        st__active = NULL;
+        st__region_leave(NULL);
     }
     token = st__region_finish(r);
     if (token != 0 &&
-        st__sender_wait_ack(token, 30000, &errors, msg, sizeof(msg)) != 0)
+        st__sender_wait_ack(token, 10000, &errors, msg, sizeof(msg)) != 0)
         errors++;
     /* Frames lost after the LOST message went out are counted too. */
     r->lost += st__sender_dropped() - r->dropped_base;
@@ -325,6 +349,21 @@ agent_after_fork_child(PyObject *mod, PyObject *unused)
 }
 
 void st__set_reconnect_hook(PyObject *hook);
+
+/* before_fork() / after_fork_parent(): see st__sender_before_fork. */
+static PyObject *
+agent_before_fork(PyObject *mod, PyObject *unused)
+{
+    st__sender_before_fork();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+agent_after_fork_parent(PyObject *mod, PyObject *unused)
+{
+    st__sender_after_fork_parent();
+    Py_RETURN_NONE;
+}
 
 /* set_async_hooks(await_expression, watch_loop): the package's helpers
  * for async records (see async.c). */
@@ -373,9 +412,10 @@ agent_code_traced(PyObject *mod, PyObject *code)
         PyErr_SetString(PyExc_TypeError, "code_traced needs a code object");
         return NULL;
     }
-    return PyBool_FromLong(st__active != NULL &&
-                           st__codeinfo_get((PyCodeObject *)code,
-                                            st__active) != NULL);
+    struct st_region *r = st__current();
+
+    return PyBool_FromLong(r != NULL &&
+                           st__codeinfo_get((PyCodeObject *)code, r) != NULL);
 }
 
 /* exit_flush(): the process is about to end without unwinding (os._exit,
@@ -384,15 +424,15 @@ agent_code_traced(PyObject *mod, PyObject *code)
 static PyObject *
 agent_exit_flush(PyObject *mod, PyObject *unused)
 {
-    struct st_region *r = st__active;
+    struct st_region *r = st__current();
     uint64_t token, errors = 0;
     char msg[600];
 
     if (r == NULL)
         Py_RETURN_NONE;
     st__backend_stop();
-    st__active = NULL;
     token = st__region_finish(r);
+    st__region_leave(NULL);
     if (token != 0)
         (void)st__sender_wait_ack(token, 5000, &errors, msg, sizeof(msg));
     Py_RETURN_NONE;
@@ -426,8 +466,10 @@ static PyMethodDef agent_methods[] = {
      "pause(prev): stop recording, keep the region; prev becomes active."},
     {"thread_in_region", agent_thread_in_region, METH_NOARGS,
      "thread_in_region() -> bool (internal)."},
-    {"attach_thread", agent_attach_thread, METH_NOARGS,
-     "attach_thread(): trace the calling (new) thread too."},
+    {"attach_thread", agent_attach_thread, METH_O,
+     "attach_thread(region): the calling (new) thread records into it."},
+    {"current_region", agent_current_region, METH_NOARGS,
+     "current_region() -> the calling thread's Region or None."},
     {"stop", agent_stop, METH_O,
      "stop(region) -> (errors, message, lost): end and flush a region."},
     {"set_async_hooks", agent_set_async_hooks, METH_VARARGS,
@@ -438,6 +480,10 @@ static PyMethodDef agent_methods[] = {
      "code_traced(code) -> bool (internal)."},
     {"in_traced_code", agent_in_traced_code, METH_NOARGS,
      "in_traced_code() -> bool (internal)."},
+    {"before_fork", agent_before_fork, METH_NOARGS,
+     "before_fork(): stop the sender thread around os.fork()."},
+    {"after_fork_parent", agent_after_fork_parent, METH_NOARGS,
+     "after_fork_parent(): start it again."},
     {"exit_flush", agent_exit_flush, METH_NOARGS,
      "exit_flush(): end the active region before os._exit."},
     {"set_reconnect", agent_set_reconnect, METH_O,

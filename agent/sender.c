@@ -30,19 +30,38 @@
 
 static size_t pending_max = SENDER_PENDING_DEFAULT;
 #define HELLO_TIMEOUT_MS 5000
+/* Under the block policy, a collector that takes nothing for this long is
+ * treated as gone. */
+#define BLOCK_STALL_NS (10ull * 1000000000ull)
+/* ... and for the closing frame of a region under the drop policy. */
+#define BRIEF_STALL_NS (2ull * 1000000000ull)
 
 struct qitem {
     struct qitem *next;
     char *data;          /* Owned frame bytes, header included. */
     size_t len;
     uint64_t nrecords;
+    uint64_t token;      /* The FLUSH ending the frame. */
+    uint64_t cum;        /* Records submitted up to and with this frame. */
 };
+
+/* Frames sent and not yet acknowledged: (token, cumulative records). */
+#define INFLIGHT_MAX 4096
 
 static struct {
     int fd;              /* Owned socket, -1 when none. */
     int efd;             /* Owned eventfd waking the thread. */
     pthread_t thread;
     int running;         /* The thread was started and not joined. */
+    /* The thread's own state, kept in S so that the thread can be stopped
+     * around a fork (no thread may run when the program forks, or 3.12+
+     * warns) and started again where it was.  Only the thread, or the
+     * code that has joined it, touches these. */
+    struct qitem *cur;   /* Owned: the frame being written. */
+    size_t off;
+    struct st_buf in;    /* Bytes read from the collector. */
+    struct st_wire_decoder dec;
+    int dec_ready;
     uint32_t gen;        /* Written with the GIL held; read by the hook. */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char program[256];
@@ -51,12 +70,20 @@ static struct {
     pthread_cond_t cond;
     int ok;
     int stop;
+    int suspend;         /* Exit the thread, keep the connection (fork). */
+    int suspended;       /* Stopped by st__sender_before_fork(). */
     struct qitem *head, *tail;
     size_t queued;
     uint64_t dropped;      /* Records lost with the connection. */
     uint64_t dropped_full; /* Records dropped by the drop policy. */
     uint64_t acked;
     uint64_t ack_errors;
+    uint64_t cum_submitted;  /* Records submitted on this connection. */
+    uint64_t cum_sent;       /* ... in frames fully written to the socket. */
+    uint64_t cum_confirmed;  /* ... in frames the collector acknowledged. */
+    struct { uint64_t token, cum; } inflight[INFLIGHT_MAX];
+    size_t inflight_head, inflight_n;
+    uint64_t progress_ns;    /* Last byte sent or received. */
     char ack_msg[512];
     char fail_msg[256];
 } S = {
@@ -78,6 +105,20 @@ sender_warn(const char *fmt, const char *a, const char *b)
                                                               : sizeof(line));
         (void)w;
     }
+}
+
+/* One warning per process: a reconnection that fails again, or the
+ * region's end, adds nothing the user needs. */
+static void
+sender_warn_once(const char *why)
+{
+    static int warned;
+
+    if (__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+        return;
+    sender_warn("steptrace: lost the connection to the collector at %s (%s); "
+                "reconnecting, and the records lost are counted in the log\n",
+                S.path, why);
 }
 
 static void
@@ -106,6 +147,10 @@ sender_fail_locked(struct qitem *cur, const char *why)
         S.dropped += cur->nrecords;
     for (q = S.head; q != NULL; q = q->next)
         S.dropped += q->nrecords;
+    /* Sent, but the collector never said they were written. */
+    S.dropped += S.cum_sent - S.cum_confirmed;
+    S.cum_confirmed = S.cum_sent;
+    S.inflight_n = 0;
     queue_free(S.head);
     S.head = S.tail = NULL;
     S.queued = 0;
@@ -138,6 +183,13 @@ sender_parse_replies(struct st_buf *in, struct st_wire_decoder *d)
             pthread_mutex_lock(&S.mu);
             if (m.u.ack.token > S.acked)
                 S.acked = m.u.ack.token;
+            /* Frames up to this token are written. */
+            while (S.inflight_n > 0 &&
+                   S.inflight[S.inflight_head].token <= m.u.ack.token) {
+                S.cum_confirmed = S.inflight[S.inflight_head].cum;
+                S.inflight_head = (S.inflight_head + 1) % INFLIGHT_MAX;
+                S.inflight_n--;
+            }
             S.ack_errors += m.u.ack.errors;
             if (m.u.ack.errors > 0 && m.u.ack.message.n > 0)
                 snprintf(S.ack_msg, sizeof(S.ack_msg), "%.*s",
@@ -151,37 +203,55 @@ sender_parse_replies(struct st_buf *in, struct st_wire_decoder *d)
     }
 }
 
+static void
+sender_progress(void)
+{
+    pthread_mutex_lock(&S.mu);
+    S.progress_ns = st__now_ns();
+    pthread_mutex_unlock(&S.mu);
+}
+
+/* Frees the thread's reading state (when the connection is over). */
+static void
+sender_state_close(void)
+{
+    if (S.dec_ready) {
+        st_buf_close(&S.in);
+        st_wire_decoder_close(&S.dec);
+        S.dec_ready = 0;
+    }
+}
+
 static void *
 sender_main(void *arg)
 {
-    struct qitem *cur = NULL;
-    size_t off = 0;
-    struct st_buf in;
-    struct st_wire_decoder d;
     const char *why = NULL;
     char whybuf[160];
 
     (void)arg;
-    st_buf_init(&in);
-    st_wire_decoder_init(&d);
+    if (!S.dec_ready) {
+        st_buf_init(&S.in);
+        st_wire_decoder_init(&S.dec);
+        S.dec_ready = 1;
+    }
     for (;;) {
         struct pollfd p[2];
         int stop;
 
         pthread_mutex_lock(&S.mu);
-        if (cur == NULL && S.head != NULL) {
-            cur = S.head;
-            S.head = cur->next;
+        if (S.cur == NULL && S.head != NULL) {
+            S.cur = S.head;
+            S.head = S.cur->next;
             if (S.head == NULL)
                 S.tail = NULL;
-            off = 0;
+            S.off = 0;
         }
-        stop = S.stop && cur == NULL;
+        stop = S.suspend || (S.stop && S.cur == NULL);
         pthread_mutex_unlock(&S.mu);
         if (stop)
             break;
         p[0].fd = S.fd;
-        p[0].events = (short)(POLLIN | (cur != NULL ? POLLOUT : 0));
+        p[0].events = (short)(POLLIN | (S.cur != NULL ? POLLOUT : 0));
         p[1].fd = S.efd;
         p[1].events = POLLIN;
         if (poll(p, 2, -1) < 0) {
@@ -198,11 +268,11 @@ sender_main(void *arg)
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n;
 
-            if (st_buf_reserve(&in, 4096) != 0) {
+            if (st_buf_reserve(&S.in, 4096) != 0) {
                 why = "out of memory";
                 break;
             }
-            n = recv(S.fd, in.data + in.len, 4096, MSG_DONTWAIT);
+            n = recv(S.fd, S.in.data + S.in.len, 4096, MSG_DONTWAIT);
             if (n == 0) {
                 why = "the collector closed the connection";
                 break;
@@ -213,15 +283,17 @@ sender_main(void *arg)
                 break;
             }
             if (n > 0) {
-                in.len += (size_t)n;
-                if (sender_parse_replies(&in, &d) != 0) {
+                S.in.len += (size_t)n;
+                sender_progress();
+                if (sender_parse_replies(&S.in, &S.dec) != 0) {
                     why = "the collector sent a malformed reply";
                     break;
                 }
             }
         }
-        if (cur != NULL && (p[0].revents & POLLOUT)) {
-            ssize_t n = send(S.fd, cur->data + off, cur->len - off,
+        if (S.cur != NULL && (p[0].revents & POLLOUT)) {
+            struct qitem *cur = S.cur;
+            ssize_t n = send(S.fd, cur->data + S.off, cur->len - S.off,
                              MSG_NOSIGNAL | MSG_DONTWAIT);
 
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -229,40 +301,47 @@ sender_main(void *arg)
                 why = whybuf;
                 break;
             }
-            if (n > 0)
-                off += (size_t)n;
-            if (off == cur->len) {
+            if (n > 0) {
+                S.off += (size_t)n;
+                sender_progress();
+            }
+            if (S.off == cur->len) {
                 pthread_mutex_lock(&S.mu);
                 S.queued -= cur->len;
+                S.cum_sent = cur->cum;
+                if (S.inflight_n == INFLIGHT_MAX) {
+                    /* Oldest dropped: a later ACK confirms it anyway. */
+                    S.inflight_head = (S.inflight_head + 1) % INFLIGHT_MAX;
+                    S.inflight_n--;
+                }
+                S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX]
+                    .token = cur->token;
+                S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX]
+                    .cum = cur->cum;
+                S.inflight_n++;
                 pthread_cond_broadcast(&S.cond);
                 pthread_mutex_unlock(&S.mu);
                 free(cur->data);
                 free(cur);
-                cur = NULL;
+                S.cur = NULL;
             }
         }
     }
     if (why != NULL) {
-        static int warned;
-
         pthread_mutex_lock(&S.mu);
-        sender_fail_locked(cur, why);
+        sender_fail_locked(S.cur, why);
         pthread_mutex_unlock(&S.mu);
-        /* One warning per process: a reconnection that fails again, or
-         * the region's end, adds nothing the user needs. */
-        if (!warned) {
-            warned = 1;
-            sender_warn("steptrace: lost the connection to the collector at "
-                        "%s (%s); reconnecting, and the records lost are "
-                        "counted in the log\n", S.path, why);
+        sender_warn_once(why);
+    }
+    if (why != NULL || S.stop) {
+        /* The connection is over: the thread's state goes with it. */
+        if (S.cur != NULL) {
+            free(S.cur->data);
+            free(S.cur);
+            S.cur = NULL;
         }
+        sender_state_close();
     }
-    if (cur != NULL) {
-        free(cur->data);
-        free(cur);
-    }
-    st_buf_close(&in);
-    st_wire_decoder_close(&d);
     return NULL;
 }
 
@@ -397,6 +476,9 @@ st__sender_connect(const char *path, const char *program, char *err,
     S.stop = 0;
     S.acked = 0;
     S.ack_errors = 0;
+    S.cum_submitted = S.cum_sent = S.cum_confirmed = 0;
+    S.inflight_head = S.inflight_n = 0;
+    S.progress_ns = st__now_ns();
     S.ack_msg[0] = '\0';
     pthread_mutex_unlock(&S.mu);
     S.gen++;
@@ -431,8 +513,30 @@ st__sender_close(void)
     S.stop = 1;
     pthread_mutex_unlock(&S.mu);
     sender_wake();
+    /* The thread sends what is queued first; a collector that takes
+     * nothing for 2 s is cut off rather than waited for. */
     Py_BEGIN_ALLOW_THREADS
-    pthread_join(S.thread, NULL);
+    for (;;) {
+        struct timespec deadline;
+        uint64_t since;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 100000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(S.thread, NULL, &deadline) == 0)
+            break;
+        pthread_mutex_lock(&S.mu);
+        since = st__now_ns() - S.progress_ns;
+        pthread_mutex_unlock(&S.mu);
+        if (since > BRIEF_STALL_NS) {
+            shutdown(S.fd, SHUT_RDWR);
+            pthread_join(S.thread, NULL);
+            break;
+        }
+    }
     Py_END_ALLOW_THREADS
     S.running = 0;
     pthread_mutex_lock(&S.mu);
@@ -441,9 +545,51 @@ st__sender_close(void)
     S.head = S.tail = NULL;
     S.queued = 0;
     pthread_mutex_unlock(&S.mu);
+    if (S.cur != NULL) {
+        free(S.cur->data);
+        free(S.cur);
+        S.cur = NULL;
+    }
+    sender_state_close();
     close(S.fd);
     close(S.efd);
     S.fd = S.efd = -1;
+}
+
+void
+st__sender_before_fork(void)
+{
+    if (!S.running)
+        return;
+    pthread_mutex_lock(&S.mu);
+    S.suspend = 1;
+    pthread_mutex_unlock(&S.mu);
+    sender_wake();
+    /* The thread never takes the GIL: joining with it held is safe. */
+    pthread_join(S.thread, NULL);
+    S.running = 0;
+    S.suspended = 1;
+}
+
+void
+st__sender_after_fork_parent(void)
+{
+    int ok;
+
+    if (!S.suspended)
+        return;
+    S.suspended = 0;
+    pthread_mutex_lock(&S.mu);
+    S.suspend = 0;
+    ok = S.ok;
+    pthread_mutex_unlock(&S.mu);
+    if (ok && pthread_create(&S.thread, NULL, sender_main, NULL) == 0)
+        S.running = 1;
+    else if (ok) {
+        pthread_mutex_lock(&S.mu);
+        sender_fail_locked(S.cur, "cannot restart the sender thread");
+        pthread_mutex_unlock(&S.mu);
+    }
 }
 
 int
@@ -487,8 +633,12 @@ st__sender_reconnect(void)
 }
 
 int
-st__sender_submit(struct st_buf *b, uint64_t nrecords, int drop_when_full)
+st__sender_submit(struct st_buf *b, uint64_t nrecords, int policy,
+                  uint64_t token)
 {
+    int drop_when_full = policy == ST_FULL_DROP;
+    uint64_t stall_ns = policy == ST_FULL_BLOCK_BRIEF ? BRIEF_STALL_NS
+                                                      : BLOCK_STALL_NS;
     struct qitem *q = malloc(sizeof(*q));
     int full;
 
@@ -512,18 +662,40 @@ st__sender_submit(struct st_buf *b, uint64_t nrecords, int drop_when_full)
     }
     pthread_mutex_unlock(&S.mu);
     if (full) {
-        /* The block policy: wait for room without holding the GIL. */
+        int stuck = 0;
+
+        /* The block policy: wait for room without holding the GIL, as
+         * long as the collector takes something; one that takes nothing
+         * for BLOCK_STALL_NS is treated as gone (never hang the program
+         * for good because of the collector). */
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&S.mu);
-        while (S.ok && S.queued > pending_max)
-            pthread_cond_wait(&S.cond, &S.mu);
+        while (S.ok && S.queued > pending_max) {
+            struct timespec deadline;
+
+            if (st__now_ns() - S.progress_ns > stall_ns) {
+                stuck = 1;
+                break;
+            }
+            clock_gettime(CLOCK_REALTIME, &deadline);
+            deadline.tv_sec += 1;
+            (void)pthread_cond_timedwait(&S.cond, &S.mu, &deadline);
+        }
+        if (stuck)
+            sender_fail_locked(S.cur, "the collector stopped taking records");
         pthread_mutex_unlock(&S.mu);
         Py_END_ALLOW_THREADS
+        if (stuck) {
+            /* Wakes the thread out of poll: it sees the socket closed. */
+            shutdown(S.fd, SHUT_RDWR);
+            sender_warn_once("the collector stopped taking records");
+        }
     }
     q->next = NULL;
     q->data = b->data;
     q->len = b->len;
     q->nrecords = nrecords;
+    q->token = token;
     st_buf_init(b);
     pthread_mutex_lock(&S.mu);
     if (!S.ok) {
@@ -532,6 +704,8 @@ st__sender_submit(struct st_buf *b, uint64_t nrecords, int drop_when_full)
         queue_free(q);
         return -1;
     }
+    S.cum_submitted += nrecords;
+    q->cum = S.cum_submitted;
     if (S.tail != NULL)
         S.tail->next = q;
     else
@@ -544,26 +718,33 @@ st__sender_submit(struct st_buf *b, uint64_t nrecords, int drop_when_full)
 }
 
 int
-st__sender_wait_ack(uint64_t token, int timeout_ms, uint64_t *errors,
+st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
                     char *msg, size_t msglen)
 {
-    struct timespec deadline;
-    int r = 0;
+    uint64_t stall_ns = (uint64_t)stall_ms * 1000000ull;
+    int r = 0, stalled = 0;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
     msg[0] = '\0';
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&S.mu);
-    while (S.ok && S.acked < token && r == 0)
-        r = pthread_cond_timedwait(&S.cond, &S.mu, &deadline);
+    while (S.ok && S.acked < token) {
+        struct timespec deadline;
+
+        /* Wait in slices, giving up only when nothing moves: a slow but
+         * working collector is waited for. */
+        if (st__now_ns() - S.progress_ns > stall_ns) {
+            stalled = 1;
+            break;
+        }
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 100000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&S.cond, &S.mu, &deadline);
+    }
     if (S.acked >= token) {
-        r = 0;
         *errors = S.ack_errors;
         if (S.ack_errors > 0)
             snprintf(msg, msglen, "%s", S.ack_msg);
@@ -577,8 +758,10 @@ st__sender_wait_ack(uint64_t token, int timeout_ms, uint64_t *errors,
     }
     else {
         r = -1;
-        snprintf(msg, msglen, "the collector at %s did not confirm the "
-                 "write within %d s", S.path, timeout_ms / 1000);
+        (void)stalled;
+        snprintf(msg, msglen, "the collector at %s took nothing for %d s, "
+                 "so the end of the region is not confirmed (records may "
+                 "be missing from the log)", S.path, stall_ms / 1000);
     }
     pthread_mutex_unlock(&S.mu);
     Py_END_ALLOW_THREADS
@@ -599,10 +782,18 @@ st__sender_after_fork_child(void)
         close(S.efd);
     S.fd = S.efd = -1;
     S.running = 0;
+    S.suspended = 0;
+    S.suspend = 0;
     S.ok = 0;
     S.stop = 0;
     queue_free(S.head);
     S.head = S.tail = NULL;
     S.queued = 0;
+    if (S.cur != NULL) {
+        free(S.cur->data);
+        free(S.cur);
+        S.cur = NULL;
+    }
+    sender_state_close();
     S.gen++;
 }

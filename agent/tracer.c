@@ -9,8 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-struct st_region *st__active;
-
 static uint32_t next_frame_id = 1;
 static uint32_t next_scope_id = 1;
 static uint32_t next_tid = 1;
@@ -27,6 +25,7 @@ static struct st_tstate *all_tstates; /* Owned list. */
  */
 struct st_suspended {
     struct st_suspended *next; /* Owned list. */
+    struct st_region *region;  /* Borrowed: the region it was kept for. */
     PyObject *genref;          /* Owned weak reference. */
     struct st_fentry e;        /* Owned contents (locals snapshot). */
 };
@@ -74,9 +73,9 @@ tstate_reset_stack(struct st_tstate *ts)
     ts->depth = 0;
 }
 
-/* The calling thread's state for region r (reset on a new region). */
+/* The calling thread's state, created on first use. */
 static struct st_tstate *
-tstate_get(const struct st_region *r)
+tstate_self(void)
 {
     struct st_tstate *ts = tls;
 
@@ -89,6 +88,17 @@ tstate_get(const struct st_region *r)
         all_tstates = ts;
         tls = ts;
     }
+    return ts;
+}
+
+/* The calling thread's state for region r (reset on a new region). */
+static struct st_tstate *
+tstate_get(const struct st_region *r)
+{
+    struct st_tstate *ts = tstate_self();
+
+    if (ts == NULL)
+        return NULL;
     if (ts->epoch != r->epoch) {
         tstate_reset_stack(ts);
         ts->epoch = r->epoch;
@@ -194,22 +204,30 @@ suspended_purge(void)
     }
 }
 
+/* Drops the entries kept for region r. */
 static void
-suspended_clear(void)
+suspended_clear(const struct st_region *r)
 {
-    while (suspended != NULL) {
-        struct st_suspended *s = suspended;
+    struct st_suspended **pp = &suspended;
 
-        suspended = s->next;
-        suspended_free(s);
+    while (*pp != NULL) {
+        struct st_suspended *s = *pp;
+
+        if (s->region == r) {
+            *pp = s->next;
+            suspended_free(s);
+            nsuspended--;
+        }
+        else {
+            pp = &s->next;
+        }
     }
-    nsuspended = 0;
 }
 
 /* Keeps the top entry of ts (a frame that yielded) for its resumption.
  * @return 1 when kept, 0 when it cannot be (it is then dropped). */
 static int
-suspend_top(struct st_tstate *ts, PyFrameObject *f)
+suspend_top(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
 {
     PyObject *gen = st_frame_get_generator(f);
     struct st_suspended *s;
@@ -229,6 +247,7 @@ suspend_top(struct st_tstate *ts, PyFrameObject *f)
         suspended_purge();
     s->e = ts->stack[ts->depth - 1];
     s->e.frame = f;
+    s->region = r;
     s->next = suspended;
     suspended = s;
     nsuspended++;
@@ -238,7 +257,7 @@ suspend_top(struct st_tstate *ts, PyFrameObject *f)
 
 /* Takes back the state of a resumed generator frame, or NULL. */
 static struct st_suspended *
-resume_take(PyFrameObject *f)
+resume_take(const struct st_region *r, PyFrameObject *f)
 {
     struct st_suspended **pp;
     PyObject *gen = NULL;
@@ -246,7 +265,7 @@ resume_take(PyFrameObject *f)
     for (pp = &suspended; *pp != NULL; pp = &(*pp)->next) {
         struct st_suspended *s = *pp;
 
-        if (s->e.frame != f)
+        if (s->e.frame != f || s->region != r)
             continue;
         if (gen == NULL)
             gen = st_frame_get_generator(f);
@@ -266,7 +285,7 @@ resume_take(PyFrameObject *f)
 
 /* Common entry: accounting of the program's time around the hook. */
 #define HOOK_ENTER(r, ts)                                                    \
-    struct st_region *r = st__active;                                        \
+    struct st_region *r = st__current();                                     \
     struct st_tstate *ts;                                                    \
     if (r == NULL)                                                           \
         return 0;                                                            \
@@ -295,7 +314,7 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
     PyObject *globals;
 
     if (co->co_flags & ST_CO_SUSPENDABLE)
-        s = resume_take(f);
+        s = resume_take(r, f);
     e = tstate_push(ts);
     if (e == NULL) {
         if (s != NULL)
@@ -449,7 +468,7 @@ st__on_return(PyFrameObject *f, PyObject *arg)
         suspending = st_frame_is_suspending(f, co);
         if (suspending)
             st__async_suspend(r, e, f);
-        if (suspending && suspend_top(ts, f)) {
+        if (suspending && suspend_top(r, ts, f)) {
             /* A yield or an await: the frame comes back. */
         }
         else {
@@ -573,18 +592,19 @@ st__region_reset_wire_state(struct st_region *r)
     r->file_announced = 0;
 }
 
+static uint64_t reconnect_next_try;
+
 int
 st__reconnect(struct st_region *r)
 {
-    static uint64_t next_try;
     uint64_t now = st__now_ns();
     PyObject *res;
 
     if (st__sender_ok())
         return 1;
-    if (reconnect_hook == NULL || now < next_try)
+    if (reconnect_hook == NULL || now < reconnect_next_try)
         return 0;
-    next_try = now + 1000000000ull;
+    reconnect_next_try = now + 1000000000ull;
     /* What was being batched for the old connection cannot be sent on a
      * new one (ids and announcements are per connection). */
     r->lost += st__emit_discard_batch();
@@ -602,9 +622,12 @@ void
 st__tracer_after_fork_child(void)
 {
     struct st_tstate **pp = &all_tstates;
+    struct st_region *r;
 
     /* The batch holds the parent's records, which the parent sends. */
     (void)st__emit_discard_batch();
+    /* The child connects at once, whatever the parent tried lately. */
+    reconnect_next_try = 0;
     /* Only the forking thread lives on in the child. */
     while (*pp != NULL) {
         struct st_tstate *ts = *pp;
@@ -621,6 +644,7 @@ st__tracer_after_fork_child(void)
         free(ts->gch.c);
         free(ts->lch.c);
         Py_XDECREF(ts->name);
+        Py_XDECREF(ts->region_obj);
         free(ts);
     }
     if (tls != NULL) {
@@ -629,51 +653,93 @@ st__tracer_after_fork_child(void)
         Py_CLEAR(tls->name);
         tls->announced_gen = 0;
     }
-    if (st__active != NULL) {
-        st__region_reset_wire_state(st__active);
-        st__active->lost = 0;
-        st__active->dropped_base = st__sender_dropped();
+    r = st__current();
+    if (r != NULL) {
+        st__region_reset_wire_state(r);
+        r->lost = 0;
+        r->dropped_base = st__sender_dropped();
     }
 }
 
 int
 st__thread_in_region(void)
 {
-    struct st_region *r = st__active;
-
-    return r != NULL && tls != NULL && tls->epoch == r->epoch;
+    return st__current() != NULL;
 }
 
 int
 st__in_traced_code(void)
 {
-    struct st_region *r = st__active;
+    struct st_region *r = st__current();
 
-    return r != NULL && tls != NULL && tls->epoch == r->epoch &&
-           tls->depth > 0;
+    return r != NULL && tls->epoch == r->epoch && tls->depth > 0;
 }
 
 /* ---- regions ---- */
 
-void
-st__region_activate(struct st_region *r)
+struct st_region *
+st__current(void)
+{
+    struct st_tstate *ts = tls;
+
+    if (ts == NULL || ts->region == NULL)
+        return NULL;
+    if (ts->region->finished) {
+        /* Ended by its owner: let go of it (this may free it). */
+        ts->region = NULL;
+        Py_CLEAR(ts->region_obj);
+        return NULL;
+    }
+    return ts->region;
+}
+
+PyObject *
+st__region_enter(struct st_region *r, PyObject *obj, int fresh)
 {
     static uint64_t epochs;
-    struct st_tstate *ts;
+    struct st_tstate *ts = tstate_self();
+    PyObject *prev;
     uint64_t now;
 
-    r->epoch = ++epochs;
-    st__active = r;
-    r->dropped_base = st__sender_dropped();
-    ts = tstate_get(r);
+    if (ts == NULL)
+        return NULL;
+    prev = ts->region_obj;  /* The reference passes to the caller. */
+    ts->region = r;
+    ts->region_obj = Py_NewRef(obj);
+    r->finished = 0;
     now = st__now_ns();
-    /* A region resumed after a pause (a traced generator) keeps its
-     * start: async records' Time is since the region began. */
-    if (r->start_ns == 0)
-        r->start_ns = now;
-    if (ts != NULL)
+    if (fresh) {
+        r->epoch = ++epochs;
+        r->dropped_base = st__sender_dropped();
+        /* A region resumed after a pause (a traced generator) keeps its
+         * start: async records' Time is since the region began. */
+        if (r->start_ns == 0)
+            r->start_ns = now;
+        st__emit_reset_clock(now);
+    }
+    ts = tstate_get(r);
+    if (ts != NULL && fresh)
         ts->last_exit = now;
-    st__emit_reset_clock(now);
+    if (prev != NULL && prev == obj) {
+        Py_DECREF(prev);
+        prev = NULL;
+    }
+    return prev;
+}
+
+void
+st__region_leave(PyObject *prev)
+{
+    struct st_tstate *ts = tls;
+
+    if (ts == NULL)
+        return;
+    Py_CLEAR(ts->region_obj);
+    ts->region = NULL;
+    if (prev != NULL) {
+        ts->region_obj = Py_NewRef(prev);
+        ts->region = st__region_of(prev);
+    }
 }
 
 uint64_t
@@ -686,7 +752,8 @@ st__region_finish(struct st_region *r)
             tstate_reset_stack(ts);
             ts->epoch = 0;
         }
-    suspended_clear();
+    r->finished = 1;
+    suspended_clear(r);
     while (r->scopes != NULL) {
         struct st_scope *sc = r->scopes;
 
@@ -705,8 +772,6 @@ st__region_free(struct st_region *r)
 
     if (r == NULL)
         return;
-    if (st__active == r)
-        st__active = NULL;
     free(r->filter.workspace);
     for (i = 0; i < r->filter.nexcluded; i++)
         free(r->filter.excluded[i]);

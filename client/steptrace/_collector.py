@@ -5,6 +5,7 @@ Without it (or when it does not answer), a private collector is started on a
 private socket, and STEPTRACE_SOCKET is exported so that child processes
 log into it too; it exits by itself once its last client is gone.
 """
+import atexit
 import functools
 import os
 import shutil
@@ -172,6 +173,12 @@ def _install_exit_flush():
 
 _install_exit_flush()
 
+# At exit, what is queued is sent and the connection closed in order (the
+# collector sees an end, not a reset).
+atexit.register(_agent.close)
+
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_child)
+    os.register_at_fork(before=_agent.before_fork,
+                        after_in_parent=_agent.after_fork_parent,
+                        after_in_child=_after_fork_child)

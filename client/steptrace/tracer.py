@@ -284,11 +284,12 @@ _original_start = None
 def _traced_start(function, *args, **kwargs):
     """threading's thread starter while a region is active: a thread started
     by a thread that is inside the region is traced from its first line."""
-    if _agent.thread_in_region():
+    region = _agent.current_region()
+    if region is not None:
         inner = function
 
         def function(*a, **k):
-            _agent.attach_thread()
+            _agent.attach_thread(region)
             return inner(*a, **k)
 
     return _original_start(function, *args, **kwargs)
@@ -342,10 +343,10 @@ def _drive(tracer, gen):
     exceptions and the return value pass through unchanged."""
     if tracer._stack():
         # Already inside a traced call of this tracer: part of that region.
-        return (yield from gen)
+        return (yield from _iterate(gen))
     region = tracer._new_region()
     if region is None:
-        return (yield from gen)
+        return (yield from _iterate(gen))
     active = _Active(region)
     stack = tracer._stack()
     send, throw = None, None
@@ -366,12 +367,25 @@ def _drive(tracer, gen):
             try:
                 send, throw = (yield value), None
             except GeneratorExit:
-                gen.close()
+                # close(): the generator's own clean-up (finally blocks)
+                # runs now, and is recorded.
+                stack.append(None)
+                active.resume()
+                try:
+                    gen.close()
+                finally:
+                    active.pause()
+                    stack.pop()
                 raise
             except BaseException as exc:  # noqa: B902 - passed through
                 send, throw = None, exc
     finally:
         _report_region_end(*_agent.stop(region))
+
+
+def _iterate(gen):
+    """What `yield from` takes for a generator or a coroutine object."""
+    return gen.__await__() if inspect.iscoroutine(gen) else gen
 
 
 class _Driven:

@@ -944,7 +944,9 @@ class OnFullTest(TempDirTest):
         self.assertTrue(fake.eof.wait(10))
         self.assertIsNone(fake.failure)
         self.assertEqual(fake.hello[:2], [1, 1])
-        self.assertEqual(fake.flushes, 1)
+        # Every frame ends with a FLUSH (the ACKs confirm what is written),
+        # the region's last one among them.
+        self.assertGreaterEqual(fake.flushes, 1)
         self.assertGreater(fake.lost, 0, "nothing was dropped: the queue "
                            "bound (STEPTRACE_PENDING_BYTES) did not apply")
         self.assertEqual(fake.steps + fake.lost, LOOP_RECORDS,
@@ -969,7 +971,7 @@ class OnFullTest(TempDirTest):
         self.assertEqual(err, "")
         self.assertTrue(fake.eof.wait(10))
         self.assertIsNone(fake.failure)
-        self.assertEqual(fake.flushes, 1)
+        self.assertGreaterEqual(fake.flushes, 1)
         self.assertEqual(fake.lost, 0)
         self.assertEqual(fake.steps, LOOP_RECORDS, "records lost under "
                          "on_full='block'")
