@@ -179,7 +179,9 @@ struct st_chunk {
     struct st_chunk *next;
     struct st_buf b;         /* Owned: whole records. */
     uint64_t nrecords;       /* Records in b (notes are not records). */
+    uint64_t epoch;          /* The owner's FLUSH epoch when created. */
     int rotate;              /* Rotate the file before writing b. */
+    int sealed;              /* A FLUSH closed it: records go to a new one. */
 };
 
 /*
@@ -277,6 +279,12 @@ int st__sink_commit(struct st_sink *s);
 void st__sink_note(struct st_sink *s, const char *line);
 /* Writes everything queued, however little (flush timer, FLUSH, stop). */
 void st__sink_flush(struct st_sink *s);
+/* FLUSH: later records go to a new chunk, so that the queued ones show
+ * when everything before the FLUSH is written. */
+void st__sink_seal(struct st_sink *s);
+/* @return 1 when no record rendered before FLUSH epoch `epoch` is still
+ * waiting to be written. */
+int st__sink_done_with(const struct st_sink *s, uint64_t epoch);
 /* @return 1 when nothing is queued and no job is out. */
 int st__sink_idle(const struct st_sink *s);
 /* SIGHUP: closes the file once its queue is written; the next write
@@ -303,9 +311,19 @@ enum st_conn_state { ST_CONN_OPEN = 0, ST_CONN_CLOSING };
 /* Why a connection is neither read nor processed (bits of c->blocked). */
 enum {
     ST_BLOCK_PRESSURE = 1,   /* Too much pending: wait for writes. */
-    ST_BLOCK_FLUSH = 2,      /* A FLUSH waits for its sinks to drain. */
+    ST_BLOCK_FLUSH = 2,      /* Too many FLUSHes wait for their ACK. */
     ST_BLOCK_MEMORY = 4      /* A large frame waits for room. */
 };
+
+/* An ACK owed: sent once every record before its FLUSH is written. */
+struct st_ack_wait {
+    uint64_t token;
+    uint64_t epoch;
+};
+
+/* FLUSHes a peer may have waiting for their ACK before its processing
+ * stops too. */
+#define ST_MAX_ACK_WAIT 1024u
 
 /* What a connection is, as far as it told us. */
 enum st_conn_kind { ST_CONN_AGENT = 0, ST_CONN_TAIL };
@@ -322,6 +340,9 @@ struct st_conn {
     int got_hello;
     int reading;                 /* uv_read_start is in effect. */
     unsigned blocked;            /* ST_BLOCK_* bits. */
+    int resume_wanted;           /* A block was lifted: process again. */
+    int eof;                     /* The peer is done sending; close once
+                                    the ACKs owed are sent. */
     int draining;                /* Stopping: read only stop_budget more. */
     size_t stop_budget;          /* Bytes still to read while draining. */
     pid_t peer_pid;              /* From SO_PEERCRED; 0 if unknown. */
@@ -334,7 +355,11 @@ struct st_conn {
     int msgno;                   /* Messages of that frame applied. */
     size_t big;                  /* rbuf bytes beyond ST_READ_CHUNK held
                                     for a large frame (pressure.c). */
-    uint64_t flush_token;        /* The ACK owed while ST_BLOCK_FLUSH. */
+    uint64_t epoch;              /* FLUSHes seen so far, plus one. */
+    struct st_ack_wait *acks;    /* Owned ring of ACKs owed, oldest first. */
+    size_t acks_head;
+    size_t nacks;
+    size_t acks_cap;
     struct st_wire_decoder dec;  /* Owned (init/close). */
     struct st_idmap strings;     /* sid -> struct st_string, owned. */
     struct st_idmap threads;     /* tid -> struct st_thread, owned. */
@@ -377,8 +402,10 @@ void st__conn_detail(struct st_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* @return 1 when no sink of the connection has anything queued or out. */
 int st__conn_sinks_idle(const struct st_conn *c);
-/* A sink of c finished a job: sends the ACK a FLUSH waits for once every
- * sink is idle, and lets processing go on. */
+/* A FLUSH: owes its ACK (sent at once when nothing is queued). */
+int st__conn_flush_request(struct st_conn *c, uint64_t token);
+/* A sink of c finished a job: sends the ACKs whose records are all
+ * written, in order, and lets processing go on if it waited for that. */
 void st__conn_sink_done(struct st_conn *c);
 /*
  * Processes buffered frames until done or blocked, then starts or stops

@@ -112,7 +112,7 @@ pressure_eligible(const struct st_server *srv, const struct st_conn *c)
     if (c->state != ST_CONN_OPEN || (b & ST_BLOCK_FLUSH))
         return 0;
     if (b == 0)
-        return !c->reading;
+        return c->resume_wanted;
     return srv->pending < pressure_low(srv);
 }
 
@@ -148,6 +148,7 @@ pressure_idle_cb(uv_idle_t *h)
         return;
     }
     c->blocked &= ~(unsigned)(ST_BLOCK_PRESSURE | ST_BLOCK_MEMORY);
+    c->resume_wanted = 0;
     st__conn_resume(c);
 }
 

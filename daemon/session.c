@@ -342,17 +342,12 @@ session_on_region_end(struct st_conn *c, const struct st_msg *m)
     return 0;
 }
 
-/* The ACK is owed until every record sent before the FLUSH is written:
- * processing stops here and st__conn_sink_done() answers (at once when
- * nothing is queued). */
+/* The ACK is owed until every record sent before the FLUSH is written;
+ * processing goes on meanwhile (st__conn_flush_request). */
 static int
 session_on_flush(struct st_conn *c, const struct st_msg *m)
 {
-    st__conn_flush(c);
-    c->flush_token = m->u.flush.token;
-    c->blocked |= ST_BLOCK_FLUSH;
-    st__conn_sink_done(c);
-    return 0;
+    return st__conn_flush_request(c, m->u.flush.token);
 }
 
 static int

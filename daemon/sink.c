@@ -252,6 +252,8 @@ sink_chunk_append(struct st_sink *s)
             return NULL;
         st_buf_init(&ch->b);
     }
+    ch->epoch = s->conn != NULL ? s->conn->epoch : 0;
+    ch->sealed = 0;
     if (s->tail != NULL)
         s->tail->next = ch;
     else
@@ -277,13 +279,38 @@ sink_chunk_pop(struct st_sink *s)
         sink_chunk_destroy(ch);
 }
 
-/* The chunk records are rendered into: the tail, unless a job has it. */
+/* The chunk records are rendered into: the tail, unless a job has it or
+ * a FLUSH sealed it. */
 static struct st_chunk *
 sink_open_chunk(struct st_sink *s)
 {
-    if (s->tail != NULL && !(s->busy && s->tail == s->head))
+    if (s->tail != NULL && !s->tail->sealed &&
+        !(s->busy && s->tail == s->head))
         return s->tail;
     return sink_chunk_append(s);
+}
+
+void
+st__sink_seal(struct st_sink *s)
+{
+    if (s->tail != NULL && s->tail->b.len > 0)
+        s->tail->sealed = 1;
+}
+
+int
+st__sink_done_with(const struct st_sink *s, uint64_t epoch)
+{
+    const struct st_chunk *ch;
+
+    /* Epochs never decrease along the queue: the head decides, unless it
+     * is an empty chunk no job has. */
+    for (ch = s->head; ch != NULL; ch = ch->next) {
+        if (ch->epoch > epoch)
+            return 1;
+        if (ch->b.len > 0 || (s->busy && ch == s->head))
+            return 0;
+    }
+    return 1;
 }
 
 struct st_buf *
