@@ -25,6 +25,8 @@ Suite *error_suite(void);
 Suite *config_suite(void);
 /* test-daemon.c */
 Suite *daemon_suite(void);
+/* test-daemon-service.c */
+Suite *service_suite(void);
 
 /*
  * Asserts that the bytes in a struct st_buf equal the string literal or

@@ -25,6 +25,7 @@ static const suite_fn suites[] = {
     config_suite,
 #elif defined(ST_TEST_AREA_DAEMON)
     daemon_suite,
+    service_suite,
 #else
 #error "compile test-main.c with one -DST_TEST_AREA_<AREA>"
 #endif

@@ -1,0 +1,143 @@
+/*
+ * Shared by the daemon tests (test-daemon.c, test-daemon-service.c): the
+ * collector process of the current test, files, and the client side of
+ * the protocol (frames built with the common encoders, sent over a plain
+ * socket).  Each test runs in its own process (CK_FORK), so the fixture
+ * is one global, D.
+ */
+#ifndef STEPTRACE_TESTS_TEST_DAEMON_UTIL_H
+#define STEPTRACE_TESTS_TEST_DAEMON_UTIL_H
+
+#include "test-common.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "steptrace/buf.h"
+#include "steptrace/wire.h"
+
+/* Bound on every wait, so that a broken collector fails instead of hangs. */
+#define WAIT_MS 20000
+
+#define HEADER "--------------------- Step "
+#define DASHES " ---------------------\n"
+
+/* snprintf into an array, failing the test rather than truncating. */
+#define xsnprintf(buf, ...)                                                 \
+    ck_assert_int_lt(snprintf((buf), sizeof(buf), __VA_ARGS__),             \
+                     (int)sizeof(buf))
+
+/* String ids every scenario defines. */
+enum {
+    S_FILE = 1, S_MAIN, S_X, S_INT, S_Y, S_MAIN_THREAD, S_STR, S_Z, S_OUTER,
+    S_WORKER, S_MODULE, S_COUNT
+};
+
+/* The collector of the current test. */
+struct daemon_fixture {
+    pid_t pid;
+    char dir[PATH_MAX];
+    char sock[PATH_MAX];
+    char err[PATH_MAX];
+    char logdir[PATH_MAX];
+};
+
+extern struct daemon_fixture D;
+extern const char *const strings[S_COUNT];
+
+/* A variable of a diff: type 0 marks a deletion; name 0 ends a list. */
+struct tvar {
+    uint32_t name;
+    uint32_t type;
+    const char *value;
+};
+
+/* Messages accumulated into one frame. */
+struct frame {
+    struct st_buf b;
+    msgpack_packer pk;
+};
+
+#define V(name, type, value) {name, type, value}
+#define DEL(name) {name, 0, NULL}
+#define END {0, 0, NULL}
+
+/* The record of the SPEC example: step 1 at line 8, x = 5, y = 10. */
+extern const char all_step1[];
+/* What send_all_mode_region() writes. */
+extern const char all_region_text[];
+/* Records at lines 1, 2, 3 in NONE mode (all of the same length). */
+extern const char *const rot_records[];
+
+/* ---- the collector process ---- */
+
+/* $STEPTRACED, the collector under test. */
+const char *steptraced_path(void);
+/* Starts steptraced on D.sock with --ready-fd plus `extra` (NULL
+ * terminated) and waits until it is ready.  @return 0 or -1. */
+int daemon_spawn(const char *const *extra);
+/* Waits for a child.  @return its exit status, or -1 if signalled. */
+int wait_exit(pid_t pid);
+/* SIGTERM to the collector.  @return its exit status. */
+int daemon_stop(void);
+/* Runs steptraced with `args` to completion (stderr to D.err, stdout to
+ * `out` if not NULL).  @return its exit status. */
+int run_steptraced(const char *const *args, const char *out);
+void fixture_setup(void);
+void fixture_teardown(void);
+/* fixture_setup() and a running collector. */
+void running_setup(void);
+/* One TCase per test, with or without a running collector. */
+void add_test(Suite *s, const char *name, const TTest *test, int running);
+
+/* ---- files ---- */
+
+/* The file's bytes (NUL added; free()), or NULL if it does not exist. */
+char *slurp(const char *path);
+/* dir/name in a static buffer. */
+const char *in_dir(const char *dir, const char *name);
+void assert_file_eq(const char *path, const char *expected);
+void assert_missing(const char *path);
+
+/* ---- client side of the protocol ---- */
+
+void frame_init(struct frame *f);
+/* A plain connection to D.sock (no HELLO). */
+int client_connect(void);
+void send_all(int fd, const void *p, size_t n);
+/* Sends the accumulated messages as one frame and empties the frame. */
+void frame_send(int fd, struct frame *f);
+/* Reads exactly n bytes.  @return 0, or -1 at end of stream / reset. */
+int recv_exact(int fd, void *p, size_t n);
+/* Receives one frame holding one message (the caller frees *payload,
+ * which the strings of *m borrow). */
+void recv_msg(int fd, struct st_msg *m, char **payload);
+/* Sends HELLO and checks the collector's answer. */
+void hello(int fd);
+/* A connected client past HELLO. */
+int client_open(void);
+/* FLUSH and its ACK: everything sent before is then in the files.
+ * @return the ACK's error count; its message is copied to msg. */
+uint64_t flush_wait(int fd, uint64_t token, char *msg, size_t msglen);
+/* @return 1 once the collector closed the connection. */
+int closed_by_peer(int fd);
+void put_strings(struct frame *f);
+void put_region(struct frame *f, uint32_t id, uint32_t tracer,
+                uint32_t level, uint32_t mode, uint64_t max_bytes,
+                uint32_t max_files);
+void put_diff(struct frame *f, const struct tvar *v);
+void put_step(struct frame *f, uint32_t region, uint32_t frame,
+              uint32_t line, uint64_t ns, const struct tvar *globals,
+              const struct tvar *locals);
+/* Strings, thread 1 "MainThread", frame 1 = /abs/f.py::main in scope 1
+ * and region 1 of tracer 1 with the given level and mode. */
+void put_prologue(struct frame *f, uint32_t level, uint32_t mode);
+/* A region in ALL mode (all_region_text), sent as one frame. */
+void send_all_mode_region(int fd);
+/* After a bad peer, a new client is served in full. */
+void assert_still_serving(void);
+void assert_logged_protocol_error(void);
+
+#endif /* STEPTRACE_TESTS_TEST_DAEMON_UTIL_H */
