@@ -199,6 +199,9 @@ struct st_region *st__region_of(PyObject *obj);
 /* Monotonic clock in ns (CLOCK_MONOTONIC). */
 uint64_t st__now_ns(void);
 
+/* The same, coarse (a few ms), and cheaper: for timeouts and ages. */
+uint64_t st__coarse_ns(void);
+
 /* Event entry points called by the backend; return 0 (never raise). */
 int st__on_call(PyFrameObject *f);
 int st__on_line(PyFrameObject *f);

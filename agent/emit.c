@@ -42,7 +42,8 @@ st__emit_discard_batch(void)
 void
 st__emit_reset_clock(uint64_t now)
 {
-    last_handoff_ns = now;
+    (void)now;
+    last_handoff_ns = st__coarse_ns();
 }
 
 uint64_t
@@ -52,7 +53,7 @@ st__batch_handoff(struct st_region *r, int closing)
     static uint64_t tokens;
     uint64_t token = 0;
 
-    last_handoff_ns = st__now_ns();
+    last_handoff_ns = st__coarse_ns();
     if (st__batch.len <= ST_WIRE_HEADER_SIZE)
         return 0;
     /* Every frame ends with a FLUSH: the collector's ACK says its records
@@ -233,7 +234,7 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
     }
     batch_records++;
     if (st__batch.len >= BATCH_BYTES ||
-        st__now_ns() - last_handoff_ns >= BATCH_AGE_NS)
+        st__coarse_ns() - last_handoff_ns >= BATCH_AGE_NS)
         st__batch_handoff(r, 0);
 }
 

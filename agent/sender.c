@@ -142,7 +142,7 @@ sender_fail_locked(struct qitem *cur, const char *why)
 
     if (!S.ok)
         return;
-    S.ok = 0;
+    __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
     if (cur != NULL)
         S.dropped += cur->nrecords;
     for (q = S.head; q != NULL; q = q->next)
@@ -472,7 +472,7 @@ st__sender_connect(const char *path, const char *program, char *err,
     }
     S.fd = fd;
     pthread_mutex_lock(&S.mu);
-    S.ok = 1;
+    __atomic_store_n(&S.ok, 1, __ATOMIC_RELEASE);
     S.stop = 0;
     S.acked = 0;
     S.ack_errors = 0;
@@ -486,7 +486,7 @@ st__sender_connect(const char *path, const char *program, char *err,
     if (r != 0) {
         snprintf(err, errlen, "cannot start the sender thread: %s",
                  strerror(r));
-        S.ok = 0;
+        __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
         close(S.fd);
         close(S.efd);
         S.fd = S.efd = -1;
@@ -540,7 +540,7 @@ st__sender_close(void)
     Py_END_ALLOW_THREADS
     S.running = 0;
     pthread_mutex_lock(&S.mu);
-    S.ok = 0;
+    __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
     queue_free(S.head);
     S.head = S.tail = NULL;
     S.queued = 0;
@@ -595,12 +595,9 @@ st__sender_after_fork_parent(void)
 int
 st__sender_ok(void)
 {
-    int ok;
-
-    pthread_mutex_lock(&S.mu);
-    ok = S.ok;
-    pthread_mutex_unlock(&S.mu);
-    return ok;
+    /* Read on every event: an atomic load, no lock (it is written under
+     * the lock, and a stale value only delays noticing by one event). */
+    return __atomic_load_n(&S.ok, __ATOMIC_ACQUIRE);
 }
 
 uint32_t
@@ -784,7 +781,7 @@ st__sender_after_fork_child(void)
     S.running = 0;
     S.suspended = 0;
     S.suspend = 0;
-    S.ok = 0;
+    __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
     S.stop = 0;
     queue_free(S.head);
     S.head = S.tail = NULL;
