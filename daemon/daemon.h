@@ -298,9 +298,10 @@ void st__writer_work(uv_work_t *req);
 int st__writer_mkdirs(const char *dir);
 /*
  * The fault seam for the tests: with STEPTRACED_FAULT_FILE set in the
- * environment, every log write fails while that file exists, with the
- * errno named in it (ENOSPC, EIO, EDQUOT, EFBIG; default ENOSPC).  Read
- * once at startup.
+ * environment (read once at startup), every log write fails while that
+ * file exists, with the errno named in it (ENOSPC, EIO, EDQUOT, EFBIG;
+ * default ENOSPC), or, when it says "DELAY <ms>", every write job first
+ * sleeps that long (a slow disk).
  */
 void st__writer_init_faults(void);
 

@@ -424,6 +424,12 @@ server_scratch_free(struct st_scratch *sc)
     memset(sc, 0, sizeof(*sc));
 }
 
+static int
+opt_allows_others(const struct st_options *opt)
+{
+    return opt->set.nallow > 0;
+}
+
 /* Binds and listens.  @return 0 or a libuv error (logged). */
 static int
 server_listen(struct st_server *srv)
@@ -442,8 +448,10 @@ server_listen(struct st_server *srv)
         srv->sock_ino = st.st_ino;
     }
     /* The directory is private already; this also covers a socket
-     * placed in a shared one with --socket. */
-    (void)chmod(path, 0600);
+     * placed in a shared one with --socket.  With allow_uids the socket
+     * is open to every local user and SO_PEERCRED decides (conn.c); the
+     * directory must then let those users reach it. */
+    (void)chmod(path, opt_allows_others(srv->opt) ? 0666 : 0600);
     r = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN,
                   server_connection_cb);
     if (r != 0) {

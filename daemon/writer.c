@@ -35,9 +35,14 @@ st__writer_init_faults(void)
         writer_fault_path = strdup(p);
 }
 
-/* The errno the fault file asks for, or 0 when there is no fault. */
+/*
+ * What the fault file asks for: an errno for every write (its name:
+ * ENOSPC, EIO, EDQUOT, EFBIG; anything else is ENOSPC), or "DELAY <ms>":
+ * each write job sleeps that long first (a slow disk).  @return the errno,
+ * or 0 (with *delay_ms set for a delay, else 0).
+ */
 static int
-writer_fault(void)
+writer_fault(unsigned *delay_ms)
 {
     static const struct {
         const char *name;
@@ -51,6 +56,7 @@ writer_fault(void)
     size_t i;
     int fd;
 
+    *delay_ms = 0;
     if (writer_fault_path == NULL)
         return 0;
     fd = open(writer_fault_path, O_RDONLY | O_CLOEXEC);
@@ -59,6 +65,10 @@ writer_fault(void)
     n = read(fd, text, sizeof(text) - 1);
     close(fd);
     text[n > 0 ? n : 0] = '\0';
+    if (strncmp(text, "DELAY ", 6) == 0) {
+        *delay_ms = (unsigned)strtoul(text + 6, NULL, 10);
+        return 0;
+    }
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strncmp(text, names[i].name, strlen(names[i].name)) == 0)
             return names[i].err;
@@ -117,17 +127,21 @@ writer_rotate(const char *path, uint32_t max_files)
     return 0;
 }
 
-/* writev(2) of the loss line and the chunk until done.  @return 0 or
- * -errno. */
+/* writev(2) of the loss line and the chunk until done; *written counts
+ * the bytes that made it.  @return 0 or -errno. */
 static int
 writer_write(int fd, const char *prefix, size_t plen, const char *data,
-             size_t n)
+             size_t n, size_t *written)
 {
     struct iovec iov[2];
-    int i = 0, fault = writer_fault();
+    unsigned delay_ms;
+    int i = 0, fault = writer_fault(&delay_ms);
 
+    *written = 0;
     if (fault != 0)
         return -fault;
+    if (delay_ms > 0)
+        usleep(delay_ms * 1000u);
     iov[0].iov_base = (void *)prefix;
     iov[0].iov_len = plen;
     iov[1].iov_base = (void *)data;
@@ -143,6 +157,7 @@ writer_write(int fd, const char *prefix, size_t plen, const char *data,
             return -errno;
         if (w == 0)
             return -EIO;
+        *written += (size_t)w;
         while (i < 2 && (size_t)w >= iov[i].iov_len) {
             w -= (ssize_t)iov[i].iov_len;
             i++;
@@ -162,6 +177,7 @@ st__writer_work(uv_work_t *req)
     struct st_write_job *j = &s->job;
     struct stat st;
     uint64_t before;
+    size_t written;
     int fd = j->fd, r;
 
     j->open_err = j->write_err = j->rotate_err = j->rotated = 0;
@@ -195,11 +211,11 @@ st__writer_work(uv_work_t *req)
     }
     before = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     r = writer_write(fd, j->prefix, j->prefix_len, j->chunk->b.data,
-                     j->chunk->b.len);
+                     j->chunk->b.len, &written);
     if (r < 0) {
         /* Take back a partial write: the file must end with a whole
          * record.  The descriptor may be the cause: reopen next time. */
-        if (ftruncate(fd, (off_t)before) != 0) {
+        if (written > 0 && ftruncate(fd, (off_t)before) != 0) {
             /* Then the file ends inside a record; the loss line that
              * follows starts with a newline (sink.c) so that it still
              * stands on a line of its own. */

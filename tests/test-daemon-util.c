@@ -39,6 +39,12 @@ steptraced_path(void)
 int
 daemon_spawn(const char *const *extra)
 {
+    return daemon_spawn_opts(extra, 1);
+}
+
+int
+daemon_spawn_opts(const char *const *extra, int with_socket)
+{
     char fdarg[16];
     const char *argv[32];
     char buf[16];
@@ -63,8 +69,10 @@ daemon_spawn(const char *const *extra)
         fcntl(p[1], F_SETFD, 0);
         snprintf(fdarg, sizeof(fdarg), "%d", p[1]);
         argv[argc++] = steptraced_path();
-        argv[argc++] = "--socket";
-        argv[argc++] = D.sock;
+        if (with_socket) {
+            argv[argc++] = "--socket";
+            argv[argc++] = D.sock;
+        }
         argv[argc++] = "--ready-fd";
         argv[argc++] = fdarg;
         while (extra != NULL && *extra != NULL && argc < 30)
@@ -171,7 +179,12 @@ fixture_teardown(void)
 {
     if (D.pid > 0)
         ck_assert_int_eq(daemon_stop(), 0);
-    nftw(D.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    /* ST_TEST_KEEP=1 keeps the test's directory (collector log, files)
+     * for a look after a failure. */
+    if (getenv("ST_TEST_KEEP") == NULL)
+        nftw(D.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        fprintf(stderr, "kept %s\n", D.dir);
 }
 
 /* Setup of the tests that need a running collector. */

@@ -78,6 +78,8 @@ const char *steptraced_path(void);
 /* Starts steptraced on D.sock with --ready-fd plus `extra` (NULL
  * terminated) and waits until it is ready.  @return 0 or -1. */
 int daemon_spawn(const char *const *extra);
+/* The same, without "--socket D.sock" unless with_socket. */
+int daemon_spawn_opts(const char *const *extra, int with_socket);
 /* Waits for a child.  @return its exit status, or -1 if signalled. */
 int wait_exit(pid_t pid);
 /* SIGTERM to the collector.  @return its exit status. */
