@@ -48,6 +48,8 @@ struct qitem {
 /* Frames sent and not yet acknowledged: (token, cumulative records). */
 #define INFLIGHT_MAX 4096
 
+static void sender_resume(void);
+
 static struct {
     int fd;              /* Owned socket, -1 when none. */
     int efd;             /* Owned eventfd waking the thread. */
@@ -507,6 +509,7 @@ sender_wake(void)
 void
 st__sender_close(void)
 {
+    sender_resume();
     if (!S.running)
         return;
     pthread_mutex_lock(&S.mu);
@@ -574,6 +577,15 @@ st__sender_before_fork(void)
 void
 st__sender_after_fork_parent(void)
 {
+    /* Not started here: CPython 3.13 looks for other threads (to warn
+     * about fork with threads) after the after_in_parent hooks run.  The
+     * thread starts again at the next use of the connection. */
+}
+
+/* Starts the thread again if st__sender_before_fork() stopped it. */
+static void
+sender_resume(void)
+{
     int ok;
 
     if (!S.suspended)
@@ -633,6 +645,7 @@ int
 st__sender_submit(struct st_buf *b, uint64_t nrecords, int policy,
                   uint64_t token)
 {
+    sender_resume();
     int drop_when_full = policy == ST_FULL_DROP;
     uint64_t stall_ns = policy == ST_FULL_BLOCK_BRIEF ? BRIEF_STALL_NS
                                                       : BLOCK_STALL_NS;
