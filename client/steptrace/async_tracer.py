@@ -21,51 +21,47 @@ __all__ = ["AsyncTracer", "AsyncContextTracer", "traced_sleep",
            "AwaitPointInfo", "CoroutineInfo"]
 
 
-class AwaitPointInfo:
+class _Timed:
+    """start_time / end_time (perf_counter), result, exception."""
+
+    def __init__(self):
+        self.start_time = time.perf_counter()
+        self.end_time: Optional[float] = None
+        self.result: Any = None
+        self.exception: Optional[BaseException] = None
+
+    @property
+    def duration_ms(self):
+        """Milliseconds from start to end (to now while not complete)."""
+        end = self.end_time if self.end_time is not None else time.perf_counter()
+        return (end - self.start_time) * 1000
+
+    def complete(self, result=None, exception=None):
+        """Marks the end, with its result or exception."""
+        self.end_time = time.perf_counter()
+        self.result = result
+        self.exception = exception
+
+
+class AwaitPointInfo(_Timed):
     """An await point, as python-steptrace 0.3.0 described one."""
 
     def __init__(self, coro_name, filename, lineno, awaited_expr=""):
+        super().__init__()
         self.coro_name = coro_name
         self.filename = filename
         self.lineno = lineno
         self.awaited_expr = awaited_expr
-        self.start_time = time.perf_counter()
-        self.end_time: Optional[float] = None
-        self.result: Any = None
-        self.exception: Optional[BaseException] = None
-
-    @property
-    def duration_ms(self):
-        end = self.end_time if self.end_time is not None else time.perf_counter()
-        return (end - self.start_time) * 1000
-
-    def complete(self, result=None, exception=None):
-        self.end_time = time.perf_counter()
-        self.result = result
-        self.exception = exception
 
 
-class CoroutineInfo:
+class CoroutineInfo(_Timed):
     """A traced coroutine, as python-steptrace 0.3.0 described one."""
 
     def __init__(self, name, coro):
+        super().__init__()
         self.name = name
         self.coro = coro
-        self.start_time = time.perf_counter()
-        self.end_time: Optional[float] = None
         self.await_points: List[AwaitPointInfo] = []
-        self.result: Any = None
-        self.exception: Optional[BaseException] = None
-
-    @property
-    def duration_ms(self):
-        end = self.end_time if self.end_time is not None else time.perf_counter()
-        return (end - self.start_time) * 1000
-
-    def complete(self, result=None, exception=None):
-        self.end_time = time.perf_counter()
-        self.result = result
-        self.exception = exception
 
 
 class AsyncTracer(Tracer):
