@@ -91,7 +91,7 @@ st__control_tail(struct st_conn *c, const struct st_msg *m)
     struct st_server *srv = c->srv;
     const struct st_str *g = &m->u.tail.glob;
 
-    if (g->n > 4096 || memchr(g->p, '\0', g->n) != NULL) {
+    if (g->n > 4096 || (g->n > 0 && memchr(g->p, '\0', g->n) != NULL)) {
         st__conn_detail(c, "TAIL file pattern is not a usable pattern");
         return ST_EBADTYPE;
     }
