@@ -295,6 +295,40 @@ class CountingProxy:
         self.srv.close()
 
 
+class CollectorStats:
+    """The collector's counters (`steptrace daemon status --json`), when the
+    build has them: bytes_in gives the wire bytes of each run, and the
+    dropped/lost counters show that nothing of a run was lost."""
+
+    LOST = ("lost_agent", "dropped_write", "dropped_open", "dropped_nomem")
+
+    def __init__(self, py, pythonpath, sock):
+        self.cmd = [py, "-m", "steptrace", "daemon", "status", "--socket",
+                    sock, "--json"]
+        self.env = dict(os.environ, PYTHONPATH=pythonpath,
+                        PYTHONDONTWRITEBYTECODE="1")
+        self.env.pop("STEPTRACE_SOCKET", None)
+        self.overhead = None
+        a = self.query()
+        b = self.query()
+        if a is not None and b is not None:
+            # What one status query itself sends (it is counted too).
+            self.overhead = b["bytes_in"] - a["bytes_in"]
+
+    @property
+    def ok(self):
+        return self.overhead is not None
+
+    def query(self):
+        try:
+            r = subprocess.run(self.cmd, env=self.env, capture_output=True,
+                               text=True, timeout=30)
+            d = json.loads(r.stdout) if r.returncode == 0 else None
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            return None
+        return d if isinstance(d, dict) and "bytes_in" in d else None
+
+
 # -- runs -------------------------------------------------------------------
 
 class Variant:
@@ -411,8 +445,8 @@ def median(xs):
 
 # -- the benchmark ----------------------------------------------------------
 
-def bench_interpreter(args, info, build, noop_dir, sock, proxy, workloads,
-                      scratch, results, failures):
+def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
+                      workloads, scratch, results, failures):
     py = info["path"]
     minor = info["minor"]
     st_env = {"PYTHONPATH": build["pythonpath"], "STEPTRACE_SOCKET": sock,
@@ -501,7 +535,22 @@ def bench_interpreter(args, info, build, noop_dir, sock, proxy, workloads,
         for rep in range(args.repeat):
             k = rep % len(variants)
             for v in variants[k:] + variants[:k]:
+                counted = stats is not None and v.key.startswith("st-")
+                before = stats.query() if counted else None
                 r = one(v, units)
+                if counted and "error" not in r:
+                    after = stats.query()
+                    if before is not None and after is not None:
+                        r["wire_bytes"] = (after["bytes_in"] -
+                                           before["bytes_in"] - stats.overhead)
+                        r["steps"] = last_step(logs)
+                        lost = sum(after.get(c, 0) - before.get(c, 0)
+                                   for c in stats.LOST)
+                        if lost:
+                            r["error"] = "the collector lost %d records" % lost
+                            failures.append("%s %s %s: %s" % (
+                                info["version"], name, v.label, r["error"]))
+                            log("FAILED: " + failures[-1])
                 if v.needs_log:
                     shutil.rmtree(logs, ignore_errors=True)
                 if "error" not in r and meta["checksum"] is not None and \
@@ -548,6 +597,26 @@ def pysnooper_path(args, py):
 
 
 # -- the report -------------------------------------------------------------
+
+def wire_per_step(results, minor, name, key):
+    """Wire bytes per step: the proxy's run, else the counters' runs."""
+    wire = results.get((minor, name, key, "wire"))
+    if wire:
+        return wire["bytes"] / wire["steps"] if wire.get("steps") else None
+    per = [r["wire_bytes"] / r["steps"]
+           for r in results.get((minor, name, key), [])
+           if "error" not in r and r.get("steps") and "wire_bytes" in r]
+    return median(per)
+
+
+def steps_of(results, minor, name):
+    wire = results.get((minor, name, "st-none", "wire"))
+    if wire:
+        return wire.get("steps")
+    steps = [r["steps"] for r in results.get((minor, name, "st-none"), [])
+             if r.get("steps")]
+    return max(steps) if steps else None
+
 
 def fmt_ms(seconds):
     ms = seconds * 1000
@@ -596,9 +665,7 @@ def table(results, interps, workloads):
                          if b is not None and lines and v.key != "untraced"
                          else None)
                 lb = median([r["log_bytes"] for r in ok if "log_bytes" in r])
-                wire = results.get((minor, name, v.key, "wire"))
-                wps = (wire["bytes"] / wire["steps"]
-                       if wire and wire.get("steps") else None)
+                wps = wire_per_step(results, minor, name, v.key)
                 rss = median([r["rss_kib"] for r in ok]) / 1024
                 mark = " (%d/%d ok)" % (len(ok), len(runs)) \
                     if len(ok) != len(runs) else ""
@@ -654,9 +721,7 @@ def targets_table(results, interps, workloads):
             _, none = cell_stats(results, minor, name, "st-none")
             chw, chn = cell_stats(results, minor, name, "st-changed")
             allw, _ = cell_stats(results, minor, name, "st-all")
-            wire = results.get((minor, name, "st-none", "wire")) or {}
-            wps = (wire["bytes"] / wire["steps"] if wire.get("steps")
-                   else None)
+            wps = wire_per_step(results, minor, name, "st-none")
             limit = CHANGED_TARGET_NS.get(name)
             rows.append("| %s | %s | %s | %s | %s | %s |" % (
                 info["version"], name,
@@ -679,13 +744,12 @@ def lines_table(results, interps, workloads):
             meta = results.get((minor, name, "_meta"))
             if meta is None:
                 continue
-            wire = results.get((minor, name, "st-none", "wire")) or {}
+            steps = steps_of(results, minor, name)
             rows.append("| %s | %s | %s | %s | %s |" % (
                 info["version"], name, "{:,}".format(meta["units"]),
                 "n/a" if meta["lines"] is None
                 else "{:,}".format(meta["lines"]),
-                "n/a" if wire.get("steps") is None
-                else "{:,}".format(wire["steps"])))
+                "n/a" if steps is None else "{:,}".format(steps)))
     return "\n".join(rows)
 
 
@@ -731,7 +795,11 @@ def parse_args(argv):
     p.add_argument("--slow-repeat", type=int, default=3,
                    help="timed runs of the slow tracers (default: %(default)s)")
     p.add_argument("--no-wire", action="store_true",
-                   help="skip the untimed runs through the byte-counting proxy")
+                   help="do not measure wire bytes")
+    p.add_argument("--wire-proxy", action="store_true",
+                   help="measure wire bytes through a byte-counting proxy "
+                        "(one extra untimed run per mode) even when the "
+                        "collector has counters")
     p.add_argument("--timeout", type=float, default=900,
                    help="seconds before a run is killed (default: %(default)s)")
     p.add_argument("--smoke", action="store_true",
@@ -823,6 +891,8 @@ def main(argv=None):
     scratch = tempfile.mkdtemp(prefix="stbench-")
     collector = None
     proxy = None
+    stats = None
+    wire_how = "not measured (--no-wire)"
     results = {}
     failures = []
     try:
@@ -843,12 +913,25 @@ def main(argv=None):
         sock = os.path.join(scratch, "steptraced.sock")
         collector = start_collector(builds[interps[0]["minor"]]["steptraced"],
                                     sock)
-        if not args.no_wire:
+        if not args.no_wire and not args.wire_proxy:
+            stats = CollectorStats(interps[0]["path"],
+                                   builds[interps[0]["minor"]]["pythonpath"],
+                                   sock)
+            if stats.ok:
+                wire_how = ("the collector's counters (bytes_in before and "
+                            "after each timed run)")
+            else:
+                log("the collector has no counters: wire bytes through a "
+                    "counting proxy")
+                stats = None
+        if not args.no_wire and stats is None:
             proxy = CountingProxy(os.path.join(scratch, "proxy.sock"), sock)
+            wire_how = ("a byte-counting proxy in front of the collector "
+                        "(one extra untimed run per mode)")
         for info in interps:
             bench_interpreter(args, info, builds[info["minor"]],
-                              noops[info["minor"]], sock, proxy, workloads,
-                              scratch, results, failures)
+                              noops[info["minor"]], sock, proxy, stats,
+                              workloads, scratch, results, failures)
     except BenchError as e:
         log("error: %s" % e)
         return 2
@@ -896,6 +979,7 @@ def main(argv=None):
     print("Targets (reported, not enforced):\n")
     print(targets_table(results, interps, workloads))
     print()
+    print("Wire bytes measured with %s." % wire_how)
     print("Collector (steptraced) peak RSS over the whole benchmark: %s MiB."
           % ("n/a" if collector_rss is None else "%.1f" % (collector_rss / 1024)))
     unavailable = []
