@@ -77,11 +77,14 @@ def run_mode(args, mode, workdir, ctl):
     try:
         for i in range(args.runs):
             logdir = os.path.join(workdir, "logs-%s-%d" % (mode, i))
-            before = ctl.Connection(col.sock).status()["bytes_written"]
+            st0 = ctl.Connection(col.sock).status()
+            before, before_records = (st0["bytes_written"],
+                                      st0["records_written"])
             cmd = [args.loadgen, "--socket", col.sock, "--log-dir", logdir,
                    "--clients", str(args.clients), "--records",
                    str(args.records), "--mode", mode, "--vars",
-                   str(args.vars)]
+                   str(args.vars)] + (["--flush-per-frame"] if args.flush
+                                      else [])
             out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
                                  text=True).stdout
             kv = dict(x.split("=", 1) for x in out.split())
@@ -89,6 +92,8 @@ def run_mode(args, mode, workdir, ctl):
             written = st["bytes_written"] - before
             secs = float(kv["seconds"])
             results.append({"records": int(kv["records"]), "seconds": secs,
+                            "written": st["records_written"] -
+                            before_records,
                             "rps": int(kv["records"]) / secs,
                             "mbps": written / secs / 1e6,
                             "bytes": written,
@@ -104,7 +109,8 @@ def run_mode(args, mode, workdir, ctl):
             "bytes_per_record": best["bytes"] / best["records"],
             "rss_mib": rss / 1024.0,
             "runs": [round(r["rps"]) for r in results],
-            "lost": sum(r["lost"] for r in results)}
+            "lost": sum(r["lost"] for r in results),
+            "missing": sum(r["records"] - r["written"] for r in results)}
 
 
 def main():
@@ -121,6 +127,11 @@ def main():
     p.add_argument("--dir", default=None,
                    help="where the logs go (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the logs")
+    p.add_argument("--no-flush-per-frame", dest="flush", action="store_false",
+                   help="send one FLUSH at the end instead of one per frame "
+                   "(the agent ends every frame with a FLUSH)")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 unless every record was written (for CI)")
     args = p.parse_args()
     args.steptraced = os.path.join(args.build, "daemon", "steptraced")
     args.loadgen = os.path.join(args.build, "bench", "collector",
@@ -149,6 +160,10 @@ def main():
           % (args.clients, args.records, args.runs,
              args.dir or tempfile.gettempdir()))
     print()
+    print("%s; %s" % ("a FLUSH per frame, as the agent sends" if args.flush
+                      else "one FLUSH at the end", "the collector acknowledges "
+                      "a FLUSH once its records are written"))
+    print()
     print("| mode | records/s | MB/s of log written | bytes/record | "
           "collector peak RSS | records lost |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -156,6 +171,8 @@ def main():
         print("| %s | %s | %.0f | %.0f | %.1f MiB | %d |"
               % (r["mode"].upper(), "{:,}".format(round(r["rps"])),
                  r["mbps"], r["bytes_per_record"], r["rss_mib"], r["lost"]))
+    if args.check and any(r["lost"] or r["missing"] for r in rows):
+        raise SystemExit("records were lost: %r" % rows)
 
 
 if __name__ == "__main__":
