@@ -131,7 +131,7 @@ conn_release(struct st_conn *c)
         st__idmap_del(&c->sinks, s->tracer_id);
         st__sink_release(s);
     }
-    st__pressure_sub(srv, c->rlen - c->roff);
+    st__pressure_sub(srv, c->rlen - c->roff, 0);
     c->rlen = c->roff = c->flen = 0;
     srv->pending_big -= c->big;
     c->big = 0;
@@ -299,7 +299,7 @@ conn_frame_run(struct st_conn *c)
     for (;;) {
         r = st_wire_decode_next(&c->dec, &m);
         if (r == 0) {
-            st__pressure_sub(srv, ST_WIRE_HEADER_SIZE + c->flen);
+            st__pressure_sub(srv, ST_WIRE_HEADER_SIZE + c->flen, 0);
             c->roff += ST_WIRE_HEADER_SIZE + c->flen;
             c->flen = 0;
             return 0;
@@ -317,7 +317,9 @@ conn_frame_run(struct st_conn *c)
             return -1;
         if (c->blocked)
             return 1;
-        if (st__pressure_high(srv)) {
+        /* Only a connection with records waiting to be written is
+         * stopped: it is one of those the writers are behind on. */
+        if (c->out_queued > 0 && st__pressure_high(srv)) {
             c->blocked |= ST_BLOCK_PRESSURE;
             st__pressure_paused(srv, c);
             return 1;
@@ -454,7 +456,7 @@ conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         c->rlen += (size_t)nread;
         c->srv->stats.bytes_in += (uint64_t)nread;
-        st__pressure_add(c->srv, (size_t)nread);
+        st__pressure_add(c->srv, (size_t)nread, 0);
         if (c->draining)
             c->stop_budget -= (size_t)nread;
         conn_process(c);

@@ -356,6 +356,7 @@ struct st_conn {
     int msgno;                   /* Messages of that frame applied. */
     size_t big;                  /* rbuf bytes beyond ST_READ_CHUNK held
                                     for a large frame (pressure.c). */
+    size_t out_queued;           /* Bytes its sinks hold for writing. */
     uint64_t epoch;              /* FLUSHes seen so far, plus one. */
     struct st_ack_wait *acks;    /* Owned ring of ACKs owed, oldest first. */
     size_t acks_head;
@@ -461,13 +462,15 @@ void st__control_forget(struct st_conn *c);
 
 /* ---- pressure.c: the bound on pending memory ---- */
 
-/* Pending bytes changed by delta (read, processed, rendered, written). */
-void st__pressure_add(struct st_server *srv, size_t n);
-void st__pressure_sub(struct st_server *srv, size_t n);
-/* Pending bytes above which producers stop: max_pending_bytes less the
- * collector's own reserve. */
+/* Pending bytes changed: read or processed (out = 0), rendered into a
+ * sink queue or written (out = 1). */
+void st__pressure_add(struct st_server *srv, size_t n, int out);
+void st__pressure_sub(struct st_server *srv, size_t n, int out);
+/* Pending bytes above which producers stop: a quarter of
+ * max_pending_bytes, less if the collector's own reserve leaves less. */
 size_t st__pressure_threshold(const struct st_server *srv);
-/* @return 1 when pending is above the threshold (producers must stop). */
+/* @return 1 when the sink queues are above the threshold (producers
+ * must stop). */
 int st__pressure_high(const struct st_server *srv);
 /*
  * May c hold `want` more bytes for a large frame?  Always yes for the
@@ -564,7 +567,9 @@ struct st_server {
     uint64_t start_ms;           /* uv_now at start, for uptime. */
     size_t pending;              /* Bytes received or rendered, not yet
                                     written (pressure.c). */
-    size_t pending_big;          /* Part of it held for large frames. */
+    size_t pending_out;          /* Part of it in sink queues. */
+    size_t pending_big;          /* Read buffer room held for large
+                                    frames. */
     size_t max_pending;          /* max_pending_bytes. */
     size_t rss_start;            /* Resident bytes once listening. */
     size_t overhead;             /* Resident bytes besides pending, as

@@ -2,18 +2,28 @@
  * The bound on the collector's memory.  "Pending" bytes are those received
  * and not yet consumed (unprocessed frames in the read buffers) plus those
  * rendered and not yet written (sink queues).  max_pending_bytes bounds
- * the collector's memory as a whole, so producers are stopped when pending
- * reaches the bound less a reserve for what the collector holds anyway:
- * the larger of its resident size at start plus, per open connection, a
- * read buffer and a spare chunk (ST_CONN_RESERVE), and its resident size
- * less pending as measured every ST_MEASURE_MS; plus ST_PRESSURE_MARGIN
- * for the overshoot.  Above that threshold a connection
- * stops at the next message it processes and is no longer read (conn.c),
- * so only the connections that produce are stopped, and their agents feel
- * it as a full socket.  Once writes bring pending under three quarters of
- * the threshold, the stopped connections go on, one per loop iteration
- * and the least loaded first: the busiest connections are the last to get
- * going again.
+ * the collector's memory as a whole: pending bytes may use the bound less
+ * a reserve for what the collector holds anyway (the larger of its
+ * resident size at start plus, per open connection, a read buffer and a
+ * spare chunk, and its resident size less pending as measured every
+ * ST_MEASURE_MS; plus ST_PRESSURE_MARGIN for the overshoot).
+ *
+ * Producers are stopped well before that, when the rendered records
+ * waiting for their write exceed a quarter of the bound
+ * (st__pressure_threshold): once the writers always have a full queue,
+ * more buffered text only costs memory, and rendered text is five to
+ * twenty times the size of the msgpack it comes from, which can as well
+ * wait in the kernel and in the agents' own bounded queues.  The rest of
+ * the budget is room for large frames.  Unprocessed input does not count
+ * here: only writes can bring the queues down, and a connection's input
+ * is bounded on its own (one read chunk, or one frame that needed room in
+ * the budget).  Above the threshold a connection with records queued
+ * stops at the next message it processes and is no longer read (conn.c);
+ * connections that produce nothing (status, tail) are never stopped, and
+ * the producers' agents feel it as a full socket.  Once writes bring the
+ * queues under three quarters of the threshold, the stopped connections
+ * go on, one per loop iteration and the least loaded first: the busiest
+ * connections are the last to get going again.
  *
  * Nothing is dropped here: a stopped connection keeps its bytes.  The
  * overshoot past the threshold is at most one read chunk and one rendered
@@ -22,42 +32,59 @@
 #include "daemon.h"
 
 void
-st__pressure_add(struct st_server *srv, size_t n)
+st__pressure_add(struct st_server *srv, size_t n, int out)
 {
     srv->pending += n;
+    if (out)
+        srv->pending_out += n;
     if (srv->pending > srv->stats.pending_peak)
         srv->stats.pending_peak = srv->pending;
 }
 
 void
-st__pressure_sub(struct st_server *srv, size_t n)
+st__pressure_sub(struct st_server *srv, size_t n, int out)
 {
     srv->pending = n > srv->pending ? 0 : srv->pending - n;
+    if (out)
+        srv->pending_out = n > srv->pending_out ? 0 : srv->pending_out - n;
 }
 
-size_t
-st__pressure_threshold(const struct st_server *srv)
+/* The most pending bytes the bound allows: max_pending_bytes less what
+ * the collector holds anyway, as estimated or last measured. */
+static size_t
+pressure_budget(const struct st_server *srv)
 {
     size_t reserve = srv->rss_start + srv->nconns * ST_CONN_RESERVE;
-    size_t floor = srv->max_pending / 4;
 
     /* What the process holds besides pending bytes, as last measured
      * (fragmentation and per-connection state included), if larger. */
     if (srv->overhead > reserve)
         reserve = srv->overhead;
     reserve += ST_PRESSURE_MARGIN;
+    return reserve < srv->max_pending ? srv->max_pending - reserve : 0;
+}
 
-    /* With very many connections the reserve would leave nothing: keep a
-     * quarter of the bound for records in flight all the same. */
-    if (reserve > srv->max_pending - floor)
-        return floor;
-    return srv->max_pending - reserve;
+size_t
+st__pressure_threshold(const struct st_server *srv)
+{
+    size_t window = srv->max_pending / 4, budget = pressure_budget(srv);
+
+    /* Records waiting for the disk beyond a quarter of the bound buy no
+     * throughput (the writers always have work queued), only memory:
+     * producers wait in the kernel and in their own queues instead.  The
+     * rest of the budget is room for large frames.  With very many
+     * connections the budget may be smaller; a sixteenth of the bound is
+     * left for records in flight all the same. */
+    if (budget < window)
+        window = budget > srv->max_pending / 16 ? budget
+                                                 : srv->max_pending / 16;
+    return window;
 }
 
 int
 st__pressure_high(const struct st_server *srv)
 {
-    return srv->pending > st__pressure_threshold(srv);
+    return srv->pending_out > st__pressure_threshold(srv);
 }
 
 /* Resume below three quarters of the threshold. */
@@ -71,7 +98,7 @@ int
 st__pressure_room_for_frame(const struct st_server *srv, size_t want)
 {
     return srv->pending_big == 0 ||
-           srv->pending + want <= st__pressure_threshold(srv);
+           srv->pending + want <= pressure_budget(srv);
 }
 
 void
@@ -86,6 +113,8 @@ void
 st__pressure_paused(struct st_server *srv, struct st_conn *c)
 {
     srv->stats.pauses++;
+    /* Its records go to the writers now, whatever their size. */
+    st__conn_flush(c);
     if (srv->opt->verbose)
         st__log("pid %d paused: %zu bytes pending", (int)c->peer_pid,
                 srv->pending);
@@ -113,7 +142,7 @@ pressure_eligible(const struct st_server *srv, const struct st_conn *c)
         return 0;
     if (b == 0)
         return c->resume_wanted;
-    return srv->pending < pressure_low(srv);
+    return srv->pending_out < pressure_low(srv);
 }
 
 /* The least loaded connection that may go on, or NULL. */

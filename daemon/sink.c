@@ -122,7 +122,7 @@ st__sink_free(struct st_sink *s)
         close(s->fd);
     while ((ch = s->head) != NULL) {
         s->head = ch->next;
-        st__pressure_sub(s->srv, ch->b.len);
+        st__pressure_sub(s->srv, ch->b.len, 1);
         sink_chunk_destroy(ch);
     }
     if (s->spare != NULL)
@@ -145,6 +145,7 @@ st__sink_idle(const struct st_sink *s)
 void
 st__sink_release(struct st_sink *s)
 {
+    s->conn->out_queued -= s->queued;
     s->conn = NULL;
     if (st__sink_idle(s)) {
         st__sink_free(s);
@@ -272,7 +273,9 @@ sink_chunk_pop(struct st_sink *s)
     if (s->head == NULL)
         s->tail = NULL;
     s->queued -= ch->b.len;
-    st__pressure_sub(s->srv, ch->b.len);
+    if (s->conn != NULL)
+        s->conn->out_queued -= ch->b.len;
+    st__pressure_sub(s->srv, ch->b.len, 1);
     if (s->spare == NULL && ch->b.cap <= SINK_SPARE_MAX)
         s->spare = ch;
     else
@@ -422,7 +425,9 @@ sink_commit(struct st_sink *s, int is_record)
     if (is_record)
         ch->nrecords++;
     s->queued += rec;
-    st__pressure_add(s->srv, rec);
+    if (s->conn != NULL)
+        s->conn->out_queued += rec;
+    st__pressure_add(s->srv, rec, 1);
     if (s->queued >= ST_SINK_FLUSH_BYTES)
         sink_kick(s);
     else
