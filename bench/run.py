@@ -17,11 +17,14 @@ repeated: untraced, the C no-op tracers, steptrace NONE/CHANGED/ALL (FILE
 output through the collector) and, when available, python-steptrace
 (--python-steptrace PATH) and PySnooper (importable, or --pysnooper PATH).
 It prints a Markdown table of medians and the command line that made it.
+Wire bytes come from the collector's counters (`steptrace daemon status`)
+when it has them, else from a byte-counting proxy in front of it.
 
 Standard library only; runs under any CPython 3.10+.  Exit status 0 when
 every run succeeded, 1 when one failed (a crash, a traced run without a
-log, or a checksum that differs from the untraced run's), 2 for a usage or
-build error.
+log, records the collector lost, or a checksum that differs from the
+untraced run's), 2 for a usage or build error.  No run is judged by its
+speed.
 """
 import argparse
 import datetime
@@ -784,7 +787,7 @@ def parse_args(argv):
                    help="multiply every workload's UNITS by F (default: 1)")
     p.add_argument("--python-steptrace", metavar="PATH",
                    help="directory holding python-steptrace's `steptrace` "
-                        "package (prepended to PYTHONPATH for its runs)")
+                        "package (its runs' PYTHONPATH)")
     p.add_argument("--pysnooper", metavar="PATH",
                    help="directory holding the `pysnooper` package (default: "
                         "use it when the interpreter can import it)")
