@@ -32,7 +32,6 @@
 
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread,
                          const uv_buf_t *buf);
-static void conn_drain_check(struct st_conn *c);
 
 /* A queued reply: the request and the bytes it writes, freed together in
  * the write callback. */
@@ -400,10 +399,8 @@ conn_compact(struct st_conn *c)
     }
 }
 
-/* While stopping: once everything the peer had sent is processed, the
- * connection closes (gracefully: owed ACKs go out first). */
-static void
-conn_drain_check(struct st_conn *c)
+void
+st__conn_drain_check(struct st_conn *c)
 {
     if (c->state != ST_CONN_OPEN || c->nacks > 0)
         return;
@@ -439,7 +436,7 @@ conn_process(struct st_conn *c)
         return;
     conn_compact(c);
     conn_update_reading(c);
-    conn_drain_check(c);
+    st__conn_drain_check(c);
 }
 
 void
@@ -474,7 +471,7 @@ conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
          * and wait for them). */
         c->eof = 1;
         conn_update_reading(c);
-        conn_drain_check(c);
+        st__conn_drain_check(c);
     }
     else if (nread == UV_ENOBUFS) {
         st__log("out of memory reading from pid %d; closing the connection",
@@ -487,99 +484,6 @@ conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                     uv_strerror((int)nread));
         st__conn_close(c, 1);
     }
-}
-
-/* @return 1 when every record before FLUSH epoch `epoch` is written. */
-static int
-conn_done_with(const struct st_conn *c, uint64_t epoch)
-{
-    struct st_sink *s;
-    size_t it = 0;
-
-    while ((s = st__idmap_next(&c->sinks, &it)) != NULL)
-        if (!st__sink_done_with(s, epoch))
-            return 0;
-    return 1;
-}
-
-/* Sends one ACK, with the errors counted since the previous one.
- * @return 0, or -1 when the connection was closed. */
-static int
-conn_send_ack(struct st_conn *c, uint64_t token)
-{
-    struct st_buf *b = &c->srv->scratch.reply;
-    msgpack_packer pk;
-
-    b->len = 0;
-    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
-    if (st_wire_pack_ack(&pk, token, c->errors, c->errors ? c->errmsg : NULL,
-                         c->errors ? strlen(c->errmsg) : 0) != 0) {
-        st_buf_close(b);
-        st__log("out of memory replying to pid %d; closing the connection",
-                (int)c->peer_pid);
-        st__conn_close(c, 1);
-        return -1;
-    }
-    c->errors = 0;
-    c->errmsg[0] = '\0';
-    return st__conn_send(c, b->data, b->len) == 0 ? 0 : -1;
-}
-
-void
-st__conn_sink_done(struct st_conn *c)
-{
-    while (c->nacks > 0 && c->state == ST_CONN_OPEN) {
-        struct st_ack_wait *a = &c->acks[c->acks_head];
-
-        if (!conn_done_with(c, a->epoch))
-            break;
-        c->acks_head = (c->acks_head + 1) % c->acks_cap;
-        c->nacks--;
-        if (conn_send_ack(c, a->token) != 0)
-            return;
-    }
-    if ((c->blocked & ST_BLOCK_FLUSH) && c->nacks < ST_MAX_ACK_WAIT) {
-        c->blocked &= ~(unsigned)ST_BLOCK_FLUSH;
-        c->resume_wanted = 1;
-        st__pressure_schedule(c->srv);
-    }
-    conn_drain_check(c);
-}
-
-int
-st__conn_flush_request(struct st_conn *c, uint64_t token)
-{
-    struct st_sink *s;
-    size_t it = 0;
-
-    if (c->nacks == c->acks_cap) {
-        size_t cap = c->acks_cap ? c->acks_cap * 2 : 4, i;
-        struct st_ack_wait *a = malloc(cap * sizeof(*a));
-
-        if (a == NULL)
-            return ST_ENOMEM;
-        for (i = 0; i < c->nacks; i++)
-            a[i] = c->acks[(c->acks_head + i) % c->acks_cap];
-        free(c->acks);
-        c->acks = a;
-        c->acks_cap = cap;
-        c->acks_head = 0;
-    }
-    c->acks[(c->acks_head + c->nacks) % c->acks_cap].token = token;
-    c->acks[(c->acks_head + c->nacks) % c->acks_cap].epoch = c->epoch;
-    c->nacks++;
-    /* Records after this FLUSH go to new chunks of a later epoch. */
-    while ((s = st__idmap_next(&c->sinks, &it)) != NULL) {
-        st__sink_seal(s);
-        st__sink_flush(s);
-    }
-    c->epoch++;
-    /* A peer that keeps sending FLUSHes faster than its records can be
-     * written waits, like one that sends too many records. */
-    if (c->nacks >= ST_MAX_ACK_WAIT)
-        c->blocked |= ST_BLOCK_FLUSH;
-    st__conn_sink_done(c);
-    return 0;
 }
 
 void

@@ -404,11 +404,20 @@ void st__conn_detail(struct st_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* @return 1 when no sink of the connection has anything queued or out. */
 int st__conn_sinks_idle(const struct st_conn *c);
-/* A FLUSH: owes its ACK (sent at once when nothing is queued). */
-int st__conn_flush_request(struct st_conn *c, uint64_t token);
+/* While stopping (or after the peer half-closed): once everything the
+ * peer had sent is processed and the ACKs owed are out, the connection
+ * closes. */
+void st__conn_drain_check(struct st_conn *c);
+
+/* ---- ack.c: FLUSH and ACK ---- */
+
+/* A FLUSH: owes its ACK (sent at once when nothing is queued).
+ * @return 0 or ST_ENOMEM. */
+int st__ack_request(struct st_conn *c, uint64_t token);
 /* A sink of c finished a job: sends the ACKs whose records are all
- * written, in order, and lets processing go on if it waited for that. */
-void st__conn_sink_done(struct st_conn *c);
+ * written, in order, and lets processing go on if it waited for that.
+ * May close c (and so release and free the sink). */
+void st__ack_sink_done(struct st_conn *c);
 /*
  * Processes buffered frames until done or blocked, then starts or stops
  * reading to match c->blocked.  Used when a block is lifted.

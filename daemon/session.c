@@ -343,11 +343,11 @@ session_on_region_end(struct st_conn *c, const struct st_msg *m)
 }
 
 /* The ACK is owed until every record sent before the FLUSH is written;
- * processing goes on meanwhile (st__conn_flush_request). */
+ * processing goes on meanwhile (ack.c). */
 static int
 session_on_flush(struct st_conn *c, const struct st_msg *m)
 {
-    return st__conn_flush_request(c, m->u.flush.token);
+    return st__ack_request(c, m->u.flush.token);
 }
 
 static int

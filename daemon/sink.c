@@ -572,7 +572,7 @@ sink_after_work(uv_work_t *req, int status)
     if (s->conn != NULL) {
         /* May answer a FLUSH, fail to, close the connection and so
          * release (and free) this sink: s is not used after it. */
-        st__conn_sink_done(s->conn);
+        st__ack_sink_done(s->conn);
     }
     else if (st__sink_idle(s)) {
         st__server_forget(srv, s);
