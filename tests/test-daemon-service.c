@@ -671,6 +671,64 @@ START_TEST(test_service_dev_full_then_recovers)
 }
 END_TEST
 
+/* chattr on the log directory; @return 0 when it worked. */
+static int
+chattr_logdir(const char *flag)
+{
+    char cmd[PATH_MAX + 64];
+
+    xsnprintf(cmd, "chattr %s '%s' 2>/dev/null", flag, D.logdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+chattr_teardown(void)
+{
+    (void)chattr_logdir("-i");
+    fixture_teardown();
+}
+
+/* A rotation whose rename fails: the file keeps growing, nothing is
+ * truncated or lost, and the failure is counted.  An immutable directory
+ * (chattr +i) refuses renames even to root while the open file still
+ * takes appends. */
+START_TEST(test_service_rotation_rename_fails_keeps_appending)
+{
+    char msg[512], want[PATH_MAX + 128], all[1024];
+    size_t rec = strlen(none_record(1, 1));
+    int fd = client_open();
+    struct frame f;
+
+    frame_init(&f);
+    put_strings(&f);
+    put_region(&f, 1, 1, ST_LEVEL_INFO, ST_VARMODE_NONE, rec * 3 / 2, 5);
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0),
+                     0);
+    frame_send(fd, &f);
+    st_buf_close(&f.b);
+    ck_assert_uint_eq(send_steps(fd, 1, 1, 1, NULL, 0), 0);
+    if (geteuid() != 0 || chattr_logdir("+i") != 0) {
+        fprintf(stderr, "test_service_rotation_rename_fails_keeps_appending:"
+                " cannot make the log directory immutable; not run\n");
+        close(fd);
+        return;
+    }
+    ck_assert_uint_ge(send_steps(fd, 2, 3, 2, msg, sizeof(msg)), 1);
+    xsnprintf(want, "cannot rotate %s: Operation not permitted",
+              in_dir(D.logdir, "tracer.log"));
+    ck_assert_str_eq(msg, want);
+    ck_assert_int_eq(chattr_logdir("-i"), 0);
+    xsnprintf(all, "%s", none_record(1, 1));
+    strcat(all, none_record(2, 2));
+    strcat(all, none_record(3, 3));
+    assert_file_eq(in_dir(D.logdir, "tracer.log"), all);
+    assert_missing(in_dir(D.logdir, "tracer.log.1"));
+    ck_assert_uint_ge(status_counter("rotate_errors"), 1);
+    ck_assert_uint_eq(status_counter("records_written"), 3);
+    close(fd);
+}
+END_TEST
+
 /* ---- pressure ---- */
 
 /* Child: sends `n` ALL-mode records with 50 locals each in frames of
@@ -957,6 +1015,13 @@ service_suite(void)
     add_test(s, "write-fault", test_service_write_fault_counted_and_reported,
              0);
     add_test(s, "dev-full", test_service_dev_full_then_recovers, 1);
+    {
+        TCase *tc = tcase_create("rename-fails");
+
+        tcase_add_checked_fixture(tc, running_setup, chattr_teardown);
+        tcase_add_test(tc, test_service_rotation_rename_fails_keeps_appending);
+        suite_add_tcase(s, tc);
+    }
     add_test(s, "slow-disk",
              test_service_slow_disk_pauses_producers_without_loss, 0);
     add_test(s, "sigterm-drain", test_service_sigterm_writes_what_was_sent,
