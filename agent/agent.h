@@ -335,10 +335,14 @@ struct st_coro {
     uint32_t awaits;         /* Suspensions so far. */
     uint64_t await_total_ns;
     uint64_t susp_ns;        /* Clock at the latest suspension. */
+    uint64_t resume_ns;      /* Clock at the resumption after it. */
+    int susp_lasti;          /* Where it suspended (same await again?). */
     uint32_t susp_line;
     char *expr;              /* Owned: the awaited expression, or NULL. */
     int start_written;       /* AWAIT START of this await is out. */
     int pending_end;         /* Resumed; END waits for the next event. */
+    PyObject *exc;           /* Owned: an exception seen right after the
+                                resumption (until the next event). */
     uint64_t pending_dur;
 };
 
@@ -433,6 +437,13 @@ void st__async_suspend(struct st_region *r, struct st_fentry *e,
                        PyFrameObject *f);
 void st__async_resume(struct st_region *r, struct st_fentry *e);
 void st__async_settle(struct st_region *r, struct st_fentry *e, int ok);
+/* An exception event right after a resumption: whether the await raised
+ * is known at the frame's next event (see async.c). */
+void st__async_exception(struct st_region *r, struct st_fentry *e,
+                         PyObject *value);
+/* At a line event: settles a pending AWAIT END. */
+void st__async_line(struct st_region *r, struct st_fentry *e,
+                    uint32_t line);
 void st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok);
 /* tracer.c: is a traced frame running in this thread of the region? */
 int st__in_traced_code(void);

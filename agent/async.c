@@ -30,6 +30,7 @@ st__coro_free(struct st_coro *c)
     if (c == NULL)
         return;
     free(c->expr);
+    Py_XDECREF(c->exc);
     free(c);
 }
 
@@ -154,11 +155,19 @@ st__async_suspend(struct st_region *r, struct st_fentry *e, PyFrameObject *f)
 
     if (c == NULL || !async_on(r))
         return;
-    /* Resumed and suspended again without running a line (an await that
-     * waits twice, as wait_for does on a timeout): close the first one. */
-    st__async_settle(r, e, 1);
+    if (c->pending_end && st_frame_lasti(f) == c->susp_lasti) {
+        /* Resumed and suspended again at the same await without running
+         * a line: the awaited thing waits more than once (a coroutine that
+         * sleeps twice, wait_for cancelling on a timeout; an exception
+         * thrown in and handled below).  One await. */
+        c->pending_end = 0;
+        Py_CLEAR(c->exc);
+        return;
+    }
+    st__async_settle(r, e, c->exc == NULL);
     c->awaits++;
     c->susp_ns = st__now_ns();
+    c->susp_lasti = st_frame_lasti(f);
     c->susp_line = (uint32_t)PyFrame_GetLineNumber(f);
     free(c->expr);
     c->expr = await_expression(f);
@@ -177,8 +186,7 @@ st__async_resume(struct st_region *r, struct st_fentry *e)
 
     if (c == NULL || !async_on(r) || c->susp_ns == 0)
         return;
-    c->pending_dur = now - c->susp_ns;
-    c->await_total_ns += c->pending_dur;
+    c->resume_ns = now;
     c->pending_end = 1;
 }
 
@@ -191,6 +199,10 @@ st__async_settle(struct st_region *r, struct st_fentry *e, int ok)
     if (c == NULL || !c->pending_end)
         return;
     c->pending_end = 0;
+    Py_CLEAR(c->exc);
+    /* From the first suspension to the last resumption of this await. */
+    c->pending_dur = c->resume_ns - c->susp_ns;
+    c->await_total_ns += c->pending_dur;
     if (async_on(r) && c->pending_dur >= r->await_threshold_ns) {
         if (!c->start_written)
             write_await_start(r, e);
@@ -206,6 +218,44 @@ st__async_settle(struct st_region *r, struct st_fentry *e, int ok)
     }
     free(c->expr);
     c->expr = NULL;
+}
+
+void
+st__async_exception(struct st_region *r, struct st_fentry *e,
+                    PyObject *value)
+{
+    struct st_coro *c = e->coro;
+
+    if (c == NULL || !c->pending_end)
+        return;
+    /* Thrown in at the await: the awaited thing may handle it (a timeout
+     * that cancels the task and is turned into a value below) or not.
+     * Held (exceptions take no weak references) only until the frame's
+     * next event, while it is in flight anyway. */
+    Py_XSETREF(c->exc, Py_NewRef(value));
+}
+
+void
+st__async_line(struct st_region *r, struct st_fentry *e, uint32_t line)
+{
+    struct st_coro *c = e->coro;
+    PyObject *handled;
+    int raised = 0;
+
+    if (c == NULL || !c->pending_end)
+        return;
+    /* 3.13 reports the await's own clean-up after a thrown exception as a
+     * line of the await: the outcome shows at the line after it. */
+    if (c->exc != NULL && line == c->susp_line)
+        return;
+    if (c->exc != NULL) {
+        /* The await raised if this frame now handles that exception (a
+         * line of its except block); a value came back otherwise. */
+        handled = st_handled_exception();
+        raised = handled != NULL && handled == c->exc;
+        Py_XDECREF(handled);
+    }
+    st__async_settle(r, e, !raised);
 }
 
 void

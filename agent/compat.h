@@ -158,6 +158,43 @@ st_frame_at_iteration(PyFrameObject *f)
     }
 }
 
+/* The frame's last instruction offset in bytes (-1 before the first). */
+static inline int
+st_frame_lasti(PyFrameObject *f)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetLasti(f);
+#else
+    return f->f_lasti < 0 ? -1 : f->f_lasti * 2;
+#endif
+}
+
+/*
+ * At the CALL event of suspendable code: is this the code's first start,
+ * rather than a resumption after a yield or an await?  (3.11+ starts at a
+ * RESUME with argument 0; resumptions stop elsewhere.)
+ */
+static inline int
+st_frame_is_first_start(PyFrameObject *f, PyCodeObject *co)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *code = PyCode_GetCode(co);
+    int lasti = PyFrame_GetLasti(f), first = 0;
+
+    if (code != NULL && lasti >= 0 && lasti + 1 < (int)PyBytes_GET_SIZE(code))
+        first = (unsigned char)PyBytes_AS_STRING(code)[lasti] == RESUME &&
+                PyBytes_AS_STRING(code)[lasti + 1] == 0;
+    else if (lasti < 0)
+        first = 1;
+    Py_XDECREF(code);
+    PyErr_Clear();
+    return first;
+#else
+    (void)co;
+    return f->f_lasti < 0;
+#endif
+}
+
 /*
  * At a RETURN event: does an exception end the frame?  Before 3.12 the C
  * trace function gets arg NULL then; the 3.12+ settrace emulation passes
@@ -224,6 +261,33 @@ st_frame_is_suspending(PyFrameObject *f, PyCodeObject *co)
     if (!(co->co_flags & ST_CO_SUSPENDABLE))
         return 0;
     return f->f_state == FRAME_SUSPENDED;
+#endif
+}
+
+/* The exception being handled (an except block is running), as a new
+ * reference, or NULL. */
+static inline PyObject *
+st_handled_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *e = PyErr_GetHandledException();
+
+    if (e == Py_None) {
+        Py_DECREF(e);
+        return NULL;
+    }
+    return e;
+#else
+    PyObject *t, *v, *tb;
+
+    PyErr_GetExcInfo(&t, &v, &tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    if (v == Py_None) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
 #endif
 }
 

@@ -322,8 +322,14 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
     struct st_fentry *e;
     PyObject *globals;
 
-    if (co->co_flags & ST_CO_SUSPENDABLE)
+    if (co->co_flags & ST_CO_SUSPENDABLE) {
         s = resume_take(r, f);
+        /* A generator or coroutine that started before the region (like
+         * the frame holding `with Tracer()`, or a coroutine awaiting in
+         * `async with`) produces no records when it resumes. */
+        if (s == NULL && !st_frame_is_first_start(f, co))
+            return;
+    }
     e = tstate_push(ts);
     if (e == NULL) {
         if (s != NULL)
@@ -429,8 +435,9 @@ st__on_line(PyFrameObject *f)
 
     if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f) {
         ST_EXC_SAVE(es);
-        /* A line after a resumption: the await went well. */
-        st__async_settle(r, &ts->stack[ts->depth - 1], 1);
+        /* A line after a resumption: the await is over. */
+        st__async_line(r, &ts->stack[ts->depth - 1],
+                       (uint32_t)PyFrame_GetLineNumber(f));
         /* ERROR and SILENT write no step records. */
         if (r->level < ST_LEVEL_ERROR)
             record_step(r, ts, f);
@@ -520,10 +527,6 @@ raised_here(const struct st_region *r, PyObject *tb)
 int
 st__on_exception(PyFrameObject *f, PyObject *arg)
 {
-    /* The exception recorded last, weakly: the same one seen again (a
-     * re-raise in the frame) is not recorded twice, and a new one at the
-     * same address after the first died is not mistaken for it. */
-    static PyObject *last_ref;
     st_exc_state es;
     HOOK_ENTER(r, ts);
 
@@ -545,16 +548,15 @@ st__on_exception(PyFrameObject *f, PyObject *arg)
             HOOK_EXIT(ts);
             return 0;
         }
-        /* An exception right after a resumption: the await raised. */
-        st__async_settle(r, e, 0);
+        /* An exception right after a resumption. */
+        st__async_exception(r, e, value);
+        /* Each raise is a record (a re-raise too); an exception passing
+         * through from a traced callee was recorded there. */
         if ((r->level == ST_LEVEL_DEBUG || r->level == ST_LEVEL_ERROR) &&
-            !(last_ref != NULL && st_weakref_alive_is(last_ref, value)) &&
             raised_here(r, PyTuple_GET_ITEM(arg, 2))) {
             struct st_record rec = {.kind = ST_EVENT_EXCEPTION};
             char *detail = st__render_exception(value, r, &rec.detail_len);
 
-            Py_XSETREF(last_ref, PyWeakref_NewRef(value, NULL));
-            PyErr_Clear();
             rec.line = (uint32_t)PyFrame_GetLineNumber(f);
             rec.runtime = take_runtime(ts);
             rec.detail = detail;

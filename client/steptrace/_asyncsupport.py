@@ -17,6 +17,7 @@ import weakref
 
 from . import _agent
 
+_PKGDIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _expr_cache = {}
 _EXPR_CACHE_MAX = 4096
 _next_expression = []   # set by AsyncTracer.trace_await
@@ -114,8 +115,11 @@ def _created_by_traced_code(coro):
     code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
     if code is not None and code.co_filename.startswith(adir):
         return False
+    # asyncio's and steptrace's own frames (gather, TaskGroup, wrap_task)
+    # stand between the user's call and the loop.
     frame = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(adir):
+    while frame is not None and frame.f_code.co_filename.startswith(
+            (adir, _PKGDIR)):
         frame = frame.f_back
     return frame is not None and _agent.code_traced(frame.f_code)
 
@@ -125,9 +129,14 @@ def _task_name(task, kwargs):
     names the task only after loop.create_task returns."""
     name = kwargs.get("name")
     if name is None:
-        import asyncio.tasks
+        # asyncio.create_task and TaskGroup.create_task (before 3.13) name
+        # the task after loop.create_task returns: the name is their
+        # argument.
+        import asyncio
+        adir = os.path.dirname(asyncio.__file__) + os.sep
         caller = sys._getframe(2)
-        if caller.f_code is asyncio.tasks.create_task.__code__:
+        if caller.f_code.co_filename.startswith(adir) and \
+                caller.f_code.co_name == "create_task":
             name = caller.f_locals.get("name")
     return str(name) if name is not None else task.get_name()
 
