@@ -220,6 +220,9 @@ int st__on_exception(PyFrameObject *f, PyObject *arg);
  */
 int st__reconnect(struct st_region *r);
 
+/* The Python callable st__reconnect() calls (NULL: none). */
+void st__set_reconnect_hook(PyObject *hook);
+
 /* Forgets what the collector was sent for region r (a new connection or
  * a forked child): variable states, step count, threads. */
 void st__region_reset_wire_state(struct st_region *r);
@@ -448,8 +451,6 @@ void st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok);
 /* tracer.c: is a traced frame running in this thread of the region? */
 int st__in_traced_code(void);
 
-/* tracer.c: is this thread recording in the active region? */
-int st__thread_in_region(void);
 
 /* A task record from the package; @return 1 when written. */
 int st__async_task_event(int created, const char *name, size_t n, int ok,

@@ -274,14 +274,6 @@ agent_pause(PyObject *mod, PyObject *prev)
     Py_RETURN_NONE;
 }
 
-/* thread_in_region() -> bool: is the calling thread recording in the
- * active region? */
-static PyObject *
-agent_thread_in_region(PyObject *mod, PyObject *unused)
-{
-    return PyBool_FromLong(st__thread_in_region());
-}
-
 /* current_region() -> the calling thread's Region, or None. */
 static PyObject *
 agent_current_region(PyObject *mod, PyObject *unused)
@@ -347,8 +339,6 @@ agent_after_fork_child(PyObject *mod, PyObject *unused)
     st__tracer_after_fork_child();
     Py_RETURN_NONE;
 }
-
-void st__set_reconnect_hook(PyObject *hook);
 
 /* before_fork() / after_fork_parent(): see st__sender_before_fork. */
 static PyObject *
@@ -464,8 +454,6 @@ static PyMethodDef agent_methods[] = {
      "start(region) -> previous Region or None: trace this thread."},
     {"pause", agent_pause, METH_O,
      "pause(prev): stop recording, keep the region; prev becomes active."},
-    {"thread_in_region", agent_thread_in_region, METH_NOARGS,
-     "thread_in_region() -> bool (internal)."},
     {"attach_thread", agent_attach_thread, METH_O,
      "attach_thread(region): the calling (new) thread records into it."},
     {"current_region", agent_current_region, METH_NOARGS,

@@ -573,7 +573,6 @@ st__on_exception(PyFrameObject *f, PyObject *arg)
 
 static PyObject *reconnect_hook; /* Owned callable, or NULL. */
 
-void st__set_reconnect_hook(PyObject *hook);
 void
 st__set_reconnect_hook(PyObject *hook)
 {
@@ -670,12 +669,6 @@ st__tracer_after_fork_child(void)
         r->lost = 0;
         r->dropped_base = st__sender_dropped();
     }
-}
-
-int
-st__thread_in_region(void)
-{
-    return st__current() != NULL;
 }
 
 int
