@@ -357,6 +357,7 @@ struct st_conn {
     size_t big;                  /* rbuf bytes beyond ST_READ_CHUNK held
                                     for a large frame (pressure.c). */
     size_t out_queued;           /* Bytes its sinks hold for writing. */
+    uint64_t pause_seq;          /* When it was last paused (pressure.c). */
     uint64_t epoch;              /* FLUSHes seen so far, plus one. */
     struct st_ack_wait *acks;    /* Owned ring of ACKs owed, oldest first. */
     size_t acks_head;

@@ -22,8 +22,7 @@
  * connections that produce nothing (status, tail) are never stopped, and
  * the producers' agents feel it as a full socket.  Once writes bring the
  * queues under three quarters of the threshold, the stopped connections
- * go on, one per loop iteration and the least loaded first: the busiest
- * connections are the last to get going again.
+ * go on, one per loop iteration, in the order they were stopped.
  *
  * Nothing is dropped here: a stopped connection keeps its bytes.  The
  * overshoot past the threshold is at most one read chunk and one rendered
@@ -113,23 +112,12 @@ void
 st__pressure_paused(struct st_server *srv, struct st_conn *c)
 {
     srv->stats.pauses++;
+    c->pause_seq = srv->stats.pauses;
     /* Its records go to the writers now, whatever their size. */
     st__conn_flush(c);
     if (srv->opt->verbose)
         st__log("pid %d paused: %zu bytes pending", (int)c->peer_pid,
                 srv->pending);
-}
-
-/* Bytes this connection holds: unprocessed input and unwritten output. */
-static size_t
-pressure_load(const struct st_conn *c)
-{
-    const struct st_sink *s;
-    size_t it = 0, n = c->rlen - c->roff;
-
-    while ((s = st__idmap_next(&c->sinks, &it)) != NULL)
-        n += s->queued;
-    return n;
 }
 
 /* May c go on now?  Blocks other than pressure wait for their own event. */
@@ -145,23 +133,22 @@ pressure_eligible(const struct st_server *srv, const struct st_conn *c)
     return srv->pending_out < pressure_low(srv);
 }
 
-/* The least loaded connection that may go on, or NULL. */
+/* The connection that may go on and has waited longest, or NULL.  A
+ * connection whose FLUSH limit was lifted comes first (it is not paused
+ * for pressure); then they go in the order they were paused, so that none
+ * waits more than one turn of the others. */
 static struct st_conn *
 pressure_pick(struct st_server *srv)
 {
     struct st_conn *c, *best = NULL;
-    size_t best_load = 0;
 
     for (c = srv->conns; c != NULL; c = c->next) {
-        size_t load;
-
         if (!pressure_eligible(srv, c))
             continue;
-        load = pressure_load(c);
-        if (best == NULL || load < best_load) {
+        if (c->blocked == 0)
+            return c;
+        if (best == NULL || c->pause_seq < best->pause_seq)
             best = c;
-            best_load = load;
-        }
     }
     return best;
 }

@@ -193,8 +193,11 @@ class ServiceTest(TempDirTest):
         for k in ("dropped_write", "dropped_open", "dropped_nomem",
                   "lost_agent", "protocol_errors"):
             self.assertEqual(st[k], 0, k)
-        self.assertLess(hwm, RSS_LIMIT_KIB, "collector peak RSS %d KiB; "
-                        "status %r" % (hwm, st))
+        # (A collector built with AddressSanitizer keeps shadow memory and
+        # a quarantine: its RSS says nothing about ours.)
+        if not self._sanitized(col.pid):
+            self.assertLess(hwm, RSS_LIMIT_KIB, "collector peak RSS %d KiB; "
+                            "status %r" % (hwm, st))
         sys.stderr.write("\n[load] %d processes x %d steps: %d records, "
                          "%.1f MiB written, collector peak RSS %.1f MiB, "
                          "pending peak %.1f MiB, %d pauses\n"
@@ -202,6 +205,11 @@ class ServiceTest(TempDirTest):
                             st["bytes_written"] / 1048576.0, hwm / 1024.0,
                             st["pending_peak"] / 1048576.0, st["pauses"]))
         col.stop()
+
+    @staticmethod
+    def _sanitized(pid):
+        with open("/proc/%d/maps" % pid) as f:
+            return "libasan" in f.read()
 
     def test_processes_threads_forks_subprocesses_one_collector(self):
         col = self.collector()
@@ -473,6 +481,9 @@ class ServiceTest(TempDirTest):
 
     def _unit(self):
         exe = helpers.steptraced_path()
+        if os.path.basename(os.path.dirname(exe)) != "bin":
+            self.skipTest("STEPTRACED is not an installed steptraced "
+                          "(bin/steptraced): no unit next to it")
         prefix = os.path.dirname(os.path.dirname(exe))
         unit = os.path.join(prefix, "share", "systemd", "user",
                             "steptraced.service")
@@ -675,8 +686,9 @@ class ServiceTest(TempDirTest):
         for data, hello in inputs:
             self._raw(col, data, hello)
         after = kib(col.pid, "VmRSS")
-        self.assertLess(after - before, 1024, "RSS %d -> %d KiB"
-                        % (before, after))
+        if not self._sanitized(col.pid):
+            self.assertLess(after - before, 1024, "RSS %d -> %d KiB"
+                            % (before, after))
         self.assertEqual(col.status()["protocol_errors"], len(inputs))
         # One line each in the collector's own log.
         self.assertEqual(col.log().count("protocol error from pid"),
