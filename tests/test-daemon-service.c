@@ -640,6 +640,33 @@ START_TEST(test_service_write_fault_counted_and_reported)
 }
 END_TEST
 
+/* The log directory cannot be created: the records are counted, and the
+ * file, once it can be made, starts with the line saying so. */
+START_TEST(test_service_open_fault_reported_in_the_file)
+{
+    char msg[512], want[2 * PATH_MAX + 256];
+    char logdir[PATH_MAX], blocker[PATH_MAX];
+    int fd = client_open(), created;
+
+    xsnprintf(blocker, "%s/afile", D.dir);
+    created = open(blocker, O_WRONLY | O_CREAT, 0600);
+    ck_assert_int_ge(created, 0);
+    close(created);
+    xsnprintf(logdir, "%s/afile/.tracer", D.dir);
+    xsnprintf(D.logdir, "%s", logdir);
+    send_prologue_none(fd);
+    ck_assert_uint_eq(send_steps(fd, 1, 2, 1, msg, sizeof(msg)), 1);
+    ck_assert_uint_eq(status_counter("dropped_open"), 2);
+    /* The directory can be made now; a FLUSH lets the next record try. */
+    ck_assert_int_eq(unlink(blocker), 0);
+    ck_assert_uint_eq(send_steps(fd, 3, 3, 2, NULL, 0), 0);
+    xsnprintf(want, "[steptrace] 2 records lost: cannot create log directory "
+              "%s: Not a directory\n%s", logdir, none_record(3, 3));
+    assert_file_eq(in_dir(logdir, "tracer.log"), want);
+    close(fd);
+}
+END_TEST
+
 /* A real ENOSPC: the file is swapped for /dev/full and SIGHUP reopens it. */
 START_TEST(test_service_dev_full_then_recovers)
 {
@@ -1014,6 +1041,8 @@ service_suite(void)
     add_test(s, "tail-slow", test_service_tail_slow_subscriber_skips, 1);
     add_test(s, "write-fault", test_service_write_fault_counted_and_reported,
              0);
+    add_test(s, "open-fault", test_service_open_fault_reported_in_the_file,
+             1);
     add_test(s, "dev-full", test_service_dev_full_then_recovers, 1);
     {
         TCase *tc = tcase_create("rename-fails");

@@ -302,7 +302,8 @@ lg_usage(FILE *f)
     fprintf(f,
             "usage: st-loadgen --socket PATH --log-dir DIR [--clients N]\n"
             "                  [--records N] [--batch N] [--vars N]\n"
-            "                  [--mode none|all|changed] [--flush-per-frame]\n");
+            "                  [--mode none|all|changed]"
+            " [--flush-per-frame]\n");
 }
 
 static int
