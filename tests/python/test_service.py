@@ -329,6 +329,30 @@ class ServiceTest(TempDirTest):
         self.assertEqual(r.returncode, 0, r)
         self.assertIn("not running", r.stderr)
 
+    def test_default_socket_in_tmp_without_runtime_dir(self):
+        d = "/tmp/steptrace-%d" % os.getuid()
+        if os.path.lexists(d):
+            self.skipTest("%s exists (in use): not touching it" % d)
+        self.addCleanup(shutil.rmtree, d, True)
+        env = helpers.environ(XDG_RUNTIME_DIR=None)
+        sock = os.path.join(d, "steptraced.sock")
+        self.addCleanup(self._kill_at, sock)
+        r = self.steptrace("daemon", "start", env=env)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn(sock, r.stdout)
+        self.assertEqual(stat.S_IMODE(os.lstat(d).st_mode), 0o700)
+        self.assertTrue(helpers.is_socket(sock))
+        r = self.steptrace("daemon", "stop", env=env)
+        self.assertEqual(r.returncode, 0, r)
+        shutil.rmtree(d)
+        # A shared /tmp: a directory others can enter is not used.
+        os.mkdir(d, 0o755)
+        os.chmod(d, 0o755)
+        r = helpers.run([helpers.steptraced_path()], self.tmp, env=env)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("is not a private directory", r.stderr)
+        self.assertFalse(os.path.exists(sock))
+
     def _kill_at(self, sock):
         for pid in helpers.pids_with_arg(sock):
             os.kill(pid, signal.SIGKILL)
