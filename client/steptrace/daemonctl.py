@@ -276,8 +276,14 @@ class Connection:
     def status(self):
         """The collector's counters as a dict {name: int}."""
         token = int(time.time()) & 0xffffffff
-        self.sock.sendall(encode_frame([MSG_STATUS, token]))
-        msg = self.read_message()
+        try:
+            self.sock.sendall(encode_frame([MSG_STATUS, token]))
+            msg = self.read_message()
+        except socket.timeout:
+            raise CtlError("the collector on %s does not answer" % self.path)
+        except OSError as e:
+            raise CtlError("the collector on %s: %s"
+                           % (self.path, e.strerror or e))
         if msg is None or msg[0] != MSG_STATS or msg[1] != token:
             raise CtlError("no status reply from the collector on %s"
                            % self.path)
