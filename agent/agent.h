@@ -274,6 +274,10 @@ struct st_snapent {
     struct st_strent *name_s; /* Borrowed from strtab. */
     struct st_strent *type_s;
     PyObject *imm;           /* Owned ref to an immutable value, or NULL. */
+    const void *ident;       /* Identity only (no reference) of a value
+                                whose str() is fixed by its identity and
+                                type (a function, a default repr). */
+    const PyTypeObject *type; /* Identity only: the value's type. */
     char *value;             /* Owned, escaped and cut. */
     size_t value_len;
     int seen;

@@ -20,6 +20,44 @@ vars_is_immutable(PyObject *v)
            PyBytes_CheckExact(v) || PyComplex_CheckExact(v);
 }
 
+/*
+ * Is str(v) fixed by v's identity and type?  A Python function's str is
+ * "<function qualname at 0xADDR>", and an object whose type overrides
+ * neither __str__ nor __repr__ shows "<module.T object at 0xADDR>": the
+ * same object (same address, same type) again renders the same text, so
+ * it is not rendered again.  Nothing is referenced: a new object at the
+ * same address with the same type renders the same text anyway.
+ */
+static int
+vars_str_is_identity(PyObject *v)
+{
+    PyTypeObject *t = Py_TYPE(v);
+
+    if (PyFunction_Check(v))
+        return 1;
+    return t->tp_str == PyBaseObject_Type.tp_str &&
+           t->tp_repr == PyBaseObject_Type.tp_repr;
+}
+
+/* Remembers what makes v's rendering cheap to recheck. */
+static void
+snapent_keep(struct st_snapent *e, PyObject *v)
+{
+    Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
+    e->ident = vars_str_is_identity(v) ? (const void *)v : NULL;
+    e->type = Py_TYPE(v);
+}
+
+/* Is the entry shown for this very value, unchanged for sure? */
+static int
+snapent_same(const struct st_snapent *e, PyObject *v)
+{
+    /* The type is checked again: a class can gain a __repr__ later. */
+    return (e->imm != NULL && e->imm == v) ||
+           (e->ident != NULL && e->ident == (const void *)v &&
+            e->type == Py_TYPE(v) && vars_str_is_identity(v));
+}
+
 /* Is this name/value pair hidden from the log (SPEC section 3)? */
 static int
 vars_is_hidden(PyObject *name, PyObject *v, const struct st_region *r)
@@ -201,6 +239,32 @@ snapshot_find(struct st_snapshot *s, PyObject *name, size_t hint)
     return -1;
 }
 
+/*
+ * The fast path of a step: is `name` shown already for this very value
+ * (same immutable object, or same identity-rendered object)?  Pointer
+ * compares only, so a hidden name (never in the snapshot) costs a scan of
+ * pointers, not of strings.  Marks the entry seen.
+ */
+static int
+snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
+               size_t *hint)
+{
+    size_t i = *hint < s->n && s->ents[*hint].name == name ? *hint : 0;
+
+    for (; i < s->n; i++) {
+        struct st_snapent *e = &s->ents[i];
+
+        if (e->name != name)
+            continue;
+        if (!snapent_same(e, v))
+            return 0;
+        e->seen = 1;
+        *hint = i + 1;
+        return 1;
+    }
+    return 0;
+}
+
 /* Updates one variable; appends a change when it is new or changed. */
 static int
 snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
@@ -218,7 +282,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         e = &s->ents[i];
         e->seen = 1;
         *hint = (size_t)i + 1;
-        if (e->imm != NULL && e->imm == v)
+        if (snapent_same(e, v))
             return 0;
     }
     type_s = st__strtab_type(Py_TYPE(v));
@@ -231,7 +295,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         if (e->type_s == type_s && e->value_len == len &&
             memcmp(e->value, value, len) == 0) {
             free(value);
-            Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
+            snapent_keep(e, v);
             return 0;
         }
         c = changes_add(out);
@@ -272,7 +336,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     e->type_s = type_s;
     e->value = value;
     e->value_len = len;
-    Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
+    snapent_keep(e, v);
     c->ent = e;
     c->name_s = e->name_s;
     return 0;
@@ -328,7 +392,8 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
 
     if (PyDict_Check(vars)) {
         while (PyDict_Next(vars, &pos, &name, &v)) {
-            if (vars_is_hidden(name, v, r))
+            if (snapshot_quick(s, name, v, &hint) ||
+                vars_is_hidden(name, v, r))
                 continue;
             /* str() may run user code that mutates the dict: hold refs. */
             Py_INCREF(name);
@@ -353,7 +418,8 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
                 continue;
             name = PyTuple_GET_ITEM(pair, 0);
             v = PyTuple_GET_ITEM(pair, 1);
-            if (vars_is_hidden(name, v, r))
+            if (snapshot_quick(s, name, v, &hint) ||
+                vars_is_hidden(name, v, r))
                 continue;
             snapshot_visit(s, name, v, r, out, &hint);
         }
