@@ -175,7 +175,7 @@ pack_diff(const struct st_changes *c, int present)
     size_t i;
 
     if (!present) {
-        st_wire_pack_nil(&st__pk);
+        st_wire_put_nil(&st__batch);
         return;
     }
     st_wire_pack_diff_begin(&st__pk, c->n);
@@ -227,8 +227,8 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
             send_change_strings(rec->gch);
             send_change_strings(rec->lch);
         }
-        st_wire_pack_step_begin(&st__pk, r->id, e->id, rec->line,
-                                rec->runtime);
+        st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
+                              rec->runtime);
         pack_diff(rec->gch, rec->vars);
         pack_diff(rec->lch, rec->vars && !e->module_level);
     }

@@ -678,6 +678,66 @@ st_wire_pack_step_begin(msgpack_packer *pk, uint32_t region_id,
     return msgpack_pack_uint64(pk, runtime_ns);
 }
 
+/* The smallest msgpack form of an unsigned integer, as msgpack-c picks. */
+static size_t
+wire_put_uint(unsigned char *p, uint64_t v)
+{
+    int i, n;
+
+    if (v < 128) {
+        p[0] = (unsigned char)v;
+        return 1;
+    }
+    if (v <= UINT8_MAX) {
+        p[0] = 0xcc;
+        n = 1;
+    }
+    else if (v <= UINT16_MAX) {
+        p[0] = 0xcd;
+        n = 2;
+    }
+    else if (v <= UINT32_MAX) {
+        p[0] = 0xce;
+        n = 4;
+    }
+    else {
+        p[0] = 0xcf;
+        n = 8;
+    }
+    for (i = n; i >= 1; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+    return (size_t)n + 1;
+}
+
+int
+st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
+                      uint32_t frame_id, uint32_t lineno, uint64_t runtime_ns)
+{
+    unsigned char *p;
+    size_t n = 0;
+
+    /* fixarray, type, three u32 and a u64: at most 2 + 3 * 5 + 9. */
+    if (st_buf_reserve(b, 26) != 0)
+        return ST_ENOMEM;
+    p = (unsigned char *)b->data + b->len;
+    p[n++] = 0x90 | 7;
+    p[n++] = ST_MSG_STEP;
+    n += wire_put_uint(p + n, region_id);
+    n += wire_put_uint(p + n, frame_id);
+    n += wire_put_uint(p + n, lineno);
+    n += wire_put_uint(p + n, runtime_ns);
+    b->len += n;
+    return 0;
+}
+
+int
+st_wire_put_nil(struct st_buf *b)
+{
+    return st_buf_append(b, "\xc0", 1);
+}
+
 int
 st_wire_pack_nil(msgpack_packer *pk)
 {

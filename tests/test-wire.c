@@ -1187,6 +1187,38 @@ decode_raw(const unsigned char *bytes, size_t len)
     decode_raw((const unsigned char[]){__VA_ARGS__},                        \
                sizeof((const unsigned char[]){__VA_ARGS__}))
 
+/* The agent's direct STEP encoder writes what the msgpack-c packer does. */
+START_TEST(test_wire_put_step_head_matches_packer)
+{
+    static const uint64_t vals[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
+                                    UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+                                    UINT64_MAX};
+    size_t i, j;
+
+    for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        for (j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) {
+            struct packed p;
+            struct st_buf b;
+            uint32_t small = (uint32_t)(vals[i] > UINT32_MAX ? UINT32_MAX
+                                                             : vals[i]);
+
+            packed_init(&p);
+            st_buf_init(&b);
+            ck_assert_int_eq(st_wire_pack_step_begin(&p.pk, small, 3, small,
+                                                     vals[j]), 0);
+            ck_assert_int_eq(st_wire_pack_nil(&p.pk), 0);
+            ck_assert_int_eq(st_wire_put_step_head(&b, small, 3, small,
+                                                   vals[j]), 0);
+            ck_assert_int_eq(st_wire_put_nil(&b), 0);
+            ck_assert_uint_eq(b.len, p.b.len);
+            ck_assert_int_eq(memcmp(b.data, p.b.data, b.len), 0);
+            st_buf_close(&b);
+            packed_close(&p);
+        }
+    }
+}
+END_TEST
+
 /* ASYNC: the async records of SPEC section 8. */
 START_TEST(test_wire_round_trip_async)
 {
@@ -1434,6 +1466,7 @@ wire_suite(void)
     tc = tcase_create("round_trip");
     tcase_add_test(tc, test_wire_round_trip_every_type);
     tcase_add_test(tc, test_wire_round_trip_async);
+    tcase_add_test(tc, test_wire_put_step_head_matches_packer);
     tcase_add_test(tc, test_wire_round_trip_framed);
     tcase_add_test(tc, test_wire_decode_accepts_bin_as_str);
     tcase_add_test(tc, test_wire_round_trip_long_strings);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "steptrace/buf.h"
+
 #define ST_WIRE_VERSION 1
 #define ST_WIRE_HEADER_SIZE 4
 /* Largest payload a frame may announce. */
@@ -285,6 +287,17 @@ int st_wire_pack_step_begin(msgpack_packer *pk, uint32_t region_id,
                             uint32_t frame_id, uint32_t lineno,
                             uint64_t runtime_ns);
 int st_wire_pack_nil(msgpack_packer *pk);
+
+/*
+ * The same STEP head as st_wire_pack_step_begin(), and a nil, written
+ * straight into a buffer with one size check (the per-line path of the
+ * agent): byte for byte what the msgpack-c packer writes.
+ * @return 0 or ST_ENOMEM.
+ */
+int st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
+                          uint32_t frame_id, uint32_t lineno,
+                          uint64_t runtime_ns);
+int st_wire_put_nil(struct st_buf *b);
 int st_wire_pack_diff_begin(msgpack_packer *pk, size_t n);
 int st_wire_pack_var_set(msgpack_packer *pk, uint32_t name_sid,
                          uint32_t type_sid, const char *value, size_t n);
