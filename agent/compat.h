@@ -291,6 +291,29 @@ st_handled_exception(void)
 #endif
 }
 
+/*
+ * Stops line events for frame f (a frame that is not traced: library
+ * code): the interpreter then skips the trace function for its lines.
+ * Never raises.
+ */
+static inline void
+st_frame_disable_lines(PyFrameObject *f)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    static PyObject *name;
+
+    if (name == NULL && (name = PyUnicode_InternFromString(
+                             "f_trace_lines")) == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (PyObject_SetAttr((PyObject *)f, name, Py_False) < 0)
+        PyErr_Clear();
+#else
+    f->f_trace_lines = 0;
+#endif
+}
+
 /* Saving and restoring the exception in flight around hook work. */
 #if PY_VERSION_HEX >= 0x030C0000
 typedef struct {

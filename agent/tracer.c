@@ -385,6 +385,10 @@ st__on_call(PyFrameObject *f)
     ci = st__codeinfo_get(co, r);
     if (ci != NULL)
         push_frame(r, ts, f, co, ci);
+    else
+        /* Library code: its lines never reach the hook (the issue's
+         * "turn line events off in frames that are not traceable"). */
+        st_frame_disable_lines(f);
     Py_DECREF(co);
     ST_EXC_RESTORE(es);
     HOOK_EXIT(ts);
