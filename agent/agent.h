@@ -278,6 +278,9 @@ struct st_snapent {
                                 whose str() is fixed by its identity and
                                 type (a function, a default repr). */
     const PyTypeObject *type; /* Identity only: the value's type. */
+    uint64_t fp;             /* Fingerprint of a container's items (see
+                                vars.c), valid when has_fp. */
+    int has_fp;
     char *value;             /* Owned, escaped and cut. */
     size_t value_len;
     int seen;

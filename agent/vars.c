@@ -39,10 +39,67 @@ vars_str_is_identity(PyObject *v)
            t->tp_repr == PyBaseObject_Type.tp_repr;
 }
 
+/* Containers longer than this are rendered every step (no fingerprint). */
+#define FP_MAX_ITEMS 4096
+
+static uint64_t
+fp_mix(uint64_t h, const void *p)
+{
+    h ^= (uint64_t)(uintptr_t)p;
+    h *= 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+
+/*
+ * A fingerprint of an exact list, tuple or dict whose items (keys and
+ * values) are all of exact immutable builtin types: the identities of the
+ * items in order.  Equal fingerprints mean the same items, so the same
+ * str() (an immutable item renders the same while it lives, and the
+ * container keeps it alive).  @return 1 and *out, or 0 when v has no
+ * fingerprint (another type, a mutable item, too long).
+ */
+static int
+vars_fingerprint(PyObject *v, uint64_t *out)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(uintptr_t)Py_TYPE(v);
+    Py_ssize_t i, n;
+
+    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+        PyObject **items = PySequence_Fast_ITEMS(v);
+
+        n = PySequence_Fast_GET_SIZE(v);
+        if (n > FP_MAX_ITEMS)
+            return 0;
+        for (i = 0; i < n; i++) {
+            if (!vars_is_immutable(items[i]))
+                return 0;
+            h = fp_mix(h, items[i]);
+        }
+    }
+    else if (PyDict_CheckExact(v)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *val;
+
+        if (PyDict_GET_SIZE(v) > FP_MAX_ITEMS)
+            return 0;
+        while (PyDict_Next(v, &pos, &k, &val)) {
+            if (!vars_is_immutable(k) || !vars_is_immutable(val))
+                return 0;
+            h = fp_mix(fp_mix(h, k), val);
+        }
+    }
+    else {
+        return 0;
+    }
+    *out = fp_mix(h, (const void *)(uintptr_t)PyObject_Length(v));
+    return 1;
+}
+
 /* Remembers what makes v's rendering cheap to recheck. */
 static void
 snapent_keep(struct st_snapent *e, PyObject *v)
 {
+    e->has_fp = vars_fingerprint(v, &e->fp);
     Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
     e->ident = vars_str_is_identity(v) ? (const void *)v : NULL;
     e->type = Py_TYPE(v);
@@ -283,6 +340,13 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         e->seen = 1;
         *hint = (size_t)i + 1;
         if (snapent_same(e, v))
+            return 0;
+    }
+    if (i >= 0 && e->has_fp && e->type == Py_TYPE(v)) {
+        uint64_t fp;
+
+        /* A container holding the same immutable items: same text. */
+        if (vars_fingerprint(v, &fp) && fp == e->fp)
             return 0;
     }
     type_s = st__strtab_type(Py_TYPE(v));
