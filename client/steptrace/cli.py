@@ -282,8 +282,23 @@ def run_script(script, script_args, tracer):
         sys.path.insert(0, os.path.dirname(path))
     try:
         code = compile(source, path, "exec", dont_inherit=True)
-        with tracer:
-            exec(code, main.__dict__)
+    except SyntaxError as e:
+        _report(e)
+        return 1
+    with tracer:
+        status = _exec_main(code, main)
+        # As python does at exit (after the traceback, before atexit), wait
+        # for the script's non-daemon threads: inside the region, so that
+        # what they still run is traced too.
+        _wait_for_threads()
+    return status
+
+
+def _exec_main(code, main):
+    """Runs the script's code; returns the exit status python would give,
+    having printed what python would print."""
+    try:
+        exec(code, main.__dict__)
     except SystemExit as e:
         return _exit_status(e)
     except KeyboardInterrupt as e:
@@ -293,6 +308,18 @@ def run_script(script, script_args, tracer):
         _report(e)
         return 1
     return 0
+
+
+def _wait_for_threads():
+    """Joins the non-daemon threads still running, like interpreter exit."""
+    import threading
+    me = threading.current_thread()
+    for t in threading.enumerate():
+        if t is not me and not t.daemon and t.is_alive():
+            try:
+                t.join()
+            except KeyboardInterrupt:
+                return
 
 
 def _settings(options, workspace):

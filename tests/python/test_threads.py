@@ -150,6 +150,30 @@ class ThreadsTest(TempDirTest):
                                ("pool_0", 4), ("pool_0", 5)])
         helpers.assert_thread_form(self, recs, first_thread="MainThread")
 
+    def test_cli_threads_outliving_the_script_are_traced(self):
+        # A non-daemon thread still running when the script's code ends:
+        # python waits for it at exit, and steptrace run traces what it
+        # does meanwhile (the region ends after it).
+        helpers.require_collector(self)
+        helpers.write(self.path("late.py"), """\
+            import threading, time
+            def late():
+                time.sleep(0.3)
+                x = 42
+                print("late", x)
+            threading.Thread(target=late, name="late").start()
+            print("main done")
+            """)
+        r = helpers.steptrace_run(self.tmp, "late.py", "--variable-mode",
+                                  "NONE")
+        self.assertEqual((r.returncode, r.stdout),
+                         (0, "main done\nlate 42\n"), r)
+        recs = parse_trace(self.log())
+        helpers.assert_steps_in_order(self, recs)
+        self.assertEqual([(x.thread, x.line) for x in recs
+                          if x.func == "late"],
+                         [("late", 3), ("late", 4), ("late", 5)])
+
     def test_only_threads_started_in_the_region(self):
         # A thread started before the region (and running during it) and one
         # started after it are not traced; threading's hook is restored.
