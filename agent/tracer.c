@@ -155,19 +155,17 @@ scope_for(struct st_region *r, PyObject *globals)
     return sc;
 }
 
-/* Module-level code runs with its globals as its locals. */
+/* Module-level code runs with its globals (g) as its locals. */
 static int
-frame_is_module_level(PyFrameObject *f, PyCodeObject *co)
+frame_is_module_level(PyFrameObject *f, PyCodeObject *co, PyObject *g)
 {
-    PyObject *g, *l;
+    PyObject *l;
     int same;
 
-    if (co->co_flags & CO_OPTIMIZED)
+    if (g == NULL || (co->co_flags & CO_OPTIMIZED))
         return 0;
-    g = st_frame_get_globals(f);
     l = st_frame_get_locals(f);
-    same = g != NULL && g == l;
-    Py_XDECREF(g);
+    same = g == l;
     Py_XDECREF(l);
     PyErr_Clear();
     return same;
@@ -348,8 +346,8 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
         e->frame = f;
         e->ci = ci;
         e->id = next_frame_id++;
-        e->module_level = frame_is_module_level(f, co);
         globals = st_frame_get_globals(f);
+        e->module_level = frame_is_module_level(f, co, globals);
         if (globals != NULL)
             e->scope = scope_for(r, globals);
         Py_XDECREF(globals);
