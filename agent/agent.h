@@ -113,11 +113,10 @@ uint64_t st__sender_dropped(void);
 /* Connects again to the last collector path.  @return 0 or < 0. */
 int st__sender_reconnect(void);
 
-/* Around os.fork() in the parent: the sender thread is stopped (no other
- * thread may run while the program forks) and started again after; the
- * connection and the queue stay. */
+/* Before os.fork() in the parent: the sender thread is stopped (no other
+ * thread may run while the program forks); it starts again at the next
+ * use of the connection, which stays, with its queue. */
 void st__sender_before_fork(void);
-void st__sender_after_fork_parent(void);
 
 /* Resets the state in a forked child: no thread, no connection. */
 void st__sender_after_fork_child(void);

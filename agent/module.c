@@ -340,18 +340,11 @@ agent_after_fork_child(PyObject *mod, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* before_fork() / after_fork_parent(): see st__sender_before_fork. */
+/* before_fork(): see st__sender_before_fork. */
 static PyObject *
 agent_before_fork(PyObject *mod, PyObject *unused)
 {
     st__sender_before_fork();
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-agent_after_fork_parent(PyObject *mod, PyObject *unused)
-{
-    st__sender_after_fork_parent();
     Py_RETURN_NONE;
 }
 
@@ -470,8 +463,6 @@ static PyMethodDef agent_methods[] = {
      "in_traced_code() -> bool (internal)."},
     {"before_fork", agent_before_fork, METH_NOARGS,
      "before_fork(): stop the sender thread around os.fork()."},
-    {"after_fork_parent", agent_after_fork_parent, METH_NOARGS,
-     "after_fork_parent(): start it again."},
     {"exit_flush", agent_exit_flush, METH_NOARGS,
      "exit_flush(): end the active region before os._exit."},
     {"set_reconnect", agent_set_reconnect, METH_O,

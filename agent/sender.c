@@ -574,15 +574,12 @@ st__sender_before_fork(void)
     S.suspended = 1;
 }
 
-void
-st__sender_after_fork_parent(void)
-{
-    /* Not started here: CPython 3.13 looks for other threads (to warn
-     * about fork with threads) after the after_in_parent hooks run.  The
-     * thread starts again at the next use of the connection. */
-}
-
-/* Starts the thread again if st__sender_before_fork() stopped it. */
+/*
+ * Starts the thread again if st__sender_before_fork() stopped it: at the
+ * next use of the connection, not in an after_in_parent hook, because
+ * CPython 3.13 looks for other threads (to warn about fork with threads)
+ * after those hooks run.
+ */
 static void
 sender_resume(void)
 {

@@ -180,5 +180,4 @@ atexit.register(_agent.close)
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_agent.before_fork,
-                        after_in_parent=_agent.after_fork_parent,
                         after_in_child=_after_fork_child)
