@@ -68,17 +68,61 @@ st_buf_puts(struct st_buf *b, const char *s)
     return st_buf_append(b, s, strlen(s));
 }
 
+/* "00" to "99": two digits per division (record numbers, lines). */
+static const char buf_digits2[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
+static size_t
+buf_u64_ndigits(uint64_t v)
+{
+    size_t n = 1;
+
+    for (;;) {
+        if (v < 10)
+            return n;
+        if (v < 100)
+            return n + 1;
+        if (v < 1000)
+            return n + 2;
+        if (v < 10000)
+            return n + 3;
+        v /= 10000;
+        n += 4;
+    }
+}
+
+size_t
+st_buf_format_u64(char *p, uint64_t v)
+{
+    size_t n = buf_u64_ndigits(v), i = n;
+
+    /* Filled from the end, since the length is known. */
+    while (v >= 100) {
+        size_t d = (size_t)(v % 100) * 2;
+
+        v /= 100;
+        p[--i] = buf_digits2[d + 1];
+        p[--i] = buf_digits2[d];
+    }
+    if (v >= 10) {
+        p[1] = buf_digits2[v * 2 + 1];
+        p[0] = buf_digits2[v * 2];
+    }
+    else {
+        p[0] = (char)('0' + v);
+    }
+    return n;
+}
+
 int
 st_buf_put_u64(struct st_buf *b, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return st_buf_append(b, tmp + i, sizeof(tmp) - i);
+    if (st_buf_reserve(b, ST_BUF_U64_MAX) != 0)
+        return ST_ENOMEM;
+    b->len += st_buf_format_u64(b->data + b->len, v);
+    return 0;
 }
 
 void

@@ -1,6 +1,12 @@
 /*
  * The text log format and per-scope variable state; see
  * steptrace/record.h.
+ *
+ * A record is rendered in two passes: an upper bound of its size is
+ * computed from the view, the buffer is grown once to hold it, and the
+ * text is then written with a raw cursor (constant pieces by memcpy of
+ * literals of known length).  This is the collector's per-record path,
+ * so it avoids a capacity check and a strlen for every piece.
  */
 #include "steptrace/record.h"
 
@@ -11,52 +17,114 @@
 
 #define DASHES "---------------------"
 
-static void put_str(struct st_buf *out, struct st_str s);
+/* Writes a string literal at cursor p and advances it. */
+#define PUT_LIT(p, lit) \
+    ((p) = (char *)memcpy((p), (lit), sizeof(lit) - 1) + sizeof(lit) - 1)
+
+/* Bytes of a string literal, without the NUL. */
+#define LIT_LEN(lit) (sizeof(lit) - 1)
+
+/* Most bytes record_put_ms writes: the integer part of UINT64_MAX ns
+ * (1.8e15 ms, 16 digits), a dot and four decimals. */
+#define RECORD_MS_MAX 21
+
+/* Section headers, indexed by [changed][local]. */
+static const struct st_str record_titles[2][2] = {
+    {{"------> Global variables <------\n", 33},
+     {"------> Local variables <------\n", 32}},
+    {{"------> Global variable changes <------\n", 40},
+     {"------> Local variable changes <------\n", 39}},
+};
+
+static char *
+record_put(char *p, struct st_str s)
+{
+    /* s.p may be NULL when s.n is 0, which memcpy must not see. */
+    if (s.n != 0)
+        memcpy(p, s.p, s.n);
+    return p + s.n;
+}
+
+/*
+ * Adds n to *acc, saturating: the views borrow strings that exist, but
+ * one string may be shown many times, so the sum is not bounded by
+ * memory.  A saturated size makes st_buf_reserve fail with ST_ENOMEM.
+ */
+static void
+record_add(size_t *acc, size_t n)
+{
+    *acc = n > SIZE_MAX - *acc ? SIZE_MAX : *acc + n;
+}
+
+/* Writes ns as milliseconds with four decimals, rounded half up to
+ * 0.1 us; at most RECORD_MS_MAX bytes. */
+static char *
+record_put_ms(char *p, uint64_t ns)
+{
+    /* Integer rounding, so both sides print the same digits for the same
+     * count. */
+    uint64_t q = ns / 100 + (ns % 100 >= 50);
+    unsigned f = (unsigned)(q % 10000);
+
+    p += st_buf_format_u64(p, q / 10000);
+    p[0] = '.';
+    p[1] = (char)('0' + f / 1000);
+    p[2] = (char)('0' + f / 100 % 10);
+    p[3] = (char)('0' + f / 10 % 10);
+    p[4] = (char)('0' + f % 10);
+    return p + 5;
+}
 
 int
 st_record_put_ms(struct st_buf *out, uint64_t ns)
 {
-    /* Integer rounding to 0.1 us (four decimals of a millisecond), half
-     * up, so both sides print the same digits for the same count. */
-    uint64_t q = ns / 100 + (ns % 100 >= 50);
-    char frac[5];
-    uint64_t f = q % 10000;
-    int i;
-
-    for (i = 3; i >= 0; i--) {
-        frac[i] = (char)('0' + f % 10);
-        f /= 10;
-    }
-    frac[4] = '\0';
-    st_buf_put_u64(out, q / 10000);
-    st_buf_append(out, ".", 1);
-    return st_buf_append(out, frac, 4);
+    if (st_buf_reserve(out, RECORD_MS_MAX) != 0)
+        return ST_ENOMEM;
+    out->len = (size_t)(record_put_ms(out->data + out->len, ns) - out->data);
+    return 0;
 }
 
 int
 st_record_format_runtime(struct st_buf *out, uint64_t ns)
 {
-    st_buf_puts(out, "Runtime: ");
-    st_record_put_ms(out, ns);
-    return st_buf_puts(out, " ms");
+    char *p;
+
+    if (st_buf_reserve(out, LIT_LEN("Runtime:  ms") + RECORD_MS_MAX) != 0)
+        return ST_ENOMEM;
+    p = out->data + out->len;
+    PUT_LIT(p, "Runtime: ");
+    p = record_put_ms(p, ns);
+    PUT_LIT(p, " ms");
+    out->len = (size_t)(p - out->data);
+    return 0;
 }
 
 int
 st_record_format_async(struct st_buf *out, uint64_t step, uint64_t time_ns,
                        int kind, struct st_str body)
 {
-    static const char *const kinds[] = {"?", "CORO", "AWAIT", "TASK"};
+    static const struct st_str kinds[] = {
+        {"?", 1}, {"CORO", 4}, {"AWAIT", 5}, {"TASK", 4}};
+    struct st_str k = kinds[kind >= 1 && kind <= 3 ? kind : 0];
+    size_t size = LIT_LEN(DASHES " Async Step  " DASHES "\nTime:  ms | \n\n") +
+                  ST_BUF_U64_MAX + RECORD_MS_MAX + k.n;
+    char *p;
 
-    st_buf_puts(out, DASHES " Async Step ");
-    st_buf_put_u64(out, step);
-    st_buf_puts(out, " " DASHES "\nTime: ");
-    st_record_put_ms(out, time_ns);
-    st_buf_puts(out, " ms | ");
-    st_buf_puts(out, kind >= 1 && kind <= 3 ? kinds[kind] : kinds[0]);
-    st_buf_append(out, "\n", 1);
-    put_str(out, body);
-    st_buf_append(out, "\n", 1);
-    return out->oom ? ST_ENOMEM : 0;
+    record_add(&size, body.n);
+    if (st_buf_reserve(out, size) != 0)
+        return ST_ENOMEM;
+    p = out->data + out->len;
+    PUT_LIT(p, DASHES " Async Step ");
+    p += st_buf_format_u64(p, step);
+    PUT_LIT(p, " " DASHES "\nTime: ");
+    p = record_put_ms(p, time_ns);
+    PUT_LIT(p, " ms | ");
+    p = record_put(p, k);
+    *p++ = '\n';
+    p = record_put(p, body);
+    *p++ = '\n';
+    out->len = (size_t)(p - out->data);
+    return 0;
 }
 
 int
@@ -90,119 +158,182 @@ st_record_escape(struct st_buf *out, const char *s, size_t n)
     return st_buf_append(out, s + start, n - start);
 }
 
+/* Upper bound of one variable line (the longest prefix and every piece
+ * any change kind writes). */
 static void
-put_str(struct st_buf *out, struct st_str s)
+record_var_size(size_t *acc, const struct st_var_view *v)
 {
-    st_buf_append(out, s.p, s.n);
+    record_add(acc, LIT_LEN("[CHANGED] :  ::  -> \n"));
+    record_add(acc, v->name.n);
+    record_add(acc, v->type.n);
+    record_add(acc, v->value.n);
+    if (v->change == ST_VAR_CHANGED)
+        record_add(acc, v->old.n);
 }
 
-static void
-format_var(struct st_buf *out, const struct st_var_view *v)
+static char *
+record_put_var(char *p, const struct st_var_view *v)
 {
     switch (v->change) {
-    case ST_VAR_NEW: st_buf_puts(out, "[NEW] "); break;
-    case ST_VAR_CHANGED: st_buf_puts(out, "[CHANGED] "); break;
+    case ST_VAR_NEW: PUT_LIT(p, "[NEW] "); break;
+    case ST_VAR_CHANGED: PUT_LIT(p, "[CHANGED] "); break;
     case ST_VAR_DELETED:
-        st_buf_puts(out, "[DELETED] ");
-        put_str(out, v->name);
-        st_buf_append(out, "\n", 1);
-        return;
+        PUT_LIT(p, "[DELETED] ");
+        p = record_put(p, v->name);
+        *p++ = '\n';
+        return p;
     default: break;
     }
-    put_str(out, v->name);
-    st_buf_puts(out, ": ");
-    put_str(out, v->type);
-    st_buf_puts(out, " :: ");
+    p = record_put(p, v->name);
+    PUT_LIT(p, ": ");
+    p = record_put(p, v->type);
+    PUT_LIT(p, " :: ");
     if (v->change == ST_VAR_CHANGED) {
-        put_str(out, v->old);
-        st_buf_puts(out, " -> ");
+        p = record_put(p, v->old);
+        PUT_LIT(p, " -> ");
     }
-    put_str(out, v->value);
-    st_buf_append(out, "\n", 1);
+    p = record_put(p, v->value);
+    *p++ = '\n';
+    return p;
 }
 
 static void
-format_section(struct st_buf *out, const char *title,
-               const struct st_var_view *vars, size_t n)
+record_section_size(size_t *acc, const struct st_var_view *vars, size_t n)
 {
     size_t i;
 
     if (n == 0)
         return;
-    st_buf_puts(out, "------> ");
-    st_buf_puts(out, title);
-    st_buf_puts(out, " <------\n");
+    /* The longest title and the blank line after the section. */
+    record_add(acc, record_titles[1][0].n + 1);
     for (i = 0; i < n; i++)
-        format_var(out, &vars[i]);
-    st_buf_append(out, "\n", 1);
+        record_var_size(acc, &vars[i]);
 }
 
-static void
-format_event(struct st_buf *out, const struct st_step_view *v)
+static char *
+record_put_section(char *p, struct st_str title,
+                   const struct st_var_view *vars, size_t n)
+{
+    size_t i;
+
+    if (n == 0)
+        return p;
+    p = record_put(p, title);
+    for (i = 0; i < n; i++)
+        p = record_put_var(p, &vars[i]);
+    *p++ = '\n';
+    return p;
+}
+
+/* The function an event line names: the last location's. */
+static struct st_str
+record_event_func(const struct st_step_view *v)
 {
     struct st_str func = {"?", 1};
 
     if (v->nlocs > 0)
         func = v->locs[v->nlocs - 1].func;
+    return func;
+}
+
+static char *
+record_put_event(char *p, const struct st_step_view *v)
+{
+    struct st_str func = record_event_func(v);
+
     switch (v->event) {
     case ST_EVENT_CALL:
-        st_buf_puts(out, "Call: ");
-        put_str(out, func);
+        PUT_LIT(p, "Call: ");
+        p = record_put(p, func);
         break;
     case ST_EVENT_RETURN:
-        st_buf_puts(out, "Return: ");
-        put_str(out, func);
-        st_buf_puts(out, " -> ");
-        put_str(out, v->detail);
+        PUT_LIT(p, "Return: ");
+        p = record_put(p, func);
+        PUT_LIT(p, " -> ");
+        p = record_put(p, v->detail);
         break;
     case ST_EVENT_RETURN_EXC:
-        st_buf_puts(out, "Return: ");
-        put_str(out, func);
-        st_buf_puts(out, " (raised)");
+        PUT_LIT(p, "Return: ");
+        p = record_put(p, func);
+        PUT_LIT(p, " (raised)");
         break;
     default:
-        st_buf_puts(out, "Exception: ");
-        put_str(out, v->detail);
+        PUT_LIT(p, "Exception: ");
+        p = record_put(p, v->detail);
         break;
     }
-    st_buf_append(out, "\n\n", 2);
+    PUT_LIT(p, "\n\n");
+    return p;
+}
+
+/* Upper bound of the bytes st_record_format_step writes for v. */
+static size_t
+record_step_size(const struct st_step_view *v)
+{
+    size_t size = LIT_LEN(DASHES " Step  " DASHES "\nRuntime:  ms"
+                          " | thread \n\n") +
+                  ST_BUF_U64_MAX + RECORD_MS_MAX;
+    size_t i;
+
+    record_add(&size, v->thread.n);
+    for (i = 0; i < v->nlocs; i++) {
+        record_add(&size, LIT_LEN(":: -- line \n") + ST_BUF_U64_MAX);
+        record_add(&size, v->locs[i].file.n);
+        record_add(&size, v->locs[i].func.n);
+    }
+    if (v->event != ST_EVENT_STEP) {
+        /* The longest fixed text of the four event lines. */
+        record_add(&size, LIT_LEN("Exception: Return:  -> (raised)\n\n"));
+        record_add(&size, record_event_func(v).n);
+        record_add(&size, v->detail.n);
+    }
+    else if (v->var_mode != ST_VARMODE_NONE) {
+        record_section_size(&size, v->globals, v->nglobals);
+        record_section_size(&size, v->locals, v->nlocals);
+    }
+    return size;
 }
 
 int
 st_record_format_step(struct st_buf *out, const struct st_step_view *v)
 {
-    size_t i;
     int changed = v->var_mode == ST_VARMODE_CHANGED;
+    size_t i;
+    char *p;
 
-    st_buf_puts(out, DASHES " Step ");
-    st_buf_put_u64(out, v->step);
-    st_buf_puts(out, " " DASHES "\n");
-    st_record_format_runtime(out, v->runtime_ns);
+    if (st_buf_reserve(out, record_step_size(v)) != 0)
+        return ST_ENOMEM;
+    p = out->data + out->len;
+    PUT_LIT(p, DASHES " Step ");
+    p += st_buf_format_u64(p, v->step);
+    PUT_LIT(p, " " DASHES "\nRuntime: ");
+    p = record_put_ms(p, v->runtime_ns);
+    PUT_LIT(p, " ms");
     if (v->thread.p != NULL) {
-        st_buf_puts(out, " | thread ");
-        put_str(out, v->thread);
+        PUT_LIT(p, " | thread ");
+        p = record_put(p, v->thread);
     }
-    st_buf_append(out, "\n", 1);
+    *p++ = '\n';
     for (i = 0; i < v->nlocs; i++) {
-        put_str(out, v->locs[i].file);
-        st_buf_puts(out, "::");
-        put_str(out, v->locs[i].func);
-        st_buf_puts(out, " -- line ");
-        st_buf_put_u64(out, v->locs[i].line);
-        st_buf_append(out, "\n", 1);
+        p = record_put(p, v->locs[i].file);
+        PUT_LIT(p, "::");
+        p = record_put(p, v->locs[i].func);
+        PUT_LIT(p, " -- line ");
+        p += st_buf_format_u64(p, v->locs[i].line);
+        *p++ = '\n';
     }
-    st_buf_append(out, "\n", 1);
-    if (v->event != ST_EVENT_STEP)
-        format_event(out, v);
+    *p++ = '\n';
+    if (v->event != ST_EVENT_STEP) {
+        p = record_put_event(p, v);
+    }
     else if (v->var_mode != ST_VARMODE_NONE) {
-        format_section(out,
-                       changed ? "Global variable changes" : "Global variables",
-                       v->globals, v->nglobals);
-        format_section(out,
-                       changed ? "Local variable changes" : "Local variables",
-                       v->locals, v->nlocals);
+        p = record_put_section(p, record_titles[changed][0], v->globals,
+                               v->nglobals);
+        p = record_put_section(p, record_titles[changed][1], v->locals,
+                               v->nlocals);
     }
-    return out->oom ? ST_ENOMEM : 0;
+    out->len = (size_t)(p - out->data);
+    return 0;
 }
 
 void

@@ -35,6 +35,17 @@ int st_buf_puts(struct st_buf *b, const char *s);
 /* Appends the decimal form of v. */
 int st_buf_put_u64(struct st_buf *b, uint64_t v);
 
+/* Most bytes st_buf_format_u64 writes (UINT64_MAX has 20 digits). */
+#define ST_BUF_U64_MAX 20
+
+/*
+ * Writes the decimal form of v at p, which has room for ST_BUF_U64_MAX
+ * bytes; no NUL.  For formatters that reserved room once and write with
+ * a cursor.
+ * @return the number of bytes written.
+ */
+size_t st_buf_format_u64(char *p, uint64_t v);
+
 /* Drops the first n bytes, keeping the rest. */
 void st_buf_consume(struct st_buf *b, size_t n);
 
