@@ -304,11 +304,17 @@ conn_frame_run(struct st_conn *c)
             return 0;
         }
         c->msgno++;
-        st__conn_detail(c, "message %d of a frame of %zu bytes", c->msgno,
-                        c->flen);
+        /* The context of an error is formatted only when one is
+         * reported (this loop runs once per record): the session code
+         * fills c->detail when it knows more, else the message number
+         * is the context. */
+        c->detail[0] = '\0';
         if (r > 0)
             r = st__session_apply(c, &m);
         if (r < 0) {
+            if (c->detail[0] == '\0')
+                st__conn_detail(c, "message %d of a frame of %zu bytes",
+                                c->msgno, c->flen);
             conn_protocol_error(c, r);
             return -1;
         }

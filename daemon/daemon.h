@@ -373,7 +373,9 @@ struct st_conn {
                                     (st__sink_release) at close. */
     uint64_t errors;             /* Sink errors since the last ACK. */
     char errmsg[512];            /* Latest of them, "" if none. */
-    char detail[160];            /* Context for the protocol error log. */
+    char detail[160];            /* Context for the protocol error log;
+                                    "" while a message is applied until
+                                    the session code says more. */
     /* A tail subscriber (kind ST_CONN_TAIL), control.c. */
     uint64_t tail_pid;           /* 0: every process. */
     char *tail_glob;             /* Owned; NULL: every file. */
