@@ -549,6 +549,221 @@ decode_control(struct st_wire_decoder *d, const msgpack_object *f,
     }
 }
 
+/*
+ * The direct STEP decoder.  STEP is nearly every message of a busy
+ * connection, and its head is written by the agent without msgpack-c
+ * (st_wire_put_step_head), so it is read here without msgpack-c too: no
+ * zone, no object tree.  It takes only the forms it knows (unsigned
+ * integers, str and bin, nil, arrays); on anything else it gives up
+ * without a verdict and st_wire_decode_next() decodes the message with
+ * msgpack-c as before, so errors and odd encodings are decided in one
+ * place.  Every read is checked against the frame's length.
+ */
+/* What a diff decoded to. */
+struct wire_decoder_diff_out {
+    int has;      /* 0: the field was nil. */
+    size_t count;
+};
+
+struct wire_cursor {
+    const unsigned char *p;
+    size_t len;
+    size_t off;
+};
+
+/* An unsigned integer in any msgpack form.  @return 0 or -1 (give up). */
+static int
+cursor_uint(struct wire_cursor *c, uint64_t *v)
+{
+    const unsigned char *p = c->p + c->off;
+    size_t avail = c->len - c->off, w, i;
+    uint64_t x = 0;
+
+    if (avail == 0)
+        return -1;
+    if (p[0] <= 0x7f) {
+        *v = p[0];
+        c->off++;
+        return 0;
+    }
+    switch (p[0]) {
+    case 0xcc: w = 1; break;
+    case 0xcd: w = 2; break;
+    case 0xce: w = 4; break;
+    case 0xcf: w = 8; break;
+    default: return -1;
+    }
+    if (avail < 1 + w)
+        return -1;
+    for (i = 1; i <= w; i++)
+        x = (x << 8) | p[i];
+    *v = x;
+    c->off += 1 + w;
+    return 0;
+}
+
+static int
+cursor_u32(struct wire_cursor *c, uint32_t *v)
+{
+    uint64_t x;
+
+    if (cursor_uint(c, &x) != 0 || x > UINT32_MAX)
+        return -1;
+    *v = (uint32_t)x;
+    return 0;
+}
+
+/* A str or bin (both are text on this wire).  @return 0 or -1. */
+static int
+cursor_str(struct wire_cursor *c, struct st_str *s)
+{
+    const unsigned char *p = c->p + c->off;
+    size_t avail = c->len - c->off, w, n;
+
+    if (avail == 0)
+        return -1;
+    if (p[0] >= 0xa0 && p[0] <= 0xbf) {
+        w = 0;
+        n = p[0] & 0x1f;
+    }
+    else {
+        switch (p[0]) {
+        case 0xc4: case 0xd9: w = 1; break;
+        case 0xc5: case 0xda: w = 2; break;
+        case 0xc6: case 0xdb: w = 4; break;
+        default: return -1;
+        }
+        if (avail < 1 + w)
+            return -1;
+        n = wire_be(p + 1, (int)w);
+    }
+    if (n > avail - 1 - w)
+        return -1;
+    s->p = (const char *)p + 1 + w;
+    s->n = n;
+    c->off += 1 + w + n;
+    return 0;
+}
+
+/* An array header.  @return 0 or -1. */
+static int
+cursor_array(struct wire_cursor *c, size_t *count)
+{
+    const unsigned char *p = c->p + c->off;
+    size_t avail = c->len - c->off;
+
+    if (avail == 0)
+        return -1;
+    if (p[0] >= 0x90 && p[0] <= 0x9f) {
+        *count = p[0] & 0x0f;
+        c->off++;
+    }
+    else if (p[0] == 0xdc && avail >= 3) {
+        *count = wire_be(p + 1, 2);
+        c->off += 3;
+    }
+    else if (p[0] == 0xdd && avail >= 5) {
+        *count = wire_be(p + 1, 4);
+        c->off += 5;
+    }
+    else {
+        return -1;
+    }
+    /* Each element takes at least one byte. */
+    return *count <= c->len - c->off ? 0 : -1;
+}
+
+/* A diff, as decode_diff() reads it.  @return 0, ST_ENOMEM or -1. */
+static int
+cursor_diff(struct wire_decoder_diff_out *out, struct st_wire_decoder *d,
+            struct wire_cursor *c, size_t *used)
+{
+    size_t n, i;
+
+    out->count = 0;
+    if (c->off < c->len && c->p[c->off] == 0xc0) {
+        c->off++;
+        out->has = 0;
+        return 0;
+    }
+    if (cursor_array(c, &n) != 0)
+        return -1;
+    out->has = 1;
+    if (*used + n > d->vars_cap) {
+        size_t cap = d->vars_cap ? d->vars_cap : 16;
+        struct st_wire_var *v;
+
+        while (cap < *used + n)
+            cap *= 2;
+        v = realloc(d->vars, cap * sizeof(*v));
+        if (v == NULL)
+            return ST_ENOMEM;
+        d->vars = v;
+        d->vars_cap = cap;
+    }
+    for (i = 0; i < n; i++) {
+        struct st_wire_var *v = &d->vars[*used + i];
+        size_t k;
+
+        if (cursor_array(c, &k) != 0 || (k != 1 && k != 3))
+            return -1;
+        memset(v, 0, sizeof(*v));
+        if (cursor_u32(c, &v->name_sid) != 0)
+            return -1;
+        if (k == 1)
+            v->deleted = 1;
+        else if (cursor_u32(c, &v->type_sid) != 0 ||
+                 cursor_str(c, &v->value) != 0)
+            return -1;
+    }
+    out->count = n;
+    *used += n;
+    return 0;
+}
+
+/*
+ * Decodes a STEP at d->off directly.  @return 1 (decoded, d->off moved
+ * past it), ST_ENOMEM, or 0: not a STEP in the forms this reads, nothing
+ * moved; msgpack-c decides.
+ */
+static int
+wire_decode_step(struct st_wire_decoder *d, struct st_msg *m)
+{
+    struct wire_cursor c;
+    struct wire_decoder_diff_out g, l;
+    size_t used = 0;
+    int r;
+
+    c.p = (const unsigned char *)d->data;
+    c.len = d->len;
+    c.off = d->off;
+    if (c.len - c.off < 2 || c.p[c.off] != (0x90 | 7) ||
+        c.p[c.off + 1] != ST_MSG_STEP)
+        return 0;
+    c.off += 2;
+    memset(m, 0, sizeof(*m));
+    m->type = ST_MSG_STEP;
+    if (cursor_u32(&c, &m->u.step.region_id) != 0 ||
+        cursor_u32(&c, &m->u.step.frame_id) != 0 ||
+        cursor_u32(&c, &m->u.step.lineno) != 0 ||
+        cursor_uint(&c, &m->u.step.runtime_ns) != 0)
+        return 0;
+    r = cursor_diff(&g, d, &c, &used);
+    if (r == 0)
+        r = cursor_diff(&l, d, &c, &used);
+    if (r != 0)
+        return r == ST_ENOMEM ? ST_ENOMEM : 0;
+    m->u.step.has_globals = g.has;
+    m->u.step.nglobals = g.count;
+    m->u.step.has_locals = l.has;
+    m->u.step.nlocals = l.count;
+    /* As decode_fields(): the pointers once the scratch is final. */
+    m->u.step.globals = d->vars;
+    m->u.step.locals = d->vars + g.count;
+    d->off = c.off;
+    return 1;
+}
+
 int
 st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m)
 {
@@ -560,6 +775,9 @@ st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m)
 
     if (d->off >= d->len)
         return 0;
+    r = wire_decode_step(d, m);
+    if (r != 0)
+        return r;
     /* One zone for the decoder's life, emptied before each message: its
      * first chunk is reused, so a message costs no allocation. */
     if (!d->zone_ready) {

@@ -1360,6 +1360,102 @@ START_TEST(test_wire_decode_rejects_bad_diffs)
 }
 END_TEST
 
+/* Decodes one STEP from raw bytes and checks what every test below
+ * expects of it: [6, 1, 2, 3, 4, [[5, 6, "ab"], [7]], nil]. */
+static void
+check_step_raw(const unsigned char *bytes, size_t len)
+{
+    struct st_wire_decoder d;
+    struct st_msg m;
+    char *p = test_dup_exact(bytes, len);
+
+    ck_assert_int_eq(st_wire_validate_messages(p, len), 1);
+    st_wire_decoder_init(&d);
+    st_wire_decoder_reset(&d, p, len);
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), 1);
+    ck_assert_int_eq(m.type, ST_MSG_STEP);
+    ck_assert_uint_eq(m.u.step.region_id, 1);
+    ck_assert_uint_eq(m.u.step.frame_id, 2);
+    ck_assert_uint_eq(m.u.step.lineno, 3);
+    ck_assert_uint_eq(m.u.step.runtime_ns, 4);
+    ck_assert_int_eq(m.u.step.has_globals, 1);
+    ck_assert_uint_eq(m.u.step.nglobals, 2);
+    check_var_set(&m.u.step.globals[0], 5, 6, LIT("ab"));
+    check_var_del(&m.u.step.globals[1], 7);
+    ck_assert_int_eq(m.u.step.has_locals, 0);
+    ck_assert_uint_eq(m.u.step.nlocals, 0);
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
+    st_wire_decoder_close(&d);
+    free(p);
+}
+
+#define CHECK_STEP(...)                                                     \
+    check_step_raw((const unsigned char[]){__VA_ARGS__},                    \
+                   sizeof((const unsigned char[]){__VA_ARGS__}))
+
+/* STEP is decoded without msgpack-c in the forms the agent writes; every
+ * other valid form still decodes to the same message. */
+START_TEST(test_wire_decode_step_any_encoding)
+{
+    /* The agent's forms. */
+    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a', 'b',
+               0x91, 7, 0xc0);
+    /* Wider unsigned forms, str8/bin8/bin32 values, array16/32 diffs. */
+    CHECK_STEP(0x97, 0x06, 0xcc, 1, 0xcd, 0, 2, 0xce, 0, 0, 0, 3, 0xcf, 0,
+               0, 0, 0, 0, 0, 0, 4, 0xdc, 0, 2, 0x93, 5, 6, 0xd9, 2, 'a',
+               'b', 0x91, 7, 0xc0);
+    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0xdd, 0, 0, 0, 2, 0x93, 5, 6, 0xc4,
+               2, 'a', 'b', 0xdc, 0, 1, 7, 0xc0);
+    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xc6, 0, 0, 0, 2,
+               'a', 'b', 0x91, 7, 0xc0);
+    /* Forms only msgpack-c reads here: an array16 message, the type as
+     * u8, a positive int8 and int64 (msgpack-c reads them as unsigned). */
+    CHECK_STEP(0xdc, 0, 7, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a',
+               'b', 0x91, 7, 0xc0);
+    CHECK_STEP(0x97, 0xcc, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a',
+               'b', 0x91, 7, 0xc0);
+    CHECK_STEP(0x97, 0x06, 0xd0, 1, 2, 3, 0xd3, 0, 0, 0, 0, 0, 0, 0, 4,
+               0x92, 0x93, 5, 6, 0xa2, 'a', 'b', 0x91, 0xd1, 0, 7, 0xc0);
+}
+END_TEST
+
+/* A frame mixing STEPs and other messages decodes in order, each STEP's
+ * diffs pointing at its own entries. */
+START_TEST(test_wire_decode_steps_in_a_frame)
+{
+    static const unsigned char frame[] = {
+        0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 5, 6, 0xa1, 'x', 0x91, 0x91, 8,
+        0x92, 0x09, 0x2a,
+        0x97, 0x06, 9, 10, 11, 0xcd, 0x01, 0x00, 0xc0, 0x90};
+    struct st_wire_decoder d;
+    struct st_msg m;
+    char *p = test_dup_exact(frame, sizeof(frame));
+
+    ck_assert_int_eq(st_wire_validate_messages(p, sizeof(frame)), 3);
+    st_wire_decoder_init(&d);
+    st_wire_decoder_reset(&d, p, sizeof(frame));
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), 1);
+    ck_assert_int_eq(m.type, ST_MSG_STEP);
+    ck_assert_uint_eq(m.u.step.nglobals, 1);
+    check_var_set(&m.u.step.globals[0], 5, 6, LIT("x"));
+    ck_assert_uint_eq(m.u.step.nlocals, 1);
+    check_var_del(&m.u.step.locals[0], 8);
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), 1);
+    ck_assert_int_eq(m.type, ST_MSG_FLUSH);
+    ck_assert_uint_eq(m.u.flush.token, 42);
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), 1);
+    ck_assert_int_eq(m.type, ST_MSG_STEP);
+    ck_assert_uint_eq(m.u.step.region_id, 9);
+    ck_assert_uint_eq(m.u.step.runtime_ns, 256);
+    ck_assert_int_eq(m.u.step.has_globals, 0);
+    ck_assert_int_eq(m.u.step.has_locals, 1);
+    ck_assert_uint_eq(m.u.step.nlocals, 0);
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
+    st_wire_decoder_close(&d);
+    free(p);
+}
+END_TEST
+
 /* The collector's validation also checks each message's type and field
  * count, and the elements a message holds in all, before msgpack-c sees
  * the frame. */
@@ -1504,6 +1600,8 @@ wire_suite(void)
     tcase_add_test(tc, test_wire_decode_rejects_wrong_field_type);
     tcase_add_test(tc, test_wire_decode_rejects_bad_diffs);
     tcase_add_test(tc, test_wire_decode_continues_after_error);
+    tcase_add_test(tc, test_wire_decode_step_any_encoding);
+    tcase_add_test(tc, test_wire_decode_steps_in_a_frame);
     suite_add_tcase(s, tc);
 
     return s;
