@@ -31,10 +31,15 @@
 
 /* A sink hands its buffer to a write job once it holds this much. */
 #define ST_SINK_FLUSH_BYTES (64u * 1024)
+/* Emptied chunks the server keeps for reuse (about 68 KiB each), so that
+ * busy sinks allocate none; bounded so that an idle collector holds
+ * little. */
+#define ST_CHUNK_POOL 8u
 /* Default bound on the collector's memory (max_pending_bytes). */
 #define ST_DEFAULT_MAX_PENDING (64u * 1024 * 1024)
 /* Memory an open connection holds whatever it sends: a read buffer and
- * a spare chunk (pressure.c keeps it out of the pending budget). */
+ * room for the chunks it fills (pressure.c keeps it out of the pending
+ * budget). */
 #define ST_CONN_RESERVE (ST_READ_CHUNK + 2 * ST_SINK_FLUSH_BYTES)
 /* Room left for what goes past the threshold before producers stop (one
  * record and one read per connection). */
@@ -233,7 +238,6 @@ struct st_sink {
     uint32_t max_files;      /* Backups to keep; 0: no rotation. */
     struct st_chunk *head;   /* Owned queue; head is the job's when busy. */
     struct st_chunk *tail;
-    struct st_chunk *spare;  /* Owned: one emptied chunk kept for reuse. */
     size_t queued;           /* Bytes in the queue (pending). */
     size_t mark;             /* Start of the record being rendered. */
     uint64_t lost;           /* Records lost whose line is not written. */
@@ -258,8 +262,12 @@ int st__sink_new(struct st_conn *c, uint32_t tracer_id, const char *dir,
  * lives on as an orphan of the server until then) and the sink is freed.
  */
 void st__sink_release(struct st_sink *s);
-/* Frees an idle sink (no job out).  For the server's last cleanup. */
+/* Frees an idle sink (no job out).  For the server's last cleanup.  Its
+ * chunks go to the server's pool. */
 void st__sink_free(struct st_sink *s);
+/* Frees the server's pool of emptied chunks (at exit, or when no
+ * connection is left). */
+void st__sink_pool_free(struct st_server *srv);
 /* Sets the rotation limits (from the latest REGION of the tracer, capped
  * by the collector's own max_log_bytes / max_log_files). */
 void st__sink_configure(struct st_sink *s, uint64_t max_bytes,
@@ -588,6 +596,9 @@ struct st_server {
                                     last measured. */
     uv_timer_t measure_timer;    /* Measures it every ST_MEASURE_MS. */
     size_t nconns;               /* Connections open (for the reserve). */
+    struct st_chunk *pool;       /* Owned list of emptied chunks (sink.c),
+                                    at most ST_CHUNK_POOL. */
+    size_t npool;
     struct st_stats stats;
     struct st_scratch scratch;
 };

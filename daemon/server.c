@@ -179,6 +179,9 @@ st__server_conn_closed(struct st_server *srv, struct st_conn *c)
     if (c->counted)
         st__server_client_gone(srv);
     srv->nconns--;
+    /* Idle: the chunks kept for busy sinks are given back. */
+    if (srv->nconns == 0)
+        st__sink_pool_free(srv);
     if (srv->stopping)
         server_close_rest(srv);
 }
@@ -539,6 +542,7 @@ st__server_run(const struct st_options *opt)
         st__log("event loop not clean at exit: %s", uv_strerror(r));
         status = 1;
     }
+    st__sink_pool_free(&srv);
     server_scratch_free(&srv.scratch);
     return status;
 }

@@ -29,9 +29,22 @@
 #include "steptrace/error.h"
 
 #define SINK_FILE_MODE 0640
-/* Larger emptied chunks are freed rather than kept for reuse (the spare
- * is part of ST_CONN_RESERVE). */
-#define SINK_SPARE_MAX (2 * ST_SINK_FLUSH_BYTES)
+/*
+ * The working size of a chunk: it is handed to a write job once the
+ * queue holds ST_SINK_FLUSH_BYTES, so it ends at most one record past
+ * that.  A chunk grows to it in a few steps (SINK_CHUNK_FIRST, times
+ * SINK_CHUNK_STEP) rather than by st_buf's doubling from 256 bytes,
+ * which took ten reallocs and ended at 128 KiB, the size glibc serves
+ * with mmap: every chunk freed was a munmap and every new one faulted
+ * its pages in again.  Small first, because a FLUSH seals a chunk
+ * however little it holds and a peer may have many sealed.
+ */
+#define SINK_CHUNK_BYTES (ST_SINK_FLUSH_BYTES + 4096)
+#define SINK_CHUNK_FIRST 1024u
+#define SINK_CHUNK_STEP 8u
+/* A chunk about to be rendered into with less room than this grows to
+ * its next step first. */
+#define SINK_CHUNK_ROOM 2048u
 
 static void sink_kick(struct st_sink *s);
 
@@ -106,6 +119,54 @@ sink_chunk_destroy(struct st_chunk *ch)
     free(ch);
 }
 
+/* An emptied chunk goes to the server's pool, unless the pool is full or
+ * the chunk grew past the working size (a large record). */
+static void
+sink_chunk_recycle(struct st_server *srv, struct st_chunk *ch)
+{
+    if (srv->npool < ST_CHUNK_POOL && ch->b.cap <= SINK_CHUNK_BYTES) {
+        ch->next = srv->pool;
+        srv->pool = ch;
+        srv->npool++;
+        return;
+    }
+    sink_chunk_destroy(ch);
+}
+
+void
+st__sink_pool_free(struct st_server *srv)
+{
+    struct st_chunk *ch;
+
+    while ((ch = srv->pool) != NULL) {
+        srv->pool = ch->next;
+        sink_chunk_destroy(ch);
+    }
+    srv->npool = 0;
+}
+
+/* Grows the chunk to its next size step when a record may not fit in
+ * what is left.  Failure is not an error here: st_buf grows on its own
+ * while rendering, or marks the record out of memory. */
+static void
+sink_chunk_prepare(struct st_chunk *ch)
+{
+    size_t cap = ch->b.cap;
+    char *p;
+
+    if (cap >= SINK_CHUNK_BYTES || cap - ch->b.len >= SINK_CHUNK_ROOM ||
+        ch->b.oom)
+        return;
+    cap = cap < SINK_CHUNK_FIRST ? SINK_CHUNK_FIRST : cap * SINK_CHUNK_STEP;
+    if (cap > SINK_CHUNK_BYTES)
+        cap = SINK_CHUNK_BYTES;
+    p = realloc(ch->b.data, cap);
+    if (p == NULL)
+        return;
+    ch->b.data = p;
+    ch->b.cap = cap;
+}
+
 void
 st__sink_free(struct st_sink *s)
 {
@@ -123,10 +184,8 @@ st__sink_free(struct st_sink *s)
     while ((ch = s->head) != NULL) {
         s->head = ch->next;
         st__pressure_sub(s->srv, ch->b.len, 1);
-        sink_chunk_destroy(ch);
+        sink_chunk_recycle(s->srv, ch);
     }
-    if (s->spare != NULL)
-        sink_chunk_destroy(s->spare);
     free(s->dir);
     free(s->path);
     free(s->logged);
@@ -233,14 +292,17 @@ sink_claim(struct st_sink *s)
     return -EEXIST;
 }
 
-/* A new, empty chunk at the end of the queue.  @return it or NULL. */
+/* A new, empty chunk at the end of the queue, from the pool if it has
+ * one.  @return it or NULL. */
 static struct st_chunk *
 sink_chunk_append(struct st_sink *s)
 {
-    struct st_chunk *ch = s->spare;
+    struct st_server *srv = s->srv;
+    struct st_chunk *ch = srv->pool;
 
     if (ch != NULL) {
-        s->spare = NULL;
+        srv->pool = ch->next;
+        srv->npool--;
         ch->b.len = 0;
         ch->b.oom = 0;
         ch->nrecords = 0;
@@ -263,7 +325,7 @@ sink_chunk_append(struct st_sink *s)
     return ch;
 }
 
-/* Drops the head chunk (written or lost), keeping one for reuse. */
+/* Drops the head chunk (written or lost) into the pool. */
 static void
 sink_chunk_pop(struct st_sink *s)
 {
@@ -276,10 +338,7 @@ sink_chunk_pop(struct st_sink *s)
     if (s->conn != NULL)
         s->conn->out_queued -= ch->b.len;
     st__pressure_sub(s->srv, ch->b.len, 1);
-    if (s->spare == NULL && ch->b.cap <= SINK_SPARE_MAX)
-        s->spare = ch;
-    else
-        sink_chunk_destroy(ch);
+    sink_chunk_recycle(s->srv, ch);
 }
 
 /* The chunk records are rendered into: the tail, unless a job has it or
@@ -329,6 +388,7 @@ st__sink_begin(struct st_sink *s)
         s->mark = 0;
         return &oom_buf;
     }
+    sink_chunk_prepare(ch);
     s->mark = ch->b.len;
     return &ch->b;
 }
