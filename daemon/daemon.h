@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "steptrace/buf.h"
@@ -35,6 +36,8 @@
  * busy sinks allocate none; bounded so that an idle collector holds
  * little. */
 #define ST_CHUNK_POOL 8u
+/* Chunks one write job takes at most (one writev). */
+#define ST_WRITE_MAX_CHUNKS 16
 /* Default bound on the collector's memory (max_pending_bytes). */
 #define ST_DEFAULT_MAX_PENDING (64u * 1024 * 1024)
 /* Memory an open connection holds whatever it sends: a read buffer and
@@ -193,7 +196,9 @@ struct st_chunk {
  * One job of the threadpool: the loop fills the inputs, writer.c's work
  * callback does the file calls and fills the outputs, and the loop applies
  * them in the after-work callback.  Lives in its sink; used by one job at
- * a time.
+ * a time.  A job writes the first nchunks chunks of the sink's queue with
+ * one writev: several, when the queue grew while the previous job was
+ * out, so that the writer keeps up in fewer, larger writes.
  */
 struct st_write_job {
     uv_work_t req;           /* req.data points to the sink. */
@@ -201,10 +206,21 @@ struct st_write_job {
     int fd;                  /* -1: open path first. */
     const char *path;        /* Borrowed: the sink's path. */
     const char *dir;         /* Borrowed: the sink's directory. */
-    const struct st_chunk *chunk; /* Borrowed: head of the sink's queue. */
     const char *prefix;      /* Borrowed: loss line to write first, or NULL. */
     size_t prefix_len;
+    int rotate;              /* Rotate the file first (the first chunk
+                                asks for it; no other chunk of the job
+                                does). */
+    struct iovec iov[ST_WRITE_MAX_CHUNKS + 1]; /* The loss line, then the
+                                chunks' bytes (borrowed). */
+    int niov;
+    size_t bytes;            /* The chunks' bytes (without the loss line). */
     uint32_t max_files;      /* For a rotation. */
+    /* Loop only. */
+    size_t nchunks;          /* Chunks of the queue's head it writes. */
+    struct st_chunk *last;   /* Borrowed: the last of them; NULL when no
+                                job is out. */
+    uint64_t nrecords;       /* Their records. */
     /* Out (set by the worker). */
     int fd_out;              /* Descriptor after the job, or -1. */
     int open_err;            /* Negative errno: could not open. */

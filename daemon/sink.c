@@ -341,13 +341,22 @@ sink_chunk_pop(struct st_sink *s)
     sink_chunk_recycle(s->srv, ch);
 }
 
-/* The chunk records are rendered into: the tail, unless a job has it or
- * a FLUSH sealed it. */
+/* Is the tail chunk part of the job that is out?  (A job takes chunks
+ * from the head, so the tail is in it only as its last.) */
+static int
+sink_tail_in_job(const struct st_sink *s)
+{
+    return s->busy && s->tail == s->job.last;
+}
+
+/* The chunk records are rendered into: the tail, unless a job has it, a
+ * FLUSH sealed it or it is full (while a job is out, chunks queue up at
+ * their working size rather than one growing without end). */
 static struct st_chunk *
 sink_open_chunk(struct st_sink *s)
 {
-    if (s->tail != NULL && !s->tail->sealed &&
-        !(s->busy && s->tail == s->head))
+    if (s->tail != NULL && !s->tail->sealed && !sink_tail_in_job(s) &&
+        s->tail->b.len < ST_SINK_FLUSH_BYTES)
         return s->tail;
     return sink_chunk_append(s);
 }
@@ -409,7 +418,7 @@ sink_split_for_rotation(struct st_sink *s)
     struct st_chunk *old = s->tail, *ch;
     size_t rec = old->b.len - s->mark;
 
-    if (s->mark == 0 && !(s->busy && old == s->head)) {
+    if (s->mark == 0 && !sink_tail_in_job(s)) {
         old->rotate = 1;
         return 0;
     }
@@ -534,7 +543,40 @@ sink_prepare_lost_line(struct st_sink *s)
 
 static void sink_after_work(uv_work_t *req, int status);
 
-/* Hands the head chunk to a write job when there is enough of it, or
+/* Fills the job's buffers with the chunks from the head: as many as one
+ * writev takes, up to the next one that asks for a rotation. */
+static void
+sink_job_take(struct st_sink *s)
+{
+    struct st_write_job *j = &s->job;
+    struct st_chunk *ch;
+    int n = 0;
+
+    j->rotate = s->head->rotate;
+    j->nchunks = 0;
+    j->bytes = 0;
+    j->nrecords = 0;
+    if (j->prefix_len > 0) {
+        j->iov[n].iov_base = (void *)j->prefix;
+        j->iov[n++].iov_len = j->prefix_len;
+    }
+    for (ch = s->head; ch != NULL && j->nchunks < ST_WRITE_MAX_CHUNKS;
+         ch = ch->next) {
+        if (j->nchunks > 0 && ch->rotate)
+            break;
+        if (ch->b.len > 0) {
+            j->iov[n].iov_base = ch->b.data;
+            j->iov[n++].iov_len = ch->b.len;
+        }
+        j->bytes += ch->b.len;
+        j->nrecords += ch->nrecords;
+        j->last = ch;
+        j->nchunks++;
+    }
+    j->niov = n;
+}
+
+/* Hands the head chunks to a write job when there is enough of them, or
  * when everything is wanted (flush_all). */
 static void
 sink_kick(struct st_sink *s)
@@ -556,16 +598,17 @@ sink_kick(struct st_sink *s)
     j->fd = s->fd;
     j->path = s->path;
     j->dir = s->dir;
-    j->chunk = s->head;
     j->prefix = s->lost_line;
     j->prefix_len = s->lost_line != NULL ? strlen(s->lost_line) : 0;
     j->max_files = s->max_files;
+    sink_job_take(s);
     s->busy = 1;
     if (uv_queue_work(s->srv->loop, &j->req, st__writer_work,
                       sink_after_work) != 0) {
-        /* Cannot happen with a valid loop and callbacks; keep the chunk
+        /* Cannot happen with a valid loop and callbacks; keep the chunks
          * for the next attempt. */
         s->busy = 0;
+        j->last = NULL;
     }
 }
 
@@ -577,8 +620,8 @@ sink_after_work(uv_work_t *req, int status)
     struct st_server *srv = s->srv;
     struct st_write_job *j = &s->job;
     struct st_stats *stats = &srv->stats;
-    struct st_chunk *ch = s->head;
     int opened = j->fd < 0;
+    size_t i;
 
     s->busy = 0;
     s->fd = j->fd_out;
@@ -596,17 +639,17 @@ sink_after_work(uv_work_t *req, int status)
 
         stats->write_errors++;
         if (j->open_err != 0)
-            stats->dropped_open += ch->nrecords;
+            stats->dropped_open += j->nrecords;
         else
-            stats->dropped_write += ch->nrecords;
+            stats->dropped_write += j->nrecords;
         s->split = s->split || j->split;
-        sink_lost(s, ch->nrecords);
+        sink_lost(s, j->nrecords);
         sink_fail(s, "cannot %s %s: %s", j->open_err ? "open" : "write",
                   s->path, st_strerror(err));
     }
     else {
-        stats->records_written += ch->nrecords;
-        stats->bytes_written += j->prefix_len + ch->b.len;
+        stats->records_written += j->nrecords;
+        stats->bytes_written += j->prefix_len + j->bytes;
         if (j->prefix_len > 0) {
             st__control_publish(s, j->prefix, j->prefix_len);
             s->lost -= s->lost_sent;
@@ -615,12 +658,14 @@ sink_after_work(uv_work_t *req, int status)
         sink_ok(s);
         /* A file opened again may hold more than we counted. */
         if (opened)
-            s->logical_size = j->size + (s->queued - ch->b.len);
+            s->logical_size = j->size + (s->queued - j->bytes);
     }
     free(s->lost_line);
     s->lost_line = NULL;
     s->lost_sent = 0;
-    sink_chunk_pop(s);
+    for (i = 0; i < j->nchunks; i++)
+        sink_chunk_pop(s);
+    j->last = NULL;
     if (s->reopen && s->fd >= 0) {
         close(s->fd);
         s->fd = -1;

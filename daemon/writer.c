@@ -1,12 +1,12 @@
 /*
  * The threadpool side of a sink's write job (see struct st_write_job):
- * rotate the file if the chunk asks for it, open it if needed, write the
- * loss line and the chunk, and report what happened.  Nothing here touches
+ * rotate the file if the first chunk asks for it, open it if needed,
+ * write the loss line and the chunks, and report what happened.  Nothing here touches
  * loop state; the loop applies the results in sink.c.
  *
- * A write that fails after writing part of the chunk is undone with
+ * A write that fails after writing part of the chunks is undone with
  * ftruncate(2), so that no record is ever split: the file ends at a
- * record boundary and the whole chunk counts as lost.
+ * record boundary and every chunk of the job counts as lost.
  */
 #include "daemon.h"
 
@@ -127,13 +127,12 @@ writer_rotate(const char *path, uint32_t max_files)
     return 0;
 }
 
-/* writev(2) of the loss line and the chunk until done; *written counts
- * the bytes that made it.  @return 0 or -errno. */
+/* writev(2) of the job's buffers (the loss line and the chunks) until
+ * done; *written counts the bytes that made it.  @return 0 or -errno. */
 static int
-writer_write(int fd, const char *prefix, size_t plen, const char *data,
-             size_t n, size_t *written)
+writer_write(int fd, const struct iovec *job_iov, int niov, size_t *written)
 {
-    struct iovec iov[2];
+    struct iovec iov[ST_WRITE_MAX_CHUNKS + 1];
     unsigned delay_ms;
     int i = 0, fault = writer_fault(&delay_ms);
 
@@ -142,14 +141,10 @@ writer_write(int fd, const char *prefix, size_t plen, const char *data,
         return -fault;
     if (delay_ms > 0)
         usleep(delay_ms * 1000u);
-    iov[0].iov_base = (void *)prefix;
-    iov[0].iov_len = plen;
-    iov[1].iov_base = (void *)data;
-    iov[1].iov_len = n;
-    if (plen == 0)
-        i = 1;
-    while (i < 2) {
-        ssize_t w = writev(fd, iov + i, 2 - i);
+    /* A copy: a short write moves the bases. */
+    memcpy(iov, job_iov, (size_t)niov * sizeof(iov[0]));
+    while (i < niov) {
+        ssize_t w = writev(fd, iov + i, niov - i);
 
         if (w < 0 && errno == EINTR)
             continue;
@@ -158,11 +153,11 @@ writer_write(int fd, const char *prefix, size_t plen, const char *data,
         if (w == 0)
             return -EIO;
         *written += (size_t)w;
-        while (i < 2 && (size_t)w >= iov[i].iov_len) {
+        while (i < niov && (size_t)w >= iov[i].iov_len) {
             w -= (ssize_t)iov[i].iov_len;
             i++;
         }
-        if (i < 2) {
+        if (i < niov) {
             iov[i].iov_base = (char *)iov[i].iov_base + w;
             iov[i].iov_len -= (size_t)w;
         }
@@ -182,7 +177,7 @@ st__writer_work(uv_work_t *req)
 
     j->open_err = j->write_err = j->rotate_err = j->rotated = 0;
     j->split = 0;
-    if (j->chunk->rotate && fd >= 0) {
+    if (j->rotate && fd >= 0) {
         r = writer_rotate(j->path, j->max_files);
         if (r == 0) {
             close(fd);
@@ -210,8 +205,7 @@ st__writer_work(uv_work_t *req)
         }
     }
     before = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    r = writer_write(fd, j->prefix, j->prefix_len, j->chunk->b.data,
-                     j->chunk->b.len, &written);
+    r = writer_write(fd, j->iov, j->niov, &written);
     if (r < 0) {
         /* Take back a partial write: the file must end with a whole
          * record.  The descriptor may be the cause: reopen next time. */
@@ -227,7 +221,7 @@ st__writer_work(uv_work_t *req)
         j->size = before;
     }
     else {
-        j->size = before + j->prefix_len + j->chunk->b.len;
+        j->size = before + j->prefix_len + j->bytes;
     }
     j->fd_out = fd;
 }
