@@ -133,6 +133,10 @@ struct st_frame {
     uint32_t func_sid;
     uint32_t flags;          /* ST_FRAME_*. */
     uint32_t last_line;      /* Line of its latest STEP (DEBUG ancestry). */
+    /* Borrowed from conn->strings, looked up once at FRAME (strings are
+     * never redefined and live as long as the connection). */
+    const struct st_string *file;
+    const struct st_string *func;
     struct st_scope *scope;  /* Borrowed from conn->scopes. */
     struct st_varstate locals;
 };

@@ -225,6 +225,8 @@ session_on_frame(struct st_conn *c, const struct st_msg *m)
     f->file_sid = m->u.frame.file_sid;
     f->func_sid = m->u.frame.func_sid;
     f->flags = m->u.frame.flags;
+    f->file = st__session_str(c, f->file_sid);
+    f->func = st__session_str(c, f->func_sid);
     f->last_line = 0;
     f->scope = scope;
     st_varstate_init(&f->locals);

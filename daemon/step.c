@@ -149,13 +149,12 @@ step_state_views(struct st_conn *c, const struct st_varstate *state,
 }
 
 static struct st_loc_view
-step_frame_loc(const struct st_conn *c, const struct st_frame *f,
-               uint32_t line)
+step_frame_loc(const struct st_frame *f, uint32_t line)
 {
     struct st_loc_view l;
 
-    l.file = step_str_view(st__session_str(c, f->file_sid));
-    l.func = step_str_view(st__session_str(c, f->func_sid));
+    l.file = step_str_view(f->file);
+    l.func = step_str_view(f->func);
     l.line = line;
     return l;
 }
@@ -182,7 +181,7 @@ step_locations(struct st_conn *c, const struct st_region *rg,
         if (locs == NULL)
             return ST_ENOMEM;
         sc->locs = locs;
-        sc->locs[n++] = step_frame_loc(c, p, p->last_line);
+        sc->locs[n++] = step_frame_loc(p, p->last_line);
         pid = p->parent_id;
     }
     for (i = 0; i < n / 2; i++) {
@@ -195,7 +194,7 @@ step_locations(struct st_conn *c, const struct st_region *rg,
     if (locs == NULL)
         return ST_ENOMEM;
     sc->locs = locs;
-    sc->locs[n++] = step_frame_loc(c, f, lineno);
+    sc->locs[n++] = step_frame_loc(f, lineno);
     *nlocs = n;
     return 0;
 }
