@@ -19,6 +19,9 @@
 
 #include <msgpack.h>
 #include <stdint.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include "steptrace/buf.h"
 #include "steptrace/record.h"
@@ -133,6 +136,7 @@ struct st_filter {
     char *cwd;           /* Owned: for relative co_filename values. */
     PyObject *functions; /* Owned frozenset of names, or NULL for all. */
     uint32_t id;         /* Distinct per region: keys the code cache. */
+    uint64_t key;        /* Equal for filters made of the same values. */
 };
 
 struct st_scope;
@@ -201,13 +205,52 @@ uint64_t st__now_ns(void);
 /* The same, coarse (a few ms), and cheaper: for timeouts and ages. */
 uint64_t st__coarse_ns(void);
 
-/* Event entry points called by the backend; return 0 (never raise). */
+/* clock.c: the clock runtimes are measured with, in ticks: TSC cycles
+ * where the TSC is invariant (x86-64), else CLOCK_MONOTONIC ns.  Set up
+ * by st__clock_calibrate (once; call it before the first region). */
+extern int st__tsc;
+void st__clock_calibrate(void);
+uint64_t st__ticks_ns(uint64_t ticks);
+
+static inline uint64_t
+st__ticks(void)
+{
+#if defined(__x86_64__)
+    if (st__tsc)
+        return __rdtsc();
+#endif
+    return st__now_ns();
+}
+
+/* Event entry points called by the backend; they never raise. */
+enum {
+    ST_HOOK_OK = 0,       /* Handled (or nothing to do). */
+    ST_HOOK_UNTRACED = 1, /* The code is not traced in this region. */
+    ST_HOOK_NOT_MINE = 2  /* A line of a frame that is not being traced. */
+};
+/* How a frame's RETURN event ends it, when the backend knows. */
+enum {
+    ST_RET_GUESS = 0, /* Unknown (settrace): looked at the frame. */
+    ST_RET_VALUE = 1, /* Returned arg. */
+    ST_RET_YIELD = 2, /* Yielded arg (or an await waits). */
+    ST_RET_RAISE = 3  /* An exception ends it. */
+};
 int st__on_call(PyFrameObject *f);
-int st__on_line(PyFrameObject *f);
-/* arg: the returned value, NULL when an exception ends the frame. */
-int st__on_return(PyFrameObject *f, PyObject *arg);
-/* arg: the (type, value, traceback) tuple. */
-int st__on_exception(PyFrameObject *f, PyObject *arg);
+/* line: the line number, or -1 to read it from f. */
+int st__on_line(PyFrameObject *f, int line);
+/* arg: the returned or yielded value (settrace: NULL or None when an
+ * exception ends the frame). */
+int st__on_return(PyFrameObject *f, PyObject *arg, int how);
+/* value: the exception; tb: its traceback (or NULL). */
+int st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb);
+
+/* May events of code `co` be switched off at their locations for every
+ * thread (sys.monitoring DISABLE)?  Only while all live regions filter
+ * alike and co is not traced under that filter. */
+int st__code_events_off_ok(PyCodeObject *co);
+
+/* Is a region being recorded (entered, not finished) in some thread? */
+int st__any_region_live(void);
 
 /*
  * Called when a record for the file cannot be sent because the collector
@@ -283,11 +326,16 @@ struct st_snapent {
     char *value;             /* Owned, escaped and cut. */
     size_t value_len;
     int seen;
+    int stable;              /* Its text cannot change while the dict
+                                holding it is unchanged (imm, function). */
 };
 
 struct st_snapshot {
     struct st_snapent *ents; /* Owned. */
     size_t n, cap;
+    size_t nunstable;        /* Entries that are not `stable`. */
+    uint64_t version;        /* The dict's version when last read... */
+    int has_version;         /* ...when set. */
 };
 
 /* One change found by st__snapshot_update(). */
@@ -316,6 +364,13 @@ void st__changes_reset(struct st_changes *c);
 int st__snapshot_update(struct st_snapshot *s, PyObject *vars,
                         const struct st_region *r, struct st_changes *out);
 
+/* Like st__snapshot_update, for n variables given as names and values
+ * in slot order (a NULL value is unbound). */
+int st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
+                              PyObject *const *values, Py_ssize_t n,
+                              const struct st_region *r,
+                              struct st_changes *out);
+
 /* ---- shared by tracer.c, filter.c and emit.c ---- */
 
 /* Cached per code object (in its co_extra slot): the filter verdict. */
@@ -326,6 +381,9 @@ struct st_codeinfo {
     PyObject *abs_file;      /* Owned: absolute co_filename. */
     struct st_strent *file_s; /* Borrowed from strtab. */
     struct st_strent *func_s;
+    int fast_checked;        /* fast_names was decided. */
+    PyObject *fast_names;    /* Owned tuple: the locals' names when they
+                                are read from the fast locals, else NULL. */
 };
 
 /* Module globals seen in a region, with their last shown state. */

@@ -1,7 +1,8 @@
 /*
  * The one small interface every trace backend implements (the Redis ae_*.c
- * pattern): install the hook for the calling thread, remove it, and feed an
- * event that arrived through Python (sys.settrace of our handle).
+ * pattern): sys.monitoring on 3.12+ (backend_monitoring.c), else the
+ * PyEval_SetTrace C trace function (backend_settrace.c).  Both feed the
+ * st__on_* entry points of tracer.c.
  */
 #ifndef STEPTRACE_AGENT_BACKEND_H
 #define STEPTRACE_AGENT_BACKEND_H
@@ -10,15 +11,31 @@
 
 #include <string.h>
 
-/* Installs the hook in the calling thread; `handle` is what
- * sys.gettrace() returns while it is installed (borrowed by CPython). */
+/* The calling thread starts recording: makes sure events reach the
+ * hook.  `handle` is what sys.gettrace() returns while the settrace
+ * backend is installed (borrowed by CPython). */
 void st__backend_start(PyObject *handle);
 
-/* Removes the hook from the calling thread. */
+/* The calling thread stops recording. */
 void st__backend_stop(void);
 
+/* A region ended: hooks that no live region needs are removed. */
+void st__backend_idle(void);
+
+/* Code locations whose events were switched off get them back (the
+ * filter deciding what is traced changed). */
+void st__backend_restart(void);
+
+/* The backend in use: "sys.monitoring" or "settrace". */
+const char *st__backend_name(void);
+
 /* Feeds one event given by name ("call", "line", "return",
- * "exception") with its argument. */
+ * "exception") with its argument: our handle called from Python after
+ * someone re-installed it with sys.settrace(). */
 int st__backend_dispatch(PyFrameObject *f, const char *event, PyObject *arg);
+
+/* backend_settrace.c, used by the dispatcher on every version. */
+void st__settrace_start(PyObject *handle);
+void st__settrace_stop(void);
 
 #endif /* STEPTRACE_AGENT_BACKEND_H */

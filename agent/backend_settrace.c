@@ -1,7 +1,8 @@
 /*
- * The PyEval_SetTrace backend (every supported CPython; the sys.monitoring
- * backend for 3.12+ is planned behind the same two calls).  A C trace
- * function: events never build argument tuples or call Python.
+ * The PyEval_SetTrace backend (3.10 and 3.11; on 3.12+ the fallback when
+ * sys.monitoring has no free tool id).  A C trace function: events never
+ * build argument tuples or call Python.  A non-zero return would
+ * be an error raised into the program: always 0.
  */
 #include "agent.h"
 
@@ -13,13 +14,21 @@ settrace_func(PyObject *obj, PyFrameObject *f, int what, PyObject *arg)
     (void)obj;
     switch (what) {
     case PyTrace_CALL:
-        return st__on_call(f);
+        if (st__on_call(f) == ST_HOOK_UNTRACED)
+            /* Library code: its lines never reach the hook. */
+            st_frame_disable_lines(f);
+        return 0;
     case PyTrace_LINE:
-        return st__on_line(f);
+        (void)st__on_line(f, -1);
+        return 0;
     case PyTrace_RETURN:
-        return st__on_return(f, arg);
+        (void)st__on_return(f, arg, ST_RET_GUESS);
+        return 0;
     case PyTrace_EXCEPTION:
-        return st__on_exception(f, arg);
+        if (arg != NULL && PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 3)
+            (void)st__on_exception(f, PyTuple_GET_ITEM(arg, 1),
+                                   PyTuple_GET_ITEM(arg, 2));
+        return 0;
     default:
         return 0;
     }
@@ -41,13 +50,13 @@ st__backend_dispatch(PyFrameObject *f, const char *event, PyObject *arg)
 }
 
 void
-st__backend_start(PyObject *handle)
+st__settrace_start(PyObject *handle)
 {
     PyEval_SetTrace(settrace_func, handle);
 }
 
 void
-st__backend_stop(void)
+st__settrace_stop(void)
 {
     PyEval_SetTrace(NULL, NULL);
 }

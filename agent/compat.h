@@ -314,6 +314,24 @@ st_frame_disable_lines(PyFrameObject *f)
 #endif
 }
 
+/*
+ * A dict's version tag: changes whenever an item is added, removed or
+ * replaced by another object (PEP 509; deprecated in 3.12 but kept
+ * through 3.13).  Equal tags: the same items.
+ */
+static inline uint64_t
+st_dict_version(PyObject *d)
+{
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    return ((PyDictObject *)d)->ma_version_tag;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+}
+
 /* Saving and restoring the exception in flight around hook work. */
 #if PY_VERSION_HEX >= 0x030C0000
 typedef struct {

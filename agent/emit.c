@@ -215,8 +215,10 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
         r->lost++;
         return;
     }
-    announce_region(r);
-    announce_frame(ts, idx);
+    if (!r->file_announced || r->announced_gen != st__sender_gen())
+        announce_region(r);
+    if (e->announced_gen != st__sender_gen())
+        announce_frame(ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
         st_wire_pack_event(&st__pk, r->id, e->id, rec->line, rec->runtime,
                            (uint32_t)rec->kind, rec->detail ? rec->detail : "",
@@ -227,10 +229,19 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
             send_change_strings(rec->gch);
             send_change_strings(rec->lch);
         }
-        st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
-                              rec->runtime);
-        pack_diff(rec->gch, rec->vars);
-        pack_diff(rec->lch, rec->vars && !e->module_level);
+        if (rec->vars) {
+            st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
+                                  rec->runtime);
+            pack_diff(rec->gch, 1);
+            pack_diff(rec->lch, !e->module_level);
+        }
+        else if (st_buf_reserve(&st__batch, 32) == 0) {
+            /* NONE: the head and two nils, with one check for room. */
+            (void)st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
+                                        rec->runtime);
+            st__batch.data[st__batch.len++] = (char)0xc0;
+            st__batch.data[st__batch.len++] = (char)0xc0;
+        }
     }
     batch_records++;
     if (st__batch.len >= BATCH_BYTES ||

@@ -19,6 +19,7 @@ codeinfo_free(void *p)
     if (ci == NULL)
         return;
     Py_XDECREF(ci->abs_file);
+    Py_XDECREF(ci->fast_names);
     free(ci);
 }
 

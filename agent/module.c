@@ -119,6 +119,37 @@ dup_utf8(PyObject *s)
     return p ? strdup(p) : NULL;
 }
 
+static uint64_t
+key_mix(uint64_t h, const char *s)
+{
+    /* FNV-1a over the string and its NUL (so "ab","c" != "a","bc"). */
+    do {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    } while (*s++ != '\0');
+    return h;
+}
+
+/* f->key: equal for filters that decide alike (what they were made of).
+ * @return 0 or -1 (raised). */
+static int
+filter_key(struct st_filter *f)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    Py_hash_t fh = 0;
+    size_t i;
+
+    h = key_mix(h, f->workspace ? f->workspace : "\x01");
+    for (i = 0; i < f->nexcluded; i++)
+        h = key_mix(h, f->excluded[i]);
+    h = key_mix(key_mix(h, f->pkgdir), f->cwd);
+    if (f->functions != NULL && (fh = PyObject_Hash(f->functions)) == -1)
+        return -1;
+    h ^= (uint64_t)fh + (f->functions != NULL);
+    f->key = h * 0x100000001b3ull;
+    return 0;
+}
+
 /* Fills r->filter from the Python arguments.  @return 0 or -1 (raised). */
 static int
 region_set_filter(struct st_region *r, PyObject *workspace,
@@ -154,9 +185,12 @@ region_set_filter(struct st_region *r, PyObject *workspace,
         return -1;
     }
     f->pkgdir_len = strlen(f->pkgdir);
-    if (functions != Py_None)
+    if (functions != Py_None) {
         f->functions = PyFrozenSet_New(functions);
-    return functions != Py_None && f->functions == NULL ? -1 : 0;
+        if (f->functions == NULL)
+            return -1;
+    }
+    return filter_key(f);
 }
 
 static PyObject *
@@ -266,12 +300,20 @@ agent_pause(PyObject *mod, PyObject *prev)
     if (prev == Py_None) {
         st__backend_stop();
         st__region_leave(NULL);
+        st__backend_idle();
     }
     else {
         st__region_leave(prev);
         st__backend_start(handle);
     }
     Py_RETURN_NONE;
+}
+
+/* backend() -> "sys.monitoring" or "settrace". */
+static PyObject *
+agent_backend(PyObject *mod, PyObject *unused)
+{
+    return PyUnicode_FromString(st__backend_name());
 }
 
 /* current_region() -> the calling thread's Region, or None. */
@@ -321,6 +363,7 @@ agent_stop(PyObject *mod, PyObject *region)
         st__region_leave(NULL);
     }
     token = st__region_finish(r);
+    st__backend_idle();
     if (token != 0 &&
         st__sender_wait_ack(token, 10000, &errors, msg, sizeof(msg)) != 0)
         errors++;
@@ -416,6 +459,7 @@ agent_exit_flush(PyObject *mod, PyObject *unused)
     st__backend_stop();
     token = st__region_finish(r);
     st__region_leave(NULL);
+    st__backend_idle();
     if (token != 0)
         (void)st__sender_wait_ack(token, 5000, &errors, msg, sizeof(msg));
     Py_RETURN_NONE;
@@ -449,6 +493,8 @@ static PyMethodDef agent_methods[] = {
      "pause(prev): stop recording, keep the region; prev becomes active."},
     {"attach_thread", agent_attach_thread, METH_O,
      "attach_thread(region): the calling (new) thread records into it."},
+    {"backend", agent_backend, METH_NOARGS,
+     "backend() -> the hook in use: 'sys.monitoring' or 'settrace'."},
     {"current_region", agent_current_region, METH_NOARGS,
      "current_region() -> the calling thread's Region or None."},
     {"stop", agent_stop, METH_O,

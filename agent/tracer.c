@@ -5,6 +5,9 @@
  */
 #include "agent.h"
 
+#include "backend.h"
+#include "fastlocals.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,7 +16,10 @@ static uint32_t next_frame_id = 1;
 static uint32_t next_scope_id = 1;
 static uint32_t next_tid = 1;
 
-static _Thread_local struct st_tstate *tls;
+/* initial-exec: no __tls_get_addr call per event (the module is loaded
+ * with dlopen, so this takes a few bytes of the static TLS surplus). */
+static _Thread_local struct st_tstate *tls
+    __attribute__((tls_model("initial-exec")));
 static struct st_tstate *all_tstates; /* Owned list. */
 
 /*
@@ -34,24 +40,6 @@ static struct st_suspended *suspended;
 static size_t nsuspended;
 
 int st__emit_init(void);
-
-uint64_t
-st__now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t
-st__coarse_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 int
 st__tracer_init(void)
@@ -111,7 +99,7 @@ tstate_get(const struct st_region *r)
     if (ts->epoch != r->epoch) {
         tstate_reset_stack(ts);
         ts->epoch = r->epoch;
-        ts->last_exit = st__now_ns();
+        ts->last_exit = st__ticks();
         ts->prog = 0;
         ts->prog_at_step = 0;
     }
@@ -178,7 +166,7 @@ take_runtime(struct st_tstate *ts)
     uint64_t runtime = ts->prog - ts->prog_at_step;
 
     ts->prog_at_step = ts->prog;
-    return runtime;
+    return st__ticks_ns(runtime);
 }
 
 /* ---- suspended generators and coroutines ---- */
@@ -300,13 +288,13 @@ resume_take(const struct st_region *r, PyFrameObject *f)
     if (ts == NULL || ts->busy)                                              \
         return 0;                                                            \
     ts->busy = 1;                                                            \
-    ts->prog += st__now_ns() - ts->last_exit;                                \
+    ts->prog += st__ticks() - ts->last_exit;                                 \
     if ((r->outputs & ST_OUT_FILE) && !st__sender_ok())                      \
         st__reconnect(r)
 
 #define HOOK_EXIT(ts)                                                        \
     do {                                                                     \
-        ts->last_exit = st__now_ns();                                        \
+        ts->last_exit = st__ticks();                                         \
         ts->busy = 0;                                                        \
     } while (0)
 
@@ -376,6 +364,7 @@ st__on_call(PyFrameObject *f)
     PyCodeObject *co;
     struct st_codeinfo *ci;
     st_exc_state es;
+    int rc = ST_HOOK_OK;
     HOOK_ENTER(r, ts);
 
     ST_EXC_SAVE(es);
@@ -384,18 +373,20 @@ st__on_call(PyFrameObject *f)
     if (ci != NULL)
         push_frame(r, ts, f, co, ci);
     else
-        /* Library code: its lines never reach the hook (the issue's
-         * "turn line events off in frames that are not traceable"). */
-        st_frame_disable_lines(f);
+        /* Library code: the backend keeps its lines from the hook (the
+         * issue's "turn line events off in frames that are not
+         * traceable"). */
+        rc = ST_HOOK_UNTRACED;
     Py_DECREF(co);
     ST_EXC_RESTORE(es);
     HOOK_EXIT(ts);
-    return 0;
+    return rc;
 }
 
 /* Records one line step of the frame on top of ts's stack. */
 static void
-record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
+record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
+            uint32_t line)
 {
     size_t idx = ts->depth - 1;
     struct st_fentry *e = &ts->stack[idx];
@@ -403,12 +394,17 @@ record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
                             .lch = &ts->lch};
     PyObject *locals = NULL;
 
-    rec.line = (uint32_t)PyFrame_GetLineNumber(f);
+    rec.line = line;
     rec.runtime = take_runtime(ts);
     rec.vars = r->var_mode != ST_VARMODE_NONE;
-    st__changes_reset(&ts->gch);
-    st__changes_reset(&ts->lch);
     if (rec.vars) {
+        st_exc_state es;
+
+        /* str() runs the program's code: the exception in flight (none,
+         * at a line event) is kept aside meanwhile. */
+        ST_EXC_SAVE(es);
+        st__changes_reset(&ts->gch);
+        st__changes_reset(&ts->lch);
         /* A module's globals are shared by threads: one updates them at a
          * time; another one's step meanwhile shows no global changes (the
          * next step shows them). */
@@ -419,48 +415,76 @@ record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
             e->scope->busy = 0;
         }
         if (!e->module_level) {
-            locals = st_frame_get_locals(f);
-            if (locals != NULL)
-                st__snapshot_update(&e->locals, locals, r, &ts->lch);
+            struct st_codeinfo *ci = e->ci;
+
+            if (!ci->fast_checked) {
+                PyCodeObject *co = PyFrame_GetCode(f);
+
+                (void)st_fast_locals_ok(co, &ci->fast_names);
+                ci->fast_checked = 1;
+                Py_DECREF(co);
+            }
+            if (ci->fast_names != NULL) {
+                st__snapshot_update_slots(
+                    &e->locals, ci->fast_names, st_fast_locals(f),
+                    PyTuple_GET_SIZE(ci->fast_names), r, &ts->lch);
+            }
+            else {
+                locals = st_frame_get_locals(f);
+                if (locals != NULL)
+                    st__snapshot_update(&e->locals, locals, r, &ts->lch);
+            }
         }
         PyErr_Clear();
+        st__emit(r, ts, idx, &rec);
+        Py_XDECREF(locals);
+        ST_EXC_RESTORE(es);
+        return;
     }
     st__emit(r, ts, idx, &rec);
-    Py_XDECREF(locals);
 }
 
 int
-st__on_line(PyFrameObject *f)
+st__on_line(PyFrameObject *f, int line)
 {
     st_exc_state es;
+    int rc = ST_HOOK_OK;
     HOOK_ENTER(r, ts);
 
     if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f) {
-        ST_EXC_SAVE(es);
+        struct st_fentry *e = &ts->stack[ts->depth - 1];
+
+        if (line < 0)
+            line = PyFrame_GetLineNumber(f);
         /* A line after a resumption: the await is over. */
-        st__async_line(r, &ts->stack[ts->depth - 1],
-                       (uint32_t)PyFrame_GetLineNumber(f));
+        if (e->coro != NULL) {
+            ST_EXC_SAVE(es);
+            st__async_line(r, e, (uint32_t)line);
+            ST_EXC_RESTORE(es);
+        }
         /* ERROR and SILENT write no step records. */
         if (r->level < ST_LEVEL_ERROR)
-            record_step(r, ts, f);
-        ST_EXC_RESTORE(es);
+            record_step(r, ts, f, (uint32_t)line);
+    }
+    else {
+        rc = ST_HOOK_NOT_MINE;
     }
     HOOK_EXIT(ts);
-    return 0;
+    return rc;
 }
 
 /* RETURN record (DEBUG): the value, or "(raised)" when an exception ends
  * the frame. */
 static void
 record_return(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
-              PyCodeObject *co, PyObject *arg)
+              int raised, PyObject *arg)
 {
     struct st_record rec = {.kind = ST_EVENT_RETURN};
     char *value = NULL;
 
     rec.line = (uint32_t)PyFrame_GetLineNumber(f);
     rec.runtime = take_runtime(ts);
-    if (st_return_is_exception(f, co, arg)) {
+    if (raised) {
         rec.kind = ST_EVENT_RETURN_EXC;
     }
     else {
@@ -472,8 +496,9 @@ record_return(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
 }
 
 int
-st__on_return(PyFrameObject *f, PyObject *arg)
+st__on_return(PyFrameObject *f, PyObject *arg, int how)
 {
+    int rc = ST_HOOK_OK;
     HOOK_ENTER(r, ts);
 
     if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f) {
@@ -483,18 +508,24 @@ st__on_return(PyFrameObject *f, PyObject *arg)
         st_exc_state es;
 
         ST_EXC_SAVE(es);
-        suspending = st_frame_is_suspending(f, co);
+        if (how == ST_RET_GUESS)
+            suspending = st_frame_is_suspending(f, co);
+        else
+            suspending = how == ST_RET_YIELD &&
+                         (co->co_flags & ST_CO_SUSPENDABLE);
         if (suspending)
             st__async_suspend(r, e, f);
         if (suspending && suspend_top(r, ts, f)) {
             /* A yield or an await: the frame comes back. */
         }
         else {
-            int ok = !st_return_is_exception(f, co, arg);
+            int raised = how == ST_RET_GUESS
+                             ? st_return_is_exception(f, co, arg)
+                             : how == ST_RET_RAISE;
 
             if (r->level == ST_LEVEL_DEBUG)
-                record_return(r, ts, f, co, arg);
-            st__async_coro_end(r, e, ok);
+                record_return(r, ts, f, raised, arg);
+            st__async_coro_end(r, e, !raised);
             st__emit_frame_end(r, e);
             fentry_clear(e);
             ts->depth--;
@@ -502,8 +533,11 @@ st__on_return(PyFrameObject *f, PyObject *arg)
         Py_DECREF(co);
         ST_EXC_RESTORE(es);
     }
+    else {
+        rc = ST_HOOK_NOT_MINE;
+    }
     HOOK_EXIT(ts);
-    return 0;
+    return rc;
 }
 
 /* Was the exception raised in this frame (or in code it called that is
@@ -527,14 +561,13 @@ raised_here(const struct st_region *r, PyObject *tb)
 }
 
 int
-st__on_exception(PyFrameObject *f, PyObject *arg)
+st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
 {
     st_exc_state es;
     HOOK_ENTER(r, ts);
 
-    if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f && arg != NULL &&
-        PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 3) {
-        PyObject *value = PyTuple_GET_ITEM(arg, 1);
+    if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f &&
+        value != NULL) {
         struct st_fentry *e = &ts->stack[ts->depth - 1];
 
         ST_EXC_SAVE(es);
@@ -555,7 +588,7 @@ st__on_exception(PyFrameObject *f, PyObject *arg)
         /* Each raise is a record (a re-raise too); an exception passing
          * through from a traced callee was recorded there. */
         if ((r->level == ST_LEVEL_DEBUG || r->level == ST_LEVEL_ERROR) &&
-            raised_here(r, PyTuple_GET_ITEM(arg, 2))) {
+            raised_here(r, tb)) {
             struct st_record rec = {.kind = ST_EVENT_EXCEPTION};
             char *detail = st__render_exception(value, r, &rec.detail_len);
 
@@ -681,6 +714,72 @@ st__in_traced_code(void)
     return r != NULL && tls->epoch == r->epoch && tls->depth > 0;
 }
 
+/* ---- code locations switched off (sys.monitoring DISABLE) ---- */
+
+/*
+ * Events switched off at a location stay off for every thread until the
+ * backend restarts them.  They are switched off only for code that the
+ * filter of the live regions does not trace; while regions with different
+ * filters are live, nothing is switched off.
+ */
+enum { OFF_NONE, OFF_KEY };
+static int off_state = OFF_NONE;
+static uint64_t off_key;
+
+/* Is a region filtering otherwise than r live in some thread? */
+static int
+other_filter_live(const struct st_region *r)
+{
+    struct st_tstate *ts;
+
+    for (ts = all_tstates; ts != NULL; ts = ts->next)
+        if (ts->region != NULL && !ts->region->finished &&
+            ts->region->filter.key != r->filter.key)
+            return 1;
+    return 0;
+}
+
+int
+st__any_region_live(void)
+{
+    struct st_tstate *ts;
+
+    for (ts = all_tstates; ts != NULL; ts = ts->next)
+        if (ts->region != NULL && !ts->region->finished)
+            return 1;
+    return 0;
+}
+
+/* r becomes live in a thread: settle what may be switched off. */
+static void
+events_off_policy(const struct st_region *r)
+{
+    int mixed;
+
+    if (off_state == OFF_KEY && off_key == r->filter.key)
+        return;
+    mixed = other_filter_live(r);
+    if (off_state == OFF_KEY)
+        st__backend_restart();
+    if (mixed) {
+        off_state = OFF_NONE;
+    }
+    else {
+        off_state = OFF_KEY;
+        off_key = r->filter.key;
+    }
+}
+
+int
+st__code_events_off_ok(PyCodeObject *co)
+{
+    struct st_region *r = st__current();
+
+    if (r == NULL || off_state != OFF_KEY || r->filter.key != off_key)
+        return 0;
+    return st__codeinfo_get(co, r) == NULL;
+}
+
 /* ---- regions ---- */
 
 struct st_region *
@@ -713,6 +812,7 @@ st__region_enter(struct st_region *r, PyObject *obj, int fresh)
     ts->region = r;
     ts->region_obj = Py_NewRef(obj);
     r->finished = 0;
+    st__clock_calibrate();
     now = st__now_ns();
     if (fresh) {
         r->epoch = ++epochs;
@@ -725,7 +825,8 @@ st__region_enter(struct st_region *r, PyObject *obj, int fresh)
     }
     ts = tstate_get(r);
     if (ts != NULL && fresh)
-        ts->last_exit = now;
+        ts->last_exit = st__ticks();
+    events_off_policy(r);
     if (prev != NULL && prev == obj) {
         Py_DECREF(prev);
         prev = NULL;

@@ -103,6 +103,7 @@ snapent_keep(struct st_snapent *e, PyObject *v)
     Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
     e->ident = vars_str_is_identity(v) ? (const void *)v : NULL;
     e->type = Py_TYPE(v);
+    e->stable = e->imm != NULL || PyFunction_Check(v);
 }
 
 /* Is the entry shown for this very value, unchanged for sure? */
@@ -137,7 +138,8 @@ vars_is_hidden(PyObject *name, PyObject *v, const struct st_region *r)
         return 1;
     if (PyModule_Check(v) || PyType_Check(v) || PyCFunction_Check(v))
         return 1;
-    if (r->hidden_types != NULL) {
+    /* The hidden types are the tracer's own: never a builtin value. */
+    if (r->hidden_types != NULL && !vars_is_immutable(v)) {
         int h = PyObject_IsInstance(v, r->hidden_types);
 
         if (h < 0) {
@@ -159,14 +161,82 @@ vars_type_name(PyObject *v)
     return e != NULL ? e->text : "?";
 }
 
+/* A copy of the n ASCII bytes at p, NUL-terminated, or NULL. */
+static char *
+vars_dup_ascii(const char *p, size_t n, size_t *len_out)
+{
+    char *d = malloc(n + 1);
+
+    if (d == NULL)
+        return NULL;
+    memcpy(d, p, n);
+    d[n] = '\0';
+    *len_out = n;
+    return d;
+}
+
+/*
+ * str() of an exact int or float without a str object: the same text
+ * (decimal digits; float's shortest repr, as float.__repr__ makes it),
+ * which needs no escaping.  @return NULL when v is not one of those or
+ * its text is longer than repr_limit (the general path then cuts it).
+ */
+static char *
+vars_render_number(PyObject *v, const struct st_region *r, size_t *len_out)
+{
+    char buf[24], *out = NULL;
+    size_t i = sizeof(buf);
+
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        unsigned long long u;
+
+        if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return NULL;
+        }
+        u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+        do {
+            buf[--i] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        if (x < 0)
+            buf[--i] = '-';
+        if (sizeof(buf) - i > r->repr_limit)
+            return NULL;
+        return vars_dup_ascii(buf + i, sizeof(buf) - i, len_out);
+    }
+    if (PyFloat_CheckExact(v)) {
+        char *s = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), 'r', 0,
+                                        Py_DTSF_ADD_DOT_0, NULL);
+        size_t n;
+
+        if (s == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        n = strlen(s);
+        if (n <= r->repr_limit)
+            out = vars_dup_ascii(s, n, len_out);
+        PyMem_Free(s);
+        return out;
+    }
+    return NULL;
+}
+
 char *
 st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
 {
     struct st_buf b;
-    PyObject *s = PyObject_Str(v);
+    PyObject *s;
     const char *text;
     Py_ssize_t n, nchars;
+    char *quick = vars_render_number(v, r, len_out);
 
+    if (quick != NULL)
+        return quick;
+    s = PyObject_Str(v);
     st_buf_init(&b);
     if (s == NULL) {
         PyObject *exc_s = NULL;
@@ -245,6 +315,8 @@ st__snapshot_clear(struct st_snapshot *s)
     free(s->ents);
     s->ents = NULL;
     s->n = s->cap = 0;
+    s->nunstable = 0;
+    s->has_version = 0;
 }
 
 void
@@ -449,11 +521,24 @@ int
 st__snapshot_update(struct st_snapshot *s, PyObject *vars,
                     const struct st_region *r, struct st_changes *out)
 {
-    size_t hint = 0;
+    size_t hint = 0, i;
     PyObject *items = NULL;
     Py_ssize_t pos = 0, k, n;
     PyObject *name, *v;
 
+    if (PyDict_CheckExact(vars)) {
+        uint64_t version = st_dict_version(vars);
+
+        /* The same items as last time, each showing what it showed:
+         * nothing to look at (a module's globals, most steps). */
+        if (s->has_version && s->version == version && s->nunstable == 0)
+            return 0;
+        s->version = version;
+        s->has_version = 1;
+    }
+    else {
+        s->has_version = 0;
+    }
     if (PyDict_Check(vars)) {
         while (PyDict_Next(vars, &pos, &name, &v)) {
             if (snapshot_quick(s, name, v, &hint) ||
@@ -490,6 +575,36 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
         Py_DECREF(items);
     }
     snapshot_sweep(s, out);
+    s->nunstable = 0;
+    for (i = 0; i < s->n; i++)
+        s->nunstable += !s->ents[i].stable;
+    return 0;
+}
+
+int
+st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
+                          PyObject *const *values, Py_ssize_t n,
+                          const struct st_region *r, struct st_changes *out)
+{
+    size_t hint = 0, i;
+    Py_ssize_t k;
+
+    s->has_version = 0;
+    for (k = 0; k < n; k++) {
+        PyObject *name = PyTuple_GET_ITEM(names, k), *v = values[k];
+
+        if (v == NULL || snapshot_quick(s, name, v, &hint) ||
+            vars_is_hidden(name, v, r))
+            continue;
+        /* str() may run code that rebinds the frame's variables. */
+        Py_INCREF(v);
+        snapshot_visit(s, name, v, r, out, &hint);
+        Py_DECREF(v);
+    }
+    snapshot_sweep(s, out);
+    s->nunstable = 0;
+    for (i = 0; i < s->n; i++)
+        s->nunstable += !s->ents[i].stable;
     return 0;
 }
 

@@ -1,0 +1,96 @@
+/*
+ * The program's clock.  Runtime is measured around every event (program
+ * time in, tracer time out), so the clock is read twice per traced line:
+ * clock_gettime costs 20-40 ns here even through the vDSO, the TSC a few.
+ * Where the CPU says its TSC is invariant (constant_tsc and nonstop_tsc on
+ * x86-64), ticks are TSC cycles, converted to ns with a factor measured
+ * against CLOCK_MONOTONIC; elsewhere ticks are CLOCK_MONOTONIC ns.
+ */
+#include "agent.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int st__tsc;
+
+/* ns = ticks * mult >> 32. */
+static uint64_t tick_mult = 1ull << 32;
+static int calibrated;
+
+uint64_t
+st__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+st__coarse_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#if defined(__x86_64__)
+/* Does /proc/cpuinfo list both flags that make the TSC a clock? */
+static int
+tsc_invariant(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    int constant = 0, nonstop = 0;
+
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "flags", 5) != 0)
+            continue;
+        constant = strstr(line, " constant_tsc") != NULL;
+        nonstop = strstr(line, " nonstop_tsc") != NULL;
+        break;
+    }
+    fclose(f);
+    return constant && nonstop;
+}
+#endif
+
+void
+st__clock_calibrate(void)
+{
+#if defined(__x86_64__)
+    uint64_t n0, n1, t0, t1;
+
+    if (calibrated)
+        return;
+    calibrated = 1;
+    if (getenv("STEPTRACE_NO_TSC") != NULL || !tsc_invariant())
+        return;
+    /* About a millisecond, once per process: the clock reads' own jitter
+     * (tens of ns) makes the factor good to a few parts in 10^5. */
+    n0 = st__now_ns();
+    t0 = __rdtsc();
+    do {
+        n1 = st__now_ns();
+        t1 = __rdtsc();
+    } while (n1 - n0 < 1000000);
+    if (t1 <= t0)
+        return;
+    tick_mult = (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
+    st__tsc = tick_mult != 0;
+#else
+    calibrated = 1;
+#endif
+}
+
+uint64_t
+st__ticks_ns(uint64_t ticks)
+{
+    if (!st__tsc)
+        return ticks;
+    return (uint64_t)(((unsigned __int128)ticks * tick_mult) >> 32);
+}

@@ -1,0 +1,53 @@
+/*
+ * See fastlocals.h.  The only file that looks inside frames: it is built
+ * with CPython's internal headers (Py_BUILD_CORE), which every supported
+ * version installs, and reads two fields whose layout 3.11-3.13 share
+ * (PyFrameObject.f_frame, _PyInterpreterFrame.localsplus); 3.10 has the
+ * array in the public PyFrameObject.
+ */
+#define Py_BUILD_CORE 1
+#include "fastlocals.h"
+
+#if PY_VERSION_HEX >= 0x030B0000
+#include <internal/pycore_frame.h>
+#else
+#include <frameobject.h>
+#endif
+
+int
+st_fast_locals_ok(PyCodeObject *co, PyObject **names)
+{
+    *names = NULL;
+    if (!(co->co_flags & CO_OPTIMIZED))
+        return 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    if (co->co_ncellvars != 0 || co->co_nfreevars != 0)
+        return 0;
+    *names = PyCode_GetVarnames(co);
+#else
+    if (PyTuple_GET_SIZE(co->co_cellvars) != 0 ||
+        PyTuple_GET_SIZE(co->co_freevars) != 0)
+        return 0;
+    *names = Py_NewRef(co->co_varnames);
+#endif
+    if (*names == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (!PyTuple_Check(*names) ||
+        PyTuple_GET_SIZE(*names) != (Py_ssize_t)co->co_nlocals) {
+        Py_CLEAR(*names);
+        return 0;
+    }
+    return 1;
+}
+
+PyObject *const *
+st_fast_locals(PyFrameObject *f)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return ((struct _frame *)f)->f_frame->localsplus;
+#else
+    return f->f_localsplus;
+#endif
+}
