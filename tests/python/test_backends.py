@@ -1,0 +1,111 @@
+"""The two trace backends give the same records (issue 6): on CPython
+3.12+ the agent hooks sys.monitoring, and STEPTRACE_BACKEND=settrace makes
+it use the PyEval_SetTrace hook instead; every record of a program that
+exercises one-line loops, generators, exceptions, recursion, coroutines,
+library calls and two regions with different filters must be the same
+(runtimes and object addresses aside).  Each test runs real scripts in a
+real interpreter."""
+import re
+import sys
+import textwrap
+import unittest
+
+import helpers
+from helpers import TempDirTest
+
+PROGRAM = """\
+    import asyncio, json, sys
+    from steptrace import Tracer, LogOutput, LogLevel, VariableMode, _agent
+
+    def gen(n):
+        for i in range(n): yield i * 2
+    def fails(x):
+        if x:
+            raise KeyError(x)
+        return x
+    def rec(n):
+        return 0 if n == 0 else 1 + rec(n - 1)
+    async def sleeper(d):
+        await asyncio.sleep(d)
+        return d
+    async def main():
+        r = await asyncio.gather(sleeper(0), sleeper(0.001))
+        return r
+    def only_a():
+        a = [1]
+        a.append(2)
+        return a
+    def only_b():
+        b = {"k": 1}
+        b["k"] += 1
+        return b
+
+    def work():
+        total = 0
+        for v in gen(3): total += v
+        k = 3
+        while k: k -= 1
+        try:
+            fails(1)
+        except KeyError as e:
+            err = str(e)
+        text = json.dumps({"t": total})
+        depth = rec(4)
+        res = asyncio.run(main())
+        return total, err, text, depth, res
+
+    with Tracer(log_output=LogOutput.STDOUT, log_level=LogLevel.DEBUG,
+                variable_mode=VariableMode.CHANGED):
+        print("result", work())
+    # A region tracing only_a, then one tracing everything: only_b's
+    # locations, switched off in the first, are traced in the second.
+    with Tracer(log_output=LogOutput.STDOUT, tracable_functions=["only_a"]):
+        only_a(); only_b()
+    with Tracer(log_output=LogOutput.STDOUT, variable_mode=VariableMode.ALL):
+        only_b()
+    print("backend", _agent.backend())
+    """
+
+RUNTIME = re.compile(r"^Runtime: [0-9.]+ ms", re.M)
+ADDRESS = re.compile(r"0x[0-9a-f]+")
+
+
+def normalised(text):
+    return ADDRESS.sub("0x?", RUNTIME.sub("Runtime: ? ms", text))
+
+
+class BackendsTest(TempDirTest):
+
+    def run_with(self, backend):
+        env = helpers.environ(STEPTRACE_BACKEND=backend)
+        r = helpers.python(self.tmp, "prog.py", env=env)
+        self.assertEqual(r.returncode, 0, r)
+        return r
+
+    def test_monitoring_and_settrace_records_are_the_same(self):
+        self.script("prog.py", textwrap.dedent(PROGRAM))
+        default = self.run_with(None)
+        settrace = self.run_with("settrace")
+        want = ("sys.monitoring" if sys.version_info >= (3, 12)
+                else "settrace")
+        self.assertTrue(default.stdout.endswith("backend %s\n" % want),
+                        default.stdout[-200:])
+        self.assertTrue(settrace.stdout.endswith("backend settrace\n"),
+                        settrace.stdout[-200:])
+        a = normalised(default.stdout).splitlines()[:-1]
+        b = normalised(settrace.stdout).splitlines()[:-1]
+        self.assertEqual(a, b)
+        text = "\n".join(a)
+        # The records are there: one-line loops repeat their line, the
+        # exception, the library call made no records, only_b is traced
+        # by the last region only.
+        self.assertIn("Exception: KeyError: 1", text)
+        self.assertIn("Call: rec", text)
+        self.assertNotIn("json/", text)
+        self.assertEqual(text.count("::only_b -- line"), 3, text[-1500:])
+        self.assertIn("::only_a -- line", text)
+        self.assertIn("result (6, '1', '{\"t\": 6}', 4, [0, 0.001])", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
