@@ -163,9 +163,10 @@ announce_frame(struct st_tstate *ts, size_t idx)
     }
     send_str(e->ci->file_s);
     send_str(e->ci->func_s);
-    st_wire_pack_frame(&st__pk, e->id, ts->tid, parent_id, e->ci->file_s->sid,
-                       e->ci->func_s->sid, e->scope ? e->scope->id : 0,
-                       e->module_level ? ST_FRAME_MODULE : 0);
+    st_wire_put_frame(&st__batch, e->id, ts->tid, parent_id,
+                      e->ci->file_s->sid, e->ci->func_s->sid,
+                      e->scope ? e->scope->id : 0,
+                      e->module_level ? ST_FRAME_MODULE : 0);
     e->announced_gen = gen;
 }
 
@@ -254,7 +255,7 @@ st__emit_frame_end(struct st_region *r, const struct st_fentry *e)
 {
     if ((r->outputs & ST_OUT_FILE) && e->announced_gen == st__sender_gen() &&
         st__sender_ok())
-        st_wire_pack_frame_end(&st__pk, e->id);
+        st_wire_put_frame_end(&st__batch, e->id);
 }
 
 uint64_t

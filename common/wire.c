@@ -1000,6 +1000,44 @@ st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
 }
 
 int
+st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
+                  uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
+                  uint32_t scope_id, uint32_t flags)
+{
+    const uint32_t f[7] = {frame_id, tid, parent_id, file_sid, func_sid,
+                           scope_id, flags};
+    unsigned char *p;
+    size_t n = 0, i;
+
+    /* fixarray, type, seven u32: at most 2 + 7 * 5. */
+    if (st_buf_reserve(b, 37) != 0)
+        return ST_ENOMEM;
+    p = (unsigned char *)b->data + b->len;
+    p[n++] = 0x90 | 8;
+    p[n++] = ST_MSG_FRAME;
+    for (i = 0; i < 7; i++)
+        n += wire_put_uint(p + n, f[i]);
+    b->len += n;
+    return 0;
+}
+
+int
+st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id)
+{
+    unsigned char *p;
+    size_t n = 0;
+
+    if (st_buf_reserve(b, 7) != 0)
+        return ST_ENOMEM;
+    p = (unsigned char *)b->data + b->len;
+    p[n++] = 0x90 | 2;
+    p[n++] = ST_MSG_FRAME_END;
+    n += wire_put_uint(p + n, frame_id);
+    b->len += n;
+    return 0;
+}
+
+int
 st_wire_put_nil(struct st_buf *b)
 {
     return st_buf_append(b, "\xc0", 1);

@@ -1219,6 +1219,35 @@ START_TEST(test_wire_put_step_head_matches_packer)
 }
 END_TEST
 
+/* The agent's direct FRAME and FRAME_END encoders, likewise. */
+START_TEST(test_wire_put_frame_matches_packer)
+{
+    static const uint32_t vals[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
+                                    UINT32_MAX};
+    size_t i, j;
+
+    for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        for (j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) {
+            struct packed p;
+            struct st_buf b;
+
+            packed_init(&p);
+            st_buf_init(&b);
+            ck_assert_int_eq(st_wire_pack_frame(&p.pk, vals[i], vals[j], 7,
+                                                vals[j], vals[i], 1, 2), 0);
+            ck_assert_int_eq(st_wire_pack_frame_end(&p.pk, vals[j]), 0);
+            ck_assert_int_eq(st_wire_put_frame(&b, vals[i], vals[j], 7,
+                                               vals[j], vals[i], 1, 2), 0);
+            ck_assert_int_eq(st_wire_put_frame_end(&b, vals[j]), 0);
+            ck_assert_uint_eq(b.len, p.b.len);
+            ck_assert_int_eq(memcmp(b.data, p.b.data, b.len), 0);
+            st_buf_close(&b);
+            packed_close(&p);
+        }
+    }
+}
+END_TEST
+
 /* ASYNC: the async records of SPEC section 8. */
 START_TEST(test_wire_round_trip_async)
 {
@@ -1563,6 +1592,7 @@ wire_suite(void)
     tcase_add_test(tc, test_wire_round_trip_every_type);
     tcase_add_test(tc, test_wire_round_trip_async);
     tcase_add_test(tc, test_wire_put_step_head_matches_packer);
+    tcase_add_test(tc, test_wire_put_frame_matches_packer);
     tcase_add_test(tc, test_wire_round_trip_framed);
     tcase_add_test(tc, test_wire_decode_accepts_bin_as_str);
     tcase_add_test(tc, test_wire_round_trip_long_strings);

@@ -298,6 +298,14 @@ int st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
                           uint32_t frame_id, uint32_t lineno,
                           uint64_t runtime_ns);
 int st_wire_put_nil(struct st_buf *b);
+
+/* FRAME and FRAME_END written straight into a buffer (a traced call's
+ * path), byte for byte as st_wire_pack_frame / st_wire_pack_frame_end.
+ * @return 0 or ST_ENOMEM. */
+int st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
+                      uint32_t parent_id, uint32_t file_sid,
+                      uint32_t func_sid, uint32_t scope_id, uint32_t flags);
+int st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id);
 int st_wire_pack_diff_begin(msgpack_packer *pk, size_t n);
 int st_wire_pack_var_set(msgpack_packer *pk, uint32_t name_sid,
                          uint32_t type_sid, const char *value, size_t n);
