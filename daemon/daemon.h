@@ -62,6 +62,9 @@
 #define ST_MAX_PENDING_REPLY (1u << 20)
 /* Rotation keeps at most this many backups, whatever a REGION asks for. */
 #define ST_MAX_LOG_FILES 1000u
+/* Slots of a connection's direct string table it starts with (see
+ * st_conn.str_dense). */
+#define ST_STR_DENSE_MIN 1024u
 /* Live entries per id table and connection (strings, frames, ...). */
 #define ST_MAX_ENTRIES (1u << 24)
 /* Ancestor lines a DEBUG record shows at most (also stops id cycles). */
@@ -393,6 +396,13 @@ struct st_conn {
     size_t acks_cap;
     struct st_wire_decoder dec;  /* Owned (init/close). */
     struct st_idmap strings;     /* sid -> struct st_string, owned. */
+    /* The same for the low, dense sids agents use, indexed directly (a
+     * cache in front of `strings`, whose entries it borrows; NULL:
+     * undefined).  Grown by doubling only while it stays within twice the
+     * strings defined plus ST_STR_DENSE_MIN, so that memory follows the
+     * number of strings, never the size of an id. */
+    const struct st_string **str_dense; /* Owned array. */
+    size_t str_dense_cap;
     struct st_idmap threads;     /* tid -> struct st_thread, owned. */
     struct st_idmap frames;      /* frame_id -> struct st_frame, owned. */
     struct st_idmap scopes;      /* scope_id -> struct st_scope, owned. */

@@ -24,6 +24,8 @@ void
 st__session_init(struct st_conn *c)
 {
     st__idmap_init(&c->strings);
+    c->str_dense = NULL;
+    c->str_dense_cap = 0;
     st__idmap_init(&c->threads);
     st__idmap_init(&c->frames);
     st__idmap_init(&c->scopes);
@@ -60,6 +62,9 @@ st__session_close(struct st_conn *c)
     for (it = 0; (v = st__idmap_next(&c->sinks, &it)) != NULL;)
         st__sink_release(v);
     st__idmap_close(&c->strings);
+    free(c->str_dense);
+    c->str_dense = NULL;
+    c->str_dense_cap = 0;
     st__idmap_close(&c->threads);
     st__idmap_close(&c->frames);
     st__idmap_close(&c->scopes);
@@ -72,7 +77,41 @@ st__session_close(struct st_conn *c)
 const struct st_string *
 st__session_str(const struct st_conn *c, uint32_t sid)
 {
+    /* Slot 0 is NULL: id 0 means "none". */
+    if (sid < c->str_dense_cap)
+        return c->str_dense[sid];
     return sid == 0 ? NULL : st__idmap_get(&c->strings, sid);
+}
+
+/*
+ * STR `sid` was stored in the hash map: lets the direct table cover it
+ * when the ids are dense.  The table doubles, filling its new slots from
+ * the hash map, and only while it stays within its bound; a failed
+ * growth costs nothing but speed (the hash map has every string).
+ */
+static void
+session_dense_add(struct st_conn *c, uint32_t sid, const struct st_string *s)
+{
+    size_t limit = 2 * c->strings.live + ST_STR_DENSE_MIN;
+    size_t cap = c->str_dense_cap ? c->str_dense_cap : ST_STR_DENSE_MIN;
+    const struct st_string **d;
+    size_t i;
+
+    if (sid < c->str_dense_cap) {
+        c->str_dense[sid] = s;
+        return;
+    }
+    while (cap <= sid)
+        cap *= 2;
+    if (cap > limit)
+        return;
+    d = realloc(c->str_dense, cap * sizeof(*d));
+    if (d == NULL)
+        return;
+    for (i = c->str_dense_cap; i < cap; i++)
+        d[i] = i == 0 ? NULL : st__idmap_get(&c->strings, (uint32_t)i);
+    c->str_dense = d;
+    c->str_dense_cap = cap;
 }
 
 int
@@ -133,9 +172,12 @@ session_on_str(struct st_conn *c, const struct st_msg *m)
     memcpy(s->p, p, n);
     s->p[n] = '\0';
     r = st__idmap_put(&c->strings, sid, s);
-    if (r != 0)
+    if (r != 0) {
         free(s);
-    return r;
+        return r;
+    }
+    session_dense_add(c, sid, s);
+    return 0;
 }
 
 static int
