@@ -211,46 +211,136 @@ wire_validate_one(const unsigned char *p, size_t len, size_t *off,
 }
 
 /*
- * The shape of nearly every message of a NONE-mode connection: a STEP
- * whose four integer fields are unsigned and whose diffs are nil or
- * empty.  @return its length when the bytes at p are exactly that, else
- * 0 and the general walk decides.  Such a message passes every check of
- * wire_validate_one() (strict or not), so taking it here changes no
- * verdict; it only skips the walk's bookkeeping.
+ * The fast walk of the messages nearly every frame is made of: STEPs
+ * whose integers are unsigned and whose diffs are nil or arrays of
+ * [name, type, str] / [name] entries, in the forms the agent writes.
+ * Each helper returns the bytes taken, or 0 when the bytes are anything
+ * else (then the general walk decides).  What they take passes every
+ * check of wire_validate_one(), strict or not: each array's count is
+ * within ST_WIRE_MAX_COUNT and the bytes present, the nesting is three
+ * deep, and the message's elements stay within ST_WIRE_MAX_COUNT.  So
+ * taking a message here changes no verdict; it only skips the general
+ * walk's bookkeeping.
  */
 static size_t
-wire_plain_step_len(const unsigned char *p, size_t avail)
+wire_fast_uint(const unsigned char *p, size_t avail)
 {
-    size_t o = 2;
+    size_t w;
+
+    if (avail == 0)
+        return 0;
+    if (p[0] <= 0x7f)
+        return 1;
+    switch (p[0]) {
+    case 0xcc: w = 1; break;
+    case 0xcd: w = 2; break;
+    case 0xce: w = 4; break;
+    case 0xcf: w = 8; break;
+    default: return 0;
+    }
+    return w < avail ? 1 + w : 0;
+}
+
+static size_t
+wire_fast_str(const unsigned char *p, size_t avail)
+{
+    size_t w, n;
+
+    if (avail == 0)
+        return 0;
+    if (p[0] >= 0xa0 && p[0] <= 0xbf) {
+        w = 0;
+        n = p[0] & 0x1f;
+    }
+    else {
+        switch (p[0]) {
+        case 0xc4: case 0xd9: w = 1; break;
+        case 0xc5: case 0xda: w = 2; break;
+        case 0xc6: case 0xdb: w = 4; break;
+        default: return 0;
+        }
+        if (w >= avail)
+            return 0;
+        n = wire_be(p + 1, (int)w);
+    }
+    return n < avail - w ? 1 + w + n : 0;
+}
+
+/* A diff; adds its elements (entries and their fields) to *elements. */
+static size_t
+wire_fast_diff(const unsigned char *p, size_t avail, uint64_t *elements)
+{
+    size_t o, count, i;
+
+    if (avail == 0)
+        return 0;
+    if (p[0] == 0xc0)
+        return 1;
+    if (p[0] >= 0x90 && p[0] <= 0x9f) {
+        count = p[0] & 0x0f;
+        o = 1;
+    }
+    else if (p[0] == 0xdc && avail >= 3) {
+        count = wire_be(p + 1, 2);
+        o = 3;
+    }
+    else if (p[0] == 0xdd && avail >= 5) {
+        count = wire_be(p + 1, 4);
+        o = 5;
+    }
+    else {
+        return 0;
+    }
+    if (count > ST_WIRE_MAX_COUNT || count > avail - o)
+        return 0;
+    *elements += count;
+    for (i = 0; i < count; i++) {
+        size_t k, n;
+
+        if (o >= avail || (p[o] != (0x90 | 1) && p[o] != (0x90 | 3)))
+            return 0;
+        k = p[o++] & 0x0f;
+        *elements += k;
+        n = wire_fast_uint(p + o, avail - o);
+        if (n == 0)
+            return 0;
+        o += n;
+        if (k == 3) {
+            n = wire_fast_uint(p + o, avail - o);
+            if (n == 0)
+                return 0;
+            o += n;
+            n = wire_fast_str(p + o, avail - o);
+            if (n == 0)
+                return 0;
+            o += n;
+        }
+    }
+    return o;
+}
+
+static size_t
+wire_fast_step(const unsigned char *p, size_t avail)
+{
+    uint64_t elements = 7;
+    size_t o = 2, n;
     int i;
 
     if (avail < 8 || p[0] != (0x90 | 7) || p[1] != ST_MSG_STEP)
         return 0;
     for (i = 0; i < 4; i++) {
-        size_t w;
-
-        if (o >= avail)
+        n = wire_fast_uint(p + o, avail - o);
+        if (n == 0)
             return 0;
-        switch (p[o]) {
-        case 0xcc: w = 1; break;
-        case 0xcd: w = 2; break;
-        case 0xce: w = 4; break;
-        case 0xcf: w = 8; break;
-        default:
-            if (p[o] > 0x7f)
-                return 0;
-            w = 0;
-        }
-        if (w >= avail - o)
-            return 0;
-        o += 1 + w;
+        o += n;
     }
     for (i = 0; i < 2; i++) {
-        if (o >= avail || (p[o] != 0xc0 && p[o] != 0x90))
+        n = wire_fast_diff(p + o, avail - o, &elements);
+        if (n == 0)
             return 0;
-        o++;
+        o += n;
     }
-    return o;
+    return elements <= ST_WIRE_MAX_COUNT ? o : 0;
 }
 
 static int
@@ -262,12 +352,12 @@ wire_validate(const char *p, size_t len, int strict)
     if (len == 0)
         return ST_ETRUNCATED;
     while (off < len) {
-        size_t plain = wire_plain_step_len((const unsigned char *)p + off,
-                                           len - off);
+        size_t fast = wire_fast_step((const unsigned char *)p + off,
+                                     len - off);
         int r = 0;
 
-        if (plain > 0)
-            off += plain;
+        if (fast > 0)
+            off += fast;
         else
             r = wire_validate_one((const unsigned char *)p, len, &off,
                                   strict);

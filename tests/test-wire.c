@@ -1485,6 +1485,57 @@ START_TEST(test_wire_decode_steps_in_a_frame)
 }
 END_TEST
 
+/* Validates exact-size bytes with st_wire_validate_messages(). */
+static int
+validate_messages_exact(const unsigned char *bytes, size_t len)
+{
+    char *copy = test_dup_exact(bytes, len);
+    int r = st_wire_validate_messages(copy, len);
+
+    free(copy);
+    return r;
+}
+
+#define VALIDATE_MSGS(...)                                                  \
+    validate_messages_exact((const unsigned char[]){__VA_ARGS__},           \
+                            sizeof((const unsigned char[]){__VA_ARGS__}))
+
+/* STEPs in the agent's forms are validated without the general walk;
+ * hostile lengths inside them get the general walk's verdicts. */
+START_TEST(test_wire_validate_step_shapes)
+{
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 4, 0xc0, 0x90), 1);
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 0xcf, 0, 0, 0, 0, 0,
+                                   0, 0, 4, 0x91, 0x93, 5, 6, 0xd9, 1, 'x',
+                                   0x91, 0x91, 7),
+                     1);
+    /* A u64 cut short; a str longer than the frame; a diff announcing
+     * more entries than bytes, or more than ST_WIRE_MAX_COUNT. */
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 0xcf, 0, 0, 0),
+                     ST_ETRUNCATED);
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 5, 6,
+                                   0xa5, 'x', 0xc0),
+                     ST_ETRUNCATED);
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 4, 0xdc, 0x10, 0,
+                                   0xc0),
+                     ST_ETRUNCATED);
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 4, 0xdd, 0xff, 0xff,
+                                   0xff, 0xff, 0xc0),
+                     ST_ETOOBIG);
+    /* An entry that is a map; a diff that is a map. */
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x80, 0xc0),
+                     ST_EBADTYPE);
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 4, 0x80, 0xc0),
+                     ST_EBADTYPE);
+    /* A STEP with a field missing or one too many. */
+    ck_assert_int_eq(VALIDATE_MSGS(0x96, 0x06, 1, 2, 3, 4, 0xc0),
+                     ST_EBADMSG);
+    ck_assert_int_eq(VALIDATE_MSGS(0x98, 0x06, 1, 2, 3, 4, 0xc0, 0xc0,
+                                   0xc0),
+                     ST_EBADMSG);
+}
+END_TEST
+
 /* The collector's validation also checks each message's type and field
  * count, and the elements a message holds in all, before msgpack-c sees
  * the frame. */
@@ -1632,6 +1683,7 @@ wire_suite(void)
     tcase_add_test(tc, test_wire_decode_continues_after_error);
     tcase_add_test(tc, test_wire_decode_step_any_encoding);
     tcase_add_test(tc, test_wire_decode_steps_in_a_frame);
+    tcase_add_test(tc, test_wire_validate_step_shapes);
     suite_add_tcase(s, tc);
 
     return s;
