@@ -320,9 +320,11 @@ struct st_snapent {
                                 whose str() is fixed by its identity and
                                 type (a function, a default repr). */
     const PyTypeObject *type; /* Identity only: the value's type. */
-    uint64_t fp;             /* Fingerprint of a container's items (see
-                                vars.c), valid when has_fp. */
-    int has_fp;
+    uintptr_t *fp;           /* Owned: the shape of a container of
+                                immutable values (vars.c), or NULL. */
+    size_t fp_n;
+    PyObject **fp_leaves;    /* Owned refs: its immutable values. */
+    size_t fp_nleaves;
     char *value;             /* Owned, escaped and cut. */
     size_t value_len;
     int seen;

@@ -39,67 +39,146 @@ vars_str_is_identity(PyObject *v)
            t->tp_repr == PyBaseObject_Type.tp_repr;
 }
 
-/* Containers longer than this are rendered every step (no fingerprint). */
-#define FP_MAX_ITEMS 4096
+/*
+ * Fingerprints.  The text of an exact list, tuple or dict, nested up to
+ * FP_MAX_DEPTH, whose leaves are all of exact immutable builtin types is
+ * fixed by its shape (each container's type and length, in order) and the
+ * identities of its leaves.  A fingerprint is that sequence; the entry
+ * holds references to the leaves (immutable builtins only, as for `imm`),
+ * so an address in it cannot be reused by another object while it is
+ * kept: an equal sequence means the same leaves, the same text, and no
+ * str() call.  Larger or deeper values are rendered every step.
+ */
+#define FP_MAX_TOKENS 4096
+#define FP_MAX_DEPTH 4
 
-static uint64_t
-fp_mix(uint64_t h, const void *p)
+struct fp_scratch {
+    uintptr_t tok[FP_MAX_TOKENS];
+    PyObject *leaf[FP_MAX_TOKENS]; /* Borrowed. */
+    size_t ntok, nleaf;
+};
+
+/* Built with the GIL held and no Python code run meanwhile. */
+static struct fp_scratch fp_cur;
+
+static int
+fp_push(struct fp_scratch *f, uintptr_t t)
 {
-    h ^= (uint64_t)(uintptr_t)p;
-    h *= 0x100000001b3ull;
-    return h ^ (h >> 29);
+    if (f->ntok == FP_MAX_TOKENS)
+        return 0;
+    f->tok[f->ntok++] = t;
+    return 1;
 }
 
-/*
- * A fingerprint of an exact list, tuple or dict whose items (keys and
- * values) are all of exact immutable builtin types: the identities of the
- * items in order.  Equal fingerprints mean the same items, so the same
- * str() (an immutable item renders the same while it lives, and the
- * container keeps it alive).  @return 1 and *out, or 0 when v has no
- * fingerprint (another type, a mutable item, too long).
- */
 static int
-vars_fingerprint(PyObject *v, uint64_t *out)
+fp_walk(struct fp_scratch *f, PyObject *v, int depth)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(uintptr_t)Py_TYPE(v);
     Py_ssize_t i, n;
 
+    if (vars_is_immutable(v)) {
+        f->leaf[f->nleaf++] = v;
+        return fp_push(f, (uintptr_t)v);
+    }
+    if (depth == FP_MAX_DEPTH)
+        return 0;
     if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
         PyObject **items = PySequence_Fast_ITEMS(v);
 
         n = PySequence_Fast_GET_SIZE(v);
-        if (n > FP_MAX_ITEMS)
+        if (!fp_push(f, (uintptr_t)Py_TYPE(v)) || !fp_push(f, (uintptr_t)n))
             return 0;
-        for (i = 0; i < n; i++) {
-            if (!vars_is_immutable(items[i]))
+        for (i = 0; i < n; i++)
+            if (!fp_walk(f, items[i], depth + 1))
                 return 0;
-            h = fp_mix(h, items[i]);
-        }
+        return 1;
     }
-    else if (PyDict_CheckExact(v)) {
+    if (PyDict_CheckExact(v)) {
         Py_ssize_t pos = 0;
         PyObject *k, *val;
 
-        if (PyDict_GET_SIZE(v) > FP_MAX_ITEMS)
+        if (!fp_push(f, (uintptr_t)Py_TYPE(v)) ||
+            !fp_push(f, (uintptr_t)PyDict_GET_SIZE(v)))
             return 0;
-        while (PyDict_Next(v, &pos, &k, &val)) {
-            if (!vars_is_immutable(k) || !vars_is_immutable(val))
+        while (PyDict_Next(v, &pos, &k, &val))
+            if (!fp_walk(f, k, depth + 1) || !fp_walk(f, val, depth + 1))
                 return 0;
-            h = fp_mix(fp_mix(h, k), val);
-        }
+        return 1;
     }
-    else {
-        return 0;
+    return 0;
+}
+
+/* What fp_cur was built for (the compare and the keep of one visit share
+ * it); reset wherever the program's code may run in between. */
+static PyObject *fp_for;
+static int fp_for_ok;
+
+/* Builds v's fingerprint into fp_cur.  @return 1, or 0 when v has none
+ * (not a container, a mutable leaf, too large or deep). */
+static int
+vars_fingerprint(PyObject *v)
+{
+    if (fp_for == v)
+        return fp_for_ok;
+    fp_cur.ntok = fp_cur.nleaf = 0;
+    fp_for = v;
+    fp_for_ok = !vars_is_immutable(v) && fp_walk(&fp_cur, v, 0);
+    return fp_for_ok;
+}
+
+static void
+fp_clear(struct st_snapent *e)
+{
+    size_t i;
+
+    for (i = 0; i < e->fp_nleaves; i++)
+        Py_DECREF(e->fp_leaves[i]);
+    free(e->fp_leaves);
+    free(e->fp);
+    e->fp_leaves = NULL;
+    e->fp = NULL;
+    e->fp_n = e->fp_nleaves = 0;
+}
+
+/* Does fp_cur (just built) equal e's fingerprint? */
+static int
+fp_same(const struct st_snapent *e)
+{
+    return e->fp != NULL && e->fp_n == fp_cur.ntok &&
+           memcmp(e->fp, fp_cur.tok, fp_cur.ntok * sizeof(uintptr_t)) == 0;
+}
+
+/* Keeps fp_cur as e's fingerprint (or none when it cannot be kept). */
+static void
+fp_keep(struct st_snapent *e)
+{
+    size_t i;
+
+    fp_clear(e);
+    e->fp = malloc(fp_cur.ntok * sizeof(uintptr_t));
+    e->fp_leaves = malloc((fp_cur.nleaf ? fp_cur.nleaf : 1) *
+                          sizeof(PyObject *));
+    if (e->fp == NULL || e->fp_leaves == NULL) {
+        free(e->fp);
+        free(e->fp_leaves);
+        e->fp = NULL;
+        e->fp_leaves = NULL;
+        return;
     }
-    *out = fp_mix(h, (const void *)(uintptr_t)PyObject_Length(v));
-    return 1;
+    memcpy(e->fp, fp_cur.tok, fp_cur.ntok * sizeof(uintptr_t));
+    e->fp_n = fp_cur.ntok;
+    for (i = 0; i < fp_cur.nleaf; i++)
+        e->fp_leaves[i] = Py_NewRef(fp_cur.leaf[i]);
+    e->fp_nleaves = fp_cur.nleaf;
 }
 
 /* Remembers what makes v's rendering cheap to recheck. */
 static void
 snapent_keep(struct st_snapent *e, PyObject *v)
 {
-    e->has_fp = vars_fingerprint(v, &e->fp);
+    if (vars_fingerprint(v))
+        fp_keep(e);
+    else
+        fp_clear(e);
     Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
     e->ident = vars_str_is_identity(v) ? (const void *)v : NULL;
     e->type = Py_TYPE(v);
@@ -116,9 +195,10 @@ snapent_same(const struct st_snapent *e, PyObject *v)
             e->type == Py_TYPE(v) && vars_str_is_identity(v));
 }
 
-/* Is this name/value pair hidden from the log (SPEC section 3)? */
+/* Is a variable of this name hidden from the log, whatever its value
+ * (SPEC section 3: dunders, the compiler's implicit names)? */
 static int
-vars_is_hidden(PyObject *name, PyObject *v, const struct st_region *r)
+vars_hidden_name(PyObject *name)
 {
     Py_ssize_t n;
     const char *s;
@@ -134,20 +214,31 @@ vars_is_hidden(PyObject *name, PyObject *v, const struct st_region *r)
         s[n - 2] == '_')
         return 1;
     /* Implicit names the compiler makes (".0" in comprehensions). */
-    if (n == 0 || s[0] == '.')
-        return 1;
+    return n == 0 || s[0] == '.';
+}
+
+/* Is a variable holding this value hidden (modules, classes, builtins,
+ * the tracer's own objects)? */
+static int
+vars_hidden_value(PyObject *v, const struct st_region *r)
+{
+    if (vars_is_immutable(v))
+        return 0;
     if (PyModule_Check(v) || PyType_Check(v) || PyCFunction_Check(v))
         return 1;
-    /* The hidden types are the tracer's own: never a builtin value. */
-    if (r->hidden_types != NULL && !vars_is_immutable(v)) {
-        int h = PyObject_IsInstance(v, r->hidden_types);
+    /* The hidden types are the tracer's own plain classes (no
+     * __instancecheck__): a subtype test, without isinstance()'s
+     * attribute lookups. */
+    if (r->hidden_types != NULL && PyTuple_Check(r->hidden_types)) {
+        Py_ssize_t i;
 
-        if (h < 0) {
-            PyErr_Clear();
-            return 0;
+        for (i = 0; i < PyTuple_GET_SIZE(r->hidden_types); i++) {
+            PyObject *t = PyTuple_GET_ITEM(r->hidden_types, i);
+
+            if (PyType_Check(t) &&
+                PyType_IsSubtype(Py_TYPE(v), (PyTypeObject *)t))
+                return 1;
         }
-        if (h)
-            return 1;
     }
     return 0;
 }
@@ -179,7 +270,8 @@ vars_dup_ascii(const char *p, size_t n, size_t *len_out)
  * str() of an exact int or float without a str object: the same text
  * (decimal digits; float's shortest repr, as float.__repr__ makes it),
  * which needs no escaping.  @return NULL when v is not one of those or
- * its text is longer than repr_limit (the general path then cuts it).
+ * its text is longer than repr_limit (the general path then cuts it; no
+ * limit when r is NULL).
  */
 static char *
 vars_render_number(PyObject *v, const struct st_region *r, size_t *len_out)
@@ -203,7 +295,7 @@ vars_render_number(PyObject *v, const struct st_region *r, size_t *len_out)
         } while (u != 0);
         if (x < 0)
             buf[--i] = '-';
-        if (sizeof(buf) - i > r->repr_limit)
+        if (r != NULL && sizeof(buf) - i > r->repr_limit)
             return NULL;
         return vars_dup_ascii(buf + i, sizeof(buf) - i, len_out);
     }
@@ -217,12 +309,192 @@ vars_render_number(PyObject *v, const struct st_region *r, size_t *len_out)
             return NULL;
         }
         n = strlen(s);
-        if (n <= r->repr_limit)
+        if (r == NULL || n <= r->repr_limit)
             out = vars_dup_ascii(s, n, len_out);
         PyMem_Free(s);
         return out;
     }
     return NULL;
+}
+
+/*
+ * Composed rendering of containers.  str() of an exact list, tuple or dict
+ * of immutable values is its items' repr() joined the way list_repr,
+ * tuple_repr and dict_repr join them; a container that changed usually
+ * changed in one item, so the items' repr() texts are kept (keyed by
+ * identity, with a reference: immutable builtins only) and the text is
+ * put together without calling repr() again for the others.
+ */
+#define RC_SLOTS 4096        /* Power of two. */
+#define RC_MAX_TEXT 256      /* Longer item texts are not kept. */
+
+struct rc_ent {
+    PyObject *obj;           /* Owned, or NULL. */
+    char *text;              /* Owned. */
+    size_t len;
+};
+
+static struct rc_ent *rc_tab;
+static size_t rc_used;
+
+static void
+rc_clear(void)
+{
+    size_t i;
+
+    for (i = 0; i < RC_SLOTS && rc_tab != NULL; i++) {
+        Py_CLEAR(rc_tab[i].obj);
+        free(rc_tab[i].text);
+        rc_tab[i].text = NULL;
+    }
+    rc_used = 0;
+}
+
+/* repr() text of immutable leaf v into b.  @return 0, or -1 when it
+ * cannot be made here (the caller falls back to str()). */
+static int
+rc_put_leaf(struct st_buf *b, PyObject *v)
+{
+    size_t h = ((uintptr_t)v >> 4) & (RC_SLOTS - 1), i;
+    PyObject *s;
+    const char *p;
+    Py_ssize_t n;
+    char num[24];
+    size_t nlen;
+
+    if (v == Py_None)
+        return st_buf_append(b, "None", 4);
+    if (v == Py_True)
+        return st_buf_append(b, "True", 4);
+    if (v == Py_False)
+        return st_buf_append(b, "False", 5);
+    if (rc_tab == NULL && (rc_tab = calloc(RC_SLOTS, sizeof(*rc_tab))) == NULL)
+        return -1;
+    for (i = h; rc_tab[i].obj != NULL; i = (i + 1) & (RC_SLOTS - 1))
+        if (rc_tab[i].obj == v)
+            return st_buf_append(b, rc_tab[i].text, rc_tab[i].len);
+    if (PyLong_CheckExact(v) || PyFloat_CheckExact(v)) {
+        /* The same text as repr() (see vars_render_number). */
+        char *t = vars_render_number(v, NULL, &nlen);
+
+        if (t == NULL)
+            return -1;
+        if (nlen < sizeof(num)) {
+            memcpy(num, t, nlen);
+            p = num;
+            n = (Py_ssize_t)nlen;
+            free(t);
+            s = NULL;
+            goto keep;
+        }
+        free(t);
+        return -1;
+    }
+    s = PyObject_Repr(v);
+    if (s == NULL || (p = PyUnicode_AsUTF8AndSize(s, &n)) == NULL) {
+        Py_XDECREF(s);
+        PyErr_Clear();
+        return -1;
+    }
+keep:
+    if (st_buf_append(b, p, (size_t)n) != 0) {
+        Py_XDECREF(s);
+        return -1;
+    }
+    if ((size_t)n <= RC_MAX_TEXT) {
+        if (rc_used * 2 >= RC_SLOTS) {
+            rc_clear();
+            i = h;
+        }
+        rc_tab[i].text = malloc((size_t)n + 1);
+        if (rc_tab[i].text != NULL) {
+            memcpy(rc_tab[i].text, p, (size_t)n);
+            rc_tab[i].len = (size_t)n;
+            rc_tab[i].obj = Py_NewRef(v);
+            rc_used++;
+        }
+    }
+    Py_XDECREF(s);
+    return 0;
+}
+
+static int
+rc_put(struct st_buf *b, PyObject *v, int depth)
+{
+    Py_ssize_t i, n;
+
+    if (vars_is_immutable(v))
+        return rc_put_leaf(b, v);
+    if (depth == FP_MAX_DEPTH)
+        return -1;
+    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+        int tuple = PyTuple_CheckExact(v);
+        PyObject **items = PySequence_Fast_ITEMS(v);
+
+        n = PySequence_Fast_GET_SIZE(v);
+        st_buf_append(b, tuple ? "(" : "[", 1);
+        for (i = 0; i < n; i++) {
+            if (i > 0)
+                st_buf_append(b, ", ", 2);
+            if (rc_put(b, items[i], depth + 1) != 0)
+                return -1;
+        }
+        if (tuple && n == 1)
+            st_buf_append(b, ",", 1);
+        return st_buf_append(b, tuple ? ")" : "]", 1);
+    }
+    if (PyDict_CheckExact(v)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *val;
+        int first = 1;
+
+        st_buf_append(b, "{", 1);
+        while (PyDict_Next(v, &pos, &k, &val)) {
+            if (!first)
+                st_buf_append(b, ", ", 2);
+            first = 0;
+            if (rc_put(b, k, depth + 1) != 0)
+                return -1;
+            st_buf_append(b, ": ", 2);
+            if (rc_put(b, val, depth + 1) != 0)
+                return -1;
+        }
+        return st_buf_append(b, "}", 1);
+    }
+    return -1;
+}
+
+/* str(v) of a container with a fingerprint, composed; NULL when it is not
+ * one or the text would need cutting (the general path does that). */
+static char *
+vars_render_composed(PyObject *v, const struct st_region *r,
+                     size_t *len_out)
+{
+    struct st_buf b, esc;
+
+    /* rc_put() takes only what a fingerprint would (and says so). */
+    if (!PyList_CheckExact(v) && !PyTuple_CheckExact(v) &&
+        !PyDict_CheckExact(v))
+        return NULL;
+    st_buf_init(&b);
+    /* Item texts are repr()s: no user code runs, the container cannot
+     * change meanwhile. */
+    if (rc_put(&b, v, 0) != 0 || b.oom || b.len > r->repr_limit) {
+        /* (More bytes than the limit may still be fewer characters: the
+         * general path decides.) */
+        st_buf_close(&b);
+        return NULL;
+    }
+    st_buf_init(&esc);
+    st_record_escape(&esc, b.data, b.len);
+    st_buf_close(&b);
+    st_buf_append(&esc, "", 1);
+    if (esc.oom) {
+        st_buf_close(&esc);
+        return NULL;
+    }
+    *len_out = esc.len - 1;
+    return esc.data;
 }
 
 char *
@@ -236,6 +508,10 @@ st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
 
     if (quick != NULL)
         return quick;
+    quick = vars_render_composed(v, r, len_out);
+    if (quick != NULL)
+        return quick;
+    fp_for = NULL;
     s = PyObject_Str(v);
     st_buf_init(&b);
     if (s == NULL) {
@@ -301,6 +577,7 @@ snapent_clear(struct st_snapent *e)
 {
     Py_CLEAR(e->name);
     Py_CLEAR(e->imm);
+    fp_clear(e);
     free(e->value);
     e->value = NULL;
 }
@@ -372,7 +649,8 @@ snapshot_find(struct st_snapshot *s, PyObject *name, size_t hint)
  * The fast path of a step: is `name` shown already for this very value
  * (same immutable object, or same identity-rendered object)?  Pointer
  * compares only, so a hidden name (never in the snapshot) costs a scan of
- * pointers, not of strings.  Marks the entry seen.
+ * pointers, not of strings.  Marks the entry seen.  @return 1 when so,
+ * -1 when the name is shown with another value, 0 when it is not shown.
  */
 static int
 snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
@@ -386,12 +664,36 @@ snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
         if (e->name != name)
             continue;
         if (!snapent_same(e, v))
-            return 0;
+            return -1;
         e->seen = 1;
         *hint = i + 1;
         return 1;
     }
     return 0;
+}
+
+static int snapshot_visit(struct st_snapshot *s, PyObject *name,
+                          PyObject *v, const struct st_region *r,
+                          struct st_changes *out, size_t *hint);
+
+/*
+ * One variable of a step: shown already for this very value (quick), or
+ * hidden, or visited.  A name in the snapshot was not hidden by its name:
+ * only its value's kind is checked again.  The caller holds references
+ * to name and v.
+ */
+static void
+snapshot_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
+                  const struct st_region *r, struct st_changes *out,
+                  size_t *hint)
+{
+    int q = snapshot_quick(s, name, v, hint);
+
+    if (q == 1)
+        return;
+    if ((q == 0 && vars_hidden_name(name)) || vars_hidden_value(v, r))
+        return;
+    snapshot_visit(s, name, v, r, out, hint);
 }
 
 /* Updates one variable; appends a change when it is new or changed. */
@@ -400,12 +702,16 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
                const struct st_region *r, struct st_changes *out,
                size_t *hint)
 {
-    long i = snapshot_find(s, name, *hint);
+    long i;
     struct st_snapent *e = NULL;
     struct st_change *c;
     struct st_strent *type_s;
     char *value;
     size_t len;
+
+    /* A fingerprint of an earlier visit may be of a freed object. */
+    fp_for = NULL;
+    i = snapshot_find(s, name, *hint);
 
     if (i >= 0) {
         e = &s->ents[i];
@@ -414,13 +720,11 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         if (snapent_same(e, v))
             return 0;
     }
-    if (i >= 0 && e->has_fp && e->type == Py_TYPE(v)) {
-        uint64_t fp;
-
-        /* A container holding the same immutable items: same text. */
-        if (vars_fingerprint(v, &fp) && fp == e->fp)
-            return 0;
-    }
+    /* A container of the same shape holding the same immutable values:
+     * the same text. */
+    if (i >= 0 && e->fp != NULL && e->type == Py_TYPE(v) &&
+        vars_fingerprint(v) && fp_same(e))
+        return 0;
     type_s = st__strtab_type(Py_TYPE(v));
     if (type_s == NULL)
         return -1;
@@ -517,6 +821,50 @@ snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
     }
 }
 
+/*
+ * The dict holds the same items as when s was last updated: only entries
+ * whose text can change without the dict changing (containers, objects)
+ * are looked at again.  @return 0, or -1 when the dict must be walked
+ * (nothing changed in s then).
+ */
+static int
+snapshot_recheck(struct st_snapshot *s, PyObject *vars,
+                 const struct st_region *r, struct st_changes *out)
+{
+    size_t i, hint;
+
+    for (i = 0; i < s->n; i++) {
+        if (s->ents[i].stable)
+            continue;
+        if (PyDict_GetItemWithError(vars, s->ents[i].name) == NULL) {
+            PyErr_Clear();
+            return -1;
+        }
+    }
+    for (i = 0; i < s->n; i++) {
+        PyObject *name, *v;
+
+        if (s->ents[i].stable)
+            continue;
+        name = Py_NewRef(s->ents[i].name);
+        v = PyDict_GetItemWithError(vars, name);
+        if (v != NULL) {
+            hint = i;
+            Py_INCREF(v);
+            snapshot_visit(s, name, v, r, out, &hint);
+            Py_DECREF(v);
+        }
+        PyErr_Clear();
+        Py_DECREF(name);
+    }
+    s->nunstable = 0;
+    for (i = 0; i < s->n; i++) {
+        s->ents[i].seen = 0;
+        s->nunstable += !s->ents[i].stable;
+    }
+    return 0;
+}
+
 int
 st__snapshot_update(struct st_snapshot *s, PyObject *vars,
                     const struct st_region *r, struct st_changes *out)
@@ -531,7 +879,8 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
 
         /* The same items as last time, each showing what it showed:
          * nothing to look at (a module's globals, most steps). */
-        if (s->has_version && s->version == version && s->nunstable == 0)
+        if (s->has_version && s->version == version &&
+            (s->nunstable == 0 || snapshot_recheck(s, vars, r, out) == 0))
             return 0;
         s->version = version;
         s->has_version = 1;
@@ -541,13 +890,10 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
     }
     if (PyDict_Check(vars)) {
         while (PyDict_Next(vars, &pos, &name, &v)) {
-            if (snapshot_quick(s, name, v, &hint) ||
-                vars_is_hidden(name, v, r))
-                continue;
             /* str() may run user code that mutates the dict: hold refs. */
             Py_INCREF(name);
             Py_INCREF(v);
-            snapshot_visit(s, name, v, r, out, &hint);
+            snapshot_step_var(s, name, v, r, out, &hint);
             Py_DECREF(v);
             Py_DECREF(name);
         }
@@ -567,10 +913,7 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
                 continue;
             name = PyTuple_GET_ITEM(pair, 0);
             v = PyTuple_GET_ITEM(pair, 1);
-            if (snapshot_quick(s, name, v, &hint) ||
-                vars_is_hidden(name, v, r))
-                continue;
-            snapshot_visit(s, name, v, r, out, &hint);
+            snapshot_step_var(s, name, v, r, out, &hint);
         }
         Py_DECREF(items);
     }
@@ -593,12 +936,11 @@ st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
     for (k = 0; k < n; k++) {
         PyObject *name = PyTuple_GET_ITEM(names, k), *v = values[k];
 
-        if (v == NULL || snapshot_quick(s, name, v, &hint) ||
-            vars_is_hidden(name, v, r))
+        if (v == NULL)
             continue;
         /* str() may run code that rebinds the frame's variables. */
         Py_INCREF(v);
-        snapshot_visit(s, name, v, r, out, &hint);
+        snapshot_step_var(s, name, v, r, out, &hint);
         Py_DECREF(v);
     }
     snapshot_sweep(s, out);

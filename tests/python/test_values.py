@@ -1,0 +1,109 @@
+"""Values in the log are str() of the value (SPEC section 3), also where
+the agent avoids calling str(): containers of immutable values are put
+together from their items' texts, ints and floats are formatted in C,
+unchanged containers are recognised by their items.  Each test runs a real
+script in a real interpreter and compares with what Python itself
+prints."""
+import json
+import textwrap
+import unittest
+
+from helpers import TempDirTest, parse_log
+import helpers
+
+SHAPES = """\
+    import json
+    from steptrace import Tracer, LogOutput, VariableMode
+
+    def shapes():
+        a = [1, 2.5, "x'y\\"z", None, True, False, b"b\\x00'", 3+4j, 10**30,
+             -7, (1,), (), [], {}, {"k": [1, (2, 3.25)]}, "\\u00e9\\u2028",
+             0.1 + 0.2, 1e300 * 10, -0.0, float("nan"), 2**63, -2**63]
+        b = (1,)
+        c = {"n": 1.0, 2: "two", None: [0.1, 0.2], (1, "t"): {}}
+        d = [[1, [2, [3, [4, [5]]]]]]
+        e = ["s" * 50] * 30
+        f = {"tab\\there": "new\\nline", "bell": "\\x07"}
+        g = ["\\u00e9" * 20] * 60
+        h = [1.5, [2.5, (3.5, {"x": 4.5})]]
+        return a, b, c, d, e, f, g, h
+
+    with Tracer(log_output=LogOutput.FILE, log_dir="logs",
+                variable_mode=VariableMode.ALL, repr_limit=500):
+        vals = shapes()
+    print(json.dumps(dict(zip("abcdefgh", [str(v) for v in vals]))))
+    """
+
+CALLEE_REPLACES = """\
+    from steptrace import Tracer, LogOutput, VariableMode
+
+    def replace(d, k):
+        d[0] = None
+        d[0] = float(k)
+
+    def main():
+        data = [0.5]
+        for k in range(8):
+            replace(data, k)
+        return data
+
+    with Tracer(log_output=LogOutput.STDOUT,
+                variable_mode=VariableMode.CHANGED,
+                tracable_functions=["main"]):
+        main()
+    """
+
+
+def log_text(s, limit):
+    """The log's form of str() text s: control characters escaped, cut at
+    `limit` characters (SPEC section 3)."""
+    def esc(t):
+        out = []
+        for ch in t:
+            o = ord(ch)
+            if o < 0x20 or o == 0x7f:
+                out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+                    ch, "\\x%02x" % o))
+            else:
+                out.append(ch)
+        return "".join(out)
+    if len(s) > limit:
+        return esc(s[:limit]) + "... (%d chars)" % len(s)
+    return esc(s)
+
+
+class ValuesTest(TempDirTest):
+
+    def test_container_texts_are_str(self):
+        self.script("shapes.py", textwrap.dedent(SHAPES))
+        r = helpers.python(self.tmp, "shapes.py")
+        self.assertEqual(r.returncode, 0, r)
+        want = json.loads(r.stdout.splitlines()[-1])
+        recs = self.records(log_dir="logs")
+        last = [rec for rec in recs if rec.func == "shapes"][-1]
+        got = last.vars("Local")
+        for name, text in want.items():
+            self.assertIn(name, got)
+            self.assertEqual(got[name][1], log_text(text, 500),
+                             "variable %s" % name)
+        self.assertEqual(got["a"][0], "list")
+        self.assertEqual(got["b"][0], "tuple")
+
+    def test_items_replaced_in_a_callee_are_seen(self):
+        # The callee frees the list's item before making the next one, so
+        # the new float is usually made at the freed address: the change
+        # must still show in the caller.
+        self.script("callee.py", textwrap.dedent(CALLEE_REPLACES))
+        r = helpers.python(self.tmp, "callee.py")
+        self.assertEqual(r.returncode, 0, r)
+        recs = parse_log(r.stdout)
+        shown = []
+        for rec in recs:
+            for line in rec.lines:
+                if line.startswith("[CHANGED] data: list :: "):
+                    shown.append(line.split(" -> ", 1)[1])
+        self.assertEqual(shown, [str([float(k)]) for k in range(8)], shown)
+
+
+if __name__ == "__main__":
+    unittest.main()
