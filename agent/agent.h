@@ -425,6 +425,9 @@ struct st_fentry {
     uint32_t last_line;      /* Line of its latest record. */
     uint32_t announced_gen;  /* FRAME sent on this connection generation. */
     int module_level;        /* Locals are the globals: one section. */
+    int gen_parent;          /* A generator or coroutine was its callee:
+                                its id may be named as a parent after it
+                                ends, so it is not used again. */
     struct st_snapshot locals;
     struct st_coro *coro;    /* Owned, for async records; or NULL. */
 };

@@ -140,7 +140,7 @@ announce_region(struct st_region *r)
 
 /* FRAME for ts->stack[idx], after its traced ancestors. */
 static void
-announce_frame(struct st_tstate *ts, size_t idx)
+announce_frame(const struct st_region *r, struct st_tstate *ts, size_t idx)
 {
     uint32_t gen = st__sender_gen();
     struct st_fentry *e = &ts->stack[idx];
@@ -149,7 +149,7 @@ announce_frame(struct st_tstate *ts, size_t idx)
     if (e->announced_gen == gen)
         return;
     if (e->parent != 0) {
-        announce_frame(ts, e->parent - 1);
+        announce_frame(r, ts, e->parent - 1);
         parent_id = ts->stack[e->parent - 1].id;
     }
     if (ts->announced_gen != gen) {
@@ -166,7 +166,7 @@ announce_frame(struct st_tstate *ts, size_t idx)
     st_wire_put_frame(&st__batch, e->id, ts->tid, parent_id,
                       e->ci->file_s->sid, e->ci->func_s->sid,
                       e->scope ? e->scope->id : 0,
-                      e->module_level ? ST_FRAME_MODULE : 0);
+                      e->module_level ? ST_FRAME_MODULE : 0, r->id);
     e->announced_gen = gen;
 }
 
@@ -179,16 +179,16 @@ pack_diff(const struct st_changes *c, int present)
         st_wire_put_nil(&st__batch);
         return;
     }
-    st_wire_pack_diff_begin(&st__pk, c->n);
+    st_wire_put_diff_begin(&st__batch, c->n);
     for (i = 0; i < c->n; i++) {
         const struct st_change *ch = &c->c[i];
 
         if (ch->kind == ST_VAR_DELETED)
-            st_wire_pack_var_del(&st__pk, ch->name_s->sid);
+            st_wire_put_var_del(&st__batch, ch->name_s->sid);
         else
-            st_wire_pack_var_set(&st__pk, ch->name_s->sid,
-                                 ch->ent->type_s->sid, ch->ent->value,
-                                 ch->ent->value_len);
+            st_wire_put_var_set(&st__batch, ch->name_s->sid,
+                                ch->ent->type_s->sid, ch->ent->value,
+                                ch->ent->value_len);
     }
 }
 
@@ -219,7 +219,7 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
     if (!r->file_announced || r->announced_gen != st__sender_gen())
         announce_region(r);
     if (e->announced_gen != st__sender_gen())
-        announce_frame(ts, idx);
+        announce_frame(r, ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
         st_wire_pack_event(&st__pk, r->id, e->id, rec->line, rec->runtime,
                            (uint32_t)rec->kind, rec->detail ? rec->detail : "",
@@ -236,12 +236,10 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
             pack_diff(rec->gch, 1);
             pack_diff(rec->lch, !e->module_level);
         }
-        else if (st_buf_reserve(&st__batch, 32) == 0) {
-            /* NONE: the head and two nils, with one check for room. */
-            (void)st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
-                                        rec->runtime);
-            st__batch.data[st__batch.len++] = (char)0xc0;
-            st__batch.data[st__batch.len++] = (char)0xc0;
+        else {
+            /* NONE: a LINE, 4-6 bytes. */
+            (void)st_wire_put_line(&st__batch, e->id, rec->line,
+                                   rec->runtime);
         }
     }
     batch_records++;

@@ -18,6 +18,41 @@ static uint32_t next_tid = 1;
 
 /* initial-exec: no __tls_get_addr call per event (the module is loaded
  * with dlopen, so this takes a few bytes of the static TLS surplus). */
+/*
+ * Frame ids of ended frames are used again (a collector forgets a frame at
+ * FRAME_END), so ids stay as small as the stack is deep and take one byte
+ * on the wire, not five.
+ */
+static uint32_t *free_ids;
+static size_t nfree_ids, capfree_ids;
+
+static uint32_t
+frame_id_new(void)
+{
+    if (nfree_ids > 0)
+        return free_ids[--nfree_ids];
+    return next_frame_id++;
+}
+
+/* @return 1 when e's id will be used again, 0 when it is kept. */
+static int
+frame_id_release(const struct st_fentry *e)
+{
+    if (e->gen_parent)
+        return 0;
+    if (nfree_ids == capfree_ids) {
+        size_t cap = capfree_ids ? capfree_ids * 2 : 64;
+        uint32_t *p = realloc(free_ids, cap * sizeof(*p));
+
+        if (p == NULL)
+            return 0;
+        free_ids = p;
+        capfree_ids = cap;
+    }
+    free_ids[nfree_ids++] = e->id;
+    return 1;
+}
+
 static _Thread_local struct st_tstate *tls
     __attribute__((tls_model("initial-exec")));
 static struct st_tstate *all_tstates; /* Owned list. */
@@ -333,7 +368,7 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
     else {
         e->frame = f;
         e->ci = ci;
-        e->id = next_frame_id++;
+        e->id = frame_id_new();
         globals = st_frame_get_globals(f);
         e->module_level = frame_is_module_level(f, co, globals);
         if (globals != NULL)
@@ -341,6 +376,8 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
         Py_XDECREF(globals);
     }
     e->parent = ts->depth > 1 ? (uint32_t)(ts->depth - 1) : 0;
+    if (e->parent != 0 && (co->co_flags & ST_CO_SUSPENDABLE))
+        ts->stack[e->parent - 1].gen_parent = 1;
     if (s != NULL) {
         st__async_resume(r, e);
         return;
@@ -526,7 +563,11 @@ st__on_return(PyFrameObject *f, PyObject *arg, int how)
             if (r->level == ST_LEVEL_DEBUG)
                 record_return(r, ts, f, raised, arg);
             st__async_coro_end(r, e, !raised);
-            st__emit_frame_end(r, e);
+            /* An id used again needs no FRAME_END: the next FRAME with it
+             * replaces the frame (PROTOCOL.md).  Ids kept (parents of
+             * generators) get one. */
+            if (!frame_id_release(e))
+                st__emit_frame_end(r, e);
             fentry_clear(e);
             ts->depth--;
         }

@@ -42,7 +42,7 @@ msg_nfields(int type)
     case ST_MSG_STR: return 3;
     case ST_MSG_REGION: return 8;
     case ST_MSG_THREAD: return 3;
-    case ST_MSG_FRAME: return 8;
+    case ST_MSG_FRAME: return 9;
     case ST_MSG_STEP: return 7;
     case ST_MSG_FRAME_END: return 2;
     case ST_MSG_REGION_END: return 2;
@@ -55,6 +55,7 @@ msg_nfields(int type)
     case ST_MSG_TAIL: return 3;
     case ST_MSG_TEXT: return 4;
     case ST_MSG_ASYNC: return 5;
+    case ST_MSG_LINE: return 4;
     default: return 0;
     }
 }
@@ -326,6 +327,16 @@ wire_fast_step(const unsigned char *p, size_t avail)
     size_t o = 2, n;
     int i;
 
+    if (avail >= 5 && p[0] == (0x90 | 4) && p[1] == ST_MSG_LINE) {
+        /* LINE: three unsigned integers. */
+        for (i = 0; i < 3; i++) {
+            n = wire_fast_uint(p + o, avail - o);
+            if (n == 0)
+                return 0;
+            o += n;
+        }
+        return o;
+    }
     if (avail < 8 || p[0] != (0x90 | 7) || p[1] != ST_MSG_STEP)
         return 0;
     for (i = 0; i < 4; i++) {
@@ -513,6 +524,16 @@ decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
     return 0;
 }
 
+/* A LINE's runtime units (100 ns) as ns; one that overflows is refused. */
+static int
+line_runtime(uint64_t units, uint64_t *ns)
+{
+    if (units > UINT64_MAX / 100)
+        return ST_EBADTYPE;
+    *ns = units * 100;
+    return 0;
+}
+
 static int
 decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
               struct st_msg *m)
@@ -550,8 +571,16 @@ decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
         uint32_t *outs[] = {&m->u.frame.frame_id, &m->u.frame.tid,
                             &m->u.frame.parent_id, &m->u.frame.file_sid,
                             &m->u.frame.func_sid, &m->u.frame.scope_id,
-                            &m->u.frame.flags};
-        return get_u32s(f + 1, outs, 7);
+                            &m->u.frame.flags, &m->u.frame.region_id};
+        return get_u32s(f + 1, outs, 8);
+    }
+    case ST_MSG_LINE: {
+        uint32_t *outs[] = {&m->u.step.frame_id, &m->u.step.lineno};
+        uint64_t units;
+
+        if (get_u32s(f + 1, outs, 2) != 0 || get_u64(&f[3], &units) != 0)
+            return ST_EBADTYPE;
+        return line_runtime(units, &m->u.step.runtime_ns);
     }
     case ST_MSG_STEP: {
         uint32_t *outs[] = {&m->u.step.region_id, &m->u.step.frame_id,
@@ -876,6 +905,21 @@ wire_decode_step(struct st_wire_decoder *d, struct st_msg *m)
     c.p = (const unsigned char *)d->data;
     c.len = d->len;
     c.off = d->off;
+    if (c.len - c.off >= 2 && c.p[c.off] == (0x90 | 4) &&
+        c.p[c.off + 1] == ST_MSG_LINE) {
+        uint64_t units;
+
+        c.off += 2;
+        memset(m, 0, sizeof(*m));
+        m->type = ST_MSG_LINE;
+        if (cursor_u32(&c, &m->u.step.frame_id) != 0 ||
+            cursor_u32(&c, &m->u.step.lineno) != 0 ||
+            cursor_uint(&c, &units) != 0 ||
+            line_runtime(units, &m->u.step.runtime_ns) != 0)
+            return 0;
+        d->off = c.off;
+        return 1;
+    }
     if (c.len - c.off < 2 || c.p[c.off] != (0x90 | 7) ||
         c.p[c.off + 1] != ST_MSG_STEP)
         return 0;
@@ -1014,14 +1058,31 @@ st_wire_pack_thread(msgpack_packer *pk, uint32_t tid, uint32_t name_sid)
 int
 st_wire_pack_frame(msgpack_packer *pk, uint32_t frame_id, uint32_t tid,
                    uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
-                   uint32_t scope_id, uint32_t flags)
+                   uint32_t scope_id, uint32_t flags, uint32_t region_id)
 {
     if (pack_head(pk, ST_MSG_FRAME) || msgpack_pack_uint32(pk, frame_id) ||
         msgpack_pack_uint32(pk, tid) || msgpack_pack_uint32(pk, parent_id) ||
         msgpack_pack_uint32(pk, file_sid) || msgpack_pack_uint32(pk, func_sid)
-        || msgpack_pack_uint32(pk, scope_id))
+        || msgpack_pack_uint32(pk, scope_id) || msgpack_pack_uint32(pk, flags))
         return -1;
-    return msgpack_pack_uint32(pk, flags);
+    return msgpack_pack_uint32(pk, region_id);
+}
+
+/* ns to the 100 ns units of a LINE, half up, as the log rounds. */
+static uint64_t
+line_units(uint64_t ns)
+{
+    return ns / 100 + (ns % 100 >= 50);
+}
+
+int
+st_wire_pack_line(msgpack_packer *pk, uint32_t frame_id, uint32_t lineno,
+                  uint64_t runtime_ns)
+{
+    if (pack_head(pk, ST_MSG_LINE) || msgpack_pack_uint32(pk, frame_id) ||
+        msgpack_pack_uint32(pk, lineno))
+        return -1;
+    return msgpack_pack_uint64(pk, line_units(runtime_ns));
 }
 
 int
@@ -1092,21 +1153,114 @@ st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
 int
 st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
                   uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
-                  uint32_t scope_id, uint32_t flags)
+                  uint32_t scope_id, uint32_t flags, uint32_t region_id)
 {
-    const uint32_t f[7] = {frame_id, tid, parent_id, file_sid, func_sid,
-                           scope_id, flags};
+    const uint32_t f[8] = {frame_id, tid, parent_id, file_sid, func_sid,
+                           scope_id, flags, region_id};
     unsigned char *p;
     size_t n = 0, i;
 
-    /* fixarray, type, seven u32: at most 2 + 7 * 5. */
-    if (st_buf_reserve(b, 37) != 0)
+    /* fixarray, type, eight u32: at most 2 + 8 * 5. */
+    if (st_buf_reserve(b, 42) != 0)
         return ST_ENOMEM;
     p = (unsigned char *)b->data + b->len;
-    p[n++] = 0x90 | 8;
+    p[n++] = 0x90 | 9;
     p[n++] = ST_MSG_FRAME;
-    for (i = 0; i < 7; i++)
+    for (i = 0; i < 8; i++)
         n += wire_put_uint(p + n, f[i]);
+    b->len += n;
+    return 0;
+}
+
+/* An array or str head of n as msgpack-c writes it (fix, 8-bit for str
+ * only, 16-bit, 32-bit).  @return the bytes written (at most 5). */
+static size_t
+wire_put_head(unsigned char *p, size_t n, int str)
+{
+    if (n < (str ? 32u : 16u)) {
+        p[0] = (unsigned char)((str ? 0xa0 : 0x90) | n);
+        return 1;
+    }
+    if (str && n < 256) {
+        p[0] = 0xd9;
+        p[1] = (unsigned char)n;
+        return 2;
+    }
+    if (n < 65536) {
+        p[0] = str ? 0xda : 0xdc;
+        p[1] = (unsigned char)(n >> 8);
+        p[2] = (unsigned char)n;
+        return 3;
+    }
+    p[0] = str ? 0xdb : 0xdd;
+    p[1] = (unsigned char)(n >> 24);
+    p[2] = (unsigned char)(n >> 16);
+    p[3] = (unsigned char)(n >> 8);
+    p[4] = (unsigned char)n;
+    return 5;
+}
+
+int
+st_wire_put_diff_begin(struct st_buf *b, size_t n)
+{
+    if (st_buf_reserve(b, 5) != 0)
+        return ST_ENOMEM;
+    b->len += wire_put_head((unsigned char *)b->data + b->len, n, 0);
+    return 0;
+}
+
+int
+st_wire_put_var_set(struct st_buf *b, uint32_t name_sid, uint32_t type_sid,
+                    const char *value, size_t n)
+{
+    unsigned char *p;
+    size_t o = 0;
+
+    /* fixarray, two u32, a str head: at most 1 + 2 * 5 + 5. */
+    if (n > UINT32_MAX || st_buf_reserve(b, 16 + n) != 0)
+        return ST_ENOMEM;
+    p = (unsigned char *)b->data + b->len;
+    p[o++] = 0x90 | 3;
+    o += wire_put_uint(p + o, name_sid);
+    o += wire_put_uint(p + o, type_sid);
+    o += wire_put_head(p + o, n, 1);
+    if (n > 0)
+        memcpy(p + o, value, n);
+    b->len += o + n;
+    return 0;
+}
+
+int
+st_wire_put_var_del(struct st_buf *b, uint32_t name_sid)
+{
+    unsigned char *p;
+    size_t o = 0;
+
+    if (st_buf_reserve(b, 6) != 0)
+        return ST_ENOMEM;
+    p = (unsigned char *)b->data + b->len;
+    p[o++] = 0x90 | 1;
+    o += wire_put_uint(p + o, name_sid);
+    b->len += o;
+    return 0;
+}
+
+int
+st_wire_put_line(struct st_buf *b, uint32_t frame_id, uint32_t lineno,
+                 uint64_t runtime_ns)
+{
+    unsigned char *p;
+    size_t n = 0;
+
+    /* fixarray, type, two u32 and a u64: at most 2 + 2 * 5 + 9. */
+    if (st_buf_reserve(b, 21) != 0)
+        return ST_ENOMEM;
+    p = (unsigned char *)b->data + b->len;
+    p[n++] = 0x90 | 4;
+    p[n++] = ST_MSG_LINE;
+    n += wire_put_uint(p + n, frame_id);
+    n += wire_put_uint(p + n, lineno);
+    n += wire_put_uint(p + n, line_units(runtime_ns));
     b->len += n;
     return 0;
 }

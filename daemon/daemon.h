@@ -135,6 +135,7 @@ struct st_frame {
     uint32_t file_sid;
     uint32_t func_sid;
     uint32_t flags;          /* ST_FRAME_*. */
+    uint32_t region_id;      /* Where its LINE messages go. */
     uint32_t last_line;      /* Line of its latest STEP (DEBUG ancestry). */
     /* Borrowed from conn->strings, looked up once at FRAME (strings are
      * never redefined and live as long as the connection). */

@@ -168,7 +168,7 @@ pack_corpus(msgpack_packer *pk)
     n++;
     PACK(st_wire_pack_thread(pk, 70000, UINT32_MAX));
     n++;
-    PACK(st_wire_pack_frame(pk, 11, 2, 10, 1, 4, 9, ST_FRAME_MODULE));
+    PACK(st_wire_pack_frame(pk, 11, 2, 10, 1, 4, 9, ST_FRAME_MODULE, 12));
     n++;
     /* STEP with set and delete entries in both diffs. */
     PACK(st_wire_pack_step_begin(pk, 7, 11, 8, 84100));
@@ -298,6 +298,7 @@ check_corpus(struct st_wire_decoder *d)
     ck_assert_uint_eq(m.u.frame.file_sid, 1);
     ck_assert_uint_eq(m.u.frame.func_sid, 4);
     ck_assert_uint_eq(m.u.frame.scope_id, 9);
+    ck_assert_uint_eq(m.u.frame.region_id, 12);
     ck_assert_uint_eq(m.u.frame.flags, ST_FRAME_MODULE);
 
     next_msg(d, &m, ST_MSG_STEP);
@@ -1219,7 +1220,7 @@ START_TEST(test_wire_put_step_head_matches_packer)
 }
 END_TEST
 
-/* The agent's direct FRAME and FRAME_END encoders, likewise. */
+/* The agent's direct FRAME, FRAME_END and LINE encoders, likewise. */
 START_TEST(test_wire_put_frame_matches_packer)
 {
     static const uint32_t vals[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
@@ -1234,17 +1235,102 @@ START_TEST(test_wire_put_frame_matches_packer)
             packed_init(&p);
             st_buf_init(&b);
             ck_assert_int_eq(st_wire_pack_frame(&p.pk, vals[i], vals[j], 7,
-                                                vals[j], vals[i], 1, 2), 0);
+                                                vals[j], vals[i], 1, 2,
+                                                vals[i]), 0);
             ck_assert_int_eq(st_wire_pack_frame_end(&p.pk, vals[j]), 0);
+            ck_assert_int_eq(st_wire_pack_line(&p.pk, vals[i], vals[j],
+                                               (uint64_t)vals[j] * 100 + 49),
+                             0);
             ck_assert_int_eq(st_wire_put_frame(&b, vals[i], vals[j], 7,
-                                               vals[j], vals[i], 1, 2), 0);
+                                               vals[j], vals[i], 1, 2,
+                                               vals[i]), 0);
             ck_assert_int_eq(st_wire_put_frame_end(&b, vals[j]), 0);
+            ck_assert_int_eq(st_wire_put_line(&b, vals[i], vals[j],
+                                              (uint64_t)vals[j] * 100 + 49),
+                             0);
             ck_assert_uint_eq(b.len, p.b.len);
             ck_assert_int_eq(memcmp(b.data, p.b.data, b.len), 0);
             st_buf_close(&b);
             packed_close(&p);
         }
     }
+}
+END_TEST
+
+/* The direct diff encoders write what the packer does, at every size
+ * boundary of the array and str heads. */
+START_TEST(test_wire_put_diff_matches_packer)
+{
+    static const size_t lens[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535,
+                                  65536, 70000};
+    static const uint32_t sids[] = {0, 127, 128, 65536, UINT32_MAX};
+    char *text = malloc(70000);
+    size_t i, j;
+
+    ck_assert_ptr_nonnull(text);
+    memset(text, 'v', 70000);
+    for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        for (j = 0; j < sizeof(sids) / sizeof(sids[0]); j++) {
+            struct packed p;
+            struct st_buf b;
+
+            packed_init(&p);
+            st_buf_init(&b);
+            ck_assert_int_eq(st_wire_pack_diff_begin(&p.pk, lens[i]), 0);
+            ck_assert_int_eq(st_wire_pack_var_set(&p.pk, sids[j], 7, text,
+                                                  lens[i]), 0);
+            ck_assert_int_eq(st_wire_pack_var_del(&p.pk, sids[j]), 0);
+            ck_assert_int_eq(st_wire_put_diff_begin(&b, lens[i]), 0);
+            ck_assert_int_eq(st_wire_put_var_set(&b, sids[j], 7, text,
+                                                 lens[i]), 0);
+            ck_assert_int_eq(st_wire_put_var_del(&b, sids[j]), 0);
+            ck_assert_uint_eq(b.len, p.b.len);
+            ck_assert_int_eq(memcmp(b.data, p.b.data, b.len), 0);
+            st_buf_close(&b);
+            packed_close(&p);
+        }
+    }
+    free(text);
+}
+END_TEST
+
+/* LINE: runtime in 100 ns units, half up, decoded as ns; directly and
+ * through msgpack-c (a non-canonical encoding), same fields. */
+START_TEST(test_wire_line_round_trip)
+{
+    static const uint64_t ns[] = {0, 49, 50, 149, 150, 12345678,
+                                  UINT64_MAX - 99};
+    size_t i;
+
+    for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+        struct packed p;
+        struct st_wire_decoder d;
+        struct st_msg m;
+        uint64_t units = ns[i] / 100 + (ns[i] % 100 >= 50);
+
+        packed_init(&p);
+        ck_assert_int_eq(st_wire_pack_line(&p.pk, 70000, 12, ns[i]), 0);
+        ck_assert_int_gt(st_wire_validate_messages(p.b.data, p.b.len), 0);
+        st_wire_decoder_init(&d);
+        st_wire_decoder_reset(&d, p.b.data, p.b.len);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), 1);
+        ck_assert_int_eq(m.type, ST_MSG_LINE);
+        ck_assert_uint_eq(m.u.step.frame_id, 70000);
+        ck_assert_uint_eq(m.u.step.lineno, 12);
+        ck_assert_uint_eq(m.u.step.runtime_ns, units * 100);
+        ck_assert_int_eq(m.u.step.has_globals, 0);
+        ck_assert_int_eq(m.u.step.has_locals, 0);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
+        st_wire_decoder_close(&d);
+        packed_close(&p);
+    }
+    /* uint16 where a fixint would do: msgpack-c's path. */
+    ck_assert_int_eq(DECODE(0x94, 21, 0xcd, 0x00, 0x03, 4, 7), 1);
+    /* Wrong field count, wrong types, a runtime that overflows in ns. */
+    ck_assert_int_eq(DECODE(0x93, 21, 3, 4), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x94, 21, 3, 0xa0, 7), ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x94, 21, 3, 4, 0xcf, 0xff, 0xff, 0xff, 0xff,
+                            0xff, 0xff, 0xff, 0xff), ST_EBADTYPE);
 }
 END_TEST
 
@@ -1644,6 +1730,8 @@ wire_suite(void)
     tcase_add_test(tc, test_wire_round_trip_async);
     tcase_add_test(tc, test_wire_put_step_head_matches_packer);
     tcase_add_test(tc, test_wire_put_frame_matches_packer);
+    tcase_add_test(tc, test_wire_line_round_trip);
+    tcase_add_test(tc, test_wire_put_diff_matches_packer);
     tcase_add_test(tc, test_wire_round_trip_framed);
     tcase_add_test(tc, test_wire_decode_accepts_bin_as_str);
     tcase_add_test(tc, test_wire_round_trip_long_strings);

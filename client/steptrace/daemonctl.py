@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2  # = ST_WIRE_VERSION in common/include/steptrace/wire.h
 MSG_HELLO = 1
 MSG_STATUS = 13
 MSG_STATS = 14

@@ -18,6 +18,8 @@ import time
 import unittest
 
 PYTHON = sys.executable
+# The wire protocol version (common/PROTOCOL.md) the fake peers speak.
+WIRE_VERSION = 2
 TIMEOUT = 60          # seconds for one traced program: a hang is a failure
 DASHES = "-" * 21
 

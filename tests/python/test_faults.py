@@ -214,7 +214,7 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-def hello_reply(version=1):
+def hello_reply(version=helpers.WIRE_VERSION):
     """HELLO [1, version, pid, "steptraced"], encoded by hand."""
     return frame(bytes([0x94, 0x01, version, 0xCE])
                  + struct.pack(">I", os.getpid())
@@ -236,7 +236,7 @@ class FakeCollector:
                 frame, counts STEP messages and LOST counts, and answers
                 each FLUSH with an ACK, like steptraced does;
       "close"   closes each connection once it has read the HELLO;
-      "version" answers HELLO with protocol version 2;
+      "version" answers HELLO with another protocol version;
       "not-hello" answers with an ACK instead of a HELLO.
     """
 
@@ -320,7 +320,7 @@ class FakeCollector:
         first = self._read_frame(conn)
         self.hello, _ = mp_decode(first, 0)
         if self.behaviour == "version":
-            conn.sendall(hello_reply(version=2))
+            conn.sendall(hello_reply(version=helpers.WIRE_VERSION + 1))
         elif self.behaviour == "not-hello":
             conn.sendall(ack_reply(0))
         else:
@@ -335,7 +335,7 @@ class FakeCollector:
             o = 0
             while o < len(payload):
                 m, o = mp_decode(payload, o)
-                if m[0] == 6:
+                if m[0] in (6, 21):    # STEP, LINE
                     self.steps += 1
                 elif m[0] == 10:
                     self.lost += m[2]
@@ -943,7 +943,7 @@ class OnFullTest(TempDirTest):
         self.assertEqual(err, "")
         self.assertTrue(fake.eof.wait(10))
         self.assertIsNone(fake.failure)
-        self.assertEqual(fake.hello[:2], [1, 1])
+        self.assertEqual(fake.hello[:2], [1, helpers.WIRE_VERSION])
         # Every frame ends with a FLUSH (the ACKs confirm what is written),
         # the region's last one among them.
         self.assertGreaterEqual(fake.flushes, 1)
@@ -1037,7 +1037,7 @@ class NotACollectorTest(TempDirTest):
                 self.check_fallback(fake.path, cwd, why)
                 self.assertEqual(fake.accepted, 1)
                 self.assertIsNone(fake.failure)
-                self.assertEqual(fake.hello[:2], [1, 1])
+                self.assertEqual(fake.hello[:2], [1, helpers.WIRE_VERSION])
                 self.assertEqual(fake.hello[3], b"script.py")
 
 

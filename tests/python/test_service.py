@@ -57,7 +57,14 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-HELLO = frame(b"\x94\x01\x01\x01\xa4test")
+HELLO = frame(bytes([0x94, 0x01, helpers.WIRE_VERSION, 0x01]) + b"\xa4test")
+
+
+class WireVersionTest(unittest.TestCase):
+
+    def test_control_client_speaks_the_collectors_version(self):
+        from steptrace import daemonctl
+        self.assertEqual(daemonctl.WIRE_VERSION, helpers.WIRE_VERSION)
 
 
 def kib(pid, key):

@@ -17,7 +17,7 @@
 
 #include "steptrace/buf.h"
 
-#define ST_WIRE_VERSION 1
+#define ST_WIRE_VERSION 2
 #define ST_WIRE_HEADER_SIZE 4
 /* Largest payload a frame may announce. */
 #define ST_WIRE_MAX_FRAME (16u * 1024 * 1024)
@@ -46,7 +46,8 @@
     XX(STATS, 14)                                                          \
     XX(TAIL, 15)                                                           \
     XX(TEXT, 16)                                                           \
-    XX(ASYNC, 20)
+    XX(ASYNC, 20)                                                          \
+    XX(LINE, 21)
 
 enum st_msg_type {
 #define XX(name, val) ST_MSG_##name = val,
@@ -137,6 +138,7 @@ struct st_msg {
             uint32_t func_sid;
             uint32_t scope_id;  /* Identifies the module (globals). */
             uint32_t flags;     /* ST_FRAME_*. */
+            uint32_t region_id; /* The region its records belong to. */
         } frame;
         struct {
             uint32_t region_id;
@@ -277,7 +279,13 @@ int st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
 int st_wire_pack_thread(msgpack_packer *pk, uint32_t tid, uint32_t name_sid);
 int st_wire_pack_frame(msgpack_packer *pk, uint32_t frame_id, uint32_t tid,
                        uint32_t parent_id, uint32_t file_sid,
-                       uint32_t func_sid, uint32_t scope_id, uint32_t flags);
+                       uint32_t func_sid, uint32_t scope_id, uint32_t flags,
+                       uint32_t region_id);
+/* LINE: a STEP without variables (NONE mode) of a frame, in its FRAME's
+ * region; the runtime travels in units of 100 ns, rounded half up (the
+ * log's resolution), and is decoded as ns (a multiple of 100). */
+int st_wire_pack_line(msgpack_packer *pk, uint32_t frame_id,
+                      uint32_t lineno, uint64_t runtime_ns);
 /*
  * Starts a STEP message; follow it with the globals diff and the locals
  * diff, each either st_wire_pack_nil() or st_wire_pack_diff_begin(n)
@@ -304,8 +312,18 @@ int st_wire_put_nil(struct st_buf *b);
  * @return 0 or ST_ENOMEM. */
 int st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
                       uint32_t parent_id, uint32_t file_sid,
-                      uint32_t func_sid, uint32_t scope_id, uint32_t flags);
+                      uint32_t func_sid, uint32_t scope_id, uint32_t flags,
+                      uint32_t region_id);
 int st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id);
+/* LINE, likewise, as st_wire_pack_line. */
+int st_wire_put_line(struct st_buf *b, uint32_t frame_id, uint32_t lineno,
+                     uint64_t runtime_ns);
+/* A diff's array head and entries, likewise, as st_wire_pack_diff_begin,
+ * st_wire_pack_var_set and st_wire_pack_var_del. */
+int st_wire_put_diff_begin(struct st_buf *b, size_t n);
+int st_wire_put_var_set(struct st_buf *b, uint32_t name_sid,
+                        uint32_t type_sid, const char *value, size_t n);
+int st_wire_put_var_del(struct st_buf *b, uint32_t name_sid);
 int st_wire_pack_diff_begin(msgpack_packer *pk, size_t n);
 int st_wire_pack_var_set(msgpack_packer *pk, uint32_t name_sid,
                          uint32_t type_sid, const char *value, size_t n);
