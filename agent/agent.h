@@ -83,9 +83,9 @@ uint32_t st__sender_gen(void);
  * ownership of the buffer's bytes (b is reset).  May block, with the GIL
  * released, while more than the pending limit is queued.
  * `nrecords` is how many records the frame carries, for loss counts.
- * `policy` (enum st_full_policy) says what a full queue does.  `token` is the FLUSH that ends the frame:
- * until the collector acknowledges it, the frame's records count as lost
- * if the connection dies.
+ * `policy` (enum st_full_policy) says what a full queue does.  `token`
+ * is the FLUSH that ends the frame: until the collector acknowledges it,
+ * the frame's records count as lost if the connection dies.
  * @return 0; 1 when dropped because the queue was full; -1 when the
  *         connection is gone (the bytes are dropped and counted).
  */

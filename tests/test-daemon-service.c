@@ -729,7 +729,8 @@ START_TEST(test_service_rotation_rename_fails_keeps_appending)
     frame_init(&f);
     put_strings(&f);
     put_region(&f, 1, 1, ST_LEVEL_INFO, ST_VARMODE_NONE, rec * 3 / 2, 5);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0,
+                                        S_FILE, S_MAIN, 1, 0, 1),
                      0);
     frame_send(fd, &f);
     st_buf_close(&f.b);
@@ -772,7 +773,8 @@ heavy_writer(unsigned n)
     put_strings(&f);
     ck_assert_int_eq(st_wire_pack_thread(&f.pk, 1, S_MAIN_THREAD), 0);
     put_region(&f, 1, 1, ST_LEVEL_INFO, ST_VARMODE_ALL, 0, 10);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0,
+                                        S_FILE, S_MAIN, 1, 0, 1),
                      0);
     for (k = 0; k < 50; k++) {
         snprintf(name, sizeof(name), "v%u", k);

@@ -467,7 +467,8 @@ put_prologue(struct frame *f, uint32_t level, uint32_t mode)
     put_strings(f);
     ck_assert_int_eq(st_wire_pack_thread(&f->pk, 1, S_MAIN_THREAD), 0);
     put_region(f, 1, 1, level, mode, 0, 10);
-    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 1, 1, 0,
+                                        S_FILE, S_MAIN, 1, 0, 1),
                      0);
 }
 

@@ -210,11 +210,14 @@ START_TEST(test_daemon_debug_ancestors_and_threads)
     ck_assert_int_eq(st_wire_pack_thread(&f.pk, 1, S_MAIN_THREAD), 0);
     ck_assert_int_eq(st_wire_pack_thread(&f.pk, 2, S_WORKER), 0);
     put_region(&f, 1, 1, ST_LEVEL_DEBUG, ST_VARMODE_NONE, 0, 10);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_OUTER, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0,
+                                        S_FILE, S_OUTER, 1, 0, 1),
                      0);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 2, 1, 1, S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 2, 1, 1,
+                                        S_FILE, S_MAIN, 1, 0, 1),
                      0);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 3, 2, 0, S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 3, 2, 0,
+                                        S_FILE, S_MAIN, 1, 0, 1),
                      0);
     put_step(&f, 1, 1, 12, 100, NULL, NULL);
     put_step(&f, 1, 2, 8, 200, NULL, NULL);
@@ -423,7 +426,8 @@ send_rotating_region(int fd, uint64_t max, uint32_t max_files)
     frame_init(&f);
     put_strings(&f);
     put_region(&f, 1, 1, ST_LEVEL_INFO, ST_VARMODE_NONE, max, max_files);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0,
+                                        S_FILE, S_MAIN, 1, 0, 1),
                      0);
     put_step(&f, 1, 1, 1, 100, NULL, NULL);
     put_step(&f, 1, 1, 2, 100, NULL, NULL);
