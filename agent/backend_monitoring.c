@@ -146,32 +146,32 @@ mon_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return mon_line_at(args[0], to_line);
 }
 
+/* A frame ends (PY_RETURN) or suspends (PY_YIELD) with args[2]. */
 static PyObject *
-mon_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+mon_leave(PyObject *const *args, Py_ssize_t nargs, int how)
 {
     PyFrameObject *f;
 
-    (void)self;
     if (nargs < 3 || st__current() == NULL || (f = event_frame()) == NULL)
         Py_RETURN_NONE;
-    if (st__on_return(f, args[2], ST_RET_VALUE) == ST_HOOK_NOT_MINE &&
+    if (st__on_return(f, args[2], how) == ST_HOOK_NOT_MINE &&
         st__code_events_off_ok((PyCodeObject *)args[0]))
         RETURN_DISABLE;
     Py_RETURN_NONE;
 }
 
 static PyObject *
+mon_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return mon_leave(args, nargs, ST_RET_VALUE);
+}
+
+static PyObject *
 mon_yield(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyFrameObject *f;
-
     (void)self;
-    if (nargs < 3 || st__current() == NULL || (f = event_frame()) == NULL)
-        Py_RETURN_NONE;
-    if (st__on_return(f, args[2], ST_RET_YIELD) == ST_HOOK_NOT_MINE &&
-        st__code_events_off_ok((PyCodeObject *)args[0]))
-        RETURN_DISABLE;
-    Py_RETURN_NONE;
+    return mon_leave(args, nargs, ST_RET_YIELD);
 }
 
 static PyObject *

@@ -821,6 +821,18 @@ snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
     }
 }
 
+/* The end of an update: deleted variables, and what may change. */
+static void
+snapshot_finish(struct st_snapshot *s, struct st_changes *out)
+{
+    size_t i;
+
+    snapshot_sweep(s, out);
+    s->nunstable = 0;
+    for (i = 0; i < s->n; i++)
+        s->nunstable += !s->ents[i].stable;
+}
+
 /*
  * The dict holds the same items as when s was last updated: only entries
  * whose text can change without the dict changing (containers, objects)
@@ -869,7 +881,7 @@ int
 st__snapshot_update(struct st_snapshot *s, PyObject *vars,
                     const struct st_region *r, struct st_changes *out)
 {
-    size_t hint = 0, i;
+    size_t hint = 0;
     PyObject *items = NULL;
     Py_ssize_t pos = 0, k, n;
     PyObject *name, *v;
@@ -917,10 +929,7 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
         }
         Py_DECREF(items);
     }
-    snapshot_sweep(s, out);
-    s->nunstable = 0;
-    for (i = 0; i < s->n; i++)
-        s->nunstable += !s->ents[i].stable;
+    snapshot_finish(s, out);
     return 0;
 }
 
@@ -929,7 +938,7 @@ st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
                           PyObject *const *values, Py_ssize_t n,
                           const struct st_region *r, struct st_changes *out)
 {
-    size_t hint = 0, i;
+    size_t hint = 0;
     Py_ssize_t k;
 
     s->has_version = 0;
@@ -943,10 +952,7 @@ st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
         snapshot_step_var(s, name, v, r, out, &hint);
         Py_DECREF(v);
     }
-    snapshot_sweep(s, out);
-    s->nunstable = 0;
-    for (i = 0; i < s->n; i++)
-        s->nunstable += !s->ents[i].stable;
+    snapshot_finish(s, out);
     return 0;
 }
 

@@ -242,8 +242,10 @@ wire_fast_uint(const unsigned char *p, size_t avail)
     return w < avail ? 1 + w : 0;
 }
 
+/* A str or bin: @return its bytes in all (0: not one, or not all
+ * there); *hdr, when given, the bytes of its head. */
 static size_t
-wire_fast_str(const unsigned char *p, size_t avail)
+wire_fast_str(const unsigned char *p, size_t avail, size_t *hdr)
 {
     size_t w, n;
 
@@ -264,6 +266,8 @@ wire_fast_str(const unsigned char *p, size_t avail)
             return 0;
         n = wire_be(p + 1, (int)w);
     }
+    if (hdr != NULL)
+        *hdr = 1 + w;
     return n < avail - w ? 1 + w + n : 0;
 }
 
@@ -311,7 +315,7 @@ wire_fast_diff(const unsigned char *p, size_t avail, uint64_t *elements)
             if (n == 0)
                 return 0;
             o += n;
-            n = wire_fast_str(p + o, avail - o);
+            n = wire_fast_str(p + o, avail - o, NULL);
             if (n == 0)
                 return 0;
             o += n;
@@ -744,29 +748,20 @@ static int
 cursor_uint(struct wire_cursor *c, uint64_t *v)
 {
     const unsigned char *p = c->p + c->off;
-    size_t avail = c->len - c->off, w, i;
+    size_t n = wire_fast_uint(p, c->len - c->off), i;
     uint64_t x = 0;
 
-    if (avail == 0)
+    if (n == 0)
         return -1;
-    if (p[0] <= 0x7f) {
+    if (n == 1) {
         *v = p[0];
-        c->off++;
-        return 0;
     }
-    switch (p[0]) {
-    case 0xcc: w = 1; break;
-    case 0xcd: w = 2; break;
-    case 0xce: w = 4; break;
-    case 0xcf: w = 8; break;
-    default: return -1;
+    else {
+        for (i = 1; i < n; i++)
+            x = (x << 8) | p[i];
+        *v = x;
     }
-    if (avail < 1 + w)
-        return -1;
-    for (i = 1; i <= w; i++)
-        x = (x << 8) | p[i];
-    *v = x;
-    c->off += 1 + w;
+    c->off += n;
     return 0;
 }
 
@@ -786,30 +781,13 @@ static int
 cursor_str(struct wire_cursor *c, struct st_str *s)
 {
     const unsigned char *p = c->p + c->off;
-    size_t avail = c->len - c->off, w, n;
+    size_t hdr, total = wire_fast_str(p, c->len - c->off, &hdr);
 
-    if (avail == 0)
+    if (total == 0)
         return -1;
-    if (p[0] >= 0xa0 && p[0] <= 0xbf) {
-        w = 0;
-        n = p[0] & 0x1f;
-    }
-    else {
-        switch (p[0]) {
-        case 0xc4: case 0xd9: w = 1; break;
-        case 0xc5: case 0xda: w = 2; break;
-        case 0xc6: case 0xdb: w = 4; break;
-        default: return -1;
-        }
-        if (avail < 1 + w)
-            return -1;
-        n = wire_be(p + 1, (int)w);
-    }
-    if (n > avail - 1 - w)
-        return -1;
-    s->p = (const char *)p + 1 + w;
-    s->n = n;
-    c->off += 1 + w + n;
+    s->p = (const char *)p + hdr;
+    s->n = total - hdr;
+    c->off += total;
     return 0;
 }
 
@@ -1129,25 +1107,39 @@ wire_put_uint(unsigned char *p, uint64_t v)
     return (size_t)n + 1;
 }
 
+/*
+ * The direct encoders' common part: a fixarray head of `count` elements,
+ * the message type (none when type < 0) and n unsigned integers, in the
+ * smallest forms, as the msgpack-c packer writes them, with one check for
+ * room.  The caller writes the rest of the array (if any) after them.
+ */
+static int
+wire_put_uints(struct st_buf *b, unsigned count, int type,
+               const uint64_t *v, size_t n)
+{
+    unsigned char *p;
+    size_t o = 0, i;
+
+    if (st_buf_reserve(b, 2 + 9 * n) != 0)
+        return ST_ENOMEM;
+    p = (unsigned char *)b->data + b->len;
+    p[o++] = (unsigned char)(0x90 | count);
+    if (type >= 0)
+        p[o++] = (unsigned char)type;
+    for (i = 0; i < n; i++)
+        o += wire_put_uint(p + o, v[i]);
+    b->len += o;
+    return 0;
+}
+
 int
 st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
                       uint32_t frame_id, uint32_t lineno, uint64_t runtime_ns)
 {
-    unsigned char *p;
-    size_t n = 0;
+    const uint64_t v[4] = {region_id, frame_id, lineno, runtime_ns};
 
-    /* fixarray, type, three u32 and a u64: at most 2 + 3 * 5 + 9. */
-    if (st_buf_reserve(b, 26) != 0)
-        return ST_ENOMEM;
-    p = (unsigned char *)b->data + b->len;
-    p[n++] = 0x90 | 7;
-    p[n++] = ST_MSG_STEP;
-    n += wire_put_uint(p + n, region_id);
-    n += wire_put_uint(p + n, frame_id);
-    n += wire_put_uint(p + n, lineno);
-    n += wire_put_uint(p + n, runtime_ns);
-    b->len += n;
-    return 0;
+    /* The diffs, the 6th and 7th elements, follow. */
+    return wire_put_uints(b, 7, ST_MSG_STEP, v, 4);
 }
 
 int
@@ -1155,21 +1147,10 @@ st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
                   uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
                   uint32_t scope_id, uint32_t flags, uint32_t region_id)
 {
-    const uint32_t f[8] = {frame_id, tid, parent_id, file_sid, func_sid,
+    const uint64_t v[8] = {frame_id, tid, parent_id, file_sid, func_sid,
                            scope_id, flags, region_id};
-    unsigned char *p;
-    size_t n = 0, i;
 
-    /* fixarray, type, eight u32: at most 2 + 8 * 5. */
-    if (st_buf_reserve(b, 42) != 0)
-        return ST_ENOMEM;
-    p = (unsigned char *)b->data + b->len;
-    p[n++] = 0x90 | 9;
-    p[n++] = ST_MSG_FRAME;
-    for (i = 0; i < 8; i++)
-        n += wire_put_uint(p + n, f[i]);
-    b->len += n;
-    return 0;
+    return wire_put_uints(b, 9, ST_MSG_FRAME, v, 8);
 }
 
 /* An array or str head of n as msgpack-c writes it (fix, 8-bit for str
@@ -1213,72 +1194,41 @@ int
 st_wire_put_var_set(struct st_buf *b, uint32_t name_sid, uint32_t type_sid,
                     const char *value, size_t n)
 {
-    unsigned char *p;
-    size_t o = 0;
+    const uint64_t v[2] = {name_sid, type_sid};
 
-    /* fixarray, two u32, a str head: at most 1 + 2 * 5 + 5. */
-    if (n > UINT32_MAX || st_buf_reserve(b, 16 + n) != 0)
+    if (n > UINT32_MAX || st_buf_reserve(b, 16 + n) != 0 ||
+        wire_put_uints(b, 3, -1, v, 2) != 0)
         return ST_ENOMEM;
-    p = (unsigned char *)b->data + b->len;
-    p[o++] = 0x90 | 3;
-    o += wire_put_uint(p + o, name_sid);
-    o += wire_put_uint(p + o, type_sid);
-    o += wire_put_head(p + o, n, 1);
+    b->len += wire_put_head((unsigned char *)b->data + b->len, n, 1);
     if (n > 0)
-        memcpy(p + o, value, n);
-    b->len += o + n;
+        memcpy(b->data + b->len, value, n);
+    b->len += n;
     return 0;
 }
 
 int
 st_wire_put_var_del(struct st_buf *b, uint32_t name_sid)
 {
-    unsigned char *p;
-    size_t o = 0;
+    const uint64_t v[1] = {name_sid};
 
-    if (st_buf_reserve(b, 6) != 0)
-        return ST_ENOMEM;
-    p = (unsigned char *)b->data + b->len;
-    p[o++] = 0x90 | 1;
-    o += wire_put_uint(p + o, name_sid);
-    b->len += o;
-    return 0;
+    return wire_put_uints(b, 1, -1, v, 1);
 }
 
 int
 st_wire_put_line(struct st_buf *b, uint32_t frame_id, uint32_t lineno,
                  uint64_t runtime_ns)
 {
-    unsigned char *p;
-    size_t n = 0;
+    const uint64_t v[3] = {frame_id, lineno, line_units(runtime_ns)};
 
-    /* fixarray, type, two u32 and a u64: at most 2 + 2 * 5 + 9. */
-    if (st_buf_reserve(b, 21) != 0)
-        return ST_ENOMEM;
-    p = (unsigned char *)b->data + b->len;
-    p[n++] = 0x90 | 4;
-    p[n++] = ST_MSG_LINE;
-    n += wire_put_uint(p + n, frame_id);
-    n += wire_put_uint(p + n, lineno);
-    n += wire_put_uint(p + n, line_units(runtime_ns));
-    b->len += n;
-    return 0;
+    return wire_put_uints(b, 4, ST_MSG_LINE, v, 3);
 }
 
 int
 st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id)
 {
-    unsigned char *p;
-    size_t n = 0;
+    const uint64_t v[1] = {frame_id};
 
-    if (st_buf_reserve(b, 7) != 0)
-        return ST_ENOMEM;
-    p = (unsigned char *)b->data + b->len;
-    p[n++] = 0x90 | 2;
-    p[n++] = ST_MSG_FRAME_END;
-    n += wire_put_uint(p + n, frame_id);
-    b->len += n;
-    return 0;
+    return wire_put_uints(b, 2, ST_MSG_FRAME_END, v, 1);
 }
 
 int

@@ -1188,6 +1188,16 @@ decode_raw(const unsigned char *bytes, size_t len)
     decode_raw((const unsigned char[]){__VA_ARGS__},                        \
                sizeof((const unsigned char[]){__VA_ARGS__}))
 
+/* Asserts that the direct encoder wrote what the packer did; frees both. */
+static void
+same_bytes_close(struct packed *p, struct st_buf *b)
+{
+    ck_assert_uint_eq(b->len, p->b.len);
+    ck_assert_int_eq(memcmp(b->data, p->b.data, b->len), 0);
+    st_buf_close(b);
+    packed_close(p);
+}
+
 /* The agent's direct STEP encoder writes what the msgpack-c packer does. */
 START_TEST(test_wire_put_step_head_matches_packer)
 {
@@ -1211,10 +1221,7 @@ START_TEST(test_wire_put_step_head_matches_packer)
             ck_assert_int_eq(st_wire_put_step_head(&b, small, 3, small,
                                                    vals[j]), 0);
             ck_assert_int_eq(st_wire_put_nil(&b), 0);
-            ck_assert_uint_eq(b.len, p.b.len);
-            ck_assert_int_eq(memcmp(b.data, p.b.data, b.len), 0);
-            st_buf_close(&b);
-            packed_close(&p);
+            same_bytes_close(&p, &b);
         }
     }
 }
@@ -1248,10 +1255,7 @@ START_TEST(test_wire_put_frame_matches_packer)
             ck_assert_int_eq(st_wire_put_line(&b, vals[i], vals[j],
                                               (uint64_t)vals[j] * 100 + 49),
                              0);
-            ck_assert_uint_eq(b.len, p.b.len);
-            ck_assert_int_eq(memcmp(b.data, p.b.data, b.len), 0);
-            st_buf_close(&b);
-            packed_close(&p);
+            same_bytes_close(&p, &b);
         }
     }
 }
@@ -1284,10 +1288,7 @@ START_TEST(test_wire_put_diff_matches_packer)
             ck_assert_int_eq(st_wire_put_var_set(&b, sids[j], 7, text,
                                                  lens[i]), 0);
             ck_assert_int_eq(st_wire_put_var_del(&b, sids[j]), 0);
-            ck_assert_uint_eq(b.len, p.b.len);
-            ck_assert_int_eq(memcmp(b.data, p.b.data, b.len), 0);
-            st_buf_close(&b);
-            packed_close(&p);
+            same_bytes_close(&p, &b);
         }
     }
     free(text);
