@@ -42,7 +42,7 @@ msg_nfields(int type)
     case ST_MSG_STR: return 3;
     case ST_MSG_REGION: return 8;
     case ST_MSG_THREAD: return 3;
-    case ST_MSG_FRAME: return 9;
+    case ST_MSG_FRAME: return 8;
     case ST_MSG_STEP: return 7;
     case ST_MSG_FRAME_END: return 2;
     case ST_MSG_REGION_END: return 2;
@@ -574,9 +574,17 @@ decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
     case ST_MSG_FRAME: {
         uint32_t *outs[] = {&m->u.frame.frame_id, &m->u.frame.tid,
                             &m->u.frame.parent_id, &m->u.frame.file_sid,
-                            &m->u.frame.func_sid, &m->u.frame.scope_id,
-                            &m->u.frame.flags, &m->u.frame.region_id};
-        return get_u32s(f + 1, outs, 8);
+                            &m->u.frame.func_sid};
+        uint64_t scope_flags;
+
+        if (get_u32s(f + 1, outs, 5) != 0 ||
+            get_u64(&f[6], &scope_flags) != 0 ||
+            get_u32(&f[7], &m->u.frame.region_id) != 0 ||
+            (scope_flags >> 1) > UINT32_MAX)
+            return ST_EBADTYPE;
+        m->u.frame.scope_id = (uint32_t)(scope_flags >> 1);
+        m->u.frame.flags = (uint32_t)(scope_flags & ST_FRAME_MODULE);
+        return 0;
     }
     case ST_MSG_LINE: {
         uint32_t *outs[] = {&m->u.step.frame_id, &m->u.step.lineno};
@@ -1033,6 +1041,13 @@ st_wire_pack_thread(msgpack_packer *pk, uint32_t tid, uint32_t name_sid)
     return msgpack_pack_uint32(pk, name_sid);
 }
 
+/* FRAME's scope and flags field: the scope id and the module bit. */
+static uint64_t
+frame_scope_flags(uint32_t scope_id, uint32_t flags)
+{
+    return (uint64_t)scope_id << 1 | (flags & ST_FRAME_MODULE);
+}
+
 int
 st_wire_pack_frame(msgpack_packer *pk, uint32_t frame_id, uint32_t tid,
                    uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
@@ -1041,7 +1056,7 @@ st_wire_pack_frame(msgpack_packer *pk, uint32_t frame_id, uint32_t tid,
     if (pack_head(pk, ST_MSG_FRAME) || msgpack_pack_uint32(pk, frame_id) ||
         msgpack_pack_uint32(pk, tid) || msgpack_pack_uint32(pk, parent_id) ||
         msgpack_pack_uint32(pk, file_sid) || msgpack_pack_uint32(pk, func_sid)
-        || msgpack_pack_uint32(pk, scope_id) || msgpack_pack_uint32(pk, flags))
+        || msgpack_pack_uint64(pk, frame_scope_flags(scope_id, flags)))
         return -1;
     return msgpack_pack_uint32(pk, region_id);
 }
@@ -1147,10 +1162,10 @@ st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
                   uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
                   uint32_t scope_id, uint32_t flags, uint32_t region_id)
 {
-    const uint64_t v[8] = {frame_id, tid, parent_id, file_sid, func_sid,
-                           scope_id, flags, region_id};
+    const uint64_t v[7] = {frame_id, tid, parent_id, file_sid, func_sid,
+                           frame_scope_flags(scope_id, flags), region_id};
 
-    return wire_put_uints(b, 9, ST_MSG_FRAME, v, 8);
+    return wire_put_uints(b, 8, ST_MSG_FRAME, v, 7);
 }
 
 /* An array or str head of n as msgpack-c writes it (fix, 8-bit for str

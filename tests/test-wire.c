@@ -1327,6 +1327,11 @@ START_TEST(test_wire_line_round_trip)
     }
     /* uint16 where a fixint would do: msgpack-c's path. */
     ck_assert_int_eq(DECODE(0x94, 21, 0xcd, 0x00, 0x03, 4, 7), 1);
+    /* A FRAME whose scope id (scope_flags >> 1) does not fit 32 bits. */
+    ck_assert_int_eq(DECODE(0x98, 5, 1, 1, 0, 1, 1, 0xcf, 0, 0, 0, 2, 0, 0,
+                            0, 0, 1), ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x98, 5, 1, 1, 0, 1, 1, 0xcf, 0, 0, 0, 1, 0xff,
+                            0xff, 0xff, 0xff, 1), 1);
     /* Wrong field count, wrong types, a runtime that overflows in ns. */
     ck_assert_int_eq(DECODE(0x93, 21, 3, 4), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x94, 21, 3, 0xa0, 7), ST_EBADTYPE);
