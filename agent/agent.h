@@ -202,8 +202,6 @@ struct st_region *st__region_of(PyObject *obj);
 /* Monotonic clock in ns (CLOCK_MONOTONIC). */
 uint64_t st__now_ns(void);
 
-/* The same, coarse (a few ms), and cheaper: for timeouts and ages. */
-uint64_t st__coarse_ns(void);
 
 /* clock.c: the clock runtimes are measured with, in ticks: TSC cycles
  * where the TSC is invariant (x86-64), else CLOCK_MONOTONIC ns.  Set up
@@ -211,6 +209,10 @@ uint64_t st__coarse_ns(void);
 extern int st__tsc;
 void st__clock_calibrate(void);
 uint64_t st__ticks_ns(uint64_t ticks);
+uint64_t st__ns_ticks(uint64_t ns);
+
+/* tracer.c: the clock when the running hook was entered (GIL held). */
+extern uint64_t st__hook_ticks;
 
 static inline uint64_t
 st__ticks(void)

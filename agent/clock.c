@@ -27,15 +27,6 @@ st__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t
-st__coarse_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 #if defined(__x86_64__)
 /* Does /proc/cpuinfo list both flags that make the TSC a clock? */
 static int
@@ -85,6 +76,14 @@ st__clock_calibrate(void)
 #else
     calibrated = 1;
 #endif
+}
+
+uint64_t
+st__ns_ticks(uint64_t ns)
+{
+    if (!st__tsc)
+        return ns;
+    return (uint64_t)(((unsigned __int128)ns << 32) / tick_mult);
 }
 
 uint64_t

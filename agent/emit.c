@@ -13,7 +13,9 @@ struct st_buf st__batch;
 msgpack_packer st__pk;
 
 static uint64_t batch_records;   /* Records in st__batch. */
-static uint64_t last_handoff_ns;
+/* Clock (ticks) of the last hand-off, and the batch age in ticks. */
+static uint64_t last_handoff;
+static uint64_t batch_age;
 
 /* Hand the batch over at this size, or when it is this old. */
 #define BATCH_BYTES (64 * 1024)
@@ -43,7 +45,9 @@ void
 st__emit_reset_clock(uint64_t now)
 {
     (void)now;
-    last_handoff_ns = st__coarse_ns();
+    /* The clock is calibrated by now (a region is starting). */
+    batch_age = st__ns_ticks(BATCH_AGE_NS);
+    last_handoff = st__ticks();
 }
 
 uint64_t
@@ -53,7 +57,7 @@ st__batch_handoff(struct st_region *r, int closing)
     static uint64_t tokens;
     uint64_t token = 0;
 
-    last_handoff_ns = st__coarse_ns();
+    last_handoff = st__ticks();
     if (st__batch.len <= ST_WIRE_HEADER_SIZE)
         return 0;
     /* Every frame ends with a FLUSH: the collector's ACK says its records
@@ -209,6 +213,7 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
           const struct st_record *rec)
 {
     struct st_fentry *e = &ts->stack[idx];
+    uint32_t gen;
 
     /* A reconnection (which resets the variable states) is tried before
      * the record's diffs are computed, in the hook's entry. */
@@ -216,9 +221,10 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
         r->lost++;
         return;
     }
-    if (!r->file_announced || r->announced_gen != st__sender_gen())
+    gen = st__sender_gen();
+    if (!r->file_announced || r->announced_gen != gen)
         announce_region(r);
-    if (e->announced_gen != st__sender_gen())
+    if (e->announced_gen != gen)
         announce_frame(r, ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
         st_wire_pack_event(&st__pk, r->id, e->id, rec->line, rec->runtime,
@@ -244,7 +250,9 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
     }
     batch_records++;
     if (st__batch.len >= BATCH_BYTES ||
-        st__coarse_ns() - last_handoff_ns >= BATCH_AGE_NS)
+        /* Signed: a hand-off made within this hook is later than its
+         * entry. */
+        (int64_t)(st__hook_ticks - last_handoff) >= (int64_t)batch_age)
         st__batch_handoff(r, 0);
 }
 

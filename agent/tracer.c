@@ -13,6 +13,8 @@
 #include <time.h>
 
 static uint32_t next_frame_id = 1;
+
+uint64_t st__hook_ticks;
 static uint32_t next_scope_id = 1;
 static uint32_t next_tid = 1;
 
@@ -323,7 +325,8 @@ resume_take(const struct st_region *r, PyFrameObject *f)
     if (ts == NULL || ts->busy)                                              \
         return 0;                                                            \
     ts->busy = 1;                                                            \
-    ts->prog += st__ticks() - ts->last_exit;                                 \
+    st__hook_ticks = st__ticks();                                            \
+    ts->prog += st__hook_ticks - ts->last_exit;                              \
     if ((r->outputs & ST_OUT_FILE) && !st__sender_ok())                      \
         st__reconnect(r)
 

@@ -14,7 +14,7 @@ import helpers
 from helpers import TempDirTest
 
 PROGRAM = """\
-    import asyncio, json, sys
+    import asyncio, json, os, sys; exec(os.environ.get("PRELUDE", ""))
     from steptrace import Tracer, LogOutput, LogLevel, VariableMode, _agent
 
     def gen(n):
@@ -77,7 +77,7 @@ def normalised(text):
 class BackendsTest(TempDirTest):
 
     def run_with(self, backend):
-        env = helpers.environ(STEPTRACE_BACKEND=backend)
+        env = helpers.environ(STEPTRACE_BACKEND=backend, PRELUDE=None)
         r = helpers.python(self.tmp, "prog.py", env=env)
         self.assertEqual(r.returncode, 0, r)
         return r
@@ -106,6 +106,22 @@ class BackendsTest(TempDirTest):
         self.assertIn("::only_a -- line", text)
         self.assertIn("result (6, '1', '{\"t\": 6}', 4, [0, 0.001])", text)
 
+    @unittest.skipUnless(sys.version_info >= (3, 12),
+                         "sys.monitoring is CPython 3.12+")
+    def test_no_free_tool_id_falls_back_to_settrace(self):
+        # Other tools hold every id steptrace would take: it traces with
+        # settrace instead, and the records are the same.
+        self.script("prog.py", textwrap.dedent(PROGRAM))
+        busy = "[sys.monitoring.use_tool_id(i, 'x') for i in (2, 3, 4, 5)]"
+        r = helpers.python(self.tmp, "prog.py",
+                           env=helpers.environ(PRELUDE=busy))
+        self.assertEqual(r.returncode, 0, r)
+        self.assertTrue(r.stdout.endswith("backend settrace\n"),
+                        r.stdout[-200:])
+        self.assertEqual(r.stderr, "")
+        plain = self.run_with(None)
+        self.assertEqual(normalised(r.stdout).splitlines()[:-1],
+                         normalised(plain.stdout).splitlines()[:-1])
 
 if __name__ == "__main__":
     unittest.main()
