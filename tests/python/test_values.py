@@ -53,6 +53,29 @@ CALLEE_REPLACES = """\
         main()
     """
 
+GLOBALS_IN_PLACE = """\
+    import sys
+    from steptrace import Tracer, LogOutput, VariableMode
+
+    TOTALS = {"a": [0, 0.0], "b": [0, 0.0]}
+    SEEN = []
+
+    def bump(key, x):
+        TOTALS[key][0] += 1
+        TOTALS[key][1] += x
+
+    def main():
+        for k, x in (("a", 0.5), ("b", 1.25), ("a", 2.0)):
+            bump(k, x)
+            SEEN.append(str(TOTALS))
+            print(SEEN[-1], file=sys.stderr)
+
+    with Tracer(log_output=LogOutput.STDOUT,
+                variable_mode=VariableMode.CHANGED,
+                tracable_functions=["main"]):
+        main()
+    """
+
 
 def log_text(s, limit):
     """The log's form of str() text s: control characters escaped, cut at
@@ -103,6 +126,22 @@ class ValuesTest(TempDirTest):
                 if line.startswith("[CHANGED] data: list :: "):
                     shown.append(line.split(" -> ", 1)[1])
         self.assertEqual(shown, [str([float(k)]) for k in range(8)], shown)
+
+    def test_globals_changed_in_place_are_seen(self):
+        # TOTALS is changed in place by an untraced callee: the module's
+        # dict is the same (its version tag does not move), its text is
+        # not; every state main() saw must show, in order.
+        self.script("glob.py", textwrap.dedent(GLOBALS_IN_PLACE))
+        r = helpers.python(self.tmp, "glob.py")
+        self.assertEqual(r.returncode, 0, r)
+        want = r.stderr.splitlines()
+        recs = parse_log(r.stdout)
+        shown = []
+        for rec in recs:
+            for line in rec.lines:
+                if line.startswith("[CHANGED] TOTALS: dict :: "):
+                    shown.append(line.split(" -> ", 1)[1])
+        self.assertEqual(shown, want)
 
 
 if __name__ == "__main__":
