@@ -19,8 +19,9 @@ void st__backend_start(PyObject *handle);
 /* The calling thread stops recording. */
 void st__backend_stop(void);
 
-/* A region ended: hooks that no live region needs are removed. */
-void st__backend_idle(void);
+/* A region ended (release) or paused: hooks that no live region needs
+ * are switched off, and with `release` given back. */
+void st__backend_idle(int release);
 
 /* Code locations whose events were switched off get them back (the
  * filter deciding what is traced changed). */

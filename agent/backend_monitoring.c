@@ -35,8 +35,9 @@ st__backend_stop(void)
 }
 
 void
-st__backend_idle(void)
+st__backend_idle(int release)
 {
+    (void)release;
 }
 
 void
@@ -55,7 +56,9 @@ st__backend_name(void)
 enum { MODE_UNSET, MODE_MONITORING, MODE_SETTRACE };
 
 static int mode = MODE_UNSET;
-static int tool = -1;         /* Tool id while events are on, else -1. */
+static int tool = -1;         /* Tool id while we hold one, else -1. */
+static long events_mask;      /* Our events, when they are on. */
+static int events_on;
 static PyObject *disable_obj; /* Owned: sys.monitoring.DISABLE. */
 
 #define RETURN_DISABLE return Py_NewRef(disable_obj)
@@ -294,6 +297,8 @@ mon_enable(void)
     if (res == NULL)
         goto fail_tool;
     Py_DECREF(res);
+    events_mask = mask;
+    events_on = 1;
     return 0;
 
 fail_tool:
@@ -326,6 +331,26 @@ mon_disable(void)
     PyErr_Clear();
     ST_EXC_RESTORE(es);
     tool = -1;
+    events_on = 0;
+}
+
+/* Turns our events on or off, keeping the tool id and callbacks. */
+static void
+mon_switch(int on)
+{
+    PyObject *mon = PySys_GetObject("monitoring"), *res;
+    st_exc_state es;
+
+    if (tool < 0 || mon == NULL || events_on == on)
+        return;
+    ST_EXC_SAVE(es);
+    res = PyObject_CallMethod(mon, "set_events", "il", tool,
+                              on ? events_mask : 0L);
+    if (res != NULL)
+        events_on = on;
+    Py_XDECREF(res);
+    PyErr_Clear();
+    ST_EXC_RESTORE(es);
 }
 
 void
@@ -338,7 +363,9 @@ st__backend_start(PyObject *handle)
                    ? MODE_SETTRACE
                    : MODE_MONITORING;
     }
-    if (mode == MODE_MONITORING && tool < 0 && mon_enable() != 0)
+    if (mode == MODE_MONITORING && tool >= 0)
+        mon_switch(1);
+    else if (mode == MODE_MONITORING && mon_enable() != 0)
         /* No tool id free (other tools hold all of them): settrace. */
         mode = MODE_SETTRACE;
     if (mode == MODE_SETTRACE)
@@ -353,10 +380,16 @@ st__backend_stop(void)
 }
 
 void
-st__backend_idle(void)
+st__backend_idle(int release)
 {
-    if (mode == MODE_MONITORING && tool >= 0 && !st__any_region_live())
+    if (mode != MODE_MONITORING || tool < 0 || st__any_region_live())
+        return;
+    /* Between two resumptions of a traced generator the events are only
+     * switched off (one call); the tool id goes back when regions end. */
+    if (release)
         mon_disable();
+    else
+        mon_switch(0);
 }
 
 void

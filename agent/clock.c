@@ -3,8 +3,9 @@
  * time in, tracer time out), so the clock is read twice per traced line:
  * clock_gettime costs 20-40 ns here even through the vDSO, the TSC a few.
  * Where the CPU says its TSC is invariant (constant_tsc and nonstop_tsc on
- * x86-64), ticks are TSC cycles, converted to ns with a factor measured
- * against CLOCK_MONOTONIC; elsewhere ticks are CLOCK_MONOTONIC ns.
+ * x86-64) and the kernel keeps it as its clocksource, ticks are TSC
+ * cycles, converted to ns with a factor measured against CLOCK_MONOTONIC;
+ * elsewhere ticks are CLOCK_MONOTONIC ns.
  */
 #include "agent.h"
 
@@ -46,7 +47,19 @@ tsc_invariant(void)
         break;
     }
     fclose(f);
-    return constant && nonstop;
+    if (!constant || !nonstop)
+        return 0;
+    /* The kernel's own verdict: it stops using the TSC when it finds it
+     * unreliable (unsynchronised between CPUs, say), whatever the flags. */
+    f = fopen("/sys/devices/system/clocksource/clocksource0/"
+              "current_clocksource", "r");
+    if (f == NULL)
+        return 0;
+    constant = fgets(line, sizeof(line), f) != NULL &&
+               strncmp(line, "tsc", 3) == 0 &&
+               (line[3] == '\n' || line[3] == '\0');
+    fclose(f);
+    return constant;
 }
 #endif
 

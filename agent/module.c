@@ -300,7 +300,7 @@ agent_pause(PyObject *mod, PyObject *prev)
     if (prev == Py_None) {
         st__backend_stop();
         st__region_leave(NULL);
-        st__backend_idle();
+        st__backend_idle(0);
     }
     else {
         st__region_leave(prev);
@@ -363,7 +363,7 @@ agent_stop(PyObject *mod, PyObject *region)
         st__region_leave(NULL);
     }
     token = st__region_finish(r);
-    st__backend_idle();
+    st__backend_idle(1);
     if (token != 0 &&
         st__sender_wait_ack(token, 10000, &errors, msg, sizeof(msg)) != 0)
         errors++;
@@ -459,7 +459,7 @@ agent_exit_flush(PyObject *mod, PyObject *unused)
     st__backend_stop();
     token = st__region_finish(r);
     st__region_leave(NULL);
-    st__backend_idle();
+    st__backend_idle(1);
     if (token != 0)
         (void)st__sender_wait_ack(token, 5000, &errors, msg, sizeof(msg));
     Py_RETURN_NONE;

@@ -326,7 +326,9 @@ resume_take(const struct st_region *r, PyFrameObject *f)
         return 0;                                                            \
     ts->busy = 1;                                                            \
     st__hook_ticks = st__ticks();                                            \
-    ts->prog += st__hook_ticks - ts->last_exit;                              \
+    /* A thread moved to a CPU whose clock is a little behind: no time. */  \
+    if ((int64_t)(st__hook_ticks - ts->last_exit) > 0)                       \
+        ts->prog += st__hook_ticks - ts->last_exit;                          \
     if ((r->outputs & ST_OUT_FILE) && !st__sender_ok())                      \
         st__reconnect(r)
 
@@ -890,6 +892,10 @@ st__region_leave(PyObject *prev)
     if (prev != NULL) {
         ts->region_obj = Py_NewRef(prev);
         ts->region = st__region_of(prev);
+        /* An outer region comes back (a nested one ended): what the inner
+         * one switched off may be traced by the outer one. */
+        if (ts->region != NULL && !ts->region->finished)
+            events_off_policy(ts->region);
     }
 }
 

@@ -112,6 +112,9 @@ fp_walk(struct fp_scratch *f, PyObject *v, int depth)
 static PyObject *fp_for;
 static int fp_for_ok;
 
+/* Did the last st__render_value() compose its text (no code run)? */
+static int render_composed;
+
 /* Builds v's fingerprint into fp_cur.  @return 1, or 0 when v has none
  * (not a container, a mutable leaf, too large or deep). */
 static int
@@ -171,11 +174,14 @@ fp_keep(struct st_snapent *e)
     e->fp_nleaves = fp_cur.nleaf;
 }
 
-/* Remembers what makes v's rendering cheap to recheck. */
+/* Remembers what makes v's rendering cheap to recheck.  A fingerprint is
+ * kept only for a text that was composed (no code of the program ran
+ * between the text and the fingerprint: str() could have changed the
+ * container meanwhile, and the text would then not be the fingerprint's). */
 static void
 snapent_keep(struct st_snapent *e, PyObject *v)
 {
-    if (vars_fingerprint(v))
+    if (render_composed && vars_fingerprint(v))
         fp_keep(e);
     else
         fp_clear(e);
@@ -506,11 +512,16 @@ st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
     Py_ssize_t n, nchars;
     char *quick = vars_render_number(v, r, len_out);
 
+    render_composed = 0;
     if (quick != NULL)
         return quick;
     quick = vars_render_composed(v, r, len_out);
-    if (quick != NULL)
+    if (quick != NULL) {
+        render_composed = 1;
         return quick;
+    }
+    /* str() runs the program's code (and lets other threads in): no
+     * fingerprint made before it is good after it. */
     fp_for = NULL;
     s = PyObject_Str(v);
     st_buf_init(&b);
@@ -561,6 +572,7 @@ st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
         st_buf_puts(&b, ": not encodable as UTF-8>");
     }
     Py_DECREF(s);
+    fp_for = NULL;
 done:
     if (b.oom) {
         st_buf_close(&b);

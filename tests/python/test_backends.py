@@ -122,6 +122,44 @@ class BackendsTest(TempDirTest):
         plain = self.run_with(None)
         self.assertEqual(normalised(r.stdout).splitlines()[:-1],
                          normalised(plain.stdout).splitlines()[:-1])
+    def test_outer_region_traces_what_an_inner_one_switched_off(self):
+        # The inner tracer does not trace foo, so its locations are
+        # switched off meanwhile; back in the outer region foo is traced
+        # again, as with settrace.
+        self.script("nested.py", textwrap.dedent("""\
+            from steptrace import Tracer, LogOutput, VariableMode
+            def foo():
+                a = 1
+                return a
+            def bar():
+                b = 2
+                return b
+            outer = Tracer(log_output=LogOutput.STDOUT,
+                           traceable_functions=["foo"],
+                           variable_mode=VariableMode.NONE)
+            inner = Tracer(log_output=LogOutput.STDOUT,
+                           traceable_functions=["bar"],
+                           variable_mode=VariableMode.NONE)
+            with outer:
+                foo()
+                with inner:
+                    foo()
+                    bar()
+                foo()
+            """))
+        runs = []
+        for backend in (None, "settrace"):
+            r = helpers.python(self.tmp, "nested.py",
+                               env=helpers.environ(STEPTRACE_BACKEND=backend))
+            self.assertEqual(r.returncode, 0, r)
+            runs.append(normalised(r.stdout))
+        self.assertEqual(runs[0], runs[1])
+        lines = [l for l in runs[0].splitlines() if " -- line " in l]
+        # foo twice in the outer region (before and after), bar once in
+        # the inner one: 2 + 2 + 2 step records.
+        self.assertEqual(sum("::foo -- line" in l for l in lines), 4, runs[0])
+        self.assertEqual(sum("::bar -- line" in l for l in lines), 2, runs[0])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -76,6 +76,28 @@ GLOBALS_IN_PLACE = """\
         main()
     """
 
+STR_CHANGES_CONTAINER = """\
+    from steptrace import Tracer, LogOutput, VariableMode
+
+    class Leaves:
+        def __init__(self, box):
+            self.box = box
+        def __repr__(self):
+            self.box.remove(self)   # the list changes while str() runs
+            return "Leaves"
+
+    def f():
+        box = [1, 2]
+        box.append(Leaves(box))
+        a = 1
+        b = 2
+        print("FINAL", box)
+        return box
+
+    with Tracer(log_output=LogOutput.STDOUT, variable_mode=VariableMode.ALL):
+        f()
+    """
+
 
 def log_text(s, limit):
     """The log's form of str() text s: control characters escaped, cut at
@@ -142,6 +164,18 @@ class ValuesTest(TempDirTest):
                 if line.startswith("[CHANGED] TOTALS: dict :: "):
                     shown.append(line.split(" -> ", 1)[1])
         self.assertEqual(shown, want)
+
+    def test_a_container_changed_by_its_own_str_is_shown_as_it_is(self):
+        # str(box) runs code that removes an item: what the log shows later
+        # must be the list as it is, not the text of the moment before.
+        self.script("race.py", textwrap.dedent(STR_CHANGES_CONTAINER))
+        r = helpers.python(self.tmp, "race.py")
+        self.assertEqual(r.returncode, 0, r)
+        recs = parse_log("\n".join(l for l in r.stdout.split("\n")
+                                    if not l.startswith("FINAL")))
+        last = [rec for rec in recs if rec.func == "f"][-1]
+        self.assertIn("FINAL [1, 2]", r.stdout)
+        self.assertEqual(last.vars("Local")["box"], ("list", "[1, 2]"))
 
 
 if __name__ == "__main__":
