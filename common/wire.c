@@ -76,28 +76,22 @@ wire_be(const unsigned char *p, int n)
  * The message type at p[0..avail) if it is a positive integer (any
  * width), else 0.  A value that does not fit in 8 bits is no type.
  */
+static size_t wire_fast_uint(const unsigned char *p, size_t avail);
+
 static int
 wire_peek_type(const unsigned char *p, size_t avail)
 {
-    size_t w, i;
+    size_t n = wire_fast_uint(p, avail), i;
 
-    if (avail == 0)
+    if (n == 0)
         return 0;
-    if (p[0] <= 0x7f)
+    if (n == 1)
         return p[0];
-    switch (p[0]) {
-    case 0xcc: w = 1; break;
-    case 0xcd: w = 2; break;
-    case 0xce: w = 4; break;
-    case 0xcf: w = 8; break;
-    default: return 0;
-    }
-    if (avail < 1 + w)
-        return 0;
-    for (i = 1; i < w; i++)
+    /* A wider form: every byte but the last must be 0. */
+    for (i = 1; i + 1 < n; i++)
         if (p[i] != 0)
             return 0;
-    return p[w];
+    return p[n - 1];
 }
 
 /*

@@ -99,6 +99,14 @@ STR_CHANGES_CONTAINER = """\
     """
 
 
+def changed_values(log, name, type_name):
+    """The new values of every [CHANGED] line of `name` in a CHANGED-mode
+    log, in order."""
+    head = "[CHANGED] %s: %s :: " % (name, type_name)
+    return [line.split(" -> ", 1)[1] for rec in parse_log(log)
+            for line in rec.lines if line.startswith(head)]
+
+
 def log_text(s, limit):
     """The log's form of str() text s: control characters escaped, cut at
     `limit` characters (SPEC section 3)."""
@@ -141,12 +149,7 @@ class ValuesTest(TempDirTest):
         self.script("callee.py", textwrap.dedent(CALLEE_REPLACES))
         r = helpers.python(self.tmp, "callee.py")
         self.assertEqual(r.returncode, 0, r)
-        recs = parse_log(r.stdout)
-        shown = []
-        for rec in recs:
-            for line in rec.lines:
-                if line.startswith("[CHANGED] data: list :: "):
-                    shown.append(line.split(" -> ", 1)[1])
+        shown = changed_values(r.stdout, "data", "list")
         self.assertEqual(shown, [str([float(k)]) for k in range(8)], shown)
 
     def test_globals_changed_in_place_are_seen(self):
@@ -156,14 +159,8 @@ class ValuesTest(TempDirTest):
         self.script("glob.py", textwrap.dedent(GLOBALS_IN_PLACE))
         r = helpers.python(self.tmp, "glob.py")
         self.assertEqual(r.returncode, 0, r)
-        want = r.stderr.splitlines()
-        recs = parse_log(r.stdout)
-        shown = []
-        for rec in recs:
-            for line in rec.lines:
-                if line.startswith("[CHANGED] TOTALS: dict :: "):
-                    shown.append(line.split(" -> ", 1)[1])
-        self.assertEqual(shown, want)
+        self.assertEqual(changed_values(r.stdout, "TOTALS", "dict"),
+                         r.stderr.splitlines())
 
     def test_a_container_changed_by_its_own_str_is_shown_as_it_is(self):
         # str(box) runs code that removes an item: what the log shows later
