@@ -465,6 +465,26 @@ get_u32s(const msgpack_object *f, uint32_t **outs, size_t n)
     return 0;
 }
 
+/* Room for `need` diff entries in the decoder's scratch.  @return 0 or
+ * ST_ENOMEM. */
+static int
+decoder_vars_reserve(struct st_wire_decoder *d, size_t need)
+{
+    size_t cap = d->vars_cap ? d->vars_cap : 16;
+    struct st_wire_var *v;
+
+    if (need <= d->vars_cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    v = realloc(d->vars, cap * sizeof(*v));
+    if (v == NULL)
+        return ST_ENOMEM;
+    d->vars = v;
+    d->vars_cap = cap;
+    return 0;
+}
+
 /* Decodes a diff (nil or array of [name, type, value] / [name]) into the
  * decoder's scratch array starting at index *used. */
 static int
@@ -483,18 +503,8 @@ decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
         return ST_EBADTYPE;
     *has = 1;
     a = &o->via.array;
-    if (*used + a->size > d->vars_cap) {
-        size_t cap = d->vars_cap ? d->vars_cap : 16;
-        struct st_wire_var *v;
-
-        while (cap < *used + a->size)
-            cap *= 2;
-        v = realloc(d->vars, cap * sizeof(*v));
-        if (v == NULL)
-            return ST_ENOMEM;
-        d->vars = v;
-        d->vars_cap = cap;
-    }
+    if (decoder_vars_reserve(d, *used + a->size) != 0)
+        return ST_ENOMEM;
     for (i = 0; i < a->size; i++) {
         const msgpack_object *e = &a->ptr[i];
         struct st_wire_var *v = &d->vars[*used + i];
@@ -837,18 +847,8 @@ cursor_diff(struct wire_decoder_diff_out *out, struct st_wire_decoder *d,
     if (cursor_array(c, &n) != 0)
         return -1;
     out->has = 1;
-    if (*used + n > d->vars_cap) {
-        size_t cap = d->vars_cap ? d->vars_cap : 16;
-        struct st_wire_var *v;
-
-        while (cap < *used + n)
-            cap *= 2;
-        v = realloc(d->vars, cap * sizeof(*v));
-        if (v == NULL)
-            return ST_ENOMEM;
-        d->vars = v;
-        d->vars_cap = cap;
-    }
+    if (decoder_vars_reserve(d, *used + n) != 0)
+        return ST_ENOMEM;
     for (i = 0; i < n; i++) {
         struct st_wire_var *v = &d->vars[*used + i];
         size_t k;
