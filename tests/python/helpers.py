@@ -233,6 +233,52 @@ class Record:
             self.step, self.file, self.func, self.line, self.sections)
 
 
+def _fail_at(lines, i, msg):
+    """Raises AssertionError for lines[i], with the lines around it."""
+    lo = max(0, i - 3)
+    ctx = "\n".join("%5d| %s" % (k + 1, lines[k])
+                    for k in range(lo, min(len(lines), i + 3)))
+    raise AssertionError("log line %d: %s\n%s" % (i + 1, msg, ctx))
+
+
+def _parse_sections(lines, i, rec):
+    """Reads the variable sections of a record from lines[i] up to the
+    next step header into rec.sections; returns the index after them."""
+    n = len(lines)
+    while i < n and not HEADER_RE.match(lines[i]):
+        m = SECTION_RE.match(lines[i])
+        if m is None:
+            _fail_at(lines, i,
+                     "expected a section title or the next step header")
+        kind = m.group(1)
+        if kind in rec.sections:
+            _fail_at(lines, i, "section %s twice in one record" % kind)
+        if kind == "Global" and "Local" in rec.sections:
+            _fail_at(lines, i, "Global section after the Local section")
+        rec.section_titles.append(lines[i])
+        i += 1
+        body = []
+        while i < n and lines[i] != "":
+            line = lines[i]
+            kinds = [r for r in (VAR_RE, NEW_RE, CHANGED_RE, DELETED_RE)
+                     if r.match(line)]
+            if m.group(2) == "variables":
+                if not VAR_RE.match(line):
+                    _fail_at(lines, i, "expected 'name: type :: value'")
+            elif not kinds or kinds[0] is VAR_RE:
+                _fail_at(lines, i,
+                         "expected [NEW], [CHANGED] or [DELETED] line")
+            body.append(line)
+            i += 1
+        if not body:
+            _fail_at(lines, i, "empty section (empty sections are omitted)")
+        if i >= n:
+            _fail_at(lines, i, "section not ended by a blank line")
+        i += 1  # blank line after the section
+        rec.sections[kind] = body
+    return i
+
+
 def parse_log(text):
     """Parses a whole log of step records strictly.
 
@@ -252,10 +298,7 @@ def parse_log(text):
     n = len(lines)
 
     def fail(msg):
-        lo = max(0, i - 3)
-        ctx = "\n".join("%5d| %s" % (k + 1, lines[k])
-                        for k in range(lo, min(n, i + 3)))
-        raise AssertionError("log line %d: %s\n%s" % (i + 1, msg, ctx))
+        _fail_at(lines, i, msg)
 
     while i < n:
         start = i
@@ -284,35 +327,7 @@ def parse_log(text):
             fail("location lines not followed by a blank line")
         i += 1  # the blank line after the locations
         rec = Record(step, runtime, locs)
-        while i < n and not HEADER_RE.match(lines[i]):
-            m = SECTION_RE.match(lines[i])
-            if m is None:
-                fail("expected a section title or the next step header")
-            kind = m.group(1)
-            if kind in rec.sections:
-                fail("section %s twice in one record" % kind)
-            if kind == "Global" and "Local" in rec.sections:
-                fail("Global section after the Local section")
-            rec.section_titles.append(lines[i])
-            i += 1
-            body = []
-            while i < n and lines[i] != "":
-                line = lines[i]
-                kinds = [r for r in (VAR_RE, NEW_RE, CHANGED_RE, DELETED_RE)
-                         if r.match(line)]
-                if m.group(2) == "variables":
-                    if not VAR_RE.match(line):
-                        fail("expected 'name: type :: value'")
-                elif not kinds or kinds[0] is VAR_RE:
-                    fail("expected [NEW], [CHANGED] or [DELETED] line")
-                body.append(line)
-                i += 1
-            if not body:
-                fail("empty section (empty sections are omitted)")
-            if i >= n:
-                fail("section not ended by a blank line")
-            i += 1  # blank line after the section
-            rec.sections[kind] = body
+        i = _parse_sections(lines, i, rec)
         rec.lines = lines[start:i]
         records.append(rec)
     return records
@@ -486,10 +501,7 @@ def parse_trace(text):
     n = len(lines)
 
     def fail(msg):
-        lo = max(0, i - 3)
-        ctx = "\n".join("%5d| %s" % (k + 1, lines[k])
-                        for k in range(lo, min(n, i + 3)))
-        raise AssertionError("log line %d: %s\n%s" % (i + 1, msg, ctx))
+        _fail_at(lines, i, msg)
 
     while i < n:
         start = i
@@ -551,35 +563,7 @@ def parse_trace(text):
             rec.lines = lines[start:i]
             records.append(rec)
             continue
-        while i < n and not HEADER_RE.match(lines[i]):
-            m = SECTION_RE.match(lines[i])
-            if m is None:
-                fail("expected a section title or the next step header")
-            kind = m.group(1)
-            if kind in rec.sections:
-                fail("section %s twice in one record" % kind)
-            if kind == "Global" and "Local" in rec.sections:
-                fail("Global section after the Local section")
-            rec.section_titles.append(lines[i])
-            i += 1
-            body = []
-            while i < n and lines[i] != "":
-                line = lines[i]
-                kinds = [r for r in (VAR_RE, NEW_RE, CHANGED_RE, DELETED_RE)
-                         if r.match(line)]
-                if m.group(2) == "variables":
-                    if not VAR_RE.match(line):
-                        fail("expected 'name: type :: value'")
-                elif not kinds or kinds[0] is VAR_RE:
-                    fail("expected [NEW], [CHANGED] or [DELETED] line")
-                body.append(line)
-                i += 1
-            if not body:
-                fail("empty section (empty sections are omitted)")
-            if i >= n:
-                fail("section not ended by a blank line")
-            i += 1  # blank line after the section
-            rec.sections[kind] = body
+        i = _parse_sections(lines, i, rec)
         rec.lines = lines[start:i]
         records.append(rec)
     return records
