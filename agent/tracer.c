@@ -40,17 +40,14 @@ frame_id_new(void)
 static int
 frame_id_release(const struct st_fentry *e)
 {
+    uint32_t *p;
+
     if (e->gen_parent)
         return 0;
-    if (nfree_ids == capfree_ids) {
-        size_t cap = capfree_ids ? capfree_ids * 2 : 64;
-        uint32_t *p = realloc(free_ids, cap * sizeof(*p));
-
-        if (p == NULL)
-            return 0;
-        free_ids = p;
-        capfree_ids = cap;
-    }
+    p = st_grow(free_ids, &capfree_ids, nfree_ids + 1, sizeof(*p), 64);
+    if (p == NULL)
+        return 0;
+    free_ids = p;
     free_ids[nfree_ids++] = e->id;
     return 1;
 }
@@ -146,17 +143,12 @@ tstate_get(const struct st_region *r)
 static struct st_fentry *
 tstate_push(struct st_tstate *ts)
 {
-    struct st_fentry *e;
+    struct st_fentry *e, *stack;
 
-    if (ts->depth == ts->cap) {
-        size_t cap = ts->cap ? ts->cap * 2 : 32;
-        struct st_fentry *p = realloc(ts->stack, cap * sizeof(*p));
-
-        if (p == NULL)
-            return NULL;
-        ts->stack = p;
-        ts->cap = cap;
-    }
+    stack = st_grow(ts->stack, &ts->cap, ts->depth + 1, sizeof(*stack), 32);
+    if (stack == NULL)
+        return NULL;
+    ts->stack = stack;
     e = &ts->stack[ts->depth++];
     memset(e, 0, sizeof(*e));
     return e;

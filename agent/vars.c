@@ -621,15 +621,11 @@ st__changes_reset(struct st_changes *c)
 static struct st_change *
 changes_add(struct st_changes *c)
 {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 16;
-        struct st_change *p = realloc(c->c, cap * sizeof(*p));
+    struct st_change *p = st_grow(c->c, &c->cap, c->n + 1, sizeof(*p), 16);
 
-        if (p == NULL)
-            return NULL;
-        c->c = p;
-        c->cap = cap;
-    }
+    if (p == NULL)
+        return NULL;
+    c->c = p;
     memset(&c->c[c->n], 0, sizeof(c->c[0]));
     return &c->c[c->n++];
 }
@@ -760,17 +756,14 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         c->old_len = e->value_len;
     }
     else {
-        if (s->n == s->cap) {
-            size_t cap = s->cap ? s->cap * 2 : 8;
-            struct st_snapent *p = realloc(s->ents, cap * sizeof(*p));
+        struct st_snapent *p = st_grow(s->ents, &s->cap, s->n + 1,
+                                       sizeof(*p), 8);
 
-            if (p == NULL) {
-                free(value);
-                return -1;
-            }
-            s->ents = p;
-            s->cap = cap;
+        if (p == NULL) {
+            free(value);
+            return -1;
         }
+        s->ents = p;
         c = changes_add(out);
         if (c == NULL) {
             free(value);

@@ -136,6 +136,24 @@ st_buf_consume(struct st_buf *b, size_t n)
     b->len -= n;
 }
 
+void *
+st_grow(void *p, size_t *cap, size_t want, size_t size, size_t first)
+{
+    size_t n = *cap ? *cap : first;
+    void *np;
+
+    if (p != NULL && want <= *cap)
+        return p;
+    while (n < want)
+        n *= 2;
+    if (n > SIZE_MAX / size)
+        return NULL;
+    np = realloc(p, n * size);
+    if (np != NULL)
+        *cap = n;
+    return np;
+}
+
 int
 st_buf_msgpack_write(void *data, const char *buf, size_t len)
 {

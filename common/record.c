@@ -386,7 +386,7 @@ st_varstate_set(struct st_varstate *s, uint32_t name_sid, uint32_t type_sid,
 {
     long i = st_varstate_find(s, name_sid);
     char *copy = dup_bytes(value, n);
-    struct st_varent *e;
+    struct st_varent *e, *ents;
 
     if (copy == NULL)
         return ST_ENOMEM;
@@ -404,17 +404,12 @@ st_varstate_set(struct st_varstate *s, uint32_t name_sid, uint32_t type_sid,
         e->value_len = n;
         return 1;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        struct st_varent *ents = realloc(s->ents, cap * sizeof(*ents));
-
-        if (ents == NULL) {
-            free(copy);
-            return ST_ENOMEM;
-        }
-        s->ents = ents;
-        s->cap = cap;
+    ents = st_grow(s->ents, &s->cap, s->n + 1, sizeof(*ents), 8);
+    if (ents == NULL) {
+        free(copy);
+        return ST_ENOMEM;
     }
+    s->ents = ents;
     e = &s->ents[s->n++];
     e->name_sid = name_sid;
     e->type_sid = type_sid;

@@ -465,26 +465,6 @@ get_u32s(const msgpack_object *f, uint32_t **outs, size_t n)
     return 0;
 }
 
-/* Room for `need` diff entries in the decoder's scratch.  @return 0 or
- * ST_ENOMEM. */
-static int
-decoder_vars_reserve(struct st_wire_decoder *d, size_t need)
-{
-    size_t cap = d->vars_cap ? d->vars_cap : 16;
-    struct st_wire_var *v;
-
-    if (need <= d->vars_cap)
-        return 0;
-    while (cap < need)
-        cap *= 2;
-    v = realloc(d->vars, cap * sizeof(*v));
-    if (v == NULL)
-        return ST_ENOMEM;
-    d->vars = v;
-    d->vars_cap = cap;
-    return 0;
-}
-
 /* Decodes a diff (nil or array of [name, type, value] / [name]) into the
  * decoder's scratch array starting at index *used. */
 static int
@@ -492,6 +472,7 @@ decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
             size_t *used, size_t *count)
 {
     const msgpack_object_array *a;
+    struct st_wire_var *vars;
     size_t i;
 
     *count = 0;
@@ -503,8 +484,10 @@ decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
         return ST_EBADTYPE;
     *has = 1;
     a = &o->via.array;
-    if (decoder_vars_reserve(d, *used + a->size) != 0)
+    vars = st_grow(d->vars, &d->vars_cap, *used + a->size, sizeof(*vars), 16);
+    if (vars == NULL)
         return ST_ENOMEM;
+    d->vars = vars;
     for (i = 0; i < a->size; i++) {
         const msgpack_object *e = &a->ptr[i];
         struct st_wire_var *v = &d->vars[*used + i];
@@ -674,23 +657,16 @@ decode_counters(struct st_wire_decoder *d, const msgpack_object *o,
                 struct st_msg *m)
 {
     const msgpack_object_array *a;
+    struct st_wire_counter *c;
     size_t i;
 
     if (o->type != MSGPACK_OBJECT_ARRAY)
         return ST_EBADTYPE;
     a = &o->via.array;
-    if (a->size > d->counters_cap) {
-        size_t cap = d->counters_cap ? d->counters_cap : 16;
-        struct st_wire_counter *c;
-
-        while (cap < a->size)
-            cap *= 2;
-        c = realloc(d->counters, cap * sizeof(*c));
-        if (c == NULL)
-            return ST_ENOMEM;
-        d->counters = c;
-        d->counters_cap = cap;
-    }
+    c = st_grow(d->counters, &d->counters_cap, a->size, sizeof(*c), 16);
+    if (c == NULL)
+        return ST_ENOMEM;
+    d->counters = c;
     for (i = 0; i < a->size; i++) {
         const msgpack_object *e = &a->ptr[i];
 
@@ -836,6 +812,7 @@ static int
 cursor_diff(struct wire_decoder_diff_out *out, struct st_wire_decoder *d,
             struct wire_cursor *c, size_t *used)
 {
+    struct st_wire_var *vars;
     size_t n, i;
 
     out->count = 0;
@@ -847,8 +824,10 @@ cursor_diff(struct wire_decoder_diff_out *out, struct st_wire_decoder *d,
     if (cursor_array(c, &n) != 0)
         return -1;
     out->has = 1;
-    if (decoder_vars_reserve(d, *used + n) != 0)
+    vars = st_grow(d->vars, &d->vars_cap, *used + n, sizeof(*vars), 16);
+    if (vars == NULL)
         return ST_ENOMEM;
+    d->vars = vars;
     for (i = 0; i < n; i++) {
         struct st_wire_var *v = &d->vars[*used + i];
         size_t k;

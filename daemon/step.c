@@ -14,28 +14,6 @@
 
 #include "steptrace/error.h"
 
-/*
- * Returns `p` grown to hold at least `want` (and at least one) elements of
- * `size` bytes, or NULL when out of memory (`p` is then left as it was).
- */
-static void *
-step_grow(void *p, size_t *cap, size_t want, size_t size)
-{
-    size_t n = *cap ? *cap : 16;
-    void *np;
-
-    if (p != NULL && want <= *cap)
-        return p;
-    while (n < want)
-        n *= 2;
-    if (n > SIZE_MAX / size)
-        return NULL;
-    np = realloc(p, n * size);
-    if (np != NULL)
-        *cap = n;
-    return np;
-}
-
 static struct st_str
 step_str_view(const struct st_string *s)
 {
@@ -177,7 +155,7 @@ step_locations(struct st_conn *c, const struct st_region *rg,
 
         if (p == NULL)
             break;
-        locs = step_grow(sc->locs, &sc->loccap, n + 2, sizeof(*locs));
+        locs = st_grow(sc->locs, &sc->loccap, n + 2, sizeof(*locs), 16);
         if (locs == NULL)
             return ST_ENOMEM;
         sc->locs = locs;
@@ -190,7 +168,7 @@ step_locations(struct st_conn *c, const struct st_region *rg,
         sc->locs[i] = sc->locs[n - 1 - i];
         sc->locs[n - 1 - i] = t;
     }
-    locs = step_grow(sc->locs, &sc->loccap, n + 1, sizeof(*locs));
+    locs = st_grow(sc->locs, &sc->loccap, n + 1, sizeof(*locs), 16);
     if (locs == NULL)
         return ST_ENOMEM;
     sc->locs = locs;
@@ -233,15 +211,15 @@ step_scratch_reserve(struct st_scratch *sc, size_t ndead, size_t ng,
     char **dead;
     struct st_var_view *views;
 
-    dead = step_grow(sc->dead, &sc->deadcap, ndead, sizeof(*dead));
+    dead = st_grow(sc->dead, &sc->deadcap, ndead, sizeof(*dead), 16);
     if (dead == NULL)
         return ST_ENOMEM;
     sc->dead = dead;
-    views = step_grow(sc->gviews, &sc->gcap, ng, sizeof(*views));
+    views = st_grow(sc->gviews, &sc->gcap, ng, sizeof(*views), 16);
     if (views == NULL)
         return ST_ENOMEM;
     sc->gviews = views;
-    views = step_grow(sc->lviews, &sc->lcap, nl, sizeof(*views));
+    views = st_grow(sc->lviews, &sc->lcap, nl, sizeof(*views), 16);
     if (views == NULL)
         return ST_ENOMEM;
     sc->lviews = views;

@@ -55,4 +55,12 @@ void st_buf_consume(struct st_buf *b, size_t n);
  */
 int st_buf_msgpack_write(void *data, const char *buf, size_t len);
 
+/*
+ * The growable arrays' one growth step: returns `p` grown to hold at least
+ * `want` (and at least one) elements of `size` bytes, its capacity
+ * doubling from `first`, with *cap updated; or NULL when out of memory
+ * (`p` and *cap are then left as they were).
+ */
+void *st_grow(void *p, size_t *cap, size_t want, size_t size, size_t first);
+
 #endif /* STEPTRACE_COMMON_BUF_H */
