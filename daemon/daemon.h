@@ -481,7 +481,7 @@ const struct st_string *st__session_str(const struct st_conn *c,
  */
 int st__escape(struct st_scratch *sc, const char *p, size_t n,
                const char **out, size_t *outn);
-/* step.c: applies and renders one STEP.  @return 0 or ST_E*. */
+/* step.c: applies and renders one STEP or LINE.  @return 0 or ST_E*. */
 int st__step_apply(struct st_conn *c, const struct st_msg *m);
 /* Renders an EVENT (call, return, exception) into the region's file.
  * CALL and RETURN records are written at DEBUG only, EXCEPTION records at

@@ -437,24 +437,6 @@ session_on_hello(struct st_conn *c, const struct st_msg *m)
     return 0;
 }
 
-/* LINE: a STEP without variables, in the region its FRAME named. */
-static int
-session_on_line(struct st_conn *c, const struct st_msg *m)
-{
-    const struct st_frame *f = st__idmap_get(&c->frames, m->u.step.frame_id);
-    struct st_msg step;
-
-    c->srv->stats.records_in++;
-    if (f == NULL) {
-        st__conn_detail(c, "LINE for frame %u", m->u.step.frame_id);
-        return ST_ESTATE;
-    }
-    step = *m;
-    step.type = ST_MSG_STEP;
-    step.u.step.region_id = f->region_id;
-    return st__step_apply(c, &step);
-}
-
 int
 st__session_apply(struct st_conn *c, const struct st_msg *m)
 {
@@ -473,9 +455,9 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
     case ST_MSG_THREAD: return session_on_thread(c, m);
     case ST_MSG_FRAME: return session_on_frame(c, m);
     case ST_MSG_STEP:
+    case ST_MSG_LINE:
         c->srv->stats.records_in++;
         return st__step_apply(c, m);
-    case ST_MSG_LINE: return session_on_line(c, m);
     case ST_MSG_FRAME_END: return session_on_frame_end(c, m);
     case ST_MSG_REGION_END: return session_on_region_end(c, m);
     case ST_MSG_FLUSH: return session_on_flush(c, m);

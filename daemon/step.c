@@ -271,17 +271,25 @@ int
 st__step_apply(struct st_conn *c, const struct st_msg *m)
 {
     struct st_scratch *sc = &c->srv->scratch;
-    struct st_region *rg = st__idmap_get(&c->regions, m->u.step.region_id);
     struct st_frame *f = st__idmap_get(&c->frames, m->u.step.frame_id);
+    /* A LINE is in the region its FRAME named. */
+    uint32_t region_id = m->type == ST_MSG_LINE && f != NULL
+                             ? f->region_id
+                             : m->u.step.region_id;
+    struct st_region *rg = st__idmap_get(&c->regions, region_id);
     struct st_step_view v;
     char tidbuf[16];
     size_t i;
     int r;
 
     if (rg == NULL || f == NULL) {
-        st__conn_detail(c, "STEP for %s %u",
-                        rg == NULL ? "region" : "frame",
-                        rg == NULL ? m->u.step.region_id : m->u.step.frame_id);
+        /* A STEP names its region first; a LINE only its frame. */
+        int bad_frame = f == NULL && (rg != NULL || m->type == ST_MSG_LINE);
+
+        st__conn_detail(c, "%s for %s %u",
+                        m->type == ST_MSG_LINE ? "LINE" : "STEP",
+                        bad_frame ? "frame" : "region",
+                        bad_frame ? m->u.step.frame_id : region_id);
         return ST_ESTATE;
     }
     r = step_diff_check(c, m->u.step.globals, m->u.step.nglobals);
