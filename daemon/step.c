@@ -267,6 +267,29 @@ step_vars(struct st_conn *c, const struct st_msg *m, struct st_region *rg,
     return 0;
 }
 
+/* Numbers the record in view v (its variables or event already set),
+ * adds its runtime, thread and locations, and writes it to the region's
+ * file.  @return 0 or ST_ENOMEM. */
+static int
+step_write(struct st_conn *c, struct st_region *rg, struct st_frame *f,
+           struct st_step_view *v, uint64_t runtime_ns, uint32_t lineno)
+{
+    char tidbuf[16];
+    int r;
+
+    v->step = ++rg->steps;
+    v->runtime_ns = runtime_ns;
+    v->thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
+    r = step_locations(c, rg, f, lineno, &v->nlocs);
+    v->locs = c->srv->scratch.locs;
+    if (r == 0) {
+        st_record_format_step(st__sink_begin(rg->sink), v);
+        /* File errors are counted for the ACK, not protocol errors. */
+        st__sink_commit(rg->sink);
+    }
+    return r;
+}
+
 int
 st__step_apply(struct st_conn *c, const struct st_msg *m)
 {
@@ -278,7 +301,6 @@ st__step_apply(struct st_conn *c, const struct st_msg *m)
                              : m->u.step.region_id;
     struct st_region *rg = st__idmap_get(&c->regions, region_id);
     struct st_step_view v;
-    char tidbuf[16];
     size_t i;
     int r;
 
@@ -310,18 +332,8 @@ st__step_apply(struct st_conn *c, const struct st_msg *m)
     r = step_vars(c, m, rg, f, &v);
     /* ERROR and SILENT regions show no step records (SPEC section 3);
      * the variable state still follows the diffs. */
-    if (r == 0 && rg->level < ST_LEVEL_ERROR) {
-        v.step = ++rg->steps;
-        v.runtime_ns = m->u.step.runtime_ns;
-        v.thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
-        r = step_locations(c, rg, f, m->u.step.lineno, &v.nlocs);
-        v.locs = sc->locs;
-        if (r == 0) {
-            st_record_format_step(st__sink_begin(rg->sink), &v);
-            /* File errors are counted for the ACK, not protocol errors. */
-            st__sink_commit(rg->sink);
-        }
-    }
+    if (r == 0 && rg->level < ST_LEVEL_ERROR)
+        r = step_write(c, rg, f, &v, m->u.step.runtime_ns, m->u.step.lineno);
     f->last_line = m->u.step.lineno;
     for (i = 0; i < sc->ndead; i++)
         free(sc->dead[i]);
@@ -345,7 +357,6 @@ st__step_event(struct st_conn *c, const struct st_msg *m)
     struct st_region *rg = st__idmap_get(&c->regions, m->u.event.region_id);
     struct st_frame *f = st__idmap_get(&c->frames, m->u.event.frame_id);
     struct st_step_view v;
-    char tidbuf[16];
     int r;
 
     if (rg == NULL || f == NULL) {
@@ -365,16 +376,8 @@ st__step_event(struct st_conn *c, const struct st_msg *m)
     if (r != 0)
         return r;
     v.var_mode = (int)rg->var_mode;
-    v.step = ++rg->steps;
-    v.runtime_ns = m->u.event.runtime_ns;
-    v.thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
-    r = step_locations(c, rg, f, m->u.event.lineno, &v.nlocs);
-    v.locs = sc->locs;
-    if (r == 0) {
-        st_record_format_step(st__sink_begin(rg->sink), &v);
-        st__sink_commit(rg->sink);
-    }
-    return r;
+    return step_write(c, rg, f, &v, m->u.event.runtime_ns,
+                      m->u.event.lineno);
 }
 
 int
