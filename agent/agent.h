@@ -10,7 +10,9 @@
  *   emit.c             records: encoding for the collector, console text
  *   vars.c             variable snapshots, diffs, str() rendering
  *   strtab.c           string ids sent on the wire
- *   sender.c           the sender thread and the collector socket
+ *   outbox.c           records into the ring shared with the collector
+ *   sender.c           the collector connection and its watcher thread
+ *   signals.c          a note in the ring when a signal ends the process
  */
 #ifndef STEPTRACE_AGENT_AGENT_H
 #define STEPTRACE_AGENT_AGENT_H
@@ -62,14 +64,16 @@ extern uint32_t st__strtab_epoch;
 /* ---- sender.c: the collector connection ---- */
 
 /*
- * Connects to the collector at `path`, exchanges HELLO and starts the
- * sender thread.  On failure writes a one-line reason into err.
- * @return 0 or a negative errno / ST_E* code.
+ * Connects to the collector at `path`, exchanges HELLO (which brings the
+ * ring, attached to the outbox), starts the watcher thread and installs
+ * the signal handlers (once).  On failure writes a one-line reason into
+ * err.  @return 0 or a negative errno / ST_E* code.
  */
 int st__sender_connect(const char *path, const char *program, char *err,
                        size_t errlen);
 
-/* Closes the connection after sending what is queued (at exit). */
+/* Closes the connection as an orderly end (at exit, or before another
+ * connection); the collector applies what the ring holds. */
 void st__sender_close(void);
 
 /* 1 while connected and healthy. */
@@ -78,51 +82,95 @@ int st__sender_ok(void);
 /* The connection generation: changes at each (re)connect. */
 uint32_t st__sender_gen(void);
 
-/*
- * Hands a frame (header included) to the sender thread, which takes
- * ownership of the buffer's bytes (b is reset).  May block, with the GIL
- * released, while more than the pending limit is queued.
- * `nrecords` is how many records the frame carries, for loss counts.
- * `policy` (enum st_full_policy) says what a full queue does.  `token`
- * is the FLUSH that ends the frame: until the collector acknowledges it,
- * the frame's records count as lost if the connection dies.
- * @return 0; 1 when dropped because the queue was full; -1 when the
- *         connection is gone (the bytes are dropped and counted).
- */
-/* What a full queue does to a frame being submitted. */
-enum st_full_policy {
-    ST_FULL_BLOCK = 0,       /* Wait (10 s without progress: give up). */
-    ST_FULL_DROP = 1,        /* Drop the frame, counted. */
-    ST_FULL_BLOCK_BRIEF = 2  /* Wait, giving up after 2 s without
-                                progress (a drop region's last frame). */
-};
-
-int st__sender_submit(struct st_buf *b, uint64_t nrecords, int policy,
-                      uint64_t token);
+/* Starts the watcher thread again after a fork, if it was stopped. */
+void st__sender_use(void);
 
 /*
  * Waits, with the GIL released, until the collector has acknowledged
- * `token` (sent in a FLUSH already submitted), or the connection failed,
- * or nothing moved on it (no byte sent or received) for `stall_ms`.
- * *errors / msg receive the ACK's error report.
+ * `token` (sent in a FLUSH already committed), or the connection failed,
+ * or nothing moved on it (no byte taken from the ring, no ACK) for
+ * `stall_ms`.  *errors / msg receive the ACK's error report.
  * @return 0 on ACK, -1 on failure or timeout (msg says which).
  */
 int st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
                         char *msg, size_t msglen);
 
-/* Records dropped: the connection was gone, or the drop policy. */
+/*
+ * Waits (call it with the GIL released) until the collector's read
+ * position in the ring of connection `gen` reaches `target`.  A collector
+ * that takes nothing for `stall_ns` is treated as gone (the connection is
+ * marked failed).  @return 0, or -1 when the connection is gone.
+ */
+int st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns);
+
+/* Records lost so far: connections gone, the drop policy. */
 uint64_t st__sender_dropped(void);
 
-/* Connects again to the last collector path.  @return 0 or < 0. */
-int st__sender_reconnect(void);
+/* n more records lost (GIL held). */
+void st__sender_count_lost(uint64_t n);
 
-/* Before os.fork() in the parent: the sender thread is stopped (no other
+/* n more records are in the ring; with `token`, a FLUSH ends them (its
+ * ACK confirms them written).  GIL held. */
+void st__sender_committed(uint64_t nrecords, uint64_t token);
+
+/* Before os.fork() in the parent: the watcher thread is stopped (no other
  * thread may run while the program forks); it starts again at the next
- * use of the connection, which stays, with its queue. */
+ * use of the connection, which stays. */
 void st__sender_before_fork(void);
 
-/* Resets the state in a forked child: no thread, no connection. */
+/* Resets the state in a forked child: no thread, no connection, and the
+ * parent's ring unmapped untouched. */
 void st__sender_after_fork_child(void);
+
+/* ---- outbox.c: the ring records are committed to ---- */
+
+struct st_ring_hdr;
+struct st_region;
+
+/* The encoders' staging buffer and its packer: the messages of one record
+ * (or of definitions and ends), committed with st__outbox_commit. */
+extern struct st_buf st__batch;
+extern msgpack_packer st__pk;
+
+/* The ring size to ask the collector for (STEPTRACE_PENDING_BYTES). */
+uint64_t st__outbox_wanted(void);
+/* A new connection's ring: the mapping (map_len bytes) and the
+ * collector's eventfd, both owned from now on.  Called with sender.c's
+ * lock held. */
+void st__outbox_attach(struct st_ring_hdr *h, size_t map_len, int efd);
+/* Unmaps the ring and closes the eventfd (sender.c's lock held). */
+void st__outbox_detach(void);
+/* In a forked child: lets go of the parent's ring without writing. */
+void st__outbox_forget(void);
+/* &read of the attached ring's header, or NULL (sender.c's lock held). */
+const uint64_t *st__outbox_read_pos(void);
+/* Says in the ring's header how the process ends (enum st_ring_end);
+ * `detail` (or NULL) names the exec'd program. */
+void st__outbox_set_end(int kind, int sig, const char *detail);
+/*
+ * Commits st__batch to the ring (and empties it): `nrecords` records,
+ * whose first `keep` bytes (definitions) must never be dropped.  Waits
+ * for room under region r's block policy; drops the rest and counts it
+ * under its drop policy.  The connection gone, the bytes are counted as
+ * lost.  r may be NULL (block).
+ */
+void st__outbox_commit(const struct st_region *r, size_t keep,
+                       uint64_t nrecords);
+/* Commits a FLUSH (waking the collector with `wake`).  @return its token,
+ * or 0 when there is no connection. */
+uint64_t st__outbox_flush(const struct st_region *r, int wake);
+/* Writes the collector's eventfd: look now. */
+void st__outbox_wake(void);
+/* Throws away st__batch (meant for a connection that is gone, or for the
+ * parent of a forked child); returns how many records it held. */
+uint64_t st__outbox_discard(void);
+
+/* ---- signals.c: a note in the ring when a signal ends the process ---- */
+
+/* Installs the handlers (once per process; GIL held). */
+void st__signals_install(void);
+/* The ring the notes go to (NULL: none), owned by the calling process. */
+void st__signals_ring(struct st_ring_hdr *h);
 
 /* ---- tracer.c: regions and events ---- */
 
@@ -284,17 +332,6 @@ uint64_t st__region_finish(struct st_region *r);
 
 /* Frees what a region owns (after st__region_finish). */
 void st__region_free(struct st_region *r);
-
-/* The current batch of encoded messages and its packer. */
-extern struct st_buf st__batch;
-extern msgpack_packer st__pk;
-
-/* Hands the current batch, ended by a FLUSH, to the sender (counts a
- * loss if it fails), under region r's on_full policy (r may be NULL);
- * `closing` marks the region's last frame, which a full queue never
- * drops: it carries the loss count and the end of the region.
- * @return the FLUSH token, or 0 when nothing was handed over. */
-uint64_t st__batch_handoff(struct st_region *r, int closing);
 
 /* ---- vars.c: snapshots and diffs ---- */
 
@@ -489,14 +526,6 @@ uint64_t st__emit_region_end(struct st_region *r);
 
 /* The thread's name (threading.current_thread().name), looked up once. */
 PyObject *st__tstate_name(struct st_tstate *ts);
-
-/* Throws away the batch being filled (its messages were meant for a
- * connection that is gone, or for the parent of a forked child); returns
- * how many records it held. */
-uint64_t st__emit_discard_batch(void);
-
-/* Resets the batch clock (at region start). */
-void st__emit_reset_clock(uint64_t now);
 
 /* emit.c: one async record (body: its lines) at `time_ns` since the
  * region began. */

@@ -1,89 +1,14 @@
 /*
- * Records: encoded as wire messages into the current batch for the
- * collector (file output), and formatted here with the shared formatter
- * for the console (stdout/stderr output).  Both are fed from the same
- * state, so the two-way destinations write the same bytes.
+ * Records: encoded as wire messages into st__batch and committed to the
+ * ring for the collector (file output, outbox.c), and formatted here with
+ * the shared formatter for the console (stdout/stderr output).  Both are
+ * fed from the same state, so the two-way destinations write the same
+ * bytes.
  */
 #include "agent.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-struct st_buf st__batch;
-msgpack_packer st__pk;
-
-static uint64_t batch_records;   /* Records in st__batch. */
-/* Clock (ticks) of the last hand-off, and the batch age in ticks. */
-static uint64_t last_handoff;
-static uint64_t batch_age;
-
-/* Hand the batch over at this size, or when it is this old. */
-#define BATCH_BYTES (64 * 1024)
-#define BATCH_AGE_NS (100 * 1000 * 1000ull)
-
-int st__emit_init(void);
-int
-st__emit_init(void)
-{
-    st_buf_init(&st__batch);
-    msgpack_packer_init(&st__pk, &st__batch, st_buf_msgpack_write);
-    return st_buf_append(&st__batch, "\0\0\0\0", 4) == 0 ? 0 : -1;
-}
-
-uint64_t
-st__emit_discard_batch(void)
-{
-    uint64_t n = batch_records;
-
-    batch_records = 0;
-    st_buf_close(&st__batch);
-    st_buf_append(&st__batch, "\0\0\0\0", 4);
-    return n;
-}
-
-void
-st__emit_reset_clock(uint64_t now)
-{
-    (void)now;
-    /* The clock is calibrated by now (a region is starting). */
-    batch_age = st__ns_ticks(BATCH_AGE_NS);
-    last_handoff = st__ticks();
-}
-
-uint64_t
-st__batch_handoff(struct st_region *r, int closing)
-{
-    int policy = ST_FULL_BLOCK;
-    static uint64_t tokens;
-    uint64_t token = 0;
-
-    last_handoff = st__ticks();
-    if (st__batch.len <= ST_WIRE_HEADER_SIZE)
-        return 0;
-    /* Every frame ends with a FLUSH: the collector's ACK says its records
-     * are written, so records in frames that were sent but never
-     * confirmed are known to be lost if the connection dies. */
-    token = ++tokens;
-    st_wire_pack_flush(&st__pk, token);
-    st_wire_put_header((unsigned char *)st__batch.data,
-                       (uint32_t)(st__batch.len - ST_WIRE_HEADER_SIZE));
-    if (st__batch.oom) {
-        if (r != NULL)
-            r->lost += batch_records;
-        token = 0;
-    }
-    else if (r != NULL && r->drop_when_full)
-        policy = closing ? ST_FULL_BLOCK_BRIEF : ST_FULL_DROP;
-    if (token != 0 &&
-        st__sender_submit(&st__batch, batch_records, policy, token) != 0) {
-        /* Counted by the sender (st__sender_dropped). */
-        token = 0;
-    }
-    batch_records = 0;
-    st_buf_close(&st__batch);
-    st_buf_append(&st__batch, "\0\0\0\0", 4);
-    return token;
-}
 
 PyObject *
 st__tstate_name(struct st_tstate *ts)
@@ -214,6 +139,7 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
 {
     struct st_fentry *e = &ts->stack[idx];
     uint32_t gen;
+    size_t keep;
 
     /* A reconnection (which resets the variable states) is tried before
      * the record's diffs are computed, in the hook's entry. */
@@ -227,41 +153,38 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
     if (e->announced_gen != gen)
         announce_frame(r, ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
+        keep = st__batch.len;
         st_wire_pack_event(&st__pk, r->id, e->id, rec->line, rec->runtime,
                            (uint32_t)rec->kind, rec->detail ? rec->detail : "",
                            rec->detail_len);
     }
-    else {
-        if (rec->vars) {
-            send_change_strings(rec->gch);
-            send_change_strings(rec->lch);
-        }
-        if (rec->vars) {
-            st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
-                                  rec->runtime);
-            pack_diff(rec->gch, 1);
-            pack_diff(rec->lch, !e->module_level);
-        }
-        else {
-            /* NONE: a LINE, 4-6 bytes. */
-            (void)st_wire_put_line(&st__batch, e->id, rec->line,
-                                   rec->runtime);
-        }
+    else if (rec->vars) {
+        send_change_strings(rec->gch);
+        send_change_strings(rec->lch);
+        keep = st__batch.len;
+        st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
+                              rec->runtime);
+        pack_diff(rec->gch, 1);
+        pack_diff(rec->lch, !e->module_level);
     }
-    batch_records++;
-    if (st__batch.len >= BATCH_BYTES ||
-        /* Signed: a hand-off made within this hook is later than its
-         * entry. */
-        (int64_t)(st__hook_ticks - last_handoff) >= (int64_t)batch_age)
-        st__batch_handoff(r, 0);
+    else {
+        /* NONE: a LINE, 4-6 bytes. */
+        keep = st__batch.len;
+        (void)st_wire_put_line(&st__batch, e->id, rec->line, rec->runtime);
+    }
+    /* The definitions before `keep` are never dropped: later records
+     * name them. */
+    st__outbox_commit(r, keep, 1);
 }
 
 void
 st__emit_frame_end(struct st_region *r, const struct st_fentry *e)
 {
     if ((r->outputs & ST_OUT_FILE) && e->announced_gen == st__sender_gen() &&
-        st__sender_ok())
+        st__sender_ok()) {
         st_wire_put_frame_end(&st__batch, e->id);
+        st__outbox_commit(r, st__batch.len, 0);
+    }
 }
 
 uint64_t
@@ -283,8 +206,12 @@ st__emit_region_end(struct st_region *r)
         st_wire_pack_region_end(&st__pk, r->id);
         sent = 1;
     }
-    token = st__batch_handoff(r, 1);
-    return sent && st__sender_ok() ? token : 0;
+    if (!sent)
+        return 0;
+    /* The FLUSH that the caller waits for; the collector is woken now
+     * rather than at its next look. */
+    token = st__outbox_flush(r, 1);
+    return st__sender_ok() ? token : 0;
 }
 
 /* ---- the console ---- */
@@ -501,9 +428,12 @@ st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
 
     r->async_steps++;
     if ((r->outputs & ST_OUT_FILE) && st__sender_ok()) {
+        size_t keep;
+
         announce_region(r);
+        keep = st__batch.len;
         st_wire_pack_async(&st__pk, r->id, time_ns, (uint32_t)kind, body, n);
-        batch_records++;
+        st__outbox_commit(r, keep, 1);
     }
     else if (r->outputs & ST_OUT_FILE) {
         r->lost++;

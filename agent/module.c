@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "config_py.h"
+#include "steptrace/ring.h"
 
 /* ---- Region: owns a struct st_region ---- */
 
@@ -465,6 +466,30 @@ agent_exit_flush(PyObject *mod, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* exec_note(program): the process is about to call exec; the collector
+ * says so in the log of a region left open.  exec_note(None): the exec
+ * failed, the process goes on. */
+static PyObject *
+agent_exec_note(PyObject *mod, PyObject *program)
+{
+    const char *p = NULL;
+
+    if (program == Py_None) {
+        st__outbox_set_end(ST_RING_END_NONE, 0, NULL);
+        Py_RETURN_NONE;
+    }
+    if (PyUnicode_Check(program))
+        p = PyUnicode_AsUTF8(program);
+    else if (PyBytes_Check(program))
+        p = PyBytes_AS_STRING(program);
+    if (p == NULL) {
+        PyErr_Clear();
+        p = "?";
+    }
+    st__outbox_set_end(ST_RING_END_EXEC, 0, p);
+    Py_RETURN_NONE;
+}
+
 /* set_reconnect(callable): called (at most once a second, from inside the
  * hook) when file records cannot be sent; it should reconnect. */
 static PyObject *
@@ -511,6 +536,8 @@ static PyMethodDef agent_methods[] = {
      "before_fork(): stop the sender thread around os.fork()."},
     {"exit_flush", agent_exit_flush, METH_NOARGS,
      "exit_flush(): end the active region before os._exit."},
+    {"exec_note", agent_exec_note, METH_O,
+     "exec_note(program or None): the process is about to exec (or not)."},
     {"set_reconnect", agent_set_reconnect, METH_O,
      "set_reconnect(callable): how to reconnect when the collector is gone."},
     {"after_fork_child", agent_after_fork_child, METH_NOARGS,

@@ -1,12 +1,23 @@
 /*
- * The collector connection and the sender thread.  The traced program never
- * waits per step: the hook hands whole frames (batches of messages) to this
- * thread, which writes them to the Unix socket and reads the collector's
- * ACKs.  The program waits only at flush barriers and, under the block
- * policy, when more than pending_max bytes (64 MiB by default) are queued.
+ * The collector connection: HELLO (which brings the ring, PROTOCOL.md
+ * "The ring"), the watcher thread that reads the collector's replies, the
+ * waits for an ACK or for room in the ring, and what happens to all of it
+ * around fork and exit.
  *
- * Locking: `mu` guards every field of `S` below the marker; the thread
- * never takes the GIL.
+ * Records do not travel on the socket: the hook writes them into the ring
+ * (outbox.c), which the collector reads on its own.  The socket carries
+ * the collector's ACKs back, and its end tells either side that the other
+ * one is gone.  The watcher thread never takes the GIL: it reads ACKs,
+ * notices the end of the connection, and wakes the threads that wait.
+ *
+ * Loss accounting: the agent ends a stretch of records with a FLUSH every
+ * so often (outbox.c), and notes here how many records were committed up
+ * to it.  The collector ACKs a FLUSH once everything before it is written,
+ * so if the connection dies, the records committed since the last ACK are
+ * counted as lost (at most that many: some may have been written).
+ *
+ * Locking: `mu` guards the fields of S below the marker.  The others are
+ * the GIL holder's (the thread is started and joined with the GIL held).
  */
 #include "agent.h"
 
@@ -17,54 +28,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "steptrace/error.h"
+#include "steptrace/ring.h"
 
-/* Default bound on queued bytes; STEPTRACE_PENDING_BYTES overrides it. */
-#define SENDER_PENDING_DEFAULT (64u * 1024 * 1024)
-#define SENDER_PENDING_MIN (64u * 1024)
-
-static size_t pending_max = SENDER_PENDING_DEFAULT;
 #define HELLO_TIMEOUT_MS 5000
-/* Under the block policy, a collector that takes nothing for this long is
- * treated as gone. */
-#define BLOCK_STALL_NS (10ull * 1000000000ull)
-/* ... and for the closing frame of a region under the drop policy. */
-#define BRIEF_STALL_NS (2ull * 1000000000ull)
 
-struct qitem {
-    struct qitem *next;
-    char *data;          /* Owned frame bytes, header included. */
-    size_t len;
-    uint64_t nrecords;
-    uint64_t token;      /* The FLUSH ending the frame. */
-    uint64_t cum;        /* Records submitted up to and with this frame. */
-};
-
-/* Frames sent and not yet acknowledged: (token, cumulative records). */
+/* Frames committed and not yet acknowledged: (token, cumulative records). */
 #define INFLIGHT_MAX 4096
 
 static void sender_resume(void);
 
 static struct {
     int fd;              /* Owned socket, -1 when none. */
-    int efd;             /* Owned eventfd waking the thread. */
+    int ctl;             /* Owned eventfd waking the thread (stop). */
     pthread_t thread;
     int running;         /* The thread was started and not joined. */
-    /* The thread's own state, kept in S so that the thread can be stopped
-     * around a fork (no thread may run when the program forks, or 3.12+
-     * warns) and started again where it was.  Only the thread, or the
-     * code that has joined it, touches these. */
-    struct qitem *cur;   /* Owned: the frame being written. */
-    size_t off;
+    /* The thread's reading state, kept here so that the thread can be
+     * stopped around a fork and started again where it was. */
     struct st_buf in;    /* Bytes read from the collector. */
     struct st_wire_decoder dec;
     int dec_ready;
-    uint32_t gen;        /* Written with the GIL held; read by the hook. */
+    uint32_t gen;        /* Changes at each (re)connect. */
+    uint64_t submitted;  /* Records committed on this connection. */
+    int settled;         /* A failure's loss was counted. */
+    uint64_t dropped;    /* Records lost: connections gone, drops. */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char program[256];
     /* ---- guarded by mu ---- */
@@ -74,28 +68,21 @@ static struct {
     int stop;
     int suspend;         /* Exit the thread, keep the connection (fork). */
     int suspended;       /* Stopped by st__sender_before_fork(). */
-    struct qitem *head, *tail;
-    size_t queued;
-    uint64_t dropped;      /* Records lost with the connection. */
-    uint64_t dropped_full; /* Records dropped by the drop policy. */
     uint64_t acked;
     uint64_t ack_errors;
-    uint64_t cum_submitted;  /* Records submitted on this connection. */
-    uint64_t cum_sent;       /* ... in frames fully written to the socket. */
-    uint64_t cum_confirmed;  /* ... in frames the collector acknowledged. */
+    uint64_t confirmed;  /* Records the collector confirmed written. */
     struct { uint64_t token, cum; } inflight[INFLIGHT_MAX];
     size_t inflight_head, inflight_n;
-    uint64_t progress_ns;    /* Last byte sent or received. */
     char ack_msg[512];
     char fail_msg[256];
 } S = {
     .fd = -1,
-    .efd = -1,
+    .ctl = -1,
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
 };
 
-/* Writes one line to fd 2 directly: usable from the sender thread. */
+/* Writes one line to fd 2 directly: usable from the watcher thread. */
 static void
 sender_warn(const char *fmt, const char *a, const char *b)
 {
@@ -123,40 +110,53 @@ sender_warn_once(const char *why)
                 S.path, why);
 }
 
+/* Marks the connection failed.  Call with mu held. */
 static void
-queue_free(struct qitem *q)
+sender_fail_locked(const char *why)
 {
-    while (q != NULL) {
-        struct qitem *next = q->next;
-
-        free(q->data);
-        free(q);
-        q = next;
-    }
-}
-
-/* Marks the connection failed: everything queued is dropped and counted.
- * Call with mu held. */
-static void
-sender_fail_locked(struct qitem *cur, const char *why)
-{
-    struct qitem *q;
-
     if (!S.ok)
         return;
     __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
-    if (cur != NULL)
-        S.dropped += cur->nrecords;
-    for (q = S.head; q != NULL; q = q->next)
-        S.dropped += q->nrecords;
-    /* Sent, but the collector never said they were written. */
-    S.dropped += S.cum_sent - S.cum_confirmed;
-    S.cum_confirmed = S.cum_sent;
     S.inflight_n = 0;
-    queue_free(S.head);
-    S.head = S.tail = NULL;
-    S.queued = 0;
     snprintf(S.fail_msg, sizeof(S.fail_msg), "%s", why);
+    pthread_cond_broadcast(&S.cond);
+}
+
+/* The records committed since the last confirmation are lost with a
+ * failed connection: counted once (GIL held). */
+static void
+sender_settle(void)
+{
+    uint64_t confirmed;
+
+    if (S.settled || __atomic_load_n(&S.ok, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&S.mu);
+    confirmed = S.confirmed;
+    pthread_mutex_unlock(&S.mu);
+    if (S.submitted > confirmed)
+        S.dropped += S.submitted - confirmed;
+    S.settled = 1;
+}
+
+/* An ACK: frames up to its token are written.  Call with mu held. */
+static void
+sender_on_ack(const struct st_msg *m)
+{
+    if (m->u.ack.token > S.acked)
+        S.acked = m->u.ack.token;
+    while (S.inflight_n > 0 &&
+           S.inflight[S.inflight_head].token <= m->u.ack.token) {
+        S.confirmed = S.inflight[S.inflight_head].cum;
+        S.inflight_head = (S.inflight_head + 1) % INFLIGHT_MAX;
+        S.inflight_n--;
+    }
+    S.ack_errors += m->u.ack.errors;
+    if (m->u.ack.errors > 0 && m->u.ack.message.n > 0)
+        snprintf(S.ack_msg, sizeof(S.ack_msg), "%.*s",
+                 (int)m->u.ack.message.n, m->u.ack.message.p);
+    /* ACK 0 acknowledges nothing: the collector took bytes from a ring
+     * the hook waits on (outbox.c). */
     pthread_cond_broadcast(&S.cond);
 }
 
@@ -183,34 +183,13 @@ sender_parse_replies(struct st_buf *in, struct st_wire_decoder *d)
             if (m.type != ST_MSG_ACK)
                 continue;
             pthread_mutex_lock(&S.mu);
-            if (m.u.ack.token > S.acked)
-                S.acked = m.u.ack.token;
-            /* Frames up to this token are written. */
-            while (S.inflight_n > 0 &&
-                   S.inflight[S.inflight_head].token <= m.u.ack.token) {
-                S.cum_confirmed = S.inflight[S.inflight_head].cum;
-                S.inflight_head = (S.inflight_head + 1) % INFLIGHT_MAX;
-                S.inflight_n--;
-            }
-            S.ack_errors += m.u.ack.errors;
-            if (m.u.ack.errors > 0 && m.u.ack.message.n > 0)
-                snprintf(S.ack_msg, sizeof(S.ack_msg), "%.*s",
-                         (int)m.u.ack.message.n, m.u.ack.message.p);
-            pthread_cond_broadcast(&S.cond);
+            sender_on_ack(&m);
             pthread_mutex_unlock(&S.mu);
         }
         if (r < 0)
             return -1;
         st_buf_consume(in, ST_WIRE_HEADER_SIZE + (size_t)len);
     }
-}
-
-static void
-sender_progress(void)
-{
-    pthread_mutex_lock(&S.mu);
-    S.progress_ns = st__now_ns();
-    pthread_mutex_unlock(&S.mu);
 }
 
 /* Frees the thread's reading state (when the connection is over). */
@@ -222,6 +201,30 @@ sender_state_close(void)
         st_wire_decoder_close(&S.dec);
         S.dec_ready = 0;
     }
+}
+
+/* Reads what the collector sent.  @return NULL, or why the connection is
+ * over (whybuf may hold the text). */
+static const char *
+sender_read(char *whybuf, size_t n)
+{
+    ssize_t got;
+
+    if (st_buf_reserve(&S.in, 4096) != 0)
+        return "out of memory";
+    got = recv(S.fd, S.in.data + S.in.len, 4096, MSG_DONTWAIT);
+    if (got == 0)
+        return "the collector closed the connection";
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return NULL;
+        snprintf(whybuf, n, "%s", strerror(errno));
+        return whybuf;
+    }
+    S.in.len += (size_t)got;
+    if (sender_parse_replies(&S.in, &S.dec) != 0)
+        return "the collector sent a malformed reply";
+    return NULL;
 }
 
 static void *
@@ -241,20 +244,13 @@ sender_main(void *arg)
         int stop;
 
         pthread_mutex_lock(&S.mu);
-        if (S.cur == NULL && S.head != NULL) {
-            S.cur = S.head;
-            S.head = S.cur->next;
-            if (S.head == NULL)
-                S.tail = NULL;
-            S.off = 0;
-        }
-        stop = S.suspend || (S.stop && S.cur == NULL);
+        stop = S.suspend || S.stop;
         pthread_mutex_unlock(&S.mu);
         if (stop)
             break;
         p[0].fd = S.fd;
-        p[0].events = (short)(POLLIN | (S.cur != NULL ? POLLOUT : 0));
-        p[1].fd = S.efd;
+        p[0].events = POLLIN;
+        p[1].fd = S.ctl;
         p[1].events = POLLIN;
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR)
@@ -264,146 +260,116 @@ sender_main(void *arg)
         }
         if (p[1].revents & POLLIN) {
             uint64_t v;
-            ssize_t r = read(S.efd, &v, sizeof(v));
+            ssize_t r = read(S.ctl, &v, sizeof(v));
             (void)r;
         }
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n;
-
-            if (st_buf_reserve(&S.in, 4096) != 0) {
-                why = "out of memory";
-                break;
-            }
-            n = recv(S.fd, S.in.data + S.in.len, 4096, MSG_DONTWAIT);
-            if (n == 0) {
-                why = "the collector closed the connection";
-                break;
-            }
-            if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                snprintf(whybuf, sizeof(whybuf), "%s", strerror(errno));
-                why = whybuf;
-                break;
-            }
-            if (n > 0) {
-                S.in.len += (size_t)n;
-                sender_progress();
-                if (sender_parse_replies(&S.in, &S.dec) != 0) {
-                    why = "the collector sent a malformed reply";
-                    break;
-                }
-            }
-        }
-        if (S.cur != NULL && (p[0].revents & POLLOUT)) {
-            struct qitem *cur = S.cur;
-            ssize_t n = send(S.fd, cur->data + S.off, cur->len - S.off,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-
-            if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                snprintf(whybuf, sizeof(whybuf), "%s", strerror(errno));
-                why = whybuf;
-                break;
-            }
-            if (n > 0) {
-                S.off += (size_t)n;
-                sender_progress();
-            }
-            if (S.off == cur->len) {
-                pthread_mutex_lock(&S.mu);
-                S.queued -= cur->len;
-                S.cum_sent = cur->cum;
-                if (S.inflight_n == INFLIGHT_MAX) {
-                    /* Oldest dropped: a later ACK confirms it anyway. */
-                    S.inflight_head = (S.inflight_head + 1) % INFLIGHT_MAX;
-                    S.inflight_n--;
-                }
-                S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX]
-                    .token = cur->token;
-                S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX]
-                    .cum = cur->cum;
-                S.inflight_n++;
-                pthread_cond_broadcast(&S.cond);
-                pthread_mutex_unlock(&S.mu);
-                free(cur->data);
-                free(cur);
-                S.cur = NULL;
-            }
-        }
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+            (why = sender_read(whybuf, sizeof(whybuf))) != NULL)
+            break;
     }
     if (why != NULL) {
         pthread_mutex_lock(&S.mu);
-        sender_fail_locked(S.cur, why);
+        sender_fail_locked(why);
         pthread_mutex_unlock(&S.mu);
         sender_warn_once(why);
-    }
-    if (why != NULL || S.stop) {
-        /* The connection is over: the thread's state goes with it. */
-        if (S.cur != NULL) {
-            free(S.cur->data);
-            free(S.cur);
-            S.cur = NULL;
-        }
         sender_state_close();
     }
     return NULL;
 }
 
-/* Blocking exchange of HELLO frames before the thread starts. */
-static int
-sender_hello(int fd, const char *program, char *err, size_t errlen)
-{
-    struct st_buf b;
-    msgpack_packer pk;
-    unsigned char hdr[ST_WIRE_HEADER_SIZE];
-    size_t got = 0, want = ST_WIRE_HEADER_SIZE;
-    char reply[512];
-    int64_t len = -1;
-    struct st_wire_decoder d;
-    struct st_msg m;
-    int r = -EPROTO;
+/* ---- connecting ---- */
 
-    st_buf_init(&b);
-    st_buf_append(&b, "\0\0\0\0", 4);
-    msgpack_packer_init(&pk, &b, st_buf_msgpack_write);
-    st_wire_pack_hello(&pk, (uint64_t)getpid(), program, strlen(program));
-    st_wire_put_header((unsigned char *)b.data, (uint32_t)(b.len - 4));
-    if (b.oom || send(fd, b.data, b.len, MSG_NOSIGNAL) != (ssize_t)b.len) {
-        snprintf(err, errlen, "cannot send to the collector: %s",
-                 strerror(errno));
-        st_buf_close(&b);
-        return -EIO;
-    }
-    st_buf_close(&b);
+/* Receives one frame (the HELLO reply) and the descriptors sent with it.
+ * @return the payload length, or -1 (err says why). */
+static int64_t
+sender_recv_reply(int fd, char *reply, size_t cap, int fds[2], char *err,
+                  size_t errlen)
+{
+    size_t got = 0, want = ST_WIRE_HEADER_SIZE;
+    int64_t len = -1;
+
     while (got < want) {
+        union {
+            char buf[CMSG_SPACE(4 * sizeof(int))];
+            struct cmsghdr align;
+        } ctl;
         struct pollfd p = {fd, POLLIN, 0};
+        struct iovec iov = {reply + got, want - got};
+        struct msghdr mh;
+        struct cmsghdr *cm;
         ssize_t n;
 
         if (poll(&p, 1, HELLO_TIMEOUT_MS) <= 0) {
             snprintf(err, errlen, "the collector did not answer within %d s",
                      HELLO_TIMEOUT_MS / 1000);
-            return -ETIMEDOUT;
+            return -1;
         }
-        n = recv(fd, reply + got, want - got, 0);
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = sizeof(ctl.buf);
+        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
         if (n <= 0) {
             snprintf(err, errlen, "the collector closed the connection");
-            return -ECONNRESET;
+            return -1;
+        }
+        for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+            size_t k, nfd;
+
+            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                continue;
+            nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (k = 0; k < nfd; k++) {
+                int d;
+
+                memcpy(&d, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
+                if (k < 2 && fds[k] < 0)
+                    fds[k] = d;
+                else
+                    close(d);
+            }
         }
         got += (size_t)n;
         if (got == ST_WIRE_HEADER_SIZE && len < 0) {
-            memcpy(hdr, reply, sizeof(hdr));
-            len = st_wire_frame_len(hdr, sizeof(reply) - ST_WIRE_HEADER_SIZE);
+            len = st_wire_frame_len((const unsigned char *)reply,
+                                    (uint32_t)(cap - ST_WIRE_HEADER_SIZE));
             if (len < 0)
                 break;
             want += (size_t)len;
         }
     }
+    return len;
+}
+
+/* Decodes the HELLO reply.  @return 0 (with *ring the ring's size) or a
+ * negative code (err says why). */
+static int
+sender_check_reply(const char *reply, int64_t len, uint64_t *ring,
+                   char *err, size_t errlen)
+{
+    struct st_wire_decoder d;
+    struct st_msg m;
+    int r = -EPROTO;
+
     if (len > 0 &&
         st_wire_validate(reply + ST_WIRE_HEADER_SIZE, (size_t)len) > 0) {
         st_wire_decoder_init(&d);
         st_wire_decoder_reset(&d, reply + ST_WIRE_HEADER_SIZE, (size_t)len);
-        if (st_wire_decode_next(&d, &m) == 1 && m.type == ST_MSG_HELLO)
+        if (st_wire_decode_next(&d, &m) == 1 && m.type == ST_MSG_HELLO) {
             r = m.u.hello.version == ST_WIRE_VERSION ? 0 : ST_EVERSION;
+            *ring = m.u.hello.ring_bytes;
+        }
         st_wire_decoder_close(&d);
     }
+    /* A HELLO of another version may have other fields: its version is
+     * still its second element. */
+    if (r != 0 && len >= 3 &&
+        ((unsigned char)reply[ST_WIRE_HEADER_SIZE] & 0xf0) == 0x90 &&
+        reply[ST_WIRE_HEADER_SIZE + 1] == ST_MSG_HELLO &&
+        (unsigned char)reply[ST_WIRE_HEADER_SIZE + 2] <= 0x7f &&
+        reply[ST_WIRE_HEADER_SIZE + 2] != ST_WIRE_VERSION)
+        r = ST_EVERSION;
     if (r == ST_EVERSION)
         snprintf(err, errlen, "the collector speaks another protocol version "
                  "(need %d): upgrade steptrace and steptraced together",
@@ -414,19 +380,95 @@ sender_hello(int fd, const char *program, char *err, size_t errlen)
     return r;
 }
 
-/* STEPTRACE_PENDING_BYTES: the bound on the agent's queued records. */
-static void
-sender_read_pending_max(void)
+/* Maps the ring the collector sent.  @return the mapping or NULL. */
+static struct st_ring_hdr *
+sender_map_ring(int memfd, uint64_t size, size_t *map_len, char *err,
+                size_t errlen)
 {
-    const char *env = getenv("STEPTRACE_PENDING_BYTES");
-    char *end;
-    unsigned long long v;
+    struct st_ring_hdr *h;
+    struct stat st;
 
-    if (env == NULL || *env == '\0')
-        return;
-    v = strtoull(env, &end, 10);
-    if (*end == '\0' && v >= SENDER_PENDING_MIN)
-        pending_max = (size_t)v;
+    *map_len = ST_RING_HEADER + (size_t)size;
+    if (size < ST_RING_MIN || size > ST_RING_MAX || (size & (size - 1)) ||
+        fstat(memfd, &st) != 0 || (uint64_t)st.st_size < *map_len) {
+        snprintf(err, errlen, "the collector sent no usable ring: upgrade "
+                 "steptrace and steptraced together");
+        return NULL;
+    }
+    h = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (h == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map the collector's ring: %s",
+                 strerror(errno));
+        return NULL;
+    }
+    if (h->magic != ST_RING_MAGIC || h->version != ST_RING_VERSION ||
+        h->size != size) {
+        munmap(h, *map_len);
+        snprintf(err, errlen, "the collector's ring has another layout: "
+                 "upgrade steptrace and steptraced together");
+        return NULL;
+    }
+    return h;
+}
+
+/*
+ * Blocking exchange of HELLO frames before the thread starts; the reply
+ * brings the ring, which is handed to the outbox.
+ * @return 0 or a negative code (err says why).
+ */
+static int
+sender_hello(int fd, const char *program, char *err, size_t errlen)
+{
+    struct st_buf b;
+    msgpack_packer pk;
+    char reply[512];
+    int fds[2] = {-1, -1};
+    uint64_t ring = 0;
+    struct st_ring_hdr *h = NULL;
+    size_t map_len = 0;
+    int64_t len;
+    int r;
+
+    st_buf_init(&b);
+    st_buf_append(&b, "\0\0\0\0", 4);
+    msgpack_packer_init(&pk, &b, st_buf_msgpack_write);
+    st_wire_pack_hello(&pk, (uint64_t)getpid(), program, strlen(program),
+                       st__outbox_wanted());
+    st_wire_put_header((unsigned char *)b.data, (uint32_t)(b.len - 4));
+    if (b.oom || send(fd, b.data, b.len, MSG_NOSIGNAL) != (ssize_t)b.len) {
+        snprintf(err, errlen, "cannot send to the collector: %s",
+                 strerror(errno));
+        st_buf_close(&b);
+        return -EIO;
+    }
+    st_buf_close(&b);
+    len = sender_recv_reply(fd, reply, sizeof(reply), fds, err, errlen);
+    if (len < 0) {
+        r = -EPROTO;
+        goto out;
+    }
+    r = sender_check_reply(reply, len, &ring, err, errlen);
+    if (r != 0)
+        goto out;
+    if (ring == 0 || fds[0] < 0 || fds[1] < 0 ||
+        (h = sender_map_ring(fds[0], ring, &map_len, err, errlen)) == NULL) {
+        if (ring == 0 || fds[0] < 0 || fds[1] < 0)
+            snprintf(err, errlen, "the collector sent no ring: upgrade "
+                     "steptrace and steptraced together");
+        r = -EPROTO;
+        goto out;
+    }
+    pthread_mutex_lock(&S.mu);
+    st__outbox_attach(h, map_len, fds[1]);
+    pthread_mutex_unlock(&S.mu);
+    fds[1] = -1;  /* The outbox's now. */
+
+out:
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    return r;
 }
 
 int
@@ -437,7 +479,6 @@ st__sender_connect(const char *path, const char *program, char *err,
     int fd, r;
 
     st__sender_close();
-    sender_read_pending_max();
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -460,49 +501,57 @@ st__sender_connect(const char *path, const char *program, char *err,
         close(fd);
         return r;
     }
-    r = sender_hello(fd, program, err, errlen);
-    if (r != 0) {
-        close(fd);
-        return r;
-    }
-    S.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (S.efd < 0) {
+    S.ctl = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (S.ctl < 0) {
         r = -errno;
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
         close(fd);
         return r;
     }
+    r = sender_hello(fd, program, err, errlen);
+    if (r != 0) {
+        close(fd);
+        close(S.ctl);
+        S.ctl = -1;
+        return r;
+    }
     S.fd = fd;
+    sender_settle();
     pthread_mutex_lock(&S.mu);
     __atomic_store_n(&S.ok, 1, __ATOMIC_RELEASE);
     S.stop = 0;
     S.acked = 0;
     S.ack_errors = 0;
-    S.cum_submitted = S.cum_sent = S.cum_confirmed = 0;
+    S.confirmed = 0;
     S.inflight_head = S.inflight_n = 0;
-    S.progress_ns = st__now_ns();
     S.ack_msg[0] = '\0';
-    pthread_mutex_unlock(&S.mu);
     S.gen++;
+    pthread_mutex_unlock(&S.mu);
+    S.submitted = 0;
+    S.settled = 0;
     r = pthread_create(&S.thread, NULL, sender_main, NULL);
     if (r != 0) {
         snprintf(err, errlen, "cannot start the sender thread: %s",
                  strerror(r));
+        pthread_mutex_lock(&S.mu);
         __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
+        st__outbox_detach();
+        pthread_mutex_unlock(&S.mu);
         close(S.fd);
-        close(S.efd);
-        S.fd = S.efd = -1;
+        close(S.ctl);
+        S.fd = S.ctl = -1;
         return -r;
     }
     S.running = 1;
+    st__signals_install();
     return 0;
 }
 
 static void
-sender_wake(void)
+sender_wake_thread(void)
 {
     uint64_t one = 1;
-    ssize_t r = write(S.efd, &one, sizeof(one));
+    ssize_t r = write(S.ctl, &one, sizeof(one));
     (void)r;
 }
 
@@ -510,53 +559,32 @@ void
 st__sender_close(void)
 {
     sender_resume();
-    if (!S.running)
+    if (S.fd < 0)
         return;
-    pthread_mutex_lock(&S.mu);
-    S.stop = 1;
-    pthread_mutex_unlock(&S.mu);
-    sender_wake();
-    /* The thread sends what is queued first; a collector that takes
-     * nothing for 2 s is cut off rather than waited for. */
-    Py_BEGIN_ALLOW_THREADS
-    for (;;) {
-        struct timespec deadline;
-        uint64_t since;
-
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 100000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-        if (pthread_timedjoin_np(S.thread, NULL, &deadline) == 0)
-            break;
+    /* Everything recorded is in the ring already: the collector takes it
+     * once it sees the end of the connection.  Saying that this is an
+     * orderly end keeps it from reporting a vanished process. */
+    st__outbox_set_end(ST_RING_END_EXIT, 0, NULL);
+    if (S.running) {
         pthread_mutex_lock(&S.mu);
-        since = st__now_ns() - S.progress_ns;
+        S.stop = 1;
         pthread_mutex_unlock(&S.mu);
-        if (since > BRIEF_STALL_NS) {
-            shutdown(S.fd, SHUT_RDWR);
-            pthread_join(S.thread, NULL);
-            break;
-        }
+        sender_wake_thread();
+        /* The thread never takes the GIL: joining with it held is safe. */
+        pthread_join(S.thread, NULL);
+        S.running = 0;
     }
-    Py_END_ALLOW_THREADS
-    S.running = 0;
+    sender_settle();
     pthread_mutex_lock(&S.mu);
+    if (S.ok)
+        S.settled = 1;  /* An orderly end loses nothing. */
     __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
-    queue_free(S.head);
-    S.head = S.tail = NULL;
-    S.queued = 0;
+    st__outbox_detach();
     pthread_mutex_unlock(&S.mu);
-    if (S.cur != NULL) {
-        free(S.cur->data);
-        free(S.cur);
-        S.cur = NULL;
-    }
     sender_state_close();
     close(S.fd);
-    close(S.efd);
-    S.fd = S.efd = -1;
+    close(S.ctl);
+    S.fd = S.ctl = -1;
 }
 
 void
@@ -567,8 +595,7 @@ st__sender_before_fork(void)
     pthread_mutex_lock(&S.mu);
     S.suspend = 1;
     pthread_mutex_unlock(&S.mu);
-    sender_wake();
-    /* The thread never takes the GIL: joining with it held is safe. */
+    sender_wake_thread();
     pthread_join(S.thread, NULL);
     S.running = 0;
     S.suspended = 1;
@@ -596,9 +623,16 @@ sender_resume(void)
         S.running = 1;
     else if (ok) {
         pthread_mutex_lock(&S.mu);
-        sender_fail_locked(S.cur, "cannot restart the sender thread");
+        sender_fail_locked("cannot restart the sender thread");
         pthread_mutex_unlock(&S.mu);
     }
+}
+
+void
+st__sender_use(void)
+{
+    if (S.suspended)
+        sender_resume();
 }
 
 int
@@ -618,110 +652,100 @@ st__sender_gen(void)
 uint64_t
 st__sender_dropped(void)
 {
-    uint64_t n;
-
-    pthread_mutex_lock(&S.mu);
-    n = S.dropped + S.dropped_full;
-    pthread_mutex_unlock(&S.mu);
-    return n;
+    sender_settle();
+    return S.dropped;
 }
 
-int
-st__sender_reconnect(void)
+void
+st__sender_count_lost(uint64_t n)
 {
-    char err[512];
-    char path[sizeof(S.path)];
-
-    if (S.path[0] == '\0')
-        return -1;
-    memcpy(path, S.path, sizeof(path));
-    return st__sender_connect(path, S.program, err, sizeof(err));
+    S.dropped += n;
 }
 
-int
-st__sender_submit(struct st_buf *b, uint64_t nrecords, int policy,
-                  uint64_t token)
+void
+st__sender_committed(uint64_t nrecords, uint64_t token)
 {
-    sender_resume();
-    int drop_when_full = policy == ST_FULL_DROP;
-    uint64_t stall_ns = policy == ST_FULL_BLOCK_BRIEF ? BRIEF_STALL_NS
-                                                      : BLOCK_STALL_NS;
-    struct qitem *q = malloc(sizeof(*q));
-    int full;
-
+    S.submitted += nrecords;
+    if (token == 0)
+        return;
     pthread_mutex_lock(&S.mu);
-    if (!S.ok || q == NULL) {
-        S.dropped += nrecords;
-        pthread_mutex_unlock(&S.mu);
-        free(q);
-        st_buf_close(b);
-        return -1;
+    if (S.inflight_n == INFLIGHT_MAX) {
+        /* Oldest dropped: a later ACK confirms it anyway. */
+        S.inflight_head = (S.inflight_head + 1) % INFLIGHT_MAX;
+        S.inflight_n--;
     }
-    full = S.queued > pending_max;
-    if (full && drop_when_full) {
-        /* The drop policy: the program never waits; the loss is counted
-         * and written into the log at the region's end. */
-        S.dropped_full += nrecords;
-        pthread_mutex_unlock(&S.mu);
-        free(q);
-        st_buf_close(b);
-        return 1;
-    }
+    S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX].token = token;
+    S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX].cum =
+        S.submitted;
+    S.inflight_n++;
     pthread_mutex_unlock(&S.mu);
-    if (full) {
-        int stuck = 0;
+}
 
-        /* The block policy: wait for room without holding the GIL, as
-         * long as the collector takes something; one that takes nothing
-         * for BLOCK_STALL_NS is treated as gone (never hang the program
-         * for good because of the collector). */
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&S.mu);
-        while (S.ok && S.queued > pending_max) {
-            struct timespec deadline;
+/* A deadline `ms` from now, for pthread_cond_timedwait. */
+static struct timespec
+sender_deadline(long ms)
+{
+    struct timespec t;
 
-            if (st__now_ns() - S.progress_ns > stall_ns) {
-                stuck = 1;
-                break;
-            }
-            clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_sec += 1;
-            (void)pthread_cond_timedwait(&S.cond, &S.mu, &deadline);
-        }
-        if (stuck)
-            sender_fail_locked(S.cur, "the collector stopped taking records");
-        pthread_mutex_unlock(&S.mu);
-        Py_END_ALLOW_THREADS
-        if (stuck) {
-            /* Wakes the thread out of poll: it sees the socket closed. */
-            shutdown(S.fd, SHUT_RDWR);
-            sender_warn_once("the collector stopped taking records");
-        }
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += ms * 1000000L;
+    while (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
     }
-    q->next = NULL;
-    q->data = b->data;
-    q->len = b->len;
-    q->nrecords = nrecords;
-    q->token = token;
-    st_buf_init(b);
-    pthread_mutex_lock(&S.mu);
-    if (!S.ok) {
-        S.dropped += nrecords;
-        pthread_mutex_unlock(&S.mu);
-        queue_free(q);
+    return t;
+}
+
+/* The collector's read position in the ring of connection `gen`, or
+ * -1 when that connection is no longer the one attached.  Call with mu
+ * held: the ring is attached and detached under it. */
+static int
+sender_read_pos(uint32_t gen, uint64_t *pos)
+{
+    const uint64_t *p = st__outbox_read_pos();
+
+    if (p == NULL || S.gen != gen)
         return -1;
-    }
-    S.cum_submitted += nrecords;
-    q->cum = S.cum_submitted;
-    if (S.tail != NULL)
-        S.tail->next = q;
-    else
-        S.head = q;
-    S.tail = q;
-    S.queued += q->len;
-    pthread_mutex_unlock(&S.mu);
-    sender_wake();
+    *pos = __atomic_load_n(p, __ATOMIC_ACQUIRE);
     return 0;
+}
+
+int
+st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns)
+{
+    uint64_t last = 0, since = st__now_ns();
+    int r = 0;
+
+    pthread_mutex_lock(&S.mu);
+    (void)sender_read_pos(gen, &last);
+    for (;;) {
+        uint64_t pos;
+        struct timespec deadline;
+
+        if (!S.ok || sender_read_pos(gen, &pos) != 0) {
+            r = -1;
+            break;
+        }
+        if ((int64_t)(pos - target) >= 0)
+            break;
+        if (pos != last) {
+            last = pos;
+            since = st__now_ns();
+        }
+        else if (st__now_ns() - since > stall_ns) {
+            /* The next hook reconnects (and so stops the thread). */
+            sender_fail_locked("the collector stopped taking records");
+            sender_warn_once("the collector stopped taking records");
+            r = -1;
+            break;
+        }
+        /* The collector's ACK 0 says it took bytes; the timeout covers a
+         * wake-up that came before this wait began. */
+        deadline = sender_deadline(2);
+        (void)pthread_cond_timedwait(&S.cond, &S.mu, &deadline);
+    }
+    pthread_mutex_unlock(&S.mu);
+    return r;
 }
 
 int
@@ -729,26 +753,32 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
                     char *msg, size_t msglen)
 {
     uint64_t stall_ns = (uint64_t)stall_ms * 1000000ull;
-    int r = 0, stalled = 0;
+    uint32_t gen = S.gen;
+    uint64_t last = 0, since = st__now_ns(), acked = 0;
+    int r = 0;
 
     msg[0] = '\0';
+    sender_resume();
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&S.mu);
+    (void)sender_read_pos(gen, &last);
     while (S.ok && S.acked < token) {
         struct timespec deadline;
+        uint64_t pos = 0;
 
-        /* Wait in slices, giving up only when nothing moves: a slow but
-         * working collector is waited for. */
-        if (st__now_ns() - S.progress_ns > stall_ns) {
-            stalled = 1;
+        (void)sender_read_pos(gen, &pos);
+        /* Wait as long as something moves (the collector takes bytes
+         * from the ring, or ACKs earlier FLUSHes): a slow but working
+         * collector is waited for. */
+        if (pos != last || S.acked != acked) {
+            last = pos;
+            acked = S.acked;
+            since = st__now_ns();
+        }
+        else if (st__now_ns() - since > stall_ns) {
             break;
         }
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 100000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        deadline = sender_deadline(100);
         (void)pthread_cond_timedwait(&S.cond, &S.mu, &deadline);
     }
     if (S.acked >= token) {
@@ -765,7 +795,6 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
     }
     else {
         r = -1;
-        (void)stalled;
         snprintf(msg, msglen, "the collector at %s took nothing for %d s, "
                  "so the end of the region is not confirmed (records may "
                  "be missing from the log)", S.path, stall_ms / 1000);
@@ -778,29 +807,25 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
 void
 st__sender_after_fork_child(void)
 {
-    /* Only the forking thread exists in the child: the sender thread and
-     * any lock it held are gone.  Start from a clean, disconnected state;
-     * the package reconnects when the child traces again. */
+    /* Only the forking thread exists in the child: the watcher thread and
+     * any lock it held are gone, and the ring is the parent's.  Start from
+     * a clean, disconnected state; the package reconnects when the child
+     * traces again. */
     pthread_mutex_init(&S.mu, NULL);
     pthread_cond_init(&S.cond, NULL);
+    st__outbox_forget();
     if (S.fd >= 0)
         close(S.fd);
-    if (S.efd >= 0)
-        close(S.efd);
-    S.fd = S.efd = -1;
+    if (S.ctl >= 0)
+        close(S.ctl);
+    S.fd = S.ctl = -1;
     S.running = 0;
     S.suspended = 0;
     S.suspend = 0;
     __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
     S.stop = 0;
-    queue_free(S.head);
-    S.head = S.tail = NULL;
-    S.queued = 0;
-    if (S.cur != NULL) {
-        free(S.cur->data);
-        free(S.cur);
-        S.cur = NULL;
-    }
+    S.submitted = 0;
+    S.settled = 1;   /* The parent's records are the parent's. */
     sender_state_close();
     S.gen++;
 }

@@ -73,14 +73,14 @@ struct st_suspended {
 static struct st_suspended *suspended;
 static size_t nsuspended;
 
-int st__emit_init(void);
+int st__outbox_init(void);
 
 int
 st__tracer_init(void)
 {
     if (st__filter_init() != 0)
         return -1;
-    return st__emit_init();
+    return st__outbox_init();
 }
 
 /* ---- per-thread state ---- */
@@ -690,7 +690,7 @@ st__reconnect(struct st_region *r)
     reconnect_next_try = now + 1000000000ull;
     /* What was being batched for the old connection cannot be sent on a
      * new one (ids and announcements are per connection). */
-    r->lost += st__emit_discard_batch();
+    r->lost += st__outbox_discard();
     res = PyObject_CallNoArgs(reconnect_hook);
     if (res == NULL)
         PyErr_Clear();
@@ -708,7 +708,7 @@ st__tracer_after_fork_child(void)
     struct st_region *r;
 
     /* The batch holds the parent's records, which the parent sends. */
-    (void)st__emit_discard_batch();
+    (void)st__outbox_discard();
     /* The child connects at once, whatever the parent tried lately. */
     reconnect_next_try = 0;
     /* Only the forking thread lives on in the child. */
@@ -859,7 +859,6 @@ st__region_enter(struct st_region *r, PyObject *obj, int fresh)
          * start: async records' Time is since the region began. */
         if (r->start_ns == 0)
             r->start_ns = now;
-        st__emit_reset_clock(now);
     }
     ts = tstate_get(r);
     if (ts != NULL && fresh)

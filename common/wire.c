@@ -38,7 +38,7 @@ static size_t
 msg_nfields(int type)
 {
     switch (type) {
-    case ST_MSG_HELLO: return 4;
+    case ST_MSG_HELLO: return 5;
     case ST_MSG_STR: return 3;
     case ST_MSG_REGION: return 8;
     case ST_MSG_THREAD: return 3;
@@ -92,6 +92,21 @@ wire_peek_type(const unsigned char *p, size_t avail)
         if (p[i] != 0)
             return 0;
     return p[n - 1];
+}
+
+/* Is p[0..avail) an unsigned integer whose bytes are not all there? */
+static int
+wire_uint_cut(const unsigned char *p, size_t avail)
+{
+    if (avail == 0)
+        return 1;
+    switch (p[0]) {
+    case 0xcc: return avail < 2;
+    case 0xcd: return avail < 3;
+    case 0xce: return avail < 5;
+    case 0xcf: return avail < 9;
+    default: return 0;
+    }
 }
 
 /*
@@ -178,6 +193,8 @@ wire_validate_one(const unsigned char *p, size_t len, size_t *off,
             if (strict && depth == 0) {
                 int type = wire_peek_type(p + o, len - o);
 
+                if (type == 0 && count > 0 && wire_uint_cut(p + o, len - o))
+                    return ST_ETRUNCATED;
                 if (count == 0 || type == 0 || msg_nfields(type) != count)
                     return ST_EBADMSG;
             }
@@ -352,15 +369,21 @@ wire_fast_step(const unsigned char *p, size_t avail)
     return elements <= ST_WIRE_MAX_COUNT ? o : 0;
 }
 
+/*
+ * Walks the messages of p[0..len).  With `prefix` (not NULL), a last
+ * message cut short ends the walk instead of failing it: *prefix gets the
+ * bytes of the whole messages before it.
+ */
 static int
-wire_validate(const char *p, size_t len, int strict)
+wire_validate(const char *p, size_t len, int strict, size_t *prefix)
 {
     size_t off = 0;
     int n = 0;
 
-    if (len == 0)
+    if (len == 0 && prefix == NULL)
         return ST_ETRUNCATED;
     while (off < len) {
+        size_t start = off;
         size_t fast = wire_fast_step((const unsigned char *)p + off,
                                      len - off);
         int r = 0;
@@ -370,25 +393,38 @@ wire_validate(const char *p, size_t len, int strict)
         else
             r = wire_validate_one((const unsigned char *)p, len, &off,
                                   strict);
+        if (r == ST_ETRUNCATED && prefix != NULL) {
+            *prefix = start;
+            return n;
+        }
         if (r < 0)
             return r;
         if (n == INT32_MAX)
             return ST_ETOOBIG;
         n++;
     }
+    if (prefix != NULL)
+        *prefix = off;
     return n;
 }
 
 int
 st_wire_validate(const char *p, size_t len)
 {
-    return wire_validate(p, len, 0);
+    return wire_validate(p, len, 0, NULL);
 }
 
 int
 st_wire_validate_messages(const char *p, size_t len)
 {
-    return wire_validate(p, len, 1);
+    return wire_validate(p, len, 1, NULL);
+}
+
+int
+st_wire_validate_prefix(const char *p, size_t len, size_t *complete)
+{
+    *complete = 0;
+    return wire_validate(p, len, 1, complete);
 }
 
 void
@@ -536,7 +572,8 @@ decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
     case ST_MSG_HELLO:
         if (get_u32(&f[1], &m->u.hello.version) != 0 ||
             get_u64(&f[2], &m->u.hello.pid) != 0 ||
-            get_str(&f[3], &m->u.hello.program) != 0)
+            get_str(&f[3], &m->u.hello.program) != 0 ||
+            get_u64(&f[4], &m->u.hello.ring_bytes) != 0)
             return ST_EBADTYPE;
         return 0;
     case ST_MSG_STR:
@@ -975,12 +1012,12 @@ pack_bytes(msgpack_packer *pk, const char *s, size_t n)
 
 int
 st_wire_pack_hello(msgpack_packer *pk, uint64_t pid, const char *prog,
-                   size_t prog_len)
+                   size_t prog_len, uint64_t ring_bytes)
 {
     if (pack_head(pk, ST_MSG_HELLO) || msgpack_pack_uint32(pk, ST_WIRE_VERSION)
-        || msgpack_pack_uint64(pk, pid))
+        || msgpack_pack_uint64(pk, pid) || pack_bytes(pk, prog, prog_len))
         return -1;
-    return pack_bytes(pk, prog, prog_len);
+    return msgpack_pack_uint64(pk, ring_bytes);
 }
 
 int

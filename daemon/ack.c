@@ -35,6 +35,9 @@ ack_send(struct st_conn *c, uint64_t token)
     struct st_buf *b = &c->srv->scratch.reply;
     msgpack_packer pk;
 
+    /* Nobody is there to read it (an agent gone, its ring applied). */
+    if (c->peer_gone)
+        return 0;
     b->len = 0;
     msgpack_packer_init(&pk, b, st_buf_msgpack_write);
     if (st_wire_pack_ack(&pk, token, c->errors, c->errors ? c->errmsg : NULL,

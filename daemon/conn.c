@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "steptrace/error.h"
+#include "steptrace/ring.h"
 
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread,
                          const uv_buf_t *buf);
@@ -132,6 +133,7 @@ conn_release(struct st_conn *c)
     }
     st__pressure_sub(srv, c->rlen - c->roff, 0);
     c->rlen = c->roff = c->flen = 0;
+    st__ring_close(c);
     srv->pending_big -= c->big;
     c->big = 0;
     if (c->kind == ST_CONN_TAIL)
@@ -173,15 +175,37 @@ conn_protocol_error(struct st_conn *c, int err)
     st__conn_close(c, 1);
 }
 
+static void conn_process(struct st_conn *c);
+
+/* An agent with a ring is gone (its socket ended or failed): what the
+ * ring holds is applied, then the connection closes (drain check). */
+static void
+conn_peer_gone(struct st_conn *c)
+{
+    c->eof = 1;
+    c->peer_gone = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        c->reading = 0;
+    }
+    conn_process(c);
+}
+
 static void
 conn_write_cb(uv_write_t *req, int status)
 {
     struct st_conn *c = req->handle->data;
 
     free(req);
-    /* The peer is gone; its close shows up as a read error as well. */
-    if (status < 0 && status != UV_ECANCELED)
-        st__conn_close(c, 1);
+    if (status >= 0 || status == UV_ECANCELED)
+        return;
+    /* The peer is gone; its close shows up as a read error as well.  An
+     * agent's ring is still applied to its end first. */
+    if (c->ring != NULL && c->state == ST_CONN_OPEN) {
+        conn_peer_gone(c);
+        return;
+    }
+    st__conn_close(c, 1);
 }
 
 int
@@ -192,7 +216,7 @@ st__conn_send(struct st_conn *c, const char *payload, size_t len)
     uv_buf_t buf;
     int r;
 
-    if (c->state != ST_CONN_OPEN)
+    if (c->state != ST_CONN_OPEN || c->peer_gone)
         return UV_ECANCELED;
     /* A peer that sends FLUSH after FLUSH and never reads the ACKs would
      * make the queue grow without end. */
@@ -269,7 +293,10 @@ conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void
 conn_update_reading(struct st_conn *c)
 {
-    int want = c->state == ST_CONN_OPEN && c->blocked == 0 && !c->eof &&
+    /* An agent with a ring sends nothing more on its socket: it is read
+     * all the same, blocked or not, to see the end as soon as it comes. */
+    int want = c->state == ST_CONN_OPEN && !c->eof &&
+               (c->blocked == 0 || c->ring != NULL) &&
                !(c->draining && c->stop_budget == 0);
 
     if (want && !c->reading) {
@@ -298,8 +325,14 @@ conn_frame_run(struct st_conn *c)
     for (;;) {
         r = st_wire_decode_next(&c->dec, &m);
         if (r == 0) {
-            st__pressure_sub(srv, ST_WIRE_HEADER_SIZE + c->flen, 0);
-            c->roff += ST_WIRE_HEADER_SIZE + c->flen;
+            if (c->frame_from_ring) {
+                c->frame_from_ring = 0;
+                st__ring_consumed(c, c->flen);
+            }
+            else {
+                st__pressure_sub(srv, ST_WIRE_HEADER_SIZE + c->flen, 0);
+                c->roff += ST_WIRE_HEADER_SIZE + c->flen;
+            }
             c->flen = 0;
             return 0;
         }
@@ -344,6 +377,14 @@ conn_frame_start(struct st_conn *c)
 
     if (avail < ST_WIRE_HEADER_SIZE)
         return 0;
+    /* Once the agent has its ring, everything comes through it: bytes on
+     * the socket could not be put in order with the ring's. */
+    if (c->ring != NULL) {
+        st__conn_detail(c, "%zu bytes on the socket after the ring was "
+                        "made", avail);
+        conn_protocol_error(c, ST_ESTATE);
+        return -1;
+    }
     flen = st_wire_frame_len(hdr, 0);
     if (flen < 0) {
         st__conn_detail(c, "frame header announces %lu bytes",
@@ -405,10 +446,38 @@ conn_compact(struct st_conn *c)
     }
 }
 
+/* The agent is gone or going: once its ring is empty, the regions it left
+ * open get the line that says how it ended.  @return 1 when the ring is
+ * done with (or there is none). */
+static int
+conn_ring_done(struct st_conn *c)
+{
+    char detail[ST_RING_END_DETAIL];
+    size_t partial;
+    int kind, sig;
+
+    if (c->ring == NULL)
+        return 1;
+    if (c->flen != 0 || c->blocked != 0 || !st__ring_drained(c, &partial))
+        return 0;
+    kind = st__ring_end(c, &sig, detail, sizeof(detail));
+    st__session_end(c, kind, sig, detail, partial);
+    return 1;
+}
+
 void
 st__conn_drain_check(struct st_conn *c)
 {
-    if (c->state != ST_CONN_OPEN || c->nacks > 0)
+    if (c->state != ST_CONN_OPEN)
+        return;
+    /* An agent with a ring is gone: its ring is all there is, and nobody
+     * waits for ACKs any more. */
+    if (c->peer_gone) {
+        if (conn_ring_done(c))
+            st__conn_close(c, 0);
+        return;
+    }
+    if (c->nacks > 0)
         return;
     /* The peer half-closed and its last ACK is out: done. */
     if (c->eof) {
@@ -416,7 +485,7 @@ st__conn_drain_check(struct st_conn *c)
         return;
     }
     if (!c->draining || c->blocked != 0 || c->stop_budget > 0 ||
-        c->flen != 0)
+        c->flen != 0 || !conn_ring_done(c))
         return;
     if (c->rlen > c->roff)
         st__log("pid %d: %zu bytes of an unfinished frame dropped at stop",
@@ -424,7 +493,30 @@ st__conn_drain_check(struct st_conn *c)
     st__conn_close(c, 0);
 }
 
-/* Applies every complete frame in the buffer until done or blocked. */
+/* Starts applying the next whole messages of the ring.  @return as
+ * conn_frame_start. */
+static int
+conn_ring_start(struct st_conn *c)
+{
+    const char *p;
+    size_t n;
+    int r = st__ring_take(c, &p, &n);
+
+    if (r < 0) {
+        conn_protocol_error(c, r);
+        return -1;
+    }
+    if (r == 0)
+        return 0;
+    st_wire_decoder_reset(&c->dec, p, n);
+    c->flen = n;
+    c->msgno = 0;
+    c->frame_from_ring = 1;
+    return 1;
+}
+
+/* Applies every complete frame in the buffer, then what the ring holds,
+ * until done or blocked. */
 static void
 conn_process(struct st_conn *c)
 {
@@ -433,8 +525,10 @@ conn_process(struct st_conn *c)
     while (c->state == ST_CONN_OPEN && c->blocked == 0) {
         if (c->flen > 0)
             r = conn_frame_run(c) == 0 ? 1 : -1;
-        else
+        else if (c->rlen > c->roff || c->ring == NULL)
             r = conn_frame_start(c);
+        else
+            r = conn_ring_start(c);
         if (r <= 0)
             break;
     }
@@ -471,6 +565,10 @@ conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         st__conn_detail(c, "connection closed with %zu bytes of a frame",
                         c->rlen - c->roff);
         conn_protocol_error(c, ST_ETRUNCATED);
+    }
+    else if (c->ring != NULL) {
+        /* An agent's end, orderly or not: its ring is applied first. */
+        conn_peer_gone(c);
     }
     else if (nread == UV_EOF) {
         /* ACKs still owed go out before the close (a peer may half-close
@@ -511,6 +609,9 @@ st__conn_drain(struct st_conn *c)
         n = 0;
     c->draining = 1;
     c->stop_budget = (size_t)n;
+    /* Likewise for the ring: what it holds now is applied, no more. */
+    if (c->ring != NULL)
+        st__ring_freeze(c);
     /* Room for a large frame is no longer rationed: this is the end. */
     c->blocked &= ~(unsigned)ST_BLOCK_MEMORY;
     conn_process(c);

@@ -54,8 +54,13 @@
 #define ST_TAIL_MAX_QUEUED (4u * 1024 * 1024)
 /* How long SIGTERM waits for connections to drain before closing them. */
 #define ST_STOP_DRAIN_MS 10000
-/* Buffered records reach the file at most this long after being rendered. */
-#define ST_SINK_FLUSH_MS 200
+/* Buffered records reach the file at most this long after being rendered
+ * (so that the log of a program that hangs shows where it is). */
+#define ST_SINK_FLUSH_MS 20
+/* How often the rings of active agents are looked at (ring.c), and after
+ * how many looks without news the collector stops looking at one. */
+#define ST_RING_POLL_MS 4
+#define ST_RING_IDLE_TICKS 50u
 /* Bytes a connection reads at a time when no large frame is pending. */
 #define ST_READ_CHUNK (64u * 1024)
 /* Replies (HELLO, ACK) a peer may leave unread before it is dropped. */
@@ -112,6 +117,7 @@ void *st__idmap_next(const struct st_idmap *m, size_t *it);
 struct st_server;
 struct st_conn;
 struct st_scratch;
+struct st_ring;
 
 /* A STR: escaped so that control characters never reach a log line. */
 struct st_string {
@@ -180,6 +186,10 @@ struct st_region {
     XX(rotate_errors, "rotations that failed (the file kept growing)")     \
     XX(write_errors, "failed opens and writes of log files")               \
     XX(pauses, "times a connection was paused by memory pressure")         \
+    XX(ended_by_signal, "processes that died of a signal in a region")      \
+    XX(ended_by_exec, "processes that called exec in a region")           \
+    XX(vanished, "processes gone without ending their region (SIGKILL)")   \
+    XX(lost_vanished, "records cut short when a process ended")            \
     XX(pending_peak, "most pending bytes seen")
 
 struct st_stats {
@@ -376,6 +386,8 @@ struct st_conn {
     int resume_wanted;           /* A block was lifted: process again. */
     int eof;                     /* The peer is done sending; close once
                                     the ACKs owed are sent. */
+    int peer_gone;               /* An agent with a ring ended: apply
+                                    its ring, send nothing, close. */
     int draining;                /* Stopping: read only stop_budget more. */
     size_t stop_budget;          /* Bytes still to read while draining. */
     pid_t peer_pid;              /* From SO_PEERCRED; 0 if unknown. */
@@ -391,6 +403,10 @@ struct st_conn {
     size_t out_queued;           /* Bytes its sinks hold for writing. */
     uint64_t pause_seq;          /* When it was last paused (pressure.c). */
     uint64_t epoch;              /* FLUSHes seen so far, plus one. */
+    struct st_ring *ring;        /* Owned (ring.c): the agent's ring, or
+                                    NULL (records come on the socket). */
+    int frame_from_ring;         /* The frame being applied is ring bytes
+                                    (st__ring_take), not rbuf's. */
     struct st_ack_wait *acks;    /* Owned ring of ACKs owed, oldest first. */
     size_t acks_head;
     size_t nacks;
@@ -491,11 +507,54 @@ int st__step_event(struct st_conn *c, const struct st_msg *m);
  * region's own counter; written at DEBUG, INFO and WARNING. */
 int st__step_async(struct st_conn *c, const struct st_msg *m);
 /*
+ * The connection ended while regions were open: writes the line that says
+ * how into each one's file (`kind`: enum st_ring_end, with the signal or
+ * the exec'd program) and counts it.  `partial`: bytes of a message cut
+ * short, counted as one lost record.
+ */
+void st__session_end(struct st_conn *c, int kind, int sig,
+                     const char *detail, size_t partial);
+/*
  * Applies one decoded message to the connection state.
  * @return 0, or ST_E* (protocol error: the caller closes the connection
  *         and logs c->detail).
  */
 int st__session_apply(struct st_conn *c, const struct st_msg *m);
+
+/* ---- ring.c: the agents' rings ---- */
+
+/* The data size granted for a request of `want` bytes (a power of two
+ * within ST_RING_MIN .. ST_RING_MAX). */
+uint64_t st__ring_size_for(uint64_t want);
+/*
+ * Makes c's ring of `size` data bytes (from st__ring_size_for) and sends
+ * `reply` (a HELLO payload, framed here) with its two descriptors; later
+ * replies go through libuv as usual.
+ * @return 0, ST_ENOMEM or -errno (nothing is left behind).
+ */
+int st__ring_open(struct st_conn *c, uint64_t size, const char *reply,
+                  size_t reply_len);
+/* Gives up c's ring (at close); its memory goes once its handle closed. */
+void st__ring_close(struct st_conn *c);
+/*
+ * The next whole messages the agent wrote, copied out of the shared
+ * memory: *p, *n (valid until st__ring_consumed).
+ * @return 1, 0 when there are none yet (or no room for them: c->blocked
+ *         then says so), or ST_E* (a protocol error; c->detail says more).
+ */
+int st__ring_take(struct st_conn *c, const char **p, size_t *n);
+/* The n bytes st__ring_take gave were applied. */
+void st__ring_consumed(struct st_conn *c, size_t n);
+/* @return 1 when everything committed was taken; *partial: bytes taken
+ * that hold no whole message (the start of one that never came whole). */
+int st__ring_drained(const struct st_conn *c, size_t *partial);
+/* Stopping: only what the ring holds now will be taken. */
+void st__ring_freeze(struct st_conn *c);
+/* How the agent said its process ends (enum st_ring_end); *sig and
+ * detail (the exec'd program, escaped later) go with it. */
+int st__ring_end(const struct st_conn *c, int *sig, char *detail, size_t n);
+/* Makes sure active rings are polled (the poll timer runs). */
+void st__ring_poll_arm(struct st_server *srv);
 
 /* ---- control.c: STATUS and TAIL ---- */
 
@@ -599,6 +658,7 @@ struct st_server {
     uv_signal_t sig_hup;
     uv_timer_t idle_timer;
     uv_timer_t flush_timer;
+    uv_timer_t ring_timer;       /* Polls the active rings (ring.c). */
     uv_timer_t stop_timer;       /* Bounds the drain at SIGTERM. */
     uv_idle_t resume_idle;       /* Resumes blocked connections. */
     uv_check_t tail_check;       /* Sends gathered TEXT each iteration. */

@@ -165,6 +165,7 @@ server_close_rest(struct st_server *srv)
     server_close_handle((uv_handle_t *)&srv->tail_check);
     server_close_handle((uv_handle_t *)&srv->stop_timer);
     server_close_handle((uv_handle_t *)&srv->flush_timer);
+    server_close_handle((uv_handle_t *)&srv->ring_timer);
 }
 
 void
@@ -384,15 +385,20 @@ server_announce(struct st_server *srv)
 size_t
 st__server_rss(void)
 {
-    unsigned long size, resident;
+    unsigned long size, resident, shared;
     FILE *f = fopen("/proc/self/statm", "re");
     int n;
 
     if (f == NULL)
         return 0;
-    n = fscanf(f, "%lu %lu", &size, &resident);
+    n = fscanf(f, "%lu %lu %lu", &size, &resident, &shared);
     fclose(f);
-    return n == 2 ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+    /* Shared pages are the agents' rings (and mapped files): memory the
+     * agents hold too, bounded by the ring sizes, not by what is
+     * pending here. */
+    if (n != 3 || shared > resident)
+        return 0;
+    return (size_t)(resident - shared) * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* Writes our pid to --pid-file / pid_file.  @return 0 or -errno. */
@@ -474,6 +480,7 @@ server_init_handles(struct st_server *srv)
     uv_signal_init(srv->loop, &srv->sig_hup);
     uv_timer_init(srv->loop, &srv->idle_timer);
     uv_timer_init(srv->loop, &srv->flush_timer);
+    uv_timer_init(srv->loop, &srv->ring_timer);
     uv_timer_init(srv->loop, &srv->stop_timer);
     uv_idle_init(srv->loop, &srv->resume_idle);
     uv_timer_init(srv->loop, &srv->measure_timer);
@@ -484,6 +491,7 @@ server_init_handles(struct st_server *srv)
     srv->sig_hup.data = srv;
     srv->idle_timer.data = srv;
     srv->flush_timer.data = srv;
+    srv->ring_timer.data = srv;
     srv->stop_timer.data = srv;
     srv->resume_idle.data = srv;
     srv->measure_timer.data = srv;
@@ -493,6 +501,7 @@ server_init_handles(struct st_server *srv)
     uv_unref((uv_handle_t *)&srv->resume_idle);
     uv_unref((uv_handle_t *)&srv->measure_timer);
     uv_unref((uv_handle_t *)&srv->tail_check);
+    uv_unref((uv_handle_t *)&srv->ring_timer);
 }
 
 int

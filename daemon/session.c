@@ -13,12 +13,14 @@
 #include "daemon.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "steptrace/error.h"
+#include "steptrace/ring.h"
 
 void
 st__session_init(struct st_conn *c)
@@ -416,6 +418,8 @@ session_on_hello(struct st_conn *c, const struct st_msg *m)
 {
     struct st_buf *b = &c->srv->scratch.reply;
     msgpack_packer pk;
+    uint64_t ring;
+    int r;
 
     if (c->got_hello) {
         st__conn_detail(c, "HELLO sent twice");
@@ -427,14 +431,100 @@ session_on_hello(struct st_conn *c, const struct st_msg *m)
         return ST_EVERSION;
     }
     c->got_hello = 1;
+    ring = m->u.hello.ring_bytes ? st__ring_size_for(m->u.hello.ring_bytes)
+                                 : 0;
     b->len = 0;
     msgpack_packer_init(&pk, b, st_buf_msgpack_write);
-    if (st_wire_pack_hello(&pk, (uint64_t)getpid(), "steptraced", 10) != 0) {
+    if (st_wire_pack_hello(&pk, (uint64_t)getpid(), "steptraced", 10,
+                           ring) != 0) {
         st_buf_close(b);
         return ST_ENOMEM;
     }
-    st__conn_send(c, b->data, b->len);
+    if (ring == 0) {
+        st__conn_send(c, b->data, b->len);
+        return 0;
+    }
+    /* The reply carries the ring's descriptors; from now on the agent's
+     * records come through the ring (ring.c). */
+    r = st__ring_open(c, ring, b->data, b->len);
+    if (r != 0) {
+        st__log("cannot make a ring for pid %d: %s", (int)c->peer_pid,
+                r == ST_ENOMEM ? "out of memory" : strerror(-r));
+        st__conn_close(c, 1);
+    }
     return 0;
+}
+
+/* "SIGTERM" for 15: the names every Linux has, else "signal N". */
+static const char *
+session_signame(int sig, char *buf, size_t n)
+{
+    static const char *const names[] = {
+        [SIGHUP] = "SIGHUP", [SIGINT] = "SIGINT", [SIGQUIT] = "SIGQUIT",
+        [SIGILL] = "SIGILL", [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT",
+        [SIGBUS] = "SIGBUS", [SIGFPE] = "SIGFPE", [SIGKILL] = "SIGKILL",
+        [SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM", [SIGTERM] = "SIGTERM",
+        [SIGSTKFLT] = "SIGSTKFLT", [SIGXCPU] = "SIGXCPU",
+        [SIGXFSZ] = "SIGXFSZ", [SIGVTALRM] = "SIGVTALRM",
+        [SIGPROF] = "SIGPROF", [SIGIO] = "SIGIO", [SIGPWR] = "SIGPWR",
+        [SIGSYS] = "SIGSYS",
+    };
+
+    if (sig > 0 && (size_t)sig < sizeof(names) / sizeof(names[0]) &&
+        names[sig] != NULL)
+        return names[sig];
+    snprintf(buf, n, "signal %d", sig);
+    return buf;
+}
+
+void
+st__session_end(struct st_conn *c, int kind, int sig, const char *detail,
+                size_t partial)
+{
+    struct st_stats *st = &c->srv->stats;
+    struct st_region *rg;
+    char line[600], signame[32];
+    const char *d;
+    size_t it = 0, dn;
+
+    if (kind == ST_RING_END_EXIT)
+        return;
+    if (partial > 0)
+        st->lost_vanished++;
+    if (c->regions.live == 0)
+        return;
+    if (kind == ST_RING_END_SIGNAL)
+        st->ended_by_signal++;
+    else if (kind == ST_RING_END_EXEC)
+        st->ended_by_exec++;
+    else
+        st->vanished++;
+    if (st__escape(&c->srv->scratch, detail, strlen(detail), &d, &dn) != 0) {
+        d = "?";
+        dn = 1;
+    }
+    while ((rg = st__idmap_next(&c->regions, &it)) != NULL) {
+        if (partial > 0)
+            st__sink_note(rg->sink, "[steptrace] 1 record lost in this "
+                          "region: the process ended while writing it");
+        if (kind == ST_RING_END_SIGNAL)
+            snprintf(line, sizeof(line), "[steptrace] the process ended by "
+                     "%s after step %llu",
+                     session_signame(sig, signame, sizeof(signame)),
+                     (unsigned long long)rg->steps);
+        else if (kind == ST_RING_END_EXEC)
+            snprintf(line, sizeof(line), "[steptrace] the process called "
+                     "exec (%.*s) after step %llu", (int)dn, d,
+                     (unsigned long long)rg->steps);
+        else
+            snprintf(line, sizeof(line), "[steptrace] the process vanished "
+                     "after step %llu without ending the region (killed "
+                     "by SIGKILL or the out-of-memory killer?)",
+                     (unsigned long long)rg->steps);
+        st__sink_note(rg->sink, line);
+        st__sink_flush(rg->sink);
+    }
 }
 
 int

@@ -885,7 +885,7 @@ connect_as_nobody(void)
         _exit(10);
     fd = client_connect();
     frame_init(&f);
-    st_wire_pack_hello(&f.pk, 1, "nobody", 6);
+    st_wire_pack_hello(&f.pk, 1, "nobody", 6, 0);
     /* Plain calls: a refused peer may see the send fail. */
     {
         unsigned char hdr[ST_WIRE_HEADER_SIZE];

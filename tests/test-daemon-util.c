@@ -348,7 +348,8 @@ hello(int fd)
     char *payload;
 
     frame_init(&f);
-    ck_assert_int_eq(st_wire_pack_hello(&f.pk, (uint64_t)getpid(), "test", 4),
+    ck_assert_int_eq(st_wire_pack_hello(&f.pk, (uint64_t)getpid(), "test", 4,
+                                        0),
                      0);
     frame_send(fd, &f);
     st_buf_close(&f.b);

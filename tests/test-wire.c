@@ -151,7 +151,7 @@ pack_corpus(msgpack_packer *pk)
     do {                                                                    \
         ck_assert_int_eq((call), 0);                                        \
     } while (0)
-    PACK(st_wire_pack_hello(pk, UINT64_MAX, LIT("prog.py")));
+    PACK(st_wire_pack_hello(pk, UINT64_MAX, LIT("prog.py"), 1u << 23));
     n++;
     PACK(st_wire_pack_str(pk, 1, LIT("/abs/path/to/file.py")));
     n++;
@@ -263,6 +263,7 @@ check_corpus(struct st_wire_decoder *d)
     ck_assert_uint_eq(m.u.hello.version, ST_WIRE_VERSION);
     ck_assert_uint_eq(m.u.hello.pid, UINT64_MAX);
     ck_assert_st_str_eq(m.u.hello.program, LIT("prog.py"));
+    ck_assert_uint_eq(m.u.hello.ring_bytes, 1u << 23);
 
     next_msg(d, &m, ST_MSG_STR);
     ck_assert_uint_eq(m.u.str.sid, 1);
@@ -465,12 +466,13 @@ START_TEST(test_wire_decode_accepts_bin_as_str)
 
     packed_init(&p);
     /* HELLO with the program name as bin. */
-    msgpack_pack_array(pk, 4);
+    msgpack_pack_array(pk, 5);
     msgpack_pack_uint8(pk, ST_MSG_HELLO);
     msgpack_pack_uint8(pk, ST_WIRE_VERSION);
     msgpack_pack_uint32(pk, 1234);
     msgpack_pack_bin(pk, sizeof(raw) - 1);
     msgpack_pack_bin_body(pk, raw, sizeof(raw) - 1);
+    msgpack_pack_uint8(pk, 0);
     /* STR with empty bin text. */
     msgpack_pack_array(pk, 3);
     msgpack_pack_uint8(pk, ST_MSG_STR);
@@ -1382,7 +1384,8 @@ START_TEST(test_wire_decode_rejects_wrong_field_count)
     ck_assert_int_eq(DECODE(0x91, 0x09), ST_EBADMSG);             /* FLUSH */
     ck_assert_int_eq(DECODE(0x93, 0x09, 0x01, 0x02), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x93, 0x01, 0x01, 0x01), ST_EBADMSG); /* HELLO */
-    ck_assert_int_eq(DECODE(0x95, 0x01, 0x01, 0x01, 0xa0, 0x00),
+    ck_assert_int_eq(DECODE(0x94, 0x01, 0x01, 0x01, 0xa0), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x96, 0x01, 0x01, 0x01, 0xa0, 0x00, 0x00),
                      ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x96, 0x06, 1, 2, 3, 4, 0xc0), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x98, 0x06, 1, 2, 3, 4, 0xc0, 0xc0, 0xc0),
@@ -1429,7 +1432,11 @@ START_TEST(test_wire_decode_rejects_wrong_field_type)
                      1);
     /* STR with an integer text; HELLO with an integer program. */
     ck_assert_int_eq(DECODE(0x93, 0x02, 0x01, 0x05), ST_EBADTYPE);
-    ck_assert_int_eq(DECODE(0x94, 0x01, 0x01, 0x01, 0x05), ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x95, 0x01, 0x01, 0x01, 0x05, 0x00),
+                     ST_EBADTYPE);
+    /* HELLO with a str ring size. */
+    ck_assert_int_eq(DECODE(0x95, 0x01, 0x01, 0x01, 0xa0, 0xa1, '1'),
+                     ST_EBADTYPE);
     /* EVENT detail nil (only ACK allows nil). */
     ck_assert_int_eq(DECODE(0x97, 0x0b, 1, 2, 3, 4, 4, 0xc0), ST_EBADTYPE);
     /* EVENT of an unknown kind. */

@@ -173,6 +173,44 @@ def _install_exit_flush():
 
 _install_exit_flush()
 
+
+def _install_exec_note():
+    """os.exec* replaces the process: its records are in the collector's
+    ring already, and a note in the ring lets the collector write, in the
+    log of a region left open, that the process called exec (rather than
+    that it vanished).  Every os.exec* function goes through os.execv or
+    os.execve."""
+    for name in ("execv", "execve"):
+        real = getattr(os, name, None)
+        if real is None or getattr(real, "_steptrace_note", False):
+            continue
+        os.__dict__[name] = _exec_wrapper(real)
+
+
+def _exec_wrapper(real):
+    @functools.wraps(real)
+    def wrapper(path, *args, **kwargs):
+        try:
+            _agent.exec_note(path if isinstance(path, (str, bytes))
+                             else str(path))
+        except BaseException:  # noqa: B902 - never stand in the way
+            pass
+        try:
+            return real(path, *args, **kwargs)
+        except BaseException:
+            # It did not happen: the process goes on.
+            try:
+                _agent.exec_note(None)
+            except BaseException:  # noqa: B902
+                pass
+            raise
+
+    wrapper._steptrace_note = True
+    return wrapper
+
+
+_install_exec_note()
+
 # At exit, what is queued is sent and the connection closed in order (the
 # collector sees an end, not a reset).
 atexit.register(_agent.close)

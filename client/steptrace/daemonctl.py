@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-WIRE_VERSION = 2  # = ST_WIRE_VERSION in common/include/steptrace/wire.h
+WIRE_VERSION = 3  # = ST_WIRE_VERSION in common/include/steptrace/wire.h
 MSG_HELLO = 1
 MSG_STATUS = 13
 MSG_STATS = 14
@@ -235,10 +235,11 @@ class Connection:
         except OSError:
             self.sock.close()
             raise
+        # A control connection asks for no ring (the last field).
         self.sock.sendall(encode_frame(
-            [MSG_HELLO, WIRE_VERSION, os.getpid(), "steptrace-ctl"]))
+            [MSG_HELLO, WIRE_VERSION, os.getpid(), "steptrace-ctl", 0]))
         hello = self.read_message()
-        if hello is None or hello[0] != MSG_HELLO or len(hello) != 4:
+        if hello is None or hello[0] != MSG_HELLO or len(hello) != 5:
             self.close()
             raise CtlError("%s did not answer like steptraced" % path)
         self.pid = hello[2]
@@ -415,6 +416,10 @@ def format_status(path, st):
         "lost by agents %d, tail %d"
         % (g("dropped_write", 0), g("dropped_open", 0), g("dropped_nomem", 0),
            g("lost_agent", 0), g("dropped_tail", 0)),
+        "  processes ended  by a signal %d, by exec %d, vanished %d "
+        "(records cut short %d)"
+        % (g("ended_by_signal", 0), g("ended_by_exec", 0), g("vanished", 0),
+           g("lost_vanished", 0)),
         "  rotations        %d (%d failed)"
         % (g("rotations", 0), g("rotate_errors", 0)),
         "  write errors     %d" % g("write_errors", 0),

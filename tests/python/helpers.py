@@ -19,7 +19,7 @@ import unittest
 
 PYTHON = sys.executable
 # The wire protocol version (common/PROTOCOL.md) the fake peers speak.
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 TIMEOUT = 60          # seconds for one traced program: a hang is a failure
 DASHES = "-" * 21
 

@@ -170,7 +170,15 @@ class Running:
 def mp_decode(b, o):
     """Decodes the msgpack object at b[o:]; returns (value, next offset).
     Covers what the agent sends: arrays, unsigned/negative ints, nil,
-    booleans, str and bin (as bytes)."""
+    booleans, str and bin (as bytes).  An object cut short raises
+    IndexError."""
+    value, end = _mp_decode(b, o)
+    if end > len(b):
+        raise IndexError("msgpack object cut short")
+    return value, end
+
+
+def _mp_decode(b, o):
     t = b[o]
     if t <= 0x7F:
         return t, o + 1
@@ -214,11 +222,70 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-def hello_reply(version=helpers.WIRE_VERSION):
-    """HELLO [1, version, pid, "steptraced"], encoded by hand."""
-    return frame(bytes([0x94, 0x01, version, 0xCE])
+def hello_reply(version=helpers.WIRE_VERSION, ring=0):
+    """HELLO [1, version, pid, "steptraced", ring], encoded by hand."""
+    return frame(bytes([0x95, 0x01, version, 0xCE])
                  + struct.pack(">I", os.getpid())
-                 + bytes([0xA0 | 10]) + b"steptraced")
+                 + bytes([0xA0 | 10]) + b"steptraced"
+                 + bytes([0xCF]) + struct.pack(">Q", ring))
+
+
+# The ring's header (common/include/steptrace/ring.h): field offsets.
+RING_HEADER = 4096
+RING_MAGIC, RING_VERSION = 0x53545247, 1
+OFF_SIZE, OFF_PID, OFF_COMMIT, OFF_WAITING, OFF_READ = 8, 16, 64, 72, 128
+
+
+class FakeRing:
+    """The ring a collector makes for an agent (PROTOCOL.md "The ring"): a
+    sealed memfd and an eventfd, and the reading side of the stream."""
+
+    def __init__(self, size, pid):
+        import mmap
+        self.size = size
+        self.fd = os.memfd_create("fake-ring",
+                                  os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        os.ftruncate(self.fd, RING_HEADER + size)
+        self.efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.map = mmap.mmap(self.fd, RING_HEADER + size)
+        struct.pack_into("<IIQQ", self.map, 0, RING_MAGIC, RING_VERSION,
+                         size, pid)
+        self.rd = 0
+        self.buf = b""
+
+    def u64(self, off):
+        return struct.unpack_from("<Q", self.map, off)[0]
+
+    def take(self):
+        """The whole messages the agent committed since the last call."""
+        commit = self.u64(OFF_COMMIT)
+        n = commit - self.rd
+        assert 0 <= n <= self.size, "commit %d, read %d" % (commit, self.rd)
+        at = self.rd % self.size
+        first = min(n, self.size - at)
+        data = (self.map[RING_HEADER + at:RING_HEADER + at + first]
+                + self.map[RING_HEADER:RING_HEADER + n - first])
+        self.rd = commit
+        struct.pack_into("<Q", self.map, OFF_READ, self.rd)
+        self.buf += data
+        out, o = [], 0
+        while o < len(self.buf):
+            try:
+                m, end = mp_decode(self.buf, o)
+            except IndexError:
+                break       # the rest of a message comes later
+            out.append(m)
+            o = end
+        self.buf = self.buf[o:]
+        return out, n > 0
+
+    def waiting(self):
+        return struct.unpack_from("<I", self.map, OFF_WAITING)[0] != 0
+
+    def close(self):
+        self.map.close()
+        os.close(self.fd)
+        os.close(self.efd)
 
 
 def ack_reply(token):
@@ -321,20 +388,29 @@ class FakeCollector:
         self.hello, _ = mp_decode(first, 0)
         if self.behaviour == "version":
             conn.sendall(hello_reply(version=helpers.WIRE_VERSION + 1))
-        elif self.behaviour == "not-hello":
-            conn.sendall(ack_reply(0))
-        else:
-            conn.sendall(hello_reply())
-        self._reading.wait()
-        if self._stop:
             return
-        while True:
-            payload = self._read_frame(conn)
-            if payload is None:
-                return
-            o = 0
-            while o < len(payload):
-                m, o = mp_decode(payload, o)
+        if self.behaviour == "not-hello":
+            conn.sendall(ack_reply(0))
+            return
+        size = 1 << max(16, (self.hello[4] - 1).bit_length())
+        ring = FakeRing(size, 0)
+        try:
+            socket.send_fds(conn, [hello_reply(ring=size)],
+                            [ring.fd, ring.efd])
+            self._reading.wait()
+            if not self._stop:
+                self._read_ring(conn, ring)
+        finally:
+            ring.close()
+
+    def _read_ring(self, conn, ring):
+        """Reads the ring like steptraced does, until the agent is gone
+        (its socket ends) and the ring is empty."""
+        conn.setblocking(False)
+        gone = False
+        while not self._stop:
+            msgs, took = ring.take()
+            for m in msgs:
                 if m[0] in (6, 21):    # STEP, LINE
                     self.steps += 1
                 elif m[0] == 10:
@@ -342,6 +418,16 @@ class FakeCollector:
                 elif m[0] == 9:
                     self.flushes += 1
                     conn.sendall(ack_reply(m[1]))
+            if took and ring.waiting():
+                struct.pack_into("<I", ring.map, OFF_WAITING, 0)
+                conn.sendall(ack_reply(0))
+            if gone and not took:
+                return
+            try:
+                gone = conn.recv(4096) == b""
+            except BlockingIOError:
+                pass
+            time.sleep(0.002)
 
 
 # ---- scripts ------------------------------------------------------------

@@ -17,7 +17,7 @@
 
 #include "steptrace/buf.h"
 
-#define ST_WIRE_VERSION 2
+#define ST_WIRE_VERSION 3
 #define ST_WIRE_HEADER_SIZE 4
 /* Largest payload a frame may announce. */
 #define ST_WIRE_MAX_FRAME (16u * 1024 * 1024)
@@ -112,6 +112,8 @@ struct st_msg {
             uint32_t version;
             uint64_t pid;
             struct st_str program;
+            uint64_t ring_bytes; /* Agent: the ring it asks for (0:
+                                    none); collector: the ring it made. */
         } hello;
         struct {
             uint32_t sid;
@@ -235,6 +237,17 @@ int st_wire_validate(const char *p, size_t len);
  */
 int st_wire_validate_messages(const char *p, size_t len);
 
+/*
+ * st_wire_validate_messages() on the longest prefix of `len` bytes made
+ * of whole messages: a stream read from the ring, whose last message may
+ * not have arrived whole yet.  *complete receives the prefix's length (0
+ * when not even the first message is whole).
+ * @return the number of whole messages (>= 0), or an error of
+ *         st_wire_validate_messages() other than ST_ETRUNCATED for a
+ *         message that can never become valid.
+ */
+int st_wire_validate_prefix(const char *p, size_t len, size_t *complete);
+
 /* Decodes the messages of one validated frame, one at a time. */
 struct st_wire_decoder {
     msgpack_zone zone;           /* Owned: msgpack-c's objects, reused. */
@@ -267,8 +280,10 @@ int st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m);
  * writing into a struct st_buf with st_buf_msgpack_write).  They return
  * the packer's result: 0 on success.
  */
+/* HELLO: `ring_bytes` is the ring an agent asks for (0: none, the
+ * records travel on the socket), or the ring a collector made. */
 int st_wire_pack_hello(msgpack_packer *pk, uint64_t pid, const char *prog,
-                       size_t prog_len);
+                       size_t prog_len, uint64_t ring_bytes);
 int st_wire_pack_str(msgpack_packer *pk, uint32_t sid, const char *s,
                      size_t n);
 int st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
