@@ -375,16 +375,17 @@ conn_frame_start(struct st_conn *c)
     int64_t flen;
     int r;
 
-    if (avail < ST_WIRE_HEADER_SIZE)
-        return 0;
     /* Once the agent has its ring, everything comes through it: bytes on
-     * the socket could not be put in order with the ring's. */
-    if (c->ring != NULL) {
+     * the socket (however few) could not be put in order with the
+     * ring's. */
+    if (c->ring != NULL && avail > 0) {
         st__conn_detail(c, "%zu bytes on the socket after the ring was "
                         "made", avail);
         conn_protocol_error(c, ST_ESTATE);
         return -1;
     }
+    if (avail < ST_WIRE_HEADER_SIZE)
+        return 0;
     flen = st_wire_frame_len(hdr, 0);
     if (flen < 0) {
         st__conn_detail(c, "frame header announces %lu bytes",
@@ -446,9 +447,19 @@ conn_compact(struct st_conn *c)
     }
 }
 
-/* The agent is gone or going: once its ring is empty, the regions it left
- * open get the line that says how it ended.  @return 1 when the ring is
- * done with (or there is none). */
+/* @return 1 when everything the ring held was applied (or there is no
+ * ring); *partial: the bytes of a message that never came whole. */
+static int
+conn_ring_empty(struct st_conn *c, size_t *partial)
+{
+    *partial = 0;
+    if (c->ring == NULL)
+        return 1;
+    return c->flen == 0 && c->blocked == 0 && st__ring_drained(c, partial);
+}
+
+/* The agent is gone: once its ring is applied, the regions it left open
+ * get the line that says how it ended.  @return 1 when done. */
 static int
 conn_ring_done(struct st_conn *c)
 {
@@ -456,10 +467,10 @@ conn_ring_done(struct st_conn *c)
     size_t partial;
     int kind, sig;
 
+    if (!conn_ring_empty(c, &partial))
+        return 0;
     if (c->ring == NULL)
         return 1;
-    if (c->flen != 0 || c->blocked != 0 || !st__ring_drained(c, &partial))
-        return 0;
     kind = st__ring_end(c, &sig, detail, sizeof(detail));
     st__session_end(c, kind, sig, detail, partial);
     return 1;
@@ -468,6 +479,8 @@ conn_ring_done(struct st_conn *c)
 void
 st__conn_drain_check(struct st_conn *c)
 {
+    size_t partial;
+
     if (c->state != ST_CONN_OPEN)
         return;
     /* An agent with a ring is gone: its ring is all there is, and nobody
@@ -484,8 +497,9 @@ st__conn_drain_check(struct st_conn *c)
         st__conn_close(c, 0);
         return;
     }
+    /* Stopping the collector is not the agent's end: no line for it. */
     if (!c->draining || c->blocked != 0 || c->stop_budget > 0 ||
-        c->flen != 0 || !conn_ring_done(c))
+        c->flen != 0 || !conn_ring_empty(c, &partial))
         return;
     if (c->rlen > c->roff)
         st__log("pid %d: %zu bytes of an unfinished frame dropped at stop",
@@ -500,8 +514,16 @@ conn_ring_start(struct st_conn *c)
 {
     const char *p;
     size_t n;
-    int r = st__ring_take(c, &p, &n);
+    int r;
 
+    /* A turn takes at most ST_RING_TURN bytes, then lets the loop run
+     * (write completions keep the writers busy meanwhile) and goes on
+     * from the resume handle, like a socket that libuv reads in turns. */
+    if (c->turn_bytes >= ST_RING_TURN) {
+        st__ring_yield(c);
+        return 0;
+    }
+    r = st__ring_take(c, &p, &n);
     if (r < 0) {
         conn_protocol_error(c, r);
         return -1;
@@ -512,6 +534,7 @@ conn_ring_start(struct st_conn *c)
     c->flen = n;
     c->msgno = 0;
     c->frame_from_ring = 1;
+    c->turn_bytes += n;
     return 1;
 }
 
@@ -522,6 +545,7 @@ conn_process(struct st_conn *c)
 {
     int r;
 
+    c->turn_bytes = 0;
     while (c->state == ST_CONN_OPEN && c->blocked == 0) {
         if (c->flen > 0)
             r = conn_frame_run(c) == 0 ? 1 : -1;

@@ -61,6 +61,8 @@
  * how many looks without news the collector stops looking at one. */
 #define ST_RING_POLL_MS 4
 #define ST_RING_IDLE_TICKS 50u
+/* Bytes of a ring applied in one turn of the loop (conn.c). */
+#define ST_RING_TURN (1024u * 1024)
 /* Bytes a connection reads at a time when no large frame is pending. */
 #define ST_READ_CHUNK (64u * 1024)
 /* Replies (HELLO, ACK) a peer may leave unread before it is dropped. */
@@ -407,6 +409,7 @@ struct st_conn {
                                     NULL (records come on the socket). */
     int frame_from_ring;         /* The frame being applied is ring bytes
                                     (st__ring_take), not rbuf's. */
+    size_t turn_bytes;           /* Ring bytes taken in this turn. */
     struct st_ack_wait *acks;    /* Owned ring of ACKs owed, oldest first. */
     size_t acks_head;
     size_t nacks;
@@ -555,6 +558,9 @@ void st__ring_freeze(struct st_conn *c);
 int st__ring_end(const struct st_conn *c, int *sig, char *detail, size_t n);
 /* Makes sure active rings are polled (the poll timer runs). */
 void st__ring_poll_arm(struct st_server *srv);
+/* c had its turn: it goes on at the next loop iteration, after every
+ * other ring that waits for a turn (round robin). */
+void st__ring_yield(struct st_conn *c);
 
 /* ---- control.c: STATUS and TAIL ---- */
 
@@ -659,6 +665,7 @@ struct st_server {
     uv_timer_t idle_timer;
     uv_timer_t flush_timer;
     uv_timer_t ring_timer;       /* Polls the active rings (ring.c). */
+    uv_idle_t ring_idle;         /* Gives rings their next turn. */
     uv_timer_t stop_timer;       /* Bounds the drain at SIGTERM. */
     uv_idle_t resume_idle;       /* Resumes blocked connections. */
     uv_check_t tail_check;       /* Sends gathered TEXT each iteration. */

@@ -61,6 +61,7 @@ struct st_ring {
                                  [off, len). */
     size_t off, len, cap;
     unsigned quiet;           /* Polls in a row without news. */
+    int want_turn;            /* Yielded with more to take. */
     int idle;                 /* Not polled: the agent wakes us. */
     int frozen;               /* Stopping: nothing past stop_at is taken. */
     uint64_t stop_at;
@@ -529,4 +530,34 @@ st__ring_poll_arm(struct st_server *srv)
         return;
     uv_timer_start(&srv->ring_timer, ring_poll_cb, ST_RING_POLL_MS,
                    ST_RING_POLL_MS);
+}
+
+static void
+ring_turn_cb(uv_idle_t *h)
+{
+    struct st_server *srv = h->data;
+    struct st_conn *c, *next;
+
+    /* Each ring that yielded gets one turn; one that yields again
+     * restarts the handle for the next iteration. */
+    uv_idle_stop(h);
+    for (c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state != ST_CONN_OPEN || c->ring == NULL ||
+            !c->ring->want_turn)
+            continue;
+        c->ring->want_turn = 0;
+        st__conn_resume(c);
+    }
+}
+
+void
+st__ring_yield(struct st_conn *c)
+{
+    struct st_server *srv = c->srv;
+
+    c->ring->want_turn = 1;
+    if (srv->handles_closed || uv_is_active((uv_handle_t *)&srv->ring_idle))
+        return;
+    uv_idle_start(&srv->ring_idle, ring_turn_cb);
 }

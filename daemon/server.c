@@ -166,6 +166,7 @@ server_close_rest(struct st_server *srv)
     server_close_handle((uv_handle_t *)&srv->stop_timer);
     server_close_handle((uv_handle_t *)&srv->flush_timer);
     server_close_handle((uv_handle_t *)&srv->ring_timer);
+    server_close_handle((uv_handle_t *)&srv->ring_idle);
 }
 
 void
@@ -481,6 +482,7 @@ server_init_handles(struct st_server *srv)
     uv_timer_init(srv->loop, &srv->idle_timer);
     uv_timer_init(srv->loop, &srv->flush_timer);
     uv_timer_init(srv->loop, &srv->ring_timer);
+    uv_idle_init(srv->loop, &srv->ring_idle);
     uv_timer_init(srv->loop, &srv->stop_timer);
     uv_idle_init(srv->loop, &srv->resume_idle);
     uv_timer_init(srv->loop, &srv->measure_timer);
@@ -492,6 +494,7 @@ server_init_handles(struct st_server *srv)
     srv->idle_timer.data = srv;
     srv->flush_timer.data = srv;
     srv->ring_timer.data = srv;
+    srv->ring_idle.data = srv;
     srv->stop_timer.data = srv;
     srv->resume_idle.data = srv;
     srv->measure_timer.data = srv;
@@ -502,6 +505,7 @@ server_init_handles(struct st_server *srv)
     uv_unref((uv_handle_t *)&srv->measure_timer);
     uv_unref((uv_handle_t *)&srv->tail_check);
     uv_unref((uv_handle_t *)&srv->ring_timer);
+    uv_unref((uv_handle_t *)&srv->ring_idle);
 }
 
 int

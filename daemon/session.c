@@ -505,6 +505,9 @@ st__session_end(struct st_conn *c, int kind, int sig, const char *detail,
         dn = 1;
     }
     while ((rg = st__idmap_next(&c->regions, &it)) != NULL) {
+        /* A region with nothing written has no file to end. */
+        if (rg->steps == 0 && rg->async_steps == 0 && partial == 0)
+            continue;
         if (partial > 0)
             st__sink_note(rg->sink, "[steptrace] 1 record lost in this "
                           "region: the process ended while writing it");

@@ -27,6 +27,8 @@ Suite *config_suite(void);
 Suite *daemon_suite(void);
 /* test-daemon-service.c */
 Suite *service_suite(void);
+/* test-daemon-ring.c */
+Suite *ring_suite(void);
 
 /*
  * Asserts that the bytes in a struct st_buf equal the string literal or

@@ -42,61 +42,6 @@ write_file(const char *name, const char *text)
     return path;
 }
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-/* A STATUS round trip on a fresh connection.  @return the counter named
- * `name`; fails the test if the reply lacks it. */
-static uint64_t
-status_counter(const char *name)
-{
-    int fd = client_open();
-    unsigned char hdr[ST_WIRE_HEADER_SIZE];
-    struct st_wire_decoder dec;
-    struct frame f;
-    struct st_msg m;
-    char *payload;
-    uint64_t v = 0;
-    int64_t len;
-    size_t i;
-    int found = 0;
-
-    frame_init(&f);
-    ck_assert_int_eq(st_wire_pack_status(&f.pk, 77), 0);
-    frame_send(fd, &f);
-    st_buf_close(&f.b);
-    /* Not recv_msg(): the counters live in the decoder's scratch. */
-    ck_assert_int_eq(recv_exact(fd, hdr, sizeof(hdr)), 0);
-    len = st_wire_frame_len(hdr, 0);
-    ck_assert_int_gt(len, 0);
-    payload = malloc((size_t)len);
-    ck_assert_int_eq(recv_exact(fd, payload, (size_t)len), 0);
-    ck_assert_int_eq(st_wire_validate_messages(payload, (size_t)len), 1);
-    st_wire_decoder_init(&dec);
-    st_wire_decoder_reset(&dec, payload, (size_t)len);
-    ck_assert_int_eq(st_wire_decode_next(&dec, &m), 1);
-    ck_assert_int_eq(m.type, ST_MSG_STATS);
-    ck_assert_uint_eq(m.u.stats.token, 77);
-    for (i = 0; i < m.u.stats.ncounters; i++) {
-        const struct st_str *n = &m.u.stats.counters[i].name;
-
-        if (n->n == strlen(name) && memcmp(n->p, name, n->n) == 0) {
-            v = m.u.stats.counters[i].value;
-            found = 1;
-        }
-    }
-    st_wire_decoder_close(&dec);
-    free(payload);
-    close(fd);
-    ck_assert_msg(found, "no counter %s in STATS", name);
-    return v;
-}
-
 /* A round trip through the collector's loop: a signal sent before this
  * call has been handled when it returns (the handler runs before the
  * collector can read the request, and its callback at the latest in the
@@ -105,22 +50,6 @@ static void
 sync_loop(void)
 {
     (void)status_counter("pid");
-}
-
-/* Polls status_counter(name) until it is at least `want`. */
-static uint64_t
-wait_counter(const char *name, uint64_t want)
-{
-    uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < WAIT_MS / 20; i++) {
-        v = status_counter(name);
-        if (v >= want)
-            break;
-        sleep_ms(20);
-    }
-    return v;
 }
 
 /* The record at `line` of a NONE-mode region, numbered `step`. */

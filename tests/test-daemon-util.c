@@ -10,11 +10,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct daemon_fixture D;
@@ -195,6 +197,14 @@ running_setup(void)
     ck_assert_int_eq(daemon_spawn(NULL), 0);
 }
 
+void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
 /* ---- files ---- */
 
 /* @return the file's bytes (NUL added), or NULL if it does not exist. */
@@ -240,6 +250,23 @@ void
 assert_missing(const char *path)
 {
     ck_assert_msg(access(path, F_OK) != 0, "%s exists", path);
+}
+
+void
+wait_file_eq(const char *path, const char *expected)
+{
+    int i;
+
+    for (i = 0; i < WAIT_MS / 5; i++) {
+        char *text = slurp(path);
+        int same = text != NULL && strcmp(text, expected) == 0;
+
+        free(text);
+        if (same)
+            break;
+        sleep_ms(5);
+    }
+    assert_file_eq(path, expected);
 }
 
 /* ---- client side of the protocol ---- */
@@ -487,21 +514,27 @@ const char all_step1[] =
     "y: int :: 10\n"
     "\n";
 
-/* A region in ALL mode whose first step is the SPEC example, sent as one
- * frame; the second step changes y only, and is shown with the full
- * state. */
+/* A region in ALL mode whose first step is the SPEC example; the second
+ * step changes y only, and is shown with the full state. */
+void
+put_all_mode_region(struct frame *f)
+{
+    put_prologue(f, ST_LEVEL_INFO, ST_VARMODE_ALL);
+    put_step(f, 1, 1, 8, 84100, (struct tvar[]){V(S_X, S_INT, "5"), END},
+             (struct tvar[]){V(S_Y, S_INT, "10"), END});
+    put_step(f, 1, 1, 9, 1000, NULL,
+             (struct tvar[]){V(S_Y, S_INT, "11"), END});
+    ck_assert_int_eq(st_wire_pack_region_end(&f->pk, 1), 0);
+}
+
+/* put_all_mode_region(), sent as one frame. */
 void
 send_all_mode_region(int fd)
 {
     struct frame f;
 
     frame_init(&f);
-    put_prologue(&f, ST_LEVEL_INFO, ST_VARMODE_ALL);
-    put_step(&f, 1, 1, 8, 84100, (struct tvar[]){V(S_X, S_INT, "5"), END},
-             (struct tvar[]){V(S_Y, S_INT, "10"), END});
-    put_step(&f, 1, 1, 9, 1000, NULL,
-             (struct tvar[]){V(S_Y, S_INT, "11"), END});
-    ck_assert_int_eq(st_wire_pack_region_end(&f.pk, 1), 0);
+    put_all_mode_region(&f);
     frame_send(fd, &f);
     st_buf_close(&f.b);
 }
@@ -569,3 +602,312 @@ add_test(Suite *s, const char *name, const TTest *test, int running)
     suite_add_tcase(s, tc);
 }
 
+
+uint64_t
+status_counter(const char *name)
+{
+    int fd = client_open();
+    unsigned char hdr[ST_WIRE_HEADER_SIZE];
+    struct st_wire_decoder dec;
+    struct frame f;
+    struct st_msg m;
+    char *payload;
+    uint64_t v = 0;
+    int64_t len;
+    size_t i;
+    int found = 0;
+
+    frame_init(&f);
+    ck_assert_int_eq(st_wire_pack_status(&f.pk, 77), 0);
+    frame_send(fd, &f);
+    st_buf_close(&f.b);
+    /* Not recv_msg(): the counters live in the decoder's scratch. */
+    ck_assert_int_eq(recv_exact(fd, hdr, sizeof(hdr)), 0);
+    len = st_wire_frame_len(hdr, 0);
+    ck_assert_int_gt(len, 0);
+    payload = malloc((size_t)len);
+    ck_assert_int_eq(recv_exact(fd, payload, (size_t)len), 0);
+    ck_assert_int_eq(st_wire_validate_messages(payload, (size_t)len), 1);
+    st_wire_decoder_init(&dec);
+    st_wire_decoder_reset(&dec, payload, (size_t)len);
+    ck_assert_int_eq(st_wire_decode_next(&dec, &m), 1);
+    ck_assert_int_eq(m.type, ST_MSG_STATS);
+    ck_assert_uint_eq(m.u.stats.token, 77);
+    for (i = 0; i < m.u.stats.ncounters; i++) {
+        const struct st_str *n = &m.u.stats.counters[i].name;
+
+        if (n->n == strlen(name) && memcmp(n->p, name, n->n) == 0) {
+            v = m.u.stats.counters[i].value;
+            found = 1;
+        }
+    }
+    st_wire_decoder_close(&dec);
+    free(payload);
+    close(fd);
+    ck_assert_msg(found, "no counter %s in STATS", name);
+    return v;
+}
+
+uint64_t
+wait_counter(const char *name, uint64_t want)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < WAIT_MS / 20; i++) {
+        v = status_counter(name);
+        if (v >= want)
+            break;
+        sleep_ms(20);
+    }
+    return v;
+}
+
+/* ---- client side of a ring ---- */
+
+/* Receives the 4-byte header of the HELLO reply and the two descriptors
+ * that come with it (SCM_RIGHTS): fds[0] the memfd, fds[1] the eventfd.
+ * @return the payload's length. */
+static size_t
+ring_recv_fds(int fd, int fds[2])
+{
+    union {
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    unsigned char hdr[ST_WIRE_HEADER_SIZE];
+    struct iovec iov = {hdr, sizeof(hdr)};
+    struct pollfd pfd = {fd, POLLIN, 0};
+    struct msghdr mh;
+    struct cmsghdr *cm;
+    int64_t len;
+
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+    ck_assert_msg(poll(&pfd, 1, WAIT_MS) == 1, "no reply from steptraced");
+    ck_assert_int_eq(recvmsg(fd, &mh, MSG_CMSG_CLOEXEC), (ssize_t)sizeof(hdr));
+    ck_assert_int_eq(mh.msg_flags & MSG_CTRUNC, 0);
+    cm = CMSG_FIRSTHDR(&mh);
+    ck_assert_msg(cm != NULL, "the HELLO reply carries no descriptors");
+    ck_assert_int_eq(cm->cmsg_level, SOL_SOCKET);
+    ck_assert_int_eq(cm->cmsg_type, SCM_RIGHTS);
+    ck_assert_uint_eq(cm->cmsg_len, CMSG_LEN(2 * sizeof(int)));
+    memcpy(fds, CMSG_DATA(cm), 2 * sizeof(int));
+    ck_assert_ptr_null(CMSG_NXTHDR(&mh, cm));
+    len = st_wire_frame_len(hdr, 0);
+    ck_assert_int_gt(len, 0);
+    return (size_t)len;
+}
+
+/* The rest of the HELLO reply: [1, version, pid, "steptraced", size].
+ * @return the ring size it grants. */
+static uint64_t
+ring_recv_hello(int fd, size_t len)
+{
+    struct st_wire_decoder dec;
+    struct st_msg m;
+    char *payload = malloc(len);
+    uint64_t size;
+
+    ck_assert_ptr_nonnull(payload);
+    ck_assert_int_eq(recv_exact(fd, payload, len), 0);
+    ck_assert_int_eq(st_wire_validate_messages(payload, len), 1);
+    st_wire_decoder_init(&dec);
+    st_wire_decoder_reset(&dec, payload, len);
+    ck_assert_int_eq(st_wire_decode_next(&dec, &m), 1);
+    ck_assert_int_eq(m.type, ST_MSG_HELLO);
+    ck_assert_uint_eq(m.u.hello.version, ST_WIRE_VERSION);
+    ck_assert_uint_eq(m.u.hello.pid, (uint64_t)D.pid);
+    ck_assert_uint_eq(m.u.hello.program.n, 10);
+    ck_assert_int_eq(memcmp(m.u.hello.program.p, "steptraced", 10), 0);
+    size = m.u.hello.ring_bytes;
+    st_wire_decoder_close(&dec);
+    free(payload);
+    return size;
+}
+
+/* Maps the memfd after checking its size and seals; closes it. */
+static void
+ring_map(struct ring_client *rc, int memfd)
+{
+    int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+    struct stat st;
+    void *p;
+
+    ck_assert_int_eq(fstat(memfd, &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)(ST_RING_HEADER + rc->size));
+    ck_assert_int_eq(fcntl(memfd, F_GET_SEALS) & seals, seals);
+    rc->map_len = ST_RING_HEADER + (size_t)rc->size;
+    p = mmap(NULL, rc->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd,
+             0);
+    ck_assert_ptr_ne(p, MAP_FAILED);
+    close(memfd);
+    rc->hdr = p;
+    rc->data = (char *)p + ST_RING_HEADER;
+    ck_assert_uint_eq(rc->hdr->magic, ST_RING_MAGIC);
+    ck_assert_uint_eq(rc->hdr->version, ST_RING_VERSION);
+    ck_assert_uint_eq(rc->hdr->size, rc->size);
+    ck_assert_uint_eq(rc->hdr->pid, (uint64_t)getpid());
+}
+
+void
+ring_client_open(struct ring_client *rc, uint64_t want)
+{
+    struct frame f;
+    int fds[2];
+    size_t len;
+
+    memset(rc, 0, sizeof(*rc));
+    rc->fd = client_connect();
+    frame_init(&f);
+    ck_assert_int_eq(st_wire_pack_hello(&f.pk, (uint64_t)getpid(), "test", 4,
+                                        want), 0);
+    frame_send(rc->fd, &f);
+    st_buf_close(&f.b);
+    len = ring_recv_fds(rc->fd, fds);
+    rc->efd = fds[1];
+    rc->size = ring_recv_hello(rc->fd, len);
+    /* A power of two, at least what was asked for (within the bounds). */
+    ck_assert_uint_ge(rc->size, ST_RING_MIN);
+    ck_assert_uint_le(rc->size, ST_RING_MAX);
+    ck_assert_uint_eq(rc->size & (rc->size - 1), 0);
+    ck_assert(rc->size >= want || rc->size == ST_RING_MAX);
+    ring_map(rc, fds[0]);
+}
+
+void
+ring_client_close(struct ring_client *rc)
+{
+    if (rc->hdr != NULL)
+        munmap(rc->hdr, rc->map_len);
+    rc->hdr = NULL;
+    if (rc->efd >= 0)
+        close(rc->efd);
+    rc->efd = -1;
+    if (rc->fd >= 0)
+        close(rc->fd);
+    rc->fd = -1;
+}
+
+/* The agent's wait for room: the collector has read `rd` so far. */
+static void
+ring_wait_room(struct ring_client *rc, uint64_t rd)
+{
+    int i;
+
+    ring_commit(rc);
+    __atomic_store_n(&rc->hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
+    ring_wake(rc);
+    for (i = 0; i < WAIT_MS; i++) {
+        if (__atomic_load_n(&rc->hdr->read, __ATOMIC_ACQUIRE) != rd)
+            return;
+        sleep_ms(1);
+    }
+    ck_abort_msg("steptraced never took bytes from a full ring");
+}
+
+void
+ring_write(struct ring_client *rc, const void *p, size_t n)
+{
+    const char *c = p;
+    uint64_t start = rc->wr, mask = rc->size - 1;
+
+    while (n > 0) {
+        uint64_t rd = __atomic_load_n(&rc->hdr->read, __ATOMIC_ACQUIRE);
+        uint64_t room = rc->size - (rc->wr - rd);
+        size_t at = (size_t)(rc->wr & mask), k, first;
+
+        ck_assert_uint_le(rc->wr - rd, rc->size);
+        if (room == 0) {
+            ring_wait_room(rc, rd);
+            continue;
+        }
+        k = n < room ? n : (size_t)room;
+        first = k < rc->size - at ? k : (size_t)(rc->size - at);
+        memcpy(rc->data + at, c, first);
+        memcpy(rc->data, c + first, k - first);
+        rc->wr += k;
+        c += k;
+        n -= k;
+    }
+    /* Its first and last bytes in different laps of the data area. */
+    if (rc->wr > start && start / rc->size != (rc->wr - 1) / rc->size)
+        rc->straddled++;
+}
+
+void
+ring_put(struct ring_client *rc, struct frame *f)
+{
+    ck_assert_int_eq(f->b.oom, 0);
+    ring_write(rc, f->b.data, f->b.len);
+    f->b.len = 0;
+}
+
+void
+ring_commit(struct ring_client *rc)
+{
+    __atomic_store_n(&rc->hdr->commit, rc->wr, __ATOMIC_RELEASE);
+}
+
+void
+ring_wake(struct ring_client *rc)
+{
+    uint64_t one = 1;
+
+    ck_assert_int_eq(write(rc->efd, &one, sizeof(one)),
+                     (ssize_t)sizeof(one));
+}
+
+uint64_t
+ring_wait_read(struct ring_client *rc, uint64_t pos)
+{
+    uint64_t rd = 0;
+    int i;
+
+    for (i = 0; i < WAIT_MS; i++) {
+        rd = __atomic_load_n(&rc->hdr->read, __ATOMIC_ACQUIRE);
+        if (rd >= pos)
+            return rd;
+        sleep_ms(1);
+    }
+    ck_abort_msg("steptraced read %llu of %llu ring bytes",
+                 (unsigned long long)rd, (unsigned long long)pos);
+    return rd;
+}
+
+uint64_t
+ring_recv_ack(struct ring_client *rc, uint64_t token)
+{
+    struct st_msg m;
+    char *payload;
+    uint64_t errors;
+
+    for (;;) {
+        recv_msg(rc->fd, &m, &payload);
+        ck_assert_int_eq(m.type, ST_MSG_ACK);
+        if (m.u.ack.token != 0 || token == 0)
+            break;
+        free(payload);
+    }
+    ck_assert_uint_eq(m.u.ack.token, token);
+    errors = m.u.ack.errors;
+    free(payload);
+    return errors;
+}
+
+uint64_t
+ring_flush_wait(struct ring_client *rc, uint64_t token)
+{
+    struct frame f;
+
+    frame_init(&f);
+    ck_assert_int_eq(st_wire_pack_flush(&f.pk, token), 0);
+    ring_put(rc, &f);
+    st_buf_close(&f.b);
+    ring_commit(rc);
+    ring_wake(rc);
+    return ring_recv_ack(rc, token);
+}

@@ -1,9 +1,9 @@
 /*
- * Shared by the daemon tests (test-daemon.c, test-daemon-service.c): the
- * collector process of the current test, files, and the client side of
- * the protocol (frames built with the common encoders, sent over a plain
- * socket).  Each test runs in its own process (CK_FORK), so the fixture
- * is one global, D.
+ * Shared by the daemon tests (test-daemon.c, test-daemon-service.c,
+ * test-daemon-ring.c): the collector process of the current test, files,
+ * and the client side of the protocol (frames built with the common
+ * encoders, sent over a plain socket or written into a ring).  Each test
+ * runs in its own process (CK_FORK), so the fixture is one global, D.
  */
 #ifndef STEPTRACE_TESTS_TEST_DAEMON_UTIL_H
 #define STEPTRACE_TESTS_TEST_DAEMON_UTIL_H
@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "steptrace/buf.h"
+#include "steptrace/ring.h"
 #include "steptrace/wire.h"
 
 /* Bound on every wait, so that a broken collector fails instead of hangs. */
@@ -52,6 +53,20 @@ struct tvar {
     uint32_t name;
     uint32_t type;
     const char *value;
+};
+
+/* The agent's side of a ring (steptrace/ring.h), made by
+ * ring_client_open() and given up by ring_client_close(). */
+struct ring_client {
+    int fd;                   /* Owned: the socket (-1 once closed). */
+    int efd;                  /* Owned: the eventfd that wakes the
+                                 collector. */
+    struct st_ring_hdr *hdr;  /* Owned: the mapping, map_len bytes. */
+    size_t map_len;
+    char *data;               /* Borrowed: the data area. */
+    uint64_t size;            /* Data bytes the collector granted. */
+    uint64_t wr;              /* Stream bytes written (commit may lag). */
+    unsigned straddled;       /* Messages written across the data's end. */
 };
 
 /* Messages accumulated into one frame. */
@@ -94,6 +109,8 @@ void running_setup(void);
 /* One TCase per test, with or without a running collector. */
 void add_test(Suite *s, const char *name, const TTest *test, int running);
 
+void sleep_ms(long ms);
+
 /* ---- files ---- */
 
 /* The file's bytes (NUL added; free()), or NULL if it does not exist. */
@@ -102,6 +119,9 @@ char *slurp(const char *path);
 const char *in_dir(const char *dir, const char *name);
 void assert_file_eq(const char *path, const char *expected);
 void assert_missing(const char *path);
+/* Waits (at most WAIT_MS) until the file holds exactly `expected`, then
+ * asserts it (so that a timeout shows both texts). */
+void wait_file_eq(const char *path, const char *expected);
 
 /* ---- client side of the protocol ---- */
 
@@ -136,10 +156,46 @@ void put_step(struct frame *f, uint32_t region, uint32_t frame,
 /* Strings, thread 1 "MainThread", frame 1 = /abs/f.py::main in scope 1
  * and region 1 of tracer 1 with the given level and mode. */
 void put_prologue(struct frame *f, uint32_t level, uint32_t mode);
-/* A region in ALL mode (all_region_text), sent as one frame. */
+/* A region in ALL mode (all_region_text), put into a frame or sent as
+ * one. */
+void put_all_mode_region(struct frame *f);
 void send_all_mode_region(int fd);
 /* After a bad peer, a new client is served in full. */
 void assert_still_serving(void);
 void assert_logged_protocol_error(void);
+/* A STATUS round trip on a fresh connection.  @return the counter named
+ * `name`; fails the test if the reply lacks it. */
+uint64_t status_counter(const char *name);
+/* Polls status_counter(name) until it is at least `want`. */
+uint64_t wait_counter(const char *name, uint64_t want);
+
+/* ---- client side of a ring ---- */
+
+/* Connects, sends a HELLO asking for `want` ring bytes, receives the
+ * reply with the memfd and the eventfd and maps the ring (checking its
+ * header and seals).  Pair with ring_client_close(). */
+void ring_client_open(struct ring_client *rc, uint64_t want);
+/* Unmaps the ring and closes the descriptors still open. */
+void ring_client_close(struct ring_client *rc);
+/* Writes n bytes at rc->wr, wrapping at the data's end.  Without room it
+ * does what the agent does: commits what it wrote (part of a message,
+ * maybe), sets writer_waiting, writes the eventfd and waits for `read`
+ * to move.  Nothing is committed otherwise. */
+void ring_write(struct ring_client *rc, const void *p, size_t n);
+/* ring_write() of the frame's messages (no frame header); empties it. */
+void ring_put(struct ring_client *rc, struct frame *f);
+/* Publishes commit = rc->wr (release). */
+void ring_commit(struct ring_client *rc);
+/* Writes the eventfd. */
+void ring_wake(struct ring_client *rc);
+/* Waits (at most WAIT_MS) until the collector's `read` is at least pos.
+ * @return `read`. */
+uint64_t ring_wait_read(struct ring_client *rc, uint64_t pos);
+/* Receives the ACK for `token` on the socket, skipping the ACKs for
+ * token 0 (room came free).  @return its error count. */
+uint64_t ring_recv_ack(struct ring_client *rc, uint64_t token);
+/* A FLUSH through the ring (committed, eventfd written) and its ACK on
+ * the socket.  @return the ACK's error count. */
+uint64_t ring_flush_wait(struct ring_client *rc, uint64_t token);
 
 #endif /* STEPTRACE_TESTS_TEST_DAEMON_UTIL_H */

@@ -26,6 +26,7 @@ static const suite_fn suites[] = {
 #elif defined(ST_TEST_AREA_DAEMON)
     daemon_suite,
     service_suite,
+    ring_suite,
 #else
 #error "compile test-main.c with one -DST_TEST_AREA_<AREA>"
 #endif
