@@ -109,9 +109,9 @@ uint64_t st__sender_dropped(void);
 /* n more records lost (GIL held). */
 void st__sender_count_lost(uint64_t n);
 
-/* n more records are in the ring; with `token`, a FLUSH ends them (its
- * ACK confirms them written).  GIL held. */
-void st__sender_committed(uint64_t nrecords, uint64_t token);
+/* A FLUSH with `token` is in the ring after `cum` records of this
+ * connection: its ACK confirms them written.  GIL held. */
+void st__sender_flush_mark(uint64_t token, uint64_t cum);
 
 /* Before os.fork() in the parent: the watcher thread is stopped (no other
  * thread may run while the program forks); it starts again at the next
@@ -134,10 +134,17 @@ extern msgpack_packer st__pk;
 
 /* The ring size to ask the collector for (STEPTRACE_PENDING_BYTES). */
 uint64_t st__outbox_wanted(void);
-/* A new connection's ring: the mapping (map_len bytes) and the
- * collector's eventfd, both owned from now on.  Called with sender.c's
- * lock held. */
-void st__outbox_attach(struct st_ring_hdr *h, size_t map_len, int efd);
+/*
+ * A new connection's ring: maps the collector's memfd (its header, and
+ * its data twice in a row, so that a record at any position is
+ * contiguous) and keeps its eventfd (owned from then on).  Called with
+ * sender.c's lock held.  @return 0, or -1 (err says why; efd is the
+ * caller's still).
+ */
+int st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
+                      size_t errlen);
+/* Records committed on the current connection. */
+uint64_t st__outbox_records(void);
 /* Unmaps the ring and closes the eventfd (sender.c's lock held). */
 void st__outbox_detach(void);
 /* In a forked child: lets go of the parent's ring without writing. */

@@ -1,26 +1,33 @@
 /*
  * The outbox: where records leave the process.  The encoders (emit.c)
- * write the messages of one record into st__batch; st__outbox_commit()
- * copies them into the ring the collector gave us (PROTOCOL.md "The
- * ring") and publishes them.  From that store on, the record is the
- * collector's: it reads the ring every few milliseconds, and what the
- * ring holds survives the process, whether it blocks forever, is killed
- * or crashes.  No system call is made per record: the eventfd is written
- * only to wake a collector that stopped looking (reader_idle), at
- * barriers, and when the ring is full.
+ * write the messages of one record into st__batch, which normally points
+ * straight into the ring the collector gave us (PROTOCOL.md "The ring"),
+ * at the next free byte; st__outbox_commit() then publishes them with
+ * one release store.  From that store on, the record is the collector's:
+ * it reads the ring every few milliseconds, and what the ring holds
+ * survives the process, whether it blocks forever, is killed or crashes.
+ * No system call is made per record: the eventfd is written only to wake
+ * a collector that stopped looking (reader_idle), at barriers, and when
+ * the ring is full.
  *
- * A full ring: under the block policy the committing thread waits (the
- * GIL released) until the collector has taken enough; records of other
- * threads queue behind it in st__batch, and those threads wait too, so
- * that records enter the ring in the order they were numbered and none
- * returns to the program before its record is in the ring.  Under the
- * drop policy the record is dropped and counted, but what it defined
- * (strings, frames) is kept, since later records name it.  A record
- * larger than the ring goes in piece by piece as room comes free.
+ * The ring's data is mapped twice in a row, so the free room after any
+ * position is contiguous and st__batch can borrow all of it
+ * (st_buf_borrow).  A record that does not fit grows st__batch into
+ * memory of its own, and is copied in once there is room:
  *
- * Every FLUSH_EVERY bytes or FLUSH_AGE_NS, a FLUSH marks how many records
- * were committed (sender.c counts those not confirmed as lost if the
- * collector dies).
+ *  - under the block policy the committing thread waits (the GIL
+ *    released) until the collector has taken enough; records of other
+ *    threads queue behind it in st__batch, and those threads wait too, so
+ *    that records enter the ring in the order they were numbered and none
+ *    returns to the program before its record is in the ring;
+ *  - under the drop policy the record is dropped and counted, but what it
+ *    defined (strings, frames) is kept, since later records name it.
+ *
+ * A record larger than the ring goes in piece by piece as room comes
+ * free (the collector waits for the rest of a message).  Every
+ * FLUSH_EVERY bytes or FLUSH_AGE_NS, a FLUSH marks how many records were
+ * committed (sender.c counts those not confirmed as lost if the collector
+ * dies).
  *
  * Everything here runs with the GIL held, except the waits.
  */
@@ -28,9 +35,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,14 +57,18 @@ msgpack_packer st__pk;
 #define BRIEF_STALL_NS (2ull * 1000000000ull)
 
 static struct {
-    struct st_ring_hdr *hdr;  /* Owned mapping of map_len bytes, or NULL. */
-    size_t map_len;
-    char *data;               /* Borrowed: the data area. */
+    struct st_ring_hdr *hdr;  /* Owned mapping of the header page, or
+                                 NULL when not connected. */
+    char *data;               /* Owned: the data, mapped twice (2 * size
+                                 bytes of address space). */
     uint64_t size;
     uint64_t wpos;            /* Stream bytes written (= hdr->commit). */
     uint64_t room;            /* Bytes known free at wpos. */
     int efd;                  /* Owned eventfd (the collector's wake). */
-    uint64_t flush_bytes;     /* Committed since the last FLUSH. */
+    uint64_t records;         /* Records committed on this connection. */
+    uint64_t flush_pos;       /* wpos at the last FLUSH. */
+    uint64_t check_at;        /* wpos at which a FLUSH is due or the room
+                                 is to be looked up again. */
     uint64_t flush_ticks;     /* Clock at the last FLUSH. */
     uint64_t flush_age;       /* FLUSH_AGE_NS in ticks. */
     uint64_t tokens;
@@ -64,7 +77,7 @@ static struct {
      * far, for the queued threads to know when theirs went in. */
     int waiting;
     uint64_t taken;
-    uint64_t staged_records;  /* Records in st__batch. */
+    uint64_t staged_records;  /* Records in st__batch while one waits. */
     pthread_mutex_t mu;       /* For cv only (the GIL guards the rest). */
     pthread_cond_t cv;
 } O = {
@@ -97,20 +110,92 @@ st__outbox_wanted(void)
     return v > ST_RING_MAX ? ST_RING_MAX : v;
 }
 
-void
-st__outbox_attach(struct st_ring_hdr *h, size_t map_len, int efd)
+uint64_t
+st__outbox_records(void)
 {
+    return O.records;
+}
+
+static void outbox_set_check(void);
+
+/* st__batch writes straight into the ring's free room at wpos. */
+static void
+outbox_borrow(void)
+{
+    st_buf_borrow(&st__batch, O.data + (O.wpos & (O.size - 1)),
+                  (size_t)O.room);
+}
+
+/* Maps the data of memfd twice in a row.  @return the first byte, or
+ * NULL. */
+static char *
+outbox_map_twice(int memfd, uint64_t size)
+{
+    char *base = mmap(NULL, 2 * (size_t)size, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (base == MAP_FAILED)
+        return NULL;
+    if (mmap(base, (size_t)size, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_FIXED, memfd, ST_RING_HEADER) == MAP_FAILED ||
+        mmap(base + size, (size_t)size, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_FIXED, memfd, ST_RING_HEADER) == MAP_FAILED) {
+        munmap(base, 2 * (size_t)size);
+        return NULL;
+    }
+    return base;
+}
+
+int
+st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
+                  size_t errlen)
+{
+    struct st_ring_hdr *h;
+    struct stat st;
+
+    if (size < ST_RING_MIN || size > ST_RING_MAX || (size & (size - 1)) ||
+        fstat(memfd, &st) != 0 ||
+        (uint64_t)st.st_size < ST_RING_HEADER + size) {
+        snprintf(err, errlen, "the collector sent no usable ring: upgrade "
+                 "steptrace and steptraced together");
+        return -1;
+    }
+    h = mmap(NULL, ST_RING_HEADER, PROT_READ | PROT_WRITE, MAP_SHARED,
+             memfd, 0);
+    if (h == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map the collector's ring: %s",
+                 strerror(errno));
+        return -1;
+    }
+    if (h->magic != ST_RING_MAGIC || h->version != ST_RING_VERSION ||
+        h->size != size) {
+        munmap(h, ST_RING_HEADER);
+        snprintf(err, errlen, "the collector's ring has another layout: "
+                 "upgrade steptrace and steptraced together");
+        return -1;
+    }
+    O.data = outbox_map_twice(memfd, size);
+    if (O.data == NULL) {
+        snprintf(err, errlen, "cannot map the collector's ring: %s",
+                 strerror(errno));
+        munmap(h, ST_RING_HEADER);
+        return -1;
+    }
     O.hdr = h;
-    O.map_len = map_len;
-    O.data = (char *)h + ST_RING_HEADER;
-    O.size = h->size;
+    O.size = size;
     O.wpos = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
-    O.room = 0;
+    O.room = size - (O.wpos - __atomic_load_n(&h->read, __ATOMIC_ACQUIRE));
     O.efd = efd;
-    O.flush_bytes = 0;
+    O.records = 0;
+    O.flush_pos = O.wpos;
     O.flush_ticks = st__ticks();
     O.flush_age = st__ns_ticks(FLUSH_AGE_NS);
+    outbox_set_check();
+    /* Whatever was encoded for no connection is not sent on this one. */
+    O.staged_records = 0;
+    outbox_borrow();
     st__signals_ring(h);
+    return 0;
 }
 
 void
@@ -119,9 +204,14 @@ st__outbox_detach(void)
     if (O.hdr == NULL)
         return;
     st__signals_ring(NULL);
-    munmap(O.hdr, O.map_len);
+    /* Nothing may point into the ring any more. */
+    if (st__batch.borrowed)
+        st_buf_close(&st__batch);
+    munmap(O.data, 2 * (size_t)O.size);
+    munmap(O.hdr, ST_RING_HEADER);
     O.hdr = NULL;
     O.data = NULL;
+    O.room = 0;
     if (O.efd >= 0)
         close(O.efd);
     O.efd = -1;
@@ -135,6 +225,7 @@ st__outbox_forget(void)
     pthread_mutex_init(&O.mu, NULL);
     pthread_cond_init(&O.cv, NULL);
     O.waiting = 0;
+    O.records = 0;
 }
 
 const uint64_t *
@@ -181,6 +272,8 @@ st__outbox_discard(void)
 
     O.staged_records = 0;
     st_buf_close(&st__batch);
+    if (O.hdr != NULL && !O.waiting)
+        outbox_borrow();
     return n;
 }
 
@@ -200,15 +293,10 @@ outbox_refresh(void)
     return 0;
 }
 
-/* Copies n bytes into the ring at wpos and publishes them. */
+/* n bytes at wpos are written: publishes them. */
 static void
-outbox_put(const char *p, size_t n)
+outbox_publish(size_t n)
 {
-    size_t at = (size_t)(O.wpos & (O.size - 1));
-    size_t first = n < O.size - at ? n : (size_t)O.size - at;
-
-    memcpy(O.data + at, p, first);
-    memcpy(O.data, p + first, n - first);
     O.wpos += n;
     O.room -= n;
     __atomic_store_n(&O.hdr->commit, O.wpos, __ATOMIC_RELEASE);
@@ -219,10 +307,13 @@ outbox_put(const char *p, size_t n)
     }
 }
 
-/* The first n bytes of st__batch are in the ring: drops them. */
+/* Copies the first n bytes of st__batch (memory of its own) in at wpos,
+ * publishes them and drops them from st__batch. */
 static void
-outbox_consume(size_t n)
+outbox_put(size_t n)
 {
+    memcpy(O.data + (O.wpos & (O.size - 1)), st__batch.data, n);
+    outbox_publish(n);
     if (n == st__batch.len)
         st__batch.len = 0;
     else
@@ -237,8 +328,7 @@ outbox_lose(void)
     st__sender_count_lost(O.staged_records);
     O.staged_records = 0;
     O.taken += st__batch.len;
-    st__batch.len = 0;
-    st__batch.oom = 0;
+    st_buf_close(&st__batch);
 }
 
 /* Waits (GIL released) until the collector has made room for `need`
@@ -275,35 +365,34 @@ outbox_signal(void)
 }
 
 /*
- * Commits all of st__batch (its first `keep` bytes at least), waiting for
- * room as needed: the slow path.  Other threads may add to st__batch
- * while this one waits; their bytes go in too, in order.
+ * Commits all of st__batch, which did not fit (it holds its bytes in
+ * memory of its own), waiting for room as needed: the slow path.  Other
+ * threads may add to st__batch while this one waits; their bytes go in
+ * too, in order.  Under the drop policy only the first `keep` bytes (the
+ * definitions) are committed, with a brief wait if even they do not fit.
  */
 static void
-outbox_commit_slow(int drop, size_t keep, uint64_t nrecords,
-                   uint64_t stall_ns)
+outbox_commit_slow(int drop, size_t keep, uint64_t nrecords)
 {
+    uint64_t stall_ns = drop ? BRIEF_STALL_NS : BLOCK_STALL_NS;
+
+    O.staged_records = nrecords;
     if (drop && keep < st__batch.len) {
-        /* The drop policy: the record goes, its definitions stay. */
+        /* The record goes, its definitions stay. */
         st__sender_count_lost(nrecords);
-        O.staged_records -= nrecords;
+        O.staged_records = 0;
         st__batch.len = keep;
-        if (keep <= O.room || (outbox_refresh() == 0 && keep <= O.room)) {
-            if (keep > 0)
-                outbox_put(st__batch.data, keep);
-            outbox_consume(keep);
-            return;
-        }
     }
     O.waiting = 1;
     while (st__batch.len > 0) {
         size_t n = st__batch.len < O.room ? st__batch.len : (size_t)O.room;
 
+        if (n == 0 && outbox_refresh() == 0 && O.room > 0)
+            continue;
         if (n > 0) {
             /* Part of a record may go in: the collector waits for the
              * rest (the agent is its only writer). */
-            outbox_put(st__batch.data, n);
-            outbox_consume(n);
+            outbox_put(n);
             outbox_signal();
             continue;
         }
@@ -313,21 +402,22 @@ outbox_commit_slow(int drop, size_t keep, uint64_t nrecords,
         }
     }
     /* Ours and those queued behind us. */
-    st__sender_committed(O.staged_records, 0);
-    O.waiting = 0;
+    O.records += O.staged_records;
     O.staged_records = 0;
+    O.waiting = 0;
     outbox_signal();
 }
 
 /* Another thread waits for room with records before ours in st__batch:
  * ours go in after them, and this thread waits until they did. */
 static void
-outbox_queue_behind(int drop)
+outbox_queue_behind(int drop, uint64_t nrecords)
 {
     uint64_t end = O.taken + st__batch.len;
     uint32_t gen = st__sender_gen();
 
-    while (O.waiting && (int64_t)(O.taken - end) < 0 && !drop &&
+    O.staged_records += nrecords;
+    while (!drop && O.waiting && (int64_t)(O.taken - end) < 0 &&
            st__sender_gen() == gen && st__sender_ok()) {
         Py_BEGIN_ALLOW_THREADS
         struct timespec t;
@@ -349,10 +439,9 @@ outbox_queue_behind(int drop)
  * Only for the accounting, so it never waits: with the ring full it
  * comes at a later record. */
 static void
-outbox_maybe_flush(size_t n)
+outbox_maybe_flush(void)
 {
-    O.flush_bytes += n;
-    if (O.flush_bytes < FLUSH_EVERY &&
+    if (O.wpos - O.flush_pos < FLUSH_EVERY &&
         (int64_t)(st__hook_ticks - O.flush_ticks) < (int64_t)O.flush_age)
         return;
     if (O.waiting || O.room < 16)
@@ -360,36 +449,94 @@ outbox_maybe_flush(size_t n)
     (void)st__outbox_flush(NULL, 0);
 }
 
+/* When the next commit in place must look at more than publishing: a
+ * FLUSH due, or the room to be looked up again before it runs short (so
+ * that a record rarely misses it). */
+static void
+outbox_set_check(void)
+{
+    uint64_t half = O.size / 2;
+
+    O.check_at = O.flush_pos + FLUSH_EVERY;
+    if (O.room <= half)
+        O.check_at = O.wpos;
+    else if (O.wpos + (O.room - half) < O.check_at)
+        O.check_at = O.wpos + (O.room - half);
+}
+
+/* After a commit in place, at check_at or when a FLUSH is due by age. */
+static __attribute__((noinline)) void
+outbox_after_commit(void)
+{
+    if (O.room <= O.size / 2 && outbox_refresh() == 0)
+        st__batch.cap = (size_t)O.room;
+    outbox_maybe_flush();
+    outbox_set_check();
+}
+
+static __attribute__((noinline)) void
+outbox_wake_idle(void)
+{
+    __atomic_store_n(&O.hdr->reader_idle, 0, __ATOMIC_RELAXED);
+    st__outbox_wake();
+}
+
+static void outbox_commit_rest(const struct st_region *r, size_t keep,
+                               uint64_t nrecords);
+
 void
 st__outbox_commit(const struct st_region *r, size_t keep, uint64_t nrecords)
 {
     size_t n = st__batch.len;
-    int drop = r != NULL && r->drop_when_full;
+    uint64_t w;
 
-    if (n == 0)
+    if (__builtin_expect(!st__batch.borrowed || n == 0, 0)) {
+        outbox_commit_rest(r, keep, nrecords);
         return;
-    O.staged_records += nrecords;
-    if (O.hdr == NULL || st__batch.oom || !st__sender_ok()) {
+    }
+    /* The common case, once a line, kept short: encoded in place, the
+     * record only needs publishing, and st__batch moves on to the next
+     * free byte (the data is mapped twice, so it stays contiguous). */
+    w = O.wpos + n;
+    O.wpos = w;
+    O.room -= n;
+    O.records += nrecords;
+    __atomic_store_n(&O.hdr->commit, w, __ATOMIC_RELEASE);
+    if (__builtin_expect(
+            __atomic_load_n(&O.hdr->reader_idle, __ATOMIC_RELAXED), 0))
+        outbox_wake_idle();
+    st__batch.data = O.data + (w & (O.size - 1));
+    st__batch.cap -= n;
+    st__batch.len = 0;
+    if (__builtin_expect(w >= O.check_at, 0) ||
+        (int64_t)(st__hook_ticks - O.flush_ticks) >= (int64_t)O.flush_age)
+        outbox_after_commit();
+}
+
+/* st__outbox_commit() of all but the common case: nothing to commit, no
+ * ring, or a record that did not fit. */
+static __attribute__((noinline)) void
+outbox_commit_rest(const struct st_region *r, size_t keep,
+                   uint64_t nrecords)
+{
+    if (st__batch.len == 0)
+        return;
+    if (O.hdr == NULL || st__batch.oom) {
+        O.staged_records += nrecords;
         outbox_lose();
         return;
     }
     if (O.waiting) {
         /* Committed (and counted) by the waiting thread. */
-        outbox_queue_behind(drop);
+        outbox_queue_behind(r != NULL && r->drop_when_full, nrecords);
         return;
     }
-    if (n <= O.room || (outbox_refresh() == 0 && n <= O.room)) {
-        outbox_put(st__batch.data, n);
-        st__batch.len = 0;
-        O.taken += n;
-        O.staged_records = 0;
-        st__sender_committed(nrecords, 0);
-        outbox_maybe_flush(n);
-        return;
+    outbox_commit_slow(r != NULL && r->drop_when_full, keep, nrecords);
+    if (O.hdr != NULL) {
+        outbox_borrow();
+        outbox_maybe_flush();
+        outbox_set_check();
     }
-    outbox_commit_slow(drop, keep, nrecords,
-                       drop ? BRIEF_STALL_NS : BLOCK_STALL_NS);
-    outbox_maybe_flush(n);
 }
 
 uint64_t
@@ -405,13 +552,14 @@ st__outbox_flush(const struct st_region *r, int wake)
     token = ++O.tokens;
     if (st_wire_pack_flush(&st__pk, token) != 0)
         return 0;
-    O.flush_bytes = 0;
+    O.flush_pos = O.wpos;
     O.flush_ticks = st__ticks();
+    outbox_set_check();
     /* Nothing of it may be dropped. */
     st__outbox_commit(r, st__batch.len, 0);
-    if (!st__sender_ok())
+    if (!st__sender_ok() || O.hdr == NULL)
         return 0;
-    st__sender_committed(0, token);
+    st__sender_flush_mark(token, O.records);
     if (wake)
         st__outbox_wake();
     return token;

@@ -28,9 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,7 +54,6 @@ static struct {
     struct st_wire_decoder dec;
     int dec_ready;
     uint32_t gen;        /* Changes at each (re)connect. */
-    uint64_t submitted;  /* Records committed on this connection. */
     int settled;         /* A failure's loss was counted. */
     uint64_t dropped;    /* Records lost: connections gone, drops. */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -127,15 +124,15 @@ sender_fail_locked(const char *why)
 static void
 sender_settle(void)
 {
-    uint64_t confirmed;
+    uint64_t confirmed, committed = st__outbox_records();
 
     if (S.settled || __atomic_load_n(&S.ok, __ATOMIC_ACQUIRE))
         return;
     pthread_mutex_lock(&S.mu);
     confirmed = S.confirmed;
     pthread_mutex_unlock(&S.mu);
-    if (S.submitted > confirmed)
-        S.dropped += S.submitted - confirmed;
+    if (committed > confirmed)
+        S.dropped += committed - confirmed;
     S.settled = 1;
 }
 
@@ -380,37 +377,6 @@ sender_check_reply(const char *reply, int64_t len, uint64_t *ring,
     return r;
 }
 
-/* Maps the ring the collector sent.  @return the mapping or NULL. */
-static struct st_ring_hdr *
-sender_map_ring(int memfd, uint64_t size, size_t *map_len, char *err,
-                size_t errlen)
-{
-    struct st_ring_hdr *h;
-    struct stat st;
-
-    *map_len = ST_RING_HEADER + (size_t)size;
-    if (size < ST_RING_MIN || size > ST_RING_MAX || (size & (size - 1)) ||
-        fstat(memfd, &st) != 0 || (uint64_t)st.st_size < *map_len) {
-        snprintf(err, errlen, "the collector sent no usable ring: upgrade "
-                 "steptrace and steptraced together");
-        return NULL;
-    }
-    h = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    if (h == MAP_FAILED) {
-        snprintf(err, errlen, "cannot map the collector's ring: %s",
-                 strerror(errno));
-        return NULL;
-    }
-    if (h->magic != ST_RING_MAGIC || h->version != ST_RING_VERSION ||
-        h->size != size) {
-        munmap(h, *map_len);
-        snprintf(err, errlen, "the collector's ring has another layout: "
-                 "upgrade steptrace and steptraced together");
-        return NULL;
-    }
-    return h;
-}
-
 /*
  * Blocking exchange of HELLO frames before the thread starts; the reply
  * brings the ring, which is handed to the outbox.
@@ -424,8 +390,6 @@ sender_hello(int fd, const char *program, char *err, size_t errlen)
     char reply[512];
     int fds[2] = {-1, -1};
     uint64_t ring = 0;
-    struct st_ring_hdr *h = NULL;
-    size_t map_len = 0;
     int64_t len;
     int r;
 
@@ -450,17 +414,17 @@ sender_hello(int fd, const char *program, char *err, size_t errlen)
     r = sender_check_reply(reply, len, &ring, err, errlen);
     if (r != 0)
         goto out;
-    if (ring == 0 || fds[0] < 0 || fds[1] < 0 ||
-        (h = sender_map_ring(fds[0], ring, &map_len, err, errlen)) == NULL) {
-        if (ring == 0 || fds[0] < 0 || fds[1] < 0)
-            snprintf(err, errlen, "the collector sent no ring: upgrade "
-                     "steptrace and steptraced together");
+    if (ring == 0 || fds[0] < 0 || fds[1] < 0) {
+        snprintf(err, errlen, "the collector sent no ring: upgrade "
+                 "steptrace and steptraced together");
         r = -EPROTO;
         goto out;
     }
     pthread_mutex_lock(&S.mu);
-    st__outbox_attach(h, map_len, fds[1]);
+    r = st__outbox_attach(fds[0], ring, fds[1], err, errlen);
     pthread_mutex_unlock(&S.mu);
+    if (r != 0)
+        goto out;
     fds[1] = -1;  /* The outbox's now. */
 
 out:
@@ -516,7 +480,6 @@ st__sender_connect(const char *path, const char *program, char *err,
         return r;
     }
     S.fd = fd;
-    sender_settle();
     pthread_mutex_lock(&S.mu);
     __atomic_store_n(&S.ok, 1, __ATOMIC_RELEASE);
     S.stop = 0;
@@ -527,7 +490,6 @@ st__sender_connect(const char *path, const char *program, char *err,
     S.ack_msg[0] = '\0';
     S.gen++;
     pthread_mutex_unlock(&S.mu);
-    S.submitted = 0;
     S.settled = 0;
     r = pthread_create(&S.thread, NULL, sender_main, NULL);
     if (r != 0) {
@@ -663,11 +625,8 @@ st__sender_count_lost(uint64_t n)
 }
 
 void
-st__sender_committed(uint64_t nrecords, uint64_t token)
+st__sender_flush_mark(uint64_t token, uint64_t cum)
 {
-    S.submitted += nrecords;
-    if (token == 0)
-        return;
     pthread_mutex_lock(&S.mu);
     if (S.inflight_n == INFLIGHT_MAX) {
         /* Oldest dropped: a later ACK confirms it anyway. */
@@ -675,8 +634,7 @@ st__sender_committed(uint64_t nrecords, uint64_t token)
         S.inflight_n--;
     }
     S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX].token = token;
-    S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX].cum =
-        S.submitted;
+    S.inflight[(S.inflight_head + S.inflight_n) % INFLIGHT_MAX].cum = cum;
     S.inflight_n++;
     pthread_mutex_unlock(&S.mu);
 }
@@ -824,7 +782,6 @@ st__sender_after_fork_child(void)
     S.suspend = 0;
     __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
     S.stop = 0;
-    S.submitted = 0;
     S.settled = 1;   /* The parent's records are the parent's. */
     sender_state_close();
     S.gen++;

@@ -13,13 +13,24 @@ st_buf_init(struct st_buf *b)
     b->len = 0;
     b->cap = 0;
     b->oom = 0;
+    b->borrowed = 0;
 }
 
 void
 st_buf_close(struct st_buf *b)
 {
-    free(b->data);
+    if (!b->borrowed)
+        free(b->data);
     st_buf_init(b);
+}
+
+void
+st_buf_borrow(struct st_buf *b, char *p, size_t cap)
+{
+    st_buf_close(b);
+    b->data = p;
+    b->cap = cap;
+    b->borrowed = 1;
 }
 
 int
@@ -38,11 +49,20 @@ st_buf_reserve(struct st_buf *b, size_t extra)
     cap = b->cap ? b->cap : 256;
     while (cap < want)
         cap *= 2;
-    p = realloc(b->data, cap);
+    if (b->borrowed) {
+        /* Out of the caller's memory: the bytes move into ours. */
+        p = malloc(cap);
+        if (p != NULL && b->len > 0)
+            memcpy(p, b->data, b->len);
+    }
+    else {
+        p = realloc(b->data, cap);
+    }
     if (p == NULL)
         goto err_nomem;
     b->data = p;
     b->cap = cap;
+    b->borrowed = 0;
     return 0;
 
 err_nomem:

@@ -9,16 +9,28 @@
 #include <stdint.h>
 
 struct st_buf {
-    char *data;  /* Owned; NULL until the first append. */
+    char *data;  /* Owned; NULL until the first append (borrowed after
+                    st_buf_borrow, until the first growth). */
     size_t len;  /* Bytes in use. */
     size_t cap;  /* Bytes allocated. */
     int oom;     /* Sticky: set when a growth failed; appends then no-op. */
+    int borrowed; /* data is the caller's memory (st_buf_borrow). */
 };
 
 void st_buf_init(struct st_buf *b);
 
-/* Frees the bytes; the struct may be initialised again. */
+/* Frees the bytes (not borrowed ones); the struct may be initialised
+ * again. */
 void st_buf_close(struct st_buf *b);
+
+/*
+ * Makes b write into the caller's `cap` bytes at p (empty, len 0), which
+ * it never frees: a growth past cap moves the bytes into memory of b's
+ * own first.  Lets an encoder write straight into its destination (the
+ * agent's ring) and fall back to a copy only when it does not fit.  What
+ * b held before is dropped.
+ */
+void st_buf_borrow(struct st_buf *b, char *p, size_t cap);
 
 /*
  * Makes room for at least `extra` more bytes.
