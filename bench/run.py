@@ -449,11 +449,16 @@ def median(xs):
 # -- the benchmark ----------------------------------------------------------
 
 def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
-                      workloads, scratch, results, failures):
+                      workloads, scratch, results, failures, base=None):
     py = info["path"]
     minor = info["minor"]
     st_env = {"PYTHONPATH": build["pythonpath"], "STEPTRACE_SOCKET": sock,
               "STEPTRACED": build["steptraced"]}
+    base_env = None
+    if base is not None:
+        base_env = {"PYTHONPATH": base["build"]["pythonpath"],
+                    "STEPTRACE_SOCKET": base["sock"],
+                    "STEPTRACED": base["build"]["steptraced"]}
     variants = [
         Variant("untraced", "untraced", "untraced", None, False),
         Variant("noop-settrace", "C no-op (PyEval_SetTrace)", "noop-settrace",
@@ -467,6 +472,11 @@ def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
         variants.append(Variant("st-" + mode.lower(), "steptrace " + mode,
                                 "steptrace:" + mode, build["pythonpath"],
                                 True))
+        if base is not None:
+            variants.append(Variant(
+                "base-" + mode.lower(), "baseline %s (%s)" % (
+                    mode, base["rev"]),
+                "steptrace:" + mode, base["build"]["pythonpath"], True))
     slow = []
     if args.python_steptrace:
         slow.append(Variant("python-steptrace", "python-steptrace ALL",
@@ -499,6 +509,8 @@ def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
                 env["PYTHONPATH"] = v.pythonpath
             if v.key.startswith("st-"):
                 env = dict(st_env, STEPTRACE_SOCKET=socket_path)
+            if v.key.startswith("base-"):
+                env = dict(base_env)
             return env
 
         def one(v, u, socket_path=sock, record=True):
@@ -742,6 +754,29 @@ def targets_table(results, interps, workloads):
     return "\n".join(rows)
 
 
+def baseline_table(results, interps, workloads, rev):
+    """Added ns per line, this build and the baseline side by side."""
+    rows = ["| Python | workload | mode | %s ns/line | this build ns/line | "
+            "this / %s |" % (rev, rev), "|---|---|---|---|---|---|"]
+    for info in interps:
+        minor = info["minor"]
+        for wl in workloads:
+            name = os.path.splitext(os.path.basename(wl))[0]
+            if results.get((minor, name, "_meta")) is None:
+                continue
+            for mode in MODES:
+                _, was = cell_stats(results, minor, name,
+                                    "base-" + mode.lower())
+                _, now = cell_stats(results, minor, name,
+                                    "st-" + mode.lower())
+                rows.append("| %s | %s | %s | %s | %s | %s |" % (
+                    info["version"], name, mode, fmt_num(was, "%.0f"),
+                    fmt_num(now, "%.0f"),
+                    fmt_num(now / was if now is not None and was else None,
+                            "%.2fx")))
+    return "\n".join(rows)
+
+
 def lines_table(results, interps, workloads):
     rows = ["| Python | workload | units | lines (settrace count) | "
             "steptrace steps (NONE log) |", "|---|---|---|---|---|"]
@@ -778,6 +813,10 @@ def parse_args(argv):
     p.add_argument("--rev", metavar="REV",
                    help="build this commit (git archive) instead of the "
                         "working tree, e.g. HEAD")
+    p.add_argument("--baseline-rev", metavar="REV",
+                   help="also build this commit (git archive) and run its "
+                        "NONE/CHANGED/ALL against its own collector in the "
+                        "same sitting, interleaved, for a before/after table")
     p.add_argument("--workloads", metavar="DIR", default=DEFAULT_WORKLOADS,
                    help="directory of workload .py files (default: %(default)s)")
     p.add_argument("--only", metavar="NAMES",
@@ -785,6 +824,7 @@ def parse_args(argv):
     p.add_argument("--variants", metavar="KEYS",
                    help="comma-separated subset of noop-settrace, "
                         "noop-monitoring, st-none, st-changed, st-all, "
+                        "base-none, base-changed, base-all (--baseline-rev), "
                         "python-steptrace, pysnooper (untraced always runs)")
     p.add_argument("--repeat", type=int, default=5,
                    help="timed runs of each variant (default: %(default)s)")
@@ -898,6 +938,8 @@ def main(argv=None):
 
     scratch = tempfile.mkdtemp(prefix="stbench-")
     collector = None
+    base_collector = None
+    bases = {}
     proxy = None
     stats = None
     wire_how = "not measured (--no-wire)"
@@ -918,6 +960,17 @@ def main(argv=None):
                         else REPO
                 builds[info["minor"]] = build_steptrace(info, scratch, source)
             noops[info["minor"]] = build_noop(info)
+        if args.baseline_rev:
+            bscratch = os.path.join(scratch, "baseline")
+            os.makedirs(bscratch)
+            bsource = export_rev(args.baseline_rev, bscratch)
+            bsock = os.path.join(scratch, "baseline.sock")
+            for info in interps:
+                bases[info["minor"]] = {
+                    "build": build_steptrace(info, bscratch, bsource),
+                    "sock": bsock, "rev": args.baseline_rev}
+            base_collector = start_collector(
+                bases[interps[0]["minor"]]["build"]["steptraced"], bsock)
         sock = os.path.join(scratch, "steptraced.sock")
         collector = start_collector(builds[interps[0]["minor"]]["steptraced"],
                                     sock)
@@ -939,7 +992,8 @@ def main(argv=None):
         for info in interps:
             bench_interpreter(args, info, builds[info["minor"]],
                               noops[info["minor"]], sock, proxy, stats,
-                              workloads, scratch, results, failures)
+                              workloads, scratch, results, failures,
+                              bases.get(info["minor"]))
     except BenchError as e:
         log("error: %s" % e)
         return 2
@@ -947,13 +1001,15 @@ def main(argv=None):
         collector_rss = collector_peak_rss_kib(collector) if collector else None
         if proxy is not None:
             proxy.close()
-        if collector is not None:
-            collector.terminate()
+        for c in (collector, base_collector):
+            if c is None:
+                continue
+            c.terminate()
             try:
-                collector.wait(timeout=30)
+                c.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                collector.kill()
-                collector.wait()
+                c.kill()
+                c.wait()
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -984,6 +1040,11 @@ def main(argv=None):
     print()
     print(lines_table(results, interps, workloads))
     print()
+    if args.baseline_rev:
+        print("Before and after (added ns per traced line, medians of the "
+              "same sitting):\n")
+        print(baseline_table(results, interps, workloads, args.baseline_rev))
+        print()
     print("Targets (reported, not enforced):\n")
     print(targets_table(results, interps, workloads))
     print()
