@@ -27,6 +27,7 @@
 
 #include "steptrace/buf.h"
 #include "steptrace/record.h"
+#include "steptrace/ring.h"
 #include "steptrace/wire.h"
 
 /* Destinations (bits), from LogOutput. */
@@ -149,20 +150,73 @@ uint64_t st__outbox_records(void);
 void st__outbox_detach(void);
 /* In a forked child: lets go of the parent's ring without writing. */
 void st__outbox_forget(void);
-/* &read of the attached ring's header, or NULL (sender.c's lock held). */
+/* &read (the room given back) and &taken (progress) of the attached
+ * ring's header, or NULL (sender.c's lock held). */
 const uint64_t *st__outbox_read_pos(void);
+const uint64_t *st__outbox_taken_pos(void);
 /* Says in the ring's header how the process ends (enum st_ring_end);
  * `detail` (or NULL) names the exec'd program. */
 void st__outbox_set_end(int kind, int sig, const char *detail);
+/* What the once-a-line path of the outbox needs (outbox.c owns it). */
+struct st_outbox_hot {
+    struct st_ring_hdr *hdr;  /* Owned mapping of the header page, or
+                                 NULL when not connected. */
+    char *data;               /* Owned: the data, mapped twice in a row. */
+    uint64_t mask;            /* Data size - 1 (a power of two). */
+    uint64_t wpos;            /* Stream bytes written (= hdr->commit). */
+    uint64_t records;         /* Records committed on this connection. */
+    uint64_t check_at;        /* wpos at which a FLUSH is due or the room
+                                 is to be looked up again. */
+    uint64_t flush_ticks;     /* Clock at the last FLUSH. */
+    uint64_t flush_age;       /* Its period, in ticks. */
+};
+extern struct st_outbox_hot st__ob;
+/* tracer.c: the clock when the running hook was entered. */
+extern uint64_t st__hook_ticks;
+
+/* The cases st__outbox_commit() does not inline. */
+void st__outbox_commit_rest(const struct st_region *r, size_t keep,
+                            uint64_t nrecords);
+void st__outbox_after_commit(void);
+void st__outbox_wake_idle(void);
+
 /*
  * Commits st__batch to the ring (and empties it): `nrecords` records,
  * whose first `keep` bytes (definitions) must never be dropped.  Waits
  * for room under region r's block policy; drops the rest and counts it
  * under its drop policy.  The connection gone, the bytes are counted as
  * lost.  r may be NULL (block).
+ *
+ * Inline for the case of nearly every line: encoded in place (st__batch
+ * borrows the ring's free room), the record only needs publishing, and
+ * st__batch moves on to the next free byte (the data is mapped twice, so
+ * the room stays contiguous).
  */
-void st__outbox_commit(const struct st_region *r, size_t keep,
-                       uint64_t nrecords);
+static inline void
+st__outbox_commit(const struct st_region *r, size_t keep, uint64_t nrecords)
+{
+    size_t n = st__batch.len;
+    uint64_t w;
+
+    if (__builtin_expect(!st__batch.borrowed || n == 0, 0)) {
+        st__outbox_commit_rest(r, keep, nrecords);
+        return;
+    }
+    w = st__ob.wpos + n;
+    st__ob.wpos = w;
+    st__ob.records += nrecords;
+    __atomic_store_n(&st__ob.hdr->commit, w, __ATOMIC_RELEASE);
+    if (__builtin_expect(
+            __atomic_load_n(&st__ob.hdr->reader_idle, __ATOMIC_RELAXED), 0))
+        st__outbox_wake_idle();
+    st__batch.data = st__ob.data + (w & st__ob.mask);
+    st__batch.cap -= n;
+    st__batch.len = 0;
+    if (__builtin_expect(w >= st__ob.check_at, 0) ||
+        (int64_t)(st__hook_ticks - st__ob.flush_ticks) >=
+            (int64_t)st__ob.flush_age)
+        st__outbox_after_commit();
+}
 /* Commits a FLUSH (waking the collector with `wake`).  @return its token,
  * or 0 when there is no connection. */
 uint64_t st__outbox_flush(const struct st_region *r, int wake);

@@ -56,21 +56,14 @@ msgpack_packer st__pk;
 /* ... and for what a drop region must still send (definitions, ends). */
 #define BRIEF_STALL_NS (2ull * 1000000000ull)
 
+struct st_outbox_hot st__ob;
+
 static struct {
-    struct st_ring_hdr *hdr;  /* Owned mapping of the header page, or
-                                 NULL when not connected. */
-    char *data;               /* Owned: the data, mapped twice (2 * size
-                                 bytes of address space). */
     uint64_t size;
-    uint64_t wpos;            /* Stream bytes written (= hdr->commit). */
-    uint64_t room;            /* Bytes known free at wpos. */
+    uint64_t room;            /* Bytes known free at wpos, when st__batch
+                                 does not borrow (then its cap is). */
     int efd;                  /* Owned eventfd (the collector's wake). */
-    uint64_t records;         /* Records committed on this connection. */
     uint64_t flush_pos;       /* wpos at the last FLUSH. */
-    uint64_t check_at;        /* wpos at which a FLUSH is due or the room
-                                 is to be looked up again. */
-    uint64_t flush_ticks;     /* Clock at the last FLUSH. */
-    uint64_t flush_age;       /* FLUSH_AGE_NS in ticks. */
     uint64_t tokens;
     /* A thread waits for room (its bytes and those queued behind it are
      * in st__batch); `taken` counts the bytes of st__batch committed so
@@ -113,7 +106,7 @@ st__outbox_wanted(void)
 uint64_t
 st__outbox_records(void)
 {
-    return O.records;
+    return st__ob.records;
 }
 
 static void outbox_set_check(void);
@@ -122,7 +115,7 @@ static void outbox_set_check(void);
 static void
 outbox_borrow(void)
 {
-    st_buf_borrow(&st__batch, O.data + (O.wpos & (O.size - 1)),
+    st_buf_borrow(&st__batch, st__ob.data + (st__ob.wpos & st__ob.mask),
                   (size_t)O.room);
 }
 
@@ -174,22 +167,23 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
                  "upgrade steptrace and steptraced together");
         return -1;
     }
-    O.data = outbox_map_twice(memfd, size);
-    if (O.data == NULL) {
+    st__ob.data = outbox_map_twice(memfd, size);
+    if (st__ob.data == NULL) {
         snprintf(err, errlen, "cannot map the collector's ring: %s",
                  strerror(errno));
         munmap(h, ST_RING_HEADER);
         return -1;
     }
-    O.hdr = h;
+    st__ob.hdr = h;
     O.size = size;
-    O.wpos = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
-    O.room = size - (O.wpos - __atomic_load_n(&h->read, __ATOMIC_ACQUIRE));
+    st__ob.mask = size - 1;
+    st__ob.wpos = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
+    O.room = size - (st__ob.wpos - __atomic_load_n(&h->read, __ATOMIC_ACQUIRE));
     O.efd = efd;
-    O.records = 0;
-    O.flush_pos = O.wpos;
-    O.flush_ticks = st__ticks();
-    O.flush_age = st__ns_ticks(FLUSH_AGE_NS);
+    st__ob.records = 0;
+    O.flush_pos = st__ob.wpos;
+    st__ob.flush_ticks = st__ticks();
+    st__ob.flush_age = st__ns_ticks(FLUSH_AGE_NS);
     outbox_set_check();
     /* Whatever was encoded for no connection is not sent on this one. */
     O.staged_records = 0;
@@ -201,16 +195,16 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
 void
 st__outbox_detach(void)
 {
-    if (O.hdr == NULL)
+    if (st__ob.hdr == NULL)
         return;
     st__signals_ring(NULL);
     /* Nothing may point into the ring any more. */
     if (st__batch.borrowed)
         st_buf_close(&st__batch);
-    munmap(O.data, 2 * (size_t)O.size);
-    munmap(O.hdr, ST_RING_HEADER);
-    O.hdr = NULL;
-    O.data = NULL;
+    munmap(st__ob.data, 2 * (size_t)O.size);
+    munmap(st__ob.hdr, ST_RING_HEADER);
+    st__ob.hdr = NULL;
+    st__ob.data = NULL;
     O.room = 0;
     if (O.efd >= 0)
         close(O.efd);
@@ -225,19 +219,25 @@ st__outbox_forget(void)
     pthread_mutex_init(&O.mu, NULL);
     pthread_cond_init(&O.cv, NULL);
     O.waiting = 0;
-    O.records = 0;
+    st__ob.records = 0;
 }
 
 const uint64_t *
 st__outbox_read_pos(void)
 {
-    return O.hdr != NULL ? &O.hdr->read : NULL;
+    return st__ob.hdr != NULL ? &st__ob.hdr->read : NULL;
+}
+
+const uint64_t *
+st__outbox_taken_pos(void)
+{
+    return st__ob.hdr != NULL ? &st__ob.hdr->taken : NULL;
 }
 
 void
 st__outbox_set_end(int kind, int sig, const char *detail)
 {
-    struct st_ring_hdr *h = O.hdr;
+    struct st_ring_hdr *h = st__ob.hdr;
 
     if (h == NULL)
         return;
@@ -270,9 +270,13 @@ st__outbox_discard(void)
 {
     uint64_t n = O.staged_records;
 
+    /* Borrowed bytes were never committed: the room is all of cap. */
+    if (st__batch.borrowed)
+        O.room = st__batch.cap;
+
     O.staged_records = 0;
     st_buf_close(&st__batch);
-    if (O.hdr != NULL && !O.waiting)
+    if (st__ob.hdr != NULL && !O.waiting)
         outbox_borrow();
     return n;
 }
@@ -284,8 +288,8 @@ st__outbox_discard(void)
 static int
 outbox_refresh(void)
 {
-    uint64_t rd = __atomic_load_n(&O.hdr->read, __ATOMIC_ACQUIRE);
-    uint64_t used = O.wpos - rd;
+    uint64_t rd = __atomic_load_n(&st__ob.hdr->read, __ATOMIC_ACQUIRE);
+    uint64_t used = st__ob.wpos - rd;
 
     if (used > O.size)
         return -1;
@@ -297,12 +301,12 @@ outbox_refresh(void)
 static void
 outbox_publish(size_t n)
 {
-    O.wpos += n;
+    st__ob.wpos += n;
     O.room -= n;
-    __atomic_store_n(&O.hdr->commit, O.wpos, __ATOMIC_RELEASE);
+    __atomic_store_n(&st__ob.hdr->commit, st__ob.wpos, __ATOMIC_RELEASE);
     /* A collector that stopped looking is woken once. */
-    if (__atomic_load_n(&O.hdr->reader_idle, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&O.hdr->reader_idle, 0, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&st__ob.hdr->reader_idle, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&st__ob.hdr->reader_idle, 0, __ATOMIC_RELAXED);
         st__outbox_wake();
     }
 }
@@ -312,7 +316,7 @@ outbox_publish(size_t n)
 static void
 outbox_put(size_t n)
 {
-    memcpy(O.data + (O.wpos & (O.size - 1)), st__batch.data, n);
+    memcpy(st__ob.data + (st__ob.wpos & st__ob.mask), st__batch.data, n);
     outbox_publish(n);
     if (n == st__batch.len)
         st__batch.len = 0;
@@ -342,14 +346,14 @@ outbox_wait_room(uint64_t need, uint64_t stall_ns)
 
     if (need > O.size)
         need = O.size;
-    target = O.wpos + need - O.size;
-    __atomic_store_n(&O.hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
+    target = st__ob.wpos + need - O.size;
+    __atomic_store_n(&st__ob.hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
     st__outbox_wake();
     Py_BEGIN_ALLOW_THREADS
     r = st__sender_wait_room(gen, target, stall_ns);
     Py_END_ALLOW_THREADS
     /* The connection may have been replaced while the GIL was free. */
-    if (r != 0 || O.hdr == NULL || st__sender_gen() != gen ||
+    if (r != 0 || st__ob.hdr == NULL || st__sender_gen() != gen ||
         outbox_refresh() != 0)
         return -1;
     return 0;
@@ -402,7 +406,7 @@ outbox_commit_slow(int drop, size_t keep, uint64_t nrecords)
         }
     }
     /* Ours and those queued behind us. */
-    O.records += O.staged_records;
+    st__ob.records += O.staged_records;
     O.staged_records = 0;
     O.waiting = 0;
     outbox_signal();
@@ -441,8 +445,8 @@ outbox_queue_behind(int drop, uint64_t nrecords)
 static void
 outbox_maybe_flush(void)
 {
-    if (O.wpos - O.flush_pos < FLUSH_EVERY &&
-        (int64_t)(st__hook_ticks - O.flush_ticks) < (int64_t)O.flush_age)
+    if (st__ob.wpos - O.flush_pos < FLUSH_EVERY &&
+        (int64_t)(st__hook_ticks - st__ob.flush_ticks) < (int64_t)st__ob.flush_age)
         return;
     if (O.waiting || O.room < 16)
         return;
@@ -457,71 +461,42 @@ outbox_set_check(void)
 {
     uint64_t half = O.size / 2;
 
-    O.check_at = O.flush_pos + FLUSH_EVERY;
+    st__ob.check_at = O.flush_pos + FLUSH_EVERY;
     if (O.room <= half)
-        O.check_at = O.wpos;
-    else if (O.wpos + (O.room - half) < O.check_at)
-        O.check_at = O.wpos + (O.room - half);
+        st__ob.check_at = st__ob.wpos;
+    else if (st__ob.wpos + (O.room - half) < st__ob.check_at)
+        st__ob.check_at = st__ob.wpos + (O.room - half);
 }
 
-/* After a commit in place, at check_at or when a FLUSH is due by age. */
-static __attribute__((noinline)) void
-outbox_after_commit(void)
+/* After a commit in place, at check_at or when a FLUSH is due by age:
+ * while st__batch borrows, its cap is the room. */
+void
+st__outbox_after_commit(void)
 {
+    O.room = st__batch.cap - st__batch.len;
     if (O.room <= O.size / 2 && outbox_refresh() == 0)
-        st__batch.cap = (size_t)O.room;
+        st__batch.cap = st__batch.len + (size_t)O.room;
     outbox_maybe_flush();
     outbox_set_check();
 }
 
-static __attribute__((noinline)) void
-outbox_wake_idle(void)
+void
+st__outbox_wake_idle(void)
 {
-    __atomic_store_n(&O.hdr->reader_idle, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&st__ob.hdr->reader_idle, 0, __ATOMIC_RELAXED);
     st__outbox_wake();
 }
 
-static void outbox_commit_rest(const struct st_region *r, size_t keep,
-                               uint64_t nrecords);
-
+/* st__outbox_commit() of all but the common case (agent.h): nothing to
+ * commit, no ring, or a record that did not fit (st__batch then holds it
+ * in memory of its own). */
 void
-st__outbox_commit(const struct st_region *r, size_t keep, uint64_t nrecords)
-{
-    size_t n = st__batch.len;
-    uint64_t w;
-
-    if (__builtin_expect(!st__batch.borrowed || n == 0, 0)) {
-        outbox_commit_rest(r, keep, nrecords);
-        return;
-    }
-    /* The common case, once a line, kept short: encoded in place, the
-     * record only needs publishing, and st__batch moves on to the next
-     * free byte (the data is mapped twice, so it stays contiguous). */
-    w = O.wpos + n;
-    O.wpos = w;
-    O.room -= n;
-    O.records += nrecords;
-    __atomic_store_n(&O.hdr->commit, w, __ATOMIC_RELEASE);
-    if (__builtin_expect(
-            __atomic_load_n(&O.hdr->reader_idle, __ATOMIC_RELAXED), 0))
-        outbox_wake_idle();
-    st__batch.data = O.data + (w & (O.size - 1));
-    st__batch.cap -= n;
-    st__batch.len = 0;
-    if (__builtin_expect(w >= O.check_at, 0) ||
-        (int64_t)(st__hook_ticks - O.flush_ticks) >= (int64_t)O.flush_age)
-        outbox_after_commit();
-}
-
-/* st__outbox_commit() of all but the common case: nothing to commit, no
- * ring, or a record that did not fit. */
-static __attribute__((noinline)) void
-outbox_commit_rest(const struct st_region *r, size_t keep,
-                   uint64_t nrecords)
+st__outbox_commit_rest(const struct st_region *r, size_t keep,
+                       uint64_t nrecords)
 {
     if (st__batch.len == 0)
         return;
-    if (O.hdr == NULL || st__batch.oom) {
+    if (st__ob.hdr == NULL || st__batch.oom) {
         O.staged_records += nrecords;
         outbox_lose();
         return;
@@ -531,8 +506,11 @@ outbox_commit_rest(const struct st_region *r, size_t keep,
         outbox_queue_behind(r != NULL && r->drop_when_full, nrecords);
         return;
     }
+    /* The room st__batch had is not known any more: look it up. */
+    if (outbox_refresh() != 0)
+        O.room = 0;
     outbox_commit_slow(r != NULL && r->drop_when_full, keep, nrecords);
-    if (O.hdr != NULL) {
+    if (st__ob.hdr != NULL) {
         outbox_borrow();
         outbox_maybe_flush();
         outbox_set_check();
@@ -547,19 +525,19 @@ st__outbox_flush(const struct st_region *r, int wake)
     /* A thread stopped around a fork starts again here, at the latest
      * FLUSH_AGE_NS into tracing. */
     st__sender_use();
-    if (O.hdr == NULL || !st__sender_ok())
+    if (st__ob.hdr == NULL || !st__sender_ok())
         return 0;
     token = ++O.tokens;
     if (st_wire_pack_flush(&st__pk, token) != 0)
         return 0;
-    O.flush_pos = O.wpos;
-    O.flush_ticks = st__ticks();
+    O.flush_pos = st__ob.wpos;
+    st__ob.flush_ticks = st__ticks();
     outbox_set_check();
     /* Nothing of it may be dropped. */
     st__outbox_commit(r, st__batch.len, 0);
-    if (!st__sender_ok() || O.hdr == NULL)
+    if (!st__sender_ok() || st__ob.hdr == NULL)
         return 0;
-    st__sender_flush_mark(token, O.records);
+    st__sender_flush_mark(token, st__ob.records);
     if (wake)
         st__outbox_wake();
     return token;

@@ -654,14 +654,13 @@ sender_deadline(long ms)
     return t;
 }
 
-/* The collector's read position in the ring of connection `gen`, or
- * -1 when that connection is no longer the one attached.  Call with mu
- * held: the ring is attached and detached under it. */
+/* A position of the ring of connection `gen` (*p: a field of its
+ * header, from st__outbox_read_pos or st__outbox_taken_pos), or -1 when
+ * that connection is no longer the one attached.  Call with mu held: the
+ * ring is attached and detached under it. */
 static int
-sender_read_pos(uint32_t gen, uint64_t *pos)
+sender_ring_pos(const uint64_t *p, uint32_t gen, uint64_t *pos)
 {
-    const uint64_t *p = st__outbox_read_pos();
-
     if (p == NULL || S.gen != gen)
         return -1;
     *pos = __atomic_load_n(p, __ATOMIC_ACQUIRE);
@@ -675,19 +674,21 @@ st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns)
     int r = 0;
 
     pthread_mutex_lock(&S.mu);
-    (void)sender_read_pos(gen, &last);
+    (void)sender_ring_pos(st__outbox_taken_pos(), gen, &last);
     for (;;) {
-        uint64_t pos;
+        uint64_t pos, taken;
         struct timespec deadline;
 
-        if (!S.ok || sender_read_pos(gen, &pos) != 0) {
+        if (!S.ok || sender_ring_pos(st__outbox_read_pos(), gen, &pos) ||
+            sender_ring_pos(st__outbox_taken_pos(), gen, &taken)) {
             r = -1;
             break;
         }
         if ((int64_t)(pos - target) >= 0)
             break;
-        if (pos != last) {
-            last = pos;
+        /* Progress is what the collector takes. */
+        if (taken != last) {
+            last = taken;
             since = st__now_ns();
         }
         else if (st__now_ns() - since > stall_ns) {
@@ -719,12 +720,12 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
     sender_resume();
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&S.mu);
-    (void)sender_read_pos(gen, &last);
+    (void)sender_ring_pos(st__outbox_taken_pos(), gen, &last);
     while (S.ok && S.acked < token) {
         struct timespec deadline;
         uint64_t pos = 0;
 
-        (void)sender_read_pos(gen, &pos);
+        (void)sender_ring_pos(st__outbox_taken_pos(), gen, &pos);
         /* Wait as long as something moves (the collector takes bytes
          * from the ring, or ACKs earlier FLUSHes): a slow but working
          * collector is waited for. */

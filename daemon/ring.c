@@ -45,6 +45,10 @@ _Static_assert(sizeof(struct st_ring_hdr) <= ST_RING_HEADER,
 
 /* Bytes taken from a ring at a time, unless a message needs more. */
 #define RING_CHUNK (64u * 1024)
+/* Pages taken are given back in steps of this many bytes (less for small
+ * rings). */
+#define RING_RELEASE_STEP (256u * 1024)
+#define RING_PAGE 4096u
 
 struct st_ring {
     struct st_conn *conn;     /* Borrowed owner; NULL once it let go. */
@@ -54,6 +58,8 @@ struct st_ring {
     uint64_t size;            /* Data bytes, a power of two. */
     uint64_t rd;              /* Stream bytes taken (ours: the header's
                                  copy is only for the agent). */
+    uint64_t released;        /* Stream bytes whose pages went back to
+                                 the system: the `read` the agent sees. */
     int efd;                  /* Owned eventfd, -1 when none. */
     uv_poll_t wake;           /* Watches efd; wake.data = the ring. */
     int watching;
@@ -253,6 +259,35 @@ err_ring:
 
 /* ---- taking what the agent wrote ---- */
 
+/*
+ * Gives the pages of what was taken back to the system (MADV_REMOVE: the
+ * memfd's pages are freed; the agent's next write there finds a fresh
+ * page), then publishes `read`, which lets the agent write there again.
+ * In that order: the agent can never be writing into a page being
+ * released.  So the ring's resident memory is what is committed and not
+ * yet taken, however large the ring.  Whole pages, in steps (`all`: every
+ * whole page taken, when the agent waits or the ring goes idle).
+ */
+static void
+ring_release(struct st_ring *rg, int all)
+{
+    uint64_t step = rg->size / 4 < RING_RELEASE_STEP ? rg->size / 4
+                                                     : RING_RELEASE_STEP;
+    uint64_t to = rg->rd & ~(uint64_t)(RING_PAGE - 1);
+    uint64_t len = to - rg->released;
+    size_t at = (size_t)(rg->released & (rg->size - 1));
+    size_t first;
+
+    if (len == 0 || (!all && len < step))
+        return;
+    first = len < rg->size - at ? (size_t)len : (size_t)(rg->size - at);
+    (void)madvise((char *)rg->data + at, first, MADV_REMOVE);
+    if (len > first)
+        (void)madvise((char *)rg->data, (size_t)len - first, MADV_REMOVE);
+    rg->released = to;
+    __atomic_store_n(&rg->hdr->read, to, __ATOMIC_RELEASE);
+}
+
 /* Copies n bytes of the stream at rd into the buffer's end. */
 static void
 ring_copy(struct st_ring *rg, size_t n)
@@ -347,11 +382,16 @@ ring_pull(struct st_conn *c)
     if (ring_reserve(rg, n) != 0)
         return ST_ENOMEM;
     ring_copy(rg, n);
-    __atomic_store_n(&rg->hdr->read, rg->rd, __ATOMIC_RELEASE);
+    __atomic_store_n(&rg->hdr->taken, rg->rd, __ATOMIC_RELEASE);
     c->srv->stats.bytes_in += n;
     st__pressure_add(c->srv, n, 0);
-    if (__atomic_load_n(&rg->hdr->writer_waiting, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&rg->hdr->writer_waiting, __ATOMIC_ACQUIRE)) {
+        ring_release(rg, 1);
         ring_tell_room(c);
+    }
+    else {
+        ring_release(rg, 0);
+    }
     return 1;
 }
 
@@ -408,8 +448,10 @@ st__ring_drained(const struct st_conn *c, size_t *partial)
 {
     const struct st_ring *rg = c->ring;
 
+    /* After a whole prefix is applied, what is left of the copy is the
+     * start of a message that has not come whole. */
     *partial = rg->len - rg->off;
-    return ring_commit(rg) == rg->rd;
+    return !rg->want_turn && ring_commit(rg) == rg->rd;
 }
 
 void
@@ -497,10 +539,14 @@ ring_poll_one(struct st_conn *c)
         return;
     }
     rg->quiet++;
-    if (rg->quiet == ST_RING_IDLE_TICKS)
+    if (rg->quiet == ST_RING_IDLE_TICKS) {
+        /* An idle agent holds no pages of its ring. */
+        ring_release(rg, 1);
         __atomic_store_n(&rg->hdr->reader_idle, 1, __ATOMIC_SEQ_CST);
-    else if (rg->quiet >= ST_RING_IDLE_TICKS + 3)
+    }
+    else if (rg->quiet >= ST_RING_IDLE_TICKS + 3) {
         rg->idle = 1;
+    }
 }
 
 static void

@@ -862,18 +862,18 @@ ring_wake(struct ring_client *rc)
 }
 
 uint64_t
-ring_wait_read(struct ring_client *rc, uint64_t pos)
+ring_wait_taken(struct ring_client *rc, uint64_t pos)
 {
     uint64_t rd = 0;
     int i;
 
     for (i = 0; i < WAIT_MS; i++) {
-        rd = __atomic_load_n(&rc->hdr->read, __ATOMIC_ACQUIRE);
+        rd = __atomic_load_n(&rc->hdr->taken, __ATOMIC_ACQUIRE);
         if (rd >= pos)
             return rd;
         sleep_ms(1);
     }
-    ck_abort_msg("steptraced read %llu of %llu ring bytes",
+    ck_abort_msg("steptraced took %llu of %llu ring bytes",
                  (unsigned long long)rd, (unsigned long long)pos);
     return rd;
 }

@@ -188,9 +188,9 @@ void ring_put(struct ring_client *rc, struct frame *f);
 void ring_commit(struct ring_client *rc);
 /* Writes the eventfd. */
 void ring_wake(struct ring_client *rc);
-/* Waits (at most WAIT_MS) until the collector's `read` is at least pos.
- * @return `read`. */
-uint64_t ring_wait_read(struct ring_client *rc, uint64_t pos);
+/* Waits (at most WAIT_MS) until the collector's `taken` is at least pos
+ * (it copied the bytes out).  @return `taken`. */
+uint64_t ring_wait_taken(struct ring_client *rc, uint64_t pos);
 /* Receives the ACK for `token` on the socket, skipping the ACKs for
  * token 0 (room came free).  @return its error count. */
 uint64_t ring_recv_ack(struct ring_client *rc, uint64_t token);

@@ -234,6 +234,7 @@ def hello_reply(version=helpers.WIRE_VERSION, ring=0):
 RING_HEADER = 4096
 RING_MAGIC, RING_VERSION = 0x53545247, 1
 OFF_SIZE, OFF_PID, OFF_COMMIT, OFF_WAITING, OFF_READ = 8, 16, 64, 72, 128
+OFF_TAKEN = 144
 
 
 class FakeRing:
@@ -266,6 +267,7 @@ class FakeRing:
         data = (self.map[RING_HEADER + at:RING_HEADER + at + first]
                 + self.map[RING_HEADER:RING_HEADER + n - first])
         self.rd = commit
+        struct.pack_into("<Q", self.map, OFF_TAKEN, self.rd)
         struct.pack_into("<Q", self.map, OFF_READ, self.rd)
         self.buf += data
         out, o = [], 0

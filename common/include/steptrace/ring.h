@@ -39,7 +39,7 @@
 #define ST_RING_MIN (64u * 1024)
 #define ST_RING_MAX (256u * 1024 * 1024)
 /* The agent's default request (STEPTRACE_PENDING_BYTES overrides it). */
-#define ST_RING_DEFAULT (8u * 1024 * 1024)
+#define ST_RING_DEFAULT (64u * 1024 * 1024)
 /* Bytes of the exec'd program's path kept in the header. */
 #define ST_RING_END_DETAIL 256u
 
@@ -71,11 +71,17 @@ struct st_ring_hdr {
     uint32_t end_signal;      /* With ST_RING_END_SIGNAL. */
     char pad1[64 - 20];
     /* The collector's line. */
-    uint64_t read;            /* Stream bytes taken. */
+    uint64_t read;            /* Stream bytes given back: the agent may
+                                 write up to read + size.  Whole pages,
+                                 whose memory was freed first (the
+                                 collector keeps what it takes). */
     uint32_t reader_idle;     /* 1: the collector stopped looking; the
                                  agent writes the eventfd after its next
                                  commit (and clears this). */
-    char pad2[64 - 12];
+    uint32_t pad_idle;
+    uint64_t taken;           /* Stream bytes taken (read <= taken <=
+                                 commit): progress, for waits. */
+    char pad2[64 - 24];
     /* Written by the agent before an exec: the program (NUL-ended). */
     char end_detail[ST_RING_END_DETAIL];
 };
