@@ -49,6 +49,8 @@ struct st_buf st__batch;
 msgpack_packer st__pk;
 
 #define FLUSH_EVERY (64u * 1024)
+/* The soft size of a lap is the ring's size over this (4 MiB of 64). */
+#define SOFT_DIVISOR 16
 #define FLUSH_AGE_NS (100 * 1000 * 1000ull)
 /* Under the block policy, a collector that takes nothing for this long is
  * treated as gone. */
@@ -454,18 +456,70 @@ outbox_maybe_flush(void)
 }
 
 /* When the next commit in place must look at more than publishing: a
- * FLUSH due, or the room to be looked up again before it runs short (so
- * that a record rarely misses it). */
+ * FLUSH due, the room to be looked up again before it runs short (so
+ * that a record rarely misses it), the soft end of a lap. */
 static void
 outbox_set_check(void)
 {
-    uint64_t half = O.size / 2;
+    uint64_t half = O.size / 2, soft = O.size / SOFT_DIVISOR;
+    uint64_t at = st__ob.wpos & st__ob.mask, next;
 
     st__ob.check_at = O.flush_pos + FLUSH_EVERY;
-    if (O.room <= half)
-        st__ob.check_at = st__ob.wpos;
-    else if (st__ob.wpos + (O.room - half) < st__ob.check_at)
-        st__ob.check_at = st__ob.wpos + (O.room - half);
+    next = O.room > half ? O.room - half : O.room / 4;
+    if (st__ob.wpos + next < st__ob.check_at)
+        st__ob.check_at = st__ob.wpos + next;
+    if (at < soft && st__ob.wpos + (soft - at) < st__ob.check_at)
+        st__ob.check_at = st__ob.wpos + (soft - at);
+}
+
+/* Frees the memory of the data pages wholly inside ring offsets
+ * [from, to) (MADV_REMOVE frees the memfd's pages; a later write there
+ * finds a fresh one). */
+static void
+outbox_free(uint64_t from, uint64_t to)
+{
+    uint64_t a = (from + 4095) & ~(uint64_t)4095;
+    uint64_t b = to & ~(uint64_t)4095;
+
+    if (b > a)
+        (void)madvise(st__ob.data + a, (size_t)(b - a), MADV_REMOVE);
+}
+
+/*
+ * Past the soft end of a lap, with the collector caught up: the rest of
+ * the lap is skipped (a SKIP message over it) and the next record goes to
+ * the start of the ring.  So while the collector keeps up the agent
+ * writes the same first pages over and over, and the ring's resident
+ * memory stays near its soft size; a burst the collector is behind on
+ * goes on into the rest of the ring, whose pages the collector frees
+ * when it next skips them (daemon/ring.c).
+ */
+static void
+outbox_maybe_skip(void)
+{
+    uint64_t soft = O.size / SOFT_DIVISOR;
+    uint64_t at = st__ob.wpos & st__ob.mask, n, taken;
+
+    if (at < soft || O.size - at <= ST_WIRE_SKIP_HEAD || O.waiting ||
+        st__batch.len != 0)
+        return;
+    taken = __atomic_load_n(&st__ob.hdr->taken, __ATOMIC_ACQUIRE);
+    if (st__ob.wpos - taken > soft / 2)
+        return;
+    n = O.size - at - ST_WIRE_SKIP_HEAD;
+    if (outbox_refresh() != 0 || O.room < ST_WIRE_SKIP_HEAD + n)
+        return;
+    st_wire_put_skip_head((unsigned char *)st__ob.data + at, (uint32_t)n);
+    st__ob.wpos += ST_WIRE_SKIP_HEAD + n;
+    O.room -= ST_WIRE_SKIP_HEAD + n;
+    __atomic_store_n(&st__ob.hdr->commit, st__ob.wpos, __ATOMIC_RELEASE);
+    /* Beyond the soft size, this lap holds nothing anyone reads again
+     * but what the collector has not taken yet (it skips the rest), and
+     * while it keeps up nothing is written there: a burst's pages go. */
+    outbox_free(at + ST_WIRE_SKIP_HEAD, O.size);
+    if ((taken & st__ob.mask) > soft && taken + O.size > st__ob.wpos)
+        outbox_free(soft, taken & st__ob.mask);
+    outbox_borrow();
 }
 
 /* After a commit in place, at check_at or when a FLUSH is due by age:
@@ -477,6 +531,7 @@ st__outbox_after_commit(void)
     if (O.room <= O.size / 2 && outbox_refresh() == 0)
         st__batch.cap = st__batch.len + (size_t)O.room;
     outbox_maybe_flush();
+    outbox_maybe_skip();
     outbox_set_check();
 }
 

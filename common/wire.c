@@ -56,6 +56,7 @@ msg_nfields(int type)
     case ST_MSG_TEXT: return 4;
     case ST_MSG_ASYNC: return 5;
     case ST_MSG_LINE: return 4;
+    case ST_MSG_SKIP: return 2;
     default: return 0;
     }
 }
@@ -672,6 +673,11 @@ decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
             return ST_EBADTYPE;
         if (m->u.async.kind < ST_ASYNC_CORO || m->u.async.kind > ST_ASYNC_MAX_)
             return ST_EBADMSG;
+        return 0;
+    case ST_MSG_SKIP:
+        if (f[1].type != MSGPACK_OBJECT_BIN)
+            return ST_EBADTYPE;
+        m->u.skip.n = f[1].via.bin.size;
         return 0;
     case ST_MSG_ACK:
         if (get_u64(&f[1], &m->u.ack.token) != 0 ||
@@ -1400,4 +1406,23 @@ st_wire_pack_text(msgpack_packer *pk, uint64_t pid, const char *path,
         pack_bytes(pk, path, path_len))
         return -1;
     return pack_bytes(pk, text, text_len);
+}
+
+void
+st_wire_put_skip_head(unsigned char *p, uint32_t n)
+{
+    p[0] = 0x92;
+    p[1] = ST_MSG_SKIP;
+    p[2] = 0xc6;
+    st_wire_put_header(p + 3, n);
+}
+
+int
+st_wire_skip_head(const unsigned char *p, size_t avail, uint32_t *n)
+{
+    if (avail < ST_WIRE_SKIP_HEAD || p[0] != 0x92 || p[1] != ST_MSG_SKIP ||
+        p[2] != 0xc6)
+        return 0;
+    *n = wire_be(p + 3, 4);
+    return 1;
 }

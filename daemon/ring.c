@@ -45,9 +45,6 @@ _Static_assert(sizeof(struct st_ring_hdr) <= ST_RING_HEADER,
 
 /* Bytes taken from a ring at a time, unless a message needs more. */
 #define RING_CHUNK (64u * 1024)
-/* Pages taken are given back in steps of this many bytes (less for small
- * rings). */
-#define RING_RELEASE_STEP (256u * 1024)
 #define RING_PAGE 4096u
 
 struct st_ring {
@@ -58,8 +55,6 @@ struct st_ring {
     uint64_t size;            /* Data bytes, a power of two. */
     uint64_t rd;              /* Stream bytes taken (ours: the header's
                                  copy is only for the agent). */
-    uint64_t released;        /* Stream bytes whose pages went back to
-                                 the system: the `read` the agent sees. */
     int efd;                  /* Owned eventfd, -1 when none. */
     uv_poll_t wake;           /* Watches efd; wake.data = the ring. */
     int watching;
@@ -259,33 +254,78 @@ err_ring:
 
 /* ---- taking what the agent wrote ---- */
 
-/*
- * Gives the pages of what was taken back to the system (MADV_REMOVE: the
- * memfd's pages are freed; the agent's next write there finds a fresh
- * page), then publishes `read`, which lets the agent write there again.
- * In that order: the agent can never be writing into a page being
- * released.  So the ring's resident memory is what is committed and not
- * yet taken, however large the ring.  Whole pages, in steps (`all`: every
- * whole page taken, when the agent waits or the ring goes idle).
- */
+/* What was taken is room for the agent again. */
 static void
-ring_release(struct st_ring *rg, int all)
+ring_publish(struct st_ring *rg)
 {
-    uint64_t step = rg->size / 4 < RING_RELEASE_STEP ? rg->size / 4
-                                                     : RING_RELEASE_STEP;
-    uint64_t to = rg->rd & ~(uint64_t)(RING_PAGE - 1);
-    uint64_t len = to - rg->released;
-    size_t at = (size_t)(rg->released & (rg->size - 1));
-    size_t first;
+    __atomic_store_n(&rg->hdr->taken, rg->rd, __ATOMIC_RELAXED);
+    __atomic_store_n(&rg->hdr->read, rg->rd, __ATOMIC_RELEASE);
+}
 
-    if (len == 0 || (!all && len < step))
+/* Frees the memory of the data pages wholly inside stream bytes
+ * [from, to) (MADV_REMOVE: the memfd's pages go; a later write there
+ * finds a fresh page).  Only for bytes not yet published as room: the
+ * agent cannot be writing there. */
+static void
+ring_free_pages(struct st_ring *rg, uint64_t from, uint64_t to)
+{
+    uint64_t a = (from + RING_PAGE - 1) & ~(uint64_t)(RING_PAGE - 1);
+    uint64_t b = to & ~(uint64_t)(RING_PAGE - 1);
+    size_t at, len, first;
+
+    if (b <= a)
         return;
-    first = len < rg->size - at ? (size_t)len : (size_t)(rg->size - at);
+    len = (size_t)(b - a);
+    at = (size_t)(a & (rg->size - 1));
+    first = len < rg->size - at ? len : (size_t)rg->size - at;
     (void)madvise((char *)rg->data + at, first, MADV_REMOVE);
     if (len > first)
-        (void)madvise((char *)rg->data, (size_t)len - first, MADV_REMOVE);
-    rg->released = to;
-    __atomic_store_n(&rg->hdr->read, to, __ATOMIC_RELEASE);
+        (void)madvise((char *)rg->data, len - first, MADV_REMOVE);
+}
+
+/*
+ * A SKIP at the start of what is left of the copy: the agent went on to
+ * its next lap early, and the bytes it skipped (most of the ring, at
+ * times) are not copied.  What a burst once wrote there is freed before
+ * the skip is published as room, so a ring's resident memory follows the
+ * agent's backlog, not the ring's size.
+ * @return 1 when skipped, 0 when there is none (or the skip is not all
+ *         committed yet: 2), or ST_E* (c->detail says why).
+ */
+static int
+ring_skip(struct st_conn *c)
+{
+    struct st_ring *rg = c->ring;
+    size_t avail = rg->len - rg->off;
+    uint64_t start = rg->rd - avail, end;
+    uint32_t n;
+
+    if (!st_wire_skip_head((const unsigned char *)rg->buf + rg->off, avail,
+                           &n))
+        return 0;
+    end = start + ST_WIRE_SKIP_HEAD + n;
+    if ((uint64_t)ST_WIRE_SKIP_HEAD + n > rg->size) {
+        st__conn_detail(c, "SKIP of %lu bytes in a ring of %llu",
+                        (unsigned long)n, (unsigned long long)rg->size);
+        return ST_ETOOBIG;
+    }
+    if (end > ring_commit(rg))
+        return 2;
+    if (end <= rg->rd) {
+        /* Copied whole already (a small one): drop it. */
+        rg->off += (size_t)(end - start);
+        st__pressure_sub(c->srv, (size_t)(end - start), 0);
+    }
+    else {
+        st__pressure_sub(c->srv, avail, 0);
+        rg->off = rg->len = 0;
+        ring_free_pages(rg, rg->rd, end);
+        rg->rd = end;
+        ring_publish(rg);
+    }
+    if (rg->off == rg->len)
+        rg->off = rg->len = 0;
+    return 1;
 }
 
 /* Copies n bytes of the stream at rd into the buffer's end. */
@@ -382,16 +422,11 @@ ring_pull(struct st_conn *c)
     if (ring_reserve(rg, n) != 0)
         return ST_ENOMEM;
     ring_copy(rg, n);
-    __atomic_store_n(&rg->hdr->taken, rg->rd, __ATOMIC_RELEASE);
+    ring_publish(rg);
     c->srv->stats.bytes_in += n;
     st__pressure_add(c->srv, n, 0);
-    if (__atomic_load_n(&rg->hdr->writer_waiting, __ATOMIC_ACQUIRE)) {
-        ring_release(rg, 1);
+    if (__atomic_load_n(&rg->hdr->writer_waiting, __ATOMIC_ACQUIRE))
         ring_tell_room(c);
-    }
-    else {
-        ring_release(rg, 0);
-    }
     return 1;
 }
 
@@ -404,6 +439,13 @@ st__ring_take(struct st_conn *c, const char **p, size_t *n)
 
     for (;;) {
         if (rg->len > rg->off) {
+            r = ring_skip(c);
+            if (r == 2)
+                return 0;
+            if (r < 0)
+                return r;
+            if (r == 1)
+                continue;
             r = st_wire_validate_prefix(rg->buf + rg->off, rg->len - rg->off,
                                         &complete);
             if (r < 0) {
@@ -539,14 +581,10 @@ ring_poll_one(struct st_conn *c)
         return;
     }
     rg->quiet++;
-    if (rg->quiet == ST_RING_IDLE_TICKS) {
-        /* An idle agent holds no pages of its ring. */
-        ring_release(rg, 1);
+    if (rg->quiet == ST_RING_IDLE_TICKS)
         __atomic_store_n(&rg->hdr->reader_idle, 1, __ATOMIC_SEQ_CST);
-    }
-    else if (rg->quiet >= ST_RING_IDLE_TICKS + 3) {
+    else if (rg->quiet >= ST_RING_IDLE_TICKS + 3)
         rg->idle = 1;
-    }
 }
 
 static void

@@ -561,6 +561,10 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
     case ST_MSG_ASYNC:
         c->srv->stats.records_in++;
         return st__step_async(c, m);
+    case ST_MSG_SKIP:
+        /* A ring's filler, small enough to have been copied (ring.c
+         * skips large ones without copying them). */
+        return 0;
     case ST_MSG_STATUS: return st__control_status(c, m);
     case ST_MSG_TAIL: return st__control_tail(c, m);
     default:

@@ -47,7 +47,8 @@
     XX(TAIL, 15)                                                           \
     XX(TEXT, 16)                                                           \
     XX(ASYNC, 20)                                                          \
-    XX(LINE, 21)
+    XX(LINE, 21)                                                           \
+    XX(SKIP, 22)
 
 enum st_msg_type {
 #define XX(name, val) ST_MSG_##name = val,
@@ -197,6 +198,9 @@ struct st_msg {
             struct st_str path;  /* The log file; empty for a note. */
             struct st_str text;  /* Whole records, as written. */
         } text;
+        struct {
+            size_t n;           /* Bytes skipped (the bin's length). */
+        } skip;
         struct {
             uint32_t region_id;
             uint64_t time_ns;   /* Since the region began. */
@@ -354,6 +358,18 @@ int st_wire_pack_event(msgpack_packer *pk, uint32_t region_id,
                        const char *detail, size_t n);
 int st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
                      const char *msg, size_t n);
+/*
+ * SKIP, as the agent writes it into the ring (PROTOCOL.md "The ring"):
+ * [22, bin32 of n bytes], the bytes being whatever the ring holds there.
+ * ST_WIRE_SKIP_HEAD is its size before those n bytes.
+ */
+#define ST_WIRE_SKIP_HEAD 7
+/* Writes the head of a SKIP of n bytes at p (ST_WIRE_SKIP_HEAD bytes). */
+void st_wire_put_skip_head(unsigned char *p, uint32_t n);
+/* @return 1 and *n when p[0..avail) starts with the head of a SKIP in
+ * that form, 0 when not (or not all of the head is there). */
+int st_wire_skip_head(const unsigned char *p, size_t avail, uint32_t *n);
+
 /* Control messages (steptrace daemon status, steptrace tail). */
 int st_wire_pack_status(msgpack_packer *pk, uint64_t token);
 /* Starts a STATS reply; follow it with n st_wire_pack_counter calls. */
