@@ -165,14 +165,11 @@ struct st_outbox_hot {
     uint64_t mask;            /* Data size - 1 (a power of two). */
     uint64_t wpos;            /* Stream bytes written (= hdr->commit). */
     uint64_t records;         /* Records committed on this connection. */
-    uint64_t check_at;        /* wpos at which a FLUSH is due or the room
-                                 is to be looked up again. */
-    uint64_t flush_ticks;     /* Clock at the last FLUSH. */
-    uint64_t flush_age;       /* Its period, in ticks. */
+    uint64_t check_at;        /* wpos at which to look at more than
+                                 publishing (at most 4 KiB on): a FLUSH
+                                 due, the room, the soft end of a lap. */
 };
 extern struct st_outbox_hot st__ob;
-/* tracer.c: the clock when the running hook was entered. */
-extern uint64_t st__hook_ticks;
 
 /* The cases st__outbox_commit() does not inline. */
 void st__outbox_commit_rest(const struct st_region *r, size_t keep,
@@ -212,9 +209,7 @@ st__outbox_commit(const struct st_region *r, size_t keep, uint64_t nrecords)
     st__batch.data = st__ob.data + (w & st__ob.mask);
     st__batch.cap -= n;
     st__batch.len = 0;
-    if (__builtin_expect(w >= st__ob.check_at, 0) ||
-        (int64_t)(st__hook_ticks - st__ob.flush_ticks) >=
-            (int64_t)st__ob.flush_age)
+    if (__builtin_expect(w >= st__ob.check_at, 0))
         st__outbox_after_commit();
 }
 /* Commits a FLUSH (waking the collector with `wake`).  @return its token,

@@ -49,6 +49,8 @@ struct st_buf st__batch;
 msgpack_packer st__pk;
 
 #define FLUSH_EVERY (64u * 1024)
+/* Bytes between two looks at the clock for a FLUSH due by age. */
+#define CHECK_EVERY 4096u
 /* The soft size of a lap is the ring's size over this (4 MiB of 64). */
 #define SOFT_DIVISOR 16
 #define FLUSH_AGE_NS (100 * 1000 * 1000ull)
@@ -66,6 +68,8 @@ static struct {
                                  does not borrow (then its cap is). */
     int efd;                  /* Owned eventfd (the collector's wake). */
     uint64_t flush_pos;       /* wpos at the last FLUSH. */
+    uint64_t flush_ticks;     /* Clock at the last FLUSH. */
+    uint64_t flush_age;       /* FLUSH_AGE_NS in ticks. */
     uint64_t tokens;
     /* A thread waits for room (its bytes and those queued behind it are
      * in st__batch); `taken` counts the bytes of st__batch committed so
@@ -184,8 +188,8 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
     O.efd = efd;
     st__ob.records = 0;
     O.flush_pos = st__ob.wpos;
-    st__ob.flush_ticks = st__ticks();
-    st__ob.flush_age = st__ns_ticks(FLUSH_AGE_NS);
+    O.flush_ticks = st__ticks();
+    O.flush_age = st__ns_ticks(FLUSH_AGE_NS);
     outbox_set_check();
     /* Whatever was encoded for no connection is not sent on this one. */
     O.staged_records = 0;
@@ -448,7 +452,7 @@ static void
 outbox_maybe_flush(void)
 {
     if (st__ob.wpos - O.flush_pos < FLUSH_EVERY &&
-        (int64_t)(st__hook_ticks - st__ob.flush_ticks) < (int64_t)st__ob.flush_age)
+        (int64_t)(st__hook_ticks - O.flush_ticks) < (int64_t)O.flush_age)
         return;
     if (O.waiting || O.room < 16)
         return;
@@ -464,7 +468,10 @@ outbox_set_check(void)
     uint64_t half = O.size / 2, soft = O.size / SOFT_DIVISOR;
     uint64_t at = st__ob.wpos & st__ob.mask, next;
 
-    st__ob.check_at = O.flush_pos + FLUSH_EVERY;
+    /* The age of the last FLUSH is looked at every CHECK_EVERY bytes. */
+    st__ob.check_at = st__ob.wpos + CHECK_EVERY;
+    if (O.flush_pos + FLUSH_EVERY < st__ob.check_at)
+        st__ob.check_at = O.flush_pos + FLUSH_EVERY;
     next = O.room > half ? O.room - half : O.room / 4;
     if (st__ob.wpos + next < st__ob.check_at)
         st__ob.check_at = st__ob.wpos + next;
@@ -586,7 +593,7 @@ st__outbox_flush(const struct st_region *r, int wake)
     if (st_wire_pack_flush(&st__pk, token) != 0)
         return 0;
     O.flush_pos = st__ob.wpos;
-    st__ob.flush_ticks = st__ticks();
+    O.flush_ticks = st__ticks();
     outbox_set_check();
     /* Nothing of it may be dropped. */
     st__outbox_commit(r, st__batch.len, 0);

@@ -341,6 +341,20 @@ ring_copy(struct st_ring *rg, size_t n)
     rg->rd += n;
 }
 
+/* Does a SKIP head start at rd?  A hint only (the agent may change the
+ * bytes meanwhile): what is copied is checked again. */
+static int
+ring_peek_skip(const struct st_ring *rg)
+{
+    unsigned char head[ST_WIRE_SKIP_HEAD];
+    size_t at = (size_t)(rg->rd & (rg->size - 1)), i;
+    uint32_t n;
+
+    for (i = 0; i < sizeof(head); i++)
+        head[i] = (unsigned char)rg->data[(at + i) & (rg->size - 1)];
+    return st_wire_skip_head(head, sizeof(head), &n);
+}
+
 /* Room for `more` bytes after the unapplied ones.  @return 0 or
  * ST_ENOMEM. */
 static int
@@ -406,6 +420,11 @@ ring_pull(struct st_conn *c)
     if (commit == rg->rd)
         return 0;
     want = keep > RING_CHUNK ? keep : RING_CHUNK;
+    /* At a message boundary, a SKIP is copied no further than its head
+     * (ring_skip then skips its bytes without copying them). */
+    if (keep == 0 && commit - rg->rd >= ST_WIRE_SKIP_HEAD &&
+        ring_peek_skip(rg))
+        want = ST_WIRE_SKIP_HEAD;
     n = commit - rg->rd < want ? (size_t)(commit - rg->rd) : want;
     if (keep + n > ST_WIRE_MAX_FRAME + RING_CHUNK) {
         st__conn_detail(c, "a message in the ring is longer than %u bytes",

@@ -932,6 +932,112 @@ START_TEST(test_ring_message_over_limit_closes)
 }
 END_TEST
 
+/* Writes a SKIP over the rest of the lap, its bytes 0xc1 (never valid
+ * msgpack: the collector must not look at them). */
+static void
+ring_put_skip_to_lap_end(struct ring_client *rc, uint32_t *n_out)
+{
+    unsigned char head[ST_WIRE_SKIP_HEAD];
+    uint64_t at = rc->wr & (rc->size - 1);
+    uint32_t n = (uint32_t)(rc->size - at - ST_WIRE_SKIP_HEAD);
+    char *junk = malloc(n);
+
+    ck_assert_ptr_nonnull(junk);
+    ck_assert_uint_ge(rc->size - at, ST_WIRE_SKIP_HEAD + 1);
+    memset(junk, 0xc1, n);
+    st_wire_put_skip_head(head, n);
+    ring_write(rc, head, sizeof(head));
+    ring_write(rc, junk, n);
+    free(junk);
+    *n_out = n;
+}
+
+START_TEST(test_ring_skip_to_next_lap)
+{
+    struct ring_client rc;
+    struct frame f;
+    struct st_buf want;
+    uint64_t lap;
+    uint32_t n;
+
+    /* A few steps, then (the collector caught up, as the agent waits
+     * for) a SKIP over the rest of the lap, then steps from the start of
+     * the ring: every step in the log, none of the skipped bytes read. */
+    ring_client_open(&rc, 64 * 1024);
+    frame_init(&f);
+    put_prologue(&f, ST_LEVEL_INFO, ST_VARMODE_NONE);
+    put_steps(&f, 1, 3);
+    ring_put(&rc, &f);
+    ring_commit(&rc);
+    ring_wake(&rc);
+    ring_wait_taken(&rc, rc.wr);
+    ring_put_skip_to_lap_end(&rc, &n);
+    lap = rc.wr;
+    ck_assert_uint_eq(lap % rc.size, 0);
+    put_steps(&f, 4, 6);
+    ring_put(&rc, &f);
+    st_buf_close(&f.b);
+    ring_commit(&rc);
+    ring_wake(&rc);
+    ck_assert_uint_eq(ring_flush_wait(&rc, 1), 0);
+    ck_assert_uint_ge(__atomic_load_n(&rc.hdr->taken, __ATOMIC_ACQUIRE),
+                      lap);
+    ck_assert_uint_ge(__atomic_load_n(&rc.hdr->read, __ATOMIC_ACQUIRE), lap);
+    /* Not copied: bytes_in counts what was copied out. */
+    ck_assert_uint_lt(status_counter("bytes_in"), n);
+    st_buf_init(&want);
+    add_records(&want, 6);
+    assert_file_eq(in_dir(D.logdir, "tracer.log"), text_of(&want));
+    st_buf_close(&want);
+    ring_client_close(&rc);
+}
+END_TEST
+
+START_TEST(test_ring_skip_small)
+{
+    struct ring_client rc;
+    struct frame f;
+    struct st_buf want;
+    unsigned char head[ST_WIRE_SKIP_HEAD];
+    static const char junk[3] = {(char)0xc1, (char)0xc1, (char)0xc1};
+
+    /* A small SKIP between records (copied whole with them): applied as
+     * nothing.  (One longer than the ring: the next test.) */
+    ring_client_open(&rc, 64 * 1024);
+    frame_init(&f);
+    put_prologue(&f, ST_LEVEL_INFO, ST_VARMODE_NONE);
+    put_steps(&f, 1, 1);
+    ring_put(&rc, &f);
+    st_wire_put_skip_head(head, sizeof(junk));
+    ring_write(&rc, head, sizeof(head));
+    ring_write(&rc, junk, sizeof(junk));
+    put_steps(&f, 2, 2);
+    ring_put(&rc, &f);
+    st_buf_close(&f.b);
+    ck_assert_uint_eq(ring_flush_wait(&rc, 1), 0);
+    st_buf_init(&want);
+    add_records(&want, 2);
+    assert_file_eq(in_dir(D.logdir, "tracer.log"), text_of(&want));
+    st_buf_close(&want);
+    ring_client_close(&rc);
+}
+END_TEST
+
+START_TEST(test_ring_skip_longer_than_ring_closes)
+{
+    struct ring_client rc;
+    unsigned char head[ST_WIRE_SKIP_HEAD];
+
+    ring_client_open(&rc, 64 * 1024);
+    st_wire_put_skip_head(head, (uint32_t)rc.size);
+    ring_write(&rc, head, sizeof(head));
+    ring_commit(&rc);
+    ring_wake(&rc);
+    assert_closed_for(&rc, "SKIP of 65536 bytes in a ring of 65536");
+    assert_still_serving();
+}
+END_TEST
+
 Suite *
 ring_suite(void)
 {
@@ -961,5 +1067,8 @@ ring_suite(void)
     add_test(s, "ring-socket", test_ring_socket_bytes_close, 1);
     add_test(s, "ring-socket-short", test_ring_socket_short_bytes_close, 1);
     add_test(s, "ring-over-limit", test_ring_message_over_limit_closes, 1);
+    add_test(s, "ring-skip", test_ring_skip_to_next_lap, 1);
+    add_test(s, "ring-skip-small", test_ring_skip_small, 1);
+    add_test(s, "ring-skip-long", test_ring_skip_longer_than_ring_closes, 1);
     return s;
 }
