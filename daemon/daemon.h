@@ -56,7 +56,7 @@
 #define ST_STOP_DRAIN_MS 10000
 /* Buffered records reach the file at most this long after being rendered
  * (so that the log of a program that hangs shows where it is). */
-#define ST_SINK_FLUSH_MS 20
+#define ST_SINK_FLUSH_MS 10
 /* How often the rings of active agents are looked at (ring.c), and after
  * how many looks without news the collector stops looking at one. */
 #define ST_RING_POLL_MS 4
