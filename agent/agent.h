@@ -389,6 +389,50 @@ uint64_t st__region_finish(struct st_region *r);
 /* Frees what a region owns (after st__region_finish). */
 void st__region_free(struct st_region *r);
 
+/* ---- compose.c: str() of values at the cost of what is shown ---- */
+
+/* What a composed text showed: the shape and items it was made of (see
+ * compose.c).  tok and leaf owned; leaf holds references. */
+struct st_vfp {
+    uintptr_t *tok;
+    size_t ntok;
+    PyObject **leaf;
+    size_t nleaf;
+};
+
+/* A fingerprint of the bytes of an object with the buffer protocol. */
+struct st_bufprint {
+    const PyTypeObject *type; /* Identity only. */
+    size_t len;
+    uint64_t hash;
+};
+
+/* Exact builtin types whose value cannot change while the object lives. */
+int st__is_immutable(PyObject *v);
+/* Is str(v) fixed by v's identity and type (a function, a default
+ * repr)? */
+int st__str_is_identity(PyObject *v);
+/* str() of an exact int or float formatted in C (no str object), as a new
+ * malloc'ed string; NULL when v is not one or its text is longer than
+ * `limit` (0: no limit). */
+char *st__render_number(PyObject *v, size_t limit, size_t *len_out);
+/*
+ * str() of an exact list, tuple, dict, set or frozenset, composed item by
+ * item up to `limit` characters, escaped, cut texts ending "... (N
+ * items)": a new malloc'ed string (*len_out excludes the NUL), or NULL
+ * when v is not such a container or its str() must say something went
+ * wrong.  *fp receives the fingerprint of what it shows (ntok 0 when the
+ * program's code ran meanwhile or v has none); free with st__vfp_clear.
+ */
+char *st__compose(PyObject *v, size_t limit, size_t *len_out,
+                  struct st_vfp *fp);
+/* Does v still show what fp fingerprinted?  A walk over the same items. */
+int st__vfp_same(PyObject *v, const struct st_vfp *fp);
+void st__vfp_clear(struct st_vfp *fp);
+/* Fills *out for an object with a contiguous buffer (not bytes, not str).
+ * @return 1, or 0 when it has none. */
+int st__bufprint(PyObject *v, struct st_bufprint *out);
+
 /* ---- vars.c: snapshots and diffs ---- */
 
 /*
@@ -415,11 +459,10 @@ struct st_snapent {
                                 whose str() is fixed by its identity and
                                 type (a function, a default repr). */
     const PyTypeObject *type; /* Identity only: the value's type. */
-    uintptr_t *fp;           /* Owned: the shape of a container of
-                                immutable values (vars.c), or NULL. */
-    size_t fp_n;
-    PyObject **fp_leaves;    /* Owned refs: its immutable values. */
-    size_t fp_nleaves;
+    struct st_vfp fp;        /* Owned: what its composed text showed
+                                (compose.c), or empty. */
+    struct st_bufprint bp;   /* Its bytes, with has_bp. */
+    int has_bp;
     char *value;             /* Owned, escaped and cut. */
     size_t value_len;
     int seen;

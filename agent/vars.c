@@ -1,192 +1,35 @@
 /*
  * Variable snapshots and diffs.  A snapshot holds, per shown variable, its
- * rendered value (escaped and cut at repr_limit) and, for values of exact
- * immutable builtin types, a reference to the value itself: the same object
- * again cannot have changed, so it is not rendered again.  Mutable values
- * are never referenced between steps (object lifetimes stay as untraced);
- * they are rendered each step and compared as text.
+ * rendered value (escaped and cut at repr_limit) and what shows cheaply
+ * that it is unchanged: for values of exact immutable builtin types, a
+ * reference to the value itself (the same object again cannot have
+ * changed); for containers, the fingerprint of the items their text was
+ * composed from (compose.c); for arrays, one of their bytes.  Mutable
+ * values are never referenced between steps (object lifetimes stay as
+ * untraced); others are rendered each step and compared as text.
  */
 #include "agent.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Exact builtin types whose value cannot change while the object lives. */
-static int
-vars_is_immutable(PyObject *v)
-{
-    return PyLong_CheckExact(v) || PyUnicode_CheckExact(v) ||
-           PyFloat_CheckExact(v) || PyBool_Check(v) || v == Py_None ||
-           PyBytes_CheckExact(v) || PyComplex_CheckExact(v);
-}
+/* The fingerprint of the text st__render_value() last composed (moved
+ * into the entry that keeps that text, else dropped at the next call). */
+static struct st_vfp render_fp;
 
-/*
- * Is str(v) fixed by v's identity and type?  A Python function's str is
- * "<function qualname at 0xADDR>", and an object whose type overrides
- * neither __str__ nor __repr__ shows "<module.T object at 0xADDR>": the
- * same object (same address, same type) again renders the same text, so
- * it is not rendered again.  Nothing is referenced: a new object at the
- * same address with the same type renders the same text anyway.
- */
-static int
-vars_str_is_identity(PyObject *v)
-{
-    PyTypeObject *t = Py_TYPE(v);
-
-    if (PyFunction_Check(v))
-        return 1;
-    return t->tp_str == PyBaseObject_Type.tp_str &&
-           t->tp_repr == PyBaseObject_Type.tp_repr;
-}
-
-/*
- * Fingerprints.  The text of an exact list, tuple or dict, nested up to
- * FP_MAX_DEPTH, whose leaves are all of exact immutable builtin types is
- * fixed by its shape (each container's type and length, in order) and the
- * identities of its leaves.  A fingerprint is that sequence; the entry
- * holds references to the leaves (immutable builtins only, as for `imm`),
- * so an address in it cannot be reused by another object while it is
- * kept: an equal sequence means the same leaves, the same text, and no
- * str() call.  Larger or deeper values are rendered every step.
- */
-#define FP_MAX_TOKENS 4096
-#define FP_MAX_DEPTH 4
-
-struct fp_scratch {
-    uintptr_t tok[FP_MAX_TOKENS];
-    PyObject *leaf[FP_MAX_TOKENS]; /* Borrowed. */
-    size_t ntok, nleaf;
-};
-
-/* Built with the GIL held and no Python code run meanwhile. */
-static struct fp_scratch fp_cur;
-
-static int
-fp_push(struct fp_scratch *f, uintptr_t t)
-{
-    if (f->ntok == FP_MAX_TOKENS)
-        return 0;
-    f->tok[f->ntok++] = t;
-    return 1;
-}
-
-static int
-fp_walk(struct fp_scratch *f, PyObject *v, int depth)
-{
-    Py_ssize_t i, n;
-
-    if (vars_is_immutable(v)) {
-        f->leaf[f->nleaf++] = v;
-        return fp_push(f, (uintptr_t)v);
-    }
-    if (depth == FP_MAX_DEPTH)
-        return 0;
-    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
-        PyObject **items = PySequence_Fast_ITEMS(v);
-
-        n = PySequence_Fast_GET_SIZE(v);
-        if (!fp_push(f, (uintptr_t)Py_TYPE(v)) || !fp_push(f, (uintptr_t)n))
-            return 0;
-        for (i = 0; i < n; i++)
-            if (!fp_walk(f, items[i], depth + 1))
-                return 0;
-        return 1;
-    }
-    if (PyDict_CheckExact(v)) {
-        Py_ssize_t pos = 0;
-        PyObject *k, *val;
-
-        if (!fp_push(f, (uintptr_t)Py_TYPE(v)) ||
-            !fp_push(f, (uintptr_t)PyDict_GET_SIZE(v)))
-            return 0;
-        while (PyDict_Next(v, &pos, &k, &val))
-            if (!fp_walk(f, k, depth + 1) || !fp_walk(f, val, depth + 1))
-                return 0;
-        return 1;
-    }
-    return 0;
-}
-
-/* What fp_cur was built for (the compare and the keep of one visit share
- * it); reset wherever the program's code may run in between. */
-static PyObject *fp_for;
-static int fp_for_ok;
-
-/* Did the last st__render_value() compose its text (no code run)? */
-static int render_composed;
-
-/* Builds v's fingerprint into fp_cur.  @return 1, or 0 when v has none
- * (not a container, a mutable leaf, too large or deep). */
-static int
-vars_fingerprint(PyObject *v)
-{
-    if (fp_for == v)
-        return fp_for_ok;
-    fp_cur.ntok = fp_cur.nleaf = 0;
-    fp_for = v;
-    fp_for_ok = !vars_is_immutable(v) && fp_walk(&fp_cur, v, 0);
-    return fp_for_ok;
-}
-
-static void
-fp_clear(struct st_snapent *e)
-{
-    size_t i;
-
-    for (i = 0; i < e->fp_nleaves; i++)
-        Py_DECREF(e->fp_leaves[i]);
-    free(e->fp_leaves);
-    free(e->fp);
-    e->fp_leaves = NULL;
-    e->fp = NULL;
-    e->fp_n = e->fp_nleaves = 0;
-}
-
-/* Does fp_cur (just built) equal e's fingerprint? */
-static int
-fp_same(const struct st_snapent *e)
-{
-    return e->fp != NULL && e->fp_n == fp_cur.ntok &&
-           memcmp(e->fp, fp_cur.tok, fp_cur.ntok * sizeof(uintptr_t)) == 0;
-}
-
-/* Keeps fp_cur as e's fingerprint (or none when it cannot be kept). */
-static void
-fp_keep(struct st_snapent *e)
-{
-    size_t i;
-
-    fp_clear(e);
-    e->fp = malloc(fp_cur.ntok * sizeof(uintptr_t));
-    e->fp_leaves = malloc((fp_cur.nleaf ? fp_cur.nleaf : 1) *
-                          sizeof(PyObject *));
-    if (e->fp == NULL || e->fp_leaves == NULL) {
-        free(e->fp);
-        free(e->fp_leaves);
-        e->fp = NULL;
-        e->fp_leaves = NULL;
-        return;
-    }
-    memcpy(e->fp, fp_cur.tok, fp_cur.ntok * sizeof(uintptr_t));
-    e->fp_n = fp_cur.ntok;
-    for (i = 0; i < fp_cur.nleaf; i++)
-        e->fp_leaves[i] = Py_NewRef(fp_cur.leaf[i]);
-    e->fp_nleaves = fp_cur.nleaf;
-}
-
-/* Remembers what makes v's rendering cheap to recheck.  A fingerprint is
- * kept only for a text that was composed (no code of the program ran
- * between the text and the fingerprint: str() could have changed the
- * container meanwhile, and the text would then not be the fingerprint's). */
+/* Remembers what makes v's rendering cheap to recheck: the identity of an
+ * immutable value or of one whose text is fixed by it, the fingerprint of
+ * a composed container (made with no code of the program running between
+ * the text and the fingerprint), the bytes of an array. */
 static void
 snapent_keep(struct st_snapent *e, PyObject *v)
 {
-    if (render_composed && vars_fingerprint(v))
-        fp_keep(e);
-    else
-        fp_clear(e);
-    Py_XSETREF(e->imm, vars_is_immutable(v) ? Py_NewRef(v) : NULL);
-    e->ident = vars_str_is_identity(v) ? (const void *)v : NULL;
+    st__vfp_clear(&e->fp);
+    e->fp = render_fp;
+    memset(&render_fp, 0, sizeof(render_fp));
+    e->has_bp = e->fp.ntok == 0 && st__bufprint(v, &e->bp);
+    Py_XSETREF(e->imm, st__is_immutable(v) ? Py_NewRef(v) : NULL);
+    e->ident = st__str_is_identity(v) ? (const void *)v : NULL;
     e->type = Py_TYPE(v);
     e->stable = e->imm != NULL || PyFunction_Check(v);
 }
@@ -198,7 +41,22 @@ snapent_same(const struct st_snapent *e, PyObject *v)
     /* The type is checked again: a class can gain a __repr__ later. */
     return (e->imm != NULL && e->imm == v) ||
            (e->ident != NULL && e->ident == (const void *)v &&
-            e->type == Py_TYPE(v) && vars_str_is_identity(v));
+            e->type == Py_TYPE(v) && st__str_is_identity(v));
+}
+
+/* Does v show what the entry shows, though it may not be the same object
+ * (a container walked over its shown items, an array's bytes)? */
+static int
+snapent_same_shape(const struct st_snapent *e, PyObject *v)
+{
+    struct st_bufprint bp;
+
+    if (e->type != Py_TYPE(v))
+        return 0;
+    if (e->fp.ntok > 0)
+        return st__vfp_same(v, &e->fp);
+    return e->has_bp && st__bufprint(v, &bp) && bp.len == e->bp.len &&
+           bp.hash == e->bp.hash;
 }
 
 /* Is a variable of this name hidden from the log, whatever its value
@@ -228,7 +86,7 @@ vars_hidden_name(PyObject *name)
 static int
 vars_hidden_value(PyObject *v, const struct st_region *r)
 {
-    if (vars_is_immutable(v))
+    if (st__is_immutable(v))
         return 0;
     if (PyModule_Check(v) || PyType_Check(v) || PyCFunction_Check(v))
         return 1;
@@ -258,251 +116,6 @@ vars_type_name(PyObject *v)
     return e != NULL ? e->text : "?";
 }
 
-/* A copy of the n ASCII bytes at p, NUL-terminated, or NULL. */
-static char *
-vars_dup_ascii(const char *p, size_t n, size_t *len_out)
-{
-    char *d = malloc(n + 1);
-
-    if (d == NULL)
-        return NULL;
-    memcpy(d, p, n);
-    d[n] = '\0';
-    *len_out = n;
-    return d;
-}
-
-/*
- * str() of an exact int or float without a str object: the same text
- * (decimal digits; float's shortest repr, as float.__repr__ makes it),
- * which needs no escaping.  @return NULL when v is not one of those or
- * its text is longer than repr_limit (the general path then cuts it; no
- * limit when r is NULL).
- */
-static char *
-vars_render_number(PyObject *v, const struct st_region *r, size_t *len_out)
-{
-    char buf[24], *out = NULL;
-    size_t i = sizeof(buf);
-
-    if (PyLong_CheckExact(v)) {
-        int overflow;
-        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-        unsigned long long u;
-
-        if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            return NULL;
-        }
-        u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
-        do {
-            buf[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u != 0);
-        if (x < 0)
-            buf[--i] = '-';
-        if (r != NULL && sizeof(buf) - i > r->repr_limit)
-            return NULL;
-        return vars_dup_ascii(buf + i, sizeof(buf) - i, len_out);
-    }
-    if (PyFloat_CheckExact(v)) {
-        char *s = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), 'r', 0,
-                                        Py_DTSF_ADD_DOT_0, NULL);
-        size_t n;
-
-        if (s == NULL) {
-            PyErr_Clear();
-            return NULL;
-        }
-        n = strlen(s);
-        if (r == NULL || n <= r->repr_limit)
-            out = vars_dup_ascii(s, n, len_out);
-        PyMem_Free(s);
-        return out;
-    }
-    return NULL;
-}
-
-/*
- * Composed rendering of containers.  str() of an exact list, tuple or dict
- * of immutable values is its items' repr() joined the way list_repr,
- * tuple_repr and dict_repr join them; a container that changed usually
- * changed in one item, so the items' repr() texts are kept (keyed by
- * identity, with a reference: immutable builtins only) and the text is
- * put together without calling repr() again for the others.
- */
-#define RC_SLOTS 4096        /* Power of two. */
-#define RC_MAX_TEXT 256      /* Longer item texts are not kept. */
-
-struct rc_ent {
-    PyObject *obj;           /* Owned, or NULL. */
-    char *text;              /* Owned. */
-    size_t len;
-};
-
-static struct rc_ent *rc_tab;
-static size_t rc_used;
-
-static void
-rc_clear(void)
-{
-    size_t i;
-
-    for (i = 0; i < RC_SLOTS && rc_tab != NULL; i++) {
-        Py_CLEAR(rc_tab[i].obj);
-        free(rc_tab[i].text);
-        rc_tab[i].text = NULL;
-    }
-    rc_used = 0;
-}
-
-/* repr() text of immutable leaf v into b.  @return 0, or -1 when it
- * cannot be made here (the caller falls back to str()). */
-static int
-rc_put_leaf(struct st_buf *b, PyObject *v)
-{
-    size_t h = ((uintptr_t)v >> 4) & (RC_SLOTS - 1), i;
-    PyObject *s;
-    const char *p;
-    Py_ssize_t n;
-    char num[24];
-    size_t nlen;
-
-    if (v == Py_None)
-        return st_buf_append(b, "None", 4);
-    if (v == Py_True)
-        return st_buf_append(b, "True", 4);
-    if (v == Py_False)
-        return st_buf_append(b, "False", 5);
-    if (rc_tab == NULL && (rc_tab = calloc(RC_SLOTS, sizeof(*rc_tab))) == NULL)
-        return -1;
-    for (i = h; rc_tab[i].obj != NULL; i = (i + 1) & (RC_SLOTS - 1))
-        if (rc_tab[i].obj == v)
-            return st_buf_append(b, rc_tab[i].text, rc_tab[i].len);
-    if (PyLong_CheckExact(v) || PyFloat_CheckExact(v)) {
-        /* The same text as repr() (see vars_render_number). */
-        char *t = vars_render_number(v, NULL, &nlen);
-
-        if (t == NULL)
-            return -1;
-        if (nlen < sizeof(num)) {
-            memcpy(num, t, nlen);
-            p = num;
-            n = (Py_ssize_t)nlen;
-            free(t);
-            s = NULL;
-            goto keep;
-        }
-        free(t);
-        return -1;
-    }
-    s = PyObject_Repr(v);
-    if (s == NULL || (p = PyUnicode_AsUTF8AndSize(s, &n)) == NULL) {
-        Py_XDECREF(s);
-        PyErr_Clear();
-        return -1;
-    }
-keep:
-    if (st_buf_append(b, p, (size_t)n) != 0) {
-        Py_XDECREF(s);
-        return -1;
-    }
-    if ((size_t)n <= RC_MAX_TEXT) {
-        if (rc_used * 2 >= RC_SLOTS) {
-            rc_clear();
-            i = h;
-        }
-        rc_tab[i].text = malloc((size_t)n + 1);
-        if (rc_tab[i].text != NULL) {
-            memcpy(rc_tab[i].text, p, (size_t)n);
-            rc_tab[i].len = (size_t)n;
-            rc_tab[i].obj = Py_NewRef(v);
-            rc_used++;
-        }
-    }
-    Py_XDECREF(s);
-    return 0;
-}
-
-static int
-rc_put(struct st_buf *b, PyObject *v, int depth)
-{
-    Py_ssize_t i, n;
-
-    if (vars_is_immutable(v))
-        return rc_put_leaf(b, v);
-    if (depth == FP_MAX_DEPTH)
-        return -1;
-    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
-        int tuple = PyTuple_CheckExact(v);
-        PyObject **items = PySequence_Fast_ITEMS(v);
-
-        n = PySequence_Fast_GET_SIZE(v);
-        st_buf_append(b, tuple ? "(" : "[", 1);
-        for (i = 0; i < n; i++) {
-            if (i > 0)
-                st_buf_append(b, ", ", 2);
-            if (rc_put(b, items[i], depth + 1) != 0)
-                return -1;
-        }
-        if (tuple && n == 1)
-            st_buf_append(b, ",", 1);
-        return st_buf_append(b, tuple ? ")" : "]", 1);
-    }
-    if (PyDict_CheckExact(v)) {
-        Py_ssize_t pos = 0;
-        PyObject *k, *val;
-        int first = 1;
-
-        st_buf_append(b, "{", 1);
-        while (PyDict_Next(v, &pos, &k, &val)) {
-            if (!first)
-                st_buf_append(b, ", ", 2);
-            first = 0;
-            if (rc_put(b, k, depth + 1) != 0)
-                return -1;
-            st_buf_append(b, ": ", 2);
-            if (rc_put(b, val, depth + 1) != 0)
-                return -1;
-        }
-        return st_buf_append(b, "}", 1);
-    }
-    return -1;
-}
-
-/* str(v) of a container with a fingerprint, composed; NULL when it is not
- * one or the text would need cutting (the general path does that). */
-static char *
-vars_render_composed(PyObject *v, const struct st_region *r,
-                     size_t *len_out)
-{
-    struct st_buf b, esc;
-
-    /* rc_put() takes only what a fingerprint would (and says so). */
-    if (!PyList_CheckExact(v) && !PyTuple_CheckExact(v) &&
-        !PyDict_CheckExact(v))
-        return NULL;
-    st_buf_init(&b);
-    /* Item texts are repr()s: no user code runs, the container cannot
-     * change meanwhile. */
-    if (rc_put(&b, v, 0) != 0 || b.oom || b.len > r->repr_limit) {
-        /* (More bytes than the limit may still be fewer characters: the
-         * general path decides.) */
-        st_buf_close(&b);
-        return NULL;
-    }
-    st_buf_init(&esc);
-    st_record_escape(&esc, b.data, b.len);
-    st_buf_close(&b);
-    st_buf_append(&esc, "", 1);
-    if (esc.oom) {
-        st_buf_close(&esc);
-        return NULL;
-    }
-    *len_out = esc.len - 1;
-    return esc.data;
-}
-
 char *
 st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
 {
@@ -510,19 +123,14 @@ st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
     PyObject *s;
     const char *text;
     Py_ssize_t n, nchars;
-    char *quick = vars_render_number(v, r, len_out);
+    char *quick = st__render_number(v, r->repr_limit, len_out);
 
-    render_composed = 0;
+    st__vfp_clear(&render_fp);
     if (quick != NULL)
         return quick;
-    quick = vars_render_composed(v, r, len_out);
-    if (quick != NULL) {
-        render_composed = 1;
+    quick = st__compose(v, r->repr_limit, len_out, &render_fp);
+    if (quick != NULL)
         return quick;
-    }
-    /* str() runs the program's code (and lets other threads in): no
-     * fingerprint made before it is good after it. */
-    fp_for = NULL;
     s = PyObject_Str(v);
     st_buf_init(&b);
     if (s == NULL) {
@@ -572,7 +180,6 @@ st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
         st_buf_puts(&b, ": not encodable as UTF-8>");
     }
     Py_DECREF(s);
-    fp_for = NULL;
 done:
     if (b.oom) {
         st_buf_close(&b);
@@ -589,7 +196,7 @@ snapent_clear(struct st_snapent *e)
 {
     Py_CLEAR(e->name);
     Py_CLEAR(e->imm);
-    fp_clear(e);
+    st__vfp_clear(&e->fp);
     free(e->value);
     e->value = NULL;
 }
@@ -717,8 +324,6 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     char *value;
     size_t len;
 
-    /* A fingerprint of an earlier visit may be of a freed object. */
-    fp_for = NULL;
     i = snapshot_find(s, name, *hint);
 
     if (i >= 0) {
@@ -728,10 +333,9 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         if (snapent_same(e, v))
             return 0;
     }
-    /* A container of the same shape holding the same immutable values:
-     * the same text. */
-    if (i >= 0 && e->fp != NULL && e->type == Py_TYPE(v) &&
-        vars_fingerprint(v) && fp_same(e))
+    /* A container whose shown items are the same immutable values, an
+     * array with the same bytes: the same text. */
+    if (i >= 0 && snapent_same_shape(e, v))
         return 0;
     type_s = st__strtab_type(Py_TYPE(v));
     if (type_s == NULL)

@@ -31,7 +31,7 @@ SHAPES = """\
     with Tracer(log_output=LogOutput.FILE, log_dir="logs",
                 variable_mode=VariableMode.ALL, repr_limit=500):
         vals = shapes()
-    print(json.dumps(dict(zip("abcdefgh", [str(v) for v in vals]))))
+    print(json.dumps(dict(zip("abcdefgh", [[str(v), len(v)] for v in vals]))))
     """
 
 CALLEE_REPLACES = """\
@@ -107,9 +107,11 @@ def changed_values(log, name, type_name):
             for line in rec.lines if line.startswith(head)]
 
 
-def log_text(s, limit):
+def log_text(s, limit, items=None):
     """The log's form of str() text s: control characters escaped, cut at
-    `limit` characters (SPEC section 3)."""
+    `limit` characters (SPEC section 3), the cut noted with the length of
+    the text, or with the number of items of a container (`items`), which
+    is what the agent knows without rendering it all."""
     def esc(t):
         out = []
         for ch in t:
@@ -121,6 +123,8 @@ def log_text(s, limit):
                 out.append(ch)
         return "".join(out)
     if len(s) > limit:
+        if items is not None:
+            return esc(s[:limit]) + "... (%d items)" % items
         return esc(s[:limit]) + "... (%d chars)" % len(s)
     return esc(s)
 
@@ -135,9 +139,9 @@ class ValuesTest(TempDirTest):
         recs = self.records(log_dir="logs")
         last = [rec for rec in recs if rec.func == "shapes"][-1]
         got = last.vars("Local")
-        for name, text in want.items():
+        for name, (text, items) in want.items():
             self.assertIn(name, got)
-            self.assertEqual(got[name][1], log_text(text, 500),
+            self.assertEqual(got[name][1], log_text(text, 500, items),
                              "variable %s" % name)
         self.assertEqual(got["a"][0], "list")
         self.assertEqual(got["b"][0], "tuple")
