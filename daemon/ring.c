@@ -46,6 +46,8 @@ _Static_assert(sizeof(struct st_ring_hdr) <= ST_RING_HEADER,
 /* Bytes taken from a ring at a time, unless a message needs more. */
 #define RING_CHUNK (64u * 1024)
 #define RING_PAGE 4096u
+/* SKIPs taken in one turn at most. */
+#define RING_TURN_SKIPS 64
 
 struct st_ring {
     struct st_conn *conn;     /* Borrowed owner; NULL once it let go. */
@@ -289,8 +291,8 @@ ring_free_pages(struct st_ring *rg, uint64_t from, uint64_t to)
  * times) are not copied.  What a burst once wrote there is freed before
  * the skip is published as room, so a ring's resident memory follows the
  * agent's backlog, not the ring's size.
- * @return 1 when skipped, 0 when there is none (or the skip is not all
- *         committed yet: 2), or ST_E* (c->detail says why).
+ * @return 1 when skipped, 0 when there is none, 2 when its bytes are
+ *         not all committed yet, or ST_E* (c->detail says why).
  */
 static int
 ring_skip(struct st_conn *c)
@@ -309,8 +311,16 @@ ring_skip(struct st_conn *c)
                         (unsigned long)n, (unsigned long long)rg->size);
         return ST_ETOOBIG;
     }
-    if (end > ring_commit(rg))
+    if (end > ring_commit(rg)) {
+        /* The agent commits a SKIP whole: one that never will is cut
+         * short, and the end of the connection must not wait for it. */
+        if (c->peer_gone) {
+            st__conn_detail(c, "a SKIP of %lu bytes cut short",
+                            (unsigned long)n);
+            return ST_ETRUNCATED;
+        }
         return 2;
+    }
     if (end <= rg->rd) {
         /* Copied whole already (a small one): drop it. */
         rg->off += (size_t)(end - start);
@@ -454,7 +464,7 @@ st__ring_take(struct st_conn *c, const char **p, size_t *n)
 {
     struct st_ring *rg = c->ring;
     size_t complete;
-    int r;
+    int r, skips = 0;
 
     for (;;) {
         if (rg->len > rg->off) {
@@ -463,6 +473,11 @@ st__ring_take(struct st_conn *c, const char **p, size_t *n)
                 return 0;
             if (r < 0)
                 return r;
+            /* Skips count against the turn too (they cost a look each). */
+            if (r == 1 && ++skips == RING_TURN_SKIPS) {
+                st__ring_yield(c);
+                return 0;
+            }
             if (r == 1)
                 continue;
             r = st_wire_validate_prefix(rg->buf + rg->off, rg->len - rg->off,
@@ -481,6 +496,10 @@ st__ring_take(struct st_conn *c, const char **p, size_t *n)
             }
         }
         r = ring_pull(c);
+        /* Replying (ACK 0) may have closed the connection, and its ring
+         * with it. */
+        if (c->ring != rg || c->state != ST_CONN_OPEN)
+            return 0;
         if (r <= 0)
             return r;
     }
@@ -559,10 +578,8 @@ static void
 ring_look(struct st_conn *c)
 {
     c->ring->quiet = 0;
-    if (c->ring->idle) {
-        c->ring->idle = 0;
-        __atomic_store_n(&c->ring->hdr->reader_idle, 0, __ATOMIC_RELAXED);
-    }
+    c->ring->idle = 0;
+    __atomic_store_n(&c->ring->hdr->reader_idle, 0, __ATOMIC_RELAXED);
     st__conn_resume(c);
 }
 

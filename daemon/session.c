@@ -563,7 +563,11 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
         return st__step_async(c, m);
     case ST_MSG_SKIP:
         /* A ring's filler, small enough to have been copied (ring.c
-         * skips large ones without copying them). */
+         * skips large ones without copying them); nowhere else. */
+        if (c->ring == NULL) {
+            st__conn_detail(c, "SKIP on a connection without a ring");
+            return ST_EBADMSG;
+        }
         return 0;
     case ST_MSG_STATUS: return st__control_status(c, m);
     case ST_MSG_TAIL: return st__control_tail(c, m);

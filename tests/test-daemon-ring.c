@@ -1038,6 +1038,77 @@ START_TEST(test_ring_skip_longer_than_ring_closes)
 }
 END_TEST
 
+START_TEST(test_ring_waiting_reader_of_nothing_closed)
+{
+    struct ring_client rc;
+    unsigned char skip[ST_WIRE_SKIP_HEAD];
+    uint64_t mask;
+    long deadline;
+    unsigned long i;
+    char *err = NULL;
+
+    /* An agent that says it waits but never reads the socket, and keeps
+     * the ring busy with empty SKIPs: each take answers with an ACK 0
+     * that is never read, until the collector gives the connection up.
+     * Closing it from inside the take must not leave the take looking
+     * at the ring it just freed; the collector serves on. */
+    ring_client_open(&rc, 64 * 1024);
+    mask = rc.size - 1;
+    st_wire_put_skip_head(skip, 0);
+    deadline = now_ms() + WAIT_MS;
+    for (i = 0;; i++) {
+        uint64_t rd = __atomic_load_n(&rc.hdr->read, __ATOMIC_ACQUIRE);
+        size_t k;
+
+        while (rc.wr + sizeof(skip) <= rd + rc.size) {
+            for (k = 0; k < sizeof(skip); k++)
+                rc.data[(rc.wr + k) & mask] = (char)skip[k];
+            rc.wr += sizeof(skip);
+        }
+        __atomic_store_n(&rc.hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
+        ring_commit(&rc);
+        if (i % 64 == 0)
+            ring_wake(&rc);
+        if (i % 4096 == 0) {
+            free(err);
+            err = slurp(D.err);
+            ck_assert_ptr_nonnull(err);
+            if (strstr(err, "does not read its replies") != NULL)
+                break;
+            ck_assert_msg(now_ms() < deadline,
+                          "the collector never gave up on the connection");
+        }
+    }
+    free(err);
+    assert_still_serving();
+    ring_client_close(&rc);
+}
+END_TEST
+
+START_TEST(test_ring_skip_cut_short_at_end)
+{
+    struct ring_client rc;
+    unsigned char head[ST_WIRE_SKIP_HEAD];
+    static const char some[3] = {0, 0, 0};
+
+    /* A SKIP whose bytes are never all committed, then the socket
+     * closes: the connection ends (the SKIP is an error), it does not
+     * wait for bytes that cannot come. */
+    ring_client_open(&rc, 64 * 1024);
+    st_wire_put_skip_head(head, 1000);
+    ring_write(&rc, head, sizeof(head));
+    ring_write(&rc, some, sizeof(some));
+    ring_commit(&rc);
+    ring_wake(&rc);
+    ck_assert_int_eq(close(rc.fd), 0);
+    rc.fd = -1;
+    wait_connections_open(1);  /* the STATUS connection */
+    assert_err_contains("a SKIP of 1000 bytes cut short");
+    assert_still_serving();
+    ring_client_close(&rc);
+}
+END_TEST
+
 Suite *
 ring_suite(void)
 {
@@ -1070,5 +1141,8 @@ ring_suite(void)
     add_test(s, "ring-skip", test_ring_skip_to_next_lap, 1);
     add_test(s, "ring-skip-small", test_ring_skip_small, 1);
     add_test(s, "ring-skip-long", test_ring_skip_longer_than_ring_closes, 1);
+    add_test(s, "ring-no-reader", test_ring_waiting_reader_of_nothing_closed,
+             1);
+    add_test(s, "ring-skip-cut", test_ring_skip_cut_short_at_end, 1);
     return s;
 }

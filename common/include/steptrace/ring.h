@@ -72,9 +72,9 @@ struct st_ring_hdr {
     char pad1[64 - 20];
     /* The collector's line. */
     uint64_t read;            /* Stream bytes given back: the agent may
-                                 write up to read + size.  Whole pages,
-                                 whose memory was freed first (the
-                                 collector keeps what it takes). */
+                                 write up to read + size.  Pages the
+                                 collector frees (skipped ones) are freed
+                                 before they are given back. */
     uint32_t reader_idle;     /* 1: the collector stopped looking; the
                                  agent writes the eventfd after its next
                                  commit (and clears this). */
