@@ -119,9 +119,13 @@ void st__sender_flush_mark(uint64_t token, uint64_t cum);
  * use of the connection, which stays. */
 void st__sender_before_fork(void);
 
-/* Resets the state in a forked child: no thread, no connection, and the
- * parent's ring unmapped untouched. */
-void st__sender_after_fork_child(void);
+/* Makes a forked child start with no thread, no connection and the
+ * parent's ring unmapped untouched, inside fork() (pthread_atfork; once a
+ * process, at the first connection). */
+void st__sender_atfork_install(void);
+/* In a forked child: has it connected since the fork (its own code, run
+ * by an earlier after-fork hook, recorded already)? */
+int st__sender_reconnected_since_fork(void);
 
 /* ---- outbox.c: the ring records are committed to ---- */
 

@@ -379,7 +379,7 @@ agent_stop(PyObject *mod, PyObject *region)
 static PyObject *
 agent_after_fork_child(PyObject *mod, PyObject *unused)
 {
-    st__sender_after_fork_child();
+    /* The connection was reset inside fork() (sender.c). */
     st__tracer_after_fork_child();
     Py_RETURN_NONE;
 }

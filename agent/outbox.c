@@ -20,14 +20,15 @@
  *    threads queue behind it in st__batch, and those threads wait too, so
  *    that records enter the ring in the order they were numbered and none
  *    returns to the program before its record is in the ring;
- *  - under the drop policy the record is dropped and counted, but what it
- *    defined (strings, frames) is kept, since later records name it.
+ *  - under the drop policy the record is dropped and counted, also when
+ *    another thread waits, but what it defined (strings, frames) is
+ *    kept, since later records name it.
  *
  * A record larger than the ring goes in piece by piece as room comes
  * free (the collector waits for the rest of a message).  Every
- * FLUSH_EVERY bytes or FLUSH_AGE_NS, a FLUSH marks how many records were
- * committed (sender.c counts those not confirmed as lost if the collector
- * dies).
+ * FLUSH_EVERY bytes, or every FLUSH_AGE_NS (looked at every CHECK_EVERY
+ * bytes), a FLUSH marks how many records were committed (sender.c counts
+ * those not confirmed as lost if the collector dies).
  *
  * Everything here runs with the GIL held, except the waits.
  */
@@ -104,8 +105,10 @@ st__outbox_wanted(void)
     if (env == NULL || *env == '\0')
         return ST_RING_DEFAULT;
     v = strtoull(env, &end, 10);
-    if (*end != '\0' || v < ST_RING_MIN)
+    if (*end != '\0')
         return ST_RING_DEFAULT;
+    if (v < ST_RING_MIN)
+        return ST_RING_MIN;
     return v > ST_RING_MAX ? ST_RING_MAX : v;
 }
 
@@ -117,10 +120,15 @@ st__outbox_records(void)
 
 static void outbox_set_check(void);
 
-/* st__batch writes straight into the ring's free room at wpos. */
+/* st__batch writes straight into the ring's free room at wpos (looked up
+ * again: other threads may have committed since O.room was known). */
+static int outbox_refresh(void);
+
 static void
 outbox_borrow(void)
 {
+    if (outbox_refresh() != 0)
+        O.room = 0;
     st_buf_borrow(&st__batch, st__ob.data + (st__ob.wpos & st__ob.mask),
                   (size_t)O.room);
 }
@@ -191,9 +199,14 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
     O.flush_ticks = st__ticks();
     O.flush_age = st__ns_ticks(FLUSH_AGE_NS);
     outbox_set_check();
-    /* Whatever was encoded for no connection is not sent on this one. */
-    O.staged_records = 0;
-    outbox_borrow();
+    /* A thread that waits for room on the old connection finds it gone
+     * and counts what is staged as lost; until then st__batch is its. */
+    if (!O.waiting) {
+        /* Whatever was encoded for no connection is not sent on this
+         * one. */
+        O.staged_records = 0;
+        outbox_borrow();
+    }
     st__signals_ring(h);
     return 0;
 }
@@ -564,6 +577,14 @@ st__outbox_commit_rest(const struct st_region *r, size_t keep,
         return;
     }
     if (O.waiting) {
+        if (r != NULL && r->drop_when_full && keep < st__batch.len) {
+            /* The drop policy does not wait behind another thread: the
+             * record goes, its definitions stay (they go in after the
+             * waiting thread's bytes). */
+            st__sender_count_lost(nrecords);
+            st__batch.len = keep;
+            return;
+        }
         /* Committed (and counted) by the waiting thread. */
         outbox_queue_behind(r != NULL && r->drop_when_full, nrecords);
         return;

@@ -54,6 +54,7 @@ static struct {
     struct st_wire_decoder dec;
     int dec_ready;
     uint32_t gen;        /* Changes at each (re)connect. */
+    uint32_t fork_gen;   /* gen right after the last fork, in a child. */
     int settled;         /* A failure's loss was counted. */
     uint64_t dropped;    /* Records lost: connections gone, drops. */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -506,6 +507,7 @@ st__sender_connect(const char *path, const char *program, char *err,
     }
     S.running = 1;
     st__signals_install();
+    st__sender_atfork_install();
     return 0;
 }
 
@@ -763,13 +765,18 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
     return r;
 }
 
-void
-st__sender_after_fork_child(void)
+/*
+ * In a forked child, inside fork() itself (a pthread_atfork handler): so
+ * before any code of the program's can run in the child, even an
+ * os.register_at_fork hook registered before steptrace's, which may be
+ * traced.  Only the forking thread exists in the child: the watcher thread
+ * and any lock it held are gone, and the ring is the parent's.  Start
+ * from a clean, disconnected state; the child connects anew when it
+ * records.  No Python call here (none may be made inside fork()).
+ */
+static void
+sender_atfork_child(void)
 {
-    /* Only the forking thread exists in the child: the watcher thread and
-     * any lock it held are gone, and the ring is the parent's.  Start from
-     * a clean, disconnected state; the package reconnects when the child
-     * traces again. */
     pthread_mutex_init(&S.mu, NULL);
     pthread_cond_init(&S.cond, NULL);
     st__outbox_forget();
@@ -786,4 +793,20 @@ st__sender_after_fork_child(void)
     S.settled = 1;   /* The parent's records are the parent's. */
     sender_state_close();
     S.gen++;
+    S.fork_gen = S.gen;
+}
+
+void
+st__sender_atfork_install(void)
+{
+    static int done;
+
+    if (!done && pthread_atfork(NULL, NULL, sender_atfork_child) == 0)
+        done = 1;
+}
+
+int
+st__sender_reconnected_since_fork(void)
+{
+    return S.gen != S.fork_gen;
 }

@@ -168,8 +168,12 @@ st__signals_install(void)
     m = PyImport_ImportModule("_signal");
     Py_XDECREF(m);
     PyErr_Clear();
-    for (i = 0; i < sizeof(sig_term) / sizeof(sig_term[0]); i++)
-        signals_install_one(sig_term[i], 0);
+    /* An init process (a container's pid 1) is not ended by a signal it
+     * has no handler for: raising it again would not end it either, and
+     * the note would be false. */
+    if (getpid() != 1)
+        for (i = 0; i < sizeof(sig_term) / sizeof(sig_term[0]); i++)
+            signals_install_one(sig_term[i], 0);
     for (i = 0; i < sizeof(sig_fatal) / sizeof(sig_fatal[0]); i++)
         signals_install_one(sig_fatal[i], 1);
 }

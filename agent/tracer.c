@@ -706,11 +706,17 @@ st__tracer_after_fork_child(void)
 {
     struct st_tstate **pp = &all_tstates;
     struct st_region *r;
+    /* An earlier after-fork hook may have run traced code: the child then
+     * reconnected already, its batch and wire state are its own. */
+    int own = st__sender_reconnected_since_fork();
 
-    /* The batch holds the parent's records, which the parent sends. */
-    (void)st__outbox_discard();
-    /* The child connects at once, whatever the parent tried lately. */
-    reconnect_next_try = 0;
+    if (!own) {
+        /* The batch holds the parent's records, which the parent sends. */
+        (void)st__outbox_discard();
+        /* The child connects at once, whatever the parent tried
+         * lately. */
+        reconnect_next_try = 0;
+    }
     /* Only the forking thread lives on in the child. */
     while (*pp != NULL) {
         struct st_tstate *ts = *pp;
@@ -737,7 +743,7 @@ st__tracer_after_fork_child(void)
         tls->announced_gen = 0;
     }
     r = st__current();
-    if (r != NULL) {
+    if (r != NULL && !own) {
         st__region_reset_wire_state(r);
         r->lost = 0;
         r->dropped_base = st__sender_dropped();

@@ -46,7 +46,8 @@ st_buf_reserve(struct st_buf *b, size_t extra)
     if (extra > SIZE_MAX / 2 - b->len)
         goto err_nomem;
     want = b->len + extra;
-    cap = b->cap ? b->cap : 256;
+    /* Borrowed room may be large: growing out of it starts small. */
+    cap = b->cap && !b->borrowed ? b->cap : 256;
     while (cap < want)
         cap *= 2;
     if (b->borrowed) {
@@ -66,6 +67,12 @@ st_buf_reserve(struct st_buf *b, size_t extra)
     return 0;
 
 err_nomem:
+    if (b->borrowed) {
+        /* What was written there is lost; nothing points there now. */
+        b->data = NULL;
+        b->len = b->cap = 0;
+        b->borrowed = 0;
+    }
     b->oom = 1;
     return ST_ENOMEM;
 }

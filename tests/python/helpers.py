@@ -369,6 +369,15 @@ def tracer_files(log_dir):
         return []
 
 
+def proc_status_kib(pid, key):
+    """VmRSS / VmHWM (a /proc/PID/status line in kB) of a process, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for pid %d" % (key, pid))
+
+
 def proc_alive(pid):
     """True while `pid` exists and is not a zombie."""
     try:

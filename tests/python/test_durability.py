@@ -166,6 +166,30 @@ def work(n):
 work(3)
 """
 
+HOOK_FORK_SCRIPT = """\
+import os
+def hook():
+    s = 0
+    for i in range(40):
+        s += i
+os.register_at_fork(after_in_child=hook)
+from steptrace import Tracer
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i
+def main(k):
+    for j in range(k):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        work(300)
+        os.waitpid(pid, 0)
+with Tracer():
+    main(20)
+print("done", flush=True)
+"""
+
 HANDLER_SCRIPT = """\
 import signal, sys, threading
 got = threading.Event()
@@ -495,6 +519,34 @@ class Durability:
         self.assertEqual(calls or self.square_steps(),
                          {1: 20, 2: 20, 3: 20, 4: 20},
                          "square(x) calls traced, by x")
+
+    def test_fork_with_a_traced_at_fork_hook(self):
+        """An after-fork hook registered before steptrace runs traced code
+        in the child before steptrace's own hook would: those lines are
+        the child's (its own file), and the parent's file is whole."""
+        self.script("k.py", HOOK_FORK_SCRIPT)
+        r = helpers.run([helpers.PYTHON, "k.py"], self.tmp, env=self.env,
+                        timeout=120)
+        self.assertEqual((r.returncode, r.stdout), (0, "done\n"), r)
+        hook = ([("hook", 3)] + [("hook", 4), ("hook", 5)] * 40
+                + [("hook", 4)])
+        parent = [("main", 13)] + ([("main", 14), ("main", 15), ("main", 17)]
+                                   + loop_lines(9, 300, 0)
+                                   + [("main", 18), ("main", 13)]) * 20
+        files = helpers.tracer_files(self.path(".tracer"))
+        self.assertEqual(len(files), 21, files)
+        whole = 0
+        for name in files:
+            text = self.log(name)
+            self.assertNotIn("[steptrace]", text, name)
+            recs = parse_log(text)
+            helpers.assert_steps_contiguous(self, recs)
+            if where(recs) == parent:
+                whole += 1
+            else:
+                self.assertEqual(where(recs),
+                                 hook + [("main", 15), ("main", 16)], name)
+        self.assertEqual(whole, 1, "the parent's file")
 
     def test_executor_shutdown_and_pool_terminate(self):
         self.script("e.py", EXECUTOR_SCRIPT)

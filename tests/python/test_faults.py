@@ -610,6 +610,32 @@ with Tracer(on_full=sys.argv[1]):
 print("done", flush=True)
 """
 LOOP_N = 5000
+
+THREADS_DROP_SCRIPT = """\
+import sys, threading, time
+from steptrace import Tracer
+def spin(until):
+    x = 0
+    while time.monotonic() < until:
+        x += 1
+def late():
+    return 1
+def first(until):
+    spin(time.monotonic() + 0.5)
+    late()
+    spin(until)
+with Tracer(on_full="drop", variable_mode="NONE"):
+    until = time.monotonic() + float(sys.argv[1])
+    ts = [threading.Thread(target=first, args=(until,))]
+    ts += [threading.Thread(target=spin, args=(until,)) for _ in range(2)]
+    print("started", flush=True)
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    print("joined", flush=True)
+print("done", flush=True)
+"""
 LOOP_RECORDS = 3 * LOOP_N + 3
 
 
@@ -1039,6 +1065,32 @@ class OnFullTest(TempDirTest):
                            "bound (STEPTRACE_PENDING_BYTES) did not apply")
         self.assertEqual(fake.steps + fake.lost, LOOP_RECORDS,
                          "records sent + records counted as dropped")
+
+    def test_drop_does_not_queue_behind_a_waiting_thread(self):
+        """Under drop, a thread whose record defines new code (late())
+        waits for room for the definitions, which later records name;
+        the other threads' records meanwhile are dropped, not queued in
+        the process: its memory stays bounded while the collector reads
+        nothing."""
+        fake = FakeCollector(self, self.path("f.sock"))
+        self.script("threads.py", THREADS_DROP_SCRIPT)
+        run = Running(self, [helpers.PYTHON, "threads.py", "4"], self.tmp,
+                      helpers.environ(STEPTRACE_SOCKET=fake.path,
+                                      STEPTRACE_PENDING_BYTES="65536"))
+        self.assertEqual(run.out.next(30, "'started'"), "started\n")
+        before = helpers.proc_status_kib(run.p.pid, "VmRSS")
+        # Less than the 2 s after which a dropping agent gives up on a
+        # collector that takes nothing (and reconnects).
+        time.sleep(1.7)
+        grown = helpers.proc_status_kib(run.p.pid, "VmHWM") - before
+        fake.start_reading()
+        rc, out, err = run.finish(helpers.TIMEOUT)
+        self.assertEqual((rc, out, err), (0, "started\njoined\ndone\n", ""))
+        self.assertLess(grown, 16 * 1024, "KiB the process grew by while "
+                        "the collector read nothing")
+        self.assertTrue(fake.eof.wait(10))
+        self.assertIsNone(fake.failure)
+        self.assertGreater(fake.lost, 0)
 
     def test_block_waits_while_the_collector_reads_nothing(self):
         fake = FakeCollector(self, self.path("f.sock"))

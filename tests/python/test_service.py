@@ -67,13 +67,7 @@ class WireVersionTest(unittest.TestCase):
         self.assertEqual(daemonctl.WIRE_VERSION, helpers.WIRE_VERSION)
 
 
-def kib(pid, key):
-    """VmRSS / VmHWM of a process, in KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s for pid %d" % (key, pid))
+kib = helpers.proc_status_kib
 
 
 def fd_count(pid):
