@@ -133,6 +133,23 @@ assert_final_log(const char *path, const char *expected)
     assert_file_eq(path, expected);
 }
 
+/* The log of `steps` records (3 unless asked) then `tail` is written, and
+ * stays so; the end counters are then sig, exec, vanished, lost. */
+static void
+assert_ended(unsigned steps, const char *tail, uint64_t sig, uint64_t exec,
+             uint64_t vanished, uint64_t lost)
+{
+    struct st_buf want;
+
+    st_buf_init(&want);
+    add_records(&want, steps);
+    ck_assert_int_eq(st_buf_puts(&want, tail), 0);
+    wait_file_eq(in_dir(D.logdir, "tracer.log"), text_of(&want));
+    assert_end_counters(sig, exec, vanished, lost);
+    assert_final_log(in_dir(D.logdir, "tracer.log"), text_of(&want));
+    st_buf_close(&want);
+}
+
 static void
 assert_err_contains(const char *needle)
 {
@@ -565,17 +582,10 @@ END_TEST
 START_TEST(test_ring_end_vanished)
 {
     struct ring_client rc;
-    struct st_buf want;
 
     open_with_steps(&rc, 3);
     end_connection(&rc, ST_RING_END_NONE, 0, "", 0);
-    st_buf_init(&want);
-    add_records(&want, 3);
-    st_buf_puts(&want, VANISHED_AFTER("3"));
-    wait_file_eq(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    assert_end_counters(0, 0, 1, 0);
-    assert_final_log(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    st_buf_close(&want);
+    assert_ended(3, VANISHED_AFTER("3"), 0, 0, 1, 0);
     ring_client_close(&rc);
 }
 END_TEST
@@ -583,18 +593,11 @@ END_TEST
 START_TEST(test_ring_end_signal)
 {
     struct ring_client rc;
-    struct st_buf want;
 
     open_with_steps(&rc, 3);
     end_connection(&rc, ST_RING_END_SIGNAL, 15, "", 0);
-    st_buf_init(&want);
-    add_records(&want, 3);
-    st_buf_puts(&want, "[steptrace] the process ended by SIGTERM after "
-                "step 3\n");
-    wait_file_eq(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    assert_end_counters(1, 0, 0, 0);
-    assert_final_log(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    st_buf_close(&want);
+    assert_ended(3, "[steptrace] the process ended by SIGTERM after step "
+                 "3\n", 1, 0, 0, 0);
     ring_client_close(&rc);
 }
 END_TEST
@@ -603,18 +606,11 @@ START_TEST(test_ring_end_exec)
 {
     static const char prog[] = "/bin/true";
     struct ring_client rc;
-    struct st_buf want;
 
     open_with_steps(&rc, 3);
     end_connection(&rc, ST_RING_END_EXEC, 0, prog, sizeof(prog));
-    st_buf_init(&want);
-    add_records(&want, 3);
-    st_buf_puts(&want, "[steptrace] the process called exec (/bin/true) "
-                "after step 3\n");
-    wait_file_eq(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    assert_end_counters(0, 1, 0, 0);
-    assert_final_log(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    st_buf_close(&want);
+    assert_ended(3, "[steptrace] the process called exec (/bin/true) after "
+                 "step 3\n", 0, 1, 0, 0);
     ring_client_close(&rc);
 }
 END_TEST
@@ -642,7 +638,6 @@ END_TEST
 START_TEST(test_ring_end_applies_unpolled)
 {
     struct ring_client rc;
-    struct st_buf want;
     struct frame f;
 
     /* The collector has stopped looking (the sleep only makes it likely
@@ -658,13 +653,7 @@ START_TEST(test_ring_end_applies_unpolled)
     st_buf_close(&f.b);
     ring_commit(&rc);
     end_connection(&rc, ST_RING_END_NONE, 0, "", 0);
-    st_buf_init(&want);
-    add_records(&want, 500);
-    st_buf_puts(&want, VANISHED_AFTER("500"));
-    wait_file_eq(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    assert_end_counters(0, 0, 1, 0);
-    assert_final_log(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    st_buf_close(&want);
+    assert_ended(500, VANISHED_AFTER("500"), 0, 0, 1, 0);
     ring_client_close(&rc);
 }
 END_TEST
@@ -672,7 +661,6 @@ END_TEST
 START_TEST(test_ring_end_half_message)
 {
     struct ring_client rc;
-    struct st_buf want;
     struct frame f;
 
     /* Step 4 was being written when the process died: half of it is
@@ -685,13 +673,7 @@ START_TEST(test_ring_end_half_message)
     st_buf_close(&f.b);
     ring_commit(&rc);
     end_connection(&rc, ST_RING_END_NONE, 0, "", 0);
-    st_buf_init(&want);
-    add_records(&want, 3);
-    st_buf_puts(&want, LOST_CUT VANISHED_AFTER("3"));
-    wait_file_eq(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    assert_end_counters(0, 0, 1, 1);
-    assert_final_log(in_dir(D.logdir, "tracer.log"), text_of(&want));
-    st_buf_close(&want);
+    assert_ended(3, LOST_CUT VANISHED_AFTER("3"), 0, 0, 1, 1);
     ring_client_close(&rc);
 }
 END_TEST

@@ -367,23 +367,22 @@ class Durability:
         self.assertEqual(where(recs), loop_lines(4, 6, 2))
         self.assert_end(end, recs, sig=signal.SIGTERM)
 
-    def test_os_abort(self):
+    def check_crash(self, how, sig):
+        """ABORT_SCRIPT's `how` dies of sig, as untraced, with every line
+        and the end line in the log."""
         self.script("c.py", ABORT_SCRIPT)
-        r = helpers.run(self.cli("c.py", "abort"), self.tmp, env=self.env)
-        self.assertEqual(r.returncode, -signal.SIGABRT, r)
+        r = helpers.run(self.cli("c.py", how), self.tmp, env=self.env)
+        self.assertEqual(r.returncode, -sig, r)
         recs, end = self.ended_log()
-        self.assertEqual(where(recs), abort_lines("abort"))
-        self.assert_end(end, recs, sig=signal.SIGABRT)
-        self.assertEqual(self.untraced_rc(["c.py", "abort"]), r.returncode)
+        self.assertEqual(where(recs), abort_lines(how))
+        self.assert_end(end, recs, sig=sig)
+        self.assertEqual(self.untraced_rc(["c.py", how]), r.returncode)
+
+    def test_os_abort(self):
+        self.check_crash("abort", signal.SIGABRT)
 
     def test_segfault_through_ctypes(self):
-        self.script("c.py", ABORT_SCRIPT)
-        r = helpers.run(self.cli("c.py", "segv"), self.tmp, env=self.env)
-        self.assertEqual(r.returncode, -signal.SIGSEGV, r)
-        recs, end = self.ended_log()
-        self.assertEqual(where(recs), abort_lines("segv"))
-        self.assert_end(end, recs, sig=signal.SIGSEGV)
-        self.assertEqual(self.untraced_rc(["c.py", "segv"]), r.returncode)
+        self.check_crash("segv", signal.SIGSEGV)
 
     def test_segfault_with_faulthandler(self):
         """faulthandler, enabled before the tracer (-X faulthandler) or by
