@@ -275,6 +275,10 @@ struct st_region {
     uint64_t async_steps;   /* Async records emitted (console numbers). */
     uint64_t errors;        /* Console writes that failed. */
     struct st_scope *scopes; /* Owned list of module globals states. */
+    struct st_scope **scope_tab; /* Owned: scopes by globals address
+                                    (open addressing, scope_cap slots,
+                                    0 or a power of two). */
+    size_t scope_cap, nscopes;
     int finished;           /* Ended: threads drop it at their next event. */
     int file_announced;     /* REGION sent on the current connection. */
     uint32_t announced_gen;

@@ -56,6 +56,9 @@ static _Thread_local struct st_tstate *tls
     __attribute__((tls_model("initial-exec")));
 static struct st_tstate *all_tstates; /* Owned list. */
 
+/* Suspended entries below which no purge runs. */
+#define SUSP_PURGE_MIN 1024
+
 /*
  * A generator or coroutine frame between a yield (or await) and its next
  * resumption keeps its identity and variable state here, keyed by its
@@ -64,14 +67,23 @@ static struct st_tstate *all_tstates; /* Owned list. */
  * mistaken for it).
  */
 struct st_suspended {
-    struct st_suspended *next; /* Owned list. */
+    struct st_suspended *next; /* Owned: the rest of its bucket. */
     struct st_region *region;  /* Borrowed: the region it was kept for. */
     PyObject *genref;          /* Owned weak reference. */
     struct st_fentry e;        /* Owned contents (locals snapshot). */
 };
 
-static struct st_suspended *suspended;
+/*
+ * The suspended frames, hashed by frame address: a program may keep
+ * thousands of generators alive between their steps (iterators stored in
+ * its data, fixtures, pipelines), and each resumption looks its frame up.
+ * Entries whose generator died without finishing are dropped by a purge
+ * that runs when the count has doubled since the last one.
+ */
+static struct st_suspended **susp_tab; /* Owned: susp_cap buckets. */
+static size_t susp_cap;                /* 0 or a power of two. */
 static size_t nsuspended;
+static size_t susp_purge_at = SUSP_PURGE_MIN;
 
 int st__outbox_init(void);
 
@@ -154,14 +166,54 @@ tstate_push(struct st_tstate *ts)
     return e;
 }
 
+static size_t
+scope_slot(const struct st_region *r, const PyObject *globals)
+{
+    uint64_t h = (uint64_t)(uintptr_t)globals * 0x9e3779b97f4a7c15ull;
+
+    return (size_t)(h >> 32) & (r->scope_cap - 1);
+}
+
+/* Doubles r's scope index.  @return 0, or -1 (out of memory). */
+static int
+scope_grow(struct st_region *r)
+{
+    size_t cap = r->scope_cap ? r->scope_cap * 2 : 64, i;
+    struct st_scope **tab = calloc(cap, sizeof(*tab));
+    struct st_scope *sc;
+
+    if (tab == NULL)
+        return -1;
+    free(r->scope_tab);
+    r->scope_tab = tab;
+    r->scope_cap = cap;
+    for (sc = r->scopes; sc != NULL; sc = sc->next) {
+        for (i = scope_slot(r, sc->globals); tab[i] != NULL;
+             i = (i + 1) & (cap - 1))
+            ;
+        tab[i] = sc;
+    }
+    return 0;
+}
+
+/* The state of a module's globals, made at its first sight: looked up by
+ * address (a program with hundreds of modules calls across them all the
+ * time). */
 static struct st_scope *
 scope_for(struct st_region *r, PyObject *globals)
 {
     struct st_scope *sc;
+    size_t i;
 
-    for (sc = r->scopes; sc != NULL; sc = sc->next)
-        if (sc->globals == globals)
-            return sc;
+    if (r->scope_cap > 0) {
+        for (i = scope_slot(r, globals); r->scope_tab[i] != NULL;
+             i = (i + 1) & (r->scope_cap - 1))
+            if (r->scope_tab[i]->globals == globals)
+                return r->scope_tab[i];
+    }
+    /* At most half full. */
+    if ((r->nscopes + 1) * 2 > r->scope_cap && scope_grow(r) != 0)
+        return NULL;
     sc = calloc(1, sizeof(*sc));
     if (sc == NULL)
         return NULL;
@@ -169,6 +221,11 @@ scope_for(struct st_region *r, PyObject *globals)
     sc->id = next_scope_id++;
     sc->next = r->scopes;
     r->scopes = sc;
+    for (i = scope_slot(r, globals); r->scope_tab[i] != NULL;
+         i = (i + 1) & (r->scope_cap - 1))
+        ;
+    r->scope_tab[i] = sc;
+    r->nscopes++;
     return sc;
 }
 
@@ -208,44 +265,92 @@ suspended_free(struct st_suspended *s)
     free(s);
 }
 
-/* Drops entries whose generator is gone. */
+static size_t
+susp_index(const PyFrameObject *f)
+{
+    uint64_t h = (uint64_t)(uintptr_t)f * 0x9e3779b97f4a7c15ull;
+
+    return (size_t)(h >> 32) & (susp_cap - 1);
+}
+
+/* Doubles the table.  @return 0, or -1 (out of memory: it stays). */
+static int
+susp_grow(void)
+{
+    size_t old = susp_cap, cap = old ? old * 2 : 64, i;
+    struct st_suspended **tab = calloc(cap, sizeof(*tab)), **from = susp_tab;
+
+    if (tab == NULL)
+        return -1;
+    susp_tab = tab;
+    susp_cap = cap;
+    for (i = 0; i < old; i++) {
+        while (from[i] != NULL) {
+            struct st_suspended *s = from[i];
+            size_t k = susp_index(s->e.frame);
+
+            from[i] = s->next;
+            s->next = tab[k];
+            tab[k] = s;
+        }
+    }
+    free(from);
+    return 0;
+}
+
+/* Drops the entries for which drop(s, arg) says so. */
+static void
+susp_drop_if(int (*drop)(const struct st_suspended *, const void *),
+             const void *arg)
+{
+    size_t i;
+
+    for (i = 0; i < susp_cap; i++) {
+        struct st_suspended **pp = &susp_tab[i];
+
+        while (*pp != NULL) {
+            struct st_suspended *s = *pp;
+
+            if (drop(s, arg)) {
+                *pp = s->next;
+                suspended_free(s);
+                nsuspended--;
+            }
+            else {
+                pp = &s->next;
+            }
+        }
+    }
+}
+
+static int
+susp_is_dead(const struct st_suspended *s, const void *arg)
+{
+    (void)arg;
+    return !st_weakref_alive_is(s->genref, NULL);
+}
+
+static int
+susp_is_of(const struct st_suspended *s, const void *r)
+{
+    return s->region == r;
+}
+
+/* Drops entries whose generator is gone; the next purge waits until the
+ * count has doubled, so that purges cost O(1) a suspension. */
 static void
 suspended_purge(void)
 {
-    struct st_suspended **pp = &suspended;
-
-    while (*pp != NULL) {
-        struct st_suspended *s = *pp;
-
-        if (!st_weakref_alive_is(s->genref, NULL)) {
-            *pp = s->next;
-            suspended_free(s);
-            nsuspended--;
-        }
-        else {
-            pp = &s->next;
-        }
-    }
+    susp_drop_if(susp_is_dead, NULL);
+    susp_purge_at = nsuspended * 2 > SUSP_PURGE_MIN ? nsuspended * 2
+                                                    : SUSP_PURGE_MIN;
 }
 
 /* Drops the entries kept for region r. */
 static void
 suspended_clear(const struct st_region *r)
 {
-    struct st_suspended **pp = &suspended;
-
-    while (*pp != NULL) {
-        struct st_suspended *s = *pp;
-
-        if (s->region == r) {
-            *pp = s->next;
-            suspended_free(s);
-            nsuspended--;
-        }
-        else {
-            pp = &s->next;
-        }
-    }
+    susp_drop_if(susp_is_of, r);
 }
 
 /* Keeps the top entry of ts (a frame that yielded) for its resumption.
@@ -255,9 +360,16 @@ suspend_top(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
 {
     PyObject *gen = st_frame_get_generator(f);
     struct st_suspended *s;
+    size_t k;
 
     if (gen == NULL)
         return 0;
+    if (nsuspended >= susp_purge_at)
+        suspended_purge();
+    if (nsuspended >= susp_cap && susp_grow() != 0 && susp_cap == 0) {
+        Py_DECREF(gen);
+        return 0;
+    }
     s = calloc(1, sizeof(*s));
     if (s != NULL)
         s->genref = PyWeakref_NewRef(gen, NULL);
@@ -267,13 +379,12 @@ suspend_top(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
         free(s);
         return 0;
     }
-    if (nsuspended >= 1024)
-        suspended_purge();
     s->e = ts->stack[ts->depth - 1];
     s->e.frame = f;
     s->region = r;
-    s->next = suspended;
-    suspended = s;
+    k = susp_index(f);
+    s->next = susp_tab[k];
+    susp_tab[k] = s;
     nsuspended++;
     ts->depth--;
     return 1;
@@ -286,7 +397,9 @@ resume_take(const struct st_region *r, PyFrameObject *f)
     struct st_suspended **pp;
     PyObject *gen = NULL;
 
-    for (pp = &suspended; *pp != NULL; pp = &(*pp)->next) {
+    if (nsuspended == 0)
+        return NULL;
+    for (pp = &susp_tab[susp_index(f)]; *pp != NULL; pp = &(*pp)->next) {
         struct st_suspended *s = *pp;
 
         if (s->e.frame != f || s->region != r)
@@ -667,8 +780,9 @@ st__region_reset_wire_state(struct st_region *r)
         if (ts->epoch == r->epoch)
             for (i = 0; i < ts->depth; i++)
                 st__snapshot_clear(&ts->stack[i].locals);
-    for (s = suspended; s != NULL; s = s->next)
-        st__snapshot_clear(&s->e.locals);
+    for (i = 0; i < susp_cap; i++)
+        for (s = susp_tab[i]; s != NULL; s = s->next)
+            st__snapshot_clear(&s->e.locals);
     r->steps = 0;
     r->first_tid = 0;
     r->multi_thread = 0;
@@ -916,6 +1030,9 @@ st__region_finish(struct st_region *r)
         Py_DECREF(sc->globals);
         free(sc);
     }
+    free(r->scope_tab);
+    r->scope_tab = NULL;
+    r->scope_cap = r->nscopes = 0;
     return st__emit_region_end(r);
 }
 
