@@ -441,6 +441,13 @@ void st__vfp_clear(struct st_vfp *fp);
  * @return 1, or 0 when it has none. */
 int st__bufprint(PyObject *v, struct st_bufprint *out);
 
+/* tracer.c: is v an object that a traced initialiser running on this
+ * thread is building (the first argument of an __init__ on its stack)?
+ * Its str() is not called: a half-built object's __str__ can fail, or
+ * worse, fill a cache from state not set yet and so change what the
+ * program does later. */
+int st__being_built(PyObject *v);
+
 /* ---- vars.c: snapshots and diffs ---- */
 
 /*
@@ -532,6 +539,9 @@ struct st_codeinfo {
     int fast_checked;        /* fast_names was decided. */
     PyObject *fast_names;    /* Owned tuple: the locals' names when they
                                 are read from the fast locals, else NULL. */
+    int initialiser;         /* __init__, __post_init__ or __setstate__
+                                with a first argument: the object it
+                                builds is not str()'d meanwhile. */
 };
 
 /* Module globals seen in a region, with their last shown state. */
@@ -576,6 +586,8 @@ struct st_fentry {
                                 ends, so it is not used again. */
     struct st_snapshot locals;
     struct st_coro *coro;    /* Owned, for async records; or NULL. */
+    const void *building;    /* Identity only: the object this initialiser
+                                builds (its first argument), or NULL. */
 };
 
 struct st_tstate {
@@ -595,6 +607,7 @@ struct st_tstate {
     /* Scratch for a step's changes: per thread, because str() of a value
      * can let another thread's hook run in the middle of a step. */
     struct st_changes gch, lch;
+    size_t nbuilding;        /* Entries of stack with `building` set. */
 };
 
 /* filter.c: sets up the co_extra slot.  @return 0 or -1. */

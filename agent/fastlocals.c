@@ -51,3 +51,27 @@ st_fast_locals(PyFrameObject *f)
     return f->f_localsplus;
 #endif
 }
+
+const void *
+st_frame_first_arg(PyFrameObject *f, PyCodeObject *co)
+{
+    PyObject *v = st_fast_locals(f)[0];
+
+#if PY_VERSION_HEX < 0x030B0000
+    /* 3.10 moves an argument that is a cell into the cell, after the
+     * plain locals, and clears its own slot. */
+    if (v == NULL && co->co_cell2arg != NULL) {
+        Py_ssize_t i, n = PyTuple_GET_SIZE(co->co_cellvars);
+
+        for (i = 0; i < n; i++)
+            if (co->co_cell2arg[i] == 0)
+                v = f->f_localsplus[co->co_nlocals + i];
+    }
+#else
+    (void)co;
+#endif
+    /* 3.11+ makes the cell in the argument's own slot. */
+    if (v != NULL && PyCell_Check(v))
+        v = PyCell_GET(v);
+    return v;
+}

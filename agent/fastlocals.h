@@ -19,4 +19,8 @@ int st_fast_locals_ok(PyCodeObject *co, PyObject **names);
  * the names st_fast_locals_ok() gave for f's code. */
 PyObject *const *st_fast_locals(PyFrameObject *f);
 
+/* The first argument of f, whose code takes at least one (the content of
+ * its cell when a closure captures it), for identity only; or NULL. */
+const void *st_frame_first_arg(PyFrameObject *f, PyCodeObject *co);
+
 #endif /* STEPTRACE_AGENT_FASTLOCALS_H */

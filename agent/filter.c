@@ -121,6 +121,22 @@ filter_code(const struct st_filter *f, PyCodeObject *co,
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+/* Does co build its first argument (an __init__ and the like)? */
+static int
+code_is_initialiser(PyCodeObject *co)
+{
+    static const char *const names[] = {"__init__", "__post_init__",
+                                        "__setstate__"};
+    size_t i;
+
+    if (co->co_argcount < 1 || (co->co_flags & ST_CO_SUSPENDABLE))
+        return 0;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (PyUnicode_CompareWithASCIIString(co->co_name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 struct st_codeinfo *
 st__codeinfo_get(PyCodeObject *co, const struct st_region *r)
 {
@@ -135,6 +151,7 @@ st__codeinfo_get(PyCodeObject *co, const struct st_region *r)
         ci = calloc(1, sizeof(*ci));
         if (ci == NULL)
             return NULL;
+        ci->initialiser = code_is_initialiser(co);
         if (ST_CODE_SET_EXTRA((PyObject *)co, code_extra_index, ci) < 0) {
             PyErr_Clear();
             free(ci);

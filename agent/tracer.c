@@ -114,6 +114,21 @@ tstate_reset_stack(struct st_tstate *ts)
     for (i = 0; i < ts->depth; i++)
         fentry_clear(&ts->stack[i]);
     ts->depth = 0;
+    ts->nbuilding = 0;
+}
+
+int
+st__being_built(PyObject *v)
+{
+    struct st_tstate *ts = tls;
+    size_t i;
+
+    if (ts == NULL || ts->nbuilding == 0)
+        return 0;
+    for (i = ts->depth; i > 0; i--)
+        if (ts->stack[i - 1].building == (const void *)v)
+            return 1;
+    return 0;
 }
 
 /* The calling thread's state, created on first use. */
@@ -484,6 +499,10 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
         if (globals != NULL)
             e->scope = scope_for(r, globals);
         Py_XDECREF(globals);
+        if (ci->initialiser) {
+            e->building = st_frame_first_arg(f, co);
+            ts->nbuilding += e->building != NULL;
+        }
     }
     e->parent = ts->depth > 1 ? (uint32_t)(ts->depth - 1) : 0;
     if (e->parent != 0 && (co->co_flags & ST_CO_SUSPENDABLE))
@@ -678,6 +697,7 @@ st__on_return(PyFrameObject *f, PyObject *arg, int how)
              * generators) get one. */
             if (!frame_id_release(e))
                 st__emit_frame_end(r, e);
+            ts->nbuilding -= e->building != NULL;
             fentry_clear(e);
             ts->depth--;
         }

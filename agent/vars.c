@@ -131,7 +131,8 @@ st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
     quick = st__compose(v, r->repr_limit, len_out, &render_fp);
     if (quick != NULL)
         return quick;
-    s = PyObject_Str(v);
+    /* A half-built object shows as object.__repr__ would show it. */
+    s = st__being_built(v) ? PyBaseObject_Type.tp_repr(v) : PyObject_Str(v);
     st_buf_init(&b);
     if (s == NULL) {
         PyObject *exc_s = NULL;

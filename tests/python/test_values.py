@@ -5,6 +5,7 @@ unchanged containers are recognised by their items.  Each test runs a real
 script in a real interpreter and compares with what Python itself
 prints."""
 import json
+import re
 import textwrap
 import unittest
 
@@ -128,6 +129,48 @@ def log_text(s, limit, items=None):
         return esc(s[:limit]) + "... (%d chars)" % len(s)
     return esc(s)
 
+# A class whose __str__ fills a cache from state its __init__ has not set
+# yet (graph libraries do this with functools.cached_property): had the
+# tracer called str() on the half-built object, the cache would hold the
+# wrong size for the rest of the run.
+HALF_BUILT = """\
+    import functools, sys
+    from steptrace import Tracer, LogOutput, VariableMode
+
+    class Bag:
+        def __init__(self, items):
+            self.name = "bag"
+            self._fill(items)
+            self.ready = True
+
+        def _fill(self, items):
+            got = list(items)
+            self.items = got
+
+        @functools.cached_property
+        def size(self):
+            return len(getattr(self, "items", ()))
+
+        def __str__(self):
+            return "Bag %s of %d" % (self.name, self.size)
+
+    class Cell(Bag):
+        def __init__(self, items):
+            self.get = lambda: self.items   # self is a cell here
+            super().__init__(items)
+            self.more = 1
+
+    def main():
+        b = Bag([1, 2, 3])
+        c = Cell([4, 5])
+        print(b, c, b.size, c.size, len(c.get()))
+
+    mode = getattr(VariableMode, sys.argv[1])
+    with Tracer(log_output=LogOutput.FILE, log_dir=sys.argv[1],
+                variable_mode=mode):
+        main()
+    """
+
 
 class ValuesTest(TempDirTest):
 
@@ -178,6 +221,30 @@ class ValuesTest(TempDirTest):
         self.assertIn("FINAL [1, 2]", r.stdout)
         self.assertEqual(last.vars("Local")["box"], ("list", "[1, 2]"))
 
+    def test_a_half_built_object_is_not_str_d(self):
+        # While an __init__ of a traced class runs, its object shows as
+        # object.__repr__ shows it (in the __init__, in what it calls);
+        # once built, as its own str().  The program's output is as
+        # untraced.
+        self.script("half.py", textwrap.dedent(HALF_BUILT))
+        for mode in ("CHANGED", "ALL"):
+            r = helpers.python(self.tmp, "half.py", mode)
+            self.assertEqual(r.returncode, 0, r)
+            self.assertEqual(r.stdout, "Bag bag of 3 Bag bag of 2 3 2 2\n")
+            shown = []      # (function, name, type, text), in order
+            for rec in self.records(log_dir=mode):
+                for line in rec.sections.get("Local", []):
+                    m = re.match(r"^(?:\[NEW\] |\[CHANGED\] )?(\w+): "
+                                 r"(\w+) :: (?:.* -> )?(.*)$", line)
+                    shown.append((rec.func,) + m.groups())
+            inside = [t for f, n, _, t in shown
+                      if n == "self" and f in ("__init__", "_fill")]
+            self.assertTrue(inside, mode)
+            for text in inside:
+                self.assertRegex(text, r"^<__main__\.(Bag|Cell) object at "
+                                 r"0x[0-9a-f]+>$", mode)
+            self.assertIn(("main", "b", "Bag", "Bag bag of 3"), shown)
+            self.assertIn(("main", "c", "Cell", "Bag bag of 2"), shown)
 
 if __name__ == "__main__":
     unittest.main()
