@@ -441,11 +441,19 @@ void st__vfp_clear(struct st_vfp *fp);
  * @return 1, or 0 when it has none. */
 int st__bufprint(PyObject *v, struct st_bufprint *out);
 
+/* stateprint.c: a hash of the state an object of a class statement's
+ * class holds (what its own __str__ can show), taken without running the
+ * program's code. */
+struct st_stateprint {
+    uint64_t hash;
+    uint32_t nodes;
+};
+/* @return 1 and fills *out, or 0 when v's state cannot be walked (not a
+ * class statement's instance, something opaque or too much in reach). */
+int st__stateprint(PyObject *v, struct st_stateprint *out);
+
 /* tracer.c: is v an object that a traced initialiser running on this
- * thread is building (the first argument of an __init__ on its stack)?
- * Its str() is not called: a half-built object's __str__ can fail, or
- * worse, fill a cache from state not set yet and so change what the
- * program does later. */
+ * thread is building (the first argument of an __init__ on its stack)? */
 int st__being_built(PyObject *v);
 
 /* ---- vars.c: snapshots and diffs ---- */
@@ -458,6 +466,13 @@ int st__being_built(PyObject *v);
  */
 char *st__render_value(PyObject *v, const struct st_region *r,
                        size_t *len_out);
+
+/* str(v), or repr(v) when `repr`: a new reference, or NULL with the
+ * exception set.  A half-built object's __str__ can fill a cache from
+ * state not set yet (a functools.cached_property), which would change
+ * what the program does later: for an object an initialiser is building,
+ * its attribute dict is put back as it was if the call changed it. */
+PyObject *st__text_of(PyObject *v, int repr);
 
 /* "Type: message" (or "Type" when str(exc) is empty) for an exception
  * value, rendered like st__render_value. */
@@ -478,6 +493,8 @@ struct st_snapent {
                                 (compose.c), or empty. */
     struct st_bufprint bp;   /* Its bytes, with has_bp. */
     int has_bp;
+    struct st_stateprint sp; /* Its state, with has_sp (stateprint.c). */
+    int has_sp;
     char *value;             /* Owned, escaped and cut. */
     size_t value_len;
     int seen;

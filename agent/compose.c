@@ -387,7 +387,7 @@ compose_other(struct compose *c, PyObject *v)
     else {
         c->code_ran = 1;
     }
-    s = st__being_built(v) ? PyBaseObject_Type.tp_repr(v) : PyObject_Repr(v);
+    s = st__text_of(v, 1);
     if (s == NULL) {
         PyErr_Clear();
         c->failed = 1;

@@ -17,21 +17,38 @@
  * into the entry that keeps that text, else dropped at the next call). */
 static struct st_vfp render_fp;
 
+/* Is str(v) fixed by v's identity: a function, a default repr, a
+ * generator or coroutine, or a str subclass whose str() is its
+ * (immutable) text? */
+static int
+text_by_identity(PyObject *v)
+{
+    return st__str_is_identity(v) || PyGen_CheckExact(v) ||
+           PyCoro_CheckExact(v) || PyAsyncGen_CheckExact(v) ||
+           (PyUnicode_Check(v) && Py_TYPE(v)->tp_str == PyUnicode_Type.tp_str);
+}
+
 /* Remembers what makes v's rendering cheap to recheck: the identity of an
  * immutable value or of one whose text is fixed by it, the fingerprint of
  * a composed container (made with no code of the program running between
  * the text and the fingerprint), the bytes of an array. */
 static void
-snapent_keep(struct st_snapent *e, PyObject *v)
+snapent_keep(struct st_snapent *e, PyObject *v,
+             const struct st_stateprint *sp)
 {
     st__vfp_clear(&e->fp);
     e->fp = render_fp;
     memset(&render_fp, 0, sizeof(render_fp));
     e->has_bp = e->fp.ntok == 0 && st__bufprint(v, &e->bp);
     Py_XSETREF(e->imm, st__is_immutable(v) ? Py_NewRef(v) : NULL);
-    e->ident = st__str_is_identity(v) ? (const void *)v : NULL;
+    e->ident = text_by_identity(v) ? (const void *)v : NULL;
     e->type = Py_TYPE(v);
     e->stable = e->imm != NULL || PyFunction_Check(v);
+    /* An object whose str() is the program's code: its state, so that
+     * str() runs again only when that changed. */
+    e->has_sp = sp != NULL;
+    if (sp != NULL)
+        e->sp = *sp;
 }
 
 /* Is the entry shown for this very value, unchanged for sure? */
@@ -41,7 +58,7 @@ snapent_same(const struct st_snapent *e, PyObject *v)
     /* The type is checked again: a class can gain a __repr__ later. */
     return (e->imm != NULL && e->imm == v) ||
            (e->ident != NULL && e->ident == (const void *)v &&
-            e->type == Py_TYPE(v) && st__str_is_identity(v));
+            e->type == Py_TYPE(v) && text_by_identity(v));
 }
 
 /* Does v show what the entry shows, though it may not be the same object
@@ -116,6 +133,38 @@ vars_type_name(PyObject *v)
     return e != NULL ? e->text : "?";
 }
 
+PyObject *
+st__text_of(PyObject *v, int repr)
+{
+    PyObject **dp, *dict = NULL, *saved = NULL, *s;
+    uint64_t version = 0;
+
+    if (st__being_built(v)) {
+        dp = _PyObject_GetDictPtr(v);
+        if (dp != NULL && *dp != NULL && PyDict_CheckExact(*dp)) {
+            dict = Py_NewRef(*dp);
+            saved = PyDict_Copy(dict);
+            version = st_dict_version(dict);
+        }
+        PyErr_Clear();
+    }
+    s = repr ? PyObject_Repr(v) : PyObject_Str(v);
+    if (saved != NULL && st_dict_version(dict) != version) {
+        st_exc_state es;
+
+        /* str() filled a cache (or worse) in the half-built object: put
+         * its attributes back as the program left them. */
+        ST_EXC_SAVE(es);
+        PyDict_Clear(dict);
+        if (PyDict_Update(dict, saved) < 0)
+            PyErr_Clear();
+        ST_EXC_RESTORE(es);
+    }
+    Py_XDECREF(saved);
+    Py_XDECREF(dict);
+    return s;
+}
+
 char *
 st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
 {
@@ -131,8 +180,7 @@ st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
     quick = st__compose(v, r->repr_limit, len_out, &render_fp);
     if (quick != NULL)
         return quick;
-    /* A half-built object shows as object.__repr__ would show it. */
-    s = st__being_built(v) ? PyBaseObject_Type.tp_repr(v) : PyObject_Str(v);
+    s = st__text_of(v, 0);
     st_buf_init(&b);
     if (s == NULL) {
         PyObject *exc_s = NULL;
@@ -312,6 +360,74 @@ snapshot_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
     snapshot_visit(s, name, v, r, out, hint);
 }
 
+/*
+ * Texts of objects whose str() is the program's code, by the print of
+ * their state (stateprint.c): a method called again and again on the same
+ * object (a view's __getitem__, a node's property) shows its `self` as a
+ * new variable in each new frame, and str() of it runs once per change of
+ * the object, not once per call.  Direct-mapped; a slot holds the escaped,
+ * cut text for one repr_limit.
+ */
+#define TEXTCACHE_SLOTS 1024u
+
+struct textcache_ent {
+    uint64_t hash;
+    uint32_t nodes;
+    size_t limit;
+    char *text;              /* Owned, or NULL when the slot is empty. */
+    size_t len;
+};
+static struct textcache_ent textcache[TEXTCACHE_SLOTS];
+
+static struct textcache_ent *
+textcache_slot(const struct st_stateprint *sp)
+{
+    return &textcache[(sp->hash ^ (sp->hash >> 32)) % TEXTCACHE_SLOTS];
+}
+
+/* A copy of the text kept for this state and limit, or NULL. */
+static char *
+textcache_get(const struct st_stateprint *sp, size_t limit, size_t *len)
+{
+    struct textcache_ent *t = textcache_slot(sp);
+    char *copy;
+
+    if (t->text == NULL || t->hash != sp->hash || t->nodes != sp->nodes ||
+        t->limit != limit)
+        return NULL;
+    copy = malloc(t->len + 1);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, t->text, t->len + 1);
+    *len = t->len;
+    return copy;
+}
+
+static void
+textcache_put(const struct st_stateprint *sp, size_t limit, const char *text,
+              size_t len)
+{
+    struct textcache_ent *t = textcache_slot(sp);
+    char *copy = malloc(len + 1);
+
+    if (copy == NULL)
+        return;
+    memcpy(copy, text, len + 1);
+    free(t->text);
+    t->hash = sp->hash;
+    t->nodes = sp->nodes;
+    t->limit = limit;
+    t->text = copy;
+    t->len = len;
+}
+
+/* Is v's text made by the program's own __str__ (so worth a print)? */
+static int
+text_is_programs(PyObject *v)
+{
+    return !st__is_immutable(v) && !text_by_identity(v);
+}
+
 /* Updates one variable; appends a change when it is new or changed. */
 static int
 snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
@@ -322,6 +438,8 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     struct st_snapent *e = NULL;
     struct st_change *c;
     struct st_strent *type_s;
+    struct st_stateprint sp;
+    int has_sp;
     char *value;
     size_t len;
 
@@ -334,21 +452,33 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         if (snapent_same(e, v))
             return 0;
     }
-    /* A container whose shown items are the same immutable values, an
-     * array with the same bytes: the same text. */
-    if (i >= 0 && snapent_same_shape(e, v))
+    /* An object of the program's class whose state is as it was (the
+     * print covers its identity and type), a container whose shown items
+     * are the same immutable values, an array with the same bytes: the
+     * same text. */
+    has_sp = text_is_programs(v) && st__stateprint(v, &sp);
+    if (i >= 0 && e->type == Py_TYPE(v) &&
+        (has_sp ? e->has_sp && e->sp.hash == sp.hash &&
+                      e->sp.nodes == sp.nodes
+                : snapent_same_shape(e, v)))
         return 0;
     type_s = st__strtab_type(Py_TYPE(v));
     if (type_s == NULL)
         return -1;
-    value = st__render_value(v, r, &len);
-    if (value == NULL)
-        return -1;
+    value = has_sp ? textcache_get(&sp, r->repr_limit, &len) : NULL;
+    if (value == NULL) {
+        value = st__render_value(v, r, &len);
+        if (value == NULL)
+            return -1;
+        /* The state str() left (it may fill caches of its own). */
+        if (has_sp && (has_sp = st__stateprint(v, &sp)))
+            textcache_put(&sp, r->repr_limit, value, len);
+    }
     if (i >= 0) {
         if (e->type_s == type_s && e->value_len == len &&
             memcmp(e->value, value, len) == 0) {
             free(value);
-            snapent_keep(e, v);
+            snapent_keep(e, v, has_sp ? &sp : NULL);
             return 0;
         }
         c = changes_add(out);
@@ -386,7 +516,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     e->type_s = type_s;
     e->value = value;
     e->value_len = len;
-    snapent_keep(e, v);
+    snapent_keep(e, v, has_sp ? &sp : NULL);
     c->ent = e;
     c->name_s = e->name_s;
     return 0;
