@@ -45,8 +45,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-DEFAULT_WORKLOADS = os.path.join(os.path.dirname(REPO), "shared", "bench",
-                                 "workloads")
+SHARED_WORKLOADS = os.path.join(os.path.dirname(REPO), "shared", "bench",
+                                "workloads")
+# Real code (test suites of Debian's pure-Python packages) and big values.
+OWN_WORKLOADS = os.path.join(HERE, "workloads")
 PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
 MODES = ("NONE", "CHANGED", "ALL")
 STEP_RE = re.compile(rb"-{5,} Step (\d+) -{5,}")
@@ -496,6 +498,9 @@ def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
     shutil.copy(os.path.join(HERE, "driver.py"), work)
     for wl in workloads:
         shutil.copy(wl, work)
+        # Helpers of a workload directory: files named _*.py beside it.
+        for helper in glob.glob(os.path.join(os.path.dirname(wl), "_*.py")):
+            shutil.copy(helper, work)
 
     for wl in workloads:
         name = os.path.splitext(os.path.basename(wl))[0]
@@ -817,8 +822,11 @@ def parse_args(argv):
                    help="also build this commit (git archive) and run its "
                         "NONE/CHANGED/ALL against its own collector in the "
                         "same sitting, interleaved, for a before/after table")
-    p.add_argument("--workloads", metavar="DIR", default=DEFAULT_WORKLOADS,
-                   help="directory of workload .py files (default: %(default)s)")
+    p.add_argument("--workloads", metavar="DIR", action="append",
+                   help="directory of workload .py files, repeatable "
+                   "(default: ../shared/bench/workloads and bench/workloads; "
+                   "--smoke: the shared ones only); files named _*.py are "
+                   "helpers, copied but not run")
     p.add_argument("--only", metavar="NAMES",
                    help="comma-separated workload names (e.g. fib,loop)")
     p.add_argument("--variants", metavar="KEYS",
@@ -859,6 +867,11 @@ def parse_args(argv):
     p.add_argument("--keep", action="store_true",
                    help="keep the scratch directory")
     args = p.parse_args(argv)
+    if not args.workloads:
+        # The smoke run keeps to the shared microbenchmarks (seconds); the
+        # full table adds bench/workloads (real suites: minutes).
+        args.workloads = [SHARED_WORKLOADS] + ([] if args.smoke
+                                               else [OWN_WORKLOADS])
     if args.smoke:
         if args.units_scale == 1.0:
             args.units_scale = 0.01
@@ -903,13 +916,16 @@ def main(argv=None):
             load_samples.append(os.getloadavg()[0])
             time.sleep(30)
     threading.Thread(target=sample_load, daemon=True).start()
-    workloads = sorted(glob.glob(os.path.join(args.workloads, "*.py")))
+    workloads = []
+    for d in args.workloads:
+        workloads += sorted(w for w in glob.glob(os.path.join(d, "*.py"))
+                            if not os.path.basename(w).startswith("_"))
     if args.only:
         keep = set(args.only.split(","))
         workloads = [w for w in workloads
                      if os.path.splitext(os.path.basename(w))[0] in keep]
     if not workloads:
-        log("no workloads in %s" % args.workloads)
+        log("no workloads in %s" % ", ".join(args.workloads))
         return 2
 
     if args.build_dir:
