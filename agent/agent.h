@@ -451,6 +451,9 @@ struct st_stateprint {
 /* @return 1 and fills *out, or 0 when v's state cannot be walked (not a
  * class statement's instance, something opaque or too much in reach). */
 int st__stateprint(PyObject *v, struct st_stateprint *out);
+/* What a str() of an object of type t cost (clock ticks), to weigh walks
+ * against. */
+void st__stateprint_str_cost(const PyTypeObject *t, uint64_t ticks);
 
 /* tracer.c: is v an object that a traced initialiser running on this
  * thread is building (the first argument of an __init__ on its stack)? */
@@ -495,6 +498,9 @@ struct st_snapent {
     int has_bp;
     struct st_stateprint sp; /* Its state, with has_sp (stateprint.c). */
     int has_sp;
+    uint8_t sp_miss;         /* Steps in a row its state changed (up to
+                                SP_MISS_MAX: then walked 1 step in 16). */
+    uint8_t sp_tick;
     char *value;             /* Owned, escaped and cut. */
     size_t value_len;
     int seen;

@@ -31,6 +31,63 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * What walking a type's objects is worth: a walk pays when it is cheaper
+ * than the str() it may save.  A class whose __str__ runs much Python
+ * code (a parser's node serialising its subtree) is walked; a view whose
+ * str() is a dict's repr in C, over as much as the walk would visit, is
+ * not; nor is a type whose walks give up (something opaque or too big).
+ * Per type, moving averages of both costs in clock ticks; a type not
+ * worth walking is tried again one time in SP_RETRY.  Direct-mapped by
+ * type; a collision only resets the figures.
+ */
+#define SP_TYPE_SLOTS 512u
+#define SP_RETRY 16u
+
+static struct type_cost {
+    const PyTypeObject *type;
+    uint64_t walk, str;      /* Moving averages (ticks); 0: not known. */
+    uint32_t tick;
+} type_cost[SP_TYPE_SLOTS];
+
+static struct type_cost *
+type_cost_of(const PyTypeObject *t)
+{
+    struct type_cost *c =
+        &type_cost[(((uintptr_t)t >> 4) * 0x9e3779b97f4a7c15ull >> 40) %
+                   SP_TYPE_SLOTS];
+
+    if (c->type != t) {
+        memset(c, 0, sizeof(*c));
+        c->type = t;
+    }
+    return c;
+}
+
+static void
+average(uint64_t *avg, uint64_t x)
+{
+    *avg = *avg == 0 ? x + 1 : *avg - *avg / 4 + x / 4;
+}
+
+static int
+stateprint_worth(const PyTypeObject *t)
+{
+    struct type_cost *c = type_cost_of(t);
+
+    /* Walks are favoured (up to twice str()'s cost): one that finds the
+     * state unchanged also saves the text's escaping and comparing. */
+    if (c->walk == 0 || c->str == 0 || c->walk < 2 * c->str)
+        return 1;
+    return ++c->tick % SP_RETRY == 0;
+}
+
+void
+st__stateprint_str_cost(const PyTypeObject *t, uint64_t ticks)
+{
+    average(&type_cost_of(t)->str, ticks);
+}
+
 /* PyMemberDef types of object slots (structmember.h's T_OBJECT and
  * T_OBJECT_EX, Py_T_OBJECT_EX from 3.12: the same values). */
 #define SP_T_OBJECT 6
@@ -480,6 +537,7 @@ st__stateprint(PyObject *v, struct st_stateprint *out)
 {
     struct walk w;
     int gc_was_on;
+    uint64_t t0;
 
     memset(out, 0, sizeof(*out));
     if (nopaque_found < NOPAQUE && py_class_dealloc != NULL) {
@@ -494,8 +552,10 @@ st__stateprint(PyObject *v, struct st_stateprint *out)
         !is_opaque(Py_TYPE(v)))
         return 0;
     if (walk_ready() != 0 ||
-        !(is_py_class(Py_TYPE(v)) || is_opaque(Py_TYPE(v))))
+        !(is_py_class(Py_TYPE(v)) || is_opaque(Py_TYPE(v))) ||
+        !stateprint_worth(Py_TYPE(v)))
         return 0;
+    t0 = st__ticks();
     memset(&w, 0, sizeof(w));
     w.h = 0xcbf29ce484222325ull;
     w.stack = walk_stack;
@@ -510,6 +570,9 @@ st__stateprint(PyObject *v, struct st_stateprint *out)
         PyGC_Enable();
     walk_stack = w.stack;
     walk_cap = w.capstack;
+    /* A walk that gave up saves nothing: it costs as much as it can. */
+    average(&type_cost_of(Py_TYPE(v))->walk,
+            w.failed ? UINT32_MAX : st__ticks() - t0);
     if (w.failed)
         return 0;
     out->hash = w.h;

@@ -428,6 +428,8 @@ text_is_programs(PyObject *v)
     return !st__is_immutable(v) && !text_by_identity(v);
 }
 
+#define SP_MISS_MAX 8
+
 /* Updates one variable; appends a change when it is new or changed. */
 static int
 snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
@@ -456,22 +458,39 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
      * print covers its identity and type), a container whose shown items
      * are the same immutable values, an array with the same bytes: the
      * same text. */
-    has_sp = text_is_programs(v) && st__stateprint(v, &sp);
-    if (i >= 0 && e->type == Py_TYPE(v) &&
-        (has_sp ? e->has_sp && e->sp.hash == sp.hash &&
-                      e->sp.nodes == sp.nodes
-                : snapent_same_shape(e, v)))
+    /* An object that changes at every step (the one a loop builds) gains
+     * nothing from a walk before its str(): after SP_MISS_MAX changes in
+     * a row it is walked again from every 16th step on. */
+    if (e != NULL && e->sp_miss >= SP_MISS_MAX && ++e->sp_tick % 16 == 0)
+        e->sp_miss = SP_MISS_MAX - 1;
+    has_sp = text_is_programs(v) && (e == NULL || e->sp_miss < SP_MISS_MAX) &&
+             st__stateprint(v, &sp);
+    if (i >= 0 && e->type == Py_TYPE(v) && has_sp && e->has_sp) {
+        if (e->sp.hash == sp.hash && e->sp.nodes == sp.nodes) {
+            e->sp_miss = 0;
+            return 0;
+        }
+        e->sp_miss += e->sp_miss < SP_MISS_MAX;
+    }
+    else if (i >= 0 && e->type == Py_TYPE(v) && !has_sp &&
+             snapent_same_shape(e, v)) {
         return 0;
+    }
     type_s = st__strtab_type(Py_TYPE(v));
     if (type_s == NULL)
         return -1;
     value = has_sp ? textcache_get(&sp, r->repr_limit, &len) : NULL;
     if (value == NULL) {
+        uint64_t t0 = st__ticks();
+
         value = st__render_value(v, r, &len);
         if (value == NULL)
             return -1;
-        /* The state str() left (it may fill caches of its own). */
-        if (has_sp && (has_sp = st__stateprint(v, &sp)))
+        if (text_is_programs(v))
+            st__stateprint_str_cost(Py_TYPE(v), st__ticks() - t0);
+        /* Kept by the state before str(): one that fills a cache of its
+         * own is called once more, at the next step, then no more. */
+        if (has_sp)
             textcache_put(&sp, r->repr_limit, value, len);
     }
     if (i >= 0) {

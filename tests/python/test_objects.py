@@ -71,8 +71,8 @@ DEEP = """\
         main()
     """
 
-# An unchanged object in scope for many lines, and as `self` of many short
-# calls: its str() runs once.
+# An unchanged object whose str() is costly, in scope for many lines and as
+# `self` of many short calls: its str() runs once per state.
 STILL = """\
     import sys
     from steptrace import Tracer, LogOutput, VariableMode
@@ -83,7 +83,15 @@ STILL = """\
         def __init__(self, data):
             self.data = data
         def __str__(self):
+            # Costly, as a parser's or a model's __str__ is (a walk of
+            # what the object holds is cheaper; a str() cheaper than the
+            # walk would just be called).
             CALLS[0] += 1
+            n = 0
+            for _ in range(10):
+                for k in self.data:
+                    for x in self.data[k]:
+                        n += 1
             return "View(%d)" % len(self.data)
         def get(self, k):
             return self.data[k]
@@ -118,10 +126,13 @@ class ObjectsTest(TempDirTest):
         for mode in ("CHANGED", "ALL"):
             r = helpers.python(self.tmp, "still.py", mode)
             self.assertEqual(r.returncode, 0, r)
-            # Made, then changed once: two texts; the first may be taken
-            # twice (new in main, then `self` in the first get()).
+            # Two states after __init__ (made, changed once), shown over
+            # 300 calls: str() runs some times while the agent learns
+            # what it costs against a walk (the first ones, in __init__,
+            # raise at once; the first walks fault pages in), then once
+            # per state: 8-18 calls here, 900 before.
             calls = int(r.stderr.split()[-1])
-            self.assertLessEqual(calls, 3, (mode, r.stderr))
+            self.assertLessEqual(calls, 30, (mode, r.stderr))
             log = self.log(log_dir="logs")
             self.assertIn("View(101)", log)
             self.assertGreater(log.count("self: View :: View(100)"), 250
