@@ -451,9 +451,15 @@ struct st_stateprint {
 /* @return 1 and fills *out, or 0 when v's state cannot be walked (not a
  * class statement's instance, something opaque or too much in reach). */
 int st__stateprint(PyObject *v, struct st_stateprint *out);
+/* The program's code may run (a str(), the next line): prints taken so
+ * far are not reused. */
+void st__stateprint_forget(void);
 /* What a str() of an object of type t cost (clock ticks), to weigh walks
  * against. */
 void st__stateprint_str_cost(const PyTypeObject *t, uint64_t ticks);
+/* Whether a walk of an object of type t spared a str() (its state was
+ * as last shown, or its text was kept for that state). */
+void st__stateprint_outcome(const PyTypeObject *t, int spared);
 
 /* tracer.c: is v an object that a traced initialiser running on this
  * thread is building (the first argument of an __init__ on its stack)? */

@@ -47,6 +47,8 @@
 static struct type_cost {
     const PyTypeObject *type;
     uint64_t walk, str;      /* Moving averages (ticks); 0: not known. */
+    uint64_t hits;           /* Moving average of walks that spared a
+                                str(), in 1/1024ths; starts at all. */
     uint32_t tick;
 } type_cost[SP_TYPE_SLOTS];
 
@@ -60,6 +62,7 @@ type_cost_of(const PyTypeObject *t)
     if (c->type != t) {
         memset(c, 0, sizeof(*c));
         c->type = t;
+        c->hits = 1024;
     }
     return c;
 }
@@ -75,9 +78,11 @@ stateprint_worth(const PyTypeObject *t)
 {
     struct type_cost *c = type_cost_of(t);
 
-    /* Walks are favoured (up to twice str()'s cost): one that finds the
-     * state unchanged also saves the text's escaping and comparing. */
-    if (c->walk == 0 || c->str == 0 || c->walk < 2 * c->str)
+    /* A walk pays what the str() it spares costs, as often as it spares
+     * one (objects changing at every step spare none); walks are
+     * favoured up to twice that, since one that finds the state unchanged
+     * also saves escaping and comparing the text. */
+    if (c->walk == 0 || c->str == 0 || c->walk * 512 < c->str * c->hits)
         return 1;
     return ++c->tick % SP_RETRY == 0;
 }
@@ -86,6 +91,35 @@ void
 st__stateprint_str_cost(const PyTypeObject *t, uint64_t ticks)
 {
     average(&type_cost_of(t)->str, ticks);
+}
+
+void
+st__stateprint_outcome(const PyTypeObject *t, int spared)
+{
+    struct type_cost *c = type_cost_of(t);
+
+    c->hits = c->hits - c->hits / 8 + (spared ? 1024 : 0) / 8;
+}
+
+/*
+ * Prints taken since the program's code last ran: the same root walked
+ * again in the same step (a graph held as `G`, `R` and `self`) gives the
+ * same print.  Direct-mapped by root; any run of the program's code (a
+ * str(), the next line) forgets them all.
+ */
+#define SP_MEMO_SLOTS 16u
+
+static uint64_t code_epoch = 1;
+static struct {
+    const void *root;        /* Identity only. */
+    uint64_t epoch;
+    struct st_stateprint sp;
+} memo[SP_MEMO_SLOTS];
+
+void
+st__stateprint_forget(void)
+{
+    code_epoch++;
 }
 
 /* PyMemberDef types of object slots (structmember.h's T_OBJECT and
@@ -339,6 +373,35 @@ walk_float(struct walk *w, double d)
     mix(w, x);
 }
 
+/* An immutable scalar (int, str, float, bool, None) held by a container:
+ * mixed in place, without a visit of its own.  @return 1 when x is one. */
+static int
+walk_scalar(struct walk *w, PyObject *x)
+{
+    PyTypeObject *t = Py_TYPE(x);
+
+    if (x == Py_None || t == &PyBool_Type) {
+        mix(w, (uint64_t)(uintptr_t)x);
+        return 1;
+    }
+    if (t == &PyLong_Type) {
+        mix(w, (uint64_t)(uintptr_t)x);
+        walk_int(w, x);
+        return 1;
+    }
+    if (t == &PyUnicode_Type) {
+        mix(w, (uint64_t)(uintptr_t)x);
+        walk_str(w, x);
+        return 1;
+    }
+    if (t == &PyFloat_Type) {
+        mix(w, (uint64_t)(uintptr_t)x);
+        walk_float(w, PyFloat_AS_DOUBLE(x));
+        return 1;
+    }
+    return 0;
+}
+
 static void
 walk_seq(struct walk *w, PyObject *const *items, Py_ssize_t n)
 {
@@ -346,21 +409,82 @@ walk_seq(struct walk *w, PyObject *const *items, Py_ssize_t n)
 
     mix(w, (uint64_t)n);
     for (i = n; i > 0; i--)
-        push(w, items[i - 1]);
+        if (!walk_scalar(w, items[i - 1]))
+            push(w, items[i - 1]);
 }
+
+/* Does the dict's version tag cover x entirely (an immutable scalar: the
+ * same object again is the same value)? */
+static int
+covered_by_version(PyObject *x)
+{
+    PyTypeObject *t = Py_TYPE(x);
+
+    return x == Py_None || t == &PyLong_Type || t == &PyUnicode_Type ||
+           t == &PyFloat_Type || t == &PyBool_Type;
+}
+
+/*
+ * Dicts found to hold only scalars, by address and version tag: such a
+ * dict at that version is wholly covered by the tag, and is not iterated
+ * again (a graph's edge attributes, a record's fields).  Version tags are
+ * never reused, so a hit cannot be another dict's state.  Direct-mapped.
+ */
+#define FLAT_SLOTS 8192u
+
+static struct {
+    const void *dict;
+    uint64_t version;
+} flat[FLAT_SLOTS];
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* The items of a dict whose version tag cannot be trusted: each key and
+ * value by identity, scalars by value too. */
+static void
+walk_dict_items(struct walk *w, PyObject *d)
+{
+    Py_ssize_t pos = 0;
+    PyObject *k, *val;
+
+    mix(w, (uint64_t)PyDict_GET_SIZE(d));
+    while (PyDict_Next(d, &pos, &k, &val)) {
+        if (!walk_scalar(w, k))
+            push(w, k);
+        if (!walk_scalar(w, val))
+            push(w, val);
+    }
+}
+#endif
 
 static void
 walk_dict(struct walk *w, PyObject *d)
 {
     Py_ssize_t pos = 0;
     PyObject *k, *val;
+    uint64_t version = st_dict_version(d);
+    size_t slot = (((uintptr_t)d >> 4) * 0x9e3779b97f4a7c15ull >> 32) %
+                  FLAT_SLOTS;
+    int scalars_only = 1;
 
     mix(w, (uint64_t)PyDict_GET_SIZE(d));
-    mix(w, st_dict_version(d));
+    mix(w, version);
+    if (flat[slot].dict == (const void *)d && flat[slot].version == version)
+        return;
+    /* An equal version tag means the same key and value objects: only
+     * what can change inside them is visited. */
     while (PyDict_Next(d, &pos, &k, &val)) {
-        if (!PyUnicode_CheckExact(k))
+        if (!covered_by_version(k)) {
             push(w, k);
-        push(w, val);
+            scalars_only = 0;
+        }
+        if (!covered_by_version(val)) {
+            push(w, val);
+            scalars_only = 0;
+        }
+    }
+    if (scalars_only) {
+        flat[slot].dict = d;
+        flat[slot].version = version;
     }
 }
 
@@ -445,7 +569,13 @@ walk_instance(struct walk *w, PyObject *v, PyTypeObject *base)
     dictptr = _PyObject_GetDictPtr(v);
     if (dictptr != NULL && *dictptr != NULL && PyDict_Check(*dictptr)) {
         mix(w, 1);
+#if PY_VERSION_HEX >= 0x030D0000
+        /* 3.13 stores an attribute into the object's inline values
+         * without moving the version tag of the dict made from them. */
+        walk_dict_items(w, *dictptr);
+#else
         walk_dict(w, *dictptr);
+#endif
     }
     else {
         PyErr_Clear();
@@ -538,6 +668,7 @@ st__stateprint(PyObject *v, struct st_stateprint *out)
     struct walk w;
     int gc_was_on;
     uint64_t t0;
+    size_t k;
 
     memset(out, 0, sizeof(*out));
     if (nopaque_found < NOPAQUE && py_class_dealloc != NULL) {
@@ -555,6 +686,11 @@ st__stateprint(PyObject *v, struct st_stateprint *out)
         !(is_py_class(Py_TYPE(v)) || is_opaque(Py_TYPE(v))) ||
         !stateprint_worth(Py_TYPE(v)))
         return 0;
+    k = (((uintptr_t)v >> 4) * 0x9e3779b97f4a7c15ull >> 32) % SP_MEMO_SLOTS;
+    if (memo[k].root == (const void *)v && memo[k].epoch == code_epoch) {
+        *out = memo[k].sp;
+        return 1;
+    }
     t0 = st__ticks();
     memset(&w, 0, sizeof(w));
     w.h = 0xcbf29ce484222325ull;
@@ -577,5 +713,8 @@ st__stateprint(PyObject *v, struct st_stateprint *out)
         return 0;
     out->hash = w.h;
     out->nodes = w.nodes;
+    memo[k].root = v;
+    memo[k].epoch = code_epoch;
+    memo[k].sp = *out;
     return 1;
 }

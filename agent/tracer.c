@@ -566,6 +566,8 @@ record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
     if (rec.vars) {
         st_exc_state es;
 
+        /* The program ran since the last step. */
+        st__stateprint_forget();
         /* str() runs the program's code: the exception in flight (none,
          * at a line event) is kept aside meanwhile. */
         ST_EXC_SAVE(es);

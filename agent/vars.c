@@ -139,6 +139,7 @@ st__text_of(PyObject *v, int repr)
     PyObject **dp, *dict = NULL, *saved = NULL, *s;
     uint64_t version = 0;
 
+    st__stateprint_forget();
     if (st__being_built(v)) {
         dp = _PyObject_GetDictPtr(v);
         if (dp != NULL && *dp != NULL && PyDict_CheckExact(*dp)) {
@@ -465,13 +466,14 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         e->sp_miss = SP_MISS_MAX - 1;
     has_sp = text_is_programs(v) && (e == NULL || e->sp_miss < SP_MISS_MAX) &&
              st__stateprint(v, &sp);
-    if (i >= 0 && e->type == Py_TYPE(v) && has_sp && e->has_sp) {
-        if (e->sp.hash == sp.hash && e->sp.nodes == sp.nodes) {
-            e->sp_miss = 0;
-            return 0;
-        }
-        e->sp_miss += e->sp_miss < SP_MISS_MAX;
+    if (i >= 0 && e->type == Py_TYPE(v) && has_sp && e->has_sp &&
+        e->sp.hash == sp.hash && e->sp.nodes == sp.nodes) {
+        st__stateprint_outcome(Py_TYPE(v), 1);
+        e->sp_miss = 0;
+        return 0;
     }
+    if (i >= 0 && has_sp && e->has_sp)
+        e->sp_miss += e->sp_miss < SP_MISS_MAX;
     else if (i >= 0 && e->type == Py_TYPE(v) && !has_sp &&
              snapent_same_shape(e, v)) {
         return 0;
@@ -480,6 +482,8 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     if (type_s == NULL)
         return -1;
     value = has_sp ? textcache_get(&sp, r->repr_limit, &len) : NULL;
+    if (has_sp)
+        st__stateprint_outcome(Py_TYPE(v), value != NULL);
     if (value == NULL) {
         uint64_t t0 = st__ticks();
 
@@ -721,7 +725,10 @@ st__render_exception(PyObject *exc, const struct st_region *r,
 {
     const char *type = vars_type_name(exc);
     size_t tlen = strlen(type), mlen = 0;
-    char *msg = st__render_value(exc, r, &mlen);
+    char *msg;
+
+    st__stateprint_forget();
+    msg = st__render_value(exc, r, &mlen);
     char *out;
 
     out = malloc(tlen + 2 + mlen + 1);

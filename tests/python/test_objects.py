@@ -38,9 +38,9 @@ DEEP = """\
             self.opaque = collections.deque()
         def __str__(self):
             CALLS[0] += 1
-            return "Node(%d %s %d %d)" % (self.kids[0]["leaf"].n,
-                                          sorted(self.tags), len(self.bag),
-                                          len(self.opaque))
+            return "Node(%d %s %d %d%s)" % (
+                self.kids[0]["leaf"].n, sorted(self.tags), len(self.bag),
+                len(self.opaque), getattr(self, "label", ""))
 
     def mutate(node, k):
         if k == 0:
@@ -57,10 +57,14 @@ DEEP = """\
             node.extra = 1                     # a new attribute (not shown)
         elif k == 6:
             node.opaque.append(1)              # held by a C object
+        elif k == 7:
+            node.label = " x"                  # an attribute added
+        elif k == 8:
+            node.label = " y"                  # an attribute rebound
 
     def main():
         node = Node()
-        for k in range(7):
+        for k in range(9):
             mutate(node, k)
             x = k
         print("CALLS", CALLS[0], file=sys.stderr)
@@ -119,7 +123,8 @@ class ObjectsTest(TempDirTest):
         self.assertEqual(r.returncode, 0, r)
         self.assertEqual(changed_values(r.stdout, "node", "Node"), [
             "Node(1 [] 0 0)", "Node(7 [] 0 0)", "Node(7 ['t'] 0 0)",
-            "Node(7 ['t'] 1 0)", "Node(7 ['t'] 1 1)"])
+            "Node(7 ['t'] 1 0)", "Node(7 ['t'] 1 1)", "Node(7 ['t'] 1 1 x)",
+            "Node(7 ['t'] 1 1 y)"])
 
     def test_str_runs_once_per_change(self):
         self.script("still.py", textwrap.dedent(STILL))
