@@ -17,7 +17,7 @@ import os
 import sys
 import types
 
-from .config import ConfigError, find_config_file, load_config
+from .config import ConfigError, find_config_file, read_config
 from .tracer import LogLevel, LogOutput, Tracer, VariableMode
 
 _PKGDIR = os.path.dirname(os.path.abspath(__file__))
@@ -333,7 +333,7 @@ def _settings(options, workspace):
     try:
         if path is None:
             path = find_config_file(workspace)
-        config = load_config(path) if path is not None else {}
+        config = read_config(path) if path is not None else {}
     except ConfigError as e:
         raise UsageError(str(e)) from None
     settings = dict(config)

@@ -14,10 +14,13 @@ library's tomllib (Python 3.11+; on 3.10 the ``tomli`` package is used when
 it is installed); ``pyproject.toml`` contributes its ``[tool.steptrace]``
 table.
 
-Unlike python-steptrace 0.3.0, which printed a message and returned None,
-``load_config`` raises ``ConfigError`` (a ``ValueError``) for a file that
-cannot be used: unreadable, not valid YAML/TOML, an unknown key, a value of
-the wrong type or an unknown enum value.  Its message is one line that
+As python-steptrace 0.3.0 does, ``load_config`` returns None, with one
+warning on stderr, for a file whose extension is not a config type (the
+CLI's ``--config`` makes that an error, exit status 2).  Unlike 0.3.0,
+which printed a message and returned None, it raises ``ConfigError`` (a
+``ValueError``) for a config file that cannot be used: unreadable, not
+valid YAML/TOML, an unknown key, a value of the wrong type or an unknown
+enum value.  Its message is one line that
 names the file (with ``line:column`` for syntax errors), the key and the
 valid keys or values.  The ``parse_*`` helpers keep 0.3.0's lenient
 behaviour: an unknown string gives the default.
@@ -33,6 +36,7 @@ from .tracer import _ON_FULL, LogLevel, LogOutput, VariableMode, _coerce_enum
 
 __all__ = [
     "ConfigError", "CONFIG_KEYS", "CONFIG_FILE_NAMES", "load_config",
+    "read_config",
     "normalize_config", "parse_log_level", "parse_log_output",
     "parse_variable_mode", "merge_config_with_args", "find_config_file",
 ]
@@ -310,7 +314,24 @@ def _read_yaml(path):
                           % (path, e.strerror or e), path) from None
 
 
+class UnsupportedConfigType(ConfigError):
+    """A config file whose extension is none of .yaml, .yml, .toml."""
+
+
 def load_config(path):
+    """Reads a config file; returns its settings, normalized, or None (with
+    one warning on stderr) when its extension is not .yaml, .yml or .toml,
+    as python-steptrace 0.3.0 does.  Other problems raise ConfigError; see
+    read_config."""
+    try:
+        return read_config(path)
+    except UnsupportedConfigType as e:
+        sys.stderr.write("steptrace: %s\n" % e)
+        sys.stderr.flush()
+        return None
+
+
+def read_config(path):
     """Reads a config file; returns its settings, normalized.
 
     ``.yaml`` / ``.yml`` files are YAML, ``.toml`` files TOML, and a file
@@ -340,9 +361,9 @@ def load_config(path):
                 raise ConfigError("%s: expected a table, got %s"
                                   % (source, _show(raw)), path)
     else:
-        raise ConfigError("%s: unsupported config file type %r: use .yaml, "
-                          ".yml or .toml (or pyproject.toml)"
-                          % (path, ext or name), path)
+        raise UnsupportedConfigType(
+            "%s: unsupported config file type %r: use .yaml, .yml or .toml "
+            "(or pyproject.toml)" % (path, ext or name), path)
     config = normalize_config(raw, source)
     return config
 

@@ -4,6 +4,8 @@ interpreters: YAML, TOML, pyproject.toml's [tool.steptrace], discovery from
 the script's directory upward, precedence defaults < file < options, and a
 one-line error with exit status 2 for every kind of bad config."""
 import argparse
+import contextlib
+import io
 import os
 import re
 import sys
@@ -347,9 +349,21 @@ class ConfigApiTest(TempDirTest):
         os.mkdir(self.path("dir.yml"))
         self.config_error(self.path("dir.yml"), "cannot read config file: "
                           "Is a directory")
-        path = self.write("steptrace.json", "{}\n")
-        self.config_error(path, path + ": unsupported config file type "
-                          "'.json': use .yaml, .yml or .toml")
+        # An extension that is no config type: None and one warning, as
+        # python-steptrace 0.3.0 (its test_invalid_config_file); the CLI
+        # and read_config() make it an error.
+        for name in ("steptrace.json", "config.txt"):
+            path = self.write(name, "{}\n")
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                self.assertIsNone(stconfig.load_config(path))
+            ext = os.path.splitext(name)[1]
+            self.assertEqual(err.getvalue(), "steptrace: %s: unsupported "
+                             "config file type '%s': use .yaml, .yml or "
+                             ".toml (or pyproject.toml)\n" % (path, ext))
+            with self.assertRaises(ConfigError) as cm:
+                stconfig.read_config(path)
+            self.assertIn("unsupported config file type", str(cm.exception))
         if os.geteuid() != 0:
             path = self.write("locked.yaml", "log_level: INFO\n")
             os.chmod(path, 0)
