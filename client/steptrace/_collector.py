@@ -1,9 +1,13 @@
 """Finding or starting the collector (steptraced) for this process tree.
 
 With STEPTRACE_SOCKET set, records go to the collector listening there.
-Without it (or when it does not answer), a private collector is started on a
-private socket, and STEPTRACE_SOCKET is exported so that child processes
-log into it too; it exits by itself once its last client is gone.
+Without it, the service on the default socket (SPEC section 9:
+$XDG_RUNTIME_DIR/steptrace/steptraced.sock, else
+/tmp/steptrace-<uid>/steptraced.sock) is used when one answers there.
+Otherwise (or when the named one does not answer), a private collector is
+started on a private socket.  The socket used is exported as
+STEPTRACE_SOCKET so that child processes log into it too; a private
+collector exits by itself once its last client is gone.
 """
 import atexit
 import functools
@@ -16,6 +20,7 @@ import tempfile
 import threading
 
 from . import _agent
+from ._paths import service_socket
 
 _lock = threading.Lock()
 _IDLE_EXIT_S = "2"
@@ -114,6 +119,17 @@ def ensure_connected():
             except (ConnectionError, OSError) as e:
                 _warn("%s; starting a private collector instead (start "
                       "steptraced there or unset STEPTRACE_SOCKET)" % e)
+        else:
+            # A service started with `steptrace daemon start`: used when it
+            # answers; none there (or a stale socket) is no error.
+            service = service_socket()
+            if os.path.exists(service):
+                try:
+                    _agent.connect(service, _program())
+                    os.environ["STEPTRACE_SOCKET"] = service
+                    return True
+                except (ConnectionError, OSError):
+                    pass
         try:
             path = _start_private()
             _agent.connect(path, _program())

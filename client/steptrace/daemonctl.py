@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from ._paths import service_socket
+
 WIRE_VERSION = 3  # = ST_WIRE_VERSION in common/include/steptrace/wire.h
 MSG_HELLO = 1
 MSG_STATUS = 13
@@ -317,10 +319,7 @@ def default_socket():
     env = os.environ.get("STEPTRACE_SOCKET")
     if env:
         return env
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and xdg.startswith("/"):
-        return os.path.join(xdg, "steptrace", "steptraced.sock")
-    return "/tmp/steptrace-%d/steptraced.sock" % os.getuid()
+    return service_socket()
 
 
 def socket_path(opts):

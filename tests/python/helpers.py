@@ -57,12 +57,19 @@ def read(path):
         return f.read()
 
 
+# A runtime directory that does not exist: no service listens under it.
+NO_SERVICE_DIR = "/nonexistent/steptrace-tests-runtime"
+
+
 def environ(**changes):
     """os.environ (PYTHONPATH, STEPTRACED, ... pass through) with changes;
     a value of None removes the variable.  STEPTRACE_SOCKET is removed
     unless given, so each test chooses its collector explicitly."""
     env = dict(os.environ)
     env.pop("STEPTRACE_SOCKET", None)
+    # No service on the default socket either (steptrace uses one that
+    # answers there): a test that wants one names its own runtime dir.
+    env["XDG_RUNTIME_DIR"] = NO_SERVICE_DIR
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.pop("PYTHONSTARTUP", None)
     for k, v in changes.items():

@@ -330,6 +330,46 @@ class ServiceTest(TempDirTest):
         self.assertEqual(r.returncode, 0, r)
         self.assertIn("not running", r.stderr)
 
+    def test_a_running_service_is_used_without_steptrace_socket(self):
+        # `steptrace daemon start`, then a traced program with no
+        # STEPTRACE_SOCKET: its records go to the service (its counters),
+        # and its children are pointed at the same socket.
+        runtime = self.path("run")
+        os.mkdir(runtime, 0o700)
+        env = helpers.environ(XDG_RUNTIME_DIR=runtime)
+        sock = os.path.join(runtime, "steptrace", "steptraced.sock")
+        r = self.steptrace("daemon", "start", env=env)
+        self.assertEqual(r.returncode, 0, r)
+        self.addCleanup(self._kill_at, sock)
+        self.script("a.py", prog("""\
+            import os
+            from steptrace import Tracer
+            with Tracer():
+                work(10)
+            print(os.environ.get("STEPTRACE_SOCKET"))
+            """))
+        r = self.traced(self.tmp, "a.py", env=env)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(r.stdout.strip(), sock)
+        self.assertEqual(r.stderr, "")
+        st = json.loads(self.steptrace("daemon", "status", "--json",
+                                       env=env).stdout)
+        self.assertEqual(st["records_written"], work_records(10))
+        self.assertEqual(len(self.records()), work_records(10))
+        # Stopped, with a stale socket file left at the path: a private
+        # collector, quietly.
+        self.assertEqual(self.steptrace("daemon", "stop", env=env).returncode,
+                         0)
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(sock)
+        stale.close()
+        shutil.rmtree(self.path(".tracer"))
+        r = self.traced(self.tmp, "a.py", env=env)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(r.stderr, "")
+        self.assertNotEqual(r.stdout.strip(), sock)
+        self.assertEqual(len(self.records()), work_records(10))
+
     def test_default_socket_in_tmp_without_runtime_dir(self):
         d = "/tmp/steptrace-%d" % os.getuid()
         if os.path.lexists(d):
