@@ -235,8 +235,9 @@ void st__signals_ring(struct st_ring_hdr *h);
 /* ---- tracer.c: regions and events ---- */
 
 struct st_filter {
-    char *workspace;     /* Owned; NULL when filter_workspace is off. */
-    size_t ws_len;
+    char **workspaces;   /* Owned array of owned real paths; NULL when
+                            filter_workspace is off. */
+    size_t nworkspaces;
     char **excluded;     /* Owned array of owned prefixes. */
     size_t nexcluded;
     char *pkgdir;        /* Owned: the steptrace package directory. */

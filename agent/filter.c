@@ -5,6 +5,7 @@
  */
 #include "agent.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,67 @@ path_has_component(const char *path, const char *comp)
             return 1;
         p += cn;
     }
+    return 0;
+}
+
+/* `path` (absolute) with ".", ".." and repeated slashes taken out, as
+ * text (for a file that is gone, so realpath() cannot see it), into buf
+ * of PATH_MAX bytes. */
+static const char *
+lexical_path(const char *path, char *buf)
+{
+    size_t n = 0;
+    const char *p = path;
+
+    while (*p != '\0') {
+        const char *q;
+        size_t len;
+
+        while (*p == '/')
+            p++;
+        q = p;
+        while (*q != '\0' && *q != '/')
+            q++;
+        len = (size_t)(q - p);
+        if (len == 0 || (len == 1 && p[0] == '.')) {
+            /* nothing */
+        }
+        else if (len == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 0 && buf[n - 1] != '/')
+                n--;
+            if (n > 0)
+                n--;
+        }
+        else {
+            if (n + 1 + len >= PATH_MAX)
+                return path;
+            buf[n++] = '/';
+            memcpy(buf + n, p, len);
+            n += len;
+        }
+        p = q;
+    }
+    if (n == 0)
+        buf[n++] = '/';
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Is the file at `path` in one of the workspaces?  Decided on its real
+ * path ("..", symlinks resolved), as a component-wise prefix. */
+static int
+in_workspace(const struct st_filter *f, const char *path)
+{
+    char buf[PATH_MAX];
+    const char *real = realpath(path, buf);
+    size_t i, n;
+
+    if (real == NULL)
+        real = lexical_path(path, buf);
+    n = strlen(real);
+    for (i = 0; i < f->nworkspaces; i++)
+        if (path_under(real, n, f->workspaces[i], strlen(f->workspaces[i])))
+            return 1;
     return 0;
 }
 
@@ -108,7 +170,7 @@ filter_code(const struct st_filter *f, PyCodeObject *co,
     if (path_has_component(path, "site-packages") ||
         path_has_component(path, "dist-packages"))
         return 0;
-    if (f->workspace != NULL && !path_under(path, pn, f->workspace, f->ws_len))
+    if (f->workspaces != NULL && !in_workspace(f, path))
         return 0;
     if (f->functions != NULL) {
         int in = PySet_Contains(f->functions, co->co_name);

@@ -140,7 +140,11 @@ filter_key(struct st_filter *f)
     Py_hash_t fh = 0;
     size_t i;
 
-    h = key_mix(h, f->workspace ? f->workspace : "\x01");
+    if (f->workspaces == NULL)
+        h = key_mix(h, "\x01");
+    for (i = 0; i < f->nworkspaces; i++)
+        h = key_mix(h, f->workspaces[i]);
+    h = key_mix(h, "\x02");
     for (i = 0; i < f->nexcluded; i++)
         h = key_mix(h, f->excluded[i]);
     h = key_mix(key_mix(h, f->pkgdir), f->cwd);
@@ -162,10 +166,27 @@ region_set_filter(struct st_region *r, PyObject *workspace,
 
     f->id = next_filter_id++;
     if (workspace != Py_None) {
-        f->workspace = dup_utf8(workspace);
-        if (f->workspace == NULL)
+        /* One directory, or a tuple of them (real paths). */
+        int one = PyUnicode_Check(workspace);
+
+        if (!one && !PyTuple_Check(workspace)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "workspace: expected a str, a tuple or None");
             return -1;
-        f->ws_len = strlen(f->workspace);
+        }
+        n = one ? 1 : PyTuple_GET_SIZE(workspace);
+        f->workspaces = calloc((size_t)n + 1, sizeof(char *));
+        if (f->workspaces == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (i = 0; i < n; i++) {
+            f->workspaces[i] =
+                dup_utf8(one ? workspace : PyTuple_GET_ITEM(workspace, i));
+            if (f->workspaces[i] == NULL)
+                return -1;
+            f->nworkspaces++;
+        }
     }
     n = PyTuple_GET_SIZE(excluded);
     f->excluded = calloc((size_t)n + 1, sizeof(char *));

@@ -1065,7 +1065,9 @@ st__region_free(struct st_region *r)
 
     if (r == NULL)
         return;
-    free(r->filter.workspace);
+    for (i = 0; i < r->filter.nworkspaces; i++)
+        free(r->filter.workspaces[i]);
+    free(r->filter.workspaces);
     for (i = 0; i < r->filter.nexcluded; i++)
         free(r->filter.excluded[i]);
     free(r->filter.excluded);

@@ -29,6 +29,7 @@ steptrace: a line-by-line execution tracer for Python.
 
 commands:
   run SCRIPT [options] [-- args]   trace SCRIPT as __main__ (see: steptrace run --help)
+  run [options] -m MODULE [args]   trace MODULE run as python -m runs it
   daemon start|stop|status         drive the steptraced collector service
                                    (see: steptrace daemon --help)
   tail [--pid N] [--file GLOB]     follow the records a running collector
@@ -40,10 +41,14 @@ started for this process tree.  The log is .tracer/tracer.log by default.
 
 RUN_HELP = """\
 usage: steptrace run SCRIPT [options] [-- script args]
+       steptrace run [options] -m MODULE [module args]
 
 Run SCRIPT as __main__ with every executed line of your own code traced.
 Options may stand before or after SCRIPT; unknown tokens and everything
-after -- are passed to the script.  Choices are case-insensitive.
+after -- are passed to the script.  With -m, MODULE runs as python -m runs
+it, everything after it is its own, and the workspace is the working
+directory (steptrace run -m pytest traces your code and tests, not
+pytest's).  Choices are case-insensitive.
 
 Settings are taken from the defaults, then from a config file, then from
 these options (each later source wins).  The config file is the one given
@@ -60,8 +65,11 @@ options:
   --variable-mode MODE      ALL, CHANGED or NONE (default ALL)
   --log-dir DIR             log directory, relative to the working directory
                             (default .tracer)
-  --filter-workspace        trace only files under the script's directory
-                            (default)
+  --filter-workspace        trace only files in the workspace (default): the
+                            script's directory, the working directory with -m
+  --workspace DIR           the workspace is DIR (repeatable); a file is in it
+                            when its real path (.. and symlinks resolved) is
+                            under DIR
   --no-filter-workspace     trace every file but the standard library,
                             site-packages and steptrace itself
   --traceable-functions NAME [NAME ...]
@@ -187,6 +195,25 @@ def parse_run_args(argv):
         elif tok in _FLAGS:
             key, value = _FLAGS[tok]
             settings[key] = value
+        elif name == "--workspace":
+            if eq:
+                value = inline
+            elif i < len(argv):
+                value = argv[i]
+                i += 1
+            else:
+                raise UsageError("--workspace needs a directory")
+            if not value:
+                raise UsageError("--workspace needs a directory")
+            settings.setdefault("workspace", []).append(value)
+        elif tok == "-m" and script is None:
+            # As python -m: the module, then its own arguments.
+            if i >= len(argv) or not argv[i] or argv[i].startswith("-"):
+                raise UsageError("-m needs a module name: steptrace run "
+                                 "[options] -m module [args]")
+            settings["module"] = argv[i]
+            script_args.extend(argv[i + 1:])
+            break
         elif name == "--traceable-functions":
             names = [inline] if eq else []
             while not eq and i < len(argv) and not argv[i].startswith("-"):
@@ -260,6 +287,35 @@ def _exit_status(exc):
     return 1
 
 
+def run_module(module, module_args, tracer):
+    """Runs `module` as python -m does (runpy, __main__, sys.argv[0] the
+    module's file, the working directory first on sys.path) under
+    `tracer`; returns the exit status."""
+    import importlib.util
+    import runpy
+    cwd = os.getcwd()
+    if sys.path and sys.path[0] in ("", cwd, _PKGDIR):
+        sys.path[0] = cwd
+    else:
+        sys.path.insert(0, cwd)
+    sys.argv = ["-m"] + list(module_args)
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as e:
+        spec = None
+        why = str(e)
+    else:
+        why = "no module named %r" % module
+    if spec is None:
+        raise UsageError("cannot run -m %s: %s" % (module, why))
+    with tracer:
+        status = _exec_main(
+            lambda: runpy.run_module(module, run_name="__main__",
+                                     alter_sys=True))
+        _wait_for_threads()
+    return status
+
+
 def run_script(script, script_args, tracer):
     """Runs `script` as __main__ under `tracer`; returns the exit status."""
     path = os.path.abspath(script)
@@ -286,7 +342,7 @@ def run_script(script, script_args, tracer):
         _report(e)
         return 1
     with tracer:
-        status = _exec_main(code, main)
+        status = _exec_main(lambda: exec(code, main.__dict__))
         # As python does at exit (after the traceback, before atexit), wait
         # for the script's non-daemon threads: inside the region, so that
         # what they still run is traced too.
@@ -294,11 +350,11 @@ def run_script(script, script_args, tracer):
     return status
 
 
-def _exec_main(code, main):
-    """Runs the script's code; returns the exit status python would give,
-    having printed what python would print."""
+def _exec_main(run):
+    """Calls run() (the script's or module's code); returns the exit status
+    python would give, having printed what python would print."""
     try:
-        exec(code, main.__dict__)
+        run()
     except SystemExit as e:
         return _exit_status(e)
     except KeyboardInterrupt as e:
@@ -358,19 +414,34 @@ def _cmd_run(argv):
     if options.pop("help", False):
         sys.stdout.write(RUN_HELP)
         return 0
-    if script is None:
-        raise UsageError("run needs a SCRIPT to trace: steptrace run "
-                         "script.py [options] [-- args]")
-    if not os.path.isfile(script):
-        raise UsageError("cannot find script %s: check the path" % script)
-    workspace = os.path.dirname(os.path.abspath(script))
+    module = options.pop("module", None)
+    if module is not None:
+        if script is not None:
+            raise UsageError("give a SCRIPT or -m MODULE, not both")
+        workspace = os.getcwd()
+    else:
+        if script is None:
+            raise UsageError("run needs a SCRIPT to trace: steptrace run "
+                             "script.py [options] [-- args], or steptrace "
+                             "run [options] -m module [args]")
+        if not os.path.isfile(script):
+            raise UsageError("cannot find script %s: check the path"
+                             % script)
+        workspace = os.path.dirname(os.path.abspath(script))
     settings = _settings(options, workspace)
+    if "workspace" in options:
+        # --workspace: relative to the working directory (a config's own
+        # are relative to the config file).
+        settings["workspace"] = [os.path.abspath(d)
+                                 for d in options["workspace"]]
     output = settings.get("log_output", LogOutput.FILE)
     level = settings.get("log_level", LogLevel.INFO)
     if output in (LogOutput.FILE, LogOutput.FILE_STDOUT,
                   LogOutput.FILE_STDERR) and level < LogLevel.SILENT:
         _check_log_dir(settings.get("log_dir", ".tracer"))
     tracer = _make_tracer(settings, workspace)
+    if module is not None:
+        return run_module(module, script_args, tracer)
     return run_script(script, script_args, tracer)
 
 

@@ -50,7 +50,7 @@ PYPROJECT = "pyproject.toml"
 # error messages list them.
 CONFIG_KEYS = (
     "log_level", "log_output", "variable_mode", "log_dir",
-    "filter_workspace", "traceable_functions", "trace_async",
+    "filter_workspace", "workspace", "traceable_functions", "trace_async",
     "async_threshold_ms", "repr_limit", "max_log_bytes", "max_log_files",
     "on_full",
 )
@@ -179,6 +179,16 @@ def _functions(value, fail):
     return list(value)
 
 
+def _dirs(value, fail):
+    if isinstance(value, str) and value:
+        return [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, str) and v for v in value):
+        fail("expected a directory or a list of directories, e.g. [src, "
+             "tests], got %s" % _show(value))
+    return list(value)
+
+
 def _threshold(value, fail):
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or value < 0:
@@ -202,6 +212,7 @@ _CHECKS = {
     "variable_mode": lambda v, fail: _enum_value(VariableMode, v, fail),
     "log_dir": _log_dir,
     "filter_workspace": _boolean,
+    "workspace": _dirs,
     "traceable_functions": _functions,
     "trace_async": _boolean,
     "async_threshold_ms": _threshold,
@@ -365,6 +376,11 @@ def read_config(path):
             "%s: unsupported config file type %r: use .yaml, .yml or .toml "
             "(or pyproject.toml)" % (path, ext or name), path)
     config = normalize_config(raw, source)
+    if "workspace" in config:
+        # Relative to the file that names them.
+        base = os.path.dirname(os.path.abspath(path))
+        config["workspace"] = [os.path.join(base, d)
+                               for d in config["workspace"]]
     return config
 
 
@@ -467,6 +483,8 @@ def merge_config_with_args(config, args):
         result["filter_workspace"] = False
     if arg("traceable_functions"):
         result["traceable_functions"] = list(arg("traceable_functions"))
+    if arg("workspace"):
+        result["workspace"] = list(arg("workspace"))
     if arg("trace_async"):
         result["trace_async"] = True
     if arg("no_trace_async"):

@@ -109,7 +109,7 @@ class Tracer:
                  log_output=LogOutput.FILE, variable_mode=VariableMode.ALL,
                  _workspace_override=None, *, tracable_functions=None,
                  repr_limit=1000, max_log_bytes=100 * 1024 * 1024,
-                 max_log_files=10, on_full="block"):
+                 max_log_files=10, on_full="block", workspace=None):
         if traceable_functions is None:
             traceable_functions = tracable_functions
         self.filter_workspace = bool(filter_workspace)
@@ -140,8 +140,22 @@ class Tracer:
         self.max_log_bytes = max_log_bytes
         self.max_log_files = max_log_files
         self.on_full = on_full
-        self.workspace = (os.path.abspath(_workspace_override)
-                          if _workspace_override else _caller_workspace(1))
+        # The directories whose files are traced (filter_workspace):
+        # `workspace` (a directory or several), else the directory of the
+        # file that makes the Tracer.  Real paths: membership is decided on
+        # the real path of each code's file.
+        if workspace is None:
+            dirs = [_workspace_override or _caller_workspace(1)]
+        elif isinstance(workspace, (str, bytes, os.PathLike)):
+            dirs = [workspace]
+        else:
+            dirs = list(workspace)
+        if not dirs:
+            raise ValueError("invalid workspace []: name at least one "
+                             "directory")
+        self.workspaces = tuple(os.path.realpath(os.fsdecode(d))
+                                for d in dirs)
+        self.workspace = self.workspaces[0]
         self._id = next(_tracer_ids)
         self._local = threading.local()
 
@@ -171,7 +185,7 @@ class Tracer:
             repr_limit=self.repr_limit,
             max_log_bytes=self.max_log_bytes,
             max_log_files=self.max_log_files,
-            workspace=self.workspace if self.filter_workspace else None,
+            workspace=self.workspaces if self.filter_workspace else None,
             excluded=_excluded_paths(),
             pkgdir=_PKGDIR,
             cwd=os.getcwd(),
