@@ -169,8 +169,44 @@ _FLAGS = {
 }
 
 
+def _distance(a, b):
+    """Levenshtein distance between two short strings."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1,
+                           prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+_LONG_OPTIONS = sorted(o for o in list(_VALUED) + list(_FLAGS) +
+                       ["--workspace", "--traceable-functions", "--help"]
+                       if o.startswith("--"))
+
+
+def _meant_option(tok):
+    """The steptrace option a token after SCRIPT looks like a misspelling
+    of (within edit distance 2), or None."""
+    name = tok.partition("=")[0]
+    if not name.startswith("--") or len(name) < 5 or name in _LONG_OPTIONS:
+        return None
+    best = min(_LONG_OPTIONS, key=lambda o: _distance(name, o))
+    return best if _distance(name, best) <= 2 else None
+
+
+def _warn(msg):
+    sys.stderr.write("steptrace: %s\n" % msg)
+    sys.stderr.flush()
+
+
 def parse_run_args(argv):
-    """Splits `run` arguments into (settings, script, script_args)."""
+    """Splits `run` arguments into (settings, script, script_args).
+
+    After SCRIPT, a token that looks like a misspelt steptrace option, or a
+    steptrace option with a bad or missing value, is the script's: it is
+    passed on with one warning (before SCRIPT it is an error)."""
     settings = {}
     script = None
     script_args = []
@@ -189,9 +225,22 @@ def parse_run_args(argv):
             elif i < len(argv):
                 value = argv[i]
                 i += 1
+            elif script is not None:
+                _warn("passing %s to the script: it needs a value to be "
+                      "steptrace's (put steptrace's options before the "
+                      "script, or the script's after --)" % name)
+                script_args.append(tok)
+                continue
             else:
                 raise UsageError("%s needs a value" % name)
-            settings[key] = parse(value)
+            try:
+                settings[key] = parse(value)
+            except UsageError as e:
+                if script is None:
+                    raise
+                passed = tok if eq else "%s %s" % (tok, value)
+                _warn("passing %s to the script (%s)" % (passed, e))
+                script_args.extend([tok] if eq else [tok, value])
         elif tok in _FLAGS:
             key, value = _FLAGS[tok]
             settings[key] = value
@@ -231,28 +280,39 @@ def parse_run_args(argv):
         elif script is None and not tok.startswith("-"):
             script = tok
         else:
+            meant = _meant_option(tok) if script is not None else None
+            if meant is not None:
+                _warn("passing %s to the script; did you mean %s?"
+                      % (tok.partition("=")[0], meant))
             script_args.append(tok)
     return settings, script, script_args
 
 
 def _check_log_dir(log_dir):
-    """Fails early when the log directory cannot be created or written."""
+    """Fails early when the log directory cannot be created or written:
+    it is made (the run would make it) and a file is created in it and
+    removed, since permission bits do not tell (root, /proc, read-only
+    mounts)."""
+    import tempfile
     path = os.path.abspath(log_dir)
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise UsageError("log directory %s exists and is not a directory: "
-                             "choose another --log-dir" % path)
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise UsageError("log directory %s is not writable: fix its "
-                             "permissions or choose another --log-dir" % path)
-        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError("log directory %s exists and is not a directory: "
+                         "choose another --log-dir" % path)
     parent = os.path.dirname(path)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+    if not os.path.isdir(parent):
         raise UsageError("cannot create log directory %s (%s is not a "
-                         "writable directory): choose another --log-dir"
+                         "directory): choose another --log-dir"
                          % (path, parent))
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".steptrace-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError("cannot write log directory %s: %s: choose another "
+                         "--log-dir" % (path, e.strerror or e)) from None
 
 
 def _user_traceback(tb):

@@ -262,18 +262,53 @@ class CliTest(TempDirTest):
         return lines[0]
 
     def test_bad_option_value(self):
+        # Before the script: steptrace's, an error.
         self.check_usage_error(("--log-level", "LOUD", "script.py"),
                                "--log-level", "LOUD", "DEBUG", "INFO",
                                "WARNING", "ERROR", "SILENT")
-        self.check_usage_error(("script.py", "--log-output", "nowhere"),
+        self.check_usage_error(("--log-output", "nowhere", "script.py"),
                                "--log-output", "nowhere", "FILE", "STDOUT",
                                "STDERR", "FILE_STDOUT", "FILE_STDERR")
-        self.check_usage_error(("script.py", "--variable-mode=sometimes"),
+        self.check_usage_error(("--variable-mode=sometimes", "script.py"),
                                "--variable-mode", "sometimes", "ALL",
                                "CHANGED", "NONE")
 
     def test_option_without_value(self):
-        self.check_usage_error(("script.py", "--log-level"), "--log-level")
+        self.check_usage_error(("--log-level",), "--log-level")
+
+    def check_passed_on(self, args, passed, warning):
+        """The script runs with `passed` as its arguments, one warning."""
+        self.script("argv.py", "import sys\nprint(sys.argv[1:])\n")
+        r = self.run_cli("argv.py", *args)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(r.stdout, "%r\n" % (passed,))
+        self.assertEqual(r.stderr, "steptrace: %s\n" % warning if warning
+                         else "")
+
+    def test_mistakes_after_the_script_go_to_it_with_a_warning(self):
+        helpers.require_collector(self)
+        self.check_passed_on(("--log-levl", "DEBUG"), ["--log-levl", "DEBUG"],
+                             "passing --log-levl to the script; did you mean "
+                             "--log-level?")
+        self.check_passed_on(("--varable-mode=none",),
+                             ["--varable-mode=none"],
+                             "passing --varable-mode to the script; did you "
+                             "mean --variable-mode?")
+        self.check_passed_on(("--log-output", "nowhere"),
+                             ["--log-output", "nowhere"],
+                             "passing --log-output nowhere to the script "
+                             "(invalid --log-output value 'nowhere': choose "
+                             "one of FILE, STDOUT, STDERR, FILE_STDOUT, "
+                             "FILE_STDERR)")
+        self.check_passed_on(("--log-level",), ["--log-level"],
+                             "passing --log-level to the script: it needs a "
+                             "value to be steptrace's (put steptrace's "
+                             "options before the script, or the script's "
+                             "after --)")
+        # Far from any option, or short: the script's, quietly; a good one
+        # is still steptrace's.
+        self.check_passed_on(("--verbose", "-v", "--log-level", "debug"),
+                             ["--verbose", "-v"], "")
 
     def test_missing_script(self):
         self.check_usage_error(("nope.py", "--log-output", "STDOUT"),
@@ -288,6 +323,13 @@ class CliTest(TempDirTest):
         self.check_usage_error(("script.py", "--log-dir", "afile/logs"),
                                "afile")
         self.check_usage_error(("--log-dir", "afile", "script.py"), "afile")
+        # Permission bits do not tell (root may write anywhere they say):
+        # the directory is tried.
+        if os.path.isdir("/proc/self"):
+            self.check_usage_error(("--log-dir", "/proc/steptrace-x",
+                                    "script.py"),
+                                   "cannot write log directory "
+                                   "/proc/steptrace-x")
         with open(self.path("afile")) as f:
             self.assertEqual(f.read(), "not a directory\n")
 
