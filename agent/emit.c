@@ -459,7 +459,8 @@ st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
      * the records in this same order. */
     if (ts->name == NULL)
         (void)st__tstate_name(ts);
-    rec->step = ++r->steps;
+    /* Only line steps are numbered; an event shows none. */
+    rec->step = rec->kind == ST_EVENT_STEP ? ++r->steps : r->steps;
     if (r->first_tid == 0)
         r->first_tid = ts->tid;
     else if (r->first_tid != ts->tid)

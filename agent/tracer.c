@@ -760,8 +760,7 @@ st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
         st__async_exception(r, e, value);
         /* Each raise is a record (a re-raise too); an exception passing
          * through from a traced callee was recorded there. */
-        if ((r->level == ST_LEVEL_DEBUG || r->level == ST_LEVEL_ERROR) &&
-            raised_here(r, tb)) {
+        if (r->level <= ST_LEVEL_ERROR && raised_here(r, tb)) {
             struct st_record rec = {.kind = ST_EVENT_EXCEPTION};
             char *detail = st__render_exception(value, r, &rec.detail_len);
 

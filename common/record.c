@@ -304,9 +304,15 @@ st_record_format_step(struct st_buf *out, const struct st_step_view *v)
     if (st_buf_reserve(out, record_step_size(v)) != 0)
         return ST_ENOMEM;
     p = out->data + out->len;
-    PUT_LIT(p, DASHES " Step ");
-    p += st_buf_format_u64(p, v->step);
-    PUT_LIT(p, " " DASHES "\nRuntime: ");
+    if (v->event == ST_EVENT_STEP) {
+        PUT_LIT(p, DASHES " Step ");
+        p += st_buf_format_u64(p, v->step);
+        PUT_LIT(p, " " DASHES "\nRuntime: ");
+    }
+    else {
+        /* Events are not numbered steps. */
+        PUT_LIT(p, DASHES " Event " DASHES "\nRuntime: ");
+    }
     p = record_put_ms(p, v->runtime_ns);
     PUT_LIT(p, " ms");
     if (v->thread.p != NULL) {

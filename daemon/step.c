@@ -277,7 +277,9 @@ step_write(struct st_conn *c, struct st_region *rg, struct st_frame *f,
     char tidbuf[16];
     int r;
 
-    v->step = ++rg->steps;
+    /* Only line steps are numbered (SPEC section 3): the step count is
+     * the same at every level. */
+    v->step = v->event == ST_EVENT_STEP ? ++rg->steps : rg->steps;
     v->runtime_ns = runtime_ns;
     v->thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
     r = step_locations(c, rg, f, lineno, &v->nlocs);
@@ -346,7 +348,7 @@ static int
 step_event_shown(uint32_t kind, uint32_t level)
 {
     if (kind == ST_EVENT_EXCEPTION)
-        return level == ST_LEVEL_DEBUG || level == ST_LEVEL_ERROR;
+        return level <= ST_LEVEL_ERROR;
     return level == ST_LEVEL_DEBUG;
 }
 

@@ -335,14 +335,15 @@ START_TEST(test_record_format_events)
         .locs = locs, .nlocs = 2, .var_mode = ST_VARMODE_ALL,
         .locals = locals, .nlocals = 1,
     };
+    /* Events are not numbered steps: an Event header, whatever .step. */
     static const char head[] =
-        "--------------------- Step 4 ---------------------\n"
+        "--------------------- Event ---------------------\n"
         "Runtime: 0.0008 ms\n"
         "/abs/caller.py::outer -- line 12\n"
         "/abs/path/to/file.py::add -- line 3\n"
         "\n";
 
-    check_step(&v, "--------------------- Step 4 ---------------------\n"
+    check_step(&v, "--------------------- Event ---------------------\n"
                    "Runtime: 0.0008 ms\n"
                    "/abs/caller.py::outer -- line 12\n"
                    "/abs/path/to/file.py::add -- line 3\n"

@@ -26,17 +26,24 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def load_daemonctl():
-    """client/steptrace/daemonctl.py without importing the package (which
-    needs the built agent)."""
-    path = os.path.join(ROOT, "client", "steptrace", "daemonctl.py")
-    spec = importlib.util.spec_from_file_location("st_daemonctl", path)
+    """client/steptrace/daemonctl.py without importing the package (whose
+    __init__ needs the built agent): a bare package module stands for it,
+    so that daemonctl's relative imports resolve in its directory."""
+    pkgdir = os.path.join(ROOT, "client", "steptrace")
+    pkg = types.ModuleType("st_client")
+    pkg.__path__ = [pkgdir]
+    sys.modules["st_client"] = pkg
+    spec = importlib.util.spec_from_file_location(
+        "st_client.daemonctl", os.path.join(pkgdir, "daemonctl.py"))
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
 

@@ -25,6 +25,8 @@ DASHES = "-" * 21
 
 # One regular expression per kind of line of a step record (SPEC section 3).
 HEADER_RE = re.compile(r"^-{21} Step ([1-9][0-9]*) -{21}$")
+# Event records (Call, Return, Exception) are not numbered steps.
+EVENT_HEADER_RE = re.compile(r"^-{21} Event -{21}$")
 RUNTIME_RE = re.compile(r"^Runtime: ([0-9]+\.[0-9]{4}) ms$")
 LOCATION_RE = re.compile(r"^(/[^\n]*)::([^\s:]+) -- line ([1-9][0-9]*)$")
 SECTION_RE = re.compile(
@@ -252,7 +254,8 @@ def _parse_sections(lines, i, rec):
     """Reads the variable sections of a record from lines[i] up to the
     next step header into rec.sections; returns the index after them."""
     n = len(lines)
-    while i < n and not HEADER_RE.match(lines[i]):
+    while i < n and not HEADER_RE.match(lines[i]) and \
+            not EVENT_HEADER_RE.match(lines[i]):
         m = SECTION_RE.match(lines[i])
         if m is None:
             _fail_at(lines, i,
@@ -309,6 +312,14 @@ def parse_log(text):
 
     while i < n:
         start = i
+        if EVENT_HEADER_RE.match(lines[i]):
+            # An event record (an Exception at INFO): not a step; checked
+            # by parse_trace(), skipped here.
+            i += 1
+            while i < n and not HEADER_RE.match(lines[i]) and \
+                    not EVENT_HEADER_RE.match(lines[i]):
+                i += 1
+            continue
         m = HEADER_RE.match(lines[i])
         if m is None:
             fail("expected a step header")
@@ -341,22 +352,30 @@ def parse_log(text):
 
 
 def split_regions(records):
-    """Splits records into regions: a region starts at Step 1."""
+    """Splits records into regions: a region starts at Step 1.  Event
+    records are not numbered: the Call records just before a Step 1 are
+    that region's (a region's first frame starts it), other events belong
+    to the region they follow."""
     regions = []
     for r in records:
-        if r.step == 1:
-            regions.append([])
         if not regions:
-            raise AssertionError("log does not start at Step 1: %r" % r)
+            regions.append([])
+        elif r.step == 1 and any(x.step is not None for x in regions[-1]):
+            calls = []
+            while regions[-1] and getattr(regions[-1][-1], "kind",
+                                          None) == "call":
+                calls.insert(0, regions[-1].pop())
+            regions.append(calls)
         regions[-1].append(r)
     return regions
 
 
 def assert_steps_contiguous(test, records, msg=""):
-    """Every region numbers its steps 1..n with no gap."""
+    """Every region numbers its steps 1..n with no gap (event records are
+    not numbered)."""
     for region in split_regions(records):
-        test.assertEqual([r.step for r in region],
-                         list(range(1, len(region) + 1)),
+        steps = [r.step for r in region if r.step is not None]
+        test.assertEqual(steps, list(range(1, len(steps) + 1)),
                          "step numbers skip or repeat %s" % msg)
 
 
@@ -491,7 +510,7 @@ class TraceRecord(Record):
         return (self.kind, self.func, self.line, self.event)
 
     def __repr__(self):
-        return "TraceRecord(step=%d, %s, %s::%s line %d, thread=%r, %r)" % (
+        return "TraceRecord(step=%s, %s, %s::%s line %d, thread=%r, %r)" % (
             self.step, self.kind, self.file, self.func, self.line,
             self.thread, self.event)
 
@@ -519,12 +538,16 @@ def parse_trace(text):
     def fail(msg):
         _fail_at(lines, i, msg)
 
+    def next_header(j):
+        return HEADER_RE.match(lines[j]) or EVENT_HEADER_RE.match(lines[j])
+
     while i < n:
         start = i
         m = HEADER_RE.match(lines[i])
-        if m is None:
-            fail("expected a step header")
-        step = int(m.group(1))
+        is_event = EVENT_HEADER_RE.match(lines[i]) is not None
+        if m is None and not is_event:
+            fail("expected a step or event header")
+        step = None if is_event else int(m.group(1))
         i += 1
         if i >= n:
             fail("record ends after its header")
@@ -547,8 +570,13 @@ def parse_trace(text):
             fail("location lines not followed by a blank line")
         i += 1  # the blank line after the locations
         rec = TraceRecord(step, runtime, locs, thread)
-        if i < n and not HEADER_RE.match(lines[i]) \
-                and not SECTION_RE.match(lines[i]):
+        if is_event and (i >= n or next_header(i) or
+                         SECTION_RE.match(lines[i])):
+            fail("an Event record without its event line")
+        if i < n and not next_header(i) and not SECTION_RE.match(lines[i]):
+            if not is_event:
+                fail("an event line under a Step header (events are not "
+                     "numbered steps)")
             line = lines[i]
             m = RETURN_RAISED_RE.match(line)
             if m:
@@ -573,7 +601,7 @@ def parse_trace(text):
             if i >= n or lines[i] != "":
                 fail("event line not followed by a blank line")
             i += 1
-            if i < n and not HEADER_RE.match(lines[i]):
+            if i < n and not next_header(i):
                 fail("an event record ends after its event line's blank "
                      "line (no variables)")
             rec.lines = lines[start:i]
@@ -597,8 +625,13 @@ def events_only(records, *kinds):
 
 
 def assert_steps_in_order(test, records, msg=""):
-    """The records of one region, in log order, are numbered 1..n."""
-    steps = [r.step for r in records]
+    """The step records of one region, in log order, are numbered 1..n
+    (event records carry no number)."""
+    for r in records:
+        test.assertEqual(r.step is None, r.kind != "step",
+                         "an event with a Step number or a step without "
+                         "one: %r" % r)
+    steps = [r.step for r in records if r.step is not None]
     test.assertEqual(steps, list(range(1, len(steps) + 1)),
                      "step numbers out of order, skipped or repeated %s"
                      % msg)

@@ -152,7 +152,8 @@ def parse_mixed(text):
                              % text[-200:])
     lines = text[:-1].split("\n")   # each record ends with its blank line
     starts = [k for k, l in enumerate(lines)
-              if helpers.HEADER_RE.match(l) or ASYNC_HEADER_RE.match(l)]
+              if helpers.HEADER_RE.match(l) or ASYNC_HEADER_RE.match(l)
+              or helpers.EVENT_HEADER_RE.match(l)]
     if not starts or starts[0] != 0:
         raise AssertionError("log does not start with a record header: %r"
                              % lines[:3])

@@ -579,7 +579,9 @@ class ConfigCliTest(TempDirTest):
         os.makedirs(self.cwd)
 
     def run_cli(self, *args):
-        return helpers.steptrace_run(self.cwd, self.script_path, *args)
+        # Options before the script: after it, a bad value is the
+        # script's (with a warning), not an error.
+        return helpers.steptrace_run(self.cwd, *args, self.script_path)
 
     def steps(self, text):
         return [int(n) for n in STEP_RE.findall(text)]
@@ -696,7 +698,9 @@ class ConfigCliTest(TempDirTest):
                 (["--on-full", "wait"], "invalid --on-full value 'wait': "
                  "choose one of block, drop"),
                 (["--config"], "--config needs a value")):
-            r = self.run_cli(*args)
+            # A missing value at the end: nothing after it to take.
+            r = (helpers.steptrace_run(self.cwd, *args) if args == ["--config"]
+                 else self.run_cli(*args))
             self.assertEqual(r.returncode, 2, r)
             self.assertIn(needle, r.stderr)
 

@@ -100,11 +100,14 @@ class DecoratorTest(TempDirTest):
         # consume() is in the workspace but is not traced: only the
         # generator's own resumptions are, as one region.
         self.assertEqual({x.func for x in recs}, {"gen"})
-        self.assertEqual([x.line for x in recs],
+        self.assertEqual([x.line for x in steps_only(recs)],
                          [7, 8, 9, 10,
                           13, 8, 9, 10,
                           11, 12, 13, 8, 9, 10,
                           13, 8, 14])
+        # The KeyError thrown in at the yield: an Exception record at INFO.
+        self.assertEqual([(x.line, x.event) for x in events_only(recs)],
+                         [(10, "Exception: KeyError: 'k'")])
         helpers.assert_steps_in_order(self, recs)
         # Its frame keeps its variables between resumptions.
         new = [line for x in recs for line in x.sections.get("Local", [])
@@ -240,10 +243,13 @@ class DecoratorTest(TempDirTest):
         self.assertEqual(out, [4, 2, True])
         recs = parse_trace(text)
         regions = helpers.split_regions(recs)
-        self.assertEqual([[(x.func, x.line) for x in reg] for reg in regions],
+        self.assertEqual([[(x.func, x.line) for x in steps_only(reg)]
+                          for reg in regions],
                          [[("deco", 17), ("deco", 19), ("helper", 7),
                            ("helper", 8), ("deco", 20), ("deco", 21)],
                           [("deco", 17), ("deco", 18)]])
+        self.assertEqual([(x.func, x.line, x.event) for x in events_only(recs)],
+                         [("deco", 18, "Exception: ValueError: negative")])
 
     def test_coroutine_debug_records_one_call_and_one_return(self):
         r = self.run_script("""\
@@ -358,8 +364,10 @@ class DecoratorTest(TempDirTest):
         self.assertEqual(json.loads(r.stdout),
                          [True, True, [], True, 3, True, True, 2])
         recs = parse_trace(r.stderr)
-        self.assertEqual([x.func for x in recs],
-                         ["gen", "gen", "coro", "coro", "fails"])
+        self.assertEqual([(x.func, x.kind) for x in recs],
+                         [("gen", "step"), ("gen", "step"), ("coro", "step"),
+                          ("coro", "step"), ("fails", "step"),
+                          ("fails", "exception")])
 
     # -- threads ------------------------------------------------------------
 

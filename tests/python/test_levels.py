@@ -1,5 +1,7 @@
 """Log levels (SPEC sections 2 and 3): DEBUG's ancestor frames and its
-Call, Return and Exception records, INFO and WARNING's step records only,
+Call and Return records, Exception records at every level but SILENT
+(not numbered steps: the step count is the same at DEBUG, INFO and
+WARNING), INFO and WARNING without Call and Return,
 ERROR's exception records only, SILENT's nothing; generator and coroutine
 suspensions; and the traced program's behaviour left unchanged at every
 level (output, exit status, exceptions, object lifetimes).  Each test runs
@@ -109,21 +111,49 @@ class LevelsTest(TempDirTest):
         self.assertEqual(recs[22].vars("Local"), {"a": ("int", "20"),
                                                   "b": ("int", "-1")})
 
-    def test_info_and_warning_write_step_records_only(self):
+    def test_info_and_warning_write_steps_and_exceptions(self):
+        # The DEBUG records but Call and Return, with the current frame
+        # only; the same step numbers at every level (events are not
+        # numbered).
         texts = {}
+        debug = parse_trace(self.trace_of(
+            self.run_script(NESTED % ("STDOUT", "DEBUG", "NONE")),
+            "result 19\n"))
         for level in ("INFO", "WARNING"):
             r = self.run_script(NESTED % ("STDOUT", level, "NONE"))
             texts[level] = self.trace_of(r, "result 19\n")
             recs = parse_trace(texts[level])
             self.assertEqual(
                 shape(recs),
-                [([locs[-1]], None) for locs, event in NESTED_DEBUG
-                 if event is None],
-                "%s: the DEBUG step records, with the current frame only"
-                % level)
+                [([locs[-1]], event) for locs, event in NESTED_DEBUG
+                 if event is None or event.startswith("Exception:")],
+                "%s: the DEBUG step and exception records, with the "
+                "current frame only" % level)
             helpers.assert_steps_in_order(self, recs)
+            self.assertEqual([x.step for x in recs if x.step],
+                             [x.step for x in debug if x.step])
         self.assertEqual(helpers.normalize_runtime(texts["INFO"]),
                          helpers.normalize_runtime(texts["WARNING"]))
+
+    def test_an_uncaught_exception_shows_at_the_default_level(self):
+        helpers.require_collector(self)
+        helpers.write(self.path("crash.py"), """\
+            def parse(text):
+                return int(text)
+            def main():
+                n = parse("x")
+                return n
+            main()
+            """)
+        r = helpers.steptrace_run(self.tmp, "crash.py")
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("ValueError: invalid literal", r.stderr)
+        recs = parse_trace(self.log())
+        self.assertEqual(
+            [(x.func, x.line, x.event) for x in events_only(recs)],
+            [("parse", 2, "Exception: ValueError: invalid literal for "
+                          "int() with base 10: 'x'")])
+        self.assertEqual(recs[-1].kind, "exception", "the log ends with it")
 
     def test_error_writes_exception_records_only(self):
         r = self.run_script(NESTED % ("STDOUT", "ERROR", "ALL"))
@@ -131,10 +161,11 @@ class LevelsTest(TempDirTest):
         recs = parse_trace(text)
         self.assertEqual(shape(recs), [([("inner", 4)],
                                         "Exception: ValueError: negative: -3")])
-        self.assertEqual(recs[0].step, 1)
+        self.assertIsNone(recs[0].step, "no Step header at ERROR")
+        self.assertNotIn(" Step ", text)
         self.assertEqual(recs[0].sections, {})
 
-    def test_error_level_numbers_exceptions_from_step_1(self):
+    def test_error_level_writes_exceptions_without_step_headers(self):
         # The exceptions are kept alive so that each is a distinct object.
         r = self.run_script("""\
             from steptrace import Tracer, LogOutput, LogLevel
@@ -157,15 +188,16 @@ class LevelsTest(TempDirTest):
             """)
         recs = parse_trace(self.trace_of(r, "kept 2\n"))
         self.assertEqual([(x.step, x.func, x.line, x.event) for x in recs],
-                         [(1, "check", 6, "Exception: ValueError: odd 1"),
-                          (2, "check", 6, "Exception: ValueError: odd 3")])
+                         [(None, "check", 6, "Exception: ValueError: odd 1"),
+                          (None, "check", 6, "Exception: ValueError: odd 3")])
         self.assertEqual([len(x.locations) for x in recs], [1, 1],
                          "ERROR records carry no ancestor frames")
 
     def test_every_exception_is_recorded(self):
         # Exceptions that are caught and dropped one after the other are
-        # distinct exceptions: each one gets its record, at ERROR and DEBUG.
-        for level in ("ERROR", "DEBUG"):
+        # distinct exceptions: each one gets its record, at every level but
+        # SILENT.
+        for level in ("ERROR", "WARNING", "INFO", "DEBUG"):
             r = self.run_script("""\
                 from steptrace import Tracer, LogOutput, LogLevel
                 def fail(k):

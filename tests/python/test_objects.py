@@ -92,7 +92,7 @@ STILL = """\
             # walk would just be called).
             CALLS[0] += 1
             n = 0
-            for _ in range(10):
+            for _ in range(60):
                 for k in self.data:
                     for x in self.data[k]:
                         n += 1

@@ -56,7 +56,8 @@ struct st_step_view {
 
 /*
  * Appends the text of one record to `out`, byte for byte as SPEC section
- * 3: header, Runtime (ms, 4 decimals), location lines, a blank line, then
+ * 3: header ("Step N" for a line step; "Event", unnumbered, for an event),
+ * Runtime (ms, 4 decimals), location lines, a blank line, then
  * for a line step the Global and Local sections (each omitted when empty;
  * the "changes" headers in CHANGED mode; none in NONE mode), or for an
  * event one line and a blank line:
