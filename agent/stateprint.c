@@ -16,7 +16,13 @@
  * too big: then str() is called at each step, as before).
  *
  * Compiled patterns, dates and decimals (immutable, written in C) are
- * covered by their identity and hash.
+ * covered by their identity and hash.  A dict at an unchanged version tag
+ * holds the same objects, so its scalars need no visit, and a dict of
+ * scalars only is not iterated again at the same tag -- except an
+ * instance's attribute dict on 3.13, whose tag does not move when an
+ * attribute is stored into the object's inline values: it is walked item
+ * by item.  A root walked again before any of the program's code has run
+ * (the same object under two names) reuses its print.
  *
  * What the walk cannot see: state the object does not reach (module
  * globals, the clock, a C object's insides, a class's attributes when the
