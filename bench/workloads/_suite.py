@@ -13,11 +13,13 @@ benchmark.
 Needs Debian's python3-pytest and the package (see bench/README.md).  For
 an interpreter other than Debian's python3 (pyenv's 3.10, 3.12, 3.13) the
 pure-Python pytest of Debian is put on sys.path through a directory of
-symbolic links, as nothing can be installed from PyPI here.
+symbolic links (in the temporary directory, outside the workspace), as
+nothing can be installed from PyPI here.
 """
 import os
 import shutil
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIST = "/usr/lib/python3/dist-packages"
@@ -36,7 +38,10 @@ def _pytest_path():
         return
     except ImportError:
         pass
-    site = os.path.join(HERE, "_pytest_site")
+    # Outside the workspace (this directory), or pytest's own lines would
+    # be counted and traced as the program's.
+    site = os.path.join(tempfile.gettempdir(),
+                        "steptrace-bench-pytest-%d" % os.getuid())
     os.makedirs(site, exist_ok=True)
     for part in PYTEST_PARTS:
         src, dst = os.path.join(DIST, part), os.path.join(site, part)
