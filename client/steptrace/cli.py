@@ -17,6 +17,7 @@ import os
 import sys
 import types
 
+from ._collector import _warn
 from .config import ConfigError, find_config_file, read_config
 from .tracer import LogLevel, LogOutput, Tracer, VariableMode
 
@@ -145,6 +146,12 @@ def _config_path(text):
     return text
 
 
+def _directory(text):
+    if text == "":
+        raise UsageError("--workspace needs a directory")
+    return text
+
+
 # option -> (setting, parser); parser None marks a flag with a fixed value.
 _VALUED = {
     "-c": ("config", _config_path),
@@ -154,6 +161,7 @@ _VALUED = {
     "--variable-mode": ("variable_mode",
                         _choice(VariableMode, "--variable-mode")),
     "--log-dir": ("log_dir", str),
+    "--workspace": ("workspace", _directory),
     "--repr-limit": ("repr_limit", _count("--repr-limit", 1)),
     "--max-log-bytes": ("max_log_bytes", _count("--max-log-bytes", 0)),
     "--max-log-files": ("max_log_files", _count("--max-log-files", 0)),
@@ -182,7 +190,7 @@ def _distance(a, b):
 
 
 _LONG_OPTIONS = sorted(o for o in list(_VALUED) + list(_FLAGS) +
-                       ["--workspace", "--traceable-functions", "--help"]
+                       ["--traceable-functions", "--help"]
                        if o.startswith("--"))
 
 
@@ -194,11 +202,6 @@ def _meant_option(tok):
         return None
     best = min(_LONG_OPTIONS, key=lambda o: _distance(name, o))
     return best if _distance(name, best) <= 2 else None
-
-
-def _warn(msg):
-    sys.stderr.write("steptrace: %s\n" % msg)
-    sys.stderr.flush()
 
 
 def parse_run_args(argv):
@@ -234,7 +237,10 @@ def parse_run_args(argv):
             else:
                 raise UsageError("%s needs a value" % name)
             try:
-                settings[key] = parse(value)
+                if key == "workspace":      # repeatable
+                    settings.setdefault(key, []).append(parse(value))
+                else:
+                    settings[key] = parse(value)
             except UsageError as e:
                 if script is None:
                     raise
@@ -244,17 +250,6 @@ def parse_run_args(argv):
         elif tok in _FLAGS:
             key, value = _FLAGS[tok]
             settings[key] = value
-        elif name == "--workspace":
-            if eq:
-                value = inline
-            elif i < len(argv):
-                value = argv[i]
-                i += 1
-            else:
-                raise UsageError("--workspace needs a directory")
-            if not value:
-                raise UsageError("--workspace needs a directory")
-            settings.setdefault("workspace", []).append(value)
         elif tok == "-m" and script is None:
             # As python -m: the module, then its own arguments.
             if i >= len(argv) or not argv[i] or argv[i].startswith("-"):

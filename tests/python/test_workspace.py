@@ -164,10 +164,12 @@ class WorkspaceTest(TempDirTest):
         self.assertEqual(self.funcs("two"),
                          {"shapes.py": {"<module>", "area"},
                           "far.py": {"<module>", "far"}})
-        r = helpers.steptrace_run(self.tmp, "proj/scripts/main.py",
-                                  "--workspace")
-        self.assertEqual(r.returncode, 2, r)
-        self.assertIn("--workspace needs a directory", r.stderr)
+        for args, needle in ((["--workspace"], "--workspace needs a value"),
+                             (["--workspace=", "proj/scripts/main.py"],
+                              "--workspace needs a directory")):
+            r = helpers.steptrace_run(self.tmp, *args)
+            self.assertEqual(r.returncode, 2, r)
+            self.assertIn(needle, r.stderr)
 
     def test_a_link_into_the_workspace_is_in_it(self):
         os.symlink(self.path("proj/lib"), self.path("linked"))
