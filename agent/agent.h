@@ -106,6 +106,10 @@ int st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns);
 
 /* Records lost so far: connections gone, the drop policy. */
 uint64_t st__sender_dropped(void);
+/* The log file the collector opened for `tracer_id` on this connection
+ * (its FILE message), copied into out.  @return 1, or 0 when none is
+ * known yet. */
+int st__sender_file(uint32_t tracer_id, char *out, size_t outlen);
 
 /* n more records lost (GIL held). */
 void st__sender_count_lost(uint64_t n);
@@ -283,6 +287,10 @@ struct st_region {
     int finished;           /* Ended: threads drop it at their next event. */
     int file_announced;     /* REGION sent on the current connection. */
     uint32_t announced_gen;
+    PyObject *origin;       /* Owned str or NULL: the line that begins
+                               each of its files (who started the
+                               process), sent with the REGION. */
+    uint64_t total_steps;   /* Steps recorded, across reconnections. */
 };
 
 /* Sets up the code-object cache and the batch.  @return 0 or -1. */
@@ -673,6 +681,12 @@ void st__emit_frame_end(struct st_region *r, const struct st_fentry *e);
 /* Sends LOST (if any), REGION_END and FLUSH; returns the flush token or 0
  * when nothing was sent. */
 uint64_t st__emit_region_end(struct st_region *r);
+
+/* Sends a NOTE (a line of the agent's in the region's log, kind enum
+ * st_note) in order with the records.  @return 0, or -1 when there is no
+ * file output or connection. */
+int st__emit_note(struct st_region *r, uint32_t kind, const char *text,
+                  size_t n);
 
 /* The thread's name (threading.current_thread().name), looked up once. */
 PyObject *st__tstate_name(struct st_tstate *ts);

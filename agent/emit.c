@@ -63,6 +63,14 @@ announce_region(struct st_region *r)
     st_wire_pack_region(&st__pk, r->id, r->tracer_id, dir, (size_t)n,
                         (uint32_t)r->level, (uint32_t)r->var_mode,
                         r->max_log_bytes, r->max_log_files);
+    if (r->origin != NULL) {
+        const char *o = PyUnicode_AsUTF8AndSize(r->origin, &n);
+
+        if (o != NULL)
+            st_wire_pack_note(&st__pk, r->id, ST_NOTE_LINE, o, (size_t)n);
+        else
+            PyErr_Clear();
+    }
     r->file_announced = 1;
     r->announced_gen = gen;
 }
@@ -212,6 +220,20 @@ st__emit_region_end(struct st_region *r)
      * rather than at its next look. */
     token = st__outbox_flush(r, 1);
     return st__sender_ok() ? token : 0;
+}
+
+int
+st__emit_note(struct st_region *r, uint32_t kind, const char *text, size_t n)
+{
+    if (!(r->outputs & ST_OUT_FILE))
+        return -1;
+    if (!st__sender_ok() && !st__reconnect(r))
+        return -1;
+    announce_region(r);
+    st_wire_pack_note(&st__pk, r->id, kind, text, n);
+    /* Kept like a definition: a note is never dropped. */
+    st__outbox_commit(r, st__batch.len, 0);
+    return 0;
 }
 
 /* ---- the console ---- */
@@ -461,6 +483,8 @@ st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
         (void)st__tstate_name(ts);
     /* Only line steps are numbered; an event shows none. */
     rec->step = rec->kind == ST_EVENT_STEP ? ++r->steps : r->steps;
+    if (rec->kind == ST_EVENT_STEP)
+        r->total_steps++;
     if (r->first_tid == 0)
         r->first_tid = ts->tid;
     else if (r->first_tid != ts->tid)

@@ -395,6 +395,84 @@ agent_stop(PyObject *mod, PyObject *region)
                          msg, (unsigned long)r->lost);
 }
 
+/* note(region, text, at_step) -> bool: writes "[steptrace] TEXT" (with
+ * at_step, "[steptrace] step N TEXT") into the region's log, in order with
+ * its records.  False when the region writes no file or has no
+ * collector. */
+static PyObject *
+agent_note(PyObject *mod, PyObject *args)
+{
+    PyObject *region;
+    const char *text;
+    Py_ssize_t n;
+    int at_step;
+
+    if (!PyArg_ParseTuple(args, "Os#p:note", &region, &text, &n, &at_step) ||
+        check_region(region) < 0)
+        return NULL;
+    return PyBool_FromLong(
+        st__emit_note(((RegionObject *)region)->r,
+                      at_step ? ST_NOTE_AT_STEP : ST_NOTE_LINE, text,
+                      (size_t)n) == 0);
+}
+
+/* set_origin(region, text or None): the line each of the region's files
+ * begins with (who started this process). */
+static PyObject *
+agent_set_origin(PyObject *mod, PyObject *args)
+{
+    PyObject *region, *text;
+    struct st_region *r;
+
+    if (!PyArg_ParseTuple(args, "OO:set_origin", &region, &text) ||
+        check_region(region) < 0)
+        return NULL;
+    if (text != Py_None && !PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "set_origin needs a str or None");
+        return NULL;
+    }
+    r = ((RegionObject *)region)->r;
+    Py_XSETREF(r->origin, text == Py_None ? NULL : Py_NewRef(text));
+    Py_RETURN_NONE;
+}
+
+/* place(region, wait) -> (steps, total_steps, path or None): the steps
+ * in the region's current file, in all, and that file as the collector
+ * named it.  With `wait`, when the region has records in a file whose
+ * name has not come yet, waits for it (1 s at most). */
+static PyObject *
+agent_place(PyObject *mod, PyObject *args)
+{
+    PyObject *region;
+    struct st_region *r;
+    char path[4096];
+    int wait, known;
+
+    if (!PyArg_ParseTuple(args, "Op:place", &region, &wait) ||
+        check_region(region) < 0)
+        return NULL;
+    r = ((RegionObject *)region)->r;
+    known = st__sender_file(r->tracer_id, path, sizeof(path));
+    if (!known && wait && (r->outputs & ST_OUT_FILE) && r->file_announced &&
+        r->announced_gen == st__sender_gen() && st__sender_ok()) {
+        uint64_t token = st__outbox_flush(r, 1), errors = 0;
+        char msg[600];
+
+        /* The FILE comes before the ACK of a FLUSH sent after the
+         * record that claimed the file. */
+        if (token != 0)
+            (void)st__sender_wait_ack(token, 1000, &errors, msg,
+                                      sizeof(msg));
+        r->errors += errors;
+        known = st__sender_file(r->tracer_id, path, sizeof(path));
+    }
+    if (!known)
+        return Py_BuildValue("(KKO)", (unsigned long long)r->steps,
+                             (unsigned long long)r->total_steps, Py_None);
+    return Py_BuildValue("(KKs)", (unsigned long long)r->steps,
+                         (unsigned long long)r->total_steps, path);
+}
+
 /* after_fork_child(): the sender thread is gone in a forked child; a
  * region in progress goes on there and reconnects at its next record. */
 static PyObject *
@@ -563,6 +641,12 @@ static PyMethodDef agent_methods[] = {
      "set_reconnect(callable): how to reconnect when the collector is gone."},
     {"after_fork_child", agent_after_fork_child, METH_NOARGS,
      "Reset the agent in a forked child."},
+    {"note", agent_note, METH_VARARGS,
+     "note(region, text, at_step) -> bool: a line in the region's log."},
+    {"set_origin", agent_set_origin, METH_VARARGS,
+     "set_origin(region, text or None): the line its files begin with."},
+    {"place", agent_place, METH_VARARGS,
+     "place(region, wait) -> (steps, total_steps, log file or None)."},
     {"load_yaml", st__config_py_load_yaml, METH_O,
      "load_yaml(path) -> the YAML file as plain objects (ValueError)."},
     {NULL, NULL, 0, NULL},

@@ -40,6 +40,8 @@
 
 /* Frames committed and not yet acknowledged: (token, cumulative records). */
 #define INFLIGHT_MAX 4096
+/* Files remembered (one per Tracer that wrote on this connection). */
+#define SENDER_FILES 16
 
 static void sender_resume(void);
 
@@ -73,6 +75,10 @@ static struct {
     size_t inflight_head, inflight_n;
     char ack_msg[512];
     char fail_msg[256];
+    /* The files the collector opened for this connection's tracers (FILE
+     * messages), most recent first; a reconnection forgets them. */
+    struct { uint32_t tracer_id; char *path; } files[SENDER_FILES];
+    size_t nfiles;
 } S = {
     .fd = -1,
     .ctl = -1,
@@ -158,7 +164,62 @@ sender_on_ack(const struct st_msg *m)
     pthread_cond_broadcast(&S.cond);
 }
 
-/* Parses complete frames in `in` (ACKs), consuming them. */
+/* Forgets the files of the previous connection.  Call with mu held. */
+static void
+sender_files_clear(void)
+{
+    size_t i;
+
+    for (i = 0; i < S.nfiles; i++)
+        free(S.files[i].path);
+    S.nfiles = 0;
+}
+
+/* A FILE: tracer_id's records go to path.  Call with mu held. */
+static void
+sender_on_file(const struct st_msg *m)
+{
+    char *path = malloc(m->u.file.path.n + 1);
+    size_t i;
+
+    if (path == NULL)
+        return;
+    memcpy(path, m->u.file.path.p, m->u.file.path.n);
+    path[m->u.file.path.n] = '\0';
+    for (i = 0; i < S.nfiles; i++)
+        if (S.files[i].tracer_id == m->u.file.tracer_id)
+            break;
+    if (i == S.nfiles) {
+        if (S.nfiles == SENDER_FILES)
+            i = --S.nfiles;  /* The oldest goes. */
+        else
+            S.nfiles++;
+        S.files[i].path = NULL;
+    }
+    free(S.files[i].path);
+    /* Most recent first. */
+    memmove(&S.files[1], &S.files[0], i * sizeof(S.files[0]));
+    S.files[0].tracer_id = m->u.file.tracer_id;
+    S.files[0].path = path;
+}
+
+int
+st__sender_file(uint32_t tracer_id, char *out, size_t outlen)
+{
+    size_t i;
+    int found = 0;
+
+    pthread_mutex_lock(&S.mu);
+    for (i = 0; i < S.nfiles; i++)
+        if (S.files[i].tracer_id == tracer_id) {
+            found = snprintf(out, outlen, "%s", S.files[i].path) > 0;
+            break;
+        }
+    pthread_mutex_unlock(&S.mu);
+    return found;
+}
+
+/* Parses complete frames in `in` (ACKs, FILEs), consuming them. */
 static int
 sender_parse_replies(struct st_buf *in, struct st_wire_decoder *d)
 {
@@ -178,10 +239,13 @@ sender_parse_replies(struct st_buf *in, struct st_wire_decoder *d)
             return -1;
         st_wire_decoder_reset(d, in->data + ST_WIRE_HEADER_SIZE, (size_t)len);
         while ((r = st_wire_decode_next(d, &m)) == 1) {
-            if (m.type != ST_MSG_ACK)
+            if (m.type != ST_MSG_ACK && m.type != ST_MSG_FILE)
                 continue;
             pthread_mutex_lock(&S.mu);
-            sender_on_ack(&m);
+            if (m.type == ST_MSG_ACK)
+                sender_on_ack(&m);
+            else
+                sender_on_file(&m);
             pthread_mutex_unlock(&S.mu);
         }
         if (r < 0)
@@ -489,6 +553,7 @@ st__sender_connect(const char *path, const char *program, char *err,
     S.confirmed = 0;
     S.inflight_head = S.inflight_n = 0;
     S.ack_msg[0] = '\0';
+    sender_files_clear();
     S.gen++;
     pthread_mutex_unlock(&S.mu);
     S.settled = 0;
@@ -791,6 +856,9 @@ sender_atfork_child(void)
     __atomic_store_n(&S.ok, 0, __ATOMIC_RELEASE);
     S.stop = 0;
     S.settled = 1;   /* The parent's records are the parent's. */
+    /* The parent's files are not the child's (their strings are left
+     * alone: no allocator call inside fork). */
+    S.nfiles = 0;
     sender_state_close();
     S.gen++;
     S.fork_gen = S.gen;

@@ -1075,5 +1075,6 @@ st__region_free(struct st_region *r)
     Py_XDECREF(r->filter.functions);
     Py_XDECREF(r->hidden_types);
     Py_XDECREF(r->log_dir);
+    Py_XDECREF(r->origin);
     free(r);
 }

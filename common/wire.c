@@ -57,6 +57,8 @@ msg_nfields(int type)
     case ST_MSG_ASYNC: return 5;
     case ST_MSG_LINE: return 4;
     case ST_MSG_SKIP: return 2;
+    case ST_MSG_NOTE: return 4;
+    case ST_MSG_FILE: return 3;
     default: return 0;
     }
 }
@@ -678,6 +680,19 @@ decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
         if (f[1].type != MSGPACK_OBJECT_BIN)
             return ST_EBADTYPE;
         m->u.skip.n = f[1].via.bin.size;
+        return 0;
+    case ST_MSG_NOTE:
+        if (get_u32(&f[1], &m->u.note.region_id) != 0 ||
+            get_u32(&f[2], &m->u.note.kind) != 0 ||
+            get_str(&f[3], &m->u.note.text) != 0)
+            return ST_EBADTYPE;
+        if (m->u.note.kind < ST_NOTE_LINE || m->u.note.kind > ST_NOTE_MAX_)
+            return ST_EBADMSG;
+        return 0;
+    case ST_MSG_FILE:
+        if (get_u32(&f[1], &m->u.file.tracer_id) != 0 ||
+            get_str(&f[2], &m->u.file.path) != 0)
+            return ST_EBADTYPE;
         return 0;
     case ST_MSG_ACK:
         if (get_u64(&f[1], &m->u.ack.token) != 0 ||
@@ -1328,6 +1343,25 @@ st_wire_pack_lost(msgpack_packer *pk, uint32_t region_id, uint64_t count)
     if (pack_head(pk, ST_MSG_LOST) || msgpack_pack_uint32(pk, region_id))
         return -1;
     return msgpack_pack_uint64(pk, count);
+}
+
+int
+st_wire_pack_note(msgpack_packer *pk, uint32_t region_id, uint32_t kind,
+                  const char *text, size_t n)
+{
+    if (pack_head(pk, ST_MSG_NOTE) || msgpack_pack_uint32(pk, region_id) ||
+        msgpack_pack_uint32(pk, kind))
+        return -1;
+    return pack_bytes(pk, text, n);
+}
+
+int
+st_wire_pack_file(msgpack_packer *pk, uint32_t tracer_id, const char *path,
+                  size_t n)
+{
+    if (pack_head(pk, ST_MSG_FILE) || msgpack_pack_uint32(pk, tracer_id))
+        return -1;
+    return pack_bytes(pk, path, n);
 }
 
 int

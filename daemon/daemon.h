@@ -321,6 +321,10 @@ int st__sink_commit(struct st_sink *s);
 /* Appends one line that is not a record ("[steptrace] ..."), with a
  * newline added. */
 void st__sink_note(struct st_sink *s, const char *line);
+/* Tells the agent of connection `c` the file its tracer's records go to
+ * (a FILE message), when a sink has claimed it. */
+void st__session_file_claimed(struct st_conn *c, uint32_t tracer_id,
+                              const char *path);
 /* Writes everything queued, however little (flush timer, FLUSH, stop). */
 void st__sink_flush(struct st_sink *s);
 /* FLUSH: later records go to a new chunk, so that the queued ones show

@@ -389,6 +389,56 @@ session_on_region_end(struct st_conn *c, const struct st_msg *m)
     return 0;
 }
 
+/* A line of the agent's in the region's log, in order with its records:
+ * the process it started, or the one that started it (SPEC section 6). */
+static int
+session_on_note(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg = st__idmap_get(&c->regions, m->u.note.region_id);
+    struct st_buf *b = &c->srv->scratch.reply;
+    const char *t;
+    size_t tn;
+
+    if (rg == NULL) {
+        st__conn_detail(c, "NOTE for region %u", m->u.note.region_id);
+        return ST_ESTATE;
+    }
+    if (st__escape(&c->srv->scratch, m->u.note.text.p, m->u.note.text.n, &t,
+                   &tn) != 0)
+        return ST_ENOMEM;
+    b->len = 0;
+    if (st_buf_puts(b, "[steptrace] ") != 0 ||
+        (m->u.note.kind == ST_NOTE_AT_STEP &&
+         (st_buf_puts(b, "step ") != 0 || st_buf_put_u64(b, rg->steps + 1) != 0 ||
+          st_buf_puts(b, " ") != 0)) ||
+        st_buf_append(b, t, tn) != 0 || st_buf_append(b, "", 1) != 0) {
+        st_buf_close(b);
+        return ST_ENOMEM;
+    }
+    st__sink_note(rg->sink, b->data);
+    b->len = 0;
+    return 0;
+}
+
+void
+st__session_file_claimed(struct st_conn *c, uint32_t tracer_id,
+                         const char *path)
+{
+    struct st_buf *b = &c->srv->scratch.reply;
+    msgpack_packer pk;
+
+    /* Control clients and peers gone have nobody to tell. */
+    if (c->peer_gone || c->kind != ST_CONN_AGENT)
+        return;
+    b->len = 0;
+    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
+    if (st_wire_pack_file(&pk, tracer_id, path, strlen(path)) != 0) {
+        st_buf_close(b);
+        return; /* The agent then names no file; nothing else is lost. */
+    }
+    (void)st__conn_send(c, b->data, b->len);
+}
+
 /* The ACK is owed until every record sent before the FLUSH is written;
  * processing goes on meanwhile (ack.c). */
 static int
@@ -555,6 +605,7 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
     case ST_MSG_REGION_END: return session_on_region_end(c, m);
     case ST_MSG_FLUSH: return session_on_flush(c, m);
     case ST_MSG_LOST: return session_on_lost(c, m);
+    case ST_MSG_NOTE: return session_on_note(c, m);
     case ST_MSG_EVENT:
         c->srv->stats.records_in++;
         return st__step_event(c, m);

@@ -470,6 +470,8 @@ sink_commit(struct st_sink *s, int is_record)
      * calls per record. */
     if (s->path == NULL) {
         r = s->broken ? -EACCES : sink_claim(s);
+        if (r == 0 && s->conn != NULL)
+            st__session_file_claimed(s->conn, s->tracer_id, s->path);
         if (r < 0) {
             s->broken = 1;
             ch->b.len = s->mark;

@@ -135,7 +135,11 @@ void frame_send(int fd, struct frame *f);
 int recv_exact(int fd, void *p, size_t n);
 /* Receives one frame holding one message (the caller frees *payload,
  * which the strings of *m borrow). */
+/* The next message from the collector, past its FILE messages (the last
+ * one's path and tracer id are kept in last_file, last_file_tracer). */
 void recv_msg(int fd, struct st_msg *m, char **payload);
+extern char last_file[4096];
+extern uint32_t last_file_tracer;
 /* Sends HELLO and checks the collector's answer. */
 void hello(int fd);
 /* A connected client past HELLO. */

@@ -341,6 +341,48 @@ START_TEST(test_daemon_second_tracer_gets_tracer_1)
                    "/abs/f.py::main -- line 9\n"
                    "\n");
     assert_missing(in_dir(D.logdir, "tracer_2.log"));
+    /* The collector said where tracer 2 went (tracer 1's came first). */
+    ck_assert_str_eq(last_file, in_dir(D.logdir, "tracer_1.log"));
+    ck_assert_uint_eq(last_file_tracer, 2);
+    close(fd);
+}
+END_TEST
+
+/* NOTE: the agent's lines, in order with the steps; an escaped text, the
+ * step in progress with ST_NOTE_AT_STEP; a note alone claims the file. */
+START_TEST(test_daemon_note_lines)
+{
+    int fd = client_open();
+    struct frame f;
+
+    frame_init(&f);
+    put_prologue(&f, ST_LEVEL_INFO, ST_VARMODE_NONE);
+    ck_assert_int_eq(st_wire_pack_note(&f.pk, 1, ST_NOTE_LINE,
+                                       "process 7 was started", 21), 0);
+    put_step(&f, 1, 1, 8, 100, NULL, NULL);
+    ck_assert_int_eq(st_wire_pack_note(&f.pk, 1, ST_NOTE_AT_STEP,
+                                       "started process 9: a\nb", 22), 0);
+    put_region(&f, 2, 2, ST_LEVEL_INFO, ST_VARMODE_NONE, 0, 10);
+    ck_assert_int_eq(st_wire_pack_note(&f.pk, 2, ST_NOTE_LINE, "alone", 5),
+                     0);
+    frame_send(fd, &f);
+    st_buf_close(&f.b);
+    ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
+    assert_file_eq(in_dir(D.logdir, "tracer.log"),
+                   "[steptrace] process 7 was started\n"
+                   HEADER "1" DASHES
+                   "Runtime: 0.0001 ms\n"
+                   "/abs/f.py::main -- line 8\n"
+                   "\n"
+                   "[steptrace] step 2 started process 9: a\\nb\n");
+    assert_file_eq(in_dir(D.logdir, "tracer_1.log"), "[steptrace] alone\n");
+    ck_assert_str_eq(last_file, in_dir(D.logdir, "tracer_1.log"));
+    /* A NOTE for a region never opened is a protocol error. */
+    frame_init(&f);
+    ck_assert_int_eq(st_wire_pack_note(&f.pk, 99, ST_NOTE_LINE, "x", 1), 0);
+    frame_send(fd, &f);
+    st_buf_close(&f.b);
+    ck_assert(closed_by_peer(fd));
     close(fd);
 }
 END_TEST
@@ -1000,6 +1042,7 @@ daemon_suite(void)
     add_test(s, "escape", test_daemon_values_escaped_one_line, 1);
     add_test(s, "large", test_daemon_large_value, 1);
     add_test(s, "tracer_1", test_daemon_second_tracer_gets_tracer_1, 1);
+    add_test(s, "note", test_daemon_note_lines, 1);
     add_test(s, "two-conns", test_daemon_two_connections_own_files, 1);
     add_test(s, "lost", test_daemon_lost_summary_line, 1);
     add_test(s, "rotate", test_daemon_rotation_whole_records, 1);

@@ -144,6 +144,8 @@ again:
     if (r == 1 && type == ST_MSG_ACK && m.type == ST_MSG_ACK &&
         m.u.ack.token != 7)
         goto again;
+    if (r == 1 && m.type == ST_MSG_FILE)   /* The file opened: no news. */
+        goto again;
     return r == 1 && m.type == type ? 0 : -1;
 }
 

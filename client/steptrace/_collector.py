@@ -23,6 +23,13 @@ from . import _agent
 from ._paths import service_socket
 
 _lock = threading.Lock()
+# The collector of the run that started this process (_children.py), for
+# a child whose environment lost STEPTRACE_SOCKET (env={}).
+inherited_socket = None
+
+
+def _socket_path():
+    return os.environ.get("STEPTRACE_SOCKET") or inherited_socket
 _IDLE_EXIT_S = "2"
 _READY_TIMEOUT_S = 10.0
 
@@ -111,7 +118,7 @@ def ensure_connected():
     with _lock:
         if _agent.connected():
             return True
-        path = os.environ.get("STEPTRACE_SOCKET")
+        path = _socket_path()
         if path:
             try:
                 _agent.connect(path, _program())
@@ -149,7 +156,7 @@ def reconnect():
     when the collector connection is gone: connect to STEPTRACE_SOCKET
     again (a restarted collector), else start a private collector.  Quiet:
     the agent has already said once that the connection was lost."""
-    path = os.environ.get("STEPTRACE_SOCKET")
+    path = _socket_path()
     if path:
         try:
             _agent.connect(path, _program())

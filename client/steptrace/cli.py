@@ -85,6 +85,12 @@ options:
   --no-trace-async          do not (switches a config's trace_async off)
   --async-threshold-ms MS   awaits shorter than MS milliseconds are not
                             recorded (default 0)
+  --no-follow-children      do not trace the Python processes the script
+                            starts (by default each is traced, with these
+                            settings, into a file of its own)
+  --follow-children         do (switches a config's follow_children: false on)
+  --quiet                   do not print the closing line (the log files
+                            and the step count) on stderr
   -h, --help                show this help and exit
 
 exit status: the script's own; 2 for a bad option, a bad config file or a
@@ -174,6 +180,9 @@ _FLAGS = {
     "--no-filter-workspace": ("filter_workspace", False),
     "--trace-async": ("trace_async", True),
     "--no-trace-async": ("trace_async", False),
+    "--follow-children": ("follow_children", True),
+    "--no-follow-children": ("follow_children", False),
+    "--quiet": ("quiet", True),
 }
 
 
@@ -364,10 +373,12 @@ def run_module(module, module_args, tracer):
     if spec is None:
         raise UsageError("cannot run -m %s: %s" % (module, why))
     with tracer:
+        region = _region_of(tracer)
         status = _exec_main(
             lambda: runpy.run_module(module, run_name="__main__",
                                      alter_sys=True))
         _wait_for_threads()
+    _closing_line(tracer, region)
     return status
 
 
@@ -397,12 +408,57 @@ def run_script(script, script_args, tracer):
         _report(e)
         return 1
     with tracer:
+        region = _region_of(tracer)
         status = _exec_main(lambda: exec(code, main.__dict__))
         # As python does at exit (after the traceback, before atexit), wait
         # for the script's non-daemon threads: inside the region, so that
         # what they still run is traced too.
         _wait_for_threads()
+    _closing_line(tracer, region)
     return status
+
+
+def _region_of(tracer):
+    """The agent's region of the run (None when nothing is recorded)."""
+    stack = tracer._stack()
+    return stack[-1].region if stack and stack[-1] is not None else None
+
+
+def _shown(path):
+    """`path` relative to the working directory when it is below it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith(os.pardir) else rel
+
+
+def _closing_line(tracer, region):
+    """One line on stderr: the log file written, its step count, and the
+    child processes traced (unless quiet)."""
+    from . import _agent, _children
+    if getattr(tracer, "quiet", False) or region is None:
+        return
+    try:
+        _, steps, path = _agent.place(region, False)
+    except Exception:
+        return
+    if path is None:
+        return
+    line = "steptrace: %d step%s in %s" % (steps, "" if steps == 1 else "s",
+                                           _shown(path))
+    if os.path.exists(path + ".1"):
+        line += " (older records in %s.1, ...)" % os.path.basename(path)
+    n = _children.started
+    if n:
+        line += ("; %d child process%s started (each one traced has a file "
+                 "of its own in %s)" % (n, "" if n == 1 else "es",
+                                        _shown(os.path.dirname(path))))
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
 
 
 def _exec_main(run):
@@ -457,11 +513,16 @@ def _make_tracer(settings, workspace):
     --trace-async (or trace_async in the config)."""
     trace_async = settings.pop("trace_async", False)
     threshold = settings.pop("async_threshold_ms", 0.0)
+    quiet = settings.pop("quiet", False)
+    settings.setdefault("follow_children", True)
     if trace_async:
         from .async_tracer import AsyncTracer
-        return AsyncTracer(await_threshold_ms=threshold or 0.0,
-                           _workspace_override=workspace, **settings)
-    return Tracer(_workspace_override=workspace, **settings)
+        tracer = AsyncTracer(await_threshold_ms=threshold or 0.0,
+                             _workspace_override=workspace, **settings)
+    else:
+        tracer = Tracer(_workspace_override=workspace, **settings)
+    tracer.quiet = quiet
+    return tracer
 
 
 def _cmd_run(argv):

@@ -52,7 +52,7 @@ CONFIG_KEYS = (
     "log_level", "log_output", "variable_mode", "log_dir",
     "filter_workspace", "workspace", "traceable_functions", "trace_async",
     "async_threshold_ms", "repr_limit", "max_log_bytes", "max_log_files",
-    "on_full",
+    "on_full", "follow_children", "quiet",
 )
 
 _ENUMS = {
@@ -220,6 +220,8 @@ _CHECKS = {
     "max_log_bytes": _whole(0, "a byte count, 0 or more (0: no rotation)"),
     "max_log_files": _whole(0, "a whole number of files, 0 or more"),
     "on_full": _on_full,
+    "follow_children": _boolean,
+    "quiet": _boolean,
 }
 
 
@@ -454,7 +456,8 @@ def merge_config_with_args(config, args):
     "not given".  Given arguments win over the config.
 
     The result may hold trace_async and async_threshold_ms, which are for
-    AsyncTracer: pop them before calling Tracer(**result).  Raises
+    AsyncTracer, and quiet, which is the CLI's: pop them before calling
+    Tracer(**result).  Raises
     ConfigError for an unknown enum name (no fallback, unlike parse_*).
     """
     result = {}

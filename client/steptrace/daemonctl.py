@@ -24,7 +24,7 @@ import time
 
 from ._paths import service_socket
 
-WIRE_VERSION = 3  # = ST_WIRE_VERSION in common/include/steptrace/wire.h
+WIRE_VERSION = 4  # = ST_WIRE_VERSION in common/include/steptrace/wire.h
 MSG_HELLO = 1
 MSG_STATUS = 13
 MSG_STATS = 14

@@ -10,6 +10,9 @@ from enum import IntEnum
 
 from . import _agent
 from ._collector import ensure_connected
+# After _collector: its fork hooks must run after _children's (which asks
+# the collector where the parent's log is while the sender still runs).
+from . import _children  # noqa: E402
 
 
 class LogLevel(IntEnum):
@@ -109,7 +112,8 @@ class Tracer:
                  log_output=LogOutput.FILE, variable_mode=VariableMode.ALL,
                  _workspace_override=None, *, tracable_functions=None,
                  repr_limit=1000, max_log_bytes=100 * 1024 * 1024,
-                 max_log_files=10, on_full="block", workspace=None):
+                 max_log_files=10, on_full="block", workspace=None,
+                 follow_children=False):
         if traceable_functions is None:
             traceable_functions = tracable_functions
         self.filter_workspace = bool(filter_workspace)
@@ -140,6 +144,9 @@ class Tracer:
         self.max_log_bytes = max_log_bytes
         self.max_log_files = max_log_files
         self.on_full = on_full
+        # Python processes started inside a region are traced too
+        # (_children.py); `steptrace run` turns it on.
+        self.follow_children = bool(follow_children)
         # The directories whose files are traced (filter_workspace):
         # `workspace` (a directory or several), else the directory of the
         # file that makes the Tracer.  Real paths: membership is decided on
@@ -204,12 +211,16 @@ class Tracer:
         region = self._new_region()
         if region is None:
             return None
+        if self.follow_children:
+            _children.follow(self, region)
         return _Active(region).resume()
 
     def _end(self, active):
         """Ends a region: every record is written when this returns."""
         if active is None:
             return
+        if self.follow_children:
+            _children.unfollow(active.region)
         active.pause()
         errors, message, lost = _agent.stop(active.region)
         for name in ("stdout", "stderr"):

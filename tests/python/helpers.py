@@ -18,8 +18,9 @@ import time
 import unittest
 
 PYTHON = sys.executable
-# The wire protocol version (common/PROTOCOL.md) the fake peers speak.
-WIRE_VERSION = 3
+# The wire protocol version (common/PROTOCOL.md) the fake peers speak:
+# the agent's own.
+from steptrace._agent import PROTOCOL_VERSION as WIRE_VERSION  # noqa: E402
 TIMEOUT = 60          # seconds for one traced program: a hang is a failure
 DASHES = "-" * 21
 
@@ -39,6 +40,14 @@ DELETED_RE = re.compile(r"^\[DELETED\] ([A-Za-z_][A-Za-z0-9_]*)$")
 
 ADDR_RE = re.compile(r" at 0x[0-9a-f]+")
 RUNTIME_VALUE_RE = re.compile(r"^Runtime: [0-9]+\.[0-9]{4} ms", re.M)
+# The process tree's lines (SPEC section 6): a child's first line, and the
+# parent's line at the step that started a process.
+ORIGIN_RE = re.compile(
+    r"^\[steptrace\] process (\d+) (?:was (started|forked|exec'd) by process "
+    r"(\d+)|called exec)(?: at step (\d+)(?: of (/.*?))?)?(?:: this is the "
+    r"program it started)?(?: \(.*\))?$")
+STARTED_RE = re.compile(
+    r"^\[steptrace\] step (\d+) (started|forked) process (\d+)(?:: (.*))?$")
 
 
 def dedent(text):
@@ -88,6 +97,7 @@ class Result:
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
+        self.closing = ""
 
     def __repr__(self):
         return ("Result(args=%r, returncode=%r,\n--- stdout ---\n%s\n"
@@ -113,9 +123,34 @@ def run(args, cwd, env=None, timeout=TIMEOUT, input=None):
 
 
 def steptrace_run(cwd, *args, env=None, timeout=TIMEOUT):
-    """`python -m steptrace run ARGS...` in cwd."""
-    return run([PYTHON, "-m", "steptrace", "run"] + list(args), cwd,
-               env=env, timeout=timeout)
+    """`python -m steptrace run ARGS...` in cwd.  Its closing line (the log
+    files and the step count, SPEC section 5) is taken out of stderr into
+    .closing ("" when there is none), so that stderr is what else the run
+    wrote; test_children.py checks the line itself."""
+    r = run([PYTHON, "-m", "steptrace", "run"] + list(args), cwd,
+            env=env, timeout=timeout)
+    r.closing = _closing_of(r.stderr)
+    r.stderr = without_closing(r.stderr)
+    return r
+
+
+def _closing_of(stderr):
+    found = list(CLOSING_RE.finditer(stderr))
+    return found[-1].group(0) if found else ""
+
+
+# `steptrace run`'s last line on stderr: the log file and the step count.
+CLOSING_RE = re.compile(r"^steptrace: \d+ steps? in \S+.*\n", re.M)
+
+
+def without_closing(stderr):
+    """stderr of `steptrace run` without its closing line (there is at most
+    one, the last line of steptrace's own)."""
+    found = list(CLOSING_RE.finditer(stderr))
+    if not found:
+        return stderr
+    m = found[-1]
+    return stderr[:m.start()] + stderr[m.end():]
 
 
 def python(cwd, *args, env=None, timeout=TIMEOUT):
@@ -289,6 +324,22 @@ def _parse_sections(lines, i, rec):
     return i
 
 
+def process_lines(text):
+    """The process tree's lines of a log, in order."""
+    return [line for line in text.split("\n")
+            if ORIGIN_RE.match(line) or STARTED_RE.match(line)]
+
+
+def without_process_lines(text):
+    """A log without the process tree's lines (SPEC section 6), which stand
+    between records; the parsers check what is left."""
+    if "[steptrace] " not in text:
+        return text
+    return "".join(line for line in text.splitlines(True)
+                   if not ORIGIN_RE.match(line.rstrip("\n")) and
+                   not STARTED_RE.match(line.rstrip("\n")))
+
+
 def parse_log(text):
     """Parses a whole log of step records strictly.
 
@@ -298,6 +349,7 @@ def parse_log(text):
     variable lines and a blank line.  Raises AssertionError naming the
     first line that does not fit; returns the list of Records.
     """
+    text = without_process_lines(text)
     if text == "":
         return []
     if not text.endswith("\n"):
@@ -526,6 +578,7 @@ def parse_trace(text):
     variables).  The function named by a Call or Return line must be the
     record's current frame.  Returns a list of TraceRecords.
     """
+    text = without_process_lines(text)
     if text == "":
         return []
     if not text.endswith("\n"):

@@ -303,7 +303,10 @@ _report(child_rc=child.returncode)
         r = helpers.steptrace_run(self.tmp, "script.py",
                                   env=helpers.environ())
         self.assertEqual(r.returncode, 0, r)
-        self.assertIn("CHILD_STDERR ''\n", r.stdout)
+        # The child's own `steptrace run` says where its log is, and
+        # nothing else.
+        self.assertRegex(r.stdout, r"CHILD_STDERR 'steptrace: \d+ steps in "
+                         r"\.tracer/tracer_1\.log\\n'\n")
         lines = [l for l in r.stdout.splitlines() if l.startswith("REPORT ")]
         self.assertEqual(len(lines), 2, r)
         child_rep = json.loads(lines[0][7:])

@@ -406,7 +406,11 @@ class Durability:
         self.script("h.py", HANDLER_SCRIPT)
         rc, out, err = self.signal_run(self.cli("h.py", "3"), signal.SIGTERM,
                                        10)
-        self.assertEqual((rc, out, err), (0, "ready\nhandled\n", ""))
+        # Nothing on stderr but `steptrace run`'s closing line.
+        self.assertEqual((rc, out, err),
+                         (0, "ready\nhandled\n",
+                          "steptrace: %d steps in .tracer/tracer.log\n"
+                          % (6 + len(loop_lines(6, 3, 2)) + 3)))
         text = self.log()
         self.assertIsNone(split_end(text)[1], "the process did not die")
         recs = parse_log(text)
@@ -425,7 +429,9 @@ class Durability:
         self.assertEqual(out, "ready\n")
         self.assertTrue(err.startswith("Traceback (most recent call last):"),
                         err)
-        self.assertTrue(err.endswith("KeyboardInterrupt\n"), err)
+        # The traceback, then `steptrace run`'s closing line.
+        self.assertRegex(err, r"\nKeyboardInterrupt\nsteptrace: \d+ steps in "
+                         r"\.tracer/tracer\.log\n\Z")
         text = self.log()
         self.assertIsNone(split_end(text)[1])
         self.assertEqual(where(parse_log(text)), sleep_lines(3))
@@ -511,7 +517,11 @@ class Durability:
                         timeout=300)
         self.assertEqual(r.returncode, 0, r)
         self.assertEqual(r.stdout, "done [1, 4, 9] 0\n")
-        self.assertEqual(r.stderr, "")
+        # 20 pools of 3 forked workers.
+        self.assertRegex(r.stderr, r"\Asteptrace: \d+ steps in "
+                         r"\.tracer/tracer\.log; 60 child processes started "
+                         r"\(each one traced has a file of its own in "
+                         r"\.tracer\)\n\Z")
         calls = helpers.wait_until(
             lambda: (lambda c: c if c == {1: 20, 2: 20, 3: 20, 4: 20}
                      else None)(self.square_steps()), SOON)
@@ -537,7 +547,9 @@ class Durability:
         whole = 0
         for name in files:
             text = self.log(name)
-            self.assertNotIn("[steptrace]", text, name)
+            # No line of steptrace's but the process tree's.
+            self.assertNotIn("[steptrace]",
+                             helpers.without_process_lines(text), name)
             recs = parse_log(text)
             helpers.assert_steps_contiguous(self, recs)
             if where(recs) == parent:

@@ -17,7 +17,7 @@
 
 #include "steptrace/buf.h"
 
-#define ST_WIRE_VERSION 3
+#define ST_WIRE_VERSION 4
 #define ST_WIRE_HEADER_SIZE 4
 /* Largest payload a frame may announce. */
 #define ST_WIRE_MAX_FRAME (16u * 1024 * 1024)
@@ -48,7 +48,9 @@
     XX(TEXT, 16)                                                           \
     XX(ASYNC, 20)                                                          \
     XX(LINE, 21)                                                           \
-    XX(SKIP, 22)
+    XX(SKIP, 22)                                                           \
+    XX(NOTE, 23)                                                           \
+    XX(FILE, 24)
 
 enum st_msg_type {
 #define XX(name, val) ST_MSG_##name = val,
@@ -71,6 +73,14 @@ enum st_event {
     ST_EVENT_RETURN_EXC = 3, /* DEBUG: it ends by an exception. */
     ST_EVENT_EXCEPTION = 4, /* DEBUG, ERROR: raised; detail = "T: msg". */
     ST_EVENT_MAX_ = 4
+};
+
+/* NOTE kinds: a line of the collector's in a region's log. */
+enum st_note {
+    ST_NOTE_LINE = 1,       /* "[steptrace] TEXT" */
+    ST_NOTE_AT_STEP = 2,    /* "[steptrace] step N TEXT", N the step in
+                               progress (the count written so far + 1). */
+    ST_NOTE_MAX_ = 2
 };
 
 /* ASYNC record kinds (SPEC section 8). */
@@ -181,6 +191,15 @@ struct st_msg {
             uint64_t errors;
             struct st_str message; /* Empty when errors == 0. */
         } ack;
+        struct {
+            uint32_t region_id;
+            uint32_t kind;       /* enum st_note */
+            struct st_str text;
+        } note;
+        struct {
+            uint32_t tracer_id;
+            struct st_str path;  /* The log file the collector opened. */
+        } file;
         struct {
             uint64_t token;
         } status;
@@ -350,6 +369,10 @@ int st_wire_pack_var_del(msgpack_packer *pk, uint32_t name_sid);
 int st_wire_pack_frame_end(msgpack_packer *pk, uint32_t frame_id);
 int st_wire_pack_region_end(msgpack_packer *pk, uint32_t region_id);
 int st_wire_pack_flush(msgpack_packer *pk, uint64_t token);
+int st_wire_pack_note(msgpack_packer *pk, uint32_t region_id, uint32_t kind,
+                      const char *text, size_t n);
+int st_wire_pack_file(msgpack_packer *pk, uint32_t tracer_id,
+                      const char *path, size_t n);
 int st_wire_pack_lost(msgpack_packer *pk, uint32_t region_id,
                       uint64_t count);
 int st_wire_pack_event(msgpack_packer *pk, uint32_t region_id,
