@@ -300,8 +300,7 @@ def _read_toml(path):
         with open(path, "rb") as f:
             return toml.load(f)
     except OSError as e:
-        raise ConfigError("%s: cannot read config file: %s"
-                          % (path, e.strerror or e), path) from None
+        _unreadable(path, e)
     except toml.TOMLDecodeError as e:
         msg = str(e).splitlines()[0] if str(e) else "invalid TOML"
         m = _TOML_POS_RE.search(msg)
@@ -323,22 +322,31 @@ def _read_yaml(path):
         # Already "FILE:LINE:COLUMN: problem".
         raise ConfigError(str(e), path) from None
     except OSError as e:
-        raise ConfigError("%s: cannot read config file: %s"
-                          % (path, e.strerror or e), path) from None
+        _unreadable(path, e)
 
 
 class UnsupportedConfigType(ConfigError):
     """A config file whose extension is none of .yaml, .yml, .toml."""
 
 
+class MissingConfig(ConfigError):
+    """A config file that does not exist."""
+
+
+def _unreadable(path, e):
+    cls = MissingConfig if isinstance(e, FileNotFoundError) else ConfigError
+    raise cls("%s: cannot read config file: %s" % (path, e.strerror or e),
+              path) from None
+
+
 def load_config(path):
     """Reads a config file; returns its settings, normalized, or None (with
-    one warning on stderr) when its extension is not .yaml, .yml or .toml,
-    as python-steptrace 0.3.0 does.  Other problems raise ConfigError; see
-    read_config."""
+    one warning on stderr) when its extension is not .yaml, .yml or .toml
+    or when it does not exist, as python-steptrace 0.3.0 does.  Other
+    problems (syntax, keys, values) raise ConfigError; see read_config."""
     try:
         return read_config(path)
-    except UnsupportedConfigType as e:
+    except (UnsupportedConfigType, MissingConfig) as e:
         sys.stderr.write("steptrace: %s\n" % e)
         sys.stderr.flush()
         return None

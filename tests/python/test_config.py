@@ -343,10 +343,19 @@ class ConfigApiTest(TempDirTest):
         self.config_error(path, path + ":2:6: mapping values are not allowed")
 
     def test_unreadable_and_unsupported_files(self):
+        # A file that does not exist: None and one warning, as
+        # python-steptrace 0.3.0 (its test_invalid_config_file);
+        # read_config() and the CLI make it an error.
         missing = self.path("nope.yaml")
-        self.assertEqual(self.config_error(missing),
-                         "%s: cannot read config file: No such file or "
-                         "directory" % missing)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            self.assertIsNone(stconfig.load_config(missing))
+        self.assertEqual(err.getvalue(), "steptrace: %s: cannot read config "
+                         "file: No such file or directory\n" % missing)
+        with self.assertRaises(ConfigError) as cm:
+            stconfig.read_config(missing)
+        self.assertEqual(str(cm.exception), "%s: cannot read config file: "
+                         "No such file or directory" % missing)
         os.mkdir(self.path("dir.yml"))
         self.config_error(self.path("dir.yml"), "cannot read config file: "
                           "Is a directory")
