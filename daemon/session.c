@@ -409,7 +409,7 @@ session_on_note(struct st_conn *c, const struct st_msg *m)
     b->len = 0;
     if (st_buf_puts(b, "[steptrace] ") != 0 ||
         (m->u.note.kind == ST_NOTE_AT_STEP &&
-         (st_buf_puts(b, "step ") != 0 || st_buf_put_u64(b, rg->steps + 1) != 0 ||
+         (st_buf_puts(b, "step ") != 0 || st_buf_put_u64(b, rg->steps) != 0 ||
           st_buf_puts(b, " ") != 0)) ||
         st_buf_append(b, t, tn) != 0 || st_buf_append(b, "", 1) != 0) {
         st_buf_close(b);

@@ -349,7 +349,7 @@ START_TEST(test_daemon_second_tracer_gets_tracer_1)
 END_TEST
 
 /* NOTE: the agent's lines, in order with the steps; an escaped text, the
- * step in progress with ST_NOTE_AT_STEP; a note alone claims the file. */
+ * step whose line runs with ST_NOTE_AT_STEP; a note alone claims the file. */
 START_TEST(test_daemon_note_lines)
 {
     int fd = client_open();
@@ -374,7 +374,7 @@ START_TEST(test_daemon_note_lines)
                    "Runtime: 0.0001 ms\n"
                    "/abs/f.py::main -- line 8\n"
                    "\n"
-                   "[steptrace] step 2 started process 9: a\\nb\n");
+                   "[steptrace] step 1 started process 9: a\\nb\n");
     assert_file_eq(in_dir(D.logdir, "tracer_1.log"), "[steptrace] alone\n");
     ck_assert_str_eq(last_file, in_dir(D.logdir, "tracer_1.log"));
     /* A NOTE for a region never opened is a protocol error. */

@@ -1377,6 +1377,49 @@ START_TEST(test_wire_round_trip_async)
 }
 END_TEST
 
+/* NOTE and FILE (version 4): the process tree's lines and the file a
+ * tracer's records go to. */
+START_TEST(test_wire_round_trip_note_and_file)
+{
+    static const char text[] = "started process 42: python child.py";
+    static const char path[] = "/p/.tracer/tracer_1.log";
+    struct packed p;
+    struct st_wire_decoder d;
+    struct st_msg m;
+
+    packed_init(&p);
+    ck_assert_int_eq(st_wire_pack_note(&p.pk, 7, ST_NOTE_AT_STEP, LIT(text)),
+                     0);
+    ck_assert_int_eq(st_wire_pack_note(&p.pk, 7, ST_NOTE_LINE, "", 0), 0);
+    ck_assert_int_eq(st_wire_pack_file(&p.pk, UINT32_MAX, LIT(path)), 0);
+    ck_assert_int_eq(st_wire_validate(p.b.data, p.b.len), 3);
+    st_wire_decoder_init(&d);
+    st_wire_decoder_reset(&d, p.b.data, p.b.len);
+    next_msg(&d, &m, ST_MSG_NOTE);
+    ck_assert_uint_eq(m.u.note.region_id, 7);
+    ck_assert_uint_eq(m.u.note.kind, ST_NOTE_AT_STEP);
+    ck_assert_st_str_eq(m.u.note.text, LIT(text));
+    next_msg(&d, &m, ST_MSG_NOTE);
+    ck_assert_uint_eq(m.u.note.kind, ST_NOTE_LINE);
+    ck_assert_uint_eq(m.u.note.text.n, 0);
+    next_msg(&d, &m, ST_MSG_FILE);
+    ck_assert_uint_eq(m.u.file.tracer_id, UINT32_MAX);
+    ck_assert_st_str_eq(m.u.file.path, LIT(path));
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
+    st_wire_decoder_close(&d);
+    packed_close(&p);
+    /* NOTE kinds outside 1..2 and wrong field counts are protocol
+     * errors. */
+    ck_assert_int_eq(DECODE(0x94, 0x17, 1, 0, 0xa0), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x94, 0x17, 1, 3, 0xa0), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x94, 0x17, 1, 2, 0xa0), 1);
+    ck_assert_int_eq(DECODE(0x93, 0x17, 1, 2), ST_EBADMSG);
+    ck_assert_int_eq(DECODE(0x93, 0x18, 1, 0xa0), 1);
+    ck_assert_int_eq(DECODE(0x93, 0x18, 1, 2), ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x92, 0x18, 1), ST_EBADMSG);
+}
+END_TEST
+
 START_TEST(test_wire_decode_rejects_wrong_field_count)
 {
     /* Sanity: the well-formed FLUSH decodes. */
@@ -1741,6 +1784,7 @@ wire_suite(void)
     tc = tcase_create("round_trip");
     tcase_add_test(tc, test_wire_round_trip_every_type);
     tcase_add_test(tc, test_wire_round_trip_async);
+    tcase_add_test(tc, test_wire_round_trip_note_and_file);
     tcase_add_test(tc, test_wire_put_step_head_matches_packer);
     tcase_add_test(tc, test_wire_put_frame_matches_packer);
     tcase_add_test(tc, test_wire_line_round_trip);

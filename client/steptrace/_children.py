@@ -102,15 +102,15 @@ def _settings(tracer):
 
 
 def _place(region):
-    """(step, log file or None) of `region` now: the step in progress, the
-    one whose line is running (its record is written when it ends)."""
+    """(step, log file or None) of `region` now: the step whose line is
+    running (a step's record is written when its line is reached)."""
     if region is None:
         return 0, None
     try:
         steps, _, path = _agent.place(region, True)
     except Exception:
         return 0, None
-    return steps + 1, path
+    return steps, path
 
 
 def _origin_text(child_pid, how, parent_pid, step, path):
@@ -134,9 +134,11 @@ def _fs(path):
     return os.fsdecode(path) if isinstance(path, bytes) else str(path)
 
 
-def _follows(path):
-    """Is the program at `path` one to hand the variables to: Python, a
-    Python script (#! line), a shell or a launcher?"""
+def _follows(path, argv=()):
+    """Is the program at `path`, run with `argv`, one to hand the variables
+    to: Python, a Python script (#! line), a shell (whose commands may
+    start Python), or a launcher (env, nice, timeout, ...) whose arguments
+    name one of those?"""
     try:
         path = _fs(path)
     except Exception:
@@ -148,8 +150,10 @@ def _follows(path):
         real = path
     names.append(os.path.basename(real))
     for name in names:
-        if _PYTHON_NAME.match(name) or name in _SHELLS or name in _LAUNCHERS:
+        if _PYTHON_NAME.match(name) or name in _SHELLS:
             return True
+    if any(name in _LAUNCHERS for name in names):
+        return _launches(argv)
     try:
         if real == os.path.realpath(sys.executable):
             return True
@@ -162,6 +166,30 @@ def _follows(path):
     line = head[2:].split(b"\n", 1)[0].split()
     words = [os.path.basename(w).decode("latin-1") for w in line]
     return any(_PYTHON_NAME.match(w) or w in _SHELLS for w in words)
+
+
+def _launches(argv):
+    """Do a launcher's arguments name a program that is followed?  (`env`
+    alone prints the environment: it gets nothing.)"""
+    try:
+        words = [_fs(a) for a in list(argv)[1:9]]
+    except Exception:
+        return False
+    for i, word in enumerate(words):
+        if not word or word.startswith("-") or "=" in word:
+            continue
+        if _follows(word if os.sep in word else _which(word) or word,
+                    words[i:]):
+            return True
+    return False
+
+
+def _which(name):
+    import shutil
+    try:
+        return shutil.which(name)
+    except Exception:
+        return None
 
 
 def _child_env(env, what, region, tracer, as_list=False):
@@ -236,7 +264,7 @@ def _wrap_fork_exec(real):
     def fork_exec(*args):
         item = _active()
         if item is None or len(args) < 6 or \
-                not any(_follows(p) for p in (args[1] or ())):
+                not any(_follows(p, args[0] or ()) for p in (args[1] or ())):
             return real(*args)
         args = list(args)
         try:
@@ -255,9 +283,8 @@ def _wrap_posix_spawn(real, search):
         item = _active()
         target = path
         if search and os.sep not in _fs(path):
-            import shutil
-            target = shutil.which(_fs(path)) or path
-        if item is None or not _follows(target):
+            target = _which(_fs(path)) or path
+        if item is None or not _follows(target, argv):
             return real(path, argv, env, *args, **kwargs)
         try:
             env = _child_env(env, "started", *item)
@@ -280,7 +307,7 @@ def _exec_origin_env(env, item):
 def _wrap_execve(real):
     def execve(path, argv, env):
         item = _active()
-        if item is not None and _follows(path):
+        if item is not None and _follows(path, argv):
             env = _exec_origin_env(env, item)
         return real(path, argv, env)
     execve._steptrace_follow = True
@@ -290,7 +317,7 @@ def _wrap_execve(real):
 def _wrap_execv(real_execv, next_execve):
     def execv(path, argv):
         item = _active()
-        if item is not None and _follows(path):
+        if item is not None and _follows(path, argv):
             return next_execve(path, argv, _exec_origin_env(None, item))
         return real_execv(path, argv)
     execv._steptrace_follow = True
@@ -330,7 +357,9 @@ def _after_fork_child():
     if origin is None or region is None:
         return
     ppid, step, path = origin
-    text = _origin_text(os.getpid(), "forked", ppid, step, path)
+    # A parent without a file (a forkserver) has no step to point at.
+    text = _origin_text(os.getpid(), "forked", ppid, step if path else 0,
+                        path)
     if not path and _my_origin:
         # The parent wrote nothing (a forkserver): where it comes from.
         text += " (%s)" % _my_origin

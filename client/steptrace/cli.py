@@ -65,7 +65,9 @@ options:
                             (default FILE)
   --variable-mode MODE      ALL, CHANGED or NONE (default ALL)
   --log-dir DIR             log directory, relative to the working directory
-                            (default .tracer)
+                            (default .tracer); each run, and each traced
+                            child process, writes tracer.log there, else
+                            tracer_N.log (the smallest free N)
   --filter-workspace        trace only files in the workspace (default): the
                             script's directory, the working directory with -m
   --workspace DIR           the workspace is DIR (repeatable); a file is in it

@@ -39,11 +39,14 @@ def _steptrace_boot():
     # The sitecustomize this one stands in front of.
     me = sys.modules.pop("sitecustomize", None)
     failure = None
+    found = True
     try:
         import sitecustomize  # noqa: F401
     except ImportError as e:
         if e.name != "sitecustomize":
             failure = e
+        else:
+            found = False
         if me is not None:
             sys.modules["sitecustomize"] = me
     except Exception as e:  # noqa: B902 - site reports it, as without us
@@ -54,6 +57,7 @@ def _steptrace_boot():
         _start(spec)
     if failure is not None:
         raise failure
+    return found
 
 
 def _start(spec):
@@ -94,5 +98,10 @@ def _start(spec):
             pass
 
 
-_steptrace_boot()
+if not _steptrace_boot():
+    # There is no sitecustomize of the program's: this module goes too
+    # (the import system takes it out of sys.modules again), and site
+    # passes over an ImportError of that name as over a missing module.
+    raise ImportError("no sitecustomize but steptrace's start-up hook",
+                      name="sitecustomize")
 del _steptrace_boot, _start

@@ -78,8 +78,8 @@ enum st_event {
 /* NOTE kinds: a line of the collector's in a region's log. */
 enum st_note {
     ST_NOTE_LINE = 1,       /* "[steptrace] TEXT" */
-    ST_NOTE_AT_STEP = 2,    /* "[steptrace] step N TEXT", N the step in
-                               progress (the count written so far + 1). */
+    ST_NOTE_AT_STEP = 2,    /* "[steptrace] step N TEXT", N the last
+                               step written: the one whose line runs. */
     ST_NOTE_MAX_ = 2
 };
 
