@@ -33,34 +33,25 @@ st_wire_put_header(unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t len)
     hdr[3] = (unsigned char)len;
 }
 
-/* Field counts per message type, including the type itself. */
+/* Field counts per message type, the type included, from ST_MSG_MAP.
+ * A type is one byte on the wire: the decoder maps larger ones to 0. */
+#define XX(name, val, nfields)                                             \
+    _Static_assert((val) > 0 && (val) < 256, "ST_MSG_" #name " fits a byte");
+ST_MSG_MAP(XX)
+#undef XX
+
+static const unsigned char wire_nfields[256] = {
+#define XX(name, val, nfields) [val] = (nfields),
+    ST_MSG_MAP(XX)
+#undef XX
+};
+
 static size_t
 msg_nfields(int type)
 {
-    switch (type) {
-    case ST_MSG_HELLO: return 5;
-    case ST_MSG_STR: return 3;
-    case ST_MSG_REGION: return 8;
-    case ST_MSG_THREAD: return 3;
-    case ST_MSG_FRAME: return 8;
-    case ST_MSG_STEP: return 7;
-    case ST_MSG_FRAME_END: return 2;
-    case ST_MSG_REGION_END: return 2;
-    case ST_MSG_FLUSH: return 2;
-    case ST_MSG_LOST: return 3;
-    case ST_MSG_EVENT: return 7;
-    case ST_MSG_ACK: return 4;
-    case ST_MSG_STATUS: return 2;
-    case ST_MSG_STATS: return 3;
-    case ST_MSG_TAIL: return 3;
-    case ST_MSG_TEXT: return 4;
-    case ST_MSG_ASYNC: return 5;
-    case ST_MSG_LINE: return 4;
-    case ST_MSG_SKIP: return 2;
-    case ST_MSG_NOTE: return 4;
-    case ST_MSG_FILE: return 3;
-    default: return 0;
-    }
+    if (type <= 0 || type >= 256)
+        return 0;
+    return wire_nfields[type];
 }
 
 /* Big-endian read of n (1, 2, 4) bytes. */

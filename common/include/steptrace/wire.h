@@ -28,32 +28,33 @@
 /* Largest encoded variable value; the agent cuts longer ones. */
 #define ST_WIRE_MAX_VALUE (4u * 1024 * 1024)
 
-/* Message types (first element of every message). */
+/* Message types (first element of every message): name, value and field
+ * count, the type included.  Every table of the types comes from here. */
 #define ST_MSG_MAP(XX)                                                     \
-    XX(HELLO, 1)                                                           \
-    XX(STR, 2)                                                             \
-    XX(REGION, 3)                                                          \
-    XX(THREAD, 4)                                                          \
-    XX(FRAME, 5)                                                           \
-    XX(STEP, 6)                                                            \
-    XX(FRAME_END, 7)                                                       \
-    XX(REGION_END, 8)                                                      \
-    XX(FLUSH, 9)                                                           \
-    XX(LOST, 10)                                                           \
-    XX(EVENT, 11)                                                          \
-    XX(ACK, 12)                                                            \
-    XX(STATUS, 13)                                                         \
-    XX(STATS, 14)                                                          \
-    XX(TAIL, 15)                                                           \
-    XX(TEXT, 16)                                                           \
-    XX(ASYNC, 20)                                                          \
-    XX(LINE, 21)                                                           \
-    XX(SKIP, 22)                                                           \
-    XX(NOTE, 23)                                                           \
-    XX(FILE, 24)
+    XX(HELLO, 1, 5)                                                        \
+    XX(STR, 2, 3)                                                          \
+    XX(REGION, 3, 8)                                                       \
+    XX(THREAD, 4, 3)                                                       \
+    XX(FRAME, 5, 8)                                                        \
+    XX(STEP, 6, 7)                                                         \
+    XX(FRAME_END, 7, 2)                                                    \
+    XX(REGION_END, 8, 2)                                                   \
+    XX(FLUSH, 9, 2)                                                        \
+    XX(LOST, 10, 3)                                                        \
+    XX(EVENT, 11, 7)                                                       \
+    XX(ACK, 12, 4)                                                         \
+    XX(STATUS, 13, 2)                                                      \
+    XX(STATS, 14, 3)                                                       \
+    XX(TAIL, 15, 3)                                                        \
+    XX(TEXT, 16, 4)                                                        \
+    XX(ASYNC, 20, 5)                                                       \
+    XX(LINE, 21, 4)                                                        \
+    XX(SKIP, 22, 2)                                                        \
+    XX(NOTE, 23, 4)                                                        \
+    XX(FILE, 24, 3)
 
 enum st_msg_type {
-#define XX(name, val) ST_MSG_##name = val,
+#define XX(name, val, nfields) ST_MSG_##name = val,
     ST_MSG_MAP(XX)
 #undef XX
 };
