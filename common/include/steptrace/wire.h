@@ -1,7 +1,9 @@
 /*
  * The steptrace wire protocol: framing, message types, encoding (msgpack-c
  * packer) and validated decoding.  common/PROTOCOL.md is the prose form of
- * this header; keep the two in step.
+ * this header; keep the two in step.  Both the agent and the collector
+ * link the one implementation: common/wire_validate.c, wire_decode.c and
+ * wire_encode.c, which share common/wire_int.h.
  *
  * A frame is a 4-byte big-endian payload length followed by the payload:
  * one or more msgpack arrays, each a message whose first element is the
