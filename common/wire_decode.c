@@ -9,7 +9,8 @@
  * Two paths: STEP and LINE, nearly every message of a busy connection,
  * are read straight from the bytes (st__wire_decode_step, in
  * wire_decode_step.c); everything else, and any STEP or LINE in a form the
- * direct path does not take, goes through msgpack-c.
+ * direct path does not take, goes through msgpack-c and a table of each
+ * type's fields (wire_msgs, below).
  */
 #include "steptrace/wire.h"
 
@@ -83,15 +84,25 @@ get_str(const msgpack_object *o, struct st_str *out)
     return ST_EBADTYPE;
 }
 
-/* Reads the u32 fields f[first..first+n) into the pointers given. */
+/* One diff entry, [name, type, value] or [name], into *v. */
 static int
-get_u32s(const msgpack_object *f, uint32_t **outs, size_t n)
+decode_var(const msgpack_object *e, struct st_wire_var *v)
 {
-    size_t i;
+    const msgpack_object *f;
 
-    for (i = 0; i < n; i++)
-        if (get_u32(&f[i], outs[i]) != 0)
-            return ST_EBADTYPE;
+    if (e->type != MSGPACK_OBJECT_ARRAY)
+        return ST_EBADTYPE;
+    f = e->via.array.ptr;
+    memset(v, 0, sizeof(*v));
+    if (e->via.array.size == 1) {
+        v->deleted = 1;
+        return get_u32(&f[0], &v->name_sid);
+    }
+    if (e->via.array.size != 3)
+        return ST_EBADMSG;
+    if (get_u32(&f[0], &v->name_sid) != 0 ||
+        get_u32(&f[1], &v->type_sid) != 0 || get_str(&f[2], &v->value) != 0)
+        return ST_EBADTYPE;
     return 0;
 }
 
@@ -104,6 +115,7 @@ decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
     const msgpack_object_array *a;
     struct st_wire_var *vars;
     size_t i;
+    int r;
 
     *count = 0;
     if (o->type == MSGPACK_OBJECT_NIL) {
@@ -119,189 +131,118 @@ decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
         return ST_ENOMEM;
     d->vars = vars;
     for (i = 0; i < a->size; i++) {
-        const msgpack_object *e = &a->ptr[i];
-        struct st_wire_var *v = &d->vars[*used + i];
-
-        if (e->type != MSGPACK_OBJECT_ARRAY)
-            return ST_EBADTYPE;
-        memset(v, 0, sizeof(*v));
-        if (e->via.array.size == 1) {
-            v->deleted = 1;
-            if (get_u32(&e->via.array.ptr[0], &v->name_sid) != 0)
-                return ST_EBADTYPE;
-        }
-        else if (e->via.array.size == 3) {
-            if (get_u32(&e->via.array.ptr[0], &v->name_sid) != 0 ||
-                get_u32(&e->via.array.ptr[1], &v->type_sid) != 0 ||
-                get_str(&e->via.array.ptr[2], &v->value) != 0)
-                return ST_EBADTYPE;
-        }
-        else {
-            return ST_EBADMSG;
-        }
+        r = decode_var(&a->ptr[i], &d->vars[*used + i]);
+        if (r != 0)
+            return r;
     }
     *count = a->size;
     *used += a->size;
     return 0;
 }
 
+/*
+ * ---- The fields of each message type ----
+ *
+ * A message's fields after the type are read by kind into members of
+ * struct st_msg (a table, wire_msgs); what is not a plain field (diffs,
+ * counters, FRAME's packed scope, LINE's units, SKIP's bin) is read by the
+ * type's finish function, after the plain fields.  A plain field of the
+ * wrong type is ST_EBADTYPE; a kind outside its type's range ST_EBADMSG.
+ */
+enum wire_kind {
+    WIRE_NONE = 0,  /* Read by the finish function. */
+    WIRE_U32,
+    WIRE_U64,
+    WIRE_STR,       /* str or bin. */
+    WIRE_STR_NIL    /* str, bin or nil (left empty). */
+};
+
+struct wire_field {
+    unsigned char kind;  /* enum wire_kind */
+    unsigned short off;  /* Of the member in struct st_msg. */
+};
+
+typedef int (*wire_finish_fn)(struct st_wire_decoder *d,
+                              const msgpack_object *f, struct st_msg *m);
+
+struct wire_msg {
+    struct wire_field f[ST_WIRE_MAX_FIELDS - 1]; /* Fields 1, 2, ... */
+    unsigned short kind_off; /* A u32 member that must lie in */
+    unsigned char kind_min;  /* [kind_min, kind_max] (kind_max 0: none). */
+    unsigned char kind_max;
+    wire_finish_fn finish;   /* NULL: none. */
+};
+
+/* STEP: the two diffs, fields 5 and 6. */
 static int
-decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
-              struct st_msg *m)
+decode_step_diffs(struct st_wire_decoder *d, const msgpack_object *f,
+                  struct st_msg *m)
 {
     size_t used = 0;
-    int r = 0;
+    int r;
 
-    switch (m->type) {
-    case ST_MSG_HELLO:
-        if (get_u32(&f[1], &m->u.hello.version) != 0 ||
-            get_u64(&f[2], &m->u.hello.pid) != 0 ||
-            get_str(&f[3], &m->u.hello.program) != 0 ||
-            get_u64(&f[4], &m->u.hello.ring_bytes) != 0)
-            return ST_EBADTYPE;
-        return 0;
-    case ST_MSG_STR:
-        if (get_u32(&f[1], &m->u.str.sid) != 0 ||
-            get_str(&f[2], &m->u.str.text) != 0)
-            return ST_EBADTYPE;
-        return 0;
-    case ST_MSG_REGION:
-        if (get_u32(&f[1], &m->u.region.region_id) != 0 ||
-            get_u32(&f[2], &m->u.region.tracer_id) != 0 ||
-            get_str(&f[3], &m->u.region.log_dir) != 0 ||
-            get_u32(&f[4], &m->u.region.level) != 0 ||
-            get_u32(&f[5], &m->u.region.var_mode) != 0 ||
-            get_u64(&f[6], &m->u.region.max_log_bytes) != 0 ||
-            get_u32(&f[7], &m->u.region.max_log_files) != 0)
-            return ST_EBADTYPE;
-        return 0;
-    case ST_MSG_THREAD: {
-        uint32_t *outs[] = {&m->u.thread.tid, &m->u.thread.name_sid};
-        return get_u32s(f + 1, outs, 2);
-    }
-    case ST_MSG_FRAME: {
-        uint32_t *outs[] = {&m->u.frame.frame_id, &m->u.frame.tid,
-                            &m->u.frame.parent_id, &m->u.frame.file_sid,
-                            &m->u.frame.func_sid};
-        uint64_t scope_flags;
-
-        if (get_u32s(f + 1, outs, 5) != 0 ||
-            get_u64(&f[6], &scope_flags) != 0 ||
-            get_u32(&f[7], &m->u.frame.region_id) != 0 ||
-            (scope_flags >> 1) > UINT32_MAX)
-            return ST_EBADTYPE;
-        m->u.frame.scope_id = (uint32_t)(scope_flags >> 1);
-        m->u.frame.flags = (uint32_t)(scope_flags & ST_FRAME_MODULE);
-        return 0;
-    }
-    case ST_MSG_LINE: {
-        uint32_t *outs[] = {&m->u.step.frame_id, &m->u.step.lineno};
-        uint64_t units;
-
-        if (get_u32s(f + 1, outs, 2) != 0 || get_u64(&f[3], &units) != 0)
-            return ST_EBADTYPE;
-        return wire_line_runtime(units, &m->u.step.runtime_ns);
-    }
-    case ST_MSG_STEP: {
-        uint32_t *outs[] = {&m->u.step.region_id, &m->u.step.frame_id,
-                            &m->u.step.lineno};
-        size_t gstart;
-
-        if (get_u32s(f + 1, outs, 3) != 0 ||
-            get_u64(&f[4], &m->u.step.runtime_ns) != 0)
-            return ST_EBADTYPE;
-        r = decode_diff(d, &f[5], &m->u.step.has_globals, &used,
-                        &m->u.step.nglobals);
-        if (r != 0)
-            return r;
-        gstart = 0;
+    r = decode_diff(d, &f[5], &m->u.step.has_globals, &used,
+                    &m->u.step.nglobals);
+    if (r == 0)
         r = decode_diff(d, &f[6], &m->u.step.has_locals, &used,
                         &m->u.step.nlocals);
-        if (r != 0)
-            return r;
-        /* Set the pointers only now: decode_diff may move the scratch. */
-        m->u.step.globals = d->vars + gstart;
-        m->u.step.locals = d->vars + m->u.step.nglobals;
-        return 0;
-    }
-    case ST_MSG_FRAME_END:
-        return get_u32(&f[1], &m->u.frame_end.frame_id);
-    case ST_MSG_REGION_END:
-        return get_u32(&f[1], &m->u.region_end.region_id);
-    case ST_MSG_FLUSH:
-        return get_u64(&f[1], &m->u.flush.token);
-    case ST_MSG_LOST:
-        if (get_u32(&f[1], &m->u.lost.region_id) != 0 ||
-            get_u64(&f[2], &m->u.lost.count) != 0)
-            return ST_EBADTYPE;
-        return 0;
-    case ST_MSG_EVENT: {
-        uint32_t *outs[] = {&m->u.event.region_id, &m->u.event.frame_id,
-                            &m->u.event.lineno};
-        if (get_u32s(f + 1, outs, 3) != 0 ||
-            get_u64(&f[4], &m->u.event.runtime_ns) != 0 ||
-            get_u32(&f[5], &m->u.event.kind) != 0 ||
-            get_str(&f[6], &m->u.event.detail) != 0)
-            return ST_EBADTYPE;
-        if (m->u.event.kind < ST_EVENT_CALL ||
-            m->u.event.kind > ST_EVENT_MAX_)
-            return ST_EBADMSG;
-        return 0;
-    }
-    case ST_MSG_ASYNC:
-        if (get_u32(&f[1], &m->u.async.region_id) != 0 ||
-            get_u64(&f[2], &m->u.async.time_ns) != 0 ||
-            get_u32(&f[3], &m->u.async.kind) != 0 ||
-            get_str(&f[4], &m->u.async.body) != 0)
-            return ST_EBADTYPE;
-        if (m->u.async.kind < ST_ASYNC_CORO || m->u.async.kind > ST_ASYNC_MAX_)
-            return ST_EBADMSG;
-        return 0;
-    case ST_MSG_SKIP:
-        if (f[1].type != MSGPACK_OBJECT_BIN)
-            return ST_EBADTYPE;
-        m->u.skip.n = f[1].via.bin.size;
-        return 0;
-    case ST_MSG_NOTE:
-        if (get_u32(&f[1], &m->u.note.region_id) != 0 ||
-            get_u32(&f[2], &m->u.note.kind) != 0 ||
-            get_str(&f[3], &m->u.note.text) != 0)
-            return ST_EBADTYPE;
-        if (m->u.note.kind < ST_NOTE_LINE || m->u.note.kind > ST_NOTE_MAX_)
-            return ST_EBADMSG;
-        return 0;
-    case ST_MSG_FILE:
-        if (get_u32(&f[1], &m->u.file.tracer_id) != 0 ||
-            get_str(&f[2], &m->u.file.path) != 0)
-            return ST_EBADTYPE;
-        return 0;
-    case ST_MSG_ACK:
-        if (get_u64(&f[1], &m->u.ack.token) != 0 ||
-            get_u64(&f[2], &m->u.ack.errors) != 0)
-            return ST_EBADTYPE;
-        if (f[3].type == MSGPACK_OBJECT_NIL) {
-            m->u.ack.message.p = NULL;
-            m->u.ack.message.n = 0;
-            return 0;
-        }
-        return get_str(&f[3], &m->u.ack.message);
-    default:
-        return ST_EBADMSG;
-    }
+    if (r != 0)
+        return r;
+    /* Set the pointers only now: decode_diff may move the scratch. */
+    m->u.step.globals = d->vars;
+    m->u.step.locals = d->vars + m->u.step.nglobals;
+    return 0;
 }
 
-/* Decodes a STATS counter list into the decoder's scratch array. */
+/* FRAME: field 6, the scope id and the module bit in one u64. */
 static int
-decode_counters(struct st_wire_decoder *d, const msgpack_object *o,
+decode_frame_scope(struct st_wire_decoder *d, const msgpack_object *f,
+                   struct st_msg *m)
+{
+    uint64_t scope_flags;
+
+    if (get_u64(&f[6], &scope_flags) != 0 || (scope_flags >> 1) > UINT32_MAX)
+        return ST_EBADTYPE;
+    m->u.frame.scope_id = (uint32_t)(scope_flags >> 1);
+    m->u.frame.flags = (uint32_t)(scope_flags & ST_FRAME_MODULE);
+    return 0;
+}
+
+/* LINE: field 3, the runtime in units of 100 ns. */
+static int
+decode_line_units(struct st_wire_decoder *d, const msgpack_object *f,
+                  struct st_msg *m)
+{
+    uint64_t units;
+
+    if (get_u64(&f[3], &units) != 0)
+        return ST_EBADTYPE;
+    return wire_line_runtime(units, &m->u.step.runtime_ns);
+}
+
+/* SKIP: field 1, a bin of which only the length matters. */
+static int
+decode_skip(struct st_wire_decoder *d, const msgpack_object *f,
+            struct st_msg *m)
+{
+    if (f[1].type != MSGPACK_OBJECT_BIN)
+        return ST_EBADTYPE;
+    m->u.skip.n = f[1].via.bin.size;
+    return 0;
+}
+
+/* STATS: field 2, the counter list, into the decoder's scratch array. */
+static int
+decode_counters(struct st_wire_decoder *d, const msgpack_object *f,
                 struct st_msg *m)
 {
     const msgpack_object_array *a;
     struct st_wire_counter *c;
     size_t i;
 
-    if (o->type != MSGPACK_OBJECT_ARRAY)
+    if (f[2].type != MSGPACK_OBJECT_ARRAY)
         return ST_EBADTYPE;
-    a = &o->via.array;
+    a = &f[2].via.array;
     c = st_grow(d->counters, &d->counters_cap, a->size, sizeof(*c), 16);
     if (c == NULL)
         return ST_ENOMEM;
@@ -320,32 +261,120 @@ decode_counters(struct st_wire_decoder *d, const msgpack_object *o,
     return 0;
 }
 
-/* The control messages: STATUS, STATS, TAIL, TEXT. */
+#define U32(member) {WIRE_U32, offsetof(struct st_msg, u.member)}
+#define U64(member) {WIRE_U64, offsetof(struct st_msg, u.member)}
+#define STR(member) {WIRE_STR, offsetof(struct st_msg, u.member)}
+#define STR_NIL(member) {WIRE_STR_NIL, offsetof(struct st_msg, u.member)}
+#define NONE {WIRE_NONE, 0}
+#define KIND(member, lo, hi)                                               \
+    .kind_off = offsetof(struct st_msg, u.member), .kind_min = (lo),       \
+    .kind_max = (hi)
+
+/* Field i of a message is .f[i - 1]; PROTOCOL.md "Messages" in C. */
+static const struct wire_msg wire_msgs[] = {
+    [ST_MSG_HELLO] = {.f = {U32(hello.version), U64(hello.pid),
+                            STR(hello.program), U64(hello.ring_bytes)}},
+    [ST_MSG_STR] = {.f = {U32(str.sid), STR(str.text)}},
+    [ST_MSG_REGION] = {.f = {U32(region.region_id), U32(region.tracer_id),
+                             STR(region.log_dir), U32(region.level),
+                             U32(region.var_mode), U64(region.max_log_bytes),
+                             U32(region.max_log_files)}},
+    [ST_MSG_THREAD] = {.f = {U32(thread.tid), U32(thread.name_sid)}},
+    [ST_MSG_FRAME] = {.f = {U32(frame.frame_id), U32(frame.tid),
+                            U32(frame.parent_id), U32(frame.file_sid),
+                            U32(frame.func_sid), NONE, U32(frame.region_id)},
+                      .finish = decode_frame_scope},
+    [ST_MSG_STEP] = {.f = {U32(step.region_id), U32(step.frame_id),
+                           U32(step.lineno), U64(step.runtime_ns)},
+                     .finish = decode_step_diffs},
+    [ST_MSG_FRAME_END] = {.f = {U32(frame_end.frame_id)}},
+    [ST_MSG_REGION_END] = {.f = {U32(region_end.region_id)}},
+    [ST_MSG_FLUSH] = {.f = {U64(flush.token)}},
+    [ST_MSG_LOST] = {.f = {U32(lost.region_id), U64(lost.count)}},
+    [ST_MSG_EVENT] = {.f = {U32(event.region_id), U32(event.frame_id),
+                            U32(event.lineno), U64(event.runtime_ns),
+                            U32(event.kind), STR(event.detail)},
+                      KIND(event.kind, ST_EVENT_CALL, ST_EVENT_MAX_)},
+    [ST_MSG_ACK] = {.f = {U64(ack.token), U64(ack.errors),
+                          STR_NIL(ack.message)}},
+    [ST_MSG_STATUS] = {.f = {U64(status.token)}},
+    [ST_MSG_STATS] = {.f = {U64(stats.token)}, .finish = decode_counters},
+    [ST_MSG_TAIL] = {.f = {U64(tail.pid), STR(tail.glob)}},
+    [ST_MSG_TEXT] = {.f = {U64(text.pid), STR(text.path), STR(text.text)}},
+    [ST_MSG_ASYNC] = {.f = {U32(async.region_id), U64(async.time_ns),
+                            U32(async.kind), STR(async.body)},
+                      KIND(async.kind, ST_ASYNC_CORO, ST_ASYNC_MAX_)},
+    [ST_MSG_LINE] = {.f = {U32(step.frame_id), U32(step.lineno)},
+                     .finish = decode_line_units},
+    [ST_MSG_SKIP] = {.f = {NONE}, .finish = decode_skip},
+    [ST_MSG_NOTE] = {.f = {U32(note.region_id), U32(note.kind),
+                           STR(note.text)},
+                     KIND(note.kind, ST_NOTE_LINE, ST_NOTE_MAX_)},
+    [ST_MSG_FILE] = {.f = {U32(file.tracer_id), STR(file.path)}},
+};
+
+#undef U32
+#undef U64
+#undef STR
+#undef STR_NIL
+#undef NONE
+#undef KIND
+
+/* One plain field into its member of *m. */
 static int
-decode_control(struct st_wire_decoder *d, const msgpack_object *f,
-               struct st_msg *m)
+decode_field(const msgpack_object *o, const struct wire_field *w,
+             struct st_msg *m)
 {
-    switch (m->type) {
-    case ST_MSG_STATUS:
-        return get_u64(&f[1], &m->u.status.token);
-    case ST_MSG_STATS:
-        if (get_u64(&f[1], &m->u.stats.token) != 0)
-            return ST_EBADTYPE;
-        return decode_counters(d, &f[2], m);
-    case ST_MSG_TAIL:
-        if (get_u64(&f[1], &m->u.tail.pid) != 0 ||
-            get_str(&f[2], &m->u.tail.glob) != 0)
-            return ST_EBADTYPE;
-        return 0;
-    case ST_MSG_TEXT:
-        if (get_u64(&f[1], &m->u.text.pid) != 0 ||
-            get_str(&f[2], &m->u.text.path) != 0 ||
-            get_str(&f[3], &m->u.text.text) != 0)
-            return ST_EBADTYPE;
-        return 0;
+    char *member = (char *)m + w->off;
+
+    switch (w->kind) {
+    case WIRE_U32:
+        return get_u32(o, (uint32_t *)(void *)member);
+    case WIRE_U64:
+        return get_u64(o, (uint64_t *)(void *)member);
+    case WIRE_STR_NIL:
+        if (o->type == MSGPACK_OBJECT_NIL)
+            return 0; /* *m was zeroed: the string is {NULL, 0}. */
+        return get_str(o, (struct st_str *)(void *)member);
+    case WIRE_STR:
+        return get_str(o, (struct st_str *)(void *)member);
     default:
-        return ST_EBADMSG;
+        return 0;
     }
+}
+
+/*
+ * Decodes the nfields fields f[0..nfields) of a message whose type
+ * (m->type) has that field count, into *m (zeroed).
+ * @return 0, ST_EBADTYPE, ST_EBADMSG or ST_ENOMEM.
+ */
+static int
+decode_fields(struct st_wire_decoder *d, const msgpack_object *f,
+              size_t nfields, struct st_msg *m)
+{
+    const struct wire_msg *w;
+    size_t i;
+    int r;
+
+    if ((size_t)m->type >= sizeof(wire_msgs) / sizeof(wire_msgs[0]))
+        return ST_EBADMSG;
+    w = &wire_msgs[m->type];
+    /* A type of ST_MSG_MAP that the table does not describe. */
+    if (w->f[0].kind == WIRE_NONE && w->finish == NULL)
+        return ST_EBADMSG;
+    for (i = 1; i < nfields && i < ST_WIRE_MAX_FIELDS; i++) {
+        r = decode_field(&f[i], &w->f[i - 1], m);
+        if (r != 0)
+            return r;
+    }
+    if (w->kind_max != 0) {
+        uint32_t kind;
+
+        memcpy(&kind, (const char *)m + w->kind_off, sizeof(kind));
+        if (kind < w->kind_min || kind > w->kind_max)
+            return ST_EBADMSG;
+    }
+    return w->finish != NULL ? w->finish(d, f, m) : 0;
 }
 
 int
@@ -389,9 +418,6 @@ st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m)
         return ST_EBADMSG;
     /* Pass decode_fields()'s code through: ST_ENOMEM is not the peer's
      * fault, and a diff entry of the wrong length is ST_EBADMSG. */
-    if (m->type >= ST_MSG_STATUS && m->type <= ST_MSG_TEXT)
-        r = decode_control(d, o->via.array.ptr, m);
-    else
-        r = decode_fields(d, o->via.array.ptr, m);
+    r = decode_fields(d, o->via.array.ptr, nfields, m);
     return r == 0 ? 1 : r;
 }

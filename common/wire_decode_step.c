@@ -176,8 +176,8 @@ cursor_step(struct wire_cursor *c, struct st_wire_decoder *d,
     m->u.step.nglobals = g.count;
     m->u.step.has_locals = l.has;
     m->u.step.nlocals = l.count;
-    /* As decode_fields() in wire_decode.c: the pointers once the scratch
-     * is final. */
+    /* As decode_step_diffs() in wire_decode.c: the pointers once the
+     * scratch is final. */
     m->u.step.globals = d->vars;
     m->u.step.locals = d->vars + g.count;
     return 1;
