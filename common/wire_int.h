@@ -1,5 +1,7 @@
 /*
- * What the files of the wire code share, and nothing else uses:
+ * What the files of the wire code share, and nothing else uses but the
+ * msgpack-c encoders of the tests and the load generator
+ * (tests/wire-pack.c), which must write what the library writes:
  *
  *   wire_validate.c     frames and bytes checked before msgpack-c sees
  *                       them; owns the table of field counts

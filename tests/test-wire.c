@@ -15,6 +15,7 @@
 
 #include "steptrace/error.h"
 #include "steptrace/wire.h"
+#include "wire-pack.h"
 
 /* A string literal as the (pointer, length) pair the encoders take. */
 #define LIT(s) (s), (sizeof(s) - 1)
