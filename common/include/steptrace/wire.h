@@ -283,7 +283,7 @@ int st_wire_validate_prefix(const char *p, size_t len, size_t *complete);
  * that form, 0 when not (or not all of the head is there). */
 int st_wire_skip_head(const unsigned char *p, size_t avail, uint32_t *n);
 
-/* ---- Decoding (common/wire_decode.c) ---- */
+/* ---- Decoding (common/wire_decode.c, wire_decode_step.c) ---- */
 
 /* Decodes the messages of one validated frame, one at a time. */
 struct st_wire_decoder {
