@@ -18,6 +18,7 @@
 #include "steptrace/buf.h"
 #include "steptrace/ring.h"
 #include "steptrace/wire.h"
+#include "wire-pack.h"
 
 /* Bound on every wait, so that a broken collector fails instead of hangs. */
 #define WAIT_MS 20000

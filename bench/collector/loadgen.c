@@ -34,6 +34,7 @@
 
 #include "steptrace/buf.h"
 #include "steptrace/wire.h"
+#include "wire-pack.h"
 
 struct lg_opts {
     const char *socket;

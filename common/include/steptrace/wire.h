@@ -1,7 +1,9 @@
 /*
  * The steptrace wire protocol: framing, message types, encoding (msgpack-c
  * packer) and validated decoding.  common/PROTOCOL.md is the prose form of
- * this header; keep the two in step.
+ * this header; keep the two in step.  Both the agent and the collector
+ * link the one implementation, common/wire_*.c (validate, decode,
+ * decode_step, encode), which share common/wire_int.h.
  *
  * A frame is a 4-byte big-endian payload length followed by the payload:
  * one or more msgpack arrays, each a message whose first element is the
@@ -28,32 +30,33 @@
 /* Largest encoded variable value; the agent cuts longer ones. */
 #define ST_WIRE_MAX_VALUE (4u * 1024 * 1024)
 
-/* Message types (first element of every message). */
+/* Message types (first element of every message): name, value and field
+ * count, the type included.  Every table of the types comes from here. */
 #define ST_MSG_MAP(XX)                                                     \
-    XX(HELLO, 1)                                                           \
-    XX(STR, 2)                                                             \
-    XX(REGION, 3)                                                          \
-    XX(THREAD, 4)                                                          \
-    XX(FRAME, 5)                                                           \
-    XX(STEP, 6)                                                            \
-    XX(FRAME_END, 7)                                                       \
-    XX(REGION_END, 8)                                                      \
-    XX(FLUSH, 9)                                                           \
-    XX(LOST, 10)                                                           \
-    XX(EVENT, 11)                                                          \
-    XX(ACK, 12)                                                            \
-    XX(STATUS, 13)                                                         \
-    XX(STATS, 14)                                                          \
-    XX(TAIL, 15)                                                           \
-    XX(TEXT, 16)                                                           \
-    XX(ASYNC, 20)                                                          \
-    XX(LINE, 21)                                                           \
-    XX(SKIP, 22)                                                           \
-    XX(NOTE, 23)                                                           \
-    XX(FILE, 24)
+    XX(HELLO, 1, 5)                                                        \
+    XX(STR, 2, 3)                                                          \
+    XX(REGION, 3, 8)                                                       \
+    XX(THREAD, 4, 3)                                                       \
+    XX(FRAME, 5, 8)                                                        \
+    XX(STEP, 6, 7)                                                         \
+    XX(FRAME_END, 7, 2)                                                    \
+    XX(REGION_END, 8, 2)                                                   \
+    XX(FLUSH, 9, 2)                                                        \
+    XX(LOST, 10, 3)                                                        \
+    XX(EVENT, 11, 7)                                                       \
+    XX(ACK, 12, 4)                                                         \
+    XX(STATUS, 13, 2)                                                      \
+    XX(STATS, 14, 3)                                                       \
+    XX(TAIL, 15, 3)                                                        \
+    XX(TEXT, 16, 4)                                                        \
+    XX(ASYNC, 20, 5)                                                       \
+    XX(LINE, 21, 4)                                                        \
+    XX(SKIP, 22, 2)                                                        \
+    XX(NOTE, 23, 4)                                                        \
+    XX(FILE, 24, 3)
 
 enum st_msg_type {
-#define XX(name, val) ST_MSG_##name = val,
+#define XX(name, val, nfields) ST_MSG_##name = val,
     ST_MSG_MAP(XX)
 #undef XX
 };
@@ -229,6 +232,8 @@ struct st_msg {
     } u;
 };
 
+/* ---- Framing and validation (common/wire_validate.c) ---- */
+
 /*
  * Reads a frame header.
  * @return the payload length (> 0), or ST_ETOOBIG when it is larger than
@@ -236,9 +241,6 @@ struct st_msg {
  */
 int64_t st_wire_frame_len(const unsigned char hdr[ST_WIRE_HEADER_SIZE],
                           uint32_t max);
-
-/* Writes a frame header for a payload of `len` bytes. */
-void st_wire_put_header(unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t len);
 
 /*
  * Checks that `len` bytes are a sequence of complete msgpack objects, each
@@ -271,6 +273,18 @@ int st_wire_validate_messages(const char *p, size_t len);
  */
 int st_wire_validate_prefix(const char *p, size_t len, size_t *complete);
 
+/*
+ * SKIP, as the agent writes it into the ring (PROTOCOL.md "The ring"):
+ * [22, bin32 of n bytes], the bytes being whatever the ring holds there.
+ * ST_WIRE_SKIP_HEAD is its size before those n bytes.
+ */
+#define ST_WIRE_SKIP_HEAD 7
+/* @return 1 and *n when p[0..avail) starts with the head of a SKIP in
+ * that form, 0 when not (or not all of the head is there). */
+int st_wire_skip_head(const unsigned char *p, size_t avail, uint32_t *n);
+
+/* ---- Decoding (common/wire_decode.c, wire_decode_step.c) ---- */
+
 /* Decodes the messages of one validated frame, one at a time. */
 struct st_wire_decoder {
     msgpack_zone zone;           /* Owned: msgpack-c's objects, reused. */
@@ -298,10 +312,18 @@ void st_wire_decoder_reset(struct st_wire_decoder *d, const char *p,
  */
 int st_wire_decode_next(struct st_wire_decoder *d, struct st_msg *m);
 
+/* ---- Encoding (common/wire_encode.c) ---- */
+
+/* Writes a frame header for a payload of `len` bytes; the head of a SKIP
+ * of n bytes at p (ST_WIRE_SKIP_HEAD bytes). */
+void st_wire_put_header(unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t len);
+void st_wire_put_skip_head(unsigned char *p, uint32_t n);
+
 /*
  * Encoders: each appends one message through a msgpack_packer (usually one
- * writing into a struct st_buf with st_buf_msgpack_write).  They return
- * the packer's result: 0 on success.
+ * writing into a struct st_buf with st_buf_msgpack_write) and returns the
+ * packer's result: 0 on success.  STEP, LINE, FRAME and FRAME_END are
+ * written by the st_wire_put_* encoders below.
  */
 /* HELLO: `ring_bytes` is the ring an agent asks for (0: none, the
  * records travel on the socket), or the ring a collector made. */
@@ -315,58 +337,6 @@ int st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
                         uint32_t var_mode, uint64_t max_log_bytes,
                         uint32_t max_log_files);
 int st_wire_pack_thread(msgpack_packer *pk, uint32_t tid, uint32_t name_sid);
-int st_wire_pack_frame(msgpack_packer *pk, uint32_t frame_id, uint32_t tid,
-                       uint32_t parent_id, uint32_t file_sid,
-                       uint32_t func_sid, uint32_t scope_id, uint32_t flags,
-                       uint32_t region_id);
-/* LINE: a STEP without variables (NONE mode) of a frame, in its FRAME's
- * region; the runtime travels in units of 100 ns, rounded half up (the
- * log's resolution), and is decoded as ns (a multiple of 100). */
-int st_wire_pack_line(msgpack_packer *pk, uint32_t frame_id,
-                      uint32_t lineno, uint64_t runtime_ns);
-/*
- * Starts a STEP message; follow it with the globals diff and the locals
- * diff, each either st_wire_pack_nil() or st_wire_pack_diff_begin(n)
- * followed by n st_wire_pack_var_set / st_wire_pack_var_del calls.
- */
-int st_wire_pack_step_begin(msgpack_packer *pk, uint32_t region_id,
-                            uint32_t frame_id, uint32_t lineno,
-                            uint64_t runtime_ns);
-int st_wire_pack_nil(msgpack_packer *pk);
-
-/*
- * The same STEP head as st_wire_pack_step_begin(), and a nil, written
- * straight into a buffer with one size check (the per-line path of the
- * agent): byte for byte what the msgpack-c packer writes.
- * @return 0 or ST_ENOMEM.
- */
-int st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
-                          uint32_t frame_id, uint32_t lineno,
-                          uint64_t runtime_ns);
-int st_wire_put_nil(struct st_buf *b);
-
-/* FRAME and FRAME_END written straight into a buffer (a traced call's
- * path), byte for byte as st_wire_pack_frame / st_wire_pack_frame_end.
- * @return 0 or ST_ENOMEM. */
-int st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
-                      uint32_t parent_id, uint32_t file_sid,
-                      uint32_t func_sid, uint32_t scope_id, uint32_t flags,
-                      uint32_t region_id);
-int st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id);
-/* LINE, likewise, as st_wire_pack_line. */
-int st_wire_put_line(struct st_buf *b, uint32_t frame_id, uint32_t lineno,
-                     uint64_t runtime_ns);
-/* A diff's array head and entries, likewise, as st_wire_pack_diff_begin,
- * st_wire_pack_var_set and st_wire_pack_var_del. */
-int st_wire_put_diff_begin(struct st_buf *b, size_t n);
-int st_wire_put_var_set(struct st_buf *b, uint32_t name_sid,
-                        uint32_t type_sid, const char *value, size_t n);
-int st_wire_put_var_del(struct st_buf *b, uint32_t name_sid);
-int st_wire_pack_diff_begin(msgpack_packer *pk, size_t n);
-int st_wire_pack_var_set(msgpack_packer *pk, uint32_t name_sid,
-                         uint32_t type_sid, const char *value, size_t n);
-int st_wire_pack_var_del(msgpack_packer *pk, uint32_t name_sid);
-int st_wire_pack_frame_end(msgpack_packer *pk, uint32_t frame_id);
 int st_wire_pack_region_end(msgpack_packer *pk, uint32_t region_id);
 int st_wire_pack_flush(msgpack_packer *pk, uint64_t token);
 int st_wire_pack_note(msgpack_packer *pk, uint32_t region_id, uint32_t kind,
@@ -381,17 +351,9 @@ int st_wire_pack_event(msgpack_packer *pk, uint32_t region_id,
                        const char *detail, size_t n);
 int st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
                      const char *msg, size_t n);
-/*
- * SKIP, as the agent writes it into the ring (PROTOCOL.md "The ring"):
- * [22, bin32 of n bytes], the bytes being whatever the ring holds there.
- * ST_WIRE_SKIP_HEAD is its size before those n bytes.
- */
-#define ST_WIRE_SKIP_HEAD 7
-/* Writes the head of a SKIP of n bytes at p (ST_WIRE_SKIP_HEAD bytes). */
-void st_wire_put_skip_head(unsigned char *p, uint32_t n);
-/* @return 1 and *n when p[0..avail) starts with the head of a SKIP in
- * that form, 0 when not (or not all of the head is there). */
-int st_wire_skip_head(const unsigned char *p, size_t avail, uint32_t *n);
+int st_wire_pack_async(msgpack_packer *pk, uint32_t region_id,
+                       uint64_t time_ns, uint32_t kind, const char *body,
+                       size_t n);
 
 /* Control messages (steptrace daemon status, steptrace tail). */
 int st_wire_pack_status(msgpack_packer *pk, uint64_t token);
@@ -403,8 +365,35 @@ int st_wire_pack_tail(msgpack_packer *pk, uint64_t pid, const char *glob,
                       size_t n);
 int st_wire_pack_text(msgpack_packer *pk, uint64_t pid, const char *path,
                       size_t path_len, const char *text, size_t text_len);
-int st_wire_pack_async(msgpack_packer *pk, uint32_t region_id,
-                       uint64_t time_ns, uint32_t kind, const char *body,
-                       size_t n);
+
+/*
+ * The agent's per-line messages written straight into a buffer, each with
+ * one size check: byte for byte what the msgpack-c packer writes (the
+ * smallest form of every integer and head).  @return 0 or ST_ENOMEM.
+ *
+ * A STEP: st_wire_put_step_head(), then the globals diff and the locals
+ * diff, each either st_wire_put_nil() or st_wire_put_diff_begin(n)
+ * followed by n st_wire_put_var_set / st_wire_put_var_del calls.
+ */
+int st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
+                          uint32_t frame_id, uint32_t lineno,
+                          uint64_t runtime_ns);
+int st_wire_put_nil(struct st_buf *b);
+int st_wire_put_diff_begin(struct st_buf *b, size_t n);
+int st_wire_put_var_set(struct st_buf *b, uint32_t name_sid,
+                        uint32_t type_sid, const char *value, size_t n);
+int st_wire_put_var_del(struct st_buf *b, uint32_t name_sid);
+/* FRAME and FRAME_END (a traced call's path).  FRAME's scope id and
+ * flags travel as one field, scope_id << 1 | (flags & ST_FRAME_MODULE). */
+int st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
+                      uint32_t parent_id, uint32_t file_sid,
+                      uint32_t func_sid, uint32_t scope_id, uint32_t flags,
+                      uint32_t region_id);
+int st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id);
+/* LINE: a STEP without variables (NONE mode) of a frame, in its FRAME's
+ * region; the runtime travels in units of 100 ns, rounded half up (the
+ * log's resolution), and is decoded as ns (a multiple of 100). */
+int st_wire_put_line(struct st_buf *b, uint32_t frame_id, uint32_t lineno,
+                     uint64_t runtime_ns);
 
 #endif /* STEPTRACE_COMMON_WIRE_H */
