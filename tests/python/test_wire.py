@@ -14,7 +14,7 @@ import tempfile
 import unittest
 
 import helpers
-from steptrace import _agent
+from steptrace import _agent, daemonctl
 
 WIRE_H = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
                       os.pardir, "common", "include", "steptrace", "wire.h")
@@ -72,6 +72,11 @@ class ConstantsTest(unittest.TestCase):
                              int(m.group(1)))
         self.assertEqual(_agent.WIRE_MAX_FRAME, 16 * 1024 * 1024)
         self.assertEqual(_agent.WIRE_VERSION, _agent.PROTOCOL_VERSION)
+
+    def test_the_control_client_has_no_codec_of_its_own(self):
+        self.assertIs(daemonctl.wire_encode, _agent.wire_encode)
+        self.assertIs(daemonctl.wire_decode, _agent.wire_decode)
+        self.assertEqual(daemonctl.MSG_HELLO, _agent.MSG_HELLO)
 
 
 class RoundTripTest(unittest.TestCase):
