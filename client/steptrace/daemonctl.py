@@ -24,6 +24,7 @@ import time
 
 from ._agent import (MSG_HELLO, MSG_STATS, MSG_STATUS, MSG_TAIL, MSG_TEXT,
                      WIRE_VERSION, load_yaml, wire_decode, wire_encode)
+from ._argv import UsageError, parse_options
 from ._paths import service_socket
 
 EXIT_NOT_RUNNING = 3      # `status` of a stopped service (LSB convention)
@@ -80,10 +81,6 @@ class CtlError(Exception):
     def __init__(self, msg, status=1):
         Exception.__init__(self, msg)
         self.status = status
-
-
-class UsageError(Exception):
-    """A bad command line (exit status 2)."""
 
 
 # ---- the connection -----------------------------------------------------
@@ -201,38 +198,6 @@ def _connect(path, timeout=10.0):
 
 
 # ---- command lines ------------------------------------------------------
-
-def _parse(argv, valued, flags, help_text, prog):
-    opts = {}
-    rest = []
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        i += 1
-        name, eq, inline = tok.partition("=")
-        if tok in ("-h", "--help"):
-            sys.stdout.write(help_text)
-            raise SystemExit(0)
-        if name in valued:
-            if eq:
-                value = inline
-            elif i < len(argv):
-                value = argv[i]
-                i += 1
-            else:
-                raise UsageError("%s needs a value" % name)
-            if value == "":
-                raise UsageError("%s needs a value" % name)
-            opts[valued[name]] = value
-        elif tok in flags:
-            opts[flags[tok]] = True
-        elif tok.startswith("-"):
-            raise UsageError("unknown option %r (see %s --help)"
-                             % (tok, prog))
-        else:
-            rest.append(tok)
-    return opts, rest
-
 
 def _fmt_bytes(n):
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
@@ -453,8 +418,8 @@ def daemon_main(argv):
     elif cmd != "stop":
         raise UsageError("unknown daemon command %r: use start, stop or "
                          "status" % cmd)
-    opts, rest = _parse(argv[1:], valued, flags, DAEMON_HELP,
-                        "steptrace daemon")
+    opts, rest = parse_options(argv[1:], valued, flags, DAEMON_HELP,
+                               "steptrace daemon")
     if rest:
         raise UsageError("unexpected argument %r" % rest[0])
     return {"start": _cmd_start, "stop": _cmd_stop,
@@ -478,9 +443,10 @@ def _write(stream, text):
 
 def tail_main(argv):
     """`steptrace tail ...`; returns the exit status."""
-    opts, rest = _parse(argv, {"--pid": "pid", "--file": "file",
-                               "--socket": "socket", "--config": "config"},
-                        {}, TAIL_HELP, "steptrace tail")
+    opts, rest = parse_options(argv, {"--pid": "pid", "--file": "file",
+                                      "--socket": "socket",
+                                      "--config": "config"},
+                               {}, TAIL_HELP, "steptrace tail")
     if rest:
         raise UsageError("unexpected argument %r" % rest[0])
     pid = _tail_pid(opts["pid"]) if "pid" in opts else 0
