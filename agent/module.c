@@ -15,6 +15,7 @@
 #include "backend.h"
 #include "config_py.h"
 #include "steptrace/ring.h"
+#include "wirepy.h"
 
 /* ---- Region: owns a struct st_region ---- */
 
@@ -683,6 +684,8 @@ PyInit__agent(void)
     if (PyModule_AddObjectRef(m, "handle", handle) < 0 ||
         PyModule_AddObjectRef(m, "Region", RegionType) < 0 ||
         PyModule_AddIntConstant(m, "PROTOCOL_VERSION", ST_WIRE_VERSION) < 0)
+        goto error;
+    if (st__wirepy_add(m) < 0)
         goto error;
     return m;
 

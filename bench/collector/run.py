@@ -14,9 +14,12 @@ MB/s of log text written, and the collector's peak RSS.  The logs go to
 --dir (default: a temporary directory, removed afterwards).
 
 Prints a Markdown table, with the command line that produced it, for
-docs/PERFORMANCE.md.  Standard library only.
+docs/PERFORMANCE.md.  Standard library, and the build's agent for the
+collector's counters (steptrace/daemonctl.py speaks through its codec);
+run it with the Python the build is for.
 """
 import argparse
+import glob
 import importlib.util
 import os
 import platform
@@ -32,20 +35,56 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def load_daemonctl():
+def load_daemonctl(build):
     """client/steptrace/daemonctl.py without importing the package (whose
-    __init__ needs the built agent): a bare package module stands for it,
-    so that daemonctl's relative imports resolve in its directory."""
+    __init__ imports the tracer, which installs fork hooks): a bare package
+    module stands for it, whose path is the package's directory and the
+    build's agent/, so that daemonctl's relative imports resolve there and
+    _agent (its wire codec) is the extension this build made."""
     pkgdir = os.path.join(ROOT, "client", "steptrace")
     pkg = types.ModuleType("st_client")
-    pkg.__path__ = [pkgdir]
+    pkg.__path__ = [pkgdir, os.path.join(build, "agent")]
     sys.modules["st_client"] = pkg
     spec = importlib.util.spec_from_file_location(
         "st_client.daemonctl", os.path.join(pkgdir, "daemonctl.py"))
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    try:
+        spec.loader.exec_module(mod)
+    except ImportError as e:
+        raise SystemExit("the agent of %s does not load in this Python "
+                         "(%s): run this with the Python the build is for"
+                         % (build, e))
     return mod
+
+
+def asan_runtime(build):
+    """The ASan runtime the build's agent links, or None: a sanitizer
+    build's agent loads into a stock python3 only with that runtime
+    preloaded (STYLE item 3)."""
+    agents = glob.glob(os.path.join(build, "agent", "_agent*.so"))
+    try:
+        out = subprocess.run(["ldd"] + agents[:1], capture_output=True,
+                             text=True).stdout if agents else ""
+    except OSError:
+        return None
+    for line in out.splitlines():
+        name, _, path = line.strip().partition(" => ")
+        if name.startswith("libasan.so"):
+            return path.split(" (")[0]
+    return None
+
+
+def preload_asan(build):
+    """Runs this script again with the build's ASan runtime preloaded
+    (and Python's allocations visible to it) when the build needs it."""
+    runtime = asan_runtime(build)
+    preload = os.environ.get("LD_PRELOAD", "")
+    if runtime is None or runtime in preload.split(":"):
+        return
+    env = dict(os.environ, PYTHONMALLOC="malloc",
+               LD_PRELOAD=runtime + (":" + preload if preload else ""))
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
 def peak_rss_kib(pid):
@@ -147,7 +186,8 @@ def main():
         if not os.access(exe, os.X_OK):
             raise SystemExit("%s is missing: build first (ninja -C %s)"
                              % (exe, args.build))
-    ctl = load_daemonctl()
+    preload_asan(args.build)
+    ctl = load_daemonctl(args.build)
     workdir = tempfile.mkdtemp(prefix="st-bench-collector-", dir=args.dir)
     rows = []
     try:

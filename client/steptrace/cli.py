@@ -17,6 +17,7 @@ import os
 import sys
 import types
 
+from ._argv import Args, UsageError, needs_value
 from ._collector import _warn
 from .config import ConfigError, find_config_file, read_config
 from .tracer import LogLevel, LogOutput, Tracer, VariableMode
@@ -98,10 +99,6 @@ options:
 exit status: the script's own; 2 for a bad option, a bad config file or a
 missing script.
 """
-
-
-class UsageError(Exception):
-    """A bad command line: reported in one line, exit status 2."""
 
 
 def _choice(cls, option):
@@ -224,29 +221,23 @@ def parse_run_args(argv):
     settings = {}
     script = None
     script_args = []
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        i += 1
+    args = Args(argv)
+    for tok in args:
         if tok == "--":
-            script_args.extend(argv[i:])
+            script_args.extend(args.rest())
             break
         name, eq, inline = tok.partition("=")
         if name in _VALUED:
             key, parse = _VALUED[name]
-            if eq:
-                value = inline
-            elif i < len(argv):
-                value = argv[i]
-                i += 1
-            elif script is not None:
+            value = args.value(eq, inline)
+            if value is None:
+                if script is None:
+                    raise needs_value(name)
                 _warn("passing %s to the script: it needs a value to be "
                       "steptrace's (put steptrace's options before the "
                       "script, or the script's after --)" % name)
                 script_args.append(tok)
                 continue
-            else:
-                raise UsageError("%s needs a value" % name)
             try:
                 if key == "workspace":      # repeatable
                     settings.setdefault(key, []).append(parse(value))
@@ -263,20 +254,21 @@ def parse_run_args(argv):
             settings[key] = value
         elif tok == "-m" and script is None:
             # As python -m: the module, then its own arguments.
-            if i >= len(argv) or not argv[i] or argv[i].startswith("-"):
+            module = args.peek()
+            if not module or module.startswith("-"):
                 raise UsageError("-m needs a module name: steptrace run "
                                  "[options] -m module [args]")
-            settings["module"] = argv[i]
-            script_args.extend(argv[i + 1:])
+            settings["module"] = next(args)
+            script_args.extend(args.rest())
             break
         elif name == "--traceable-functions":
             names = [inline] if eq else []
-            while not eq and i < len(argv) and not argv[i].startswith("-"):
-                if script is None and len(names) > 0 and \
-                        argv[i].endswith(".py"):
+            while not eq:
+                word = args.peek()
+                if word is None or word.startswith("-") or (
+                        script is None and names and word.endswith(".py")):
                     break
-                names.append(argv[i])
-                i += 1
+                names.append(next(args))
             if not names:
                 raise UsageError("--traceable-functions needs at least one "
                                  "function name")
@@ -570,8 +562,6 @@ def _cmd_control(cmd, argv):
         if cmd == "daemon":
             return daemonctl.daemon_main(argv)
         return daemonctl.tail_main(argv)
-    except daemonctl.UsageError as e:
-        raise UsageError(str(e)) from None
     except daemonctl.CtlError as e:
         sys.stderr.write("steptrace: %s\n" % e)
         return e.status

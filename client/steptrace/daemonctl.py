@@ -3,9 +3,10 @@
 These talk to a running steptraced over its socket as a *control* client
 (common/PROTOCOL.md, "Control connections"): HELLO, then STATUS (answered
 with STATS, the collector's counters) or TAIL (answered with a stream of
-TEXT messages: the records as they are written).  The few messages needed
-are encoded and decoded here with a small msgpack subset, so this module
-is standard library only.
+TEXT messages: the records as they are written).  The messages are
+encoded and decoded by common's wire codec, the one the agent and the
+collector use, through steptrace._agent.wire_encode() and wire_decode();
+the protocol's constants (MSG_*, WIRE_VERSION) are the agent's too.
 
 The socket is found the way steptraced finds it: --socket, else the
 config file's `socket` (with --config), else $STEPTRACE_SOCKET, else
@@ -17,20 +18,14 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
 
+from ._agent import (MSG_HELLO, MSG_STATS, MSG_STATUS, MSG_TAIL, MSG_TEXT,
+                     WIRE_VERSION, load_yaml, wire_decode, wire_encode)
+from ._argv import UsageError, parse_options
 from ._paths import service_socket
-
-WIRE_VERSION = 4  # = ST_WIRE_VERSION in common/include/steptrace/wire.h
-MSG_HELLO = 1
-MSG_STATUS = 13
-MSG_STATS = 14
-MSG_TAIL = 15
-MSG_TEXT = 16
-MAX_FRAME = 16 * 1024 * 1024
 
 EXIT_NOT_RUNNING = 3      # `status` of a stopped service (LSB convention)
 _START_TIMEOUT_S = 15.0
@@ -88,140 +83,6 @@ class CtlError(Exception):
         self.status = status
 
 
-class UsageError(Exception):
-    """A bad command line (exit status 2)."""
-
-
-# ---- msgpack: the subset the protocol uses ------------------------------
-
-def _pack(obj, out):
-    if obj is None:
-        out.append(b"\xc0")
-    elif isinstance(obj, bool):
-        out.append(b"\xc3" if obj else b"\xc2")
-    elif isinstance(obj, int):
-        if obj < 0:
-            raise ValueError("negative integers are not used")
-        if obj < 0x80:
-            out.append(struct.pack("B", obj))
-        elif obj < 0x100:
-            out.append(struct.pack(">BB", 0xcc, obj))
-        elif obj < 0x10000:
-            out.append(struct.pack(">BH", 0xcd, obj))
-        elif obj < 0x100000000:
-            out.append(struct.pack(">BI", 0xce, obj))
-        else:
-            out.append(struct.pack(">BQ", 0xcf, obj))
-    elif isinstance(obj, (str, bytes)):
-        data = obj.encode("utf-8", "surrogateescape") \
-            if isinstance(obj, str) else obj
-        n = len(data)
-        if n < 32:
-            out.append(struct.pack("B", 0xa0 | n))
-        elif n < 0x100:
-            out.append(struct.pack(">BB", 0xd9, n))
-        elif n < 0x10000:
-            out.append(struct.pack(">BH", 0xda, n))
-        else:
-            out.append(struct.pack(">BI", 0xdb, n))
-        out.append(data)
-    elif isinstance(obj, (list, tuple)):
-        n = len(obj)
-        if n < 16:
-            out.append(struct.pack("B", 0x90 | n))
-        elif n < 0x10000:
-            out.append(struct.pack(">BH", 0xdc, n))
-        else:
-            out.append(struct.pack(">BI", 0xdd, n))
-        for item in obj:
-            _pack(item, out)
-    else:
-        raise TypeError("cannot encode %r" % (obj,))
-
-
-def encode_frame(*messages):
-    """One frame (length header and payload) holding the messages."""
-    out = []
-    for m in messages:
-        _pack(list(m), out)
-    payload = b"".join(out)
-    return struct.pack(">I", len(payload)) + payload
-
-
-_FIXED = {0xcc: ">B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q",
-          0xd0: ">b", 0xd1: ">h", 0xd2: ">i", 0xd3: ">q",
-          0xca: ">f", 0xcb: ">d"}
-
-
-def _unpack(data, i, depth=0):
-    """Decodes one object at data[i:]; returns (object, next index).
-    Strings come back as bytes (the caller decodes what it shows)."""
-    if depth > 8:
-        raise ValueError("nesting too deep")
-    c = data[i]
-    i += 1
-    if c <= 0x7f:
-        return c, i
-    if c >= 0xe0:
-        return c - 0x100, i
-    if c == 0xc0:
-        return None, i
-    if c in (0xc2, 0xc3):
-        return c == 0xc3, i
-    if 0xa0 <= c <= 0xbf:
-        n = c & 0x1f
-    elif 0x90 <= c <= 0x9f:
-        return _unpack_array(data, i, c & 0x0f, depth)
-    elif c in _FIXED:
-        fmt = _FIXED[c]
-        size = struct.calcsize(fmt)
-        if i + size > len(data):
-            raise ValueError("truncated")
-        return struct.unpack_from(fmt, data, i)[0], i + size
-    elif c in (0xd9, 0xc4):
-        n = data[i]
-        i += 1
-    elif c in (0xda, 0xc5):
-        n = struct.unpack_from(">H", data, i)[0]
-        i += 2
-    elif c in (0xdb, 0xc6):
-        n = struct.unpack_from(">I", data, i)[0]
-        i += 4
-    elif c == 0xdc:
-        n = struct.unpack_from(">H", data, i)[0]
-        return _unpack_array(data, i + 2, n, depth)
-    elif c == 0xdd:
-        n = struct.unpack_from(">I", data, i)[0]
-        return _unpack_array(data, i + 4, n, depth)
-    else:
-        raise ValueError("unexpected msgpack byte 0x%02x" % c)
-    if i + n > len(data):
-        raise ValueError("truncated")
-    return bytes(data[i:i + n]), i + n
-
-
-def _unpack_array(data, i, n, depth):
-    if n > len(data) - i:
-        raise ValueError("truncated")
-    items = []
-    for _ in range(n):
-        v, i = _unpack(data, i, depth + 1)
-        items.append(v)
-    return items, i
-
-
-def decode_payload(payload):
-    """The messages (lists) of one frame's payload."""
-    out = []
-    i = 0
-    while i < len(payload):
-        m, i = _unpack(payload, i)
-        if not isinstance(m, list) or not m or not isinstance(m[0], int):
-            raise ValueError("not a message")
-        out.append(m)
-    return out
-
-
 # ---- the connection -----------------------------------------------------
 
 class Connection:
@@ -238,10 +99,10 @@ class Connection:
             self.sock.close()
             raise
         # A control connection asks for no ring (the last field).
-        self.sock.sendall(encode_frame(
-            [MSG_HELLO, WIRE_VERSION, os.getpid(), "steptrace-ctl", 0]))
+        self.sock.sendall(wire_encode(MSG_HELLO, WIRE_VERSION, os.getpid(),
+                                      "steptrace-ctl", 0))
         hello = self.read_message()
-        if hello is None or hello[0] != MSG_HELLO or len(hello) != 5:
+        if hello is None or hello[0] != MSG_HELLO:
             self.close()
             raise CtlError("%s did not answer like steptraced" % path)
         self.pid = hello[2]
@@ -255,18 +116,14 @@ class Connection:
     def read_frame(self):
         """The next frame's messages, or None at the end of the stream."""
         while True:
-            if len(self._buf) >= 4:
-                (n,) = struct.unpack(">I", self._buf[:4])
-                if n == 0 or n > MAX_FRAME:
-                    raise CtlError("bad frame from the collector")
-                if len(self._buf) >= 4 + n:
-                    payload = self._buf[4:4 + n]
-                    self._buf = self._buf[4 + n:]
-                    try:
-                        return decode_payload(payload)
-                    except (ValueError, IndexError, struct.error) as e:
-                        raise CtlError("bad frame from the collector: %s"
-                                       % e) from None
+            try:
+                msgs, used = wire_decode(self._buf)
+            except ValueError as e:
+                raise CtlError("bad frame from the collector: %s"
+                               % e) from None
+            if used:
+                self._buf = self._buf[used:]
+                return msgs
             chunk = self.sock.recv(1 << 16)
             if not chunk:
                 return None
@@ -280,7 +137,7 @@ class Connection:
         """The collector's counters as a dict {name: int}."""
         token = int(time.time()) & 0xffffffff
         try:
-            self.sock.sendall(encode_frame([MSG_STATUS, token]))
+            self.sock.sendall(wire_encode(MSG_STATUS, token))
             msg = self.read_message()
         except socket.timeout:
             raise CtlError("the collector on %s does not answer" % self.path)
@@ -301,12 +158,9 @@ def _config_socket(config):
     if config is None:
         return None
     try:
-        from . import _agent
-        data = _agent.load_yaml(config)
+        data = load_yaml(config)
     except (OSError, ValueError) as e:
         raise CtlError("cannot read %s: %s" % (config, e), status=2)
-    except ImportError:
-        return None
     if isinstance(data, dict):
         value = data.get("socket")
         if isinstance(value, str) and value:
@@ -344,38 +198,6 @@ def _connect(path, timeout=10.0):
 
 
 # ---- command lines ------------------------------------------------------
-
-def _parse(argv, valued, flags, help_text, prog):
-    opts = {}
-    rest = []
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        i += 1
-        name, eq, inline = tok.partition("=")
-        if tok in ("-h", "--help"):
-            sys.stdout.write(help_text)
-            raise SystemExit(0)
-        if name in valued:
-            if eq:
-                value = inline
-            elif i < len(argv):
-                value = argv[i]
-                i += 1
-            else:
-                raise UsageError("%s needs a value" % name)
-            if value == "":
-                raise UsageError("%s needs a value" % name)
-            opts[valued[name]] = value
-        elif tok in flags:
-            opts[flags[tok]] = True
-        elif tok.startswith("-"):
-            raise UsageError("unknown option %r (see %s --help)"
-                             % (tok, prog))
-        else:
-            rest.append(tok)
-    return opts, rest
-
 
 def _fmt_bytes(n):
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
@@ -596,8 +418,8 @@ def daemon_main(argv):
     elif cmd != "stop":
         raise UsageError("unknown daemon command %r: use start, stop or "
                          "status" % cmd)
-    opts, rest = _parse(argv[1:], valued, flags, DAEMON_HELP,
-                        "steptrace daemon")
+    opts, rest = parse_options(argv[1:], valued, flags, DAEMON_HELP,
+                               "steptrace daemon")
     if rest:
         raise UsageError("unexpected argument %r" % rest[0])
     return {"start": _cmd_start, "stop": _cmd_stop,
@@ -621,9 +443,10 @@ def _write(stream, text):
 
 def tail_main(argv):
     """`steptrace tail ...`; returns the exit status."""
-    opts, rest = _parse(argv, {"--pid": "pid", "--file": "file",
-                               "--socket": "socket", "--config": "config"},
-                        {}, TAIL_HELP, "steptrace tail")
+    opts, rest = parse_options(argv, {"--pid": "pid", "--file": "file",
+                                      "--socket": "socket",
+                                      "--config": "config"},
+                               {}, TAIL_HELP, "steptrace tail")
     if rest:
         raise UsageError("unexpected argument %r" % rest[0])
     pid = _tail_pid(opts["pid"]) if "pid" in opts else 0
@@ -636,7 +459,7 @@ def tail_main(argv):
     last = None
     try:
         conn.sock.settimeout(None)
-        conn.sock.sendall(encode_frame([MSG_TAIL, pid, opts.get("file", "")]))
+        conn.sock.sendall(wire_encode(MSG_TAIL, pid, opts.get("file", "")))
         while True:
             msgs = conn.read_frame()
             if msgs is None:
@@ -644,7 +467,7 @@ def tail_main(argv):
                        "stream\n")
                 return 0
             for m in msgs:
-                if m[0] != MSG_TEXT or len(m) != 4:
+                if m[0] != MSG_TEXT:
                     continue
                 text = m[3].decode("utf-8", "replace")
                 if m[1] == 0:
