@@ -7,12 +7,23 @@
  * their epoch (st__sink_done_with).  The agent ends every frame with a
  * FLUSH, so this is how it learns which records are safe.
  */
-#include "daemon.h"
+#include "ack.h"
+
+#include "conn.h"
+#include "idmap.h"
+#include "log.h"
+#include "pressure.h"
+#include "server.h"
+#include "sink.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "steptrace/error.h"
+
+/* FLUSHes a peer may have waiting for their ACK before its processing
+ * stops too. */
+#define ST_MAX_ACK_WAIT 1024u
 
 /* @return 1 when every record before FLUSH epoch `epoch` is written. */
 static int

@@ -17,7 +17,16 @@
  * the peer's bytes stay in the kernel, so the agent's sender blocks on
  * its socket: that is how pressure reaches the traced program.
  */
-#include "daemon.h"
+#include "conn.h"
+
+#include "control.h"
+#include "idmap.h"
+#include "log.h"
+#include "pressure.h"
+#include "ring.h"
+#include "server.h"
+#include "session.h"
+#include "sink.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -30,6 +39,11 @@
 
 #include "steptrace/error.h"
 #include "steptrace/ring.h"
+
+/* Bytes of a ring applied in one turn of the loop. */
+#define ST_RING_TURN (1024u * 1024)
+/* Replies (HELLO, ACK) a peer may leave unread before it is dropped. */
+#define ST_MAX_PENDING_REPLY (1u << 20)
 
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread,
                          const uv_buf_t *buf);
@@ -77,18 +91,6 @@ st__conn_reopen(struct st_conn *c)
 
     while ((s = st__idmap_next(&c->sinks, &it)) != NULL)
         st__sink_reopen(s);
-}
-
-int
-st__conn_sinks_idle(const struct st_conn *c)
-{
-    struct st_sink *s;
-    size_t it = 0;
-
-    while ((s = st__idmap_next(&c->sinks, &it)) != NULL)
-        if (!st__sink_idle(s))
-            return 0;
-    return 1;
 }
 
 /* The only place a connection's memory is released. */

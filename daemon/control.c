@@ -8,7 +8,13 @@
  * than ST_TAIL_MAX_QUEUED bytes wait for it, records are skipped and
  * counted; it is told how many once it has room again.
  */
-#include "daemon.h"
+#include "control.h"
+
+#include "conn.h"
+#include "pressure.h"
+#include "server.h"
+#include "sink.h"
+#include "stats.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -17,6 +23,10 @@
 #include <unistd.h>
 
 #include "steptrace/error.h"
+
+/* Bytes of TEXT a slow tail subscriber may have queued before records
+ * are skipped for it. */
+#define ST_TAIL_MAX_QUEUED (4u * 1024 * 1024)
 
 /* A TEXT frame on its way: owns the bytes. */
 struct control_write {
@@ -27,6 +37,9 @@ struct control_write {
 
 /* Gathered TEXT bytes are sent once a frame holds this much. */
 #define CONTROL_SEND_BYTES (64u * 1024)
+
+/* Sends what the subscribers have gathered (once per loop iteration). */
+static void control_flush(struct st_server *srv);
 
 int
 st__control_status(struct st_conn *c, const struct st_msg *m)
@@ -82,7 +95,7 @@ st__control_status(struct st_conn *c, const struct st_msg *m)
 static void
 control_check_cb(uv_check_t *h)
 {
-    st__control_flush(h->data);
+    control_flush(h->data);
 }
 
 int
@@ -228,8 +241,8 @@ st__control_publish(struct st_sink *s, const char *text, size_t n)
     }
 }
 
-void
-st__control_flush(struct st_server *srv)
+static void
+control_flush(struct st_server *srv)
 {
     struct st_conn *c;
 

@@ -28,7 +28,19 @@
  * overshoot past the threshold is at most one read chunk and one rendered
  * record per connection.
  */
-#include "daemon.h"
+#include "pressure.h"
+
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+#include "sink.h"
+
+/* Memory an open connection holds whatever it sends: a read buffer and
+ * room for the chunks it fills (kept out of the pending budget). */
+#define ST_CONN_RESERVE (ST_READ_CHUNK + 2 * ST_SINK_FLUSH_BYTES)
+/* Room left for what goes past the threshold before producers stop (one
+ * record and one read per connection). */
+#define ST_PRESSURE_MARGIN (2u << 20)
 
 void
 st__pressure_add(struct st_server *srv, size_t n, int out)

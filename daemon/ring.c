@@ -25,7 +25,11 @@
  * its connection but freed in its own close callback (its uv_poll_t must
  * be closed first), after which the mapping goes.
  */
-#include "daemon.h"
+#include "ring.h"
+
+#include "conn.h"
+#include "pressure.h"
+#include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +84,8 @@ ring_commit(const struct st_ring *rg)
 }
 
 static void ring_wake_cb(uv_poll_t *h, int status, int events);
+/* Makes sure active rings are polled (the poll timer runs). */
+static void ring_poll_arm(struct st_server *srv);
 
 /* ---- making and freeing ---- */
 
@@ -244,7 +250,7 @@ st__ring_open(struct st_conn *c, uint64_t size, const char *reply,
         return r;
     }
     uv_poll_start(&rg->wake, UV_READABLE, ring_wake_cb);
-    st__ring_poll_arm(c->srv);
+    ring_poll_arm(c->srv);
     return 0;
 
 err_memfd:
@@ -599,7 +605,7 @@ ring_wake_cb(uv_poll_t *h, int status, int events)
         return;
     srv = rg->conn->srv;
     ring_look(rg->conn);
-    st__ring_poll_arm(srv);
+    ring_poll_arm(srv);
 }
 
 /* One poll of connection c's ring. */
@@ -642,8 +648,8 @@ ring_poll_cb(uv_timer_t *t)
         uv_timer_stop(t);
 }
 
-void
-st__ring_poll_arm(struct st_server *srv)
+static void
+ring_poll_arm(struct st_server *srv)
 {
     if (srv == NULL || srv->handles_closed ||
         uv_is_active((uv_handle_t *)&srv->ring_timer))

@@ -3,7 +3,13 @@
  * notification, signals, the flush and idle timers, and the orderly stop
  * that leaves uv_loop_close() with nothing to complain about.
  */
-#include "daemon.h"
+#include "server.h"
+
+#include "conn.h"
+#include "log.h"
+#include "pressure.h"
+#include "settings.h"
+#include "sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,88 +22,17 @@
 
 #include "steptrace/error.h"
 
-static int log_quiet;
-
-void
-st__log_set_quiet(int quiet)
-{
-    log_quiet = quiet;
-}
-
-static void
-log_line(const char *fmt, va_list ap)
-{
-    char line[1024];
-    const char *p = line;
-    size_t len;
-    int n;
-
-    memcpy(line, "steptraced: ", 12);
-    n = vsnprintf(line + 12, sizeof(line) - 13, fmt, ap);
-    if (n < 0)
-        n = 0;
-    len = 12 + ((size_t)n < sizeof(line) - 13 ? (size_t)n : sizeof(line) - 14);
-    line[len++] = '\n';
-    /* One write per line, so lines from concurrent writers never mix. */
-    while (len > 0) {
-        ssize_t w = write(STDERR_FILENO, p, len);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        len -= (size_t)w;
-    }
-}
-
-void
-st__log(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_line(fmt, ap);
-    va_end(ap);
-}
-
-int
-st__log_open(const char *path)
-{
-    int fd;
-
-    if (path == NULL)
-        return 0;
-    do {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    if (fd != STDERR_FILENO) {
-        if (dup2(fd, STDERR_FILENO) < 0) {
-            int r = -errno;
-
-            close(fd);
-            return r;
-        }
-        close(fd);
-    }
-    return 0;
-}
-
-void
-st__log_info(const char *fmt, ...)
-{
-    va_list ap;
-
-    if (log_quiet)
-        return;
-    va_start(ap, fmt);
-    log_line(fmt, ap);
-    va_end(ap);
-}
+/* How long SIGTERM waits for connections to drain before closing them. */
+#define ST_STOP_DRAIN_MS 10000
+/* Buffered records reach the file at most this long after being rendered
+ * (so that the log of a program that hangs shows where it is). */
+#define ST_SINK_FLUSH_MS 10
+/* How often the collector measures its resident size (pressure.c). */
+#define ST_MEASURE_MS 100
 
 static void server_close_handle(uv_handle_t *h);
+/* Begins an orderly stop (idempotent). */
+static void server_stop(struct st_server *srv, const char *why);
 
 static void
 server_flush_cb(uv_timer_t *t)
@@ -132,7 +67,7 @@ server_idle_cb(uv_timer_t *t)
 {
     struct st_server *srv = t->data;
 
-    st__server_stop(srv, "no client connected for the --idle-exit time");
+    server_stop(srv, "no client connected for the --idle-exit time");
 }
 
 static void
@@ -258,7 +193,7 @@ server_signal_cb(uv_signal_t *h, int signum)
             st__sink_reopen(sk);
         return;
     }
-    st__server_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    server_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* Removes the pid file if it still names us. */
@@ -335,8 +270,8 @@ server_stop_timer_cb(uv_timer_t *t)
                 "closed", n, ST_STOP_DRAIN_MS / 1000);
 }
 
-void
-st__server_stop(struct st_server *srv, const char *why)
+static void
+server_stop(struct st_server *srv, const char *why)
 {
     struct st_conn *c, *next;
 
@@ -531,7 +466,7 @@ st__server_run(const struct st_options *opt)
         /* Nothing was bound: stopping only closes the handles. */
         srv.sock_ino = 0;
         status = 1;
-        st__server_stop(&srv, "startup failed");
+        server_stop(&srv, "startup failed");
     }
     else {
         r = server_write_pid_file(opt->pid_file);

@@ -10,7 +10,18 @@
  * identity on text that is already escaped), so one variable is always
  * one line whatever the agent sends.
  */
-#include "daemon.h"
+#include "session.h"
+
+#include "ack.h"
+#include "conn.h"
+#include "control.h"
+#include "idmap.h"
+#include "log.h"
+#include "ring.h"
+#include "server.h"
+#include "sink.h"
+#include "stats.h"
+#include "step.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -21,6 +32,10 @@
 
 #include "steptrace/error.h"
 #include "steptrace/ring.h"
+
+/* Slots of a connection's direct string table it starts with (see
+ * st_conn.str_dense). */
+#define ST_STR_DENSE_MIN 1024u
 
 void
 st__session_init(struct st_conn *c)
@@ -117,8 +132,8 @@ session_dense_add(struct st_conn *c, uint32_t sid, const struct st_string *s)
 }
 
 int
-st__escape(struct st_scratch *sc, const char *p, size_t n, const char **out,
-           size_t *outn)
+st__session_escape(struct st_scratch *sc, const char *p, size_t n,
+                   const char **out, size_t *outn)
 {
     size_t i;
 
@@ -163,8 +178,8 @@ session_on_str(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "STR %u defined twice", sid);
         return ST_ESTATE;
     }
-    r = st__escape(&c->srv->scratch, m->u.str.text.p, m->u.str.text.n, &p,
-                   &n);
+    r = st__session_escape(&c->srv->scratch, m->u.str.text.p,
+                           m->u.str.text.n, &p, &n);
     if (r != 0)
         return r;
     s = malloc(sizeof(*s) + n + 1);
@@ -403,8 +418,8 @@ session_on_note(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "NOTE for region %u", m->u.note.region_id);
         return ST_ESTATE;
     }
-    if (st__escape(&c->srv->scratch, m->u.note.text.p, m->u.note.text.n, &t,
-                   &tn) != 0)
+    if (st__session_escape(&c->srv->scratch, m->u.note.text.p,
+                           m->u.note.text.n, &t, &tn) != 0)
         return ST_ENOMEM;
     b->len = 0;
     if (st_buf_puts(b, "[steptrace] ") != 0 ||
@@ -550,7 +565,8 @@ st__session_end(struct st_conn *c, int kind, int sig, const char *detail,
         st->ended_by_exec++;
     else
         st->vanished++;
-    if (st__escape(&c->srv->scratch, detail, strlen(detail), &d, &dn) != 0) {
+    if (st__session_escape(&c->srv->scratch, detail, strlen(detail), &d,
+                           &dn) != 0) {
         d = "?";
         dn = 1;
     }

@@ -15,7 +15,18 @@
  * bounded.  The next write that succeeds starts with one line saying how
  * many records were lost and why.
  */
-#include "daemon.h"
+#include "sink.h"
+
+#include "ack.h"
+#include "conn.h"
+#include "control.h"
+#include "log.h"
+#include "pressure.h"
+#include "server.h"
+#include "session.h"
+#include "settings.h"
+#include "stats.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +38,13 @@
 #include <unistd.h>
 
 #include "steptrace/error.h"
+
+/* Emptied chunks the server keeps for reuse (about 68 KiB each), so that
+ * busy sinks allocate none; bounded so that an idle collector holds
+ * little. */
+#define ST_CHUNK_POOL 8u
+/* tracer_N.log names tried before giving up. */
+#define ST_MAX_CLAIM 100000u
 
 #define SINK_FILE_MODE 0640
 /*

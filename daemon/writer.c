@@ -8,7 +8,9 @@
  * ftruncate(2), so that no record is ever split: the file ends at a
  * record boundary and every chunk of the job counts as lost.
  */
-#include "daemon.h"
+#include "writer.h"
+
+#include "sink.h"
 
 #include <errno.h>
 #include <fcntl.h>

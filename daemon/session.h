@@ -1,0 +1,102 @@
+/*
+ * Per-connection protocol state (PROTOCOL.md "Semantics"): the string,
+ * thread, frame, scope, region and tracer tables of a struct st_conn,
+ * and the application of each decoded message to them (conn.c calls
+ * st__session_apply for every message).  The objects defined here are
+ * owned by their connection's tables and freed by st__session_close;
+ * step.c reads them to render records.
+ */
+#ifndef STEPTRACE_DAEMON_SESSION_H
+#define STEPTRACE_DAEMON_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "steptrace/record.h"
+#include "steptrace/wire.h"
+
+struct st_conn;
+struct st_scratch;
+struct st_sink;
+
+/* A STR: escaped so that control characters never reach a log line. */
+struct st_string {
+    size_t n;
+    char p[]; /* n bytes plus a NUL. */
+};
+
+struct st_thread {
+    uint32_t name_sid;
+};
+
+/* The globals of one module, shared by every frame that names it. */
+struct st_scope {
+    struct st_varstate vars;
+};
+
+struct st_frame {
+    uint32_t id;
+    uint32_t tid;
+    uint32_t parent_id;
+    uint32_t file_sid;
+    uint32_t func_sid;
+    uint32_t flags;          /* ST_FRAME_*. */
+    uint32_t region_id;      /* Where its LINE messages go. */
+    uint32_t last_line;      /* Line of its latest STEP (DEBUG ancestry). */
+    /* Borrowed from conn->strings, looked up once at FRAME (strings are
+     * never redefined and live as long as the connection). */
+    const struct st_string *file;
+    const struct st_string *func;
+    struct st_scope *scope;  /* Borrowed from conn->scopes. */
+    struct st_varstate locals;
+};
+
+struct st_region {
+    uint32_t id;
+    uint32_t tracer_id;
+    uint32_t level;
+    uint32_t var_mode;
+    uint64_t steps;          /* Records emitted so far. */
+    uint64_t async_steps;    /* Async records (their own counter). */
+    uint64_t lost;           /* Sum of LOST counts. */
+    uint32_t first_tid;      /* Thread of the first STEP ... */
+    int seen_tid;            /* ... once one was seen. */
+    int multi_thread;        /* A second thread stepped: show "| thread". */
+    struct st_sink *sink;    /* Borrowed from conn->sinks. */
+};
+
+/* Creates the id tables of a new connection; pairs with
+ * st__session_close (its close callback), which frees every object in
+ * them and releases the sinks still held. */
+void st__session_init(struct st_conn *c);
+void st__session_close(struct st_conn *c);
+/* @return the string defined for sid, or NULL (also for sid 0). */
+const struct st_string *st__session_str(const struct st_conn *c,
+                                        uint32_t sid);
+/*
+ * Returns text safe for a log line through *out: `p` itself when it holds
+ * no control characters, else an escaped copy in the scratch buffer,
+ * valid until the next call.  @return 0 or ST_ENOMEM.
+ */
+int st__session_escape(struct st_scratch *sc, const char *p, size_t n,
+                       const char **out, size_t *outn);
+/* Tells the agent of connection `c` the file its tracer's records go to
+ * (a FILE message), when a sink has claimed it. */
+void st__session_file_claimed(struct st_conn *c, uint32_t tracer_id,
+                              const char *path);
+/*
+ * The connection ended while regions were open: writes the line that says
+ * how into each one's file (`kind`: enum st_ring_end, with the signal or
+ * the exec'd program) and counts it.  `partial`: bytes of a message cut
+ * short, counted as one lost record.
+ */
+void st__session_end(struct st_conn *c, int kind, int sig,
+                     const char *detail, size_t partial);
+/*
+ * Applies one decoded message to the connection state.
+ * @return 0, or ST_E* (protocol error: the caller closes the connection
+ *         and logs c->detail).
+ */
+int st__session_apply(struct st_conn *c, const struct st_msg *m);
+
+#endif /* STEPTRACE_DAEMON_SESSION_H */

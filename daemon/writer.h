@@ -1,0 +1,77 @@
+/*
+ * The threadpool side of a sink's write job: rotate the file if asked,
+ * open it if needed, write the loss line and the chunks with one
+ * writev(2), and report what happened in the job's out fields.  The loop
+ * side (sink.c) fills a struct st_write_job, queues it with
+ * uv_queue_work(..., st__writer_work, ...) and applies the results in its
+ * after-work callback; a job touches nothing but itself and the
+ * descriptor it was given.
+ */
+#ifndef STEPTRACE_DAEMON_WRITER_H
+#define STEPTRACE_DAEMON_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <uv.h>
+
+/* Chunks one write job takes at most (one writev). */
+#define ST_WRITE_MAX_CHUNKS 16
+
+struct st_chunk;
+
+/*
+ * One job of the threadpool: the loop fills the inputs, writer.c's work
+ * callback does the file calls and fills the outputs, and the loop applies
+ * them in the after-work callback.  Lives in its sink; used by one job at
+ * a time.  A job writes the first nchunks chunks of the sink's queue with
+ * one writev: several, when the queue grew while the previous job was
+ * out, so that the writer keeps up in fewer, larger writes.
+ */
+struct st_write_job {
+    uv_work_t req;           /* req.data points to the sink. */
+    /* In (set by the loop, read-only for the worker). */
+    int fd;                  /* -1: open path first. */
+    const char *path;        /* Borrowed: the sink's path. */
+    const char *dir;         /* Borrowed: the sink's directory. */
+    const char *prefix;      /* Borrowed: loss line to write first, or NULL. */
+    size_t prefix_len;
+    int rotate;              /* Rotate the file first (the first chunk
+                                asks for it; no other chunk of the job
+                                does). */
+    struct iovec iov[ST_WRITE_MAX_CHUNKS + 1]; /* The loss line, then the
+                                chunks' bytes (borrowed). */
+    int niov;
+    size_t bytes;            /* The chunks' bytes (without the loss line). */
+    uint32_t max_files;      /* For a rotation. */
+    /* Loop only. */
+    size_t nchunks;          /* Chunks of the queue's head it writes. */
+    struct st_chunk *last;   /* Borrowed: the last of them; NULL when no
+                                job is out. */
+    uint64_t nrecords;       /* Their records. */
+    /* Out (set by the worker). */
+    int fd_out;              /* Descriptor after the job, or -1. */
+    int open_err;            /* Negative errno: could not open. */
+    int write_err;           /* Negative errno: the write failed (the
+                                chunk is not in the file). */
+    int rotate_err;          /* Negative errno: a rotation failed. */
+    int rotated;
+    int split;               /* A partial write could not be taken back. */
+    uint64_t size;           /* File size after the job. */
+};
+
+/* The work callback of a write job (threadpool). */
+void st__writer_work(uv_work_t *req);
+/* mkdir -p with mode 0750 (also used by the loop to claim a file).
+ * @return 0 or -errno. */
+int st__writer_mkdirs(const char *dir);
+/*
+ * The fault seam for the tests: with STEPTRACED_FAULT_FILE set in the
+ * environment (read once at startup), every log write fails while that
+ * file exists, with the errno named in it (ENOSPC, EIO, EDQUOT, EFBIG;
+ * default ENOSPC), or, when it says "DELAY <ms>", every write job first
+ * sleeps that long (a slow disk).
+ */
+void st__writer_init_faults(void);
+
+#endif /* STEPTRACE_DAEMON_WRITER_H */
