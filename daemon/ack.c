@@ -108,11 +108,11 @@ st__ack_request(struct st_conn *c, uint64_t token)
     c->acks[(c->acks_head + c->nacks) % c->acks_cap].epoch = c->epoch;
     c->nacks++;
     /* Records after this FLUSH go to new chunks of a later epoch. */
+    c->epoch++;
     while ((s = st__idmap_next(&c->sinks, &it)) != NULL) {
-        st__sink_seal(s);
+        st__sink_seal(s, c->epoch);
         st__sink_flush(s);
     }
-    c->epoch++;
     /* A peer that keeps sending FLUSHes faster than its records can be
      * written waits, like one that sends too many records. */
     if (c->nacks >= ST_MAX_ACK_WAIT)

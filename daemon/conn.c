@@ -66,14 +66,6 @@ st__conn_detail(struct st_conn *c, const char *fmt, ...)
 }
 
 void
-st__conn_note_error(struct st_conn *c, const char *msg)
-{
-    if (c->errors < UINT64_MAX)
-        c->errors++;
-    snprintf(c->errmsg, sizeof(c->errmsg), "%s", msg);
-}
-
-void
 st__conn_flush(struct st_conn *c)
 {
     struct st_sink *s;
@@ -312,6 +304,19 @@ conn_update_reading(struct st_conn *c)
     }
 }
 
+/* @return 1 when a sink of c holds records not yet written. */
+static int
+conn_sinks_queued(const struct st_conn *c)
+{
+    const struct st_sink *s;
+    size_t it = 0;
+
+    while ((s = st__idmap_next(&c->sinks, &it)) != NULL)
+        if (s->queued > 0)
+            return 1;
+    return 0;
+}
+
 /*
  * Decodes and applies the messages of the current frame from where it
  * stopped.  @return 0 when the frame is done, 1 when blocked (the frame
@@ -359,7 +364,7 @@ conn_frame_run(struct st_conn *c)
             return 1;
         /* Only a connection with records waiting to be written is
          * stopped: it is one of those the writers are behind on. */
-        if (c->out_queued > 0 && st__pressure_high(srv)) {
+        if (st__pressure_high(srv) && conn_sinks_queued(c)) {
             c->blocked |= ST_BLOCK_PRESSURE;
             st__pressure_paused(srv, c);
             return 1;

@@ -78,7 +78,6 @@ struct st_conn {
     int msgno;                   /* Messages of that frame applied. */
     size_t big;                  /* rbuf bytes beyond ST_READ_CHUNK held
                                     for a large frame (pressure.c). */
-    size_t out_queued;           /* Bytes its sinks hold for writing. */
     uint64_t pause_seq;          /* When it was last paused (pressure.c). */
     uint64_t epoch;              /* FLUSHes seen so far, plus one. */
     struct st_ring *ring;        /* Owned (ring.c): the agent's ring, or
@@ -131,8 +130,6 @@ void st__conn_close(struct st_conn *c, int abort);
 void st__conn_flush(struct st_conn *c);
 /* SIGHUP for every sink of the connection. */
 void st__conn_reopen(struct st_conn *c);
-/* Records a file error for the next ACK (message copied). */
-void st__conn_note_error(struct st_conn *c, const char *msg);
 /* Frames `payload` with a header and queues it to the peer.
  * @return 0 or a libuv error (the connection is then closed). */
 int st__conn_send(struct st_conn *c, const char *payload, size_t len);

@@ -13,7 +13,6 @@
 #include "conn.h"
 #include "pressure.h"
 #include "server.h"
-#include "sink.h"
 #include "stats.h"
 
 #include <fnmatch.h>
@@ -204,19 +203,19 @@ control_report_skipped(struct st_conn *c)
 }
 
 static int
-control_matches(const struct st_conn *c, const struct st_sink *s)
+control_matches(const struct st_conn *c, pid_t pid, const char *path)
 {
-    if (c->tail_pid != 0 && c->tail_pid != (uint64_t)s->pid)
+    if (c->tail_pid != 0 && c->tail_pid != (uint64_t)pid)
         return 0;
     if (c->tail_glob == NULL)
         return 1;
-    return s->path != NULL && fnmatch(c->tail_glob, s->path, 0) == 0;
+    return path != NULL && fnmatch(c->tail_glob, path, 0) == 0;
 }
 
 void
-st__control_publish(struct st_sink *s, const char *text, size_t n)
+st__control_publish(struct st_server *srv, pid_t pid, const char *path,
+                    const char *text, size_t n)
 {
-    struct st_server *srv = s->srv;
     struct st_conn *c;
 
     if (srv->ntails == 0 || n == 0)
@@ -225,9 +224,9 @@ st__control_publish(struct st_sink *s, const char *text, size_t n)
         size_t path_len;
 
         if (c->kind != ST_CONN_TAIL || c->state != ST_CONN_OPEN ||
-            !control_matches(c, s))
+            !control_matches(c, pid, path))
             continue;
-        path_len = s->path != NULL ? strlen(s->path) : 0;
+        path_len = path != NULL ? strlen(path) : 0;
         if (c->tail_queued + c->tail_out.len + n + path_len >
                 ST_TAIL_MAX_QUEUED ||
             n + path_len + 64 > ST_WIRE_MAX_FRAME) {
@@ -236,8 +235,8 @@ st__control_publish(struct st_sink *s, const char *text, size_t n)
             continue;
         }
         control_report_skipped(c);
-        control_append(c, (uint64_t)s->pid, s->path != NULL ? s->path : "",
-                       path_len, text, n);
+        control_append(c, (uint64_t)pid, path != NULL ? path : "", path_len,
+                       text, n);
     }
 }
 

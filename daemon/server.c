@@ -6,6 +6,7 @@
 #include "server.h"
 
 #include "conn.h"
+#include "control.h"
 #include "log.h"
 #include "pressure.h"
 #include "settings.h"
@@ -44,17 +45,52 @@ server_flush_cb(uv_timer_t *t)
     for (c = srv->conns; c != NULL; c = c->next)
         if (c->state == ST_CONN_OPEN)
             st__conn_flush(c);
-    for (s = srv->orphans; s != NULL; s = s->onext)
+    for (s = srv->sinks.orphans; s != NULL; s = s->onext)
         st__sink_flush(s);
 }
 
-void
-st__server_arm_flush(struct st_server *srv)
+/* ---- The sinks' hooks (sink.h): the server's side of the file layer ---- */
+
+/* Queued sink bytes count in the bound on pending memory. */
+static void
+server_sink_pending(struct st_sink_env *env, size_t n, int added)
 {
+    if (added)
+        st__pressure_add(env->data, n, 1);
+    else
+        st__pressure_sub(env->data, n, 1);
+}
+
+/* Makes sure queued sink bytes are written within ST_SINK_FLUSH_MS. */
+static void
+server_sink_arm_flush(struct st_sink_env *env)
+{
+    struct st_server *srv = env->data;
+
     if (srv->stopping || uv_is_active((uv_handle_t *)&srv->flush_timer))
         return;
     uv_timer_start(&srv->flush_timer, server_flush_cb, ST_SINK_FLUSH_MS, 0);
 }
+
+static void
+server_sink_publish(struct st_sink *s, const char *text, size_t n)
+{
+    st__control_publish(s->env->data, s->pid, s->path, text, n);
+}
+
+/* A job gave memory back: blocked connections may go on. */
+static void
+server_sink_job_done(struct st_sink_env *env)
+{
+    st__pressure_schedule(env->data);
+}
+
+static const struct st_sink_hooks server_sink_hooks = {
+    .pending = server_sink_pending,
+    .arm_flush = server_sink_arm_flush,
+    .publish = server_sink_publish,
+    .job_done = server_sink_job_done,
+};
 
 static void
 server_measure_cb(uv_timer_t *t)
@@ -118,31 +154,9 @@ st__server_conn_closed(struct st_server *srv, struct st_conn *c)
     srv->nconns--;
     /* Idle: the chunks kept for busy sinks are given back. */
     if (srv->nconns == 0)
-        st__sink_pool_free(srv);
+        st__sink_pool_free(&srv->sinks);
     if (srv->stopping)
         server_close_rest(srv);
-}
-
-void
-st__server_adopt(struct st_server *srv, struct st_sink *s)
-{
-    s->oprev = NULL;
-    s->onext = srv->orphans;
-    if (srv->orphans != NULL)
-        srv->orphans->oprev = s;
-    srv->orphans = s;
-}
-
-void
-st__server_forget(struct st_server *srv, struct st_sink *s)
-{
-    if (s->oprev != NULL)
-        s->oprev->onext = s->onext;
-    else
-        srv->orphans = s->onext;
-    if (s->onext != NULL)
-        s->onext->oprev = s->oprev;
-    s->onext = s->oprev = NULL;
 }
 
 int
@@ -189,7 +203,7 @@ server_signal_cb(uv_signal_t *h, int signum)
         for (c = srv->conns; c != NULL; c = c->next)
             if (c->state == ST_CONN_OPEN)
                 st__conn_reopen(c);
-        for (sk = srv->orphans; sk != NULL; sk = sk->onext)
+        for (sk = srv->sinks.orphans; sk != NULL; sk = sk->onext)
             st__sink_reopen(sk);
         return;
     }
@@ -461,6 +475,10 @@ st__server_run(const struct st_options *opt)
     }
     srv.loop = &loop;
     srv.start_ms = uv_now(&loop);
+    st__sink_env_init(&srv.sinks, &loop, &srv.stats, &server_sink_hooks,
+                      &srv);
+    srv.sinks.max_log_bytes = opt->set.max_log_bytes;
+    srv.sinks.max_log_files = opt->set.max_log_files;
     server_init_handles(&srv);
     if (server_listen(&srv) != 0) {
         /* Nothing was bound: stopping only closes the handles. */
@@ -490,7 +508,7 @@ st__server_run(const struct st_options *opt)
         st__log("event loop not clean at exit: %s", uv_strerror(r));
         status = 1;
     }
-    st__sink_pool_free(&srv);
+    st__sink_pool_free(&srv.sinks);
     server_scratch_free(&srv.scratch);
     return status;
 }

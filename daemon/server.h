@@ -7,9 +7,9 @@
  * Ownership: main.c fills a struct st_options and calls st__server_run,
  * which keeps the struct st_server (and the loop) on its stack for the
  * life of the service.  The server owns the list of connections (each
- * freed in its close callback), the sinks left without a connection, the
- * counters and the scratch memory every record borrows (one loop thread,
- * so one set suffices).
+ * freed in its close callback), the sinks' env (with the sinks left
+ * without a connection), the counters and the scratch memory every record
+ * borrows (one loop thread, so one set suffices).
  */
 #ifndef STEPTRACE_DAEMON_SERVER_H
 #define STEPTRACE_DAEMON_SERVER_H
@@ -23,11 +23,10 @@
 #include "steptrace/record.h"
 
 #include "settings.h"
+#include "sink.h"
 #include "stats.h"
 
-struct st_chunk;
 struct st_conn;
-struct st_sink;
 
 /* Scratch memory reused by every STEP (one loop thread). */
 struct st_scratch {
@@ -77,8 +76,9 @@ struct st_server {
     dev_t sock_dev;              /* Identity of the socket we bound, so */
     ino_t sock_ino;              /* that we only ever unlink our own. */
     struct st_conn *conns;       /* Owned list (freed in close callbacks). */
-    struct st_sink *orphans;     /* Owned: sinks draining without a
-                                    connection. */
+    struct st_sink_env sinks;    /* Every sink's: the chunk pool and the
+                                    sinks draining without a connection
+                                    (sink.c). */
     size_t nclients;
     size_t ntails;               /* Tail subscribers. */
     int handles_closed;          /* Stopping: the loop's own handles are
@@ -96,9 +96,6 @@ struct st_server {
                                     last measured. */
     uv_timer_t measure_timer;    /* Measures it every ST_MEASURE_MS. */
     size_t nconns;               /* Connections open (for the reserve). */
-    struct st_chunk *pool;       /* Owned list of emptied chunks (sink.c),
-                                    at most ST_CHUNK_POOL. */
-    size_t npool;
     struct st_stats stats;
     struct st_scratch scratch;
 };
@@ -109,16 +106,11 @@ struct st_server {
  * @return the process exit status.
  */
 int st__server_run(const struct st_options *opt);
-/* Makes sure queued sink bytes are written within ST_SINK_FLUSH_MS. */
-void st__server_arm_flush(struct st_server *srv);
 /* A connection is gone (from its close callback). */
 void st__server_conn_closed(struct st_server *srv, struct st_conn *c);
 /* A counted client is gone (closed, or became a tail subscriber): the
  * --idle-exit countdown starts when it was the last. */
 void st__server_client_gone(struct st_server *srv);
-/* Sinks without a connection: kept until their queue is written. */
-void st__server_adopt(struct st_server *srv, struct st_sink *s);
-void st__server_forget(struct st_server *srv, struct st_sink *s);
 /* The process's resident size in bytes (0 if unknown). */
 size_t st__server_rss(void);
 /* Is this uid allowed to connect (our own, or in allow_uids)? */

@@ -325,6 +325,52 @@ session_region_check(struct st_conn *c, const struct st_msg *m)
     return 0;
 }
 
+/* ---- the sinks' owner: a connection (sink.h) ---- */
+
+/* A file error: counted for the next ACK, which carries the latest. */
+static void
+session_sink_error(struct st_sink *s, const char *msg)
+{
+    struct st_conn *c = s->data;
+
+    if (c->errors < UINT64_MAX)
+        c->errors++;
+    snprintf(c->errmsg, sizeof(c->errmsg), "%s", msg);
+}
+
+/* Tells the agent the file its tracer's records go to (a FILE message). */
+static void
+session_sink_claimed(struct st_sink *s, const char *path)
+{
+    struct st_conn *c = s->data;
+    struct st_buf *b = &c->srv->scratch.reply;
+    msgpack_packer pk;
+
+    /* Control clients and peers gone have nobody to tell. */
+    if (c->peer_gone || c->kind != ST_CONN_AGENT)
+        return;
+    b->len = 0;
+    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
+    if (st_wire_pack_file(&pk, s->tracer_id, path, strlen(path)) != 0) {
+        st_buf_close(b);
+        return; /* The agent then names no file; nothing else is lost. */
+    }
+    (void)st__conn_send(c, b->data, b->len);
+}
+
+/* A job finished: the ACKs it was waiting for may go out. */
+static void
+session_sink_done(struct st_sink *s)
+{
+    st__ack_sink_done(s->data);
+}
+
+static const struct st_sink_owner session_sink_owner = {
+    .on_error = session_sink_error,
+    .on_claimed = session_sink_claimed,
+    .on_done = session_sink_done,
+};
+
 static int
 session_on_region(struct st_conn *c, const struct st_msg *m)
 {
@@ -339,10 +385,12 @@ session_on_region(struct st_conn *c, const struct st_msg *m)
     if (sink == NULL) {
         /* The first region of a tracer names its directory for good:
          * later regions append to the same file (SPEC section 4). */
-        r = st__sink_new(c, m->u.region.tracer_id, m->u.region.log_dir.p,
+        r = st__sink_new(&c->srv->sinks, &session_sink_owner, c, c->epoch,
+                         m->u.region.tracer_id, m->u.region.log_dir.p,
                          m->u.region.log_dir.n, &sink);
         if (r != 0)
             return r;
+        sink->pid = c->peer_pid;
         r = st__idmap_put(&c->sinks, m->u.region.tracer_id, sink);
         if (r != 0) {
             st__sink_free(sink);
@@ -433,25 +481,6 @@ session_on_note(struct st_conn *c, const struct st_msg *m)
     st__sink_note(rg->sink, b->data);
     b->len = 0;
     return 0;
-}
-
-void
-st__session_file_claimed(struct st_conn *c, uint32_t tracer_id,
-                         const char *path)
-{
-    struct st_buf *b = &c->srv->scratch.reply;
-    msgpack_packer pk;
-
-    /* Control clients and peers gone have nobody to tell. */
-    if (c->peer_gone || c->kind != ST_CONN_AGENT)
-        return;
-    b->len = 0;
-    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
-    if (st_wire_pack_file(&pk, tracer_id, path, strlen(path)) != 0) {
-        st_buf_close(b);
-        return; /* The agent then names no file; nothing else is lost. */
-    }
-    (void)st__conn_send(c, b->data, b->len);
 }
 
 /* The ACK is owed until every record sent before the FLUSH is written;

@@ -80,10 +80,6 @@ const struct st_string *st__session_str(const struct st_conn *c,
  */
 int st__session_escape(struct st_scratch *sc, const char *p, size_t n,
                        const char **out, size_t *outn);
-/* Tells the agent of connection `c` the file its tracer's records go to
- * (a FILE message), when a sink has claimed it. */
-void st__session_file_claimed(struct st_conn *c, uint32_t tracer_id,
-                              const char *path);
 /*
  * The connection ended while regions were open: writes the line that says
  * how into each one's file (`kind`: enum st_ring_end, with the signal or

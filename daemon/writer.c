@@ -1,16 +1,14 @@
 /*
  * The threadpool side of a sink's write job (see struct st_write_job):
  * rotate the file if the first chunk asks for it, open it if needed,
- * write the loss line and the chunks, and report what happened.  Nothing here touches
- * loop state; the loop applies the results in sink.c.
+ * write the loss line and the chunks, and report what happened.  Nothing
+ * here touches loop state; the loop applies the results in sink.c.
  *
  * A write that fails after writing part of the chunks is undone with
  * ftruncate(2), so that no record is ever split: the file ends at a
  * record boundary and every chunk of the job counts as lost.
  */
 #include "writer.h"
-
-#include "sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -170,8 +168,7 @@ writer_write(int fd, const struct iovec *job_iov, int niov, size_t *written)
 void
 st__writer_work(uv_work_t *req)
 {
-    struct st_sink *s = req->data;
-    struct st_write_job *j = &s->job;
+    struct st_write_job *j = (struct st_write_job *)req;
     struct stat st;
     uint64_t before;
     size_t written;

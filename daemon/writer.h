@@ -18,18 +18,18 @@
 /* Chunks one write job takes at most (one writev). */
 #define ST_WRITE_MAX_CHUNKS 16
 
-struct st_chunk;
-
 /*
  * One job of the threadpool: the loop fills the inputs, writer.c's work
  * callback does the file calls and fills the outputs, and the loop applies
  * them in the after-work callback.  Lives in its sink; used by one job at
- * a time.  A job writes the first nchunks chunks of the sink's queue with
- * one writev: several, when the queue grew while the previous job was
- * out, so that the writer keeps up in fewer, larger writes.
+ * a time.  A job writes the first chunks of the sink's queue with one
+ * writev: several, when the queue grew while the previous job was out, so
+ * that the writer keeps up in fewer, larger writes.
  */
 struct st_write_job {
-    uv_work_t req;           /* req.data points to the sink. */
+    uv_work_t req;           /* First member: the work callback finds the
+                                job through it.  req.data is the loop
+                                side's (the sink). */
     /* In (set by the loop, read-only for the worker). */
     int fd;                  /* -1: open path first. */
     const char *path;        /* Borrowed: the sink's path. */
@@ -44,11 +44,6 @@ struct st_write_job {
     int niov;
     size_t bytes;            /* The chunks' bytes (without the loss line). */
     uint32_t max_files;      /* For a rotation. */
-    /* Loop only. */
-    size_t nchunks;          /* Chunks of the queue's head it writes. */
-    struct st_chunk *last;   /* Borrowed: the last of them; NULL when no
-                                job is out. */
-    uint64_t nrecords;       /* Their records. */
     /* Out (set by the worker). */
     int fd_out;              /* Descriptor after the job, or -1. */
     int open_err;            /* Negative errno: could not open. */
@@ -60,7 +55,7 @@ struct st_write_job {
     uint64_t size;           /* File size after the job. */
 };
 
-/* The work callback of a write job (threadpool). */
+/* The work callback of a write job (threadpool): req is the job's. */
 void st__writer_work(uv_work_t *req);
 /* mkdir -p with mode 0750 (also used by the loop to claim a file).
  * @return 0 or -errno. */
