@@ -18,12 +18,12 @@
  */
 #include "sink.h"
 
+#include "chunk.h"
 #include "log.h"
 #include "stats.h"
 #include "writer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,41 +32,6 @@
 #include <unistd.h>
 
 #include "steptrace/error.h"
-
-/* Emptied chunks the server keeps for reuse (about 68 KiB each), so that
- * busy sinks allocate none; bounded so that an idle collector holds
- * little. */
-#define ST_CHUNK_POOL 8u
-/* tracer_N.log names tried before giving up. */
-#define ST_MAX_CLAIM 100000u
-
-#define SINK_FILE_MODE 0640
-/*
- * The working size of a chunk: it is handed to a write job once the
- * queue holds ST_SINK_FLUSH_BYTES, so it ends at most one record past
- * that.  A chunk grows to it in a few steps (SINK_CHUNK_FIRST, times
- * SINK_CHUNK_STEP) rather than by st_buf's doubling from 256 bytes,
- * which took ten reallocs and ended at 128 KiB, the size glibc serves
- * with mmap: every chunk freed was a munmap and every new one faulted
- * its pages in again.  Small first, because a FLUSH seals a chunk
- * however little it holds and a peer may have many sealed.
- */
-#define SINK_CHUNK_BYTES (ST_SINK_FLUSH_BYTES + 4096)
-#define SINK_CHUNK_FIRST 1024u
-#define SINK_CHUNK_STEP 8u
-/* A chunk about to be rendered into with less room than this grows to
- * its next step first. */
-#define SINK_CHUNK_ROOM 2048u
-
-/* Rendered records on their way to the file, in order. */
-struct st_chunk {
-    struct st_chunk *next;
-    struct st_buf b;         /* Owned: whole records. */
-    uint64_t nrecords;       /* Records in b (notes are not records). */
-    uint64_t epoch;          /* The owner's FLUSH epoch when created. */
-    int rotate;              /* Rotate the file before writing b. */
-    int sealed;              /* A FLUSH closed it: records go to a new one. */
-};
 
 static void sink_kick(struct st_sink *s);
 
@@ -117,6 +82,12 @@ st__sink_env_init(struct st_sink_env *env, uv_loop_t *loop,
     env->data = data;
 }
 
+void
+st__sink_pool_free(struct st_sink_env *env)
+{
+    st__chunk_pool_free(env);
+}
+
 int
 st__sink_new(struct st_sink_env *env, const struct st_sink_owner *owner,
              void *data, uint64_t epoch, uint32_t tracer_id,
@@ -148,66 +119,9 @@ st__sink_new(struct st_sink_env *env, const struct st_sink_owner *owner,
     return 0;
 }
 
-static void
-sink_chunk_destroy(struct st_chunk *ch)
-{
-    st_buf_close(&ch->b);
-    free(ch);
-}
-
-/* An emptied chunk goes to the env's pool, unless the pool is full or
- * the chunk grew past the working size (a large record). */
-static void
-sink_chunk_recycle(struct st_sink_env *env, struct st_chunk *ch)
-{
-    if (env->npool < ST_CHUNK_POOL && ch->b.cap <= SINK_CHUNK_BYTES) {
-        ch->next = env->pool;
-        env->pool = ch;
-        env->npool++;
-        return;
-    }
-    sink_chunk_destroy(ch);
-}
-
-void
-st__sink_pool_free(struct st_sink_env *env)
-{
-    struct st_chunk *ch;
-
-    while ((ch = env->pool) != NULL) {
-        env->pool = ch->next;
-        sink_chunk_destroy(ch);
-    }
-    env->npool = 0;
-}
-
-/* Grows the chunk to its next size step when a record may not fit in
- * what is left.  Failure is not an error here: st_buf grows on its own
- * while rendering, or marks the record out of memory. */
-static void
-sink_chunk_prepare(struct st_chunk *ch)
-{
-    size_t cap = ch->b.cap;
-    char *p;
-
-    if (cap >= SINK_CHUNK_BYTES || cap - ch->b.len >= SINK_CHUNK_ROOM ||
-        ch->b.oom)
-        return;
-    cap = cap < SINK_CHUNK_FIRST ? SINK_CHUNK_FIRST : cap * SINK_CHUNK_STEP;
-    if (cap > SINK_CHUNK_BYTES)
-        cap = SINK_CHUNK_BYTES;
-    p = realloc(ch->b.data, cap);
-    if (p == NULL)
-        return;
-    ch->b.data = p;
-    ch->b.cap = cap;
-}
-
 void
 st__sink_free(struct st_sink *s)
 {
-    struct st_chunk *ch;
-
     if (s == NULL)
         return;
     if (s->lost > 0)
@@ -217,11 +131,7 @@ st__sink_free(struct st_sink *s)
                 s->lost_why != NULL ? s->lost_why : "unknown cause");
     if (s->fd >= 0)
         close(s->fd);
-    while ((ch = s->head) != NULL) {
-        s->head = ch->next;
-        s->env->hooks->pending(s->env, ch->b.len, 0);
-        sink_chunk_recycle(s->env, ch);
-    }
+    st__chunk_drop_all(s);
     free(s->dir);
     free(s->path);
     free(s->logged);
@@ -300,127 +210,38 @@ st__sink_configure(struct st_sink *s, uint64_t max_bytes, uint32_t max_files)
     s->max_files = max_files > cap_files ? cap_files : max_files;
 }
 
-/* Claims tracer.log or the first free tracer_N.log in s->dir. */
+/* Claims the sink's file (st__writer_claim), saying what failed.
+ * @return 0 or a negative error. */
 static int
 sink_claim(struct st_sink *s)
 {
     char path[PATH_MAX];
-    unsigned n;
-    int r;
+    int step, fd = st__writer_claim(s->dir, path, sizeof(path), &step);
 
-    r = st__writer_mkdirs(s->dir);
-    if (r < 0) {
-        sink_fail(s, "cannot create log directory %s: %s", s->dir,
-                  st_strerror(r));
-        return r;
-    }
-    for (n = 0; n < ST_MAX_CLAIM; n++) {
-        int fd, len;
-
-        if (n == 0)
-            len = snprintf(path, sizeof(path), "%s/tracer.log", s->dir);
+    if (fd < 0) {
+        if (step == ST_CLAIM_DIR)
+            sink_fail(s, "cannot create log directory %s: %s", s->dir,
+                      st_strerror(fd));
+        else if (step == ST_CLAIM_OPEN)
+            sink_fail(s, "cannot create %s: %s", path, st_strerror(fd));
+        else if (fd == -EEXIST)
+            sink_fail(s, "cannot create a log file in %s: %u tracer files "
+                      "exist", s->dir, ST_MAX_CLAIM);
         else
-            len = snprintf(path, sizeof(path), "%s/tracer_%u.log", s->dir, n);
-        if (len < 0 || (size_t)len >= sizeof(path)) {
             sink_fail(s, "cannot create a log file in %s: %s", s->dir,
-                      st_strerror(-ENAMETOOLONG));
-            return -ENAMETOOLONG;
-        }
-        /* O_EXCL makes the claim atomic against every other tracer and
-         * process using the same directory. */
-        do {
-            fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | O_CLOEXEC,
-                      SINK_FILE_MODE);
-        } while (fd < 0 && errno == EINTR);
-        if (fd >= 0) {
-            s->path = strdup(path);
-            if (s->path == NULL) {
-                /* The empty file stays; a later attempt claims another. */
-                close(fd);
-                sink_fail(s, "cannot create %s: %s", path,
-                          st_strerror(ST_ENOMEM));
-                return ST_ENOMEM;
-            }
-            s->fd = fd;
-            s->logical_size = 0;
-            return 0;
-        }
-        if (errno != EEXIST) {
-            r = -errno;
-            sink_fail(s, "cannot create %s: %s", path, st_strerror(r));
-            return r;
-        }
+                      st_strerror(fd));
+        return fd;
     }
-    sink_fail(s, "cannot create a log file in %s: %u tracer files exist",
-              s->dir, ST_MAX_CLAIM);
-    return -EEXIST;
-}
-
-/* A new, empty chunk at the end of the queue, from the pool if it has
- * one.  @return it or NULL. */
-static struct st_chunk *
-sink_chunk_append(struct st_sink *s)
-{
-    struct st_sink_env *env = s->env;
-    struct st_chunk *ch = env->pool;
-
-    if (ch != NULL) {
-        env->pool = ch->next;
-        env->npool--;
-        ch->b.len = 0;
-        ch->b.oom = 0;
-        ch->nrecords = 0;
-        ch->rotate = 0;
-        ch->next = NULL;
+    s->path = strdup(path);
+    if (s->path == NULL) {
+        /* The empty file stays; a later attempt claims another. */
+        close(fd);
+        sink_fail(s, "cannot create %s: %s", path, st_strerror(ST_ENOMEM));
+        return ST_ENOMEM;
     }
-    else {
-        ch = calloc(1, sizeof(*ch));
-        if (ch == NULL)
-            return NULL;
-        st_buf_init(&ch->b);
-    }
-    ch->epoch = s->owner != NULL ? s->epoch : 0;
-    ch->sealed = 0;
-    if (s->tail != NULL)
-        s->tail->next = ch;
-    else
-        s->head = ch;
-    s->tail = ch;
-    return ch;
-}
-
-/* Drops the head chunk (written or lost) into the pool. */
-static void
-sink_chunk_pop(struct st_sink *s)
-{
-    struct st_chunk *ch = s->head;
-
-    s->head = ch->next;
-    if (s->head == NULL)
-        s->tail = NULL;
-    s->queued -= ch->b.len;
-    s->env->hooks->pending(s->env, ch->b.len, 0);
-    sink_chunk_recycle(s->env, ch);
-}
-
-/* Is the tail chunk part of the job that is out?  (A job takes chunks
- * from the head, so the tail is in it only as its last.) */
-static int
-sink_tail_in_job(const struct st_sink *s)
-{
-    return s->busy && s->tail == s->job_last;
-}
-
-/* The chunk records are rendered into: the tail, unless a job has it, a
- * FLUSH sealed it or it is full (while a job is out, chunks queue up at
- * their working size rather than one growing without end). */
-static struct st_chunk *
-sink_open_chunk(struct st_sink *s)
-{
-    if (s->tail != NULL && !s->tail->sealed && !sink_tail_in_job(s) &&
-        s->tail->b.len < ST_SINK_FLUSH_BYTES)
-        return s->tail;
-    return sink_chunk_append(s);
+    s->fd = fd;
+    s->logical_size = 0;
+    return 0;
 }
 
 void
@@ -451,7 +272,7 @@ struct st_buf *
 st__sink_begin(struct st_sink *s)
 {
     static struct st_buf oom_buf;
-    struct st_chunk *ch = sink_open_chunk(s);
+    struct st_chunk *ch = st__chunk_open(s);
 
     if (ch == NULL) {
         /* Rendering into a buffer marked out of memory does nothing, and
@@ -460,45 +281,8 @@ st__sink_begin(struct st_sink *s)
         s->mark = 0;
         return &oom_buf;
     }
-    sink_chunk_prepare(ch);
     s->mark = ch->b.len;
     return &ch->b;
-}
-
-/* Records lost before reaching the queue (counted by the caller). */
-static void
-sink_lost(struct st_sink *s, uint64_t n)
-{
-    s->lost += n;
-}
-
-/* Moves the record at [mark, len) of the tail into a fresh chunk marked
- * "rotate first".  @return 0, or ST_ENOMEM (the record stays put and the
- * file simply grows past the limit once). */
-static int
-sink_split_for_rotation(struct st_sink *s)
-{
-    struct st_chunk *old = s->tail, *ch;
-    size_t rec = old->b.len - s->mark;
-
-    if (s->mark == 0 && !sink_tail_in_job(s)) {
-        old->rotate = 1;
-        return 0;
-    }
-    ch = sink_chunk_append(s);
-    if (ch == NULL)
-        return ST_ENOMEM;
-    if (st_buf_append(&ch->b, old->b.data + s->mark, rec) != 0) {
-        /* Undo: the record stays where it was. */
-        s->tail = old;
-        old->next = NULL;
-        sink_chunk_destroy(ch);
-        return ST_ENOMEM;
-    }
-    old->b.len = s->mark;
-    ch->rotate = 1;
-    s->mark = 0;
-    return 0;
 }
 
 /* A record whose rendering ran out of memory (or found no chunk) is
@@ -512,7 +296,7 @@ sink_drop_unrendered(struct st_sink *s, struct st_chunk *ch, int is_record)
     }
     if (is_record) {
         s->env->stats->dropped_nomem++;
-        sink_lost(s, 1);
+        s->lost++;
     }
     sink_fail(s, "cannot render a record for %s: %s",
               s->path != NULL ? s->path : s->dir, st_strerror(ST_ENOMEM));
@@ -535,7 +319,7 @@ sink_claim_first(struct st_sink *s, struct st_chunk *ch, int is_record)
         ch->b.len = s->mark;
         if (is_record) {
             s->env->stats->dropped_open++;
-            sink_lost(s, 1);
+            s->lost++;
         }
         s->env->hooks->arm_flush(s->env);
     }
@@ -566,7 +350,7 @@ sink_commit(struct st_sink *s, int is_record)
      * rotate an empty one, never split a record. */
     if (s->max_bytes > 0 && s->max_files > 0 && !s->rotate_off &&
         s->logical_size > 0 && s->logical_size + rec > s->max_bytes &&
-        sink_split_for_rotation(s) == 0) {
+        st__chunk_split_for_rotation(s) == 0) {
         s->logical_size = 0;
         ch = s->tail;
     }
@@ -666,7 +450,7 @@ sink_kick(struct st_sink *s)
     /* Chunks emptied by dropped records need no job.  (Nothing is being
      * rendered now: kicks happen between records.) */
     while (s->head != NULL && s->head->b.len == 0)
-        sink_chunk_pop(s);
+        st__chunk_pop(s);
     if (s->head == NULL || s->path == NULL || s->head->b.len == 0)
         return;
     if (!s->flush_all && s->head == s->tail &&
@@ -717,7 +501,7 @@ sink_job_results(struct st_sink *s, int status)
         else
             stats->dropped_write += s->job_records;
         s->split = s->split || j->split;
-        sink_lost(s, s->job_records);
+        s->lost += s->job_records;
         sink_fail(s, "cannot %s %s: %s", j->open_err ? "open" : "write",
                   s->path, st_strerror(err));
         return;
@@ -750,7 +534,7 @@ sink_after_work(uv_work_t *req, int status)
     s->lost_line = NULL;
     s->lost_sent = 0;
     for (i = 0; i < s->job_chunks; i++)
-        sink_chunk_pop(s);
+        st__chunk_pop(s);
     s->job_last = NULL;
     if (s->reopen && s->fd >= 0) {
         close(s->fd);

@@ -1,8 +1,9 @@
 /*
- * The threadpool side of a sink's write job: rotate the file if asked,
- * open it if needed, write the loss line and the chunks with one
- * writev(2), and report what happened in the job's out fields.  The loop
- * side (sink.c) fills a struct st_write_job, queues it with
+ * The file operations of the sinks (writer.c): claiming a new file's name
+ * (on the loop), and the threadpool side of a write job: rotate the file
+ * if asked, open it if needed, write the loss line and the chunks with
+ * one writev(2), and report what happened in the job's out fields.  The
+ * loop side (sink.c) fills a struct st_write_job, queues it with
  * uv_queue_work(..., st__writer_work, ...) and applies the results in its
  * after-work callback; a job touches nothing but itself and the
  * descriptor it was given.
@@ -17,6 +18,11 @@
 
 /* Chunks one write job takes at most (one writev). */
 #define ST_WRITE_MAX_CHUNKS 16
+/* tracer_N.log names tried before giving up. */
+#define ST_MAX_CLAIM 100000u
+
+/* What st__writer_claim was doing when it failed. */
+enum st_claim_step { ST_CLAIM_DIR = 1, ST_CLAIM_NAME, ST_CLAIM_OPEN };
 
 /*
  * One job of the threadpool: the loop fills the inputs, writer.c's work
@@ -57,9 +63,18 @@ struct st_write_job {
 
 /* The work callback of a write job (threadpool): req is the job's. */
 void st__writer_work(uv_work_t *req);
-/* mkdir -p with mode 0750 (also used by the loop to claim a file).
- * @return 0 or -errno. */
-int st__writer_mkdirs(const char *dir);
+/*
+ * Claims a new log file in `dir` (made first, mode 0750, if missing):
+ * tracer.log, else the first free tracer_N.log, created with O_EXCL so
+ * that the claim is atomic against every other tracer and process using
+ * the directory.  Runs on the loop thread (once per file).
+ * @return the descriptor, open for appending, with its name in path
+ *         (pathlen bytes); or a negative errno, *step then saying what
+ *         failed: ST_CLAIM_DIR making the directory, ST_CLAIM_NAME no
+ *         name (-ENAMETOOLONG, or -EEXIST when ST_MAX_CLAIM names are
+ *         taken), ST_CLAIM_OPEN creating `path`.
+ */
+int st__writer_claim(const char *dir, char *path, size_t pathlen, int *step);
 /*
  * The fault seam for the tests: with STEPTRACED_FAULT_FILE set in the
  * environment (read once at startup), every log write fails while that
