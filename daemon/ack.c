@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "idmap.h"
+#include "input.h"
 #include "log.h"
 #include "pressure.h"
 #include "server.h"
@@ -82,7 +83,7 @@ st__ack_sink_done(struct st_conn *c)
         c->resume_wanted = 1;
         st__pressure_schedule(c->srv);
     }
-    st__conn_drain_check(c);
+    st__input_drain_check(c);
 }
 
 int

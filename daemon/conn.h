@@ -1,10 +1,10 @@
 /*
- * One client connection (conn.c): the peer check at accept, reading,
- * frame reassembly and decoding, replies, blocking and resuming, and the
- * close sequence.  The struct also holds the state other modules keep
- * per connection: the protocol tables (session.c), the ACKs owed
- * (ack.c), the agent's ring (ring.c) and a tail subscriber's frame
- * (control.c).
+ * One client connection (conn.c): the peer check at accept, replies, the
+ * close sequence, and what is done for each of its sinks.  The struct
+ * also holds the state other modules keep per connection: what was read
+ * and how far it is processed (input.c), the protocol tables
+ * (session.c), the ACKs owed (ack.c), the agent's ring (ring.c) and a
+ * tail subscriber's frame (control.c).
  *
  * Ownership: the server keeps every connection in its list; a connection
  * is freed only in its close callback (STYLE item 11), after its sinks
@@ -136,16 +136,5 @@ int st__conn_send(struct st_conn *c, const char *payload, size_t len);
 /* Fills c->detail (printf-style) for the next protocol error line. */
 void st__conn_detail(struct st_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* While stopping (or after the peer half-closed): once everything the
- * peer had sent is processed and the ACKs owed are out, the connection
- * closes. */
-void st__conn_drain_check(struct st_conn *c);
-/*
- * Processes buffered frames until done or blocked, then starts or stops
- * reading to match c->blocked.  Used when a block is lifted.
- */
-void st__conn_resume(struct st_conn *c);
-/* SIGTERM: read what the peer sent so far, process it, then close. */
-void st__conn_drain(struct st_conn *c);
 
 #endif /* STEPTRACE_DAEMON_CONN_H */

@@ -31,6 +31,7 @@
 #include "pressure.h"
 
 #include "conn.h"
+#include "input.h"
 #include "log.h"
 #include "server.h"
 #include "sink.h"
@@ -177,7 +178,7 @@ pressure_idle_cb(uv_idle_t *h)
     }
     c->blocked &= ~(unsigned)(ST_BLOCK_PRESSURE | ST_BLOCK_MEMORY);
     c->resume_wanted = 0;
-    st__conn_resume(c);
+    st__input_resume(c);
 }
 
 void

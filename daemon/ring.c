@@ -28,6 +28,7 @@
 #include "ring.h"
 
 #include "conn.h"
+#include "input.h"
 #include "pressure.h"
 #include "server.h"
 
@@ -586,7 +587,7 @@ ring_look(struct st_conn *c)
     c->ring->quiet = 0;
     c->ring->idle = 0;
     __atomic_store_n(&c->ring->hdr->reader_idle, 0, __ATOMIC_RELAXED);
-    st__conn_resume(c);
+    st__input_resume(c);
 }
 
 static void
@@ -673,7 +674,7 @@ ring_turn_cb(uv_idle_t *h)
             !c->ring->want_turn)
             continue;
         c->ring->want_turn = 0;
-        st__conn_resume(c);
+        st__input_resume(c);
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "control.h"
+#include "input.h"
 #include "log.h"
 #include "pressure.h"
 #include "settings.h"
@@ -308,7 +309,7 @@ server_stop(struct st_server *srv, const char *why)
     uv_unref((uv_handle_t *)&srv->stop_timer);
     for (c = srv->conns; c != NULL; c = next) {
         next = c->next;
-        st__conn_drain(c);
+        st__input_drain(c);
     }
     server_close_rest(srv);
 }
