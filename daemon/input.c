@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pressure.h"
 #include "ring.h"
+#include "ringpoll.h"
 #include "server.h"
 #include "session.h"
 #include "sink.h"
@@ -351,7 +352,7 @@ input_ring_start(struct st_conn *c)
      * (write completions keep the writers busy meanwhile) and goes on
      * from the resume handle, like a socket that libuv reads in turns. */
     if (c->turn_bytes >= ST_RING_TURN) {
-        st__ring_yield(c);
+        st__ringpoll_yield(c);
         return 0;
     }
     r = st__ring_take(c, &p, &n);

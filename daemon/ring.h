@@ -7,20 +7,46 @@
  * Ownership: the ring belongs to its connection (struct st_conn.ring),
  * made by st__ring_open at HELLO (session.c) and given up by
  * st__ring_close at close (conn.c); its memory goes in its own close
- * callback.  conn.c takes the messages (st__ring_take and friends).
+ * callback.  input.c takes the messages (st__ring_take and friends);
+ * ringpoll.c decides when to look.  The struct's fields are private to
+ * ring.c and ringpoll.c.
  */
 #ifndef STEPTRACE_DAEMON_RING_H
 #define STEPTRACE_DAEMON_RING_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* How often the rings of active agents are looked at, and after how many
- * looks without news the collector stops looking at one. */
-#define ST_RING_POLL_MS 4
-#define ST_RING_IDLE_TICKS 50u
+#include <uv.h>
 
 struct st_conn;
+struct st_ring_hdr;
+
+/* One agent's ring.  Private to ring.c, except the fields that say when
+ * to look (quiet, want_turn, idle), which are ringpoll.c's. */
+struct st_ring {
+    struct st_conn *conn;     /* Borrowed owner; NULL once it let go. */
+    struct st_ring_hdr *hdr;  /* Owned mapping of map_len bytes. */
+    size_t map_len;
+    const char *data;         /* Borrowed: the data area. */
+    uint64_t size;            /* Data bytes, a power of two. */
+    uint64_t rd;              /* Stream bytes taken (ours: the header's
+                                 copy is only for the agent). */
+    int efd;                  /* Owned eventfd, -1 when none. */
+    uv_poll_t wake;           /* Watches efd; wake.data = the ring. */
+    int watching;
+    char *buf;                /* Owned: bytes taken, not yet applied, at
+                                 [off, len). */
+    size_t off, len, cap;
+    unsigned quiet;           /* Polls in a row without news. */
+    int want_turn;            /* Yielded with more to take. */
+    int idle;                 /* Not polled: the agent wakes us. */
+    int frozen;               /* Stopping: nothing past stop_at is taken. */
+    uint64_t stop_at;
+};
+
+
+/* @return 1 when the agent committed bytes not taken yet. */
+int st__ring_news(const struct st_ring *rg);
 
 /* ---- ring.c: the agents' rings ---- */
 
@@ -54,8 +80,5 @@ void st__ring_freeze(struct st_conn *c);
 /* How the agent said its process ends (enum st_ring_end); *sig and
  * detail (the exec'd program, escaped later) go with it. */
 int st__ring_end(const struct st_conn *c, int *sig, char *detail, size_t n);
-/* c had its turn: it goes on at the next loop iteration, after every
- * other ring that waits for a turn (round robin). */
-void st__ring_yield(struct st_conn *c);
 
 #endif /* STEPTRACE_DAEMON_RING_H */
