@@ -23,6 +23,7 @@
 #include "idmap.h"
 #include "log.h"
 #include "pressure.h"
+#include "region.h"
 #include "ring.h"
 #include "ringpoll.h"
 #include "server.h"
@@ -304,7 +305,7 @@ input_ring_done(struct st_conn *c)
     if (c->ring == NULL)
         return 1;
     kind = st__ring_end(c, &sig, detail, sizeof(detail));
-    st__session_end(c, kind, sig, detail, partial);
+    st__region_process_ended(c, kind, sig, detail, partial);
     return 1;
 }
 

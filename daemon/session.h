@@ -1,10 +1,11 @@
 /*
  * Per-connection protocol state (PROTOCOL.md "Semantics"): the string,
  * thread, frame, scope, region and tracer tables of a struct st_conn,
- * and the application of each decoded message to them (conn.c calls
- * st__session_apply for every message).  The objects defined here are
- * owned by their connection's tables and freed by st__session_close;
- * step.c reads them to render records.
+ * and the application of each decoded message to them (input.c calls
+ * st__session_apply for every message; records go on to step.c, region
+ * messages to region.c).  The objects defined here are owned by their
+ * connection's tables and freed by st__session_close; step.c reads them
+ * to render records.
  */
 #ifndef STEPTRACE_DAEMON_SESSION_H
 #define STEPTRACE_DAEMON_SESSION_H
@@ -17,7 +18,6 @@
 
 struct st_conn;
 struct st_scratch;
-struct st_sink;
 
 /* A STR: escaped so that control characters never reach a log line. */
 struct st_string {
@@ -51,19 +51,6 @@ struct st_frame {
     struct st_varstate locals;
 };
 
-struct st_region {
-    uint32_t id;
-    uint32_t tracer_id;
-    uint32_t level;
-    uint32_t var_mode;
-    uint64_t steps;          /* Records emitted so far. */
-    uint64_t async_steps;    /* Async records (their own counter). */
-    uint64_t lost;           /* Sum of LOST counts. */
-    uint32_t first_tid;      /* Thread of the first STEP ... */
-    int seen_tid;            /* ... once one was seen. */
-    int multi_thread;        /* A second thread stepped: show "| thread". */
-    struct st_sink *sink;    /* Borrowed from conn->sinks. */
-};
 
 /* Creates the id tables of a new connection; pairs with
  * st__session_close (its close callback), which frees every object in
@@ -80,14 +67,6 @@ const struct st_string *st__session_str(const struct st_conn *c,
  */
 int st__session_escape(struct st_scratch *sc, const char *p, size_t n,
                        const char **out, size_t *outn);
-/*
- * The connection ended while regions were open: writes the line that says
- * how into each one's file (`kind`: enum st_ring_end, with the signal or
- * the exec'd program) and counts it.  `partial`: bytes of a message cut
- * short, counted as one lost record.
- */
-void st__session_end(struct st_conn *c, int kind, int sig,
-                     const char *detail, size_t partial);
 /*
  * Applies one decoded message to the connection state.
  * @return 0, or ST_E* (protocol error: the caller closes the connection

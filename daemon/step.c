@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "idmap.h"
+#include "region.h"
 #include "server.h"
 #include "session.h"
 #include "sink.h"
