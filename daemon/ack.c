@@ -13,7 +13,7 @@
 #include "idmap.h"
 #include "input.h"
 #include "log.h"
-#include "pressure.h"
+#include "resume.h"
 #include "server.h"
 #include "sink.h"
 
@@ -81,7 +81,7 @@ st__ack_sink_done(struct st_conn *c)
     if ((c->blocked & ST_BLOCK_FLUSH) && c->nacks < ST_MAX_ACK_WAIT) {
         c->blocked &= ~(unsigned)ST_BLOCK_FLUSH;
         c->resume_wanted = 1;
-        st__pressure_schedule(c->srv);
+        st__resume_schedule(c->srv);
     }
     st__input_drain_check(c);
 }

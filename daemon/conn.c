@@ -104,10 +104,10 @@ conn_release(struct st_conn *c)
         st__idmap_del(&c->sinks, s->tracer_id);
         st__sink_release(s);
     }
-    st__pressure_sub(srv, c->rlen - c->roff, 0);
+    st__pressure_sub(&srv->pressure, c->rlen - c->roff, 0);
     c->rlen = c->roff = c->flen = 0;
     st__ring_close(c);
-    srv->pending_big -= c->big;
+    srv->pressure.pending_big -= c->big;
     c->big = 0;
     if (c->kind == ST_CONN_TAIL)
         st__control_forget(c);
@@ -259,7 +259,7 @@ st__conn_accept(struct st_server *srv)
     st_buf_init(&c->tail_out);
     uv_pipe_init(srv->loop, &c->pipe, 0);
     /* Listed from the start: the close callback unlinks every one. */
-    srv->nconns++;
+    srv->pressure.nconns++;
     c->next = srv->conns;
     if (srv->conns != NULL)
         srv->conns->prev = c;

@@ -75,10 +75,11 @@ st__control_status(struct st_conn *c, const struct st_msg *m)
     r |= st_wire_pack_counter(&pk, "clients", srv->nclients);
     r |= st_wire_pack_counter(&pk, "tail_subscribers", srv->ntails);
     r |= st_wire_pack_counter(&pk, "paused", paused);
-    r |= st_wire_pack_counter(&pk, "pending_bytes", srv->pending);
-    r |= st_wire_pack_counter(&pk, "max_pending_bytes", srv->max_pending);
+    r |= st_wire_pack_counter(&pk, "pending_bytes", srv->pressure.pending);
+    r |= st_wire_pack_counter(&pk, "max_pending_bytes",
+                              srv->pressure.max_pending);
     r |= st_wire_pack_counter(&pk, "pause_threshold_bytes",
-                              st__pressure_threshold(srv));
+                              st__pressure_threshold(&srv->pressure));
     r |= st_wire_pack_counter(&pk, "records_filtered",
                               st->records_in > st->records_rendered
                                   ? st->records_in - st->records_rendered

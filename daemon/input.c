@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pressure.h"
 #include "region.h"
+#include "resume.h"
 #include "ring.h"
 #include "ringpoll.h"
 #include "server.h"
@@ -99,9 +100,9 @@ input_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         }
         c->rbuf = p;
         c->rcap = want;
-        srv->pending_big -= c->big;
+        srv->pressure.pending_big -= c->big;
         c->big = want > ST_READ_CHUNK ? want - ST_READ_CHUNK : 0;
-        srv->pending_big += c->big;
+        srv->pressure.pending_big += c->big;
     }
     room = c->rcap - c->rlen;
     /* While stopping, read only what the peer had sent by then. */
@@ -163,7 +164,8 @@ input_frame_run(struct st_conn *c)
                 st__ring_consumed(c, c->flen);
             }
             else {
-                st__pressure_sub(srv, ST_WIRE_HEADER_SIZE + c->flen, 0);
+                st__pressure_sub(&srv->pressure, ST_WIRE_HEADER_SIZE + c->flen,
+                                 0);
                 c->roff += ST_WIRE_HEADER_SIZE + c->flen;
             }
             c->flen = 0;
@@ -190,9 +192,9 @@ input_frame_run(struct st_conn *c)
             return 1;
         /* Only a connection with records waiting to be written is
          * stopped: it is one of those the writers are behind on. */
-        if (st__pressure_high(srv) && input_sinks_queued(c)) {
+        if (st__pressure_high(&srv->pressure) && input_sinks_queued(c)) {
             c->blocked |= ST_BLOCK_PRESSURE;
-            st__pressure_paused(srv, c);
+            st__resume_paused(srv, c);
             return 1;
         }
     }
@@ -233,9 +235,9 @@ input_frame_start(struct st_conn *c)
 
         /* A large frame waits for room under the pending bound. */
         if (need > ST_READ_CHUNK && c->big == 0 &&
-            !st__pressure_room_for_frame(c->srv, need)) {
+            !st__pressure_room_for_frame(&c->srv->pressure, need)) {
             c->blocked |= ST_BLOCK_MEMORY;
-            st__pressure_paused(c->srv, c);
+            st__resume_paused(c->srv, c);
         }
         return 0;
     }
@@ -274,7 +276,7 @@ input_compact(struct st_conn *c)
         if (p != NULL) {
             c->rbuf = p;
             c->rcap = ST_READ_CHUNK;
-            srv->pending_big -= c->big;
+            srv->pressure.pending_big -= c->big;
             c->big = 0;
         }
     }
@@ -410,7 +412,7 @@ input_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         c->rlen += (size_t)nread;
         c->srv->stats.bytes_in += (uint64_t)nread;
-        st__pressure_add(c->srv, (size_t)nread, 0);
+        st__pressure_add(&c->srv->pressure, (size_t)nread, 0);
         if (c->draining)
             c->stop_budget -= (size_t)nread;
         input_process(c);

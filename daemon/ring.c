@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "pressure.h"
+#include "resume.h"
 #include "ringpoll.h"
 #include "server.h"
 
@@ -129,7 +130,7 @@ st__ring_close(struct st_conn *c)
         return;
     c->ring = NULL;
     rg->conn = NULL;
-    st__pressure_sub(c->srv, rg->len - rg->off, 0);
+    st__pressure_sub(&c->srv->pressure, rg->len - rg->off, 0);
     if (rg->watching)
         uv_close((uv_handle_t *)&rg->wake, ring_close_cb);
     else
@@ -300,10 +301,10 @@ ring_skip(struct st_conn *c)
     if (end <= rg->rd) {
         /* Copied whole already (a small one): drop it. */
         rg->off += (size_t)(end - start);
-        st__pressure_sub(c->srv, (size_t)(end - start), 0);
+        st__pressure_sub(&c->srv->pressure, (size_t)(end - start), 0);
     }
     else {
-        st__pressure_sub(c->srv, avail, 0);
+        st__pressure_sub(&c->srv->pressure, avail, 0);
         rg->off = rg->len = 0;
         ring_free_pages(rg, rg->rd, end);
         rg->rd = end;
@@ -419,9 +420,9 @@ ring_pull(struct st_conn *c)
     }
     /* A large message waits for room under the pending bound. */
     if (keep + n > 2 * RING_CHUNK && rg->cap < keep + n &&
-        !st__pressure_room_for_frame(c->srv, keep + n)) {
+        !st__pressure_room_for_frame(&c->srv->pressure, keep + n)) {
         c->blocked |= ST_BLOCK_MEMORY;
-        st__pressure_paused(c->srv, c);
+        st__resume_paused(c->srv, c);
         return 0;
     }
     if (ring_reserve(rg, n) != 0)
@@ -429,7 +430,7 @@ ring_pull(struct st_conn *c)
     ring_copy(rg, n);
     ring_publish(rg);
     c->srv->stats.bytes_in += n;
-    st__pressure_add(c->srv, n, 0);
+    st__pressure_add(&c->srv->pressure, n, 0);
     if (__atomic_load_n(&rg->hdr->writer_waiting, __ATOMIC_ACQUIRE))
         ring_tell_room(c);
     return 1;
@@ -487,7 +488,7 @@ st__ring_consumed(struct st_conn *c, size_t n)
     struct st_ring *rg = c->ring;
 
     rg->off += n;
-    st__pressure_sub(c->srv, n, 0);
+    st__pressure_sub(&c->srv->pressure, n, 0);
     if (rg->off == rg->len) {
         rg->off = rg->len = 0;
         /* A large message's room is given back. */

@@ -10,6 +10,7 @@
 #include "input.h"
 #include "log.h"
 #include "pressure.h"
+#include "resume.h"
 #include "settings.h"
 #include "sink.h"
 
@@ -56,10 +57,12 @@ server_flush_cb(uv_timer_t *t)
 static void
 server_sink_pending(struct st_sink_env *env, size_t n, int added)
 {
+    struct st_server *srv = env->data;
+
     if (added)
-        st__pressure_add(env->data, n, 1);
+        st__pressure_add(&srv->pressure, n, 1);
     else
-        st__pressure_sub(env->data, n, 1);
+        st__pressure_sub(&srv->pressure, n, 1);
 }
 
 /* Makes sure queued sink bytes are written within ST_SINK_FLUSH_MS. */
@@ -83,7 +86,7 @@ server_sink_publish(struct st_sink *s, const char *text, size_t n)
 static void
 server_sink_job_done(struct st_sink_env *env)
 {
-    st__pressure_schedule(env->data);
+    st__resume_schedule(env->data);
 }
 
 static const struct st_sink_hooks server_sink_hooks = {
@@ -96,7 +99,9 @@ static const struct st_sink_hooks server_sink_hooks = {
 static void
 server_measure_cb(uv_timer_t *t)
 {
-    st__pressure_measure(t->data);
+    struct st_server *srv = t->data;
+
+    st__pressure_measure(&srv->pressure, st__server_rss());
 }
 
 static void
@@ -152,9 +157,9 @@ st__server_conn_closed(struct st_server *srv, struct st_conn *c)
         c->next->prev = c->prev;
     if (c->counted)
         st__server_client_gone(srv);
-    srv->nconns--;
+    srv->pressure.nconns--;
     /* Idle: the chunks kept for busy sinks are given back. */
-    if (srv->nconns == 0)
+    if (srv->pressure.nconns == 0)
         st__sink_pool_free(&srv->sinks);
     if (srv->stopping)
         server_close_rest(srv);
@@ -468,7 +473,8 @@ st__server_run(const struct st_options *opt)
 
     memset(&srv, 0, sizeof(srv));
     srv.opt = opt;
-    srv.max_pending = (size_t)opt->set.max_pending;
+    st__pressure_init(&srv.pressure, (size_t)opt->set.max_pending,
+                      &srv.stats.pending_peak);
     r = uv_loop_init(&loop);
     if (r != 0) {
         st__log("cannot start the event loop: %s", uv_strerror(r));
@@ -496,7 +502,7 @@ st__server_run(const struct st_options *opt)
         uv_signal_start(&srv.sig_int, server_signal_cb, SIGINT);
         uv_signal_start(&srv.sig_hup, server_signal_cb, SIGHUP);
         server_idle_arm(&srv);
-        srv.rss_start = st__server_rss();
+        srv.pressure.rss_start = st__server_rss();
         uv_timer_start(&srv.measure_timer, server_measure_cb, ST_MEASURE_MS,
                        ST_MEASURE_MS);
         st__log_info("listening on %s (pid %d, version %s)",

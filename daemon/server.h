@@ -22,6 +22,7 @@
 #include "steptrace/buf.h"
 #include "steptrace/record.h"
 
+#include "pressure.h"
 #include "settings.h"
 #include "sink.h"
 #include "stats.h"
@@ -85,17 +86,10 @@ struct st_server {
                                     closed (no more scheduling). */
     int stopping;
     uint64_t start_ms;           /* uv_now at start, for uptime. */
-    size_t pending;              /* Bytes received or rendered, not yet
-                                    written (pressure.c). */
-    size_t pending_out;          /* Part of it in sink queues. */
-    size_t pending_big;          /* Read buffer room held for large
-                                    frames. */
-    size_t max_pending;          /* max_pending_bytes. */
-    size_t rss_start;            /* Resident bytes once listening. */
-    size_t overhead;             /* Resident bytes besides pending, as
-                                    last measured. */
-    uv_timer_t measure_timer;    /* Measures it every ST_MEASURE_MS. */
-    size_t nconns;               /* Connections open (for the reserve). */
+    struct st_pressure pressure; /* The pending bytes and their bound,
+                                    and the connections open. */
+    uv_timer_t measure_timer;    /* Measures the resident size every
+                                    ST_MEASURE_MS (pressure.c). */
     struct st_stats stats;
     struct st_scratch scratch;
 };

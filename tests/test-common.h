@@ -33,6 +33,8 @@ Suite *ring_suite(void);
 Suite *sink_suite(void);
 /* test-int-idmap.c */
 Suite *idmap_suite(void);
+/* test-int-pressure.c */
+Suite *pressure_suite(void);
 
 /*
  * Asserts that the bytes in a struct st_buf equal the string literal or

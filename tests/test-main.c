@@ -30,6 +30,7 @@ static const suite_fn suites[] = {
 #elif defined(ST_TEST_AREA_DAEMON_INT)
     sink_suite,
     idmap_suite,
+    pressure_suite,
 #else
 #error "compile test-main.c with one -DST_TEST_AREA_<AREA>"
 #endif
