@@ -96,12 +96,32 @@ static const struct st_sink_hooks server_sink_hooks = {
     .job_done = server_sink_job_done,
 };
 
+/* The process's resident size in bytes (0 if unknown). */
+static size_t
+server_rss(void)
+{
+    unsigned long size, resident, shared;
+    FILE *f = fopen("/proc/self/statm", "re");
+    int n;
+
+    if (f == NULL)
+        return 0;
+    n = fscanf(f, "%lu %lu %lu", &size, &resident, &shared);
+    fclose(f);
+    /* Shared pages are the agents' rings (and mapped files): memory the
+     * agents hold too, bounded by the ring sizes, not by what is
+     * pending here. */
+    if (n != 3 || shared > resident)
+        return 0;
+    return (size_t)(resident - shared) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static void
 server_measure_cb(uv_timer_t *t)
 {
     struct st_server *srv = t->data;
 
-    st__pressure_measure(&srv->pressure, st__server_rss());
+    st__pressure_measure(&srv->pressure, server_rss());
 }
 
 static void
@@ -338,25 +358,6 @@ server_announce(struct st_server *srv)
     close(fd);
 }
 
-size_t
-st__server_rss(void)
-{
-    unsigned long size, resident, shared;
-    FILE *f = fopen("/proc/self/statm", "re");
-    int n;
-
-    if (f == NULL)
-        return 0;
-    n = fscanf(f, "%lu %lu %lu", &size, &resident, &shared);
-    fclose(f);
-    /* Shared pages are the agents' rings (and mapped files): memory the
-     * agents hold too, bounded by the ring sizes, not by what is
-     * pending here. */
-    if (n != 3 || shared > resident)
-        return 0;
-    return (size_t)(resident - shared) * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Writes our pid to --pid-file / pid_file.  @return 0 or -errno. */
 static int
 server_write_pid_file(const char *path)
@@ -502,7 +503,7 @@ st__server_run(const struct st_options *opt)
         uv_signal_start(&srv.sig_int, server_signal_cb, SIGINT);
         uv_signal_start(&srv.sig_hup, server_signal_cb, SIGHUP);
         server_idle_arm(&srv);
-        srv.pressure.rss_start = st__server_rss();
+        srv.pressure.rss_start = server_rss();
         uv_timer_start(&srv.measure_timer, server_measure_cb, ST_MEASURE_MS,
                        ST_MEASURE_MS);
         st__log_info("listening on %s (pid %d, version %s)",

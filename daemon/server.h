@@ -105,8 +105,6 @@ void st__server_conn_closed(struct st_server *srv, struct st_conn *c);
 /* A counted client is gone (closed, or became a tail subscriber): the
  * --idle-exit countdown starts when it was the last. */
 void st__server_client_gone(struct st_server *srv);
-/* The process's resident size in bytes (0 if unknown). */
-size_t st__server_rss(void);
 /* Is this uid allowed to connect (our own, or in allow_uids)? */
 int st__server_uid_allowed(const struct st_server *srv, uid_t uid);
 

@@ -140,8 +140,9 @@ st__sink_free(struct st_sink *s)
     free(s);
 }
 
-int
-st__sink_idle(const struct st_sink *s)
+/* @return 1 when nothing is queued and no job is out. */
+static int
+sink_idle(const struct st_sink *s)
 {
     return !s->busy && (s->head == NULL ||
                         (s->head == s->tail && s->head->b.len == 0));
@@ -180,7 +181,7 @@ st__sink_release(struct st_sink *s)
 {
     s->owner = NULL;
     s->data = NULL;
-    if (st__sink_idle(s)) {
+    if (sink_idle(s)) {
         st__sink_free(s);
         return;
     }
@@ -550,7 +551,7 @@ sink_after_work(uv_work_t *req, int status)
          * used after it. */
         s->owner->on_done(s);
     }
-    else if (st__sink_idle(s)) {
+    else if (sink_idle(s)) {
         sink_forget(s);
         st__sink_free(s);
     }

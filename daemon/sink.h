@@ -217,8 +217,6 @@ void st__sink_seal(struct st_sink *s, uint64_t epoch);
 /* @return 1 when no record rendered before FLUSH epoch `epoch` is still
  * waiting to be written. */
 int st__sink_done_with(const struct st_sink *s, uint64_t epoch);
-/* @return 1 when nothing is queued and no job is out. */
-int st__sink_idle(const struct st_sink *s);
 /* SIGHUP: closes the file once its queue is written; the next write
  * reopens the same name for appending. */
 void st__sink_reopen(struct st_sink *s);
