@@ -6,12 +6,16 @@
  * the counts, then close everything and check that uv_loop_close() is
  * clean).
  */
-#include "test-daemon-util.h"
+#include "test-common.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "steptrace/buf.h"
@@ -22,8 +26,15 @@
 #include "../daemon/stats.h"
 #include "../daemon/writer.h"
 
-/* Everything the callbacks saw, and the loop and env they run in. */
+#define xsnprintf(buf, ...)                                                 \
+    ck_assert_int_lt(snprintf((buf), sizeof(buf), __VA_ARGS__),             \
+                     (int)sizeof(buf))
+
+/* Everything the callbacks saw, the loop and env they run in, and the
+ * test's directory. */
 static struct {
+    char dir[PATH_MAX];      /* The test's own (ST_TEST_KEEP=1 keeps it). */
+    char logdir[PATH_MAX];   /* dir/.tracer, not made in advance. */
     uv_loop_t loop;
     struct st_stats stats;
     struct st_sink_env env;
@@ -106,16 +117,29 @@ static const struct st_sink_owner owner = {
     .on_done = owner_done,
 };
 
-/* A loop and an env; the file errors the layer logs stay off stderr. */
+/* A loop, an env and a directory; the file errors the layer logs stay
+ * off stderr. */
 static void
 env_setup(void)
 {
-    fixture_setup();
+    const char *tmp = getenv("TMPDIR");
+
     memset(&T, 0, sizeof(T));
+    xsnprintf(T.dir, "%s/st-int-sink-XXXXXX",
+              tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(T.dir));
+    xsnprintf(T.logdir, "%s/.tracer", T.dir);
     st_buf_init(&T.published);
     ck_assert_int_eq(uv_loop_init(&T.loop), 0);
     st__sink_env_init(&T.env, &T.loop, &T.stats, &hooks, &T);
     st__log_set_quiet(1);
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag,
+             struct FTW *ftw)
+{
+    return remove(path);
 }
 
 /* Every sink gone: nothing is pending, and the loop closes clean. */
@@ -127,7 +151,8 @@ env_teardown(void)
     st__sink_pool_free(&T.env);
     ck_assert_int_eq(uv_loop_close(&T.loop), 0);
     st_buf_close(&T.published);
-    fixture_teardown();
+    if (getenv("ST_TEST_KEEP") == NULL)
+        nftw(T.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static struct st_sink *
@@ -160,6 +185,37 @@ drain(struct st_sink *s)
     ck_assert_uint_eq(s->queued, 0);
 }
 
+/* `name` in directory `dir`, in a buffer that the next call reuses. */
+static const char *
+in_dir(const char *dir, const char *name)
+{
+    static char path[PATH_MAX];
+
+    xsnprintf(path, "%s/%s", dir, name);
+    return path;
+}
+
+/* The file holds `expected` (a few KiB at most), byte for byte. */
+static void
+assert_file_eq(const char *path, const char *expected)
+{
+    char text[8192];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    ck_assert_msg(f != NULL, "%s does not exist", path);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    ck_assert_int_eq(fclose(f), 0);
+    text[n] = '\0';
+    ck_assert_str_eq(text, expected);
+}
+
+static void
+assert_missing(const char *path)
+{
+    ck_assert_msg(access(path, F_OK) != 0, "%s exists", path);
+}
+
 static void
 write_file(const char *path, const char *text)
 {
@@ -177,10 +233,10 @@ START_TEST(test_sink_claims_tracer_log)
     char dir[PATH_MAX], path[PATH_MAX];
     struct st_sink *s;
 
-    xsnprintf(dir, "%s/a/b///", D.logdir);
-    xsnprintf(path, "%s/a/b/tracer.log", D.logdir);
+    xsnprintf(dir, "%s/a/b///", T.logdir);
+    xsnprintf(path, "%s/a/b/tracer.log", T.logdir);
     s = sink_open(dir, 7);
-    assert_missing(in_dir(D.logdir, "a"));
+    assert_missing(in_dir(T.logdir, "a"));
     ck_assert_int_eq(put(s, "one\n"), 0);
     ck_assert_int_eq(T.claimed_calls, 1);
     ck_assert_str_eq(T.claimed, path);
@@ -211,22 +267,22 @@ START_TEST(test_sink_claims_next_free_name)
 {
     struct st_sink *a, *b;
 
-    ck_assert_int_eq(mkdir(D.logdir, 0700), 0);
-    write_file(in_dir(D.logdir, "tracer.log"), "old\n");
-    write_file(in_dir(D.logdir, "tracer_1.log"), "old 1\n");
-    a = sink_open(D.logdir, 1);
-    b = sink_open(D.logdir, 2);
+    ck_assert_int_eq(mkdir(T.logdir, 0700), 0);
+    write_file(in_dir(T.logdir, "tracer.log"), "old\n");
+    write_file(in_dir(T.logdir, "tracer_1.log"), "old 1\n");
+    a = sink_open(T.logdir, 1);
+    b = sink_open(T.logdir, 2);
     ck_assert_int_eq(put(a, "a\n"), 0);
-    ck_assert_str_eq(T.claimed, in_dir(D.logdir, "tracer_2.log"));
+    ck_assert_str_eq(T.claimed, in_dir(T.logdir, "tracer_2.log"));
     ck_assert_int_eq(put(b, "b\n"), 0);
-    ck_assert_str_eq(T.claimed, in_dir(D.logdir, "tracer_3.log"));
+    ck_assert_str_eq(T.claimed, in_dir(T.logdir, "tracer_3.log"));
     ck_assert_int_eq(T.claimed_calls, 2);
     drain(a);
     drain(b);
-    assert_file_eq(in_dir(D.logdir, "tracer.log"), "old\n");
-    assert_file_eq(in_dir(D.logdir, "tracer_1.log"), "old 1\n");
-    assert_file_eq(in_dir(D.logdir, "tracer_2.log"), "a\n");
-    assert_file_eq(in_dir(D.logdir, "tracer_3.log"), "b\n");
+    assert_file_eq(in_dir(T.logdir, "tracer.log"), "old\n");
+    assert_file_eq(in_dir(T.logdir, "tracer_1.log"), "old 1\n");
+    assert_file_eq(in_dir(T.logdir, "tracer_2.log"), "a\n");
+    assert_file_eq(in_dir(T.logdir, "tracer_3.log"), "b\n");
     st__sink_release(a);
     st__sink_release(b);
 }
@@ -240,8 +296,8 @@ START_TEST(test_sink_claim_failure_reported)
     char dir[PATH_MAX], msg[PATH_MAX + 128];
     struct st_sink *s;
 
-    write_file(in_dir(D.dir, "plain"), "");
-    xsnprintf(dir, "%s/plain/logs", D.dir);
+    write_file(in_dir(T.dir, "plain"), "");
+    xsnprintf(dir, "%s/plain/logs", T.dir);
     xsnprintf(msg, "cannot create log directory %s: %s", dir,
               st_strerror(-ENOTDIR));
     s = sink_open(dir, 1);
@@ -265,9 +321,9 @@ END_TEST
  * is gone. */
 START_TEST(test_sink_rotation_names_and_limit)
 {
-    const char *log = in_dir(D.logdir, "tracer.log");
+    const char *log = in_dir(T.logdir, "tracer.log");
     char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX];
-    struct st_sink *s = sink_open(D.logdir, 1);
+    struct st_sink *s = sink_open(T.logdir, 1);
 
     xsnprintf(p1, "%s.1", log);
     xsnprintf(p2, "%s.2", log);
@@ -302,7 +358,7 @@ END_TEST
  * more than ST_MAX_LOG_FILES backups. */
 START_TEST(test_sink_rotation_limits_capped)
 {
-    struct st_sink *s = sink_open(D.logdir, 1);
+    struct st_sink *s = sink_open(T.logdir, 1);
 
     st__sink_configure(s, 1000, 5000);
     ck_assert_uint_eq(s->max_bytes, 1000);
@@ -331,9 +387,9 @@ END_TEST
 START_TEST(test_sink_write_error_reported)
 {
     char fault[PATH_MAX], msg[PATH_MAX + 128], expect[2 * PATH_MAX];
-    struct st_sink *s = sink_open(D.logdir, 1);
+    struct st_sink *s = sink_open(T.logdir, 1);
 
-    xsnprintf(fault, "%s/fault", D.dir);
+    xsnprintf(fault, "%s/fault", T.dir);
     write_file(fault, "EIO\n");
     ck_assert_int_eq(setenv("STEPTRACED_FAULT_FILE", fault, 1), 0);
     st__writer_init_faults();
@@ -368,7 +424,7 @@ END_TEST
  * counted as records; a note alone claims the file too. */
 START_TEST(test_sink_note_lines)
 {
-    struct st_sink *s = sink_open(D.logdir, 1);
+    struct st_sink *s = sink_open(T.logdir, 1);
 
     st__sink_note(s, "[steptrace] started by pid 1");
     ck_assert_int_eq(T.claimed_calls, 1);
@@ -388,7 +444,7 @@ END_TEST
  * seal's later records go to a chunk of the new epoch. */
 START_TEST(test_sink_flush_epochs)
 {
-    struct st_sink *s = sink_open(D.logdir, 1);
+    struct st_sink *s = sink_open(T.logdir, 1);
 
     ck_assert(st__sink_done_with(s, 1));
     ck_assert_int_eq(put(s, "before\n"), 0);
@@ -408,7 +464,7 @@ END_TEST
  * the env, calls its old owner no more, and frees itself. */
 START_TEST(test_sink_release_drains_orphan)
 {
-    struct st_sink *s = sink_open(D.logdir, 1);
+    struct st_sink *s = sink_open(T.logdir, 1);
     char path[PATH_MAX];
 
     ck_assert_int_eq(put(s, "queued\n"), 0);
