@@ -2,7 +2,7 @@
  * The queue of a sink (chunk.c): rendered records wait in a list of
  * chunks, head first, until a write job takes them; emptied chunks go to
  * the env's pool for the next ones.  Internal to the sink layer (sink.c
- * and chunk.c; the tests look at it too): nothing outside sees a chunk.
+ * and chunk.c): nothing outside sees a chunk.
  *
  * Ownership: a sink owns its queue (s->head .. s->tail), the env its
  * pool.  Every byte a chunk gains or loses while queued is counted in

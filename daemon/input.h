@@ -5,8 +5,8 @@
  * resuming, and closing once the input ended and the ACKs owed are out.
  *
  * Called by conn.c (start reading at accept; an agent's write failed),
- * ring.c and pressure.c (resume), ack.c (an ACK went out: maybe done) and
- * server.c (SIGTERM).  Everything runs on the loop thread.
+ * ringpoll.c and resume.c (resume), ack.c (an ACK went out: maybe done)
+ * and server.c (SIGTERM).  Everything runs on the loop thread.
  */
 #ifndef STEPTRACE_DAEMON_INPUT_H
 #define STEPTRACE_DAEMON_INPUT_H

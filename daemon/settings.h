@@ -1,8 +1,9 @@
 /*
  * The collector's own YAML config (steptraced --config FILE): read once
  * by main.c into the struct st_settings of its struct st_options, which
- * owns the strings; the server and the sinks read the values.  Error
- * text is written only here (STYLE item 12).
+ * owns the strings; the server reads the values (and hands the rotation
+ * limits to the sinks' env).  Error text is written only here (STYLE
+ * item 12).
  */
 #ifndef STEPTRACE_DAEMON_SETTINGS_H
 #define STEPTRACE_DAEMON_SETTINGS_H

@@ -1,9 +1,9 @@
 /*
- * File sinks (SPEC section 4), the collector's file layer: one log file
- * per (connection, tracer_id), claimed as tracer.log or tracer_N.log at
- * its first record.  Records are rendered into a queue of chunks, which
- * write jobs (writer.c, in libuv's threadpool) put in the file in order,
- * rotating it at record boundaries.
+ * File sinks, the collector's file layer: one log file per (connection,
+ * tracer_id), claimed as tracer.log or tracer_N.log at its first record.
+ * Records are rendered into a queue of chunks, which write jobs
+ * (writer.c, in libuv's threadpool) put in the file in order, rotating
+ * it at record boundaries.
  *
  * The layer calls nothing above it.  What it needs from the rest of the
  * collector comes through two sets of callbacks, libuv style:
