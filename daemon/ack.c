@@ -7,12 +7,24 @@
  * their epoch (st__sink_done_with).  The agent ends every frame with a
  * FLUSH, so this is how it learns which records are safe.
  */
-#include "daemon.h"
+#include "ack.h"
+
+#include "conn.h"
+#include "idmap.h"
+#include "input.h"
+#include "log.h"
+#include "resume.h"
+#include "server.h"
+#include "sink.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "steptrace/error.h"
+
+/* FLUSHes a peer may have waiting for their ACK before its processing
+ * stops too. */
+#define ST_MAX_ACK_WAIT 1024u
 
 /* @return 1 when every record before FLUSH epoch `epoch` is written. */
 static int
@@ -69,9 +81,9 @@ st__ack_sink_done(struct st_conn *c)
     if ((c->blocked & ST_BLOCK_FLUSH) && c->nacks < ST_MAX_ACK_WAIT) {
         c->blocked &= ~(unsigned)ST_BLOCK_FLUSH;
         c->resume_wanted = 1;
-        st__pressure_schedule(c->srv);
+        st__resume_schedule(c->srv);
     }
-    st__conn_drain_check(c);
+    st__input_drain_check(c);
 }
 
 int
@@ -97,11 +109,11 @@ st__ack_request(struct st_conn *c, uint64_t token)
     c->acks[(c->acks_head + c->nacks) % c->acks_cap].epoch = c->epoch;
     c->nacks++;
     /* Records after this FLUSH go to new chunks of a later epoch. */
+    c->epoch++;
     while ((s = st__idmap_next(&c->sinks, &it)) != NULL) {
-        st__sink_seal(s);
+        st__sink_seal(s, c->epoch);
         st__sink_flush(s);
     }
-    c->epoch++;
     /* A peer that keeps sending FLUSHes faster than its records can be
      * written waits, like one that sends too many records. */
     if (c->nacks >= ST_MAX_ACK_WAIT)

@@ -1,38 +1,31 @@
 /*
- * One client connection: peer check, reading, frame reassembly,
- * validation and decoding, replies, blocking and resuming, and the close
- * sequence.
- *
- * Memory read from a peer is bounded: the read buffer holds at most one
- * partial frame plus one read chunk, and a frame header is checked as
- * soon as its four bytes are present, so an announced size over
- * ST_WIRE_MAX_FRAME (or 0) closes the connection before anything is
- * allocated for it.  A large frame needs room under the pending bound
- * (pressure.c) before its buffer grows.
- *
- * Frames are processed in the read callback, message by message.  The
- * processing stops (and reading with it) when a FLUSH waits for its
- * records to be written or when pending memory is over the bound; it
- * goes on from the same message once the block is lifted.  While blocked
- * the peer's bytes stay in the kernel, so the agent's sender blocks on
- * its socket: that is how pressure reaches the traced program.
+ * One client connection: the peer check at accept, replies, the close
+ * sequence (the memory goes in the close callback only), and what the
+ * server does to all sinks of a connection.  What the peer sends is
+ * read and processed in input.c.
  */
-#include "daemon.h"
+#include "conn.h"
+
+#include "control.h"
+#include "idmap.h"
+#include "input.h"
+#include "log.h"
+#include "pressure.h"
+#include "ring.h"
+#include "server.h"
+#include "session.h"
+#include "sink.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "steptrace/error.h"
-#include "steptrace/ring.h"
-
-static void conn_read_cb(uv_stream_t *stream, ssize_t nread,
-                         const uv_buf_t *buf);
+/* Replies (HELLO, ACK) a peer may leave unread before it is dropped. */
+#define ST_MAX_PENDING_REPLY (1u << 20)
 
 /* A queued reply: the request and the bytes it writes, freed together in
  * the write callback. */
@@ -49,14 +42,6 @@ st__conn_detail(struct st_conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
     va_end(ap);
-}
-
-void
-st__conn_note_error(struct st_conn *c, const char *msg)
-{
-    if (c->errors < UINT64_MAX)
-        c->errors++;
-    snprintf(c->errmsg, sizeof(c->errmsg), "%s", msg);
 }
 
 void
@@ -77,18 +62,6 @@ st__conn_reopen(struct st_conn *c)
 
     while ((s = st__idmap_next(&c->sinks, &it)) != NULL)
         st__sink_reopen(s);
-}
-
-int
-st__conn_sinks_idle(const struct st_conn *c)
-{
-    struct st_sink *s;
-    size_t it = 0;
-
-    while ((s = st__idmap_next(&c->sinks, &it)) != NULL)
-        if (!st__sink_idle(s))
-            return 0;
-    return 1;
 }
 
 /* The only place a connection's memory is released. */
@@ -131,10 +104,10 @@ conn_release(struct st_conn *c)
         st__idmap_del(&c->sinks, s->tracer_id);
         st__sink_release(s);
     }
-    st__pressure_sub(srv, c->rlen - c->roff, 0);
+    st__pressure_sub(&srv->pressure, c->rlen - c->roff, 0);
     c->rlen = c->roff = c->flen = 0;
     st__ring_close(c);
-    srv->pending_big -= c->big;
+    srv->pressure.pending_big -= c->big;
     c->big = 0;
     if (c->kind == ST_CONN_TAIL)
         st__control_forget(c);
@@ -166,32 +139,6 @@ st__conn_close(struct st_conn *c, int abort)
 }
 
 static void
-conn_protocol_error(struct st_conn *c, int err)
-{
-    c->srv->stats.protocol_errors++;
-    st__log("protocol error from pid %d: %s%s%s%s; closing the connection",
-            (int)c->peer_pid, st_strerror(err), c->detail[0] ? " (" : "",
-            c->detail, c->detail[0] ? ")" : "");
-    st__conn_close(c, 1);
-}
-
-static void conn_process(struct st_conn *c);
-
-/* An agent with a ring is gone (its socket ended or failed): what the
- * ring holds is applied, then the connection closes (drain check). */
-static void
-conn_peer_gone(struct st_conn *c)
-{
-    c->eof = 1;
-    c->peer_gone = 1;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->pipe);
-        c->reading = 0;
-    }
-    conn_process(c);
-}
-
-static void
 conn_write_cb(uv_write_t *req, int status)
 {
     struct st_conn *c = req->handle->data;
@@ -202,7 +149,7 @@ conn_write_cb(uv_write_t *req, int status)
     /* The peer is gone; its close shows up as a read error as well.  An
      * agent's ring is still applied to its end first. */
     if (c->ring != NULL && c->state == ST_CONN_OPEN) {
-        conn_peer_gone(c);
+        st__input_peer_gone(c);
         return;
     }
     st__conn_close(c, 1);
@@ -245,402 +192,6 @@ st__conn_send(struct st_conn *c, const char *payload, size_t len)
     return r;
 }
 
-/* Capacity the read buffer needs: the whole pending frame once its header
- * is in (conn_process checked it), else one chunk. */
-static size_t
-conn_want(const struct st_conn *c)
-{
-    if (c->rlen - c->roff >= ST_WIRE_HEADER_SIZE) {
-        int64_t flen = st_wire_frame_len(
-            (const unsigned char *)c->rbuf + c->roff, 0);
-
-        if (flen > 0 && ST_WIRE_HEADER_SIZE + (size_t)flen > ST_READ_CHUNK)
-            return c->roff + ST_WIRE_HEADER_SIZE + (size_t)flen;
-    }
-    return c->roff + ST_READ_CHUNK;
-}
-
-static void
-conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct st_conn *c = h->data;
-    struct st_server *srv = c->srv;
-    size_t want = conn_want(c), room;
-
-    if (c->rcap < want) {
-        char *p = realloc(c->rbuf, want);
-
-        if (p == NULL) {
-            /* libuv reports UV_ENOBUFS to the read callback. */
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
-        c->rbuf = p;
-        c->rcap = want;
-        srv->pending_big -= c->big;
-        c->big = want > ST_READ_CHUNK ? want - ST_READ_CHUNK : 0;
-        srv->pending_big += c->big;
-    }
-    room = c->rcap - c->rlen;
-    /* While stopping, read only what the peer had sent by then. */
-    if (c->draining && room > c->stop_budget)
-        room = c->stop_budget;
-    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)room);
-}
-
-/* Reading follows the state: on while open, unblocked and (when
- * draining) with budget left; off otherwise. */
-static void
-conn_update_reading(struct st_conn *c)
-{
-    /* An agent with a ring sends nothing more on its socket: it is read
-     * all the same, blocked or not, to see the end as soon as it comes. */
-    int want = c->state == ST_CONN_OPEN && !c->eof &&
-               (c->blocked == 0 || c->ring != NULL) &&
-               !(c->draining && c->stop_budget == 0);
-
-    if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb,
-                          conn_read_cb) == 0)
-            c->reading = 1;
-    }
-    else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->pipe);
-        c->reading = 0;
-    }
-}
-
-/*
- * Decodes and applies the messages of the current frame from where it
- * stopped.  @return 0 when the frame is done, 1 when blocked (the frame
- * goes on later), -1 when the connection was closed.
- */
-static int
-conn_frame_run(struct st_conn *c)
-{
-    struct st_server *srv = c->srv;
-    struct st_msg m;
-    int r;
-
-    for (;;) {
-        r = st_wire_decode_next(&c->dec, &m);
-        if (r == 0) {
-            if (c->frame_from_ring) {
-                c->frame_from_ring = 0;
-                st__ring_consumed(c, c->flen);
-            }
-            else {
-                st__pressure_sub(srv, ST_WIRE_HEADER_SIZE + c->flen, 0);
-                c->roff += ST_WIRE_HEADER_SIZE + c->flen;
-            }
-            c->flen = 0;
-            return 0;
-        }
-        c->msgno++;
-        /* The context of an error is formatted only when one is
-         * reported (this loop runs once per record): the session code
-         * fills c->detail when it knows more, else the message number
-         * is the context. */
-        c->detail[0] = '\0';
-        if (r > 0)
-            r = st__session_apply(c, &m);
-        if (r < 0) {
-            if (c->detail[0] == '\0')
-                st__conn_detail(c, "message %d of a frame of %zu bytes",
-                                c->msgno, c->flen);
-            conn_protocol_error(c, r);
-            return -1;
-        }
-        if (c->state != ST_CONN_OPEN)
-            return -1;
-        if (c->blocked)
-            return 1;
-        /* Only a connection with records waiting to be written is
-         * stopped: it is one of those the writers are behind on. */
-        if (c->out_queued > 0 && st__pressure_high(srv)) {
-            c->blocked |= ST_BLOCK_PRESSURE;
-            st__pressure_paused(srv, c);
-            return 1;
-        }
-    }
-}
-
-/* Starts the next complete frame.  @return 1 when one was started, 0 when
- * none is complete yet, -1 on a protocol error (connection closed). */
-static int
-conn_frame_start(struct st_conn *c)
-{
-    const unsigned char *hdr = (const unsigned char *)c->rbuf + c->roff;
-    size_t avail = c->rlen - c->roff;
-    int64_t flen;
-    int r;
-
-    /* Once the agent has its ring, everything comes through it: bytes on
-     * the socket (however few) could not be put in order with the
-     * ring's. */
-    if (c->ring != NULL && avail > 0) {
-        st__conn_detail(c, "%zu bytes on the socket after the ring was "
-                        "made", avail);
-        conn_protocol_error(c, ST_ESTATE);
-        return -1;
-    }
-    if (avail < ST_WIRE_HEADER_SIZE)
-        return 0;
-    flen = st_wire_frame_len(hdr, 0);
-    if (flen < 0) {
-        st__conn_detail(c, "frame header announces %lu bytes",
-                        ((unsigned long)hdr[0] << 24) |
-                            ((unsigned long)hdr[1] << 16) |
-                            ((unsigned long)hdr[2] << 8) | hdr[3]);
-        conn_protocol_error(c, (int)flen);
-        return -1;
-    }
-    if (avail - ST_WIRE_HEADER_SIZE < (size_t)flen) {
-        size_t need = ST_WIRE_HEADER_SIZE + (size_t)flen;
-
-        /* A large frame waits for room under the pending bound. */
-        if (need > ST_READ_CHUNK && c->big == 0 &&
-            !st__pressure_room_for_frame(c->srv, need)) {
-            c->blocked |= ST_BLOCK_MEMORY;
-            st__pressure_paused(c->srv, c);
-        }
-        return 0;
-    }
-    r = st_wire_validate_messages((const char *)hdr + ST_WIRE_HEADER_SIZE,
-                                  (size_t)flen);
-    if (r < 0) {
-        st__conn_detail(c, "frame of %lld bytes", (long long)flen);
-        conn_protocol_error(c, r);
-        return -1;
-    }
-    st_wire_decoder_reset(&c->dec, (const char *)hdr + ST_WIRE_HEADER_SIZE,
-                          (size_t)flen);
-    c->flen = (size_t)flen;
-    c->msgno = 0;
-    return 1;
-}
-
-/* Moves unprocessed bytes to the front and gives back the memory of a
- * large frame once it is done.  Only between frames: the decoder borrows
- * the current frame's bytes. */
-static void
-conn_compact(struct st_conn *c)
-{
-    struct st_server *srv = c->srv;
-
-    if (c->flen != 0)
-        return;
-    if (c->roff > 0) {
-        memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
-        c->rlen -= c->roff;
-        c->roff = 0;
-    }
-    if (c->rcap > ST_READ_CHUNK && conn_want(c) <= ST_READ_CHUNK) {
-        char *p = realloc(c->rbuf, ST_READ_CHUNK);
-
-        if (p != NULL) {
-            c->rbuf = p;
-            c->rcap = ST_READ_CHUNK;
-            srv->pending_big -= c->big;
-            c->big = 0;
-        }
-    }
-}
-
-/* @return 1 when everything the ring held was applied (or there is no
- * ring); *partial: the bytes of a message that never came whole. */
-static int
-conn_ring_empty(struct st_conn *c, size_t *partial)
-{
-    *partial = 0;
-    if (c->ring == NULL)
-        return 1;
-    return c->flen == 0 && c->blocked == 0 && st__ring_drained(c, partial);
-}
-
-/* The agent is gone: once its ring is applied, the regions it left open
- * get the line that says how it ended.  @return 1 when done. */
-static int
-conn_ring_done(struct st_conn *c)
-{
-    char detail[ST_RING_END_DETAIL];
-    size_t partial;
-    int kind, sig;
-
-    if (!conn_ring_empty(c, &partial))
-        return 0;
-    if (c->ring == NULL)
-        return 1;
-    kind = st__ring_end(c, &sig, detail, sizeof(detail));
-    st__session_end(c, kind, sig, detail, partial);
-    return 1;
-}
-
-void
-st__conn_drain_check(struct st_conn *c)
-{
-    size_t partial;
-
-    if (c->state != ST_CONN_OPEN)
-        return;
-    /* An agent with a ring is gone: its ring is all there is, and nobody
-     * waits for ACKs any more. */
-    if (c->peer_gone) {
-        if (conn_ring_done(c))
-            st__conn_close(c, 0);
-        return;
-    }
-    if (c->nacks > 0)
-        return;
-    /* The peer half-closed and its last ACK is out: done. */
-    if (c->eof) {
-        st__conn_close(c, 0);
-        return;
-    }
-    /* Stopping the collector is not the agent's end: no line for it. */
-    if (!c->draining || c->blocked != 0 || c->stop_budget > 0 ||
-        c->flen != 0 || !conn_ring_empty(c, &partial))
-        return;
-    if (c->rlen > c->roff)
-        st__log("pid %d: %zu bytes of an unfinished frame dropped at stop",
-                (int)c->peer_pid, c->rlen - c->roff);
-    st__conn_close(c, 0);
-}
-
-/* Starts applying the next whole messages of the ring.  @return as
- * conn_frame_start. */
-static int
-conn_ring_start(struct st_conn *c)
-{
-    const char *p;
-    size_t n;
-    int r;
-
-    /* A turn takes at most ST_RING_TURN bytes, then lets the loop run
-     * (write completions keep the writers busy meanwhile) and goes on
-     * from the resume handle, like a socket that libuv reads in turns. */
-    if (c->turn_bytes >= ST_RING_TURN) {
-        st__ring_yield(c);
-        return 0;
-    }
-    r = st__ring_take(c, &p, &n);
-    if (r < 0) {
-        conn_protocol_error(c, r);
-        return -1;
-    }
-    if (r == 0)
-        return 0;
-    st_wire_decoder_reset(&c->dec, p, n);
-    c->flen = n;
-    c->msgno = 0;
-    c->frame_from_ring = 1;
-    c->turn_bytes += n;
-    return 1;
-}
-
-/* Applies every complete frame in the buffer, then what the ring holds,
- * until done or blocked. */
-static void
-conn_process(struct st_conn *c)
-{
-    int r;
-
-    c->turn_bytes = 0;
-    while (c->state == ST_CONN_OPEN && c->blocked == 0) {
-        if (c->flen > 0)
-            r = conn_frame_run(c) == 0 ? 1 : -1;
-        else if (c->rlen > c->roff || c->ring == NULL)
-            r = conn_frame_start(c);
-        else
-            r = conn_ring_start(c);
-        if (r <= 0)
-            break;
-    }
-    if (c->state != ST_CONN_OPEN)
-        return;
-    conn_compact(c);
-    conn_update_reading(c);
-    st__conn_drain_check(c);
-}
-
-void
-st__conn_resume(struct st_conn *c)
-{
-    conn_process(c);
-}
-
-static void
-conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct st_conn *c = stream->data;
-
-    if (nread > 0) {
-        c->rlen += (size_t)nread;
-        c->srv->stats.bytes_in += (uint64_t)nread;
-        st__pressure_add(c->srv, (size_t)nread, 0);
-        if (c->draining)
-            c->stop_budget -= (size_t)nread;
-        conn_process(c);
-        return;
-    }
-    if (nread == 0)
-        return;
-    if (nread == UV_EOF && c->rlen > c->roff) {
-        st__conn_detail(c, "connection closed with %zu bytes of a frame",
-                        c->rlen - c->roff);
-        conn_protocol_error(c, ST_ETRUNCATED);
-    }
-    else if (c->ring != NULL) {
-        /* An agent's end, orderly or not: its ring is applied first. */
-        conn_peer_gone(c);
-    }
-    else if (nread == UV_EOF) {
-        /* ACKs still owed go out before the close (a peer may half-close
-         * and wait for them). */
-        c->eof = 1;
-        conn_update_reading(c);
-        st__conn_drain_check(c);
-    }
-    else if (nread == UV_ENOBUFS) {
-        st__log("out of memory reading from pid %d; closing the connection",
-                (int)c->peer_pid);
-        st__conn_close(c, 1);
-    }
-    else {
-        if (c->srv->opt->verbose)
-            st__log("reading from pid %d: %s", (int)c->peer_pid,
-                    uv_strerror((int)nread));
-        st__conn_close(c, 1);
-    }
-}
-
-void
-st__conn_drain(struct st_conn *c)
-{
-    uv_os_fd_t fd;
-    int n = 0;
-
-    if (c->state != ST_CONN_OPEN)
-        return;
-    if (c->kind == ST_CONN_TAIL || !c->got_hello) {
-        st__conn_close(c, 1);
-        return;
-    }
-    /* What the peer wrote before the stop is in the kernel now; what it
-     * writes later is not waited for. */
-    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
-        ioctl(fd, FIONREAD, &n) != 0 || n < 0)
-        n = 0;
-    c->draining = 1;
-    c->stop_budget = (size_t)n;
-    /* Likewise for the ring: what it holds now is applied, no more. */
-    if (c->ring != NULL)
-        st__ring_freeze(c);
-    /* Room for a large frame is no longer rationed: this is the end. */
-    c->blocked &= ~(unsigned)ST_BLOCK_MEMORY;
-    conn_process(c);
-}
-
 /* Only the collector's own user may connect, unless the config's
  * allow_uids lists more (SPEC section 9). */
 static int
@@ -668,7 +219,7 @@ conn_check_peer(struct st_conn *c)
 }
 
 static void
-reject_close_cb(uv_handle_t *h)
+conn_reject_close_cb(uv_handle_t *h)
 {
     struct st_server *srv = h->data;
 
@@ -686,7 +237,7 @@ conn_reject(struct st_server *srv)
     srv->reject.data = srv;
     srv->reject_busy = 1;
     uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&srv->reject);
-    uv_close((uv_handle_t *)&srv->reject, reject_close_cb);
+    uv_close((uv_handle_t *)&srv->reject, conn_reject_close_cb);
 }
 
 int
@@ -708,7 +259,7 @@ st__conn_accept(struct st_server *srv)
     st_buf_init(&c->tail_out);
     uv_pipe_init(srv->loop, &c->pipe, 0);
     /* Listed from the start: the close callback unlinks every one. */
-    srv->nconns++;
+    srv->pressure.nconns++;
     c->next = srv->conns;
     if (srv->conns != NULL)
         srv->conns->prev = c;
@@ -729,7 +280,7 @@ st__conn_accept(struct st_server *srv)
     uv_timer_stop(&srv->idle_timer);
     if (srv->opt->verbose)
         st__log("pid %d connected", (int)c->peer_pid);
-    conn_update_reading(c);
+    st__input_update_reading(c);
     if (!c->reading) {
         st__log("cannot read from pid %d; closing the connection",
                 (int)c->peer_pid);

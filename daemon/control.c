@@ -8,7 +8,12 @@
  * than ST_TAIL_MAX_QUEUED bytes wait for it, records are skipped and
  * counted; it is told how many once it has room again.
  */
-#include "daemon.h"
+#include "control.h"
+
+#include "conn.h"
+#include "pressure.h"
+#include "server.h"
+#include "stats.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -17,6 +22,10 @@
 #include <unistd.h>
 
 #include "steptrace/error.h"
+
+/* Bytes of TEXT a slow tail subscriber may have queued before records
+ * are skipped for it. */
+#define ST_TAIL_MAX_QUEUED (4u * 1024 * 1024)
 
 /* A TEXT frame on its way: owns the bytes. */
 struct control_write {
@@ -27,6 +36,9 @@ struct control_write {
 
 /* Gathered TEXT bytes are sent once a frame holds this much. */
 #define CONTROL_SEND_BYTES (64u * 1024)
+
+/* Sends what the subscribers have gathered (once per loop iteration). */
+static void control_flush(struct st_server *srv);
 
 int
 st__control_status(struct st_conn *c, const struct st_msg *m)
@@ -63,10 +75,11 @@ st__control_status(struct st_conn *c, const struct st_msg *m)
     r |= st_wire_pack_counter(&pk, "clients", srv->nclients);
     r |= st_wire_pack_counter(&pk, "tail_subscribers", srv->ntails);
     r |= st_wire_pack_counter(&pk, "paused", paused);
-    r |= st_wire_pack_counter(&pk, "pending_bytes", srv->pending);
-    r |= st_wire_pack_counter(&pk, "max_pending_bytes", srv->max_pending);
+    r |= st_wire_pack_counter(&pk, "pending_bytes", srv->pressure.pending);
+    r |= st_wire_pack_counter(&pk, "max_pending_bytes",
+                              srv->pressure.max_pending);
     r |= st_wire_pack_counter(&pk, "pause_threshold_bytes",
-                              st__pressure_threshold(srv));
+                              st__pressure_threshold(&srv->pressure));
     r |= st_wire_pack_counter(&pk, "records_filtered",
                               st->records_in > st->records_rendered
                                   ? st->records_in - st->records_rendered
@@ -82,7 +95,7 @@ st__control_status(struct st_conn *c, const struct st_msg *m)
 static void
 control_check_cb(uv_check_t *h)
 {
-    st__control_flush(h->data);
+    control_flush(h->data);
 }
 
 int
@@ -191,19 +204,19 @@ control_report_skipped(struct st_conn *c)
 }
 
 static int
-control_matches(const struct st_conn *c, const struct st_sink *s)
+control_matches(const struct st_conn *c, pid_t pid, const char *path)
 {
-    if (c->tail_pid != 0 && c->tail_pid != (uint64_t)s->pid)
+    if (c->tail_pid != 0 && c->tail_pid != (uint64_t)pid)
         return 0;
     if (c->tail_glob == NULL)
         return 1;
-    return s->path != NULL && fnmatch(c->tail_glob, s->path, 0) == 0;
+    return path != NULL && fnmatch(c->tail_glob, path, 0) == 0;
 }
 
 void
-st__control_publish(struct st_sink *s, const char *text, size_t n)
+st__control_publish(struct st_server *srv, pid_t pid, const char *path,
+                    const char *text, size_t n)
 {
-    struct st_server *srv = s->srv;
     struct st_conn *c;
 
     if (srv->ntails == 0 || n == 0)
@@ -212,9 +225,9 @@ st__control_publish(struct st_sink *s, const char *text, size_t n)
         size_t path_len;
 
         if (c->kind != ST_CONN_TAIL || c->state != ST_CONN_OPEN ||
-            !control_matches(c, s))
+            !control_matches(c, pid, path))
             continue;
-        path_len = s->path != NULL ? strlen(s->path) : 0;
+        path_len = path != NULL ? strlen(path) : 0;
         if (c->tail_queued + c->tail_out.len + n + path_len >
                 ST_TAIL_MAX_QUEUED ||
             n + path_len + 64 > ST_WIRE_MAX_FRAME) {
@@ -223,13 +236,13 @@ st__control_publish(struct st_sink *s, const char *text, size_t n)
             continue;
         }
         control_report_skipped(c);
-        control_append(c, (uint64_t)s->pid, s->path != NULL ? s->path : "",
-                       path_len, text, n);
+        control_append(c, (uint64_t)pid, path != NULL ? path : "", path_len,
+                       text, n);
     }
 }
 
-void
-st__control_flush(struct st_server *srv)
+static void
+control_flush(struct st_server *srv)
 {
     struct st_conn *c;
 

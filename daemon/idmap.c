@@ -1,9 +1,9 @@
 /*
  * uint32 id -> pointer map with open addressing and linear probing; see
- * daemon.h.  Ids come from the peer, so the table is sized by the number
+ * idmap.h.  Ids come from the peer, so the table is sized by the number
  * of live entries, never by the value of an id.
  */
-#include "daemon.h"
+#include "idmap.h"
 
 #include <stdlib.h>
 

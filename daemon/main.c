@@ -8,7 +8,10 @@
  * for a usage error (always one line on stderr naming the problem and the
  * fix).
  */
-#include "daemon.h"
+#include "log.h"
+#include "server.h"
+#include "settings.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,20 +4,9 @@
  * A connection whose HELLO asks for a ring gets one here: a sealed memfd
  * mapped by both sides and an eventfd, sent with the HELLO reply.  From
  * then on the agent writes its messages into the ring, and the collector
- * takes them out:
- *
- *  - every ST_RING_POLL_MS while the agent is active (so a record reaches
- *    the collector within a few milliseconds, whatever the program does
- *    next: it may block forever, or be killed);
- *  - at once when the agent writes the eventfd (at a barrier, when the
- *    ring is full, or when the collector had stopped looking);
- *  - and once more when the connection ends, before it is closed: what
- *    the process wrote before it died is in the ring, and is applied.
- *
- * After ST_RING_IDLE_TICKS polls without news the collector says so in
- * the header (reader_idle) and, a few polls later, stops looking; the
- * agent then writes the eventfd after its next commit.  The grace polls
- * cover a commit made just as the flag was set.
+ * takes them out when it looks (ringpoll.c says when), and once more
+ * when the connection ends, before it is closed: what the process wrote
+ * before it died is in the ring, and is applied.
  *
  * Bytes taken are copied into the ring's own buffer first, so that the
  * agent (which can write the shared memory at any time) cannot change
@@ -25,7 +14,13 @@
  * its connection but freed in its own close callback (its uv_poll_t must
  * be closed first), after which the mapping goes.
  */
-#include "daemon.h"
+#include "ring.h"
+
+#include "conn.h"
+#include "pressure.h"
+#include "resume.h"
+#include "ringpoll.h"
+#include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,27 +44,6 @@ _Static_assert(sizeof(struct st_ring_hdr) <= ST_RING_HEADER,
 /* SKIPs taken in one turn at most. */
 #define RING_TURN_SKIPS 64
 
-struct st_ring {
-    struct st_conn *conn;     /* Borrowed owner; NULL once it let go. */
-    struct st_ring_hdr *hdr;  /* Owned mapping of map_len bytes. */
-    size_t map_len;
-    const char *data;         /* Borrowed: the data area. */
-    uint64_t size;            /* Data bytes, a power of two. */
-    uint64_t rd;              /* Stream bytes taken (ours: the header's
-                                 copy is only for the agent). */
-    int efd;                  /* Owned eventfd, -1 when none. */
-    uv_poll_t wake;           /* Watches efd; wake.data = the ring. */
-    int watching;
-    char *buf;                /* Owned: bytes taken, not yet applied, at
-                                 [off, len). */
-    size_t off, len, cap;
-    unsigned quiet;           /* Polls in a row without news. */
-    int want_turn;            /* Yielded with more to take. */
-    int idle;                 /* Not polled: the agent wakes us. */
-    int frozen;               /* Stopping: nothing past stop_at is taken. */
-    uint64_t stop_at;
-};
-
 /* The commit position as far as we take it. */
 static uint64_t
 ring_commit(const struct st_ring *rg)
@@ -79,7 +53,11 @@ ring_commit(const struct st_ring *rg)
     return __atomic_load_n(&rg->hdr->commit, __ATOMIC_ACQUIRE);
 }
 
-static void ring_wake_cb(uv_poll_t *h, int status, int events);
+int
+st__ring_news(const struct st_ring *rg)
+{
+    return ring_commit(rg) != rg->rd;
+}
 
 /* ---- making and freeing ---- */
 
@@ -152,7 +130,7 @@ st__ring_close(struct st_conn *c)
         return;
     c->ring = NULL;
     rg->conn = NULL;
-    st__pressure_sub(c->srv, rg->len - rg->off, 0);
+    st__pressure_sub(&c->srv->pressure, rg->len - rg->off, 0);
     if (rg->watching)
         uv_close((uv_handle_t *)&rg->wake, ring_close_cb);
     else
@@ -243,8 +221,7 @@ st__ring_open(struct st_conn *c, uint64_t size, const char *reply,
         st__ring_close(c);
         return r;
     }
-    uv_poll_start(&rg->wake, UV_READABLE, ring_wake_cb);
-    st__ring_poll_arm(c->srv);
+    st__ringpoll_watch(c);
     return 0;
 
 err_memfd:
@@ -324,10 +301,10 @@ ring_skip(struct st_conn *c)
     if (end <= rg->rd) {
         /* Copied whole already (a small one): drop it. */
         rg->off += (size_t)(end - start);
-        st__pressure_sub(c->srv, (size_t)(end - start), 0);
+        st__pressure_sub(&c->srv->pressure, (size_t)(end - start), 0);
     }
     else {
-        st__pressure_sub(c->srv, avail, 0);
+        st__pressure_sub(&c->srv->pressure, avail, 0);
         rg->off = rg->len = 0;
         ring_free_pages(rg, rg->rd, end);
         rg->rd = end;
@@ -443,9 +420,9 @@ ring_pull(struct st_conn *c)
     }
     /* A large message waits for room under the pending bound. */
     if (keep + n > 2 * RING_CHUNK && rg->cap < keep + n &&
-        !st__pressure_room_for_frame(c->srv, keep + n)) {
+        !st__pressure_room_for_frame(&c->srv->pressure, keep + n)) {
         c->blocked |= ST_BLOCK_MEMORY;
-        st__pressure_paused(c->srv, c);
+        st__resume_paused(c->srv, c);
         return 0;
     }
     if (ring_reserve(rg, n) != 0)
@@ -453,7 +430,7 @@ ring_pull(struct st_conn *c)
     ring_copy(rg, n);
     ring_publish(rg);
     c->srv->stats.bytes_in += n;
-    st__pressure_add(c->srv, n, 0);
+    st__pressure_add(&c->srv->pressure, n, 0);
     if (__atomic_load_n(&rg->hdr->writer_waiting, __ATOMIC_ACQUIRE))
         ring_tell_room(c);
     return 1;
@@ -475,7 +452,7 @@ st__ring_take(struct st_conn *c, const char **p, size_t *n)
                 return r;
             /* Skips count against the turn too (they cost a look each). */
             if (r == 1 && ++skips == RING_TURN_SKIPS) {
-                st__ring_yield(c);
+                st__ringpoll_yield(c);
                 return 0;
             }
             if (r == 1)
@@ -511,7 +488,7 @@ st__ring_consumed(struct st_conn *c, size_t n)
     struct st_ring *rg = c->ring;
 
     rg->off += n;
-    st__pressure_sub(c->srv, n, 0);
+    st__pressure_sub(&c->srv->pressure, n, 0);
     if (rg->off == rg->len) {
         rg->off = rg->len = 0;
         /* A large message's room is given back. */
@@ -570,114 +547,4 @@ st__ring_end(const struct st_conn *c, int *sig, char *detail, size_t n)
     if (kind < ST_RING_END_NONE || kind > ST_RING_END_EXEC)
         kind = ST_RING_END_NONE;
     return kind;
-}
-
-/* ---- when to look ---- */
-
-static void
-ring_look(struct st_conn *c)
-{
-    c->ring->quiet = 0;
-    c->ring->idle = 0;
-    __atomic_store_n(&c->ring->hdr->reader_idle, 0, __ATOMIC_RELAXED);
-    st__conn_resume(c);
-}
-
-static void
-ring_wake_cb(uv_poll_t *h, int status, int events)
-{
-    struct st_ring *rg = h->data;
-    struct st_server *srv;
-    uint64_t v;
-    ssize_t r;
-
-    (void)status;
-    (void)events;
-    r = read(rg->efd, &v, sizeof(v));
-    (void)r;
-    if (rg->conn == NULL || rg->conn->state != ST_CONN_OPEN)
-        return;
-    srv = rg->conn->srv;
-    ring_look(rg->conn);
-    st__ring_poll_arm(srv);
-}
-
-/* One poll of connection c's ring. */
-static void
-ring_poll_one(struct st_conn *c)
-{
-    struct st_ring *rg = c->ring;
-    uint64_t commit;
-
-    if (rg->idle)
-        return;
-    commit = ring_commit(rg);
-    if (commit != rg->rd) {
-        ring_look(c);
-        return;
-    }
-    rg->quiet++;
-    if (rg->quiet == ST_RING_IDLE_TICKS)
-        __atomic_store_n(&rg->hdr->reader_idle, 1, __ATOMIC_SEQ_CST);
-    else if (rg->quiet >= ST_RING_IDLE_TICKS + 3)
-        rg->idle = 1;
-}
-
-static void
-ring_poll_cb(uv_timer_t *t)
-{
-    struct st_server *srv = t->data;
-    struct st_conn *c, *next;
-    int active = 0;
-
-    for (c = srv->conns; c != NULL; c = next) {
-        next = c->next;
-        if (c->state != ST_CONN_OPEN || c->ring == NULL)
-            continue;
-        ring_poll_one(c);
-        if (c->ring != NULL && !c->ring->idle)
-            active = 1;
-    }
-    if (!active)
-        uv_timer_stop(t);
-}
-
-void
-st__ring_poll_arm(struct st_server *srv)
-{
-    if (srv == NULL || srv->handles_closed ||
-        uv_is_active((uv_handle_t *)&srv->ring_timer))
-        return;
-    uv_timer_start(&srv->ring_timer, ring_poll_cb, ST_RING_POLL_MS,
-                   ST_RING_POLL_MS);
-}
-
-static void
-ring_turn_cb(uv_idle_t *h)
-{
-    struct st_server *srv = h->data;
-    struct st_conn *c, *next;
-
-    /* Each ring that yielded gets one turn; one that yields again
-     * restarts the handle for the next iteration. */
-    uv_idle_stop(h);
-    for (c = srv->conns; c != NULL; c = next) {
-        next = c->next;
-        if (c->state != ST_CONN_OPEN || c->ring == NULL ||
-            !c->ring->want_turn)
-            continue;
-        c->ring->want_turn = 0;
-        st__conn_resume(c);
-    }
-}
-
-void
-st__ring_yield(struct st_conn *c)
-{
-    struct st_server *srv = c->srv;
-
-    c->ring->want_turn = 1;
-    if (srv->handles_closed || uv_is_active((uv_handle_t *)&srv->ring_idle))
-        return;
-    uv_idle_start(&srv->ring_idle, ring_turn_cb);
 }

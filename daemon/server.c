@@ -3,7 +3,16 @@
  * notification, signals, the flush and idle timers, and the orderly stop
  * that leaves uv_loop_close() with nothing to complain about.
  */
-#include "daemon.h"
+#include "server.h"
+
+#include "conn.h"
+#include "control.h"
+#include "input.h"
+#include "log.h"
+#include "pressure.h"
+#include "resume.h"
+#include "settings.h"
+#include "sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,88 +25,17 @@
 
 #include "steptrace/error.h"
 
-static int log_quiet;
-
-void
-st__log_set_quiet(int quiet)
-{
-    log_quiet = quiet;
-}
-
-static void
-log_line(const char *fmt, va_list ap)
-{
-    char line[1024];
-    const char *p = line;
-    size_t len;
-    int n;
-
-    memcpy(line, "steptraced: ", 12);
-    n = vsnprintf(line + 12, sizeof(line) - 13, fmt, ap);
-    if (n < 0)
-        n = 0;
-    len = 12 + ((size_t)n < sizeof(line) - 13 ? (size_t)n : sizeof(line) - 14);
-    line[len++] = '\n';
-    /* One write per line, so lines from concurrent writers never mix. */
-    while (len > 0) {
-        ssize_t w = write(STDERR_FILENO, p, len);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        len -= (size_t)w;
-    }
-}
-
-void
-st__log(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_line(fmt, ap);
-    va_end(ap);
-}
-
-int
-st__log_open(const char *path)
-{
-    int fd;
-
-    if (path == NULL)
-        return 0;
-    do {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    if (fd != STDERR_FILENO) {
-        if (dup2(fd, STDERR_FILENO) < 0) {
-            int r = -errno;
-
-            close(fd);
-            return r;
-        }
-        close(fd);
-    }
-    return 0;
-}
-
-void
-st__log_info(const char *fmt, ...)
-{
-    va_list ap;
-
-    if (log_quiet)
-        return;
-    va_start(ap, fmt);
-    log_line(fmt, ap);
-    va_end(ap);
-}
+/* How long SIGTERM waits for connections to drain before closing them. */
+#define ST_STOP_DRAIN_MS 10000
+/* Buffered records reach the file at most this long after being rendered
+ * (so that the log of a program that hangs shows where it is). */
+#define ST_SINK_FLUSH_MS 10
+/* How often the collector measures its resident size (pressure.c). */
+#define ST_MEASURE_MS 100
 
 static void server_close_handle(uv_handle_t *h);
+/* Begins an orderly stop (idempotent). */
+static void server_stop(struct st_server *srv, const char *why);
 
 static void
 server_flush_cb(uv_timer_t *t)
@@ -109,22 +47,81 @@ server_flush_cb(uv_timer_t *t)
     for (c = srv->conns; c != NULL; c = c->next)
         if (c->state == ST_CONN_OPEN)
             st__conn_flush(c);
-    for (s = srv->orphans; s != NULL; s = s->onext)
+    for (s = srv->sinks.orphans; s != NULL; s = s->onext)
         st__sink_flush(s);
 }
 
-void
-st__server_arm_flush(struct st_server *srv)
+/* ---- The sinks' hooks (sink.h): the server's side of the file layer ---- */
+
+/* Queued sink bytes count in the bound on pending memory. */
+static void
+server_sink_pending(struct st_sink_env *env, size_t n, int added)
 {
+    struct st_server *srv = env->data;
+
+    if (added)
+        st__pressure_add(&srv->pressure, n, 1);
+    else
+        st__pressure_sub(&srv->pressure, n, 1);
+}
+
+/* Makes sure queued sink bytes are written within ST_SINK_FLUSH_MS. */
+static void
+server_sink_arm_flush(struct st_sink_env *env)
+{
+    struct st_server *srv = env->data;
+
     if (srv->stopping || uv_is_active((uv_handle_t *)&srv->flush_timer))
         return;
     uv_timer_start(&srv->flush_timer, server_flush_cb, ST_SINK_FLUSH_MS, 0);
 }
 
 static void
+server_sink_publish(struct st_sink *s, const char *text, size_t n)
+{
+    st__control_publish(s->env->data, s->pid, s->path, text, n);
+}
+
+/* A job gave memory back: blocked connections may go on. */
+static void
+server_sink_job_done(struct st_sink_env *env)
+{
+    st__resume_schedule(env->data);
+}
+
+static const struct st_sink_hooks server_sink_hooks = {
+    .pending = server_sink_pending,
+    .arm_flush = server_sink_arm_flush,
+    .publish = server_sink_publish,
+    .job_done = server_sink_job_done,
+};
+
+/* The process's resident size in bytes (0 if unknown). */
+static size_t
+server_rss(void)
+{
+    unsigned long size, resident, shared;
+    FILE *f = fopen("/proc/self/statm", "re");
+    int n;
+
+    if (f == NULL)
+        return 0;
+    n = fscanf(f, "%lu %lu %lu", &size, &resident, &shared);
+    fclose(f);
+    /* Shared pages are the agents' rings (and mapped files): memory the
+     * agents hold too, bounded by the ring sizes, not by what is
+     * pending here. */
+    if (n != 3 || shared > resident)
+        return 0;
+    return (size_t)(resident - shared) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void
 server_measure_cb(uv_timer_t *t)
 {
-    st__pressure_measure(t->data);
+    struct st_server *srv = t->data;
+
+    st__pressure_measure(&srv->pressure, server_rss());
 }
 
 static void
@@ -132,7 +129,7 @@ server_idle_cb(uv_timer_t *t)
 {
     struct st_server *srv = t->data;
 
-    st__server_stop(srv, "no client connected for the --idle-exit time");
+    server_stop(srv, "no client connected for the --idle-exit time");
 }
 
 static void
@@ -180,34 +177,12 @@ st__server_conn_closed(struct st_server *srv, struct st_conn *c)
         c->next->prev = c->prev;
     if (c->counted)
         st__server_client_gone(srv);
-    srv->nconns--;
+    srv->pressure.nconns--;
     /* Idle: the chunks kept for busy sinks are given back. */
-    if (srv->nconns == 0)
-        st__sink_pool_free(srv);
+    if (srv->pressure.nconns == 0)
+        st__sink_pool_free(&srv->sinks);
     if (srv->stopping)
         server_close_rest(srv);
-}
-
-void
-st__server_adopt(struct st_server *srv, struct st_sink *s)
-{
-    s->oprev = NULL;
-    s->onext = srv->orphans;
-    if (srv->orphans != NULL)
-        srv->orphans->oprev = s;
-    srv->orphans = s;
-}
-
-void
-st__server_forget(struct st_server *srv, struct st_sink *s)
-{
-    if (s->oprev != NULL)
-        s->oprev->onext = s->onext;
-    else
-        srv->orphans = s->onext;
-    if (s->onext != NULL)
-        s->onext->oprev = s->oprev;
-    s->onext = s->oprev = NULL;
 }
 
 int
@@ -254,11 +229,11 @@ server_signal_cb(uv_signal_t *h, int signum)
         for (c = srv->conns; c != NULL; c = c->next)
             if (c->state == ST_CONN_OPEN)
                 st__conn_reopen(c);
-        for (sk = srv->orphans; sk != NULL; sk = sk->onext)
+        for (sk = srv->sinks.orphans; sk != NULL; sk = sk->onext)
             st__sink_reopen(sk);
         return;
     }
-    st__server_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    server_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* Removes the pid file if it still names us. */
@@ -335,8 +310,8 @@ server_stop_timer_cb(uv_timer_t *t)
                 "closed", n, ST_STOP_DRAIN_MS / 1000);
 }
 
-void
-st__server_stop(struct st_server *srv, const char *why)
+static void
+server_stop(struct st_server *srv, const char *why)
 {
     struct st_conn *c, *next;
 
@@ -359,7 +334,7 @@ st__server_stop(struct st_server *srv, const char *why)
     uv_unref((uv_handle_t *)&srv->stop_timer);
     for (c = srv->conns; c != NULL; c = next) {
         next = c->next;
-        st__conn_drain(c);
+        st__input_drain(c);
     }
     server_close_rest(srv);
 }
@@ -381,25 +356,6 @@ server_announce(struct st_server *srv)
         st__log("cannot write to --ready-fd %d: %s", fd,
                 w < 0 ? strerror(errno) : "short write");
     close(fd);
-}
-
-size_t
-st__server_rss(void)
-{
-    unsigned long size, resident, shared;
-    FILE *f = fopen("/proc/self/statm", "re");
-    int n;
-
-    if (f == NULL)
-        return 0;
-    n = fscanf(f, "%lu %lu %lu", &size, &resident, &shared);
-    fclose(f);
-    /* Shared pages are the agents' rings (and mapped files): memory the
-     * agents hold too, bounded by the ring sizes, not by what is
-     * pending here. */
-    if (n != 3 || shared > resident)
-        return 0;
-    return (size_t)(resident - shared) * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* Writes our pid to --pid-file / pid_file.  @return 0 or -errno. */
@@ -518,7 +474,8 @@ st__server_run(const struct st_options *opt)
 
     memset(&srv, 0, sizeof(srv));
     srv.opt = opt;
-    srv.max_pending = (size_t)opt->set.max_pending;
+    st__pressure_init(&srv.pressure, (size_t)opt->set.max_pending,
+                      &srv.stats.pending_peak);
     r = uv_loop_init(&loop);
     if (r != 0) {
         st__log("cannot start the event loop: %s", uv_strerror(r));
@@ -526,12 +483,16 @@ st__server_run(const struct st_options *opt)
     }
     srv.loop = &loop;
     srv.start_ms = uv_now(&loop);
+    st__sink_env_init(&srv.sinks, &loop, &srv.stats, &server_sink_hooks,
+                      &srv);
+    srv.sinks.max_log_bytes = opt->set.max_log_bytes;
+    srv.sinks.max_log_files = opt->set.max_log_files;
     server_init_handles(&srv);
     if (server_listen(&srv) != 0) {
         /* Nothing was bound: stopping only closes the handles. */
         srv.sock_ino = 0;
         status = 1;
-        st__server_stop(&srv, "startup failed");
+        server_stop(&srv, "startup failed");
     }
     else {
         r = server_write_pid_file(opt->pid_file);
@@ -542,7 +503,7 @@ st__server_run(const struct st_options *opt)
         uv_signal_start(&srv.sig_int, server_signal_cb, SIGINT);
         uv_signal_start(&srv.sig_hup, server_signal_cb, SIGHUP);
         server_idle_arm(&srv);
-        srv.rss_start = st__server_rss();
+        srv.pressure.rss_start = server_rss();
         uv_timer_start(&srv.measure_timer, server_measure_cb, ST_MEASURE_MS,
                        ST_MEASURE_MS);
         st__log_info("listening on %s (pid %d, version %s)",
@@ -555,7 +516,7 @@ st__server_run(const struct st_options *opt)
         st__log("event loop not clean at exit: %s", uv_strerror(r));
         status = 1;
     }
-    st__sink_pool_free(&srv);
+    st__sink_pool_free(&srv.sinks);
     server_scratch_free(&srv.scratch);
     return status;
 }

@@ -13,7 +13,9 @@
  * Keys may use hyphens for underscores.  An unknown key, a value of the
  * wrong type or out of range is one error line "FILE:LINE:COLUMN: ...".
  */
-#include "daemon.h"
+#include "settings.h"
+
+#include "sink.h"
 
 #include <errno.h>
 #include <pwd.h>

@@ -7,18 +7,23 @@
  * order while the loop goes on decoding.  Rotation is decided here, at
  * record boundaries, from the size the file will have once the queue is
  * written: the record that would push it past max_bytes starts a chunk
- * marked "rotate first".
+ * marked "rotate first".  What the rest of the collector learns goes
+ * through the callbacks of sink.h.
  *
  * Errors never stop the collector: a failed open or write is counted
- * (status counters, the connection's next ACK), logged once per distinct
- * message, and the chunk's records are dropped so that memory stays
- * bounded.  The next write that succeeds starts with one line saying how
- * many records were lost and why.
+ * (status counters, the owner's on_error for its next ACK), logged once
+ * per distinct message, and the chunk's records are dropped so that
+ * memory stays bounded.  The next write that succeeds starts with one
+ * line saying how many records were lost and why.
  */
-#include "daemon.h"
+#include "sink.h"
+
+#include "chunk.h"
+#include "log.h"
+#include "stats.h"
+#include "writer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,30 +33,12 @@
 
 #include "steptrace/error.h"
 
-#define SINK_FILE_MODE 0640
-/*
- * The working size of a chunk: it is handed to a write job once the
- * queue holds ST_SINK_FLUSH_BYTES, so it ends at most one record past
- * that.  A chunk grows to it in a few steps (SINK_CHUNK_FIRST, times
- * SINK_CHUNK_STEP) rather than by st_buf's doubling from 256 bytes,
- * which took ten reallocs and ended at 128 KiB, the size glibc serves
- * with mmap: every chunk freed was a munmap and every new one faulted
- * its pages in again.  Small first, because a FLUSH seals a chunk
- * however little it holds and a peer may have many sealed.
- */
-#define SINK_CHUNK_BYTES (ST_SINK_FLUSH_BYTES + 4096)
-#define SINK_CHUNK_FIRST 1024u
-#define SINK_CHUNK_STEP 8u
-/* A chunk about to be rendered into with less room than this grows to
- * its next step first. */
-#define SINK_CHUNK_ROOM 2048u
-
 static void sink_kick(struct st_sink *s);
 
-/* Counts an error for the next ACK and logs it; the log line is skipped
- * when it repeats the previous one of this sink (a full disk must not
- * flood the log).  The message also becomes the cause of the next loss
- * line. */
+/* Gives an error to the owner (for its next ACK) and logs it; the log
+ * line is skipped when it repeats the previous one of this sink (a full
+ * disk must not flood the log).  The message also becomes the cause of
+ * the next loss line. */
 static void sink_fail(struct st_sink *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -64,8 +51,8 @@ sink_fail(struct st_sink *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (s->conn != NULL)
-        st__conn_note_error(s->conn, msg);
+    if (s->owner != NULL)
+        s->owner->on_error(s, msg);
     free(s->lost_why);
     s->lost_why = strdup(msg);
     if (s->logged != NULL && strcmp(s->logged, msg) == 0)
@@ -83,9 +70,28 @@ sink_ok(struct st_sink *s)
     s->logged = NULL;
 }
 
+void
+st__sink_env_init(struct st_sink_env *env, uv_loop_t *loop,
+                  struct st_stats *stats, const struct st_sink_hooks *hooks,
+                  void *data)
+{
+    memset(env, 0, sizeof(*env));
+    env->loop = loop;
+    env->stats = stats;
+    env->hooks = hooks;
+    env->data = data;
+}
+
+void
+st__sink_pool_free(struct st_sink_env *env)
+{
+    st__chunk_pool_free(env);
+}
+
 int
-st__sink_new(struct st_conn *c, uint32_t tracer_id, const char *dir,
-             size_t dir_len, struct st_sink **out)
+st__sink_new(struct st_sink_env *env, const struct st_sink_owner *owner,
+             void *data, uint64_t epoch, uint32_t tracer_id,
+             const char *dir, size_t dir_len, struct st_sink **out)
 {
     struct st_sink *s;
 
@@ -102,9 +108,10 @@ st__sink_new(struct st_conn *c, uint32_t tracer_id, const char *dir,
     }
     memcpy(s->dir, dir, dir_len);
     s->dir[dir_len] = '\0';
-    s->srv = c->srv;
-    s->conn = c;
-    s->pid = c->peer_pid;
+    s->env = env;
+    s->owner = owner;
+    s->data = data;
+    s->epoch = epoch;
     s->tracer_id = tracer_id;
     s->fd = -1;
     s->job.req.data = s;
@@ -112,66 +119,9 @@ st__sink_new(struct st_conn *c, uint32_t tracer_id, const char *dir,
     return 0;
 }
 
-static void
-sink_chunk_destroy(struct st_chunk *ch)
-{
-    st_buf_close(&ch->b);
-    free(ch);
-}
-
-/* An emptied chunk goes to the server's pool, unless the pool is full or
- * the chunk grew past the working size (a large record). */
-static void
-sink_chunk_recycle(struct st_server *srv, struct st_chunk *ch)
-{
-    if (srv->npool < ST_CHUNK_POOL && ch->b.cap <= SINK_CHUNK_BYTES) {
-        ch->next = srv->pool;
-        srv->pool = ch;
-        srv->npool++;
-        return;
-    }
-    sink_chunk_destroy(ch);
-}
-
-void
-st__sink_pool_free(struct st_server *srv)
-{
-    struct st_chunk *ch;
-
-    while ((ch = srv->pool) != NULL) {
-        srv->pool = ch->next;
-        sink_chunk_destroy(ch);
-    }
-    srv->npool = 0;
-}
-
-/* Grows the chunk to its next size step when a record may not fit in
- * what is left.  Failure is not an error here: st_buf grows on its own
- * while rendering, or marks the record out of memory. */
-static void
-sink_chunk_prepare(struct st_chunk *ch)
-{
-    size_t cap = ch->b.cap;
-    char *p;
-
-    if (cap >= SINK_CHUNK_BYTES || cap - ch->b.len >= SINK_CHUNK_ROOM ||
-        ch->b.oom)
-        return;
-    cap = cap < SINK_CHUNK_FIRST ? SINK_CHUNK_FIRST : cap * SINK_CHUNK_STEP;
-    if (cap > SINK_CHUNK_BYTES)
-        cap = SINK_CHUNK_BYTES;
-    p = realloc(ch->b.data, cap);
-    if (p == NULL)
-        return;
-    ch->b.data = p;
-    ch->b.cap = cap;
-}
-
 void
 st__sink_free(struct st_sink *s)
 {
-    struct st_chunk *ch;
-
     if (s == NULL)
         return;
     if (s->lost > 0)
@@ -181,11 +131,7 @@ st__sink_free(struct st_sink *s)
                 s->lost_why != NULL ? s->lost_why : "unknown cause");
     if (s->fd >= 0)
         close(s->fd);
-    while ((ch = s->head) != NULL) {
-        s->head = ch->next;
-        st__pressure_sub(s->srv, ch->b.len, 1);
-        sink_chunk_recycle(s->srv, ch);
-    }
+    st__chunk_drop_all(s);
     free(s->dir);
     free(s->path);
     free(s->logged);
@@ -194,39 +140,68 @@ st__sink_free(struct st_sink *s)
     free(s);
 }
 
-int
-st__sink_idle(const struct st_sink *s)
+/* @return 1 when nothing is queued and no job is out. */
+static int
+sink_idle(const struct st_sink *s)
 {
     return !s->busy && (s->head == NULL ||
                         (s->head == s->tail && s->head->b.len == 0));
 }
 
+/* Sinks without an owner: kept in the env's list until their queue is
+ * written (the flush timer and SIGHUP reach them there). */
+static void
+sink_adopt(struct st_sink *s)
+{
+    struct st_sink_env *env = s->env;
+
+    s->oprev = NULL;
+    s->onext = env->orphans;
+    if (env->orphans != NULL)
+        env->orphans->oprev = s;
+    env->orphans = s;
+}
+
+static void
+sink_forget(struct st_sink *s)
+{
+    struct st_sink_env *env = s->env;
+
+    if (s->oprev != NULL)
+        s->oprev->onext = s->onext;
+    else
+        env->orphans = s->onext;
+    if (s->onext != NULL)
+        s->onext->oprev = s->oprev;
+    s->onext = s->oprev = NULL;
+}
+
 void
 st__sink_release(struct st_sink *s)
 {
-    s->conn->out_queued -= s->queued;
-    s->conn = NULL;
-    if (st__sink_idle(s)) {
+    s->owner = NULL;
+    s->data = NULL;
+    if (sink_idle(s)) {
         st__sink_free(s);
         return;
     }
-    st__server_adopt(s->srv, s);
+    sink_adopt(s);
     st__sink_flush(s);
 }
 
 void
 st__sink_configure(struct st_sink *s, uint64_t max_bytes, uint32_t max_files)
 {
-    const struct st_settings *set = &s->srv->opt->set;
-    uint32_t cap_files = set->max_log_files != 0 ? set->max_log_files
+    const struct st_sink_env *env = s->env;
+    uint32_t cap_files = env->max_log_files != 0 ? env->max_log_files
                                                  : ST_MAX_LOG_FILES;
 
     /* The collector's own limits win over what a region asks for: a
      * region that wants no rotation still rotates at the service's
      * max_log_bytes, keeping 10 backups unless told otherwise. */
-    if (set->max_log_bytes != 0 &&
-        (max_bytes == 0 || max_bytes > set->max_log_bytes)) {
-        max_bytes = set->max_log_bytes;
+    if (env->max_log_bytes != 0 &&
+        (max_bytes == 0 || max_bytes > env->max_log_bytes)) {
+        max_bytes = env->max_log_bytes;
         if (max_files == 0)
             max_files = 10;
     }
@@ -236,136 +211,46 @@ st__sink_configure(struct st_sink *s, uint64_t max_bytes, uint32_t max_files)
     s->max_files = max_files > cap_files ? cap_files : max_files;
 }
 
-/* Claims tracer.log or the first free tracer_N.log in s->dir. */
+/* Claims the sink's file (st__writer_claim), saying what failed.
+ * @return 0 or a negative error. */
 static int
 sink_claim(struct st_sink *s)
 {
     char path[PATH_MAX];
-    unsigned n;
-    int r;
+    int step, fd = st__writer_claim(s->dir, path, sizeof(path), &step);
 
-    r = st__writer_mkdirs(s->dir);
-    if (r < 0) {
-        sink_fail(s, "cannot create log directory %s: %s", s->dir,
-                  st_strerror(r));
-        return r;
-    }
-    for (n = 0; n < ST_MAX_CLAIM; n++) {
-        int fd, len;
-
-        if (n == 0)
-            len = snprintf(path, sizeof(path), "%s/tracer.log", s->dir);
+    if (fd < 0) {
+        if (step == ST_CLAIM_DIR)
+            sink_fail(s, "cannot create log directory %s: %s", s->dir,
+                      st_strerror(fd));
+        else if (step == ST_CLAIM_OPEN)
+            sink_fail(s, "cannot create %s: %s", path, st_strerror(fd));
+        else if (fd == -EEXIST)
+            sink_fail(s, "cannot create a log file in %s: %u tracer files "
+                      "exist", s->dir, ST_MAX_CLAIM);
         else
-            len = snprintf(path, sizeof(path), "%s/tracer_%u.log", s->dir, n);
-        if (len < 0 || (size_t)len >= sizeof(path)) {
             sink_fail(s, "cannot create a log file in %s: %s", s->dir,
-                      st_strerror(-ENAMETOOLONG));
-            return -ENAMETOOLONG;
-        }
-        /* O_EXCL makes the claim atomic against every other tracer and
-         * process using the same directory. */
-        do {
-            fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | O_CLOEXEC,
-                      SINK_FILE_MODE);
-        } while (fd < 0 && errno == EINTR);
-        if (fd >= 0) {
-            s->path = strdup(path);
-            if (s->path == NULL) {
-                /* The empty file stays; a later attempt claims another. */
-                close(fd);
-                sink_fail(s, "cannot create %s: %s", path,
-                          st_strerror(ST_ENOMEM));
-                return ST_ENOMEM;
-            }
-            s->fd = fd;
-            s->logical_size = 0;
-            return 0;
-        }
-        if (errno != EEXIST) {
-            r = -errno;
-            sink_fail(s, "cannot create %s: %s", path, st_strerror(r));
-            return r;
-        }
+                      st_strerror(fd));
+        return fd;
     }
-    sink_fail(s, "cannot create a log file in %s: %u tracer files exist",
-              s->dir, ST_MAX_CLAIM);
-    return -EEXIST;
-}
-
-/* A new, empty chunk at the end of the queue, from the pool if it has
- * one.  @return it or NULL. */
-static struct st_chunk *
-sink_chunk_append(struct st_sink *s)
-{
-    struct st_server *srv = s->srv;
-    struct st_chunk *ch = srv->pool;
-
-    if (ch != NULL) {
-        srv->pool = ch->next;
-        srv->npool--;
-        ch->b.len = 0;
-        ch->b.oom = 0;
-        ch->nrecords = 0;
-        ch->rotate = 0;
-        ch->next = NULL;
+    s->path = strdup(path);
+    if (s->path == NULL) {
+        /* The empty file stays; a later attempt claims another. */
+        close(fd);
+        sink_fail(s, "cannot create %s: %s", path, st_strerror(ST_ENOMEM));
+        return ST_ENOMEM;
     }
-    else {
-        ch = calloc(1, sizeof(*ch));
-        if (ch == NULL)
-            return NULL;
-        st_buf_init(&ch->b);
-    }
-    ch->epoch = s->conn != NULL ? s->conn->epoch : 0;
-    ch->sealed = 0;
-    if (s->tail != NULL)
-        s->tail->next = ch;
-    else
-        s->head = ch;
-    s->tail = ch;
-    return ch;
-}
-
-/* Drops the head chunk (written or lost) into the pool. */
-static void
-sink_chunk_pop(struct st_sink *s)
-{
-    struct st_chunk *ch = s->head;
-
-    s->head = ch->next;
-    if (s->head == NULL)
-        s->tail = NULL;
-    s->queued -= ch->b.len;
-    if (s->conn != NULL)
-        s->conn->out_queued -= ch->b.len;
-    st__pressure_sub(s->srv, ch->b.len, 1);
-    sink_chunk_recycle(s->srv, ch);
-}
-
-/* Is the tail chunk part of the job that is out?  (A job takes chunks
- * from the head, so the tail is in it only as its last.) */
-static int
-sink_tail_in_job(const struct st_sink *s)
-{
-    return s->busy && s->tail == s->job.last;
-}
-
-/* The chunk records are rendered into: the tail, unless a job has it, a
- * FLUSH sealed it or it is full (while a job is out, chunks queue up at
- * their working size rather than one growing without end). */
-static struct st_chunk *
-sink_open_chunk(struct st_sink *s)
-{
-    if (s->tail != NULL && !s->tail->sealed && !sink_tail_in_job(s) &&
-        s->tail->b.len < ST_SINK_FLUSH_BYTES)
-        return s->tail;
-    return sink_chunk_append(s);
+    s->fd = fd;
+    s->logical_size = 0;
+    return 0;
 }
 
 void
-st__sink_seal(struct st_sink *s)
+st__sink_seal(struct st_sink *s, uint64_t epoch)
 {
     if (s->tail != NULL && s->tail->b.len > 0)
         s->tail->sealed = 1;
+    s->epoch = epoch;
 }
 
 int
@@ -388,7 +273,7 @@ struct st_buf *
 st__sink_begin(struct st_sink *s)
 {
     static struct st_buf oom_buf;
-    struct st_chunk *ch = sink_open_chunk(s);
+    struct st_chunk *ch = st__chunk_open(s);
 
     if (ch == NULL) {
         /* Rendering into a buffer marked out of memory does nothing, and
@@ -397,98 +282,76 @@ st__sink_begin(struct st_sink *s)
         s->mark = 0;
         return &oom_buf;
     }
-    sink_chunk_prepare(ch);
     s->mark = ch->b.len;
     return &ch->b;
 }
 
-/* Records lost before reaching the queue (counted by the caller). */
-static void
-sink_lost(struct st_sink *s, uint64_t n)
+/* A record whose rendering ran out of memory (or found no chunk) is
+ * dropped: a half-rendered record is never written.  @return ST_ENOMEM. */
+static int
+sink_drop_unrendered(struct st_sink *s, struct st_chunk *ch, int is_record)
 {
-    s->lost += n;
+    if (ch != NULL) {
+        ch->b.len = s->mark;
+        ch->b.oom = 0;
+    }
+    if (is_record) {
+        s->env->stats->dropped_nomem++;
+        s->lost++;
+    }
+    sink_fail(s, "cannot render a record for %s: %s",
+              s->path != NULL ? s->path : s->dir, st_strerror(ST_ENOMEM));
+    return ST_ENOMEM;
 }
 
-/* Moves the record at [mark, len) of the tail into a fresh chunk marked
- * "rotate first".  @return 0, or ST_ENOMEM (the record stays put and the
- * file simply grows past the limit once). */
+/* The first record claims the file; after a failed claim only the flush
+ * tick retries, so that a read-only directory costs no system calls per
+ * record.  On failure the record being committed in ch is dropped.
+ * @return 0 or a negative error. */
 static int
-sink_split_for_rotation(struct st_sink *s)
+sink_claim_first(struct st_sink *s, struct st_chunk *ch, int is_record)
 {
-    struct st_chunk *old = s->tail, *ch;
-    size_t rec = old->b.len - s->mark;
+    int r = s->broken ? -EACCES : sink_claim(s);
 
-    if (s->mark == 0 && !sink_tail_in_job(s)) {
-        old->rotate = 1;
-        return 0;
+    if (r == 0 && s->owner != NULL)
+        s->owner->on_claimed(s, s->path);
+    if (r < 0) {
+        s->broken = 1;
+        ch->b.len = s->mark;
+        if (is_record) {
+            s->env->stats->dropped_open++;
+            s->lost++;
+        }
+        s->env->hooks->arm_flush(s->env);
     }
-    ch = sink_chunk_append(s);
-    if (ch == NULL)
-        return ST_ENOMEM;
-    if (st_buf_append(&ch->b, old->b.data + s->mark, rec) != 0) {
-        /* Undo: the record stays where it was. */
-        s->tail = old;
-        old->next = NULL;
-        sink_chunk_destroy(ch);
-        return ST_ENOMEM;
-    }
-    old->b.len = s->mark;
-    ch->rotate = 1;
-    s->mark = 0;
-    return 0;
+    return r;
 }
 
 /* The common end of a record (is_record) or a note. */
 static int
 sink_commit(struct st_sink *s, int is_record)
 {
-    struct st_stats *stats = &s->srv->stats;
+    struct st_sink_env *env = s->env;
     struct st_chunk *ch = s->tail;
     size_t rec;
     int r;
 
     if (is_record)
-        stats->records_rendered++;
-    if (ch == NULL || ch->b.oom) {
-        /* A half-rendered record is never written: drop it. */
-        if (ch != NULL) {
-            ch->b.len = s->mark;
-            ch->b.oom = 0;
-        }
-        if (is_record) {
-            stats->dropped_nomem++;
-            sink_lost(s, 1);
-        }
-        sink_fail(s, "cannot render a record for %s: %s",
-                  s->path != NULL ? s->path : s->dir,
-                  st_strerror(ST_ENOMEM));
-        return ST_ENOMEM;
-    }
+        env->stats->records_rendered++;
+    if (ch == NULL || ch->b.oom)
+        return sink_drop_unrendered(s, ch, is_record);
     rec = ch->b.len - s->mark;
-    /* The first record claims the file; after a failed claim only the
-     * flush tick retries, so that a read-only directory costs no system
-     * calls per record. */
     if (s->path == NULL) {
-        r = s->broken ? -EACCES : sink_claim(s);
-        if (r == 0 && s->conn != NULL)
-            st__session_file_claimed(s->conn, s->tracer_id, s->path);
-        if (r < 0) {
-            s->broken = 1;
-            ch->b.len = s->mark;
-            if (is_record) {
-                stats->dropped_open++;
-                sink_lost(s, 1);
-            }
-            st__server_arm_flush(s->srv);
+        r = sink_claim_first(s, ch, is_record);
+        if (r < 0)
             return r;
-        }
     }
-    st__control_publish(s, ch->b.data + s->mark, rec);
+    env->hooks->publish(s, ch->b.data + s->mark, rec);
     /* A record larger than the limit still goes into a fresh file: never
      * rotate an empty one, never split a record. */
     if (s->max_bytes > 0 && s->max_files > 0 && !s->rotate_off &&
         s->logical_size > 0 && s->logical_size + rec > s->max_bytes &&
-        sink_split_for_rotation(s) == 0) {
+        st__chunk_split_for_rotation(s) == 0) {
         s->logical_size = 0;
         ch = s->tail;
     }
@@ -496,13 +359,11 @@ sink_commit(struct st_sink *s, int is_record)
     if (is_record)
         ch->nrecords++;
     s->queued += rec;
-    if (s->conn != NULL)
-        s->conn->out_queued += rec;
-    st__pressure_add(s->srv, rec, 1);
+    env->hooks->pending(env, rec, 1);
     if (s->queued >= ST_SINK_FLUSH_BYTES)
         sink_kick(s);
     else
-        st__server_arm_flush(s->srv);
+        env->hooks->arm_flush(env);
     return 0;
 }
 
@@ -555,25 +416,25 @@ sink_job_take(struct st_sink *s)
     int n = 0;
 
     j->rotate = s->head->rotate;
-    j->nchunks = 0;
+    s->job_chunks = 0;
     j->bytes = 0;
-    j->nrecords = 0;
+    s->job_records = 0;
     if (j->prefix_len > 0) {
         j->iov[n].iov_base = (void *)j->prefix;
         j->iov[n++].iov_len = j->prefix_len;
     }
-    for (ch = s->head; ch != NULL && j->nchunks < ST_WRITE_MAX_CHUNKS;
+    for (ch = s->head; ch != NULL && s->job_chunks < ST_WRITE_MAX_CHUNKS;
          ch = ch->next) {
-        if (j->nchunks > 0 && ch->rotate)
+        if (s->job_chunks > 0 && ch->rotate)
             break;
         if (ch->b.len > 0) {
             j->iov[n].iov_base = ch->b.data;
             j->iov[n++].iov_len = ch->b.len;
         }
         j->bytes += ch->b.len;
-        j->nrecords += ch->nrecords;
-        j->last = ch;
-        j->nchunks++;
+        s->job_records += ch->nrecords;
+        s->job_last = ch;
+        s->job_chunks++;
     }
     j->niov = n;
 }
@@ -590,7 +451,7 @@ sink_kick(struct st_sink *s)
     /* Chunks emptied by dropped records need no job.  (Nothing is being
      * rendered now: kicks happen between records.) */
     while (s->head != NULL && s->head->b.len == 0)
-        sink_chunk_pop(s);
+        st__chunk_pop(s);
     if (s->head == NULL || s->path == NULL || s->head->b.len == 0)
         return;
     if (!s->flush_all && s->head == s->tail &&
@@ -605,27 +466,23 @@ sink_kick(struct st_sink *s)
     j->max_files = s->max_files;
     sink_job_take(s);
     s->busy = 1;
-    if (uv_queue_work(s->srv->loop, &j->req, st__writer_work,
+    if (uv_queue_work(s->env->loop, &j->req, st__writer_work,
                       sink_after_work) != 0) {
         /* Cannot happen with a valid loop and callbacks; keep the chunks
          * for the next attempt. */
         s->busy = 0;
-        j->last = NULL;
+        s->job_last = NULL;
     }
 }
 
-/* Applies a finished job's results (loop thread). */
+/* Counts, logs and applies what a finished job did to the file. */
 static void
-sink_after_work(uv_work_t *req, int status)
+sink_job_results(struct st_sink *s, int status)
 {
-    struct st_sink *s = req->data;
-    struct st_server *srv = s->srv;
     struct st_write_job *j = &s->job;
-    struct st_stats *stats = &srv->stats;
+    struct st_stats *stats = s->env->stats;
     int opened = j->fd < 0;
-    size_t i;
 
-    s->busy = 0;
     s->fd = j->fd_out;
     if (j->rotated)
         stats->rotations++;
@@ -641,33 +498,45 @@ sink_after_work(uv_work_t *req, int status)
 
         stats->write_errors++;
         if (j->open_err != 0)
-            stats->dropped_open += j->nrecords;
+            stats->dropped_open += s->job_records;
         else
-            stats->dropped_write += j->nrecords;
+            stats->dropped_write += s->job_records;
         s->split = s->split || j->split;
-        sink_lost(s, j->nrecords);
+        s->lost += s->job_records;
         sink_fail(s, "cannot %s %s: %s", j->open_err ? "open" : "write",
                   s->path, st_strerror(err));
+        return;
     }
-    else {
-        stats->records_written += j->nrecords;
-        stats->bytes_written += j->prefix_len + j->bytes;
-        if (j->prefix_len > 0) {
-            st__control_publish(s, j->prefix, j->prefix_len);
-            s->lost -= s->lost_sent;
-            s->split = 0;
-        }
-        sink_ok(s);
-        /* A file opened again may hold more than we counted. */
-        if (opened)
-            s->logical_size = j->size + (s->queued - j->bytes);
+    stats->records_written += s->job_records;
+    stats->bytes_written += j->prefix_len + j->bytes;
+    if (j->prefix_len > 0) {
+        s->env->hooks->publish(s, j->prefix, j->prefix_len);
+        s->lost -= s->lost_sent;
+        s->split = 0;
     }
+    sink_ok(s);
+    /* A file opened again may hold more than we counted. */
+    if (opened)
+        s->logical_size = j->size + (s->queued - j->bytes);
+}
+
+/* Applies a finished job's results (loop thread), then starts the next
+ * job and tells the owner. */
+static void
+sink_after_work(uv_work_t *req, int status)
+{
+    struct st_sink *s = req->data;
+    struct st_sink_env *env = s->env;
+    size_t i;
+
+    s->busy = 0;
+    sink_job_results(s, status);
     free(s->lost_line);
     s->lost_line = NULL;
     s->lost_sent = 0;
-    for (i = 0; i < j->nchunks; i++)
-        sink_chunk_pop(s);
-    j->last = NULL;
+    for (i = 0; i < s->job_chunks; i++)
+        st__chunk_pop(s);
+    s->job_last = NULL;
     if (s->reopen && s->fd >= 0) {
         close(s->fd);
         s->fd = -1;
@@ -676,16 +545,17 @@ sink_after_work(uv_work_t *req, int status)
     if (s->head == NULL)
         s->flush_all = 0;
     sink_kick(s);
-    if (s->conn != NULL) {
-        /* May answer a FLUSH, fail to, close the connection and so
-         * release (and free) this sink: s is not used after it. */
-        st__ack_sink_done(s->conn);
+    if (s->owner != NULL) {
+        /* The owner may release (and so free) the sink here: its
+         * connection answers a FLUSH, fails to and closes.  s is not
+         * used after it. */
+        s->owner->on_done(s);
     }
-    else if (st__sink_idle(s)) {
-        st__server_forget(srv, s);
+    else if (sink_idle(s)) {
+        sink_forget(s);
         st__sink_free(s);
     }
-    st__pressure_schedule(srv);
+    env->hooks->job_done(env);
 }
 
 void

@@ -6,13 +6,23 @@
  * through here, so it allocates nothing once the scratch arrays have
  * grown: views borrow the state and the string table.
  */
-#include "daemon.h"
+#include "step.h"
+
+#include "conn.h"
+#include "idmap.h"
+#include "region.h"
+#include "server.h"
+#include "session.h"
+#include "sink.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "steptrace/error.h"
+
+/* Ancestor lines a DEBUG record shows at most (also stops id cycles). */
+#define ST_MAX_ANCESTORS 10000u
 
 static struct st_str
 step_str_view(const struct st_string *s)
@@ -83,7 +93,7 @@ step_diff_apply(struct st_conn *c, struct st_varstate *state,
             }
             continue;
         }
-        r = st__escape(sc, w->value.p, w->value.n, &val, &valn);
+        r = st__session_escape(sc, w->value.p, w->value.n, &val, &valn);
         if (r != 0)
             return r;
         r = st_varstate_set(state, w->name_sid, w->type_sid, val, valn, &old,
@@ -373,8 +383,8 @@ st__step_event(struct st_conn *c, const struct st_msg *m)
         return 0;
     memset(&v, 0, sizeof(v));
     v.event = (int)m->u.event.kind;
-    r = st__escape(sc, m->u.event.detail.p, m->u.event.detail.n, &v.detail.p,
-                   &v.detail.n);
+    r = st__session_escape(sc, m->u.event.detail.p, m->u.event.detail.n,
+                           &v.detail.p, &v.detail.n);
     if (r != 0)
         return r;
     v.var_mode = (int)rg->var_mode;

@@ -1,14 +1,15 @@
 /*
- * The threadpool side of a sink's write job (see struct st_write_job):
+ * The file operations of the sinks.  On the loop: claiming a new file's
+ * name.  In the threadpool, a sink's write job (see struct st_write_job):
  * rotate the file if the first chunk asks for it, open it if needed,
- * write the loss line and the chunks, and report what happened.  Nothing here touches
- * loop state; the loop applies the results in sink.c.
+ * write the loss line and the chunks, and report what happened.  Nothing
+ * here touches loop state; the loop applies the results in sink.c.
  *
  * A write that fails after writing part of the chunks is undone with
  * ftruncate(2), so that no record is ever split: the file ends at a
  * record boundary and every chunk of the job counts as lost.
  */
-#include "daemon.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,8 +76,9 @@ writer_fault(unsigned *delay_ms)
     return ENOSPC;
 }
 
-int
-st__writer_mkdirs(const char *dir)
+/* mkdir -p with mode 0750.  @return 0 or -errno. */
+static int
+writer_mkdirs(const char *dir)
 {
     char path[PATH_MAX];
     size_t len = strlen(dir), i;
@@ -99,6 +101,40 @@ st__writer_mkdirs(const char *dir)
             path[i] = '/';
     }
     return 0;
+}
+
+int
+st__writer_claim(const char *dir, char *path, size_t pathlen, int *step)
+{
+    unsigned n;
+    int fd, len, r;
+
+    *step = ST_CLAIM_DIR;
+    r = writer_mkdirs(dir);
+    if (r < 0)
+        return r;
+    for (n = 0; n < ST_MAX_CLAIM; n++) {
+        *step = ST_CLAIM_NAME;
+        if (n == 0)
+            len = snprintf(path, pathlen, "%s/tracer.log", dir);
+        else
+            len = snprintf(path, pathlen, "%s/tracer_%u.log", dir, n);
+        if (len < 0 || (size_t)len >= pathlen)
+            return -ENAMETOOLONG;
+        /* O_EXCL makes the claim atomic against every other tracer and
+         * process using the same directory. */
+        *step = ST_CLAIM_OPEN;
+        do {
+            fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | O_CLOEXEC,
+                      WRITER_FILE_MODE);
+        } while (fd < 0 && errno == EINTR);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    *step = ST_CLAIM_NAME;
+    return -EEXIST;
 }
 
 /*
@@ -168,8 +204,7 @@ writer_write(int fd, const struct iovec *job_iov, int niov, size_t *written)
 void
 st__writer_work(uv_work_t *req)
 {
-    struct st_sink *s = req->data;
-    struct st_write_job *j = &s->job;
+    struct st_write_job *j = (struct st_write_job *)req;
     struct stat st;
     uint64_t before;
     size_t written;
@@ -189,7 +224,7 @@ st__writer_work(uv_work_t *req)
         }
     }
     if (fd < 0) {
-        r = st__writer_mkdirs(j->dir);
+        r = writer_mkdirs(j->dir);
         if (r == 0) {
             do {
                 fd = open(j->path, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC,

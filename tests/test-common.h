@@ -29,6 +29,12 @@ Suite *daemon_suite(void);
 Suite *service_suite(void);
 /* test-daemon-ring.c */
 Suite *ring_suite(void);
+/* test-int-sink.c */
+Suite *sink_suite(void);
+/* test-int-idmap.c */
+Suite *idmap_suite(void);
+/* test-int-pressure.c */
+Suite *pressure_suite(void);
 
 /*
  * Asserts that the bytes in a struct st_buf equal the string literal or

@@ -29,7 +29,7 @@
 
 /* The collector's own header, for ST_RING_POLL_MS and ST_RING_IDLE_TICKS
  * only. */
-#include "../daemon/daemon.h"
+#include "../daemon/ringpoll.h"
 
 /* The line written for a region still open when its process vanished. */
 #define VANISHED_AFTER(n)                                                   \

@@ -27,6 +27,10 @@ static const suite_fn suites[] = {
     daemon_suite,
     service_suite,
     ring_suite,
+#elif defined(ST_TEST_AREA_DAEMON_INT)
+    sink_suite,
+    idmap_suite,
+    pressure_suite,
 #else
 #error "compile test-main.c with one -DST_TEST_AREA_<AREA>"
 #endif

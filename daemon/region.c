@@ -1,0 +1,298 @@
+/*
+ * Regions (PROTOCOL.md "Semantics"): REGION opens one, and for a new
+ * tracer its sink (the directory of the tracer's first region is its
+ * directory for good); REGION_END, LOST and NOTE; and, when the process
+ * is gone with regions still open, the line that says how it ended.  The
+ * connection owns its regions (c->regions) and sinks (c->sinks); the
+ * sink owner callbacks here are how a sink reaches its connection:
+ * errors for the next ACK, the FILE message, the ACKs a job lets go.
+ */
+#include "region.h"
+
+#include "ack.h"
+#include "conn.h"
+#include "idmap.h"
+#include "server.h"
+#include "session.h"
+#include "sink.h"
+#include "stats.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "steptrace/error.h"
+#include "steptrace/ring.h"
+
+/* ---- the sinks' owner: a connection (sink.h) ---- */
+
+/* A file error: counted for the next ACK, which carries the latest. */
+static void
+region_sink_error(struct st_sink *s, const char *msg)
+{
+    struct st_conn *c = s->data;
+
+    if (c->errors < UINT64_MAX)
+        c->errors++;
+    snprintf(c->errmsg, sizeof(c->errmsg), "%s", msg);
+}
+
+/* Tells the agent the file its tracer's records go to (a FILE message). */
+static void
+region_sink_claimed(struct st_sink *s, const char *path)
+{
+    struct st_conn *c = s->data;
+    struct st_buf *b = &c->srv->scratch.reply;
+    msgpack_packer pk;
+
+    /* Control clients and peers gone have nobody to tell. */
+    if (c->peer_gone || c->kind != ST_CONN_AGENT)
+        return;
+    b->len = 0;
+    msgpack_packer_init(&pk, b, st_buf_msgpack_write);
+    if (st_wire_pack_file(&pk, s->tracer_id, path, strlen(path)) != 0) {
+        st_buf_close(b);
+        return; /* The agent then names no file; nothing else is lost. */
+    }
+    (void)st__conn_send(c, b->data, b->len);
+}
+
+/* A job finished: the ACKs it was waiting for may go out. */
+static void
+region_sink_done(struct st_sink *s)
+{
+    st__ack_sink_done(s->data);
+}
+
+static const struct st_sink_owner region_sink_owner = {
+    .on_error = region_sink_error,
+    .on_claimed = region_sink_claimed,
+    .on_done = region_sink_done,
+};
+
+/* ---- REGION, REGION_END, NOTE, LOST ---- */
+
+static int
+region_check(struct st_conn *c, const struct st_msg *m)
+{
+    const struct st_str *dir = &m->u.region.log_dir;
+    uint32_t level = m->u.region.level;
+    uint32_t mode = m->u.region.var_mode;
+
+    if (st__idmap_get(&c->regions, m->u.region.region_id) != NULL) {
+        st__conn_detail(c, "REGION %u opened twice", m->u.region.region_id);
+        return ST_ESTATE;
+    }
+    if (level != ST_LEVEL_DEBUG && level != ST_LEVEL_INFO &&
+        level != ST_LEVEL_WARNING && level != ST_LEVEL_ERROR &&
+        level != ST_LEVEL_SILENT) {
+        st__conn_detail(c, "REGION level %u", level);
+        return ST_EBADTYPE;
+    }
+    if (mode != ST_VARMODE_ALL && mode != ST_VARMODE_CHANGED &&
+        mode != ST_VARMODE_NONE) {
+        st__conn_detail(c, "REGION var_mode %u", mode);
+        return ST_EBADTYPE;
+    }
+    /* Room is left for "/tracer_N.log.NNNN" so that no file name built
+     * from the directory is ever truncated. */
+    if (dir->n == 0 || dir->p[0] != '/' || dir->n > PATH_MAX - 64 ||
+        memchr(dir->p, '\0', dir->n) != NULL) {
+        st__conn_detail(c, "REGION log_dir is not a usable absolute path");
+        return ST_EBADTYPE;
+    }
+    return 0;
+}
+
+int
+st__region_open(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg;
+    struct st_sink *sink;
+    int r;
+
+    r = region_check(c, m);
+    if (r != 0)
+        return r;
+    sink = st__idmap_get(&c->sinks, m->u.region.tracer_id);
+    if (sink == NULL) {
+        /* The first region of a tracer names its directory for good:
+         * later regions append to the same file (SPEC section 4). */
+        r = st__sink_new(&c->srv->sinks, &region_sink_owner, c, c->epoch,
+                         m->u.region.tracer_id, m->u.region.log_dir.p,
+                         m->u.region.log_dir.n, &sink);
+        if (r != 0)
+            return r;
+        sink->pid = c->peer_pid;
+        r = st__idmap_put(&c->sinks, m->u.region.tracer_id, sink);
+        if (r != 0) {
+            st__sink_free(sink);
+            return r;
+        }
+    }
+    st__sink_configure(sink, m->u.region.max_log_bytes,
+                       m->u.region.max_log_files);
+    rg = calloc(1, sizeof(*rg));
+    if (rg == NULL)
+        return ST_ENOMEM;
+    rg->id = m->u.region.region_id;
+    rg->tracer_id = m->u.region.tracer_id;
+    rg->level = m->u.region.level;
+    rg->var_mode = m->u.region.var_mode;
+    rg->sink = sink;
+    r = st__idmap_put(&c->regions, rg->id, rg);
+    if (r != 0)
+        free(rg);
+    return r;
+}
+
+int
+st__region_end(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg;
+
+    rg = st__idmap_del(&c->regions, m->u.region_end.region_id);
+    if (rg == NULL) {
+        st__conn_detail(c, "REGION_END for region %u",
+                        m->u.region_end.region_id);
+        return ST_ESTATE;
+    }
+    if (rg->lost > 0) {
+        char line[96];
+
+        snprintf(line, sizeof(line),
+                 "[steptrace] %llu records lost in this region",
+                 (unsigned long long)rg->lost);
+        st__sink_note(rg->sink, line);
+    }
+    st__sink_flush(rg->sink);
+    free(rg);
+    return 0;
+}
+
+/* A line of the agent's in the region's log, in order with its records:
+ * the process it started, or the one that started it (SPEC section 6). */
+int
+st__region_note(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg = st__idmap_get(&c->regions, m->u.note.region_id);
+    struct st_buf *b = &c->srv->scratch.reply;
+    const char *t;
+    size_t tn;
+
+    if (rg == NULL) {
+        st__conn_detail(c, "NOTE for region %u", m->u.note.region_id);
+        return ST_ESTATE;
+    }
+    if (st__session_escape(&c->srv->scratch, m->u.note.text.p,
+                           m->u.note.text.n, &t, &tn) != 0)
+        return ST_ENOMEM;
+    b->len = 0;
+    if (st_buf_puts(b, "[steptrace] ") != 0 ||
+        (m->u.note.kind == ST_NOTE_AT_STEP &&
+         (st_buf_puts(b, "step ") != 0 || st_buf_put_u64(b, rg->steps) != 0 ||
+          st_buf_puts(b, " ") != 0)) ||
+        st_buf_append(b, t, tn) != 0 || st_buf_append(b, "", 1) != 0) {
+        st_buf_close(b);
+        return ST_ENOMEM;
+    }
+    st__sink_note(rg->sink, b->data);
+    b->len = 0;
+    return 0;
+}
+
+int
+st__region_lost(struct st_conn *c, const struct st_msg *m)
+{
+    struct st_region *rg = st__idmap_get(&c->regions, m->u.lost.region_id);
+
+    if (rg == NULL) {
+        st__conn_detail(c, "LOST for region %u", m->u.lost.region_id);
+        return ST_ESTATE;
+    }
+    c->srv->stats.lost_agent += m->u.lost.count;
+    rg->lost = m->u.lost.count > UINT64_MAX - rg->lost
+                   ? UINT64_MAX
+                   : rg->lost + m->u.lost.count;
+    return 0;
+}
+
+/* ---- the end of the process ---- */
+
+/* "SIGTERM" for 15: the names every Linux has, else "signal N". */
+static const char *
+region_signame(int sig, char *buf, size_t n)
+{
+    static const char *const names[] = {
+        [SIGHUP] = "SIGHUP", [SIGINT] = "SIGINT", [SIGQUIT] = "SIGQUIT",
+        [SIGILL] = "SIGILL", [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT",
+        [SIGBUS] = "SIGBUS", [SIGFPE] = "SIGFPE", [SIGKILL] = "SIGKILL",
+        [SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM", [SIGTERM] = "SIGTERM",
+        [SIGSTKFLT] = "SIGSTKFLT", [SIGXCPU] = "SIGXCPU",
+        [SIGXFSZ] = "SIGXFSZ", [SIGVTALRM] = "SIGVTALRM",
+        [SIGPROF] = "SIGPROF", [SIGIO] = "SIGIO", [SIGPWR] = "SIGPWR",
+        [SIGSYS] = "SIGSYS",
+    };
+
+    if (sig > 0 && (size_t)sig < sizeof(names) / sizeof(names[0]) &&
+        names[sig] != NULL)
+        return names[sig];
+    snprintf(buf, n, "signal %d", sig);
+    return buf;
+}
+
+void
+st__region_process_ended(struct st_conn *c, int kind, int sig,
+                         const char *detail, size_t partial)
+{
+    struct st_stats *st = &c->srv->stats;
+    struct st_region *rg;
+    char line[600], signame[32];
+    const char *d;
+    size_t it = 0, dn;
+
+    if (kind == ST_RING_END_EXIT)
+        return;
+    if (partial > 0)
+        st->lost_vanished++;
+    if (c->regions.live == 0)
+        return;
+    if (kind == ST_RING_END_SIGNAL)
+        st->ended_by_signal++;
+    else if (kind == ST_RING_END_EXEC)
+        st->ended_by_exec++;
+    else
+        st->vanished++;
+    if (st__session_escape(&c->srv->scratch, detail, strlen(detail), &d,
+                           &dn) != 0) {
+        d = "?";
+        dn = 1;
+    }
+    while ((rg = st__idmap_next(&c->regions, &it)) != NULL) {
+        /* A region with nothing written has no file to end. */
+        if (rg->steps == 0 && rg->async_steps == 0 && partial == 0)
+            continue;
+        if (partial > 0)
+            st__sink_note(rg->sink, "[steptrace] 1 record lost in this "
+                          "region: the process ended while writing it");
+        if (kind == ST_RING_END_SIGNAL)
+            snprintf(line, sizeof(line), "[steptrace] the process ended by "
+                     "%s after step %llu",
+                     region_signame(sig, signame, sizeof(signame)),
+                     (unsigned long long)rg->steps);
+        else if (kind == ST_RING_END_EXEC)
+            snprintf(line, sizeof(line), "[steptrace] the process called "
+                     "exec (%.*s) after step %llu", (int)dn, d,
+                     (unsigned long long)rg->steps);
+        else
+            snprintf(line, sizeof(line), "[steptrace] the process vanished "
+                     "after step %llu without ending the region (killed "
+                     "by SIGKILL or the out-of-memory killer?)",
+                     (unsigned long long)rg->steps);
+        st__sink_note(rg->sink, line);
+        st__sink_flush(rg->sink);
+    }
+}
