@@ -4,8 +4,8 @@
     python3 bench/latency.py --build build/main            # ~1 min
     python3 bench/latency.py --build build/main --trials 200
 
-SPEC section 10: records reach the collector within 20 ms of their line,
-whether or not the program runs another line, and a blocked program's log
+docs/COLLECTOR.md section 11: records reach the collector within 20 ms of their
+line, whether or not the program runs another line, and a blocked program's log
 and `steptrace tail` show the line it is blocked on within 100 ms.
 
 Each trial runs a real traced program (`steptrace run`) that does some

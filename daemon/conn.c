@@ -193,7 +193,7 @@ st__conn_send(struct st_conn *c, const char *payload, size_t len)
 }
 
 /* Only the collector's own user may connect, unless the config's
- * allow_uids lists more (SPEC section 9). */
+ * allow_uids lists more (docs/COLLECTOR.md section 10). */
 static int
 conn_check_peer(struct st_conn *c)
 {

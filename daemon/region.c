@@ -119,7 +119,8 @@ st__region_open(struct st_conn *c, const struct st_msg *m)
     sink = st__idmap_get(&c->sinks, m->u.region.tracer_id);
     if (sink == NULL) {
         /* The first region of a tracer names its directory for good:
-         * later regions append to the same file (SPEC section 4). */
+         * later regions append to the same file (docs/LOG-FORMAT.md
+         * section 11). */
         r = st__sink_new(&c->srv->sinks, &region_sink_owner, c, c->epoch,
                          m->u.region.tracer_id, m->u.region.log_dir.p,
                          m->u.region.log_dir.n, &sink);
@@ -173,7 +174,8 @@ st__region_end(struct st_conn *c, const struct st_msg *m)
 }
 
 /* A line of the agent's in the region's log, in order with its records:
- * the process it started, or the one that started it (SPEC section 6). */
+ * the process it started, or the one that started it
+ * (docs/LOG-FORMAT.md section 10.3). */
 int
 st__region_note(struct st_conn *c, const struct st_msg *m)
 {

@@ -1,14 +1,13 @@
 /*
- * File sinks (SPEC section 4), the loop side: one log file per
- * (connection, tracer_id), claimed as tracer.log or tracer_N.log with
- * O_EXCL at the first record.  Records are rendered into a queue of
- * chunks; a write job (writer.c, in the threadpool) takes the head chunk,
- * one job at a time per sink, so a sink's records reach its file in
- * order while the loop goes on decoding.  Rotation is decided here, at
- * record boundaries, from the size the file will have once the queue is
- * written: the record that would push it past max_bytes starts a chunk
- * marked "rotate first".  What the rest of the collector learns goes
- * through the callbacks of sink.h.
+ * File sinks (docs/LOG-FORMAT.md sections 11 and 12), the loop side: one log
+ * file per (connection, tracer_id), claimed as tracer.log or tracer_N.log with
+ * O_EXCL at the first record.  Records are rendered into a queue of chunks; a
+ * write job (writer.c, in the threadpool) takes the head chunk, one job at a
+ * time per sink, so a sink's records reach its file in order while the loop
+ * goes on decoding.  Rotation is decided here, at record boundaries, from the
+ * size the file will have once the queue is written: the record that would
+ * push it past max_bytes starts a chunk marked "rotate first".  What the rest
+ * of the collector learns goes through the callbacks of sink.h.
  *
  * Errors never stop the collector: a failed open or write is counted
  * (status counters, the owner's on_error for its next ACK), logged once

@@ -287,8 +287,8 @@ step_write(struct st_conn *c, struct st_region *rg, struct st_frame *f,
     char tidbuf[16];
     int r;
 
-    /* Only line steps are numbered (SPEC section 3): the step count is
-     * the same at every level. */
+    /* Only line steps are numbered (docs/LOG-FORMAT.md section 2): the
+     * step count is the same at every level. */
     v->step = v->event == ST_EVENT_STEP ? ++rg->steps : rg->steps;
     v->runtime_ns = runtime_ns;
     v->thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
@@ -342,8 +342,8 @@ st__step_apply(struct st_conn *c, const struct st_msg *m)
     v.nglobals = v.nlocals = 0;
     sc->ndead = 0;
     r = step_vars(c, m, rg, f, &v);
-    /* ERROR and SILENT regions show no step records (SPEC section 3);
-     * the variable state still follows the diffs. */
+    /* ERROR and SILENT regions show no step records (docs/LOG-FORMAT.md
+     * section 7); the variable state still follows the diffs. */
     if (r == 0 && rg->level < ST_LEVEL_ERROR)
         r = step_write(c, rg, f, &v, m->u.step.runtime_ns, m->u.step.lineno);
     f->last_line = m->u.step.lineno;

@@ -16,10 +16,12 @@ struct st_conn;
 int st__step_apply(struct st_conn *c, const struct st_msg *m);
 /* Renders an EVENT (call, return, exception) into the region's file.
  * CALL and RETURN records are written at DEBUG only, EXCEPTION records at
- * DEBUG and ERROR (SPEC section 3).  @return 0 or a protocol error. */
+ * DEBUG, INFO, WARNING and ERROR (docs/LOG-FORMAT.md sections 7 and 8).
+ * @return 0 or a protocol error. */
 int st__step_event(struct st_conn *c, const struct st_msg *m);
-/* Renders an ASYNC record (SPEC section 8), numbered "Async Step N" by the
- * region's own counter; written at DEBUG, INFO and WARNING. */
+/* Renders an ASYNC record (docs/LOG-FORMAT.md section 9), numbered
+ * "Async Step N" by the region's own counter; written at DEBUG, INFO and
+ * WARNING. */
 int st__step_async(struct st_conn *c, const struct st_msg *m);
 
 #endif /* STEPTRACE_DAEMON_STEP_H */

@@ -536,7 +536,8 @@ put_prologue(struct frame *f, uint32_t level, uint32_t mode)
 }
 
 
-/* The record of the SPEC example: step 1 at line 8, x = 5, y = 10. */
+/* The record of the example of docs/LOG-FORMAT.md section 2: step 1 at
+ * line 8, x = 5, y = 10. */
 const char all_step1[] =
     HEADER "1" DASHES
     "Runtime: 0.0841 ms\n"
@@ -549,8 +550,9 @@ const char all_step1[] =
     "y: int :: 10\n"
     "\n";
 
-/* A region in ALL mode whose first step is the SPEC example; the second
- * step changes y only, and is shown with the full state. */
+/* A region in ALL mode whose first step is the example of
+ * docs/LOG-FORMAT.md section 2; the second step changes y only, and is
+ * shown with the full state. */
 void
 put_all_mode_region(struct frame *f)
 {

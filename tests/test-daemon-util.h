@@ -80,7 +80,8 @@ struct frame {
 #define DEL(name) {name, 0, NULL}
 #define END {0, 0, NULL}
 
-/* The record of the SPEC example: step 1 at line 8, x = 5, y = 10. */
+/* The record of the example of docs/LOG-FORMAT.md section 2: step 1 at
+ * line 8, x = 5, y = 10. */
 extern const char all_step1[];
 /* What send_all_mode_region() writes. */
 extern const char all_region_text[];

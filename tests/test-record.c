@@ -1,7 +1,7 @@
 /*
- * Tests for steptrace/record.h: the text log format of SPEC section 3,
- * byte for byte, the runtime and escaping helpers, and the per-scope
- * variable state.
+ * Tests for steptrace/record.h: the text log format of docs/LOG-FORMAT.md
+ * sections 2 to 9, byte for byte, the runtime and escaping helpers, and the
+ * per-scope variable state.
  */
 #include "test-common.h"
 

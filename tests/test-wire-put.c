@@ -165,7 +165,7 @@ START_TEST(test_wire_line_round_trip)
 }
 END_TEST
 
-/* ASYNC: the async records of SPEC section 8. */
+/* ASYNC: the async records of docs/LOG-FORMAT.md section 9. */
 START_TEST(test_wire_round_trip_async)
 {
     static const char body[] = "\xe2\x8f\xb3 AWAIT START: fetch\n"

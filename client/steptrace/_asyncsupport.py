@@ -1,4 +1,4 @@
-"""Helpers the agent calls for async records (SPEC section 8).
+"""Helpers the agent calls for async records (docs/LOG-FORMAT.md section 9).
 
 - await_expression(frame): the source text of the expression a suspended
   coroutine frame is awaiting, for AWAIT START records.

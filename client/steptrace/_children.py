@@ -1,6 +1,6 @@
-"""Whole process trees (SPEC section 6): every Python process a traced run
-starts is traced too, with the same settings, each into its own file,
-through the same collector.
+"""Whole process trees (docs/CLI.md section 10): every Python process a
+traced run starts is traced too, with the same settings, each into its own
+file, through the same collector.
 
 How a child is followed:
 

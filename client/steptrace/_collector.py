@@ -1,8 +1,8 @@
 """Finding or starting the collector (steptraced) for this process tree.
 
 With STEPTRACE_SOCKET set, records go to the collector listening there.
-Without it, the service on the default socket (SPEC section 9:
-$XDG_RUNTIME_DIR/steptrace/steptraced.sock, else
+Without it, the service on the default socket (docs/COLLECTOR.md sections 2
+and 4: $XDG_RUNTIME_DIR/steptrace/steptraced.sock, else
 /tmp/steptrace-<uid>/steptraced.sock) is used when one answers there.
 Otherwise (or when the named one does not answer), a private collector is
 started on a private socket.  The socket used is exported as

@@ -1,5 +1,6 @@
-"""Where the steptraced service listens by default (SPEC section 9): one
-definition for the agent side (_collector) and `steptrace daemon`."""
+"""Where the steptraced service listens by default (docs/COLLECTOR.md
+section 4): one definition for the agent side (_collector) and `steptrace
+daemon`."""
 import os
 
 

@@ -1,4 +1,4 @@
-"""Asyncio tracing (SPEC sections 2 and 8).
+"""Asyncio tracing (docs/API.md section 8, docs/LOG-FORMAT.md section 9).
 
 AsyncTracer is a Tracer that also writes async records: every coroutine
 whose code is in the workspace is followed automatically (COROUTINE START /

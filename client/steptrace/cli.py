@@ -1,4 +1,4 @@
-"""The steptrace command line (SPEC section 6).
+"""The steptrace command line (docs/CLI.md).
 
     steptrace run SCRIPT [options] [-- script args]
     python -m steptrace run SCRIPT [options] [-- script args]

@@ -1,4 +1,5 @@
-"""Config files (SPEC section 7): YAML, TOML and pyproject.toml.
+"""Config files (docs/CLI.md section 6; this module's API: docs/API.md
+section 10): YAML, TOML and pyproject.toml.
 
 A config file holds Tracer settings::
 

@@ -1,9 +1,9 @@
 """`steptrace daemon start|stop|status` and `steptrace tail`.
 
 These talk to a running steptraced over its socket as a *control* client
-(common/PROTOCOL.md, "Control connections"): HELLO, then STATUS (answered
-with STATS, the collector's counters) or TAIL (answered with a stream of
-TEXT messages: the records as they are written).  The messages are
+(docs/PROTOCOL.md section 4, "Control connections"): HELLO, then STATUS
+(answered with STATS, the collector's counters) or TAIL (answered with a
+stream of TEXT messages: the records as they are written).  The messages are
 encoded and decoded by common's wire codec, the one the agent and the
 collector use, through steptrace._agent.wire_encode() and wire_decode();
 the protocol's constants (MSG_*, WIRE_VERSION) are the agent's too.
@@ -169,7 +169,7 @@ def _config_socket(config):
 
 
 def default_socket():
-    """The service's default socket path (SPEC section 9)."""
+    """The service's default socket path (docs/COLLECTOR.md section 4)."""
     env = os.environ.get("STEPTRACE_SOCKET")
     if env:
         return env

@@ -1,4 +1,4 @@
-"""The public Tracer API (SPEC section 2)."""
+"""The public Tracer API (docs/API.md sections 3 and 4)."""
 import functools
 import inspect
 import itertools

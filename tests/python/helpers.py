@@ -18,13 +18,14 @@ import time
 import unittest
 
 PYTHON = sys.executable
-# The wire protocol version (common/PROTOCOL.md) the fake peers speak:
+# The wire protocol version (docs/PROTOCOL.md) the fake peers speak:
 # the agent's own.
 from steptrace._agent import PROTOCOL_VERSION as WIRE_VERSION  # noqa: E402
 TIMEOUT = 60          # seconds for one traced program: a hang is a failure
 DASHES = "-" * 21
 
-# One regular expression per kind of line of a step record (SPEC section 3).
+# One regular expression per kind of line of a step record
+# (docs/LOG-FORMAT.md sections 2 to 5).
 HEADER_RE = re.compile(r"^-{21} Step ([1-9][0-9]*) -{21}$")
 # Event records (Call, Return, Exception) are not numbered steps.
 EVENT_HEADER_RE = re.compile(r"^-{21} Event -{21}$")
@@ -40,8 +41,8 @@ DELETED_RE = re.compile(r"^\[DELETED\] ([A-Za-z_][A-Za-z0-9_]*)$")
 
 ADDR_RE = re.compile(r" at 0x[0-9a-f]+")
 RUNTIME_VALUE_RE = re.compile(r"^Runtime: [0-9]+\.[0-9]{4} ms", re.M)
-# The process tree's lines (SPEC section 6): a child's first line, and the
-# parent's line at the step that started a process.
+# The process tree's lines (docs/LOG-FORMAT.md section 10.3): a child's
+# first line, and the parent's line at the step that started a process.
 ORIGIN_RE = re.compile(
     r"^\[steptrace\] process (\d+) (?:was (started|forked|exec'd) by process "
     r"(\d+)|called exec)(?: at step (\d+)(?: of (/.*?))?)?(?:: this is the "
@@ -124,8 +125,8 @@ def run(args, cwd, env=None, timeout=TIMEOUT, input=None):
 
 def steptrace_run(cwd, *args, env=None, timeout=TIMEOUT):
     """`python -m steptrace run ARGS...` in cwd.  Its closing line (the log
-    files and the step count, SPEC section 5) is taken out of stderr into
-    .closing ("" when there is none), so that stderr is what else the run
+    files and the step count, docs/CLI.md section 9) is taken out of stderr
+    into .closing ("" when there is none), so that stderr is what else the run
     wrote; test_children.py checks the line itself."""
     r = run([PYTHON, "-m", "steptrace", "run"] + list(args), cwd,
             env=env, timeout=timeout)
@@ -331,8 +332,8 @@ def process_lines(text):
 
 
 def without_process_lines(text):
-    """A log without the process tree's lines (SPEC section 6), which stand
-    between records; the parsers check what is left."""
+    """A log without the process tree's lines (docs/LOG-FORMAT.md section
+    10.3), which stand between records; the parsers check what is left."""
     if "[steptrace] " not in text:
         return text
     return "".join(line for line in text.splitlines(True)
@@ -343,10 +344,10 @@ def without_process_lines(text):
 def parse_log(text):
     """Parses a whole log of step records strictly.
 
-    Every line must match exactly one line kind's regular expression, in
-    the order SPEC section 3 gives: header, Runtime, one or more locations,
-    a blank line, then zero or more sections, each a title, one or more
-    variable lines and a blank line.  Raises AssertionError naming the
+    Every line must match exactly one line kind's regular expression, in the
+    order docs/LOG-FORMAT.md sections 2 and 5 give: header, Runtime, one or
+    more locations, a blank line, then zero or more sections, each a title, one
+    or more variable lines and a blank line.  Raises AssertionError naming the
     first line that does not fit; returns the list of Records.
     """
     text = without_process_lines(text)
@@ -526,10 +527,11 @@ class TempDirTest(unittest.TestCase):
 
 # ---- DEBUG-level event records and the per-thread Runtime form ---------
 #
-# parse_trace() is the strict parser of every record kind (SPEC section 3
-# and the levels): the step records parse_log() reads, the "Runtime: X ms |
-# thread NAME" form, and the event records of DEBUG and ERROR, which end
-# after their location lines with one event line and a blank line.
+# parse_trace() is the strict parser of every record kind (docs/LOG-FORMAT.md
+# sections 2 to 8, the levels among them): the step records parse_log() reads,
+# the "Runtime: X ms | thread NAME" form, and the event records of DEBUG and
+# ERROR, which end after their location lines with one event line and a blank
+# line.
 
 RUNTIME_ANY_RE = re.compile(r"^Runtime: ([0-9]+\.[0-9]{4}) ms(?: \| thread (\S.*))?$")
 CALL_RE = re.compile(r"^Call: (\S+)$")
@@ -570,10 +572,10 @@ class TraceRecord(Record):
 def parse_trace(text):
     """Parses a log of step and event records strictly.
 
-    Like parse_log(), every line must match exactly one line kind in the
-    order of SPEC section 3; in addition the Runtime line may end with
-    "| thread NAME", and after the locations' blank line a record may hold
-    one event line (CALL_RE, RETURN_RE, RETURN_RAISED_RE, EXCEPTION_RE)
+    Like parse_log(), every line must match exactly one line kind in the order
+    of docs/LOG-FORMAT.md sections 2, 3 and 8; in addition the Runtime line may
+    end with "| thread NAME", and after the locations' blank line a record may
+    hold one event line (CALL_RE, RETURN_RE, RETURN_RAISED_RE, EXCEPTION_RE)
     followed by a blank line and nothing else (an event record shows no
     variables).  The function named by a Call or Return line must be the
     record's current frame.  Returns a list of TraceRecords.

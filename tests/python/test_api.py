@@ -1,6 +1,7 @@
-"""The Python API (SPEC sections 2, 4 and 5): Tracer as a context manager
-and as a decorator, its parameters and enums, outputs, hidden variables and
-the workspace filter.  Each test runs a real script in a real interpreter."""
+"""The Python API (docs/API.md sections 2 to 4, docs/LOG-FORMAT.md sections 5.4
+and 11, docs/CLI.md section 5): Tracer as a context manager and as a decorator,
+its parameters and enums, outputs, hidden variables and the workspace filter.
+Each test runs a real script in a real interpreter."""
 import json
 import os
 import unittest

@@ -1,13 +1,12 @@
-"""asyncio records (SPEC sections 2 and 8): with AsyncTracer or
---trace-async every workspace coroutine gets one COROUTINE START and one
-COROUTINE END, each await that waits an AWAIT START / AWAIT END pair at
-the user's line with the awaited expression, tasks created by traced code
-TASK CREATED / TASK DONE with their real names; Async Step numbers run
-from 1 without gaps, interleaved with the line steps in the order things
-happened; await_threshold_ms drops short awaits; the explicit API of
-python-steptrace 0.3.0 adds nothing twice.  Each test runs a real asyncio
-program in a real interpreter; durations are checked for lower bounds
-only."""
+"""asyncio records (docs/API.md section 8, docs/LOG-FORMAT.md section 9): with
+AsyncTracer or --trace-async every workspace coroutine gets one COROUTINE START
+and one COROUTINE END, each await that waits an AWAIT START / AWAIT END pair at
+the user's line with the awaited expression, tasks created by traced code TASK
+CREATED / TASK DONE with their real names; Async Step numbers run from 1
+without gaps, interleaved with the line steps in the order things happened;
+await_threshold_ms drops short awaits; the explicit API of python-steptrace
+0.3.0 adds nothing twice.  Each test runs a real asyncio program in a real
+interpreter; durations are checked for lower bounds only."""
 import json
 import os
 import re
@@ -19,9 +18,9 @@ from helpers import TempDirTest, parse_trace
 
 # ---- a strict parser of async records -----------------------------------
 #
-# One regular expression per kind of line (SPEC section 8 and the issue's
-# exact text).  A record is its header, its Time line, the body lines of
-# one kind in a fixed order, and a blank line.
+# One regular expression per kind of line (docs/LOG-FORMAT.md section 9 and the
+# issue's exact text).  A record is its header, its Time line, the body lines
+# of one kind in a fixed order, and a blank line.
 
 ASYNC_HEADER_RE = re.compile(r"^-{21} Async Step ([1-9][0-9]*) -{21}$")
 TIME_RE = re.compile(r"^Time: ([0-9]+\.[0-9]{4}) ms \| (CORO|AWAIT|TASK)$")

@@ -1,6 +1,6 @@
 """The command line, `python -m steptrace run SCRIPT [options] [-- args]`
-(SPEC section 6): the script as __main__, argument passing, exit status,
-and one-line errors for bad input."""
+(docs/CLI.md sections 2, 3 and 8): the script as __main__, argument passing,
+exit status, and one-line errors for bad input."""
 import json
 import os
 import re
@@ -351,7 +351,8 @@ class CliTest(TempDirTest):
         self.assertRegex(main.stdout, r"(?m)^\s+run\b")
 
     def test_help_lists_config_and_async_options(self):
-        # SPEC section 6 also names -c/--config and the async options.
+        # docs/CLI.md section 4 also names -c/--config and the async
+        # options.
         r = self.run_cli("--help")
         self.assertEqual(r.returncode, 0, r)
         for option in ("--config", "--trace-async", "--no-trace-async",

@@ -1,6 +1,6 @@
-"""Finding the collector (SPEC sections 1 and 9): the embedded default
-(a private steptraced for the process tree), a running steptraced named by
-STEPTRACE_SOCKET, a socket nobody listens on, and many processes into one
+"""Finding the collector (docs/COLLECTOR.md sections 1 and 2): the embedded
+default (a private steptraced for the process tree), a running steptraced named
+by STEPTRACE_SOCKET, a socket nobody listens on, and many processes into one
 collector."""
 import json
 import os

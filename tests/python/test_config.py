@@ -1,8 +1,9 @@
-"""Config files (SPEC sections 2, 6 and 7): steptrace.config's API in this
-process, and the `steptrace run` command line with config files in real
-interpreters: YAML, TOML, pyproject.toml's [tool.steptrace], discovery from
-the script's directory upward, precedence defaults < file < options, and a
-one-line error with exit status 2 for every kind of bad config."""
+"""Config files (docs/API.md section 10, docs/CLI.md sections 6 to 8):
+steptrace.config's API in this process, and the `steptrace run` command line
+with config files in real interpreters: YAML, TOML, pyproject.toml's
+[tool.steptrace], discovery from the script's directory upward, precedence
+defaults < file < options, and a one-line error with exit status 2 for every
+kind of bad config."""
 import argparse
 import contextlib
 import io

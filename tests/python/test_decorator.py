@@ -1,8 +1,8 @@
-"""The decorator `@Tracer(...).trace` (SPEC section 2) on plain functions,
-generator functions and coroutine functions: metadata, values passing
-through, what is recorded (only the function's own resumptions), one region
-per call, re-entrance, the previous trace function and threads.  Each test
-runs a real script in a real interpreter."""
+"""The decorator `@Tracer(...).trace` (docs/API.md section 4) on plain
+functions, generator functions and coroutine functions: metadata, values
+passing through, what is recorded (only the function's own resumptions), one
+region per call, re-entrance, the previous trace function and threads.  Each
+test runs a real script in a real interpreter."""
 import json
 import unittest
 

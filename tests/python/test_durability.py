@@ -1,10 +1,11 @@
-"""Durability (SPEC section 10): what a traced program recorded reaches the
-collector within milliseconds of its line, and stays there however the
+"""Durability (docs/COLLECTOR.md section 11; the lines that say how a process
+ended: docs/LOG-FORMAT.md section 10.2): what a traced program recorded reaches
+the collector within milliseconds of its line, and stays there however the
 program ends: blocked for ever, killed by a signal (default or fatal),
-os.abort, a segfault, SIGKILL, exec, a pool that terminates its workers.
-The log then ends with one line that says how the process ended, after
-which step; the program's own exit status, output, signal handlers and
-Ctrl-C behave as untraced.
+os.abort, a segfault, SIGKILL, exec, a pool that terminates its workers.  The
+log then ends with one line that says how the process ended, after which step;
+the program's own exit status, output, signal handlers and Ctrl-C behave as
+untraced.
 
 Every scenario runs twice: with the embedded default (a private collector
 the package starts) and with a running steptraced on STEPTRACE_SOCKET.

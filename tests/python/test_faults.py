@@ -1,12 +1,12 @@
-"""Faults on the agent's side (SPEC section 9): forked children that go on
-tracing a region, a collector killed (and restarted) part-way through a run,
-a collector that stops reading (the on_full policies), and sockets at
-STEPTRACE_SOCKET that are not a working collector.
+"""Faults on the agent's side (docs/COLLECTOR.md sections 9 and 12): forked
+children that go on tracing a region, a collector killed (and restarted)
+part-way through a run, a collector that stops reading (the on_full policies),
+and sockets at STEPTRACE_SOCKET that are not a working collector.
 
 Each test runs real interpreters on real scripts, against real steptraced
 processes or, for collectors that misbehave, a fake collector served by a
 thread of this test process that speaks just enough of the wire protocol
-(common/PROTOCOL.md) by hand.
+(docs/PROTOCOL.md) by hand.
 """
 import json
 import os

@@ -1,5 +1,6 @@
-"""The text log format, byte for byte (SPEC section 3), for the FILE output
-(through the collector) and the console outputs (formatted in-process)."""
+"""The text log format, byte for byte (docs/LOG-FORMAT.md sections 2 to
+6), for the FILE output (through the collector) and the console outputs
+(formatted in-process; docs/LOG-FORMAT.md section 11)."""
 import re
 import unittest
 from collections import OrderedDict

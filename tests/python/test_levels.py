@@ -1,11 +1,10 @@
-"""Log levels (SPEC sections 2 and 3): DEBUG's ancestor frames and its
-Call and Return records, Exception records at every level but SILENT
-(not numbered steps: the step count is the same at DEBUG, INFO and
-WARNING), INFO and WARNING without Call and Return,
-ERROR's exception records only, SILENT's nothing; generator and coroutine
-suspensions; and the traced program's behaviour left unchanged at every
-level (output, exit status, exceptions, object lifetimes).  Each test runs
-a real script in a real interpreter."""
+"""Log levels (docs/LOG-FORMAT.md sections 7 and 8): DEBUG's ancestor frames
+and its Call and Return records, Exception records at every level but SILENT
+(not numbered steps: the step count is the same at DEBUG, INFO and WARNING),
+INFO and WARNING without Call and Return, ERROR's exception records only,
+SILENT's nothing; generator and coroutine suspensions; and the traced program's
+behaviour left unchanged at every level (output, exit status, exceptions,
+object lifetimes).  Each test runs a real script in a real interpreter."""
 import os
 import unittest
 

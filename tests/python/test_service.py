@@ -1,4 +1,4 @@
-"""steptraced as a service (SPEC section 9), with real processes: many
+"""steptraced as a service (docs/COLLECTOR.md), with real processes: many
 traced programs into one collector (load, memory, no loss, no mixing),
 `steptrace daemon start|stop|status`, `steptrace tail`, the systemd user
 unit, socket hygiene, a full disk, SIGTERM, rotation, hostile input and

@@ -1,8 +1,8 @@
-"""Threads (SPEC sections 2 and 3): threads started inside a traced region
-are traced, Runtime is measured per thread, the "| thread NAME" form
-starts with a second thread's first record, records of different threads
-never mix, and FILE_STDOUT's file equals its stdout with threads.  Each
-test runs a real script in a real interpreter."""
+"""Threads (docs/API.md section 5, docs/LOG-FORMAT.md section 3): threads
+started inside a traced region are traced, Runtime is measured per thread, the
+"| thread NAME" form starts with a second thread's first record, records of
+different threads never mix, and FILE_STDOUT's file equals its stdout with
+threads.  Each test runs a real script in a real interpreter."""
 import unittest
 
 import helpers

@@ -1,9 +1,8 @@
-"""Values in the log are str() of the value (SPEC section 3), also where
-the agent avoids calling str(): containers of immutable values are put
-together from their items' texts, ints and floats are formatted in C,
+"""Values in the log are str() of the value (docs/LOG-FORMAT.md section 6),
+also where the agent avoids calling str(): containers of immutable values are
+put together from their items' texts, ints and floats are formatted in C,
 unchanged containers are recognised by their items.  Each test runs a real
-script in a real interpreter and compares with what Python itself
-prints."""
+script in a real interpreter and compares with what Python itself prints."""
 import json
 import re
 import textwrap
@@ -110,9 +109,9 @@ def changed_values(log, name, type_name):
 
 def log_text(s, limit, items=None):
     """The log's form of str() text s: control characters escaped, cut at
-    `limit` characters (SPEC section 3), the cut noted with the length of
-    the text, or with the number of items of a container (`items`), which
-    is what the agent knows without rendering it all."""
+    `limit` characters (docs/LOG-FORMAT.md section 6.2), the cut noted with the
+    length of the text, or with the number of items of a container (`items`),
+    which is what the agent knows without rendering it all."""
     def esc(t):
         out = []
         for ch in t:

@@ -1,8 +1,8 @@
 /*
- * The text log format (SPEC section 3) and the variable state both sides
- * keep.  The agent renders console output with st_record_format_step(); the
- * collector renders file output with the same function, so the two-way
- * destinations write identical bytes.
+ * The text log format (docs/LOG-FORMAT.md sections 2 to 9) and the variable
+ * state both sides keep.  The agent renders console output with
+ * st_record_format_step(); the collector renders file output with the same
+ * function, so the two-way destinations write identical bytes.
  */
 #ifndef STEPTRACE_COMMON_RECORD_H
 #define STEPTRACE_COMMON_RECORD_H
@@ -55,11 +55,11 @@ struct st_step_view {
 };
 
 /*
- * Appends the text of one record to `out`, byte for byte as SPEC section
- * 3: header ("Step N" for a line step; "Event", unnumbered, for an event),
- * Runtime (ms, 4 decimals), location lines, a blank line, then
- * for a line step the Global and Local sections (each omitted when empty;
- * the "changes" headers in CHANGED mode; none in NONE mode), or for an
+ * Appends the text of one record to `out`, byte for byte as docs/LOG-FORMAT.md
+ * sections 2 to 8 give it: header ("Step N" for a line step; "Event",
+ * unnumbered, for an event), Runtime (ms, 4 decimals), location lines, a blank
+ * line, then for a line step the Global and Local sections (each omitted when
+ * empty; the "changes" headers in CHANGED mode; none in NONE mode), or for an
  * event one line and a blank line:
  *   ST_EVENT_CALL        "Call: <func>"
  *   ST_EVENT_RETURN      "Return: <func> -> <detail>"
@@ -78,7 +78,7 @@ int st_record_format_runtime(struct st_buf *out, uint64_t ns);
 int st_record_put_ms(struct st_buf *out, uint64_t ns);
 
 /*
- * Appends one async record (SPEC section 8):
+ * Appends one async record (docs/LOG-FORMAT.md section 9):
  *   "--------------------- Async Step <step> ---------------------\n"
  *   "Time: <ms> ms | CORO|AWAIT|TASK\n" <body> "\n"
  * where `body` is the record's lines, each ending with a newline (for

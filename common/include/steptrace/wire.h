@@ -1,6 +1,6 @@
 /*
  * The steptrace wire protocol: framing, message types, encoding (msgpack-c
- * packer) and validated decoding.  common/PROTOCOL.md is the prose form of
+ * packer) and validated decoding.  docs/PROTOCOL.md is the prose form of
  * this header; keep the two in step.  Both the agent and the collector
  * link the one implementation, common/wire_*.c (validate, decode,
  * decode_step, encode), which share common/wire_int.h.
@@ -86,7 +86,7 @@ enum st_note {
     ST_NOTE_MAX_ = 2
 };
 
-/* ASYNC record kinds (SPEC section 8). */
+/* ASYNC record kinds (docs/LOG-FORMAT.md section 9). */
 enum st_async_kind {
     ST_ASYNC_CORO = 1,
     ST_ASYNC_AWAIT = 2,
