@@ -74,7 +74,7 @@ enum st_event {
     ST_EVENT_CALL = 1,      /* DEBUG: a traced frame starts. */
     ST_EVENT_RETURN = 2,    /* DEBUG: it returns; detail = str(value). */
     ST_EVENT_RETURN_EXC = 3, /* DEBUG: it ends by an exception. */
-    ST_EVENT_EXCEPTION = 4, /* DEBUG, ERROR: raised; detail = "T: msg". */
+    ST_EVENT_EXCEPTION = 4, /* DEBUG..ERROR: raised; detail "T: msg". */
     ST_EVENT_MAX_ = 4
 };
 
