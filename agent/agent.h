@@ -134,12 +134,12 @@ int st__sender_reconnected_since_fork(void);
 /* ---- outbox.c: the ring records are committed to ---- */
 
 struct st_ring_hdr;
-struct st_region;
+struct st_trace_region;
 
 /* The encoders' staging buffer and its packer: the messages of one record
  * (or of definitions and ends), committed with st__outbox_commit. */
-extern struct st_buf st__batch;
-extern msgpack_packer st__pk;
+extern struct st_buf st__outbox_batch;
+extern msgpack_packer st__outbox_pk;
 
 /* The ring size to ask the collector for (STEPTRACE_PENDING_BYTES). */
 uint64_t st__outbox_wanted(void);
@@ -177,55 +177,55 @@ struct st_outbox_hot {
                                  publishing (at most 4 KiB on): a FLUSH
                                  due, the room, the soft end of a lap. */
 };
-extern struct st_outbox_hot st__ob;
+extern struct st_outbox_hot st__outbox_hot;
 
 /* The cases st__outbox_commit() does not inline. */
-void st__outbox_commit_rest(const struct st_region *r, size_t keep,
+void st__outbox_commit_rest(const struct st_trace_region *r, size_t keep,
                             uint64_t nrecords);
 void st__outbox_after_commit(void);
 void st__outbox_wake_idle(void);
 
 /*
- * Commits st__batch to the ring (and empties it): `nrecords` records,
+ * Commits st__outbox_batch to the ring (and empties it): `nrecords` records,
  * whose first `keep` bytes (definitions) must never be dropped.  Waits
  * for room under region r's block policy; drops the rest and counts it
  * under its drop policy.  The connection gone, the bytes are counted as
  * lost.  r may be NULL (block).
  *
- * Inline for the case of nearly every line: encoded in place (st__batch
+ * Inline for the case of nearly every line: encoded in place (st__outbox_batch
  * borrows the ring's free room), the record only needs publishing, and
- * st__batch moves on to the next free byte (the data is mapped twice, so
+ * st__outbox_batch moves on to the next free byte (the data is mapped twice, so
  * the room stays contiguous).
  */
 static inline void
-st__outbox_commit(const struct st_region *r, size_t keep, uint64_t nrecords)
+st__outbox_commit(const struct st_trace_region *r, size_t keep, uint64_t nrecords)
 {
-    size_t n = st__batch.len;
+    size_t n = st__outbox_batch.len;
     uint64_t w;
 
-    if (__builtin_expect(!st__batch.borrowed || n == 0, 0)) {
+    if (__builtin_expect(!st__outbox_batch.borrowed || n == 0, 0)) {
         st__outbox_commit_rest(r, keep, nrecords);
         return;
     }
-    w = st__ob.wpos + n;
-    st__ob.wpos = w;
-    st__ob.records += nrecords;
-    __atomic_store_n(&st__ob.hdr->commit, w, __ATOMIC_RELEASE);
+    w = st__outbox_hot.wpos + n;
+    st__outbox_hot.wpos = w;
+    st__outbox_hot.records += nrecords;
+    __atomic_store_n(&st__outbox_hot.hdr->commit, w, __ATOMIC_RELEASE);
     if (__builtin_expect(
-            __atomic_load_n(&st__ob.hdr->reader_idle, __ATOMIC_RELAXED), 0))
+            __atomic_load_n(&st__outbox_hot.hdr->reader_idle, __ATOMIC_RELAXED), 0))
         st__outbox_wake_idle();
-    st__batch.data = st__ob.data + (w & st__ob.mask);
-    st__batch.cap -= n;
-    st__batch.len = 0;
-    if (__builtin_expect(w >= st__ob.check_at, 0))
+    st__outbox_batch.data = st__outbox_hot.data + (w & st__outbox_hot.mask);
+    st__outbox_batch.cap -= n;
+    st__outbox_batch.len = 0;
+    if (__builtin_expect(w >= st__outbox_hot.check_at, 0))
         st__outbox_after_commit();
 }
 /* Commits a FLUSH (waking the collector with `wake`).  @return its token,
  * or 0 when there is no connection. */
-uint64_t st__outbox_flush(const struct st_region *r, int wake);
+uint64_t st__outbox_flush(const struct st_trace_region *r, int wake);
 /* Writes the collector's eventfd: look now. */
 void st__outbox_wake(void);
-/* Throws away st__batch (meant for a connection that is gone, or for the
+/* Throws away st__outbox_batch (meant for a connection that is gone, or for the
  * parent of a forked child); returns how many records it held. */
 uint64_t st__outbox_discard(void);
 
@@ -252,8 +252,8 @@ struct st_filter {
     uint64_t key;        /* Equal for filters made of the same values. */
 };
 
-struct st_scope;
-struct st_region {
+struct st_trace_scope;
+struct st_trace_region {
     PyObject *owner;        /* Borrowed: the Region object owning this. */
     uint32_t id;
     uint32_t tracer_id;
@@ -279,8 +279,8 @@ struct st_region {
     uint64_t await_threshold_ns;
     uint64_t async_steps;   /* Async records emitted (console numbers). */
     uint64_t errors;        /* Console writes that failed. */
-    struct st_scope *scopes; /* Owned list of module globals states. */
-    struct st_scope **scope_tab; /* Owned: scopes by globals address
+    struct st_trace_scope *scopes; /* Owned list of module globals states. */
+    struct st_trace_scope **scope_tab; /* Owned: scopes by globals address
                                     (open addressing, scope_cap slots,
                                     0 or a power of two). */
     size_t scope_cap, nscopes;
@@ -306,43 +306,43 @@ int st__tracer_init(void);
  */
 
 /* The calling thread's current region, or NULL. */
-struct st_region *st__current(void);
+struct st_trace_region *st__threads_region(void);
 
 /* Makes `r` (owned by Python object `obj`) the calling thread's region.
  * With `fresh`, it starts recording anew in this thread (its frame stack
  * starts empty); without, the thread joins the region as it is.  Returns
  * the thread's previous region object (new reference) or NULL. */
-PyObject *st__region_enter(struct st_region *r, PyObject *obj, int fresh);
+PyObject *st__region_enter(struct st_trace_region *r, PyObject *obj, int fresh);
 
 /* The calling thread's region becomes `prev` (a Region object or NULL). */
 void st__region_leave(PyObject *prev);
 
-/* module.c: the struct st_region of a Region object. */
-struct st_region *st__region_of(PyObject *obj);
+/* module.c: the struct st_trace_region of a Region object. */
+struct st_trace_region *st__region_of(PyObject *obj);
 
 /* Monotonic clock in ns (CLOCK_MONOTONIC). */
-uint64_t st__now_ns(void);
+uint64_t st__clock_now_ns(void);
 
 
 /* clock.c: the clock runtimes are measured with, in ticks: TSC cycles
  * where the TSC is invariant (x86-64), else CLOCK_MONOTONIC ns.  Set up
  * by st__clock_calibrate (once; call it before the first region). */
-extern int st__tsc;
+extern int st__clock_tsc;
 void st__clock_calibrate(void);
-uint64_t st__ticks_ns(uint64_t ticks);
-uint64_t st__ns_ticks(uint64_t ns);
+uint64_t st__clock_ticks_ns(uint64_t ticks);
+uint64_t st__clock_ns_ticks(uint64_t ns);
 
 /* tracer.c: the clock when the running hook was entered (GIL held). */
-extern uint64_t st__hook_ticks;
+extern uint64_t st__clock_hook_ticks;
 
 static inline uint64_t
-st__ticks(void)
+st__clock_ticks(void)
 {
 #if defined(__x86_64__)
-    if (st__tsc)
+    if (st__clock_tsc)
         return __rdtsc();
 #endif
-    return st__now_ns();
+    return st__clock_now_ns();
 }
 
 /* Event entry points called by the backend; they never raise. */
@@ -358,14 +358,14 @@ enum {
     ST_RET_YIELD = 2, /* Yielded arg (or an await waits). */
     ST_RET_RAISE = 3  /* An exception ends it. */
 };
-int st__on_call(PyFrameObject *f);
+int st__tracer_on_call(PyFrameObject *f);
 /* line: the line number, or -1 to read it from f. */
-int st__on_line(PyFrameObject *f, int line);
+int st__tracer_on_line(PyFrameObject *f, int line);
 /* arg: the returned or yielded value (settrace: NULL or None when an
  * exception ends the frame). */
-int st__on_return(PyFrameObject *f, PyObject *arg, int how);
+int st__tracer_on_return(PyFrameObject *f, PyObject *arg, int how);
 /* value: the exception; tb: its traceback (or NULL). */
-int st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb);
+int st__tracer_on_exception(PyFrameObject *f, PyObject *value, PyObject *tb);
 
 /* May events of code `co` be switched off at their locations for every
  * thread (sys.monitoring DISABLE)?  Only while all live regions filter
@@ -373,7 +373,7 @@ int st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb);
 int st__code_events_off_ok(PyCodeObject *co);
 
 /* Is a region being recorded (entered, not finished) in some thread? */
-int st__any_region_live(void);
+int st__threads_any_live(void);
 
 /*
  * Called when a record for the file cannot be sent because the collector
@@ -383,14 +383,14 @@ int st__any_region_live(void);
  * scope's and frame's variable state is sent again from scratch: the
  * collector starts a new file for the region.  @return 1 when connected.
  */
-int st__reconnect(struct st_region *r);
+int st__region_reconnect(struct st_trace_region *r);
 
-/* The Python callable st__reconnect() calls (NULL: none). */
-void st__set_reconnect_hook(PyObject *hook);
+/* The Python callable st__region_reconnect() calls (NULL: none). */
+void st__collector_set_reconnect_hook(PyObject *hook);
 
 /* Forgets what the collector was sent for region r (a new connection or
  * a forked child): variable states, step count, threads. */
-void st__region_reset_wire_state(struct st_region *r);
+void st__region_reset_wire_state(struct st_trace_region *r);
 
 /* In a forked child: the region goes on in the child, into a new file
  * (a new connection); other threads' states are gone. */
@@ -401,10 +401,10 @@ void st__tracer_after_fork_child(void);
  * queues REGION_END + FLUSH(token) when the region writes to a file.
  * @return the flush token to wait for, or 0 when nothing was sent.
  */
-uint64_t st__region_finish(struct st_region *r);
+uint64_t st__region_finish(struct st_trace_region *r);
 
 /* Frees what a region owns (after st__region_finish). */
-void st__region_free(struct st_region *r);
+void st__region_free(struct st_trace_region *r);
 
 /* ---- compose.c: str() of values at the cost of what is shown ---- */
 
@@ -425,14 +425,14 @@ struct st_bufprint {
 };
 
 /* Exact builtin types whose value cannot change while the object lives. */
-int st__is_immutable(PyObject *v);
+int st__vfp_immutable(PyObject *v);
 /* Is str(v) fixed by v's identity and type (a function, a default
  * repr)? */
-int st__str_is_identity(PyObject *v);
+int st__vfp_identity(PyObject *v);
 /* str() of an exact int or float formatted in C (no str object), as a new
  * malloc'ed string; NULL when v is not one or its text is longer than
  * `limit` (0: no limit). */
-char *st__render_number(PyObject *v, size_t limit, size_t *len_out);
+char *st__compose_number(PyObject *v, size_t limit, size_t *len_out);
 /*
  * str() of an exact list, tuple, dict, set or frozenset, composed item by
  * item up to `limit` characters, escaped, cut texts ending "... (N
@@ -441,14 +441,14 @@ char *st__render_number(PyObject *v, size_t limit, size_t *len_out);
  * wrong.  *fp receives the fingerprint of what it shows (ntok 0 when the
  * program's code ran meanwhile or v has none); free with st__vfp_clear.
  */
-char *st__compose(PyObject *v, size_t limit, size_t *len_out,
+char *st__compose_value(PyObject *v, size_t limit, size_t *len_out,
                   struct st_vfp *fp);
 /* Does v still show what fp fingerprinted?  A walk over the same items. */
 int st__vfp_same(PyObject *v, const struct st_vfp *fp);
 void st__vfp_clear(struct st_vfp *fp);
 /* Fills *out for an object with a contiguous buffer (not bytes, not str).
  * @return 1, or 0 when it has none. */
-int st__bufprint(PyObject *v, struct st_bufprint *out);
+int st__vfp_buffer(PyObject *v, struct st_bufprint *out);
 
 /* stateprint.c: a hash of the state an object of a class statement's
  * class holds (what its own __str__ can show), taken without running the
@@ -459,7 +459,7 @@ struct st_stateprint {
 };
 /* @return 1 and fills *out, or 0 when v's state cannot be walked (not a
  * class statement's instance, something opaque or too much in reach). */
-int st__stateprint(PyObject *v, struct st_stateprint *out);
+int st__stateprint_take(PyObject *v, struct st_stateprint *out);
 /* The program's code may run (a str(), the next line): prints taken so
  * far are not reused. */
 void st__stateprint_forget(void);
@@ -472,7 +472,7 @@ void st__stateprint_outcome(const PyTypeObject *t, int spared);
 
 /* tracer.c: is v an object that a traced initialiser running on this
  * thread is building (the first argument of an __init__ on its stack)? */
-int st__being_built(PyObject *v);
+int st__threads_being_built(PyObject *v);
 
 /* ---- vars.c: snapshots and diffs ---- */
 
@@ -482,7 +482,7 @@ int st__being_built(PyObject *v);
  * that raises gives "<unprintable T: msg>".  Never raises; NULL only when
  * out of memory.
  */
-char *st__render_value(PyObject *v, const struct st_region *r,
+char *st__render_value(PyObject *v, const struct st_trace_region *r,
                        size_t *len_out);
 
 /* str(v), or repr(v) when `repr`: a new reference, or NULL with the
@@ -490,11 +490,11 @@ char *st__render_value(PyObject *v, const struct st_region *r,
  * state not set yet (a functools.cached_property), which would change
  * what the program does later: for an object an initialiser is building,
  * its attribute dict is put back as it was if the call changed it. */
-PyObject *st__text_of(PyObject *v, int repr);
+PyObject *st__render_text(PyObject *v, int repr);
 
 /* "Type: message" (or "Type" when str(exc) is empty) for an exception
  * value, rendered like st__render_value. */
-char *st__render_exception(PyObject *exc, const struct st_region *r,
+char *st__render_exception(PyObject *exc, const struct st_trace_region *r,
                            size_t *len_out);
 
 /* One shown variable of a scope, as last rendered. */
@@ -531,7 +531,7 @@ struct st_snapshot {
     int has_version;         /* ...when set. */
 };
 
-/* One change found by st__snapshot_update(). */
+/* One change found by st__vars_update(). */
 struct st_change {
     struct st_snapent *ent;  /* Borrowed (NULL for a delete). */
     struct st_strent *name_s;
@@ -545,8 +545,8 @@ struct st_changes {
     size_t n, cap;
 };
 
-void st__snapshot_clear(struct st_snapshot *s);
-void st__changes_reset(struct st_changes *c);
+void st__vars_clear(struct st_snapshot *s);
+void st__vars_changes_reset(struct st_changes *c);
 
 /*
  * Compares the mapping `vars` with the snapshot, updates the snapshot and
@@ -554,14 +554,14 @@ void st__changes_reset(struct st_changes *c);
  * fails is rendered as <unprintable T: msg>.
  * @return 0, or -1 when the mapping could not be read (exception cleared).
  */
-int st__snapshot_update(struct st_snapshot *s, PyObject *vars,
-                        const struct st_region *r, struct st_changes *out);
+int st__vars_update(struct st_snapshot *s, PyObject *vars,
+                        const struct st_trace_region *r, struct st_changes *out);
 
-/* Like st__snapshot_update, for n variables given as names and values
+/* Like st__vars_update, for n variables given as names and values
  * in slot order (a NULL value is unbound). */
-int st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
+int st__vars_update_slots(struct st_snapshot *s, PyObject *names,
                               PyObject *const *values, Py_ssize_t n,
-                              const struct st_region *r,
+                              const struct st_trace_region *r,
                               struct st_changes *out);
 
 /* ---- shared by tracer.c, filter.c and emit.c ---- */
@@ -583,8 +583,8 @@ struct st_codeinfo {
 };
 
 /* Module globals seen in a region, with their last shown state. */
-struct st_scope {
-    struct st_scope *next;   /* Owned list. */
+struct st_trace_scope {
+    struct st_trace_scope *next;   /* Owned list. */
     PyObject *globals;       /* Owned for the region (identity key). */
     uint32_t id;
     int busy;                /* A thread is updating snap (str() calls
@@ -613,7 +613,7 @@ struct st_coro {
 struct st_fentry {
     PyFrameObject *frame;    /* Borrowed: identity only, valid while here. */
     struct st_codeinfo *ci;  /* Borrowed from the code object. */
-    struct st_scope *scope;  /* Borrowed from the region. */
+    struct st_trace_scope *scope;  /* Borrowed from the region. */
     uint32_t id;
     uint32_t parent;         /* Stack index + 1 of the traced caller. */
     uint32_t last_line;      /* Line of its latest record. */
@@ -640,7 +640,7 @@ struct st_tstate {
     uint64_t prog;           /* Program time accumulated in this region. */
     uint64_t prog_at_step;
     int busy;                /* Re-entrancy guard. */
-    struct st_region *region; /* Borrowed (kept by region_obj): current. */
+    struct st_trace_region *region; /* Borrowed (kept by region_obj): current. */
     PyObject *region_obj;    /* Owned Region object, or NULL. */
     /* Scratch for a step's changes: per thread, because str() of a value
      * can let another thread's hook run in the middle of a step. */
@@ -653,16 +653,16 @@ int st__filter_init(void);
 
 /* The code object's cached info for region r (borrowed), or NULL when it
  * is not traced. */
-struct st_codeinfo *st__codeinfo_get(PyCodeObject *co,
-                                     const struct st_region *r);
+struct st_codeinfo *st__filter_codeinfo(PyCodeObject *co,
+                                     const struct st_trace_region *r);
 
 /* emit.c: one record of the frame at ts->stack[idx].  `kind` is an enum
  * st_event; for ST_EVENT_STEP, `gch`/`lch` hold the variable changes (and
  * `vars` says whether variables are captured at all). */
 struct st_record {
     int kind;
-    uint64_t step;           /* Set by st__emit. */
-    int thread_suffix;       /* Set by st__emit. */
+    uint64_t step;           /* Set by st__emit_record. */
+    int thread_suffix;       /* Set by st__emit_record. */
     uint32_t line;
     uint64_t runtime;
     const char *detail;      /* Event text (escaped), or NULL. */
@@ -672,20 +672,20 @@ struct st_record {
     const struct st_changes *lch;
 };
 
-void st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
+void st__emit_record(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
               struct st_record *rec);
 
 /* Sends FRAME_END for a frame leaving the stack (if it was announced). */
-void st__emit_frame_end(struct st_region *r, const struct st_fentry *e);
+void st__emit_frame_end(struct st_trace_region *r, const struct st_fentry *e);
 
 /* Sends LOST (if any), REGION_END and FLUSH; returns the flush token or 0
  * when nothing was sent. */
-uint64_t st__emit_region_end(struct st_region *r);
+uint64_t st__emit_region_end(struct st_trace_region *r);
 
 /* Sends a NOTE (a line of the agent's in the region's log, kind enum
  * st_note) in order with the records.  @return 0, or -1 when there is no
  * file output or connection. */
-int st__emit_note(struct st_region *r, uint32_t kind, const char *text,
+int st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text,
                   size_t n);
 
 /* The thread's name (threading.current_thread().name), looked up once. */
@@ -693,27 +693,27 @@ PyObject *st__tstate_name(struct st_tstate *ts);
 
 /* emit.c: one async record (body: its lines) at `time_ns` since the
  * region began. */
-void st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
+void st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
                     const char *body, size_t n);
 
 /* async.c (see there). */
 void st__async_set_hooks(PyObject *expr, PyObject *loop);
-void st__coro_free(struct st_coro *c);
-void st__async_coro_start(struct st_region *r, struct st_fentry *e);
-void st__async_suspend(struct st_region *r, struct st_fentry *e,
+void st__threads_coro_free(struct st_coro *c);
+void st__async_coro_start(struct st_trace_region *r, struct st_fentry *e);
+void st__async_suspend(struct st_trace_region *r, struct st_fentry *e,
                        PyFrameObject *f);
-void st__async_resume(struct st_region *r, struct st_fentry *e);
-void st__async_settle(struct st_region *r, struct st_fentry *e, int ok);
+void st__async_resume(struct st_trace_region *r, struct st_fentry *e);
+void st__async_settle(struct st_trace_region *r, struct st_fentry *e, int ok);
 /* An exception event right after a resumption: whether the await raised
  * is known at the frame's next event (see async.c). */
-void st__async_exception(struct st_region *r, struct st_fentry *e,
+void st__async_exception(struct st_trace_region *r, struct st_fentry *e,
                          PyObject *value);
 /* At a line event: settles a pending AWAIT END. */
-void st__async_line(struct st_region *r, struct st_fentry *e,
+void st__async_line(struct st_trace_region *r, struct st_fentry *e,
                     uint32_t line);
-void st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok);
+void st__async_coro_end(struct st_trace_region *r, struct st_fentry *e, int ok);
 /* tracer.c: is a traced frame running in this thread of the region? */
-int st__in_traced_code(void);
+int st__threads_in_traced_code(void);
 
 
 /* A task record from the package; @return 1 when written. */

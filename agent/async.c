@@ -25,7 +25,7 @@ st__async_set_hooks(PyObject *expr, PyObject *loop)
 }
 
 void
-st__coro_free(struct st_coro *c)
+st__threads_coro_free(struct st_coro *c)
 {
     if (c == NULL)
         return;
@@ -35,7 +35,7 @@ st__coro_free(struct st_coro *c)
 }
 
 static uint64_t
-since_start(const struct st_region *r, uint64_t t)
+since_start(const struct st_trace_region *r, uint64_t t)
 {
     return t > r->start_ns ? t - r->start_ns : 0;
 }
@@ -64,7 +64,7 @@ put_name(struct st_buf *b, const struct st_fentry *e)
 }
 
 static void
-emit_body(struct st_region *r, int kind, uint64_t t, struct st_buf *b)
+emit_body(struct st_trace_region *r, int kind, uint64_t t, struct st_buf *b)
 {
     if (!b->oom)
         st__emit_async(r, kind, since_start(r, t), b->data, b->len);
@@ -98,13 +98,13 @@ await_expression(PyFrameObject *f)
 }
 
 static int
-async_on(const struct st_region *r)
+async_on(const struct st_trace_region *r)
 {
     return r->async_mode && r->level < ST_LEVEL_ERROR;
 }
 
 void
-st__async_coro_start(struct st_region *r, struct st_fentry *e)
+st__async_coro_start(struct st_trace_region *r, struct st_fentry *e)
 {
     struct st_buf b;
     PyObject *res;
@@ -114,7 +114,7 @@ st__async_coro_start(struct st_region *r, struct st_fentry *e)
     e->coro = calloc(1, sizeof(*e->coro));
     if (e->coro == NULL)
         return;
-    e->coro->start_ns = st__now_ns();
+    e->coro->start_ns = st__clock_now_ns();
     st_buf_init(&b);
     st_buf_puts(&b, "\xf0\x9f\x9a\x80 COROUTINE START: "); /* 🚀 */
     put_name(&b, e);
@@ -129,7 +129,7 @@ st__async_coro_start(struct st_region *r, struct st_fentry *e)
 }
 
 static void
-write_await_start(struct st_region *r, const struct st_fentry *e)
+write_await_start(struct st_trace_region *r, const struct st_fentry *e)
 {
     struct st_coro *c = e->coro;
     struct st_buf b;
@@ -149,7 +149,7 @@ write_await_start(struct st_region *r, const struct st_fentry *e)
 }
 
 void
-st__async_suspend(struct st_region *r, struct st_fentry *e, PyFrameObject *f)
+st__async_suspend(struct st_trace_region *r, struct st_fentry *e, PyFrameObject *f)
 {
     struct st_coro *c = e->coro;
 
@@ -166,7 +166,7 @@ st__async_suspend(struct st_region *r, struct st_fentry *e, PyFrameObject *f)
     }
     st__async_settle(r, e, c->exc == NULL);
     c->awaits++;
-    c->susp_ns = st__now_ns();
+    c->susp_ns = st__clock_now_ns();
     c->susp_lasti = st_frame_lasti(f);
     c->susp_line = (uint32_t)PyFrame_GetLineNumber(f);
     free(c->expr);
@@ -179,10 +179,10 @@ st__async_suspend(struct st_region *r, struct st_fentry *e, PyFrameObject *f)
 }
 
 void
-st__async_resume(struct st_region *r, struct st_fentry *e)
+st__async_resume(struct st_trace_region *r, struct st_fentry *e)
 {
     struct st_coro *c = e->coro;
-    uint64_t now = st__now_ns();
+    uint64_t now = st__clock_now_ns();
 
     if (c == NULL || !async_on(r) || c->susp_ns == 0)
         return;
@@ -191,7 +191,7 @@ st__async_resume(struct st_region *r, struct st_fentry *e)
 }
 
 void
-st__async_settle(struct st_region *r, struct st_fentry *e, int ok)
+st__async_settle(struct st_trace_region *r, struct st_fentry *e, int ok)
 {
     struct st_coro *c = e->coro;
     struct st_buf b;
@@ -214,14 +214,14 @@ st__async_settle(struct st_region *r, struct st_fentry *e, int ok)
         st_buf_puts(&b, "   Duration: ");
         st_record_put_ms(&b, c->pending_dur);
         st_buf_puts(&b, " ms\n");
-        emit_body(r, ST_ASYNC_AWAIT, st__now_ns(), &b);
+        emit_body(r, ST_ASYNC_AWAIT, st__clock_now_ns(), &b);
     }
     free(c->expr);
     c->expr = NULL;
 }
 
 void
-st__async_exception(struct st_region *r, struct st_fentry *e,
+st__async_exception(struct st_trace_region *r, struct st_fentry *e,
                     PyObject *value)
 {
     struct st_coro *c = e->coro;
@@ -236,7 +236,7 @@ st__async_exception(struct st_region *r, struct st_fentry *e,
 }
 
 void
-st__async_line(struct st_region *r, struct st_fentry *e, uint32_t line)
+st__async_line(struct st_trace_region *r, struct st_fentry *e, uint32_t line)
 {
     struct st_coro *c = e->coro;
     PyObject *handled;
@@ -259,7 +259,7 @@ st__async_line(struct st_region *r, struct st_fentry *e, uint32_t line)
 }
 
 void
-st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok)
+st__async_coro_end(struct st_trace_region *r, struct st_fentry *e, int ok)
 {
     struct st_coro *c = e->coro;
     struct st_buf b;
@@ -269,7 +269,7 @@ st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok)
         return;
     st__async_settle(r, e, ok);
     if (async_on(r)) {
-        now = st__now_ns();
+        now = st__clock_now_ns();
         st_buf_init(&b);
         st_buf_puts(&b, "\xf0\x9f\x8f\x81 COROUTINE END: "); /* 🏁 */
         put_name(&b, e);
@@ -283,7 +283,7 @@ st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok)
         st_buf_puts(&b, " ms\n");
         emit_body(r, ST_ASYNC_CORO, now, &b);
     }
-    st__coro_free(c);
+    st__threads_coro_free(c);
     e->coro = NULL;
 }
 
@@ -291,7 +291,7 @@ int
 st__async_task_event(int created, const char *name, size_t n, int ok,
                      uint64_t duration_ns)
 {
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
     struct st_buf b;
 
     if (r == NULL || !async_on(r) || !r->trace_tasks)
@@ -309,6 +309,6 @@ st__async_task_event(int created, const char *name, size_t n, int ok,
         st_record_put_ms(&b, duration_ns);
         st_buf_puts(&b, " ms\n");
     }
-    emit_body(r, ST_ASYNC_TASK, st__now_ns(), &b);
+    emit_body(r, ST_ASYNC_TASK, st__clock_now_ns(), &b);
     return 1;
 }

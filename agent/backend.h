@@ -36,7 +36,7 @@ const char *st__backend_name(void);
 int st__backend_dispatch(PyFrameObject *f, const char *event, PyObject *arg);
 
 /* backend_settrace.c, used by the dispatcher on every version. */
-void st__settrace_start(PyObject *handle);
-void st__settrace_stop(void);
+void st__backend_settrace_start(PyObject *handle);
+void st__backend_settrace_stop(void);
 
 #endif /* STEPTRACE_AGENT_BACKEND_H */

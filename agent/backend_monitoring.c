@@ -25,13 +25,13 @@
 void
 st__backend_start(PyObject *handle)
 {
-    st__settrace_start(handle);
+    st__backend_settrace_start(handle);
 }
 
 void
 st__backend_stop(void)
 {
-    st__settrace_stop();
+    st__backend_settrace_stop();
 }
 
 void
@@ -61,8 +61,6 @@ static long events_mask;      /* Our events, when they are on. */
 static int events_on;
 static PyObject *disable_obj; /* Owned: sys.monitoring.DISABLE. */
 
-#define RETURN_DISABLE return Py_NewRef(disable_obj)
-
 /* The frame the event happened in (borrowed), or NULL. */
 static inline PyFrameObject *
 event_frame(void)
@@ -76,11 +74,11 @@ mon_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyFrameObject *f;
 
     (void)self;
-    if (nargs < 1 || st__current() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 1 || st__threads_region() == NULL || (f = event_frame()) == NULL)
         Py_RETURN_NONE;
-    if (st__on_call(f) == ST_HOOK_UNTRACED &&
+    if (st__tracer_on_call(f) == ST_HOOK_UNTRACED &&
         st__code_events_off_ok((PyCodeObject *)args[0]))
-        RETURN_DISABLE;
+        return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
 
@@ -93,8 +91,8 @@ mon_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     (void)args;
     (void)nargs;
     /* Not a location event: cannot be switched off. */
-    if (st__current() != NULL && (f = event_frame()) != NULL)
-        (void)st__on_call(f);
+    if (st__threads_region() != NULL && (f = event_frame()) != NULL)
+        (void)st__tracer_on_call(f);
     Py_RETURN_NONE;
 }
 
@@ -104,11 +102,11 @@ mon_line_at(PyObject *co, int line)
 {
     PyFrameObject *f;
 
-    if (st__current() == NULL || (f = event_frame()) == NULL)
+    if (st__threads_region() == NULL || (f = event_frame()) == NULL)
         Py_RETURN_NONE;
-    if (st__on_line(f, line) == ST_HOOK_NOT_MINE &&
+    if (st__tracer_on_line(f, line) == ST_HOOK_NOT_MINE &&
         st__code_events_off_ok((PyCodeObject *)co))
-        RETURN_DISABLE;
+        return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
 
@@ -142,10 +140,10 @@ mon_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     if (to > from)
-        RETURN_DISABLE;
+        return Py_NewRef(disable_obj);
     to_line = PyCode_Addr2Line((PyCodeObject *)args[0], (int)to);
     if (to_line != PyCode_Addr2Line((PyCodeObject *)args[0], (int)from))
-        RETURN_DISABLE;
+        return Py_NewRef(disable_obj);
     return mon_line_at(args[0], to_line);
 }
 
@@ -155,11 +153,11 @@ mon_leave(PyObject *const *args, Py_ssize_t nargs, int how)
 {
     PyFrameObject *f;
 
-    if (nargs < 3 || st__current() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 3 || st__threads_region() == NULL || (f = event_frame()) == NULL)
         Py_RETURN_NONE;
-    if (st__on_return(f, args[2], how) == ST_HOOK_NOT_MINE &&
+    if (st__tracer_on_return(f, args[2], how) == ST_HOOK_NOT_MINE &&
         st__code_events_off_ok((PyCodeObject *)args[0]))
-        RETURN_DISABLE;
+        return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
 
@@ -185,8 +183,8 @@ mon_unwind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     (void)self;
     (void)args;
     (void)nargs;
-    if (st__current() != NULL && (f = event_frame()) != NULL)
-        (void)st__on_return(f, NULL, ST_RET_RAISE);
+    if (st__threads_region() != NULL && (f = event_frame()) != NULL)
+        (void)st__tracer_on_return(f, NULL, ST_RET_RAISE);
     Py_RETURN_NONE;
 }
 
@@ -197,10 +195,10 @@ mon_raise(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *tb;
 
     (void)self;
-    if (nargs < 3 || st__current() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 3 || st__threads_region() == NULL || (f = event_frame()) == NULL)
         Py_RETURN_NONE;
     tb = PyException_GetTraceback(args[2]);
-    (void)st__on_exception(f, args[2], tb);
+    (void)st__tracer_on_exception(f, args[2], tb);
     Py_XDECREF(tb);
     Py_RETURN_NONE;
 }
@@ -369,20 +367,20 @@ st__backend_start(PyObject *handle)
         /* No tool id free (other tools hold all of them): settrace. */
         mode = MODE_SETTRACE;
     if (mode == MODE_SETTRACE)
-        st__settrace_start(handle);
+        st__backend_settrace_start(handle);
 }
 
 void
 st__backend_stop(void)
 {
     if (mode == MODE_SETTRACE)
-        st__settrace_stop();
+        st__backend_settrace_stop();
 }
 
 void
 st__backend_idle(int release)
 {
-    if (mode != MODE_MONITORING || tool < 0 || st__any_region_live())
+    if (mode != MODE_MONITORING || tool < 0 || st__threads_any_live())
         return;
     /* Between two resumptions of a traced generator the events are only
      * switched off (one call); the tool id goes back when regions end. */

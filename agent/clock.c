@@ -13,14 +13,14 @@
 #include <string.h>
 #include <time.h>
 
-int st__tsc;
+int st__clock_tsc;
 
 /* ns = ticks * mult >> 32. */
 static uint64_t tick_mult = 1ull << 32;
 static int calibrated;
 
 uint64_t
-st__now_ns(void)
+st__clock_now_ns(void)
 {
     struct timespec ts;
 
@@ -76,33 +76,33 @@ st__clock_calibrate(void)
         return;
     /* About a millisecond, once per process: the clock reads' own jitter
      * (tens of ns) makes the factor good to a few parts in 10^5. */
-    n0 = st__now_ns();
+    n0 = st__clock_now_ns();
     t0 = __rdtsc();
     do {
-        n1 = st__now_ns();
+        n1 = st__clock_now_ns();
         t1 = __rdtsc();
     } while (n1 - n0 < 1000000);
     if (t1 <= t0)
         return;
     tick_mult = (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
-    st__tsc = tick_mult != 0;
+    st__clock_tsc = tick_mult != 0;
 #else
     calibrated = 1;
 #endif
 }
 
 uint64_t
-st__ns_ticks(uint64_t ns)
+st__clock_ns_ticks(uint64_t ns)
 {
-    if (!st__tsc)
+    if (!st__clock_tsc)
         return ns;
     return (uint64_t)(((unsigned __int128)ns << 32) / tick_mult);
 }
 
 uint64_t
-st__ticks_ns(uint64_t ticks)
+st__clock_ticks_ns(uint64_t ticks)
 {
-    if (!st__tsc)
+    if (!st__clock_tsc)
         return ticks;
     return (uint64_t)(((unsigned __int128)ticks * tick_mult) >> 32);
 }

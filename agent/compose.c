@@ -32,7 +32,7 @@
 #include <string.h>
 
 int
-st__is_immutable(PyObject *v)
+st__vfp_immutable(PyObject *v)
 {
     return PyLong_CheckExact(v) || PyUnicode_CheckExact(v) ||
            PyFloat_CheckExact(v) || PyBool_Check(v) || v == Py_None ||
@@ -40,7 +40,7 @@ st__is_immutable(PyObject *v)
 }
 
 int
-st__str_is_identity(PyObject *v)
+st__vfp_identity(PyObject *v)
 {
     PyTypeObject *t = Py_TYPE(v);
 
@@ -65,7 +65,7 @@ compose_dup(const char *p, size_t n, size_t *len_out)
 }
 
 char *
-st__render_number(PyObject *v, size_t limit, size_t *len_out)
+st__compose_number(PyObject *v, size_t limit, size_t *len_out)
 {
     char buf[24], *out = NULL;
     size_t i = sizeof(buf);
@@ -345,7 +345,7 @@ compose_leaf(struct compose *c, PyObject *v)
         compose_text(c, e->text, e->len);
         return 0;
     }
-    if ((num = st__render_number(v, 0, &n)) != NULL) {
+    if ((num = st__compose_number(v, 0, &n)) != NULL) {
         compose_text(c, num, n);
         rc_keep(v, num, n);
         free(num);
@@ -379,7 +379,7 @@ compose_other(struct compose *c, PyObject *v)
 {
     PyObject *s;
 
-    if (st__str_is_identity(v)) {
+    if (st__vfp_identity(v)) {
         fp_tok(c, TOK_IDENT);
         fp_tok(c, (uintptr_t)Py_TYPE(v));
         fp_tok(c, (uintptr_t)v);
@@ -387,7 +387,7 @@ compose_other(struct compose *c, PyObject *v)
     else {
         c->code_ran = 1;
     }
-    s = st__text_of(v, 1);
+    s = st__render_text(v, 1);
     if (s == NULL) {
         PyErr_Clear();
         c->failed = 1;
@@ -538,7 +538,7 @@ compose_value(struct compose *c, PyObject *v, int depth)
 {
     if (c->full || c->failed)
         return;
-    if (st__is_immutable(v)) {
+    if (st__vfp_immutable(v)) {
         if (compose_leaf(c, v) != 0)
             c->failed = 1;
         return;
@@ -553,7 +553,7 @@ compose_value(struct compose *c, PyObject *v, int depth)
 }
 
 char *
-st__compose(PyObject *v, size_t limit, size_t *len_out, struct st_vfp *fp)
+st__compose_value(PyObject *v, size_t limit, size_t *len_out, struct st_vfp *fp)
 {
     struct compose c;
     struct st_buf esc;
@@ -668,13 +668,13 @@ same_value(struct same *s, PyObject *v)
 
     if (s->k == s->fp->ntok)
         return 1;
-    if (st__is_immutable(v))
+    if (st__vfp_immutable(v))
         return same_tok(s, (uintptr_t)v);
     if (!compose_is_container(v) || s->depth >= COMPOSE_MAX_DEPTH) {
         /* An item rendered by identity. */
         return same_tok(s, TOK_IDENT) &&
                same_tok(s, (uintptr_t)Py_TYPE(v)) &&
-               same_tok(s, (uintptr_t)v) && st__str_is_identity(v);
+               same_tok(s, (uintptr_t)v) && st__vfp_identity(v);
     }
     if (!same_tok(s, (uintptr_t)Py_TYPE(v)) ||
         !same_tok(s, (uintptr_t)compose_len(v)))
@@ -730,7 +730,7 @@ buf_mix(uint64_t h, const unsigned char *p, size_t n)
 }
 
 int
-st__bufprint(PyObject *v, struct st_bufprint *out)
+st__vfp_buffer(PyObject *v, struct st_bufprint *out)
 {
     Py_buffer view;
     const unsigned char *p;

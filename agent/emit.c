@@ -1,5 +1,5 @@
 /*
- * Records: encoded as wire messages into st__batch and committed to the
+ * Records: encoded as wire messages into st__outbox_batch and committed to the
  * ring for the collector (file output, outbox.c), and formatted here with
  * the shared formatter for the console (stdout/stderr output).  Both are
  * fed from the same state, so the two-way destinations write the same
@@ -41,12 +41,12 @@ send_str(struct st_strent *e)
 
     if (e->sent_gen == gen)
         return;
-    st_wire_pack_str(&st__pk, e->sid, e->text, e->len);
+    st_wire_pack_str(&st__outbox_pk, e->sid, e->text, e->len);
     e->sent_gen = gen;
 }
 
 static void
-announce_region(struct st_region *r)
+announce_region(struct st_trace_region *r)
 {
     uint32_t gen = st__sender_gen();
     Py_ssize_t n;
@@ -60,14 +60,14 @@ announce_region(struct st_region *r)
         dir = ".tracer";
         n = 7;
     }
-    st_wire_pack_region(&st__pk, r->id, r->tracer_id, dir, (size_t)n,
+    st_wire_pack_region(&st__outbox_pk, r->id, r->tracer_id, dir, (size_t)n,
                         (uint32_t)r->level, (uint32_t)r->var_mode,
                         r->max_log_bytes, r->max_log_files);
     if (r->origin != NULL) {
         const char *o = PyUnicode_AsUTF8AndSize(r->origin, &n);
 
         if (o != NULL)
-            st_wire_pack_note(&st__pk, r->id, ST_NOTE_LINE, o, (size_t)n);
+            st_wire_pack_note(&st__outbox_pk, r->id, ST_NOTE_LINE, o, (size_t)n);
         else
             PyErr_Clear();
     }
@@ -77,7 +77,7 @@ announce_region(struct st_region *r)
 
 /* FRAME for ts->stack[idx], after its traced ancestors. */
 static void
-announce_frame(const struct st_region *r, struct st_tstate *ts, size_t idx)
+announce_frame(const struct st_trace_region *r, struct st_tstate *ts, size_t idx)
 {
     uint32_t gen = st__sender_gen();
     struct st_fentry *e = &ts->stack[idx];
@@ -94,13 +94,13 @@ announce_frame(const struct st_region *r, struct st_tstate *ts, size_t idx)
 
         if (name != NULL) {
             send_str(name);
-            st_wire_pack_thread(&st__pk, ts->tid, name->sid);
+            st_wire_pack_thread(&st__outbox_pk, ts->tid, name->sid);
         }
         ts->announced_gen = gen;
     }
     send_str(e->ci->file_s);
     send_str(e->ci->func_s);
-    st_wire_put_frame(&st__batch, e->id, ts->tid, parent_id,
+    st_wire_put_frame(&st__outbox_batch, e->id, ts->tid, parent_id,
                       e->ci->file_s->sid, e->ci->func_s->sid,
                       e->scope ? e->scope->id : 0,
                       e->module_level ? ST_FRAME_MODULE : 0, r->id);
@@ -113,17 +113,17 @@ pack_diff(const struct st_changes *c, int present)
     size_t i;
 
     if (!present) {
-        st_wire_put_nil(&st__batch);
+        st_wire_put_nil(&st__outbox_batch);
         return;
     }
-    st_wire_put_diff_begin(&st__batch, c->n);
+    st_wire_put_diff_begin(&st__outbox_batch, c->n);
     for (i = 0; i < c->n; i++) {
         const struct st_change *ch = &c->c[i];
 
         if (ch->kind == ST_VAR_DELETED)
-            st_wire_put_var_del(&st__batch, ch->name_s->sid);
+            st_wire_put_var_del(&st__outbox_batch, ch->name_s->sid);
         else
-            st_wire_put_var_set(&st__batch, ch->name_s->sid,
+            st_wire_put_var_set(&st__outbox_batch, ch->name_s->sid,
                                 ch->ent->type_s->sid, ch->ent->value,
                                 ch->ent->value_len);
     }
@@ -142,7 +142,7 @@ send_change_strings(const struct st_changes *c)
 }
 
 static void
-emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
+emit_wire(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
           const struct st_record *rec)
 {
     struct st_fentry *e = &ts->stack[idx];
@@ -161,24 +161,24 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
     if (e->announced_gen != gen)
         announce_frame(r, ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
-        keep = st__batch.len;
-        st_wire_pack_event(&st__pk, r->id, e->id, rec->line, rec->runtime,
+        keep = st__outbox_batch.len;
+        st_wire_pack_event(&st__outbox_pk, r->id, e->id, rec->line, rec->runtime,
                            (uint32_t)rec->kind, rec->detail ? rec->detail : "",
                            rec->detail_len);
     }
     else if (rec->vars) {
         send_change_strings(rec->gch);
         send_change_strings(rec->lch);
-        keep = st__batch.len;
-        st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
+        keep = st__outbox_batch.len;
+        st_wire_put_step_head(&st__outbox_batch, r->id, e->id, rec->line,
                               rec->runtime);
         pack_diff(rec->gch, 1);
         pack_diff(rec->lch, !e->module_level);
     }
     else {
         /* NONE: a LINE, 4-6 bytes. */
-        keep = st__batch.len;
-        (void)st_wire_put_line(&st__batch, e->id, rec->line, rec->runtime);
+        keep = st__outbox_batch.len;
+        (void)st_wire_put_line(&st__outbox_batch, e->id, rec->line, rec->runtime);
     }
     /* The definitions before `keep` are never dropped: later records
      * name them. */
@@ -186,23 +186,23 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
 }
 
 void
-st__emit_frame_end(struct st_region *r, const struct st_fentry *e)
+st__emit_frame_end(struct st_trace_region *r, const struct st_fentry *e)
 {
     if ((r->outputs & ST_OUT_FILE) && e->announced_gen == st__sender_gen() &&
         st__sender_ok()) {
-        st_wire_put_frame_end(&st__batch, e->id);
-        st__outbox_commit(r, st__batch.len, 0);
+        st_wire_put_frame_end(&st__outbox_batch, e->id);
+        st__outbox_commit(r, st__outbox_batch.len, 0);
     }
 }
 
 uint64_t
-st__emit_region_end(struct st_region *r)
+st__emit_region_end(struct st_trace_region *r)
 {
     uint64_t token;
     int sent = 0;
 
     if ((r->outputs & ST_OUT_FILE) && (r->lost > 0 || !st__sender_ok()))
-        st__reconnect(r);
+        st__region_reconnect(r);
     /* Records lost with a connection, or dropped by the drop policy. */
     r->lost += st__sender_dropped() - r->dropped_base;
     r->dropped_base = st__sender_dropped();
@@ -210,8 +210,8 @@ st__emit_region_end(struct st_region *r)
         (r->file_announced || r->lost > 0)) {
         announce_region(r);
         if (r->lost > 0)
-            st_wire_pack_lost(&st__pk, r->id, r->lost);
-        st_wire_pack_region_end(&st__pk, r->id);
+            st_wire_pack_lost(&st__outbox_pk, r->id, r->lost);
+        st_wire_pack_region_end(&st__outbox_pk, r->id);
         sent = 1;
     }
     if (!sent)
@@ -223,16 +223,16 @@ st__emit_region_end(struct st_region *r)
 }
 
 int
-st__emit_note(struct st_region *r, uint32_t kind, const char *text, size_t n)
+st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text, size_t n)
 {
     if (!(r->outputs & ST_OUT_FILE))
         return -1;
-    if (!st__sender_ok() && !st__reconnect(r))
+    if (!st__sender_ok() && !st__region_reconnect(r))
         return -1;
     announce_region(r);
-    st_wire_pack_note(&st__pk, r->id, kind, text, n);
+    st_wire_pack_note(&st__outbox_pk, r->id, kind, text, n);
     /* Kept like a definition: a note is never dropped. */
-    st__outbox_commit(r, st__batch.len, 0);
+    st__outbox_commit(r, st__outbox_batch.len, 0);
     return 0;
 }
 
@@ -288,7 +288,7 @@ make_views(const struct st_snapshot *snap, const struct st_changes *c,
  * walks the same parent links, so both print the same lines.
  */
 static struct st_loc_view *
-make_locs(const struct st_region *r, const struct st_tstate *ts, size_t idx,
+make_locs(const struct st_trace_region *r, const struct st_tstate *ts, size_t idx,
           uint32_t line, size_t *n_out)
 {
     size_t n = 1, i = idx, k;
@@ -327,7 +327,7 @@ make_locs(const struct st_region *r, const struct st_tstate *ts, size_t idx,
 struct cqnode {
     struct cqnode *next;
     PyObject *text;       /* Owned str. */
-    struct st_region *r;  /* Borrowed: for the stream choice and errors. */
+    struct st_trace_region *r;  /* Borrowed: for the stream choice and errors. */
     int to_stdout;
 };
 
@@ -350,7 +350,7 @@ console_drain(void)
             res = PyObject_CallMethod(stream, "write", "O", n->text);
         if (res == NULL) {
             PyErr_Clear();
-            if (st__current() == n->r)
+            if (st__threads_region() == n->r)
                 n->r->errors++;
         }
         Py_XDECREF(res);
@@ -362,7 +362,7 @@ console_drain(void)
 
 /* Writes console text through the current sys.stdout / sys.stderr. */
 static void
-console_write(struct st_region *r, const struct st_buf *t)
+console_write(struct st_trace_region *r, const struct st_buf *t)
 {
     struct cqnode *n;
 
@@ -389,7 +389,7 @@ console_write(struct st_region *r, const struct st_buf *t)
 }
 
 static void
-emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
+emit_console(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
              const struct st_record *rec)
 {
     static struct st_snapshot empty;
@@ -443,7 +443,7 @@ emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
 }
 
 void
-st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
+st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
                const char *body, size_t n)
 {
     struct st_str b = {body, n};
@@ -453,8 +453,8 @@ st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
         size_t keep;
 
         announce_region(r);
-        keep = st__batch.len;
-        st_wire_pack_async(&st__pk, r->id, time_ns, (uint32_t)kind, body, n);
+        keep = st__outbox_batch.len;
+        st_wire_pack_async(&st__outbox_pk, r->id, time_ns, (uint32_t)kind, body, n);
         st__outbox_commit(r, keep, 1);
     }
     else if (r->outputs & ST_OUT_FILE) {
@@ -471,7 +471,7 @@ st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
 }
 
 void
-st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
+st__emit_record(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
          struct st_record *rec)
 {
     ts->stack[idx].last_line = rec->line;

@@ -200,7 +200,7 @@ code_is_initialiser(PyCodeObject *co)
 }
 
 struct st_codeinfo *
-st__codeinfo_get(PyCodeObject *co, const struct st_region *r)
+st__filter_codeinfo(PyCodeObject *co, const struct st_trace_region *r)
 {
     struct st_codeinfo *ci = NULL;
 

@@ -16,11 +16,11 @@
 #include "config_py.h"
 #include "steptrace/ring.h"
 
-/* ---- Region: owns a struct st_region ---- */
+/* ---- Region: owns a struct st_trace_region ---- */
 
 typedef struct {
     PyObject_HEAD
-    struct st_region *r; /* Owned. */
+    struct st_trace_region *r; /* Owned. */
 } RegionObject;
 
 static PyObject *RegionType;  /* Owned heap type. */
@@ -157,7 +157,7 @@ filter_key(struct st_filter *f)
 
 /* Fills r->filter from the Python arguments.  @return 0 or -1 (raised). */
 static int
-region_set_filter(struct st_region *r, PyObject *workspace,
+region_set_filter(struct st_trace_region *r, PyObject *workspace,
                   PyObject *excluded, const char *pkgdir, const char *cwd,
                   PyObject *functions)
 {
@@ -232,7 +232,7 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
     unsigned long long max_bytes;
     const char *pkgdir, *cwd;
     RegionObject *ro;
-    struct st_region *r;
+    struct st_trace_region *r;
 
     if (!PyArg_ParseTupleAndKeywords(
             args, kw, "IUiiinKIOO!ssOO!|pppd:region", kwlist, &tracer_id,
@@ -281,7 +281,7 @@ agent_region(PyObject *mod, PyObject *args, PyObject *kw)
     return (PyObject *)ro;
 }
 
-struct st_region *
+struct st_trace_region *
 st__region_of(PyObject *obj)
 {
     return ((RegionObject *)obj)->r;
@@ -342,7 +342,7 @@ agent_backend(PyObject *mod, PyObject *unused)
 static PyObject *
 agent_current_region(PyObject *mod, PyObject *unused)
 {
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
 
     if (r == NULL || r->owner == NULL)
         Py_RETURN_NONE;
@@ -373,14 +373,14 @@ agent_attach_thread(PyObject *mod, PyObject *region)
 static PyObject *
 agent_stop(PyObject *mod, PyObject *region)
 {
-    struct st_region *r;
+    struct st_trace_region *r;
     uint64_t token, errors = 0;
     char msg[600] = "";
 
     if (check_region(region) < 0)
         return NULL;
     r = ((RegionObject *)region)->r;
-    if (st__current() == r) {
+    if (st__threads_region() == r) {
         st__backend_stop();
         st__region_leave(NULL);
     }
@@ -422,7 +422,7 @@ static PyObject *
 agent_set_origin(PyObject *mod, PyObject *args)
 {
     PyObject *region, *text;
-    struct st_region *r;
+    struct st_trace_region *r;
 
     if (!PyArg_ParseTuple(args, "OO:set_origin", &region, &text) ||
         check_region(region) < 0)
@@ -444,7 +444,7 @@ static PyObject *
 agent_place(PyObject *mod, PyObject *args)
 {
     PyObject *region;
-    struct st_region *r;
+    struct st_trace_region *r;
     char path[4096];
     int wait, known;
 
@@ -527,7 +527,7 @@ agent_task_event(PyObject *mod, PyObject *args)
 static PyObject *
 agent_in_traced_code(PyObject *mod, PyObject *unused)
 {
-    return PyBool_FromLong(st__in_traced_code());
+    return PyBool_FromLong(st__threads_in_traced_code());
 }
 
 /* code_traced(code) -> bool: is this code traced by the active region? */
@@ -538,10 +538,10 @@ agent_code_traced(PyObject *mod, PyObject *code)
         PyErr_SetString(PyExc_TypeError, "code_traced needs a code object");
         return NULL;
     }
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
 
     return PyBool_FromLong(r != NULL &&
-                           st__codeinfo_get((PyCodeObject *)code, r) != NULL);
+                           st__filter_codeinfo((PyCodeObject *)code, r) != NULL);
 }
 
 /* exit_flush(): the process is about to end without unwinding (os._exit,
@@ -550,7 +550,7 @@ agent_code_traced(PyObject *mod, PyObject *code)
 static PyObject *
 agent_exit_flush(PyObject *mod, PyObject *unused)
 {
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
     uint64_t token, errors = 0;
     char msg[600];
 
@@ -598,7 +598,7 @@ agent_set_reconnect(PyObject *mod, PyObject *hook)
         PyErr_SetString(PyExc_TypeError, "set_reconnect needs a callable");
         return NULL;
     }
-    st__set_reconnect_hook(hook == Py_None ? NULL : hook);
+    st__collector_set_reconnect_hook(hook == Py_None ? NULL : hook);
     Py_RETURN_NONE;
 }
 

@@ -737,7 +737,7 @@ sender_ring_pos(const uint64_t *p, uint32_t gen, uint64_t *pos)
 int
 st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns)
 {
-    uint64_t last = 0, since = st__now_ns();
+    uint64_t last = 0, since = st__clock_now_ns();
     int r = 0;
 
     pthread_mutex_lock(&S.mu);
@@ -756,9 +756,9 @@ st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns)
         /* Progress is what the collector takes. */
         if (taken != last) {
             last = taken;
-            since = st__now_ns();
+            since = st__clock_now_ns();
         }
-        else if (st__now_ns() - since > stall_ns) {
+        else if (st__clock_now_ns() - since > stall_ns) {
             /* The next hook reconnects (and so stops the thread). */
             sender_fail_locked("the collector stopped taking records");
             sender_warn_once("the collector stopped taking records");
@@ -780,7 +780,7 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
 {
     uint64_t stall_ns = (uint64_t)stall_ms * 1000000ull;
     uint32_t gen = S.gen;
-    uint64_t last = 0, since = st__now_ns(), acked = 0;
+    uint64_t last = 0, since = st__clock_now_ns(), acked = 0;
     int r = 0;
 
     msg[0] = '\0';
@@ -799,9 +799,9 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
         if (pos != last || S.acked != acked) {
             last = pos;
             acked = S.acked;
-            since = st__now_ns();
+            since = st__clock_now_ns();
         }
-        else if (st__now_ns() - since > stall_ns) {
+        else if (st__clock_now_ns() - since > stall_ns) {
             break;
         }
         deadline = sender_deadline(100);

@@ -669,7 +669,7 @@ walk_ready(void)
 }
 
 int
-st__stateprint(PyObject *v, struct st_stateprint *out)
+st__stateprint_take(PyObject *v, struct st_stateprint *out)
 {
     struct walk w;
     int gc_was_on;
@@ -697,7 +697,7 @@ st__stateprint(PyObject *v, struct st_stateprint *out)
         *out = memo[k].sp;
         return 1;
     }
-    t0 = st__ticks();
+    t0 = st__clock_ticks();
     memset(&w, 0, sizeof(w));
     w.h = 0xcbf29ce484222325ull;
     w.stack = walk_stack;
@@ -714,7 +714,7 @@ st__stateprint(PyObject *v, struct st_stateprint *out)
     walk_cap = w.capstack;
     /* A walk that gave up saves nothing: it costs as much as it can. */
     average(&type_cost_of(Py_TYPE(v))->walk,
-            w.failed ? UINT32_MAX : st__ticks() - t0);
+            w.failed ? UINT32_MAX : st__clock_ticks() - t0);
     if (w.failed)
         return 0;
     out->hash = w.h;

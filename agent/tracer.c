@@ -14,7 +14,7 @@
 
 static uint32_t next_frame_id = 1;
 
-uint64_t st__hook_ticks;
+uint64_t st__clock_hook_ticks;
 static uint32_t next_scope_id = 1;
 static uint32_t next_tid = 1;
 
@@ -68,7 +68,7 @@ static struct st_tstate *all_tstates; /* Owned list. */
  */
 struct st_suspended {
     struct st_suspended *next; /* Owned: the rest of its bucket. */
-    struct st_region *region;  /* Borrowed: the region it was kept for. */
+    struct st_trace_region *region;  /* Borrowed: the region it was kept for. */
     PyObject *genref;          /* Owned weak reference. */
     struct st_fentry e;        /* Owned contents (locals snapshot). */
 };
@@ -101,8 +101,8 @@ st__tracer_init(void)
 static void
 fentry_clear(struct st_fentry *e)
 {
-    st__snapshot_clear(&e->locals);
-    st__coro_free(e->coro);
+    st__vars_clear(&e->locals);
+    st__threads_coro_free(e->coro);
     e->coro = NULL;
 }
 
@@ -118,7 +118,7 @@ tstate_reset_stack(struct st_tstate *ts)
 }
 
 int
-st__being_built(PyObject *v)
+st__threads_being_built(PyObject *v)
 {
     struct st_tstate *ts = tls;
     size_t i;
@@ -151,7 +151,7 @@ tstate_self(void)
 
 /* The calling thread's state for region r (reset on a new region). */
 static struct st_tstate *
-tstate_get(const struct st_region *r)
+tstate_get(const struct st_trace_region *r)
 {
     struct st_tstate *ts = tstate_self();
 
@@ -160,7 +160,7 @@ tstate_get(const struct st_region *r)
     if (ts->epoch != r->epoch) {
         tstate_reset_stack(ts);
         ts->epoch = r->epoch;
-        ts->last_exit = st__ticks();
+        ts->last_exit = st__clock_ticks();
         ts->prog = 0;
         ts->prog_at_step = 0;
     }
@@ -182,7 +182,7 @@ tstate_push(struct st_tstate *ts)
 }
 
 static size_t
-scope_slot(const struct st_region *r, const PyObject *globals)
+scope_slot(const struct st_trace_region *r, const PyObject *globals)
 {
     uint64_t h = (uint64_t)(uintptr_t)globals * 0x9e3779b97f4a7c15ull;
 
@@ -191,11 +191,11 @@ scope_slot(const struct st_region *r, const PyObject *globals)
 
 /* Doubles r's scope index.  @return 0, or -1 (out of memory). */
 static int
-scope_grow(struct st_region *r)
+scope_grow(struct st_trace_region *r)
 {
     size_t cap = r->scope_cap ? r->scope_cap * 2 : 64, i;
-    struct st_scope **tab = calloc(cap, sizeof(*tab));
-    struct st_scope *sc;
+    struct st_trace_scope **tab = calloc(cap, sizeof(*tab));
+    struct st_trace_scope *sc;
 
     if (tab == NULL)
         return -1;
@@ -214,10 +214,10 @@ scope_grow(struct st_region *r)
 /* The state of a module's globals, made at its first sight: looked up by
  * address (a program with hundreds of modules calls across them all the
  * time). */
-static struct st_scope *
-scope_for(struct st_region *r, PyObject *globals)
+static struct st_trace_scope *
+scope_for(struct st_trace_region *r, PyObject *globals)
 {
-    struct st_scope *sc;
+    struct st_trace_scope *sc;
     size_t i;
 
     if (r->scope_cap > 0) {
@@ -267,7 +267,7 @@ take_runtime(struct st_tstate *ts)
     uint64_t runtime = ts->prog - ts->prog_at_step;
 
     ts->prog_at_step = ts->prog;
-    return st__ticks_ns(runtime);
+    return st__clock_ticks_ns(runtime);
 }
 
 /* ---- suspended generators and coroutines ---- */
@@ -363,7 +363,7 @@ suspended_purge(void)
 
 /* Drops the entries kept for region r. */
 static void
-suspended_clear(const struct st_region *r)
+suspended_clear(const struct st_trace_region *r)
 {
     susp_drop_if(susp_is_of, r);
 }
@@ -371,7 +371,7 @@ suspended_clear(const struct st_region *r)
 /* Keeps the top entry of ts (a frame that yielded) for its resumption.
  * @return 1 when kept, 0 when it cannot be (it is then dropped). */
 static int
-suspend_top(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
+suspend_top(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f)
 {
     PyObject *gen = st_frame_get_generator(f);
     struct st_suspended *s;
@@ -407,7 +407,7 @@ suspend_top(struct st_region *r, struct st_tstate *ts, PyFrameObject *f)
 
 /* Takes back the state of a resumed generator frame, or NULL. */
 static struct st_suspended *
-resume_take(const struct st_region *r, PyFrameObject *f)
+resume_take(const struct st_trace_region *r, PyFrameObject *f)
 {
     struct st_suspended **pp;
     PyObject *gen = NULL;
@@ -435,33 +435,46 @@ resume_take(const struct st_region *r, PyFrameObject *f)
 
 /* ---- events ---- */
 
-/* Common entry: accounting of the program's time around the hook. */
-#define HOOK_ENTER(r, ts)                                                    \
-    struct st_region *r = st__current();                                     \
-    struct st_tstate *ts;                                                    \
-    if (r == NULL)                                                           \
-        return 0;                                                            \
-    ts = tstate_get(r);                                                      \
-    if (ts == NULL || ts->busy)                                              \
-        return 0;                                                            \
-    ts->busy = 1;                                                            \
-    st__hook_ticks = st__ticks();                                            \
-    /* A thread moved to a CPU whose clock is a little behind: no time. */  \
-    if ((int64_t)(st__hook_ticks - ts->last_exit) > 0)                       \
-        ts->prog += st__hook_ticks - ts->last_exit;                          \
-    if ((r->outputs & ST_OUT_FILE) && !st__sender_ok())                      \
-        st__reconnect(r)
+/*
+ * The hook's entry: the calling thread's region and state, with the
+ * program's time since the hook last returned accounted for.  @return the
+ * thread's state (busy until hook_exit), or NULL when there is nothing to
+ * do (no region, or this thread is inside the hook already).
+ */
+static inline struct st_tstate *
+hook_enter(struct st_trace_region **rp)
+{
+    struct st_trace_region *r = st__threads_region();
+    struct st_tstate *ts;
 
-#define HOOK_EXIT(ts)                                                        \
-    do {                                                                     \
-        ts->last_exit = st__ticks();                                         \
-        ts->busy = 0;                                                        \
-    } while (0)
+    if (r == NULL)
+        return NULL;
+    ts = tstate_get(r);
+    if (ts == NULL || ts->busy)
+        return NULL;
+    ts->busy = 1;
+    st__clock_hook_ticks = st__clock_ticks();
+    /* A thread moved to a CPU whose clock is a little behind: no time. */
+    if ((int64_t)(st__clock_hook_ticks - ts->last_exit) > 0)
+        ts->prog += st__clock_hook_ticks - ts->last_exit;
+    if ((r->outputs & ST_OUT_FILE) && !st__sender_ok())
+        st__region_reconnect(r);
+    *rp = r;
+    return ts;
+}
+
+/* The hook's exit: the program's time starts again. */
+static inline void
+hook_exit(struct st_tstate *ts)
+{
+    ts->last_exit = st__clock_ticks();
+    ts->busy = 0;
+}
 
 /* Pushes a traced frame: a resumed one with its kept state, a new one
  * with a CALL record at DEBUG. */
 static void
-push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
+push_frame(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
            PyCodeObject *co, struct st_codeinfo *ci)
 {
     struct st_suspended *s = NULL;
@@ -500,7 +513,7 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
             e->scope = scope_for(r, globals);
         Py_XDECREF(globals);
         if (ci->initialiser) {
-            e->building = st_frame_first_arg(f, co);
+            e->building = st__fastlocals_first_arg(f, co);
             ts->nbuilding += e->building != NULL;
         }
     }
@@ -518,24 +531,28 @@ push_frame(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
                                 .line = (uint32_t)co->co_firstlineno};
 
         rec.runtime = take_runtime(ts);
-        st__emit(r, ts, ts->depth - 1, &rec);
+        st__emit_record(r, ts, ts->depth - 1, &rec);
     }
     if (co->co_flags & CO_COROUTINE)
         st__async_coro_start(r, &ts->stack[ts->depth - 1]);
 }
 
 int
-st__on_call(PyFrameObject *f)
+st__tracer_on_call(PyFrameObject *f)
 {
     PyCodeObject *co;
     struct st_codeinfo *ci;
     st_exc_state es;
     int rc = ST_HOOK_OK;
-    HOOK_ENTER(r, ts);
+    struct st_trace_region *r;
+    struct st_tstate *ts = hook_enter(&r);
+
+    if (ts == NULL)
+        return ST_HOOK_OK;
 
     ST_EXC_SAVE(es);
     co = PyFrame_GetCode(f);
-    ci = st__codeinfo_get(co, r);
+    ci = st__filter_codeinfo(co, r);
     if (ci != NULL)
         push_frame(r, ts, f, co, ci);
     else
@@ -545,13 +562,13 @@ st__on_call(PyFrameObject *f)
         rc = ST_HOOK_UNTRACED;
     Py_DECREF(co);
     ST_EXC_RESTORE(es);
-    HOOK_EXIT(ts);
+    hook_exit(ts);
     return rc;
 }
 
 /* Records one line step of the frame on top of ts's stack. */
 static void
-record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
+record_step(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
             uint32_t line)
 {
     size_t idx = ts->depth - 1;
@@ -571,14 +588,14 @@ record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
         /* str() runs the program's code: the exception in flight (none,
          * at a line event) is kept aside meanwhile. */
         ST_EXC_SAVE(es);
-        st__changes_reset(&ts->gch);
-        st__changes_reset(&ts->lch);
+        st__vars_changes_reset(&ts->gch);
+        st__vars_changes_reset(&ts->lch);
         /* A module's globals are shared by threads: one updates them at a
          * time; another one's step meanwhile shows no global changes (the
          * next step shows them). */
         if (e->scope != NULL && !e->scope->busy) {
             e->scope->busy = 1;
-            st__snapshot_update(&e->scope->snap, e->scope->globals, r,
+            st__vars_update(&e->scope->snap, e->scope->globals, r,
                                 &ts->gch);
             e->scope->busy = 0;
         }
@@ -588,36 +605,40 @@ record_step(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
             if (!ci->fast_checked) {
                 PyCodeObject *co = PyFrame_GetCode(f);
 
-                (void)st_fast_locals_ok(co, &ci->fast_names);
+                (void)st__fastlocals_ok(co, &ci->fast_names);
                 ci->fast_checked = 1;
                 Py_DECREF(co);
             }
             if (ci->fast_names != NULL) {
-                st__snapshot_update_slots(
-                    &e->locals, ci->fast_names, st_fast_locals(f),
+                st__vars_update_slots(
+                    &e->locals, ci->fast_names, st__fastlocals_get(f),
                     PyTuple_GET_SIZE(ci->fast_names), r, &ts->lch);
             }
             else {
                 locals = st_frame_get_locals(f);
                 if (locals != NULL)
-                    st__snapshot_update(&e->locals, locals, r, &ts->lch);
+                    st__vars_update(&e->locals, locals, r, &ts->lch);
             }
         }
         PyErr_Clear();
-        st__emit(r, ts, idx, &rec);
+        st__emit_record(r, ts, idx, &rec);
         Py_XDECREF(locals);
         ST_EXC_RESTORE(es);
         return;
     }
-    st__emit(r, ts, idx, &rec);
+    st__emit_record(r, ts, idx, &rec);
 }
 
 int
-st__on_line(PyFrameObject *f, int line)
+st__tracer_on_line(PyFrameObject *f, int line)
 {
     st_exc_state es;
     int rc = ST_HOOK_OK;
-    HOOK_ENTER(r, ts);
+    struct st_trace_region *r;
+    struct st_tstate *ts = hook_enter(&r);
+
+    if (ts == NULL)
+        return ST_HOOK_OK;
 
     if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f) {
         struct st_fentry *e = &ts->stack[ts->depth - 1];
@@ -637,14 +658,14 @@ st__on_line(PyFrameObject *f, int line)
     else {
         rc = ST_HOOK_NOT_MINE;
     }
-    HOOK_EXIT(ts);
+    hook_exit(ts);
     return rc;
 }
 
 /* RETURN record (DEBUG): the value, or "(raised)" when an exception ends
  * the frame. */
 static void
-record_return(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
+record_return(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
               int raised, PyObject *arg)
 {
     struct st_record rec = {.kind = ST_EVENT_RETURN};
@@ -659,15 +680,19 @@ record_return(struct st_region *r, struct st_tstate *ts, PyFrameObject *f,
         value = st__render_value(arg, r, &rec.detail_len);
         rec.detail = value;
     }
-    st__emit(r, ts, ts->depth - 1, &rec);
+    st__emit_record(r, ts, ts->depth - 1, &rec);
     free(value);
 }
 
 int
-st__on_return(PyFrameObject *f, PyObject *arg, int how)
+st__tracer_on_return(PyFrameObject *f, PyObject *arg, int how)
 {
     int rc = ST_HOOK_OK;
-    HOOK_ENTER(r, ts);
+    struct st_trace_region *r;
+    struct st_tstate *ts = hook_enter(&r);
+
+    if (ts == NULL)
+        return ST_HOOK_OK;
 
     if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f) {
         struct st_fentry *e = &ts->stack[ts->depth - 1];
@@ -709,14 +734,14 @@ st__on_return(PyFrameObject *f, PyObject *arg, int how)
     else {
         rc = ST_HOOK_NOT_MINE;
     }
-    HOOK_EXIT(ts);
+    hook_exit(ts);
     return rc;
 }
 
 /* Was the exception raised in this frame (or in code it called that is
  * not traced), rather than passing through from a traced callee? */
 static int
-raised_here(const struct st_region *r, PyObject *tb)
+raised_here(const struct st_trace_region *r, PyObject *tb)
 {
     PyTracebackObject *t;
 
@@ -724,7 +749,7 @@ raised_here(const struct st_region *r, PyObject *tb)
         return 1;
     for (t = ((PyTracebackObject *)tb)->tb_next; t != NULL; t = t->tb_next) {
         PyCodeObject *co = PyFrame_GetCode(t->tb_frame);
-        int traced = st__codeinfo_get(co, r) != NULL;
+        int traced = st__filter_codeinfo(co, r) != NULL;
 
         Py_DECREF(co);
         if (traced)
@@ -734,10 +759,14 @@ raised_here(const struct st_region *r, PyObject *tb)
 }
 
 int
-st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
+st__tracer_on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
 {
     st_exc_state es;
-    HOOK_ENTER(r, ts);
+    struct st_trace_region *r;
+    struct st_tstate *ts = hook_enter(&r);
+
+    if (ts == NULL)
+        return ST_HOOK_OK;
 
     if (ts->depth > 0 && ts->stack[ts->depth - 1].frame == f &&
         value != NULL) {
@@ -753,7 +782,7 @@ st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
              * ends so went well. */
             st__async_settle(r, e, 1);
             ST_EXC_RESTORE(es);
-            HOOK_EXIT(ts);
+            hook_exit(ts);
             return 0;
         }
         /* An exception right after a resumption. */
@@ -767,12 +796,12 @@ st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
             rec.line = (uint32_t)PyFrame_GetLineNumber(f);
             rec.runtime = take_runtime(ts);
             rec.detail = detail;
-            st__emit(r, ts, ts->depth - 1, &rec);
+            st__emit_record(r, ts, ts->depth - 1, &rec);
             free(detail);
         }
         ST_EXC_RESTORE(es);
     }
-    HOOK_EXIT(ts);
+    hook_exit(ts);
     return 0;
 }
 
@@ -781,29 +810,29 @@ st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
 static PyObject *reconnect_hook; /* Owned callable, or NULL. */
 
 void
-st__set_reconnect_hook(PyObject *hook)
+st__collector_set_reconnect_hook(PyObject *hook)
 {
     Py_XSETREF(reconnect_hook, Py_XNewRef(hook));
 }
 
 void
-st__region_reset_wire_state(struct st_region *r)
+st__region_reset_wire_state(struct st_trace_region *r)
 {
-    struct st_scope *sc;
+    struct st_trace_scope *sc;
     struct st_tstate *ts;
     struct st_suspended *s;
     size_t i;
 
     /* The collector will see everything as new: drop what was shown. */
     for (sc = r->scopes; sc != NULL; sc = sc->next)
-        st__snapshot_clear(&sc->snap);
+        st__vars_clear(&sc->snap);
     for (ts = all_tstates; ts != NULL; ts = ts->next)
         if (ts->epoch == r->epoch)
             for (i = 0; i < ts->depth; i++)
-                st__snapshot_clear(&ts->stack[i].locals);
+                st__vars_clear(&ts->stack[i].locals);
     for (i = 0; i < susp_cap; i++)
         for (s = susp_tab[i]; s != NULL; s = s->next)
-            st__snapshot_clear(&s->e.locals);
+            st__vars_clear(&s->e.locals);
     r->steps = 0;
     r->first_tid = 0;
     r->multi_thread = 0;
@@ -813,9 +842,9 @@ st__region_reset_wire_state(struct st_region *r)
 static uint64_t reconnect_next_try;
 
 int
-st__reconnect(struct st_region *r)
+st__region_reconnect(struct st_trace_region *r)
 {
-    uint64_t now = st__now_ns();
+    uint64_t now = st__clock_now_ns();
     PyObject *res;
 
     if (st__sender_ok())
@@ -840,7 +869,7 @@ void
 st__tracer_after_fork_child(void)
 {
     struct st_tstate **pp = &all_tstates;
-    struct st_region *r;
+    struct st_trace_region *r;
     /* An earlier after-fork hook may have run traced code: the child then
      * reconnected already, its batch and wire state are its own. */
     int own = st__sender_reconnected_since_fork();
@@ -863,8 +892,8 @@ st__tracer_after_fork_child(void)
         *pp = ts->next;
         tstate_reset_stack(ts);
         free(ts->stack);
-        st__changes_reset(&ts->gch);
-        st__changes_reset(&ts->lch);
+        st__vars_changes_reset(&ts->gch);
+        st__vars_changes_reset(&ts->lch);
         free(ts->gch.c);
         free(ts->lch.c);
         Py_XDECREF(ts->name);
@@ -877,7 +906,7 @@ st__tracer_after_fork_child(void)
         Py_CLEAR(tls->name);
         tls->announced_gen = 0;
     }
-    r = st__current();
+    r = st__threads_region();
     if (r != NULL && !own) {
         st__region_reset_wire_state(r);
         r->lost = 0;
@@ -886,9 +915,9 @@ st__tracer_after_fork_child(void)
 }
 
 int
-st__in_traced_code(void)
+st__threads_in_traced_code(void)
 {
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
 
     return r != NULL && tls->epoch == r->epoch && tls->depth > 0;
 }
@@ -907,7 +936,7 @@ static uint64_t off_key;
 
 /* Is a region filtering otherwise than r live in some thread? */
 static int
-other_filter_live(const struct st_region *r)
+other_filter_live(const struct st_trace_region *r)
 {
     struct st_tstate *ts;
 
@@ -919,7 +948,7 @@ other_filter_live(const struct st_region *r)
 }
 
 int
-st__any_region_live(void)
+st__threads_any_live(void)
 {
     struct st_tstate *ts;
 
@@ -931,7 +960,7 @@ st__any_region_live(void)
 
 /* r becomes live in a thread: settle what may be switched off. */
 static void
-events_off_policy(const struct st_region *r)
+events_off_policy(const struct st_trace_region *r)
 {
     int mixed;
 
@@ -952,17 +981,17 @@ events_off_policy(const struct st_region *r)
 int
 st__code_events_off_ok(PyCodeObject *co)
 {
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
 
     if (r == NULL || off_state != OFF_KEY || r->filter.key != off_key)
         return 0;
-    return st__codeinfo_get(co, r) == NULL;
+    return st__filter_codeinfo(co, r) == NULL;
 }
 
 /* ---- regions ---- */
 
-struct st_region *
-st__current(void)
+struct st_trace_region *
+st__threads_region(void)
 {
     struct st_tstate *ts = tls;
 
@@ -978,7 +1007,7 @@ st__current(void)
 }
 
 PyObject *
-st__region_enter(struct st_region *r, PyObject *obj, int fresh)
+st__region_enter(struct st_trace_region *r, PyObject *obj, int fresh)
 {
     static uint64_t epochs;
     struct st_tstate *ts = tstate_self();
@@ -992,7 +1021,7 @@ st__region_enter(struct st_region *r, PyObject *obj, int fresh)
     ts->region_obj = Py_NewRef(obj);
     r->finished = 0;
     st__clock_calibrate();
-    now = st__now_ns();
+    now = st__clock_now_ns();
     if (fresh) {
         r->epoch = ++epochs;
         r->dropped_base = st__sender_dropped();
@@ -1003,7 +1032,7 @@ st__region_enter(struct st_region *r, PyObject *obj, int fresh)
     }
     ts = tstate_get(r);
     if (ts != NULL && fresh)
-        ts->last_exit = st__ticks();
+        ts->last_exit = st__clock_ticks();
     events_off_policy(r);
     if (prev != NULL && prev == obj) {
         Py_DECREF(prev);
@@ -1032,7 +1061,7 @@ st__region_leave(PyObject *prev)
 }
 
 uint64_t
-st__region_finish(struct st_region *r)
+st__region_finish(struct st_trace_region *r)
 {
     struct st_tstate *ts;
 
@@ -1044,10 +1073,10 @@ st__region_finish(struct st_region *r)
     r->finished = 1;
     suspended_clear(r);
     while (r->scopes != NULL) {
-        struct st_scope *sc = r->scopes;
+        struct st_trace_scope *sc = r->scopes;
 
         r->scopes = sc->next;
-        st__snapshot_clear(&sc->snap);
+        st__vars_clear(&sc->snap);
         Py_DECREF(sc->globals);
         free(sc);
     }
@@ -1058,7 +1087,7 @@ st__region_finish(struct st_region *r)
 }
 
 void
-st__region_free(struct st_region *r)
+st__region_free(struct st_trace_region *r)
 {
     size_t i;
 

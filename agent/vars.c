@@ -23,7 +23,7 @@ static struct st_vfp render_fp;
 static int
 text_by_identity(PyObject *v)
 {
-    return st__str_is_identity(v) || PyGen_CheckExact(v) ||
+    return st__vfp_identity(v) || PyGen_CheckExact(v) ||
            PyCoro_CheckExact(v) || PyAsyncGen_CheckExact(v) ||
            (PyUnicode_Check(v) && Py_TYPE(v)->tp_str == PyUnicode_Type.tp_str);
 }
@@ -39,8 +39,8 @@ snapent_keep(struct st_snapent *e, PyObject *v,
     st__vfp_clear(&e->fp);
     e->fp = render_fp;
     memset(&render_fp, 0, sizeof(render_fp));
-    e->has_bp = e->fp.ntok == 0 && st__bufprint(v, &e->bp);
-    Py_XSETREF(e->imm, st__is_immutable(v) ? Py_NewRef(v) : NULL);
+    e->has_bp = e->fp.ntok == 0 && st__vfp_buffer(v, &e->bp);
+    Py_XSETREF(e->imm, st__vfp_immutable(v) ? Py_NewRef(v) : NULL);
     e->ident = text_by_identity(v) ? (const void *)v : NULL;
     e->type = Py_TYPE(v);
     e->stable = e->imm != NULL || PyFunction_Check(v);
@@ -72,7 +72,7 @@ snapent_same_shape(const struct st_snapent *e, PyObject *v)
         return 0;
     if (e->fp.ntok > 0)
         return st__vfp_same(v, &e->fp);
-    return e->has_bp && st__bufprint(v, &bp) && bp.len == e->bp.len &&
+    return e->has_bp && st__vfp_buffer(v, &bp) && bp.len == e->bp.len &&
            bp.hash == e->bp.hash;
 }
 
@@ -101,9 +101,9 @@ vars_hidden_name(PyObject *name)
 /* Is a variable holding this value hidden (modules, classes, builtins,
  * the tracer's own objects)? */
 static int
-vars_hidden_value(PyObject *v, const struct st_region *r)
+vars_hidden_value(PyObject *v, const struct st_trace_region *r)
 {
-    if (st__is_immutable(v))
+    if (st__vfp_immutable(v))
         return 0;
     if (PyModule_Check(v) || PyType_Check(v) || PyCFunction_Check(v))
         return 1;
@@ -134,13 +134,13 @@ vars_type_name(PyObject *v)
 }
 
 PyObject *
-st__text_of(PyObject *v, int repr)
+st__render_text(PyObject *v, int repr)
 {
     PyObject **dp, *dict = NULL, *saved = NULL, *s;
     uint64_t version = 0;
 
     st__stateprint_forget();
-    if (st__being_built(v)) {
+    if (st__threads_being_built(v)) {
         dp = _PyObject_GetDictPtr(v);
         if (dp != NULL && *dp != NULL && PyDict_CheckExact(*dp)) {
             dict = Py_NewRef(*dp);
@@ -167,21 +167,21 @@ st__text_of(PyObject *v, int repr)
 }
 
 char *
-st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
+st__render_value(PyObject *v, const struct st_trace_region *r, size_t *len_out)
 {
     struct st_buf b;
     PyObject *s;
     const char *text;
     Py_ssize_t n, nchars;
-    char *quick = st__render_number(v, r->repr_limit, len_out);
+    char *quick = st__compose_number(v, r->repr_limit, len_out);
 
     st__vfp_clear(&render_fp);
     if (quick != NULL)
         return quick;
-    quick = st__compose(v, r->repr_limit, len_out, &render_fp);
+    quick = st__compose_value(v, r->repr_limit, len_out, &render_fp);
     if (quick != NULL)
         return quick;
-    s = st__text_of(v, 0);
+    s = st__render_text(v, 0);
     st_buf_init(&b);
     if (s == NULL) {
         PyObject *exc_s = NULL;
@@ -252,7 +252,7 @@ snapent_clear(struct st_snapent *e)
 }
 
 void
-st__snapshot_clear(struct st_snapshot *s)
+st__vars_clear(struct st_snapshot *s)
 {
     size_t i;
 
@@ -266,7 +266,7 @@ st__snapshot_clear(struct st_snapshot *s)
 }
 
 void
-st__changes_reset(struct st_changes *c)
+st__vars_changes_reset(struct st_changes *c)
 {
     size_t i;
 
@@ -338,7 +338,7 @@ snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
 }
 
 static int snapshot_visit(struct st_snapshot *s, PyObject *name,
-                          PyObject *v, const struct st_region *r,
+                          PyObject *v, const struct st_trace_region *r,
                           struct st_changes *out, size_t *hint);
 
 /*
@@ -349,7 +349,7 @@ static int snapshot_visit(struct st_snapshot *s, PyObject *name,
  */
 static void
 snapshot_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
-                  const struct st_region *r, struct st_changes *out,
+                  const struct st_trace_region *r, struct st_changes *out,
                   size_t *hint)
 {
     int q = snapshot_quick(s, name, v, hint);
@@ -426,7 +426,7 @@ textcache_put(const struct st_stateprint *sp, size_t limit, const char *text,
 static int
 text_is_programs(PyObject *v)
 {
-    return !st__is_immutable(v) && !text_by_identity(v);
+    return !st__vfp_immutable(v) && !text_by_identity(v);
 }
 
 #define SP_MISS_MAX 8
@@ -434,7 +434,7 @@ text_is_programs(PyObject *v)
 /* Updates one variable; appends a change when it is new or changed. */
 static int
 snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
-               const struct st_region *r, struct st_changes *out,
+               const struct st_trace_region *r, struct st_changes *out,
                size_t *hint)
 {
     long i;
@@ -465,7 +465,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     if (e != NULL && e->sp_miss >= SP_MISS_MAX && ++e->sp_tick % 16 == 0)
         e->sp_miss = SP_MISS_MAX - 1;
     has_sp = text_is_programs(v) && (e == NULL || e->sp_miss < SP_MISS_MAX) &&
-             st__stateprint(v, &sp);
+             st__stateprint_take(v, &sp);
     if (i >= 0 && e->type == Py_TYPE(v) && has_sp && e->has_sp &&
         e->sp.hash == sp.hash && e->sp.nodes == sp.nodes) {
         st__stateprint_outcome(Py_TYPE(v), 1);
@@ -485,13 +485,13 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     if (has_sp)
         st__stateprint_outcome(Py_TYPE(v), value != NULL);
     if (value == NULL) {
-        uint64_t t0 = st__ticks();
+        uint64_t t0 = st__clock_ticks();
 
         value = st__render_value(v, r, &len);
         if (value == NULL)
             return -1;
         if (text_is_programs(v))
-            st__stateprint_str_cost(Py_TYPE(v), st__ticks() - t0);
+            st__stateprint_str_cost(Py_TYPE(v), st__clock_ticks() - t0);
         /* Kept by the state before str(): one that fills a cache of its
          * own is called once more, at the next step, then no more. */
         if (has_sp)
@@ -604,7 +604,7 @@ snapshot_finish(struct st_snapshot *s, struct st_changes *out)
  */
 static int
 snapshot_recheck(struct st_snapshot *s, PyObject *vars,
-                 const struct st_region *r, struct st_changes *out)
+                 const struct st_trace_region *r, struct st_changes *out)
 {
     size_t i, hint;
 
@@ -641,8 +641,8 @@ snapshot_recheck(struct st_snapshot *s, PyObject *vars,
 }
 
 int
-st__snapshot_update(struct st_snapshot *s, PyObject *vars,
-                    const struct st_region *r, struct st_changes *out)
+st__vars_update(struct st_snapshot *s, PyObject *vars,
+                    const struct st_trace_region *r, struct st_changes *out)
 {
     size_t hint = 0;
     PyObject *items = NULL;
@@ -697,9 +697,9 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
 }
 
 int
-st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
+st__vars_update_slots(struct st_snapshot *s, PyObject *names,
                           PyObject *const *values, Py_ssize_t n,
-                          const struct st_region *r, struct st_changes *out)
+                          const struct st_trace_region *r, struct st_changes *out)
 {
     size_t hint = 0;
     Py_ssize_t k;
@@ -720,7 +720,7 @@ st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
 }
 
 char *
-st__render_exception(PyObject *exc, const struct st_region *r,
+st__render_exception(PyObject *exc, const struct st_trace_region *r,
                      size_t *len_out)
 {
     const char *type = vars_type_name(exc);
