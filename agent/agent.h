@@ -30,211 +30,17 @@
 #include "steptrace/ring.h"
 #include "steptrace/wire.h"
 
+#include "clock.h"
+#include "collector.h"
+#include "outbox.h"
+#include "sender.h"
+#include "signals.h"
+#include "strtab.h"
+
 /* Destinations (bits), from LogOutput. */
 #define ST_OUT_FILE 1
 #define ST_OUT_STDOUT 2
 #define ST_OUT_STDERR 4
-
-/* ---- strtab.c: string ids ---- */
-
-struct st_strent {
-    const void *key;     /* Identity: a str object or a static type. */
-    PyObject *ref;       /* Owned reference keeping key/text alive, or NULL. */
-    const char *text;    /* Borrowed from ref or static storage. */
-    size_t len;
-    uint32_t sid;
-    uint32_t sent_gen;   /* Connection generation it was sent on. */
-};
-
-/* Returns the entry for a str object (new entries keep a reference), or
- * NULL on memory failure. */
-struct st_strent *st__strtab_str(PyObject *s);
-
-/* Returns the entry for the __name__ of type t. */
-struct st_strent *st__strtab_type(PyTypeObject *t);
-
-/* Returns the entry for a C string with static storage duration. */
-struct st_strent *st__strtab_cstr(const char *s);
-
-/* Drops every entry and its reference; ids keep increasing afterwards. */
-void st__strtab_clear(void);
-
-/* Incremented by st__strtab_clear(): caches holding sids compare it. */
-extern uint32_t st__strtab_epoch;
-
-/* ---- sender.c: the collector connection ---- */
-
-/*
- * Connects to the collector at `path`, exchanges HELLO (which brings the
- * ring, attached to the outbox), starts the watcher thread and installs
- * the signal handlers (once).  On failure writes a one-line reason into
- * err.  @return 0 or a negative errno / ST_E* code.
- */
-int st__sender_connect(const char *path, const char *program, char *err,
-                       size_t errlen);
-
-/* Closes the connection as an orderly end (at exit, or before another
- * connection); the collector applies what the ring holds. */
-void st__sender_close(void);
-
-/* 1 while connected and healthy. */
-int st__sender_ok(void);
-
-/* The connection generation: changes at each (re)connect. */
-uint32_t st__sender_gen(void);
-
-/* Starts the watcher thread again after a fork, if it was stopped. */
-void st__sender_use(void);
-
-/*
- * Waits, with the GIL released, until the collector has acknowledged
- * `token` (sent in a FLUSH already committed), or the connection failed,
- * or nothing moved on it (no byte taken from the ring, no ACK) for
- * `stall_ms`.  *errors / msg receive the ACK's error report.
- * @return 0 on ACK, -1 on failure or timeout (msg says which).
- */
-int st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
-                        char *msg, size_t msglen);
-
-/*
- * Waits (call it with the GIL released) until the collector's read
- * position in the ring of connection `gen` reaches `target`.  A collector
- * that takes nothing for `stall_ns` is treated as gone (the connection is
- * marked failed).  @return 0, or -1 when the connection is gone.
- */
-int st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns);
-
-/* Records lost so far: connections gone, the drop policy. */
-uint64_t st__sender_dropped(void);
-/* The log file the collector opened for `tracer_id` on this connection
- * (its FILE message), copied into out.  @return 1, or 0 when none is
- * known yet. */
-int st__sender_file(uint32_t tracer_id, char *out, size_t outlen);
-
-/* n more records lost (GIL held). */
-void st__sender_count_lost(uint64_t n);
-
-/* A FLUSH with `token` is in the ring after `cum` records of this
- * connection: its ACK confirms them written.  GIL held. */
-void st__sender_flush_mark(uint64_t token, uint64_t cum);
-
-/* Before os.fork() in the parent: the watcher thread is stopped (no other
- * thread may run while the program forks); it starts again at the next
- * use of the connection, which stays. */
-void st__sender_before_fork(void);
-
-/* Makes a forked child start with no thread, no connection and the
- * parent's ring unmapped untouched, inside fork() (pthread_atfork; once a
- * process, at the first connection). */
-void st__sender_atfork_install(void);
-/* In a forked child: has it connected since the fork (its own code, run
- * by an earlier after-fork hook, recorded already)? */
-int st__sender_reconnected_since_fork(void);
-
-/* ---- outbox.c: the ring records are committed to ---- */
-
-struct st_ring_hdr;
-struct st_trace_region;
-
-/* The encoders' staging buffer and its packer: the messages of one record
- * (or of definitions and ends), committed with st__outbox_commit. */
-extern struct st_buf st__outbox_batch;
-extern msgpack_packer st__outbox_pk;
-
-/* The ring size to ask the collector for (STEPTRACE_PENDING_BYTES). */
-uint64_t st__outbox_wanted(void);
-/*
- * A new connection's ring: maps the collector's memfd (its header, and
- * its data twice in a row, so that a record at any position is
- * contiguous) and keeps its eventfd (owned from then on).  Called with
- * sender.c's lock held.  @return 0, or -1 (err says why; efd is the
- * caller's still).
- */
-int st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
-                      size_t errlen);
-/* Records committed on the current connection. */
-uint64_t st__outbox_records(void);
-/* Unmaps the ring and closes the eventfd (sender.c's lock held). */
-void st__outbox_detach(void);
-/* In a forked child: lets go of the parent's ring without writing. */
-void st__outbox_forget(void);
-/* &read (the room given back) and &taken (progress) of the attached
- * ring's header, or NULL (sender.c's lock held). */
-const uint64_t *st__outbox_read_pos(void);
-const uint64_t *st__outbox_taken_pos(void);
-/* Says in the ring's header how the process ends (enum st_ring_end);
- * `detail` (or NULL) names the exec'd program. */
-void st__outbox_set_end(int kind, int sig, const char *detail);
-/* What the once-a-line path of the outbox needs (outbox.c owns it). */
-struct st_outbox_hot {
-    struct st_ring_hdr *hdr;  /* Owned mapping of the header page, or
-                                 NULL when not connected. */
-    char *data;               /* Owned: the data, mapped twice in a row. */
-    uint64_t mask;            /* Data size - 1 (a power of two). */
-    uint64_t wpos;            /* Stream bytes written (= hdr->commit). */
-    uint64_t records;         /* Records committed on this connection. */
-    uint64_t check_at;        /* wpos at which to look at more than
-                                 publishing (at most 4 KiB on): a FLUSH
-                                 due, the room, the soft end of a lap. */
-};
-extern struct st_outbox_hot st__outbox_hot;
-
-/* The cases st__outbox_commit() does not inline. */
-void st__outbox_commit_rest(const struct st_trace_region *r, size_t keep,
-                            uint64_t nrecords);
-void st__outbox_after_commit(void);
-void st__outbox_wake_idle(void);
-
-/*
- * Commits st__outbox_batch to the ring (and empties it): `nrecords` records,
- * whose first `keep` bytes (definitions) must never be dropped.  Waits
- * for room under region r's block policy; drops the rest and counts it
- * under its drop policy.  The connection gone, the bytes are counted as
- * lost.  r may be NULL (block).
- *
- * Inline for the case of nearly every line: encoded in place (st__outbox_batch
- * borrows the ring's free room), the record only needs publishing, and
- * st__outbox_batch moves on to the next free byte (the data is mapped twice, so
- * the room stays contiguous).
- */
-static inline void
-st__outbox_commit(const struct st_trace_region *r, size_t keep, uint64_t nrecords)
-{
-    size_t n = st__outbox_batch.len;
-    uint64_t w;
-
-    if (__builtin_expect(!st__outbox_batch.borrowed || n == 0, 0)) {
-        st__outbox_commit_rest(r, keep, nrecords);
-        return;
-    }
-    w = st__outbox_hot.wpos + n;
-    st__outbox_hot.wpos = w;
-    st__outbox_hot.records += nrecords;
-    __atomic_store_n(&st__outbox_hot.hdr->commit, w, __ATOMIC_RELEASE);
-    if (__builtin_expect(
-            __atomic_load_n(&st__outbox_hot.hdr->reader_idle, __ATOMIC_RELAXED), 0))
-        st__outbox_wake_idle();
-    st__outbox_batch.data = st__outbox_hot.data + (w & st__outbox_hot.mask);
-    st__outbox_batch.cap -= n;
-    st__outbox_batch.len = 0;
-    if (__builtin_expect(w >= st__outbox_hot.check_at, 0))
-        st__outbox_after_commit();
-}
-/* Commits a FLUSH (waking the collector with `wake`).  @return its token,
- * or 0 when there is no connection. */
-uint64_t st__outbox_flush(const struct st_trace_region *r, int wake);
-/* Writes the collector's eventfd: look now. */
-void st__outbox_wake(void);
-/* Throws away st__outbox_batch (meant for a connection that is gone, or for the
- * parent of a forked child); returns how many records it held. */
-uint64_t st__outbox_discard(void);
-
-/* ---- signals.c: a note in the ring when a signal ends the process ---- */
-
-/* Installs the handlers (once per process; GIL held). */
-void st__signals_install(void);
-/* The ring the notes go to (NULL: none), owned by the calling process. */
-void st__signals_ring(struct st_ring_hdr *h);
 
 /* ---- tracer.c: regions and events ---- */
 
@@ -319,31 +125,6 @@ void st__region_leave(PyObject *prev);
 
 /* module.c: the struct st_trace_region of a Region object. */
 struct st_trace_region *st__region_of(PyObject *obj);
-
-/* Monotonic clock in ns (CLOCK_MONOTONIC). */
-uint64_t st__clock_now_ns(void);
-
-
-/* clock.c: the clock runtimes are measured with, in ticks: TSC cycles
- * where the TSC is invariant (x86-64), else CLOCK_MONOTONIC ns.  Set up
- * by st__clock_calibrate (once; call it before the first region). */
-extern int st__clock_tsc;
-void st__clock_calibrate(void);
-uint64_t st__clock_ticks_ns(uint64_t ticks);
-uint64_t st__clock_ns_ticks(uint64_t ns);
-
-/* tracer.c: the clock when the running hook was entered (GIL held). */
-extern uint64_t st__clock_hook_ticks;
-
-static inline uint64_t
-st__clock_ticks(void)
-{
-#if defined(__x86_64__)
-    if (st__clock_tsc)
-        return __rdtsc();
-#endif
-    return st__clock_now_ns();
-}
 
 /* Event entry points called by the backend; they never raise. */
 enum {
@@ -569,7 +350,6 @@ int st__vars_update_slots(struct st_snapshot *s, PyObject *names,
 /* Cached per code object (in its co_extra slot): the filter verdict. */
 struct st_codeinfo {
     uint32_t filter_id;      /* Region filter this verdict is for. */
-    uint32_t strtab_epoch;   /* Validity of file_s / func_s. */
     int traceable;
     PyObject *abs_file;      /* Owned: absolute co_filename. */
     struct st_strent *file_s; /* Borrowed from strtab. */

@@ -7,13 +7,15 @@
  * cycles, converted to ns with a factor measured against CLOCK_MONOTONIC;
  * elsewhere ticks are CLOCK_MONOTONIC ns.
  */
-#include "agent.h"
+#include "clock.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 int st__clock_tsc;
+uint64_t st__clock_hook_ticks;
 
 /* ns = ticks * mult >> 32. */
 static uint64_t tick_mult = 1ull << 32;

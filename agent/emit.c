@@ -182,7 +182,7 @@ emit_wire(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
     }
     /* The definitions before `keep` are never dropped: later records
      * name them. */
-    st__outbox_commit(r, keep, 1);
+    st__outbox_commit(r->drop_when_full, keep, 1);
 }
 
 void
@@ -191,7 +191,7 @@ st__emit_frame_end(struct st_trace_region *r, const struct st_fentry *e)
     if ((r->outputs & ST_OUT_FILE) && e->announced_gen == st__sender_gen() &&
         st__sender_ok()) {
         st_wire_put_frame_end(&st__outbox_batch, e->id);
-        st__outbox_commit(r, st__outbox_batch.len, 0);
+        st__outbox_commit(r->drop_when_full, st__outbox_batch.len, 0);
     }
 }
 
@@ -204,8 +204,8 @@ st__emit_region_end(struct st_trace_region *r)
     if ((r->outputs & ST_OUT_FILE) && (r->lost > 0 || !st__sender_ok()))
         st__region_reconnect(r);
     /* Records lost with a connection, or dropped by the drop policy. */
-    r->lost += st__sender_dropped() - r->dropped_base;
-    r->dropped_base = st__sender_dropped();
+    r->lost += st__collector_dropped() - r->dropped_base;
+    r->dropped_base = st__collector_dropped();
     if ((r->outputs & ST_OUT_FILE) && st__sender_ok() &&
         (r->file_announced || r->lost > 0)) {
         announce_region(r);
@@ -218,7 +218,7 @@ st__emit_region_end(struct st_trace_region *r)
         return 0;
     /* The FLUSH that the caller waits for; the collector is woken now
      * rather than at its next look. */
-    token = st__outbox_flush(r, 1);
+    token = st__outbox_flush(r->drop_when_full, 1);
     return st__sender_ok() ? token : 0;
 }
 
@@ -232,7 +232,7 @@ st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text, size_t
     announce_region(r);
     st_wire_pack_note(&st__outbox_pk, r->id, kind, text, n);
     /* Kept like a definition: a note is never dropped. */
-    st__outbox_commit(r, st__outbox_batch.len, 0);
+    st__outbox_commit(r->drop_when_full, st__outbox_batch.len, 0);
     return 0;
 }
 
@@ -455,7 +455,7 @@ st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
         announce_region(r);
         keep = st__outbox_batch.len;
         st_wire_pack_async(&st__outbox_pk, r->id, time_ns, (uint32_t)kind, body, n);
-        st__outbox_commit(r, keep, 1);
+        st__outbox_commit(r->drop_when_full, keep, 1);
     }
     else if (r->outputs & ST_OUT_FILE) {
         r->lost++;

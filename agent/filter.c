@@ -223,16 +223,15 @@ st__filter_codeinfo(PyCodeObject *co, const struct st_trace_region *r)
     if (ci->filter_id != r->filter.id) {
         ci->filter_id = r->filter.id;
         ci->traceable = filter_code(&r->filter, co, ci);
-        ci->strtab_epoch = 0;
     }
     if (!ci->traceable)
         return NULL;
-    if (ci->strtab_epoch != st__strtab_epoch) {
+    /* String table entries are never freed: looked up once. */
+    if (ci->file_s == NULL || ci->func_s == NULL) {
         ci->file_s = st__strtab_str(ci->abs_file);
         ci->func_s = st__strtab_str(co->co_name);
         if (ci->file_s == NULL || ci->func_s == NULL)
             return NULL;
-        ci->strtab_epoch = st__strtab_epoch;
     }
     return ci;
 }

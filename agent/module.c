@@ -92,7 +92,7 @@ agent_connect(PyObject *mod, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "ss", &path, &program))
         return NULL;
-    if (st__sender_connect(path, program, err, sizeof(err)) != 0) {
+    if (st__collector_connect(path, program, err, sizeof(err)) != 0) {
         PyErr_SetString(PyExc_ConnectionError, err);
         return NULL;
     }
@@ -108,7 +108,7 @@ agent_connected(PyObject *mod, PyObject *unused)
 static PyObject *
 agent_close(PyObject *mod, PyObject *unused)
 {
-    st__sender_close();
+    st__collector_close();
     Py_RETURN_NONE;
 }
 
@@ -390,7 +390,7 @@ agent_stop(PyObject *mod, PyObject *region)
         st__sender_wait_ack(token, 10000, &errors, msg, sizeof(msg)) != 0)
         errors++;
     /* Frames lost after the LOST message went out are counted too. */
-    r->lost += st__sender_dropped() - r->dropped_base;
+    r->lost += st__collector_dropped() - r->dropped_base;
     return Py_BuildValue("(Ksk)", (unsigned long long)(errors + r->errors),
                          msg, (unsigned long)r->lost);
 }
@@ -455,7 +455,7 @@ agent_place(PyObject *mod, PyObject *args)
     known = st__sender_file(r->tracer_id, path, sizeof(path));
     if (!known && wait && (r->outputs & ST_OUT_FILE) && r->file_announced &&
         r->announced_gen == st__sender_gen() && st__sender_ok()) {
-        uint64_t token = st__outbox_flush(r, 1), errors = 0;
+        uint64_t token = st__outbox_flush(r->drop_when_full, 1), errors = 0;
         char msg[600];
 
         /* The FILE comes before the ACK of a FLUSH sent after the

@@ -1,6 +1,6 @@
 /*
- * The outbox: where records leave the process.  The encoders (emit.c)
- * write the messages of one record into st__outbox_batch, which normally points
+ * The outbox: where records leave the process (see outbox.h).  The
+ * encoders (emit.c) write the messages of one record into st__outbox_batch, which normally points
  * straight into the ring the collector gave us (PROTOCOL.md "The ring"),
  * at the next free byte; st__outbox_commit() then publishes them with
  * one release store.  From that store on, the record is the collector's:
@@ -32,7 +32,15 @@
  *
  * Everything here runs with the GIL held, except the waits.
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "steptrace/ring.h"
+#include "steptrace/wire.h"
+
+#include "clock.h"
+#include "outbox.h"
+#include "sender.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -43,8 +51,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "steptrace/ring.h"
 
 struct st_buf st__outbox_batch;
 msgpack_packer st__outbox_pk;
@@ -86,30 +92,12 @@ static struct {
     .cv = PTHREAD_COND_INITIALIZER,
 };
 
-int st__outbox_init(void);
-int
+void
 st__outbox_init(void)
 {
     st_buf_init(&st__outbox_batch);
-    msgpack_packer_init(&st__outbox_pk, &st__outbox_batch, st_buf_msgpack_write);
-    return 0;
-}
-
-uint64_t
-st__outbox_wanted(void)
-{
-    const char *env = getenv("STEPTRACE_PENDING_BYTES");
-    char *end;
-    unsigned long long v;
-
-    if (env == NULL || *env == '\0')
-        return ST_RING_DEFAULT;
-    v = strtoull(env, &end, 10);
-    if (*end != '\0')
-        return ST_RING_DEFAULT;
-    if (v < ST_RING_MIN)
-        return ST_RING_MIN;
-    return v > ST_RING_MAX ? ST_RING_MAX : v;
+    msgpack_packer_init(&st__outbox_pk, &st__outbox_batch,
+                        st_buf_msgpack_write);
 }
 
 uint64_t
@@ -241,18 +229,6 @@ st__outbox_forget(void)
     st__outbox_hot.records = 0;
 }
 
-const uint64_t *
-st__outbox_read_pos(void)
-{
-    return st__outbox_hot.hdr != NULL ? &st__outbox_hot.hdr->read : NULL;
-}
-
-const uint64_t *
-st__outbox_taken_pos(void)
-{
-    return st__outbox_hot.hdr != NULL ? &st__outbox_hot.hdr->taken : NULL;
-}
-
 void
 st__outbox_set_end(int kind, int sig, const char *detail)
 {
@@ -272,8 +248,8 @@ st__outbox_set_end(int kind, int sig, const char *detail)
     __atomic_store_n(&h->end_kind, (uint32_t)kind, __ATOMIC_RELEASE);
 }
 
-void
-st__outbox_wake(void)
+static void
+outbox_wake(void)
 {
     uint64_t one = 1;
     ssize_t r;
@@ -326,7 +302,7 @@ outbox_publish(size_t n)
     /* A collector that stopped looking is woken once. */
     if (__atomic_load_n(&st__outbox_hot.hdr->reader_idle, __ATOMIC_RELAXED)) {
         __atomic_store_n(&st__outbox_hot.hdr->reader_idle, 0, __ATOMIC_RELAXED);
-        st__outbox_wake();
+        outbox_wake();
     }
 }
 
@@ -367,7 +343,7 @@ outbox_wait_room(uint64_t need, uint64_t stall_ns)
         need = O.size;
     target = st__outbox_hot.wpos + need - O.size;
     __atomic_store_n(&st__outbox_hot.hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
-    st__outbox_wake();
+    outbox_wake();
     Py_BEGIN_ALLOW_THREADS
     r = st__sender_wait_room(gen, target, stall_ns);
     Py_END_ALLOW_THREADS
@@ -469,7 +445,7 @@ outbox_maybe_flush(void)
         return;
     if (O.waiting || O.room < 16)
         return;
-    (void)st__outbox_flush(NULL, 0);
+    (void)st__outbox_flush(0, 0);
 }
 
 /* When the next commit in place must look at more than publishing: a
@@ -559,15 +535,14 @@ void
 st__outbox_wake_idle(void)
 {
     __atomic_store_n(&st__outbox_hot.hdr->reader_idle, 0, __ATOMIC_RELAXED);
-    st__outbox_wake();
+    outbox_wake();
 }
 
-/* st__outbox_commit() of all but the common case (agent.h): nothing to
+/* st__outbox_commit() of all but the common case (outbox.h): nothing to
  * commit, no ring, or a record that did not fit (st__outbox_batch then holds it
  * in memory of its own). */
 void
-st__outbox_commit_rest(const struct st_trace_region *r, size_t keep,
-                       uint64_t nrecords)
+st__outbox_commit_rest(int drop, size_t keep, uint64_t nrecords)
 {
     if (st__outbox_batch.len == 0)
         return;
@@ -577,7 +552,7 @@ st__outbox_commit_rest(const struct st_trace_region *r, size_t keep,
         return;
     }
     if (O.waiting) {
-        if (r != NULL && r->drop_when_full && keep < st__outbox_batch.len) {
+        if (drop && keep < st__outbox_batch.len) {
             /* The drop policy does not wait behind another thread: the
              * record goes, its definitions stay (they go in after the
              * waiting thread's bytes). */
@@ -586,13 +561,13 @@ st__outbox_commit_rest(const struct st_trace_region *r, size_t keep,
             return;
         }
         /* Committed (and counted) by the waiting thread. */
-        outbox_queue_behind(r != NULL && r->drop_when_full, nrecords);
+        outbox_queue_behind(drop, nrecords);
         return;
     }
     /* The room st__outbox_batch had is not known any more: look it up. */
     if (outbox_refresh() != 0)
         O.room = 0;
-    outbox_commit_slow(r != NULL && r->drop_when_full, keep, nrecords);
+    outbox_commit_slow(drop, keep, nrecords);
     if (st__outbox_hot.hdr != NULL) {
         outbox_borrow();
         outbox_maybe_flush();
@@ -601,7 +576,7 @@ st__outbox_commit_rest(const struct st_trace_region *r, size_t keep,
 }
 
 uint64_t
-st__outbox_flush(const struct st_trace_region *r, int wake)
+st__outbox_flush(int drop, int wake)
 {
     uint64_t token;
 
@@ -617,11 +592,11 @@ st__outbox_flush(const struct st_trace_region *r, int wake)
     O.flush_ticks = st__clock_ticks();
     outbox_set_check();
     /* Nothing of it may be dropped. */
-    st__outbox_commit(r, st__outbox_batch.len, 0);
+    st__outbox_commit(drop, st__outbox_batch.len, 0);
     if (!st__sender_ok() || st__outbox_hot.hdr == NULL)
         return 0;
     st__sender_flush_mark(token, st__outbox_hot.records);
     if (wake)
-        st__outbox_wake();
+        outbox_wake();
     return token;
 }

@@ -14,7 +14,6 @@
 
 static uint32_t next_frame_id = 1;
 
-uint64_t st__clock_hook_ticks;
 static uint32_t next_scope_id = 1;
 static uint32_t next_tid = 1;
 
@@ -85,14 +84,13 @@ static size_t susp_cap;                /* 0 or a power of two. */
 static size_t nsuspended;
 static size_t susp_purge_at = SUSP_PURGE_MIN;
 
-int st__outbox_init(void);
-
 int
 st__tracer_init(void)
 {
     if (st__filter_init() != 0)
         return -1;
-    return st__outbox_init();
+    st__outbox_init();
+    return 0;
 }
 
 /* ---- per-thread state ---- */
@@ -807,14 +805,6 @@ st__tracer_on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
 
 /* ---- the collector connection: loss, reconnection, fork ---- */
 
-static PyObject *reconnect_hook; /* Owned callable, or NULL. */
-
-void
-st__collector_set_reconnect_hook(PyObject *hook)
-{
-    Py_XSETREF(reconnect_hook, Py_XNewRef(hook));
-}
-
 void
 st__region_reset_wire_state(struct st_trace_region *r)
 {
@@ -839,27 +829,17 @@ st__region_reset_wire_state(struct st_trace_region *r)
     r->file_announced = 0;
 }
 
-static uint64_t reconnect_next_try;
-
 int
 st__region_reconnect(struct st_trace_region *r)
 {
-    uint64_t now = st__clock_now_ns();
-    PyObject *res;
-
     if (st__sender_ok())
         return 1;
-    if (reconnect_hook == NULL || now < reconnect_next_try)
+    if (!st__collector_reconnect_due())
         return 0;
-    reconnect_next_try = now + 1000000000ull;
     /* What was being batched for the old connection cannot be sent on a
      * new one (ids and announcements are per connection). */
     r->lost += st__outbox_discard();
-    res = PyObject_CallNoArgs(reconnect_hook);
-    if (res == NULL)
-        PyErr_Clear();
-    Py_XDECREF(res);
-    if (!st__sender_ok())
+    if (!st__collector_reconnect())
         return 0;
     st__region_reset_wire_state(r);
     return 1;
@@ -870,17 +850,8 @@ st__tracer_after_fork_child(void)
 {
     struct st_tstate **pp = &all_tstates;
     struct st_trace_region *r;
-    /* An earlier after-fork hook may have run traced code: the child then
-     * reconnected already, its batch and wire state are its own. */
-    int own = st__sender_reconnected_since_fork();
+    int own = st__collector_after_fork_child();
 
-    if (!own) {
-        /* The batch holds the parent's records, which the parent sends. */
-        (void)st__outbox_discard();
-        /* The child connects at once, whatever the parent tried
-         * lately. */
-        reconnect_next_try = 0;
-    }
     /* Only the forking thread lives on in the child. */
     while (*pp != NULL) {
         struct st_tstate *ts = *pp;
@@ -910,7 +881,7 @@ st__tracer_after_fork_child(void)
     if (r != NULL && !own) {
         st__region_reset_wire_state(r);
         r->lost = 0;
-        r->dropped_base = st__sender_dropped();
+        r->dropped_base = st__collector_dropped();
     }
 }
 
@@ -1024,7 +995,7 @@ st__region_enter(struct st_trace_region *r, PyObject *obj, int fresh)
     now = st__clock_now_ns();
     if (fresh) {
         r->epoch = ++epochs;
-        r->dropped_base = st__sender_dropped();
+        r->dropped_base = st__collector_dropped();
         /* A region resumed after a pause (a traced generator) keeps its
          * start: async records' Time is since the region began. */
         if (r->start_ns == 0)
