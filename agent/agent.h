@@ -36,6 +36,11 @@
 #include "sender.h"
 #include "signals.h"
 #include "strtab.h"
+#include "compose.h"
+#include "render.h"
+#include "stateprint.h"
+#include "vars.h"
+#include "vfp.h"
 
 /* Destinations (bits), from LogOutput. */
 #define ST_OUT_FILE 1
@@ -187,163 +192,9 @@ uint64_t st__region_finish(struct st_trace_region *r);
 /* Frees what a region owns (after st__region_finish). */
 void st__region_free(struct st_trace_region *r);
 
-/* ---- compose.c: str() of values at the cost of what is shown ---- */
-
-/* What a composed text showed: the shape and items it was made of (see
- * compose.c).  tok and leaf owned; leaf holds references. */
-struct st_vfp {
-    uintptr_t *tok;
-    size_t ntok;
-    PyObject **leaf;
-    size_t nleaf;
-};
-
-/* A fingerprint of the bytes of an object with the buffer protocol. */
-struct st_bufprint {
-    const PyTypeObject *type; /* Identity only. */
-    size_t len;
-    uint64_t hash;
-};
-
-/* Exact builtin types whose value cannot change while the object lives. */
-int st__vfp_immutable(PyObject *v);
-/* Is str(v) fixed by v's identity and type (a function, a default
- * repr)? */
-int st__vfp_identity(PyObject *v);
-/* str() of an exact int or float formatted in C (no str object), as a new
- * malloc'ed string; NULL when v is not one or its text is longer than
- * `limit` (0: no limit). */
-char *st__compose_number(PyObject *v, size_t limit, size_t *len_out);
-/*
- * str() of an exact list, tuple, dict, set or frozenset, composed item by
- * item up to `limit` characters, escaped, cut texts ending "... (N
- * items)": a new malloc'ed string (*len_out excludes the NUL), or NULL
- * when v is not such a container or its str() must say something went
- * wrong.  *fp receives the fingerprint of what it shows (ntok 0 when the
- * program's code ran meanwhile or v has none); free with st__vfp_clear.
- */
-char *st__compose_value(PyObject *v, size_t limit, size_t *len_out,
-                  struct st_vfp *fp);
-/* Does v still show what fp fingerprinted?  A walk over the same items. */
-int st__vfp_same(PyObject *v, const struct st_vfp *fp);
-void st__vfp_clear(struct st_vfp *fp);
-/* Fills *out for an object with a contiguous buffer (not bytes, not str).
- * @return 1, or 0 when it has none. */
-int st__vfp_buffer(PyObject *v, struct st_bufprint *out);
-
-/* stateprint.c: a hash of the state an object of a class statement's
- * class holds (what its own __str__ can show), taken without running the
- * program's code. */
-struct st_stateprint {
-    uint64_t hash;
-    uint32_t nodes;
-};
-/* @return 1 and fills *out, or 0 when v's state cannot be walked (not a
- * class statement's instance, something opaque or too much in reach). */
-int st__stateprint_take(PyObject *v, struct st_stateprint *out);
-/* The program's code may run (a str(), the next line): prints taken so
- * far are not reused. */
-void st__stateprint_forget(void);
-/* What a str() of an object of type t cost (clock ticks), to weigh walks
- * against. */
-void st__stateprint_str_cost(const PyTypeObject *t, uint64_t ticks);
-/* Whether a walk of an object of type t spared a str() (its state was
- * as last shown, or its text was kept for that state). */
-void st__stateprint_outcome(const PyTypeObject *t, int spared);
-
 /* tracer.c: is v an object that a traced initialiser running on this
  * thread is building (the first argument of an __init__ on its stack)? */
 int st__threads_being_built(PyObject *v);
-
-/* ---- vars.c: snapshots and diffs ---- */
-
-/*
- * Renders str(v) escaped and cut at the region's repr_limit into a new
- * malloc'ed, NUL-terminated string (*len_out excludes the NUL); a str()
- * that raises gives "<unprintable T: msg>".  Never raises; NULL only when
- * out of memory.
- */
-char *st__render_value(PyObject *v, const struct st_trace_region *r,
-                       size_t *len_out);
-
-/* str(v), or repr(v) when `repr`: a new reference, or NULL with the
- * exception set.  A half-built object's __str__ can fill a cache from
- * state not set yet (a functools.cached_property), which would change
- * what the program does later: for an object an initialiser is building,
- * its attribute dict is put back as it was if the call changed it. */
-PyObject *st__render_text(PyObject *v, int repr);
-
-/* "Type: message" (or "Type" when str(exc) is empty) for an exception
- * value, rendered like st__render_value. */
-char *st__render_exception(PyObject *exc, const struct st_trace_region *r,
-                           size_t *len_out);
-
-/* One shown variable of a scope, as last rendered. */
-struct st_snapent {
-    PyObject *name;          /* Owned. */
-    struct st_strent *name_s; /* Borrowed from strtab. */
-    struct st_strent *type_s;
-    PyObject *imm;           /* Owned ref to an immutable value, or NULL. */
-    const void *ident;       /* Identity only (no reference) of a value
-                                whose str() is fixed by its identity and
-                                type (a function, a default repr). */
-    const PyTypeObject *type; /* Identity only: the value's type. */
-    struct st_vfp fp;        /* Owned: what its composed text showed
-                                (compose.c), or empty. */
-    struct st_bufprint bp;   /* Its bytes, with has_bp. */
-    int has_bp;
-    struct st_stateprint sp; /* Its state, with has_sp (stateprint.c). */
-    int has_sp;
-    uint8_t sp_miss;         /* Steps in a row its state changed (up to
-                                SP_MISS_MAX: then walked 1 step in 16). */
-    uint8_t sp_tick;
-    char *value;             /* Owned, escaped and cut. */
-    size_t value_len;
-    int seen;
-    int stable;              /* Its text cannot change while the dict
-                                holding it is unchanged (imm, function). */
-};
-
-struct st_snapshot {
-    struct st_snapent *ents; /* Owned. */
-    size_t n, cap;
-    size_t nunstable;        /* Entries that are not `stable`. */
-    uint64_t version;        /* The dict's version when last read... */
-    int has_version;         /* ...when set. */
-};
-
-/* One change found by st__vars_update(). */
-struct st_change {
-    struct st_snapent *ent;  /* Borrowed (NULL for a delete). */
-    struct st_strent *name_s;
-    int kind;                /* ST_VAR_NEW, ST_VAR_CHANGED, ST_VAR_DELETED */
-    char *old;               /* Owned old value for ST_VAR_CHANGED. */
-    size_t old_len;
-};
-
-struct st_changes {
-    struct st_change *c;     /* Owned. */
-    size_t n, cap;
-};
-
-void st__vars_clear(struct st_snapshot *s);
-void st__vars_changes_reset(struct st_changes *c);
-
-/*
- * Compares the mapping `vars` with the snapshot, updates the snapshot and
- * appends the differences to *out.  Never raises: a value whose str()
- * fails is rendered as <unprintable T: msg>.
- * @return 0, or -1 when the mapping could not be read (exception cleared).
- */
-int st__vars_update(struct st_snapshot *s, PyObject *vars,
-                        const struct st_trace_region *r, struct st_changes *out);
-
-/* Like st__vars_update, for n variables given as names and values
- * in slot order (a NULL value is unbound). */
-int st__vars_update_slots(struct st_snapshot *s, PyObject *names,
-                              PyObject *const *values, Py_ssize_t n,
-                              const struct st_trace_region *r,
-                              struct st_changes *out);
 
 /* ---- shared by tracer.c, filter.c and emit.c ---- */
 

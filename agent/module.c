@@ -669,6 +669,7 @@ PyInit__agent(void)
 
     if (m == NULL)
         return NULL;
+    st__render_set_building(st__threads_being_built);
     if (st__tracer_init() != 0) {
         PyErr_SetString(PyExc_RuntimeError, "steptrace: cannot initialise");
         goto error;

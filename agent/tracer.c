@@ -675,7 +675,7 @@ record_return(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
         rec.kind = ST_EVENT_RETURN_EXC;
     }
     else {
-        value = st__render_value(arg, r, &rec.detail_len);
+        value = st__render_value(arg, r->repr_limit, &rec.detail_len);
         rec.detail = value;
     }
     st__emit_record(r, ts, ts->depth - 1, &rec);
@@ -789,7 +789,8 @@ st__tracer_on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
          * through from a traced callee was recorded there. */
         if (r->level <= ST_LEVEL_ERROR && raised_here(r, tb)) {
             struct st_record rec = {.kind = ST_EVENT_EXCEPTION};
-            char *detail = st__render_exception(value, r, &rec.detail_len);
+            char *detail = st__render_exception(value, r->repr_limit,
+                                                 &rec.detail_len);
 
             rec.line = (uint32_t)PyFrame_GetLineNumber(f);
             rec.runtime = take_runtime(ts);

@@ -4,18 +4,21 @@
  * that it is unchanged: for values of exact immutable builtin types, a
  * reference to the value itself (the same object again cannot have
  * changed); for containers, the fingerprint of the items their text was
- * composed from (compose.c); for arrays, one of their bytes.  Mutable
+ * composed from (compose.c); for arrays, one of their bytes (vfp.h).  Mutable
  * values are never referenced between steps (object lifetimes stay as
  * untraced); others are rendered each step and compared as text.
  */
+#include "compat.h"
+
+#include "steptrace/wire.h"
+
 #include "agent.h"
+#include "clock.h"
+#include "render.h"
+#include "vars.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* The fingerprint of the text st__render_value() last composed (moved
- * into the entry that keeps that text, else dropped at the next call). */
-static struct st_vfp render_fp;
 
 /* Is str(v) fixed by v's identity: a function, a default repr, a
  * generator or coroutine, or a str subclass whose str() is its
@@ -37,8 +40,7 @@ snapent_keep(struct st_snapent *e, PyObject *v,
              const struct st_stateprint *sp)
 {
     st__vfp_clear(&e->fp);
-    e->fp = render_fp;
-    memset(&render_fp, 0, sizeof(render_fp));
+    st__render_take_fp(&e->fp);
     e->has_bp = e->fp.ntok == 0 && st__vfp_buffer(v, &e->bp);
     Py_XSETREF(e->imm, st__vfp_immutable(v) ? Py_NewRef(v) : NULL);
     e->ident = text_by_identity(v) ? (const void *)v : NULL;
@@ -122,123 +124,6 @@ vars_hidden_value(PyObject *v, const struct st_trace_region *r)
         }
     }
     return 0;
-}
-
-/* type(v).__name__ as a C string, for messages. */
-static const char *
-vars_type_name(PyObject *v)
-{
-    struct st_strent *e = st__strtab_type(Py_TYPE(v));
-
-    return e != NULL ? e->text : "?";
-}
-
-PyObject *
-st__render_text(PyObject *v, int repr)
-{
-    PyObject **dp, *dict = NULL, *saved = NULL, *s;
-    uint64_t version = 0;
-
-    st__stateprint_forget();
-    if (st__threads_being_built(v)) {
-        dp = _PyObject_GetDictPtr(v);
-        if (dp != NULL && *dp != NULL && PyDict_CheckExact(*dp)) {
-            dict = Py_NewRef(*dp);
-            saved = PyDict_Copy(dict);
-            version = st_dict_version(dict);
-        }
-        PyErr_Clear();
-    }
-    s = repr ? PyObject_Repr(v) : PyObject_Str(v);
-    if (saved != NULL && st_dict_version(dict) != version) {
-        st_exc_state es;
-
-        /* str() filled a cache (or worse) in the half-built object: put
-         * its attributes back as the program left them. */
-        ST_EXC_SAVE(es);
-        PyDict_Clear(dict);
-        if (PyDict_Update(dict, saved) < 0)
-            PyErr_Clear();
-        ST_EXC_RESTORE(es);
-    }
-    Py_XDECREF(saved);
-    Py_XDECREF(dict);
-    return s;
-}
-
-char *
-st__render_value(PyObject *v, const struct st_trace_region *r, size_t *len_out)
-{
-    struct st_buf b;
-    PyObject *s;
-    const char *text;
-    Py_ssize_t n, nchars;
-    char *quick = st__compose_number(v, r->repr_limit, len_out);
-
-    st__vfp_clear(&render_fp);
-    if (quick != NULL)
-        return quick;
-    quick = st__compose_value(v, r->repr_limit, len_out, &render_fp);
-    if (quick != NULL)
-        return quick;
-    s = st__render_text(v, 0);
-    st_buf_init(&b);
-    if (s == NULL) {
-        PyObject *exc_s = NULL;
-        st_exc_state es;
-
-        ST_EXC_SAVE(es);
-#if PY_VERSION_HEX >= 0x030C0000
-        exc_s = es.exc ? PyObject_Str(es.exc) : NULL;
-#else
-        exc_s = es.value ? PyObject_Str(es.value) : NULL;
-#endif
-        st_buf_puts(&b, "<unprintable ");
-        st_buf_puts(&b, vars_type_name(v));
-        st_buf_puts(&b, ": ");
-        if (exc_s != NULL && (text = PyUnicode_AsUTF8AndSize(exc_s, &n)))
-            st_record_escape(&b, text, (size_t)n);
-        st_buf_puts(&b, ">");
-        Py_XDECREF(exc_s);
-        ST_EXC_RESTORE(es);
-        PyErr_Clear();
-        goto done;
-    }
-    nchars = PyUnicode_GetLength(s);
-    if ((size_t)nchars > r->repr_limit) {
-        PyObject *cut = PyUnicode_Substring(s, 0, (Py_ssize_t)r->repr_limit);
-
-        if (cut != NULL && (text = PyUnicode_AsUTF8AndSize(cut, &n))) {
-            st_record_escape(&b, text, (size_t)n);
-            st_buf_puts(&b, "... (");
-            st_buf_put_u64(&b, (uint64_t)nchars);
-            st_buf_puts(&b, " chars)");
-        }
-        Py_XDECREF(cut);
-    }
-    else {
-        text = PyUnicode_AsUTF8AndSize(s, &n);
-        if (text != NULL)
-            st_record_escape(&b, text, (size_t)n);
-    }
-    if (PyErr_Occurred()) {
-        /* Lone surrogates cannot be UTF-8 encoded: say so. */
-        PyErr_Clear();
-        b.len = 0;
-        st_buf_puts(&b, "<unprintable ");
-        st_buf_puts(&b, vars_type_name(v));
-        st_buf_puts(&b, ": not encodable as UTF-8>");
-    }
-    Py_DECREF(s);
-done:
-    if (b.oom) {
-        st_buf_close(&b);
-        *len_out = 0;
-        return strdup("");
-    }
-    st_buf_append(&b, "", 1); /* NUL for convenience; not counted. */
-    *len_out = b.len - 1;
-    return b.data;
 }
 
 static void
@@ -361,67 +246,6 @@ snapshot_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
     snapshot_visit(s, name, v, r, out, hint);
 }
 
-/*
- * Texts of objects whose str() is the program's code, by the print of
- * their state (stateprint.c): a method called again and again on the same
- * object (a view's __getitem__, a node's property) shows its `self` as a
- * new variable in each new frame, and str() of it runs once per change of
- * the object, not once per call.  Direct-mapped; a slot holds the escaped,
- * cut text for one repr_limit.
- */
-#define TEXTCACHE_SLOTS 1024u
-
-struct textcache_ent {
-    uint64_t hash;
-    uint32_t nodes;
-    size_t limit;
-    char *text;              /* Owned, or NULL when the slot is empty. */
-    size_t len;
-};
-static struct textcache_ent textcache[TEXTCACHE_SLOTS];
-
-static struct textcache_ent *
-textcache_slot(const struct st_stateprint *sp)
-{
-    return &textcache[(sp->hash ^ (sp->hash >> 32)) % TEXTCACHE_SLOTS];
-}
-
-/* A copy of the text kept for this state and limit, or NULL. */
-static char *
-textcache_get(const struct st_stateprint *sp, size_t limit, size_t *len)
-{
-    struct textcache_ent *t = textcache_slot(sp);
-    char *copy;
-
-    if (t->text == NULL || t->hash != sp->hash || t->nodes != sp->nodes ||
-        t->limit != limit)
-        return NULL;
-    copy = malloc(t->len + 1);
-    if (copy == NULL)
-        return NULL;
-    memcpy(copy, t->text, t->len + 1);
-    *len = t->len;
-    return copy;
-}
-
-static void
-textcache_put(const struct st_stateprint *sp, size_t limit, const char *text,
-              size_t len)
-{
-    struct textcache_ent *t = textcache_slot(sp);
-    char *copy = malloc(len + 1);
-
-    if (copy == NULL)
-        return;
-    memcpy(copy, text, len + 1);
-    free(t->text);
-    t->hash = sp->hash;
-    t->nodes = sp->nodes;
-    t->limit = limit;
-    t->text = copy;
-    t->len = len;
-}
-
 /* Is v's text made by the program's own __str__ (so worth a print)? */
 static int
 text_is_programs(PyObject *v)
@@ -481,13 +305,13 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     type_s = st__strtab_type(Py_TYPE(v));
     if (type_s == NULL)
         return -1;
-    value = has_sp ? textcache_get(&sp, r->repr_limit, &len) : NULL;
+    value = has_sp ? st__render_cached(&sp, r->repr_limit, &len) : NULL;
     if (has_sp)
         st__stateprint_outcome(Py_TYPE(v), value != NULL);
     if (value == NULL) {
         uint64_t t0 = st__clock_ticks();
 
-        value = st__render_value(v, r, &len);
+        value = st__render_value(v, r->repr_limit, &len);
         if (value == NULL)
             return -1;
         if (text_is_programs(v))
@@ -495,7 +319,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
         /* Kept by the state before str(): one that fills a cache of its
          * own is called once more, at the next step, then no more. */
         if (has_sp)
-            textcache_put(&sp, r->repr_limit, value, len);
+            st__render_keep(&sp, r->repr_limit, value, len);
     }
     if (i >= 0) {
         if (e->type_s == type_s && e->value_len == len &&
@@ -717,34 +541,4 @@ st__vars_update_slots(struct st_snapshot *s, PyObject *names,
     }
     snapshot_finish(s, out);
     return 0;
-}
-
-char *
-st__render_exception(PyObject *exc, const struct st_trace_region *r,
-                     size_t *len_out)
-{
-    const char *type = vars_type_name(exc);
-    size_t tlen = strlen(type), mlen = 0;
-    char *msg;
-
-    st__stateprint_forget();
-    msg = st__render_value(exc, r, &mlen);
-    char *out;
-
-    out = malloc(tlen + 2 + mlen + 1);
-    if (out == NULL) {
-        free(msg);
-        *len_out = 0;
-        return NULL;
-    }
-    memcpy(out, type, tlen);
-    *len_out = tlen;
-    if (msg != NULL && mlen > 0) {
-        memcpy(out + tlen, ": ", 2);
-        memcpy(out + tlen + 2, msg, mlen);
-        *len_out += 2 + mlen;
-    }
-    out[*len_out] = '\0';
-    free(msg);
-    return out;
 }
