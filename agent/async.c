@@ -1,13 +1,13 @@
 /*
- * Async records (SPEC section 8): coroutines in the workspace are followed
- * automatically.  A coroutine frame's first start is COROUTINE START, its
- * end COROUTINE END; each suspension of it (an await that waits) is an
- * AWAIT START, its resumption an AWAIT END, settled at the frame's next
- * event (a line: it went well; an exception: the await raised).  Task
- * records come from the package (task_event), which watches the running
- * loop's create_task while a region is active.
+ * Async records; see async.h.
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "steptrace/record.h"
+
+#include "async.h"
+#include "clock.h"
+#include "emit.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +22,6 @@ st__async_set_hooks(PyObject *expr, PyObject *loop)
 {
     Py_XSETREF(expr_hook, Py_XNewRef(expr));
     Py_XSETREF(loop_hook, Py_XNewRef(loop));
-}
-
-void
-st__threads_coro_free(struct st_coro *c)
-{
-    if (c == NULL)
-        return;
-    free(c->expr);
-    Py_XDECREF(c->exc);
-    free(c);
 }
 
 static uint64_t
@@ -149,7 +139,8 @@ write_await_start(struct st_trace_region *r, const struct st_fentry *e)
 }
 
 void
-st__async_suspend(struct st_trace_region *r, struct st_fentry *e, PyFrameObject *f)
+st__async_suspend(struct st_trace_region *r, struct st_fentry *e,
+                  PyFrameObject *f)
 {
     struct st_coro *c = e->coro;
 
@@ -288,10 +279,10 @@ st__async_coro_end(struct st_trace_region *r, struct st_fentry *e, int ok)
 }
 
 int
-st__async_task_event(int created, const char *name, size_t n, int ok,
+st__async_task_event(struct st_trace_region *r, int created,
+                     const char *name, size_t n, int ok,
                      uint64_t duration_ns)
 {
-    struct st_trace_region *r = st__threads_region();
     struct st_buf b;
 
     if (r == NULL || !async_on(r) || !r->trace_tasks)

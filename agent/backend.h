@@ -9,11 +9,11 @@
 
 #include "compat.h"
 
-#include <string.h>
-
-/* The calling thread starts recording: makes sure events reach the
- * hook.  `handle` is what sys.gettrace() returns while the settrace
- * backend is installed (borrowed by CPython). */
+/* The calling thread starts recording (it has just entered a region, or
+ * gone back to one): makes sure events reach the hook, and settles what
+ * may stay switched off for the region now live.  `handle` is what
+ * sys.gettrace() returns while the settrace backend is installed
+ * (borrowed by CPython). */
 void st__backend_start(PyObject *handle);
 
 /* The calling thread stops recording. */
@@ -23,10 +23,6 @@ void st__backend_stop(void);
  * are switched off, and with `release` given back. */
 void st__backend_idle(int release);
 
-/* Code locations whose events were switched off get them back (the
- * filter deciding what is traced changed). */
-void st__backend_restart(void);
-
 /* The backend in use: "sys.monitoring" or "settrace". */
 const char *st__backend_name(void);
 
@@ -35,7 +31,8 @@ const char *st__backend_name(void);
  * someone re-installed it with sys.settrace(). */
 int st__backend_dispatch(PyFrameObject *f, const char *event, PyObject *arg);
 
-/* backend_settrace.c, used by the dispatcher on every version. */
+/* backend_settrace.c: the C trace function installed and removed (the
+ * settrace backend, and sys.monitoring's fallback). */
 void st__backend_settrace_start(PyObject *handle);
 void st__backend_settrace_stop(void);
 

@@ -10,15 +10,21 @@
  *   RAISE                          -> exception
  *
  * Events at locations of code that is not traced return DISABLE, so
- * library code costs one callback per location, once (tracer.c decides
- * when that is allowed).  Before 3.12, and when no tool id is free (or
- * STEPTRACE_BACKEND=settrace), the settrace backend is used.
+ * library code costs one callback per location, once (see "code
+ * locations switched off" below for when that is allowed).  Before 3.12,
+ * and when no tool id is free (or STEPTRACE_BACKEND=settrace), the
+ * settrace backend is used.
  */
-#include "agent.h"
+#include "compat.h"
 
+#include "agent.h"
 #include "backend.h"
+#include "filter.h"
+#include "threads.h"
+#include "tracer.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #if PY_VERSION_HEX < 0x030C0000
 
@@ -40,11 +46,6 @@ st__backend_idle(int release)
     (void)release;
 }
 
-void
-st__backend_restart(void)
-{
-}
-
 const char *
 st__backend_name(void)
 {
@@ -61,6 +62,69 @@ static long events_mask;      /* Our events, when they are on. */
 static int events_on;
 static PyObject *disable_obj; /* Owned: sys.monitoring.DISABLE. */
 
+/* ---- code locations switched off (sys.monitoring DISABLE) ---- */
+
+/*
+ * Events switched off at a location stay off for every thread until they
+ * are restarted.  They are switched off only for code that the filter of
+ * the live regions does not trace; while regions with different filters
+ * are live, nothing is switched off.
+ */
+enum { OFF_NONE, OFF_KEY };
+static int off_state = OFF_NONE;
+static uint64_t off_key;
+
+/* Code locations whose events were switched off get them back (the
+ * filter deciding what is traced changed). */
+static void
+mon_restart(void)
+{
+    PyObject *mon = PySys_GetObject("monitoring"), *res;
+    st_exc_state es;
+
+    if (mode != MODE_MONITORING || mon == NULL)
+        return;
+    ST_EXC_SAVE(es);
+    res = PyObject_CallMethod(mon, "restart_events", NULL);
+    Py_XDECREF(res);
+    PyErr_Clear();
+    ST_EXC_RESTORE(es);
+}
+
+/* r became live in the calling thread: settle what may be switched
+ * off. */
+static void
+mon_off_policy(const struct st_trace_region *r)
+{
+    int mixed;
+
+    if (off_state == OFF_KEY && off_key == r->filter.key)
+        return;
+    mixed = st__threads_other_filter_live(r->filter.key);
+    if (off_state == OFF_KEY)
+        mon_restart();
+    if (mixed) {
+        off_state = OFF_NONE;
+    }
+    else {
+        off_state = OFF_KEY;
+        off_key = r->filter.key;
+    }
+}
+
+/* May events of code `co` be switched off at their locations for every
+ * thread?  Only while all live regions filter alike and co is not traced
+ * under that filter. */
+static int
+mon_off_ok(PyCodeObject *co)
+{
+    struct st_trace_region *r = st__threads_region();
+
+    if (r == NULL || off_state != OFF_KEY || r->filter.key != off_key)
+        return 0;
+    return st__filter_codeinfo(co, &r->filter) == NULL;
+}
+
 /* The frame the event happened in (borrowed), or NULL. */
 static inline PyFrameObject *
 event_frame(void)
@@ -74,10 +138,11 @@ mon_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyFrameObject *f;
 
     (void)self;
-    if (nargs < 1 || st__threads_region() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 1 || st__threads_region() == NULL ||
+        (f = event_frame()) == NULL)
         Py_RETURN_NONE;
     if (st__tracer_on_call(f) == ST_HOOK_UNTRACED &&
-        st__code_events_off_ok((PyCodeObject *)args[0]))
+        mon_off_ok((PyCodeObject *)args[0]))
         return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
@@ -105,7 +170,7 @@ mon_line_at(PyObject *co, int line)
     if (st__threads_region() == NULL || (f = event_frame()) == NULL)
         Py_RETURN_NONE;
     if (st__tracer_on_line(f, line) == ST_HOOK_NOT_MINE &&
-        st__code_events_off_ok((PyCodeObject *)co))
+        mon_off_ok((PyCodeObject *)co))
         return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
@@ -153,10 +218,11 @@ mon_leave(PyObject *const *args, Py_ssize_t nargs, int how)
 {
     PyFrameObject *f;
 
-    if (nargs < 3 || st__threads_region() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 3 || st__threads_region() == NULL ||
+        (f = event_frame()) == NULL)
         Py_RETURN_NONE;
     if (st__tracer_on_return(f, args[2], how) == ST_HOOK_NOT_MINE &&
-        st__code_events_off_ok((PyCodeObject *)args[0]))
+        mon_off_ok((PyCodeObject *)args[0]))
         return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
@@ -195,7 +261,8 @@ mon_raise(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *tb;
 
     (void)self;
-    if (nargs < 3 || st__threads_region() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 3 || st__threads_region() == NULL ||
+        (f = event_frame()) == NULL)
         Py_RETURN_NONE;
     tb = PyException_GetTraceback(args[2]);
     (void)st__tracer_on_exception(f, args[2], tb);
@@ -354,6 +421,10 @@ mon_switch(int on)
 void
 st__backend_start(PyObject *handle)
 {
+    const struct st_trace_region *live = st__threads_region_live();
+
+    if (live != NULL)
+        mon_off_policy(live);
     if (mode == MODE_UNSET) {
         const char *want = getenv("STEPTRACE_BACKEND");
 
@@ -388,21 +459,6 @@ st__backend_idle(int release)
         mon_disable();
     else
         mon_switch(0);
-}
-
-void
-st__backend_restart(void)
-{
-    PyObject *mon = PySys_GetObject("monitoring"), *res;
-    st_exc_state es;
-
-    if (mode != MODE_MONITORING || mon == NULL)
-        return;
-    ST_EXC_SAVE(es);
-    res = PyObject_CallMethod(mon, "restart_events", NULL);
-    Py_XDECREF(res);
-    PyErr_Clear();
-    ST_EXC_RESTORE(es);
 }
 
 const char *

@@ -4,9 +4,12 @@
  * build argument tuples or call Python.  A non-zero return would
  * be an error raised into the program: always 0.
  */
-#include "agent.h"
+#include "compat.h"
 
 #include "backend.h"
+#include "tracer.h"
+
+#include <string.h>
 
 static int
 settrace_func(PyObject *obj, PyFrameObject *f, int what, PyObject *arg)

@@ -108,3 +108,17 @@ st__clock_ticks_ns(uint64_t ticks)
         return ticks;
     return (uint64_t)(((unsigned __int128)ticks * tick_mult) >> 32);
 }
+
+struct timespec
+st__clock_deadline(long ms)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += ms * 1000000L;
+    while (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}

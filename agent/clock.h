@@ -7,13 +7,14 @@
  * thread, except st__clock_hook_ticks, which only the GIL holder touches.
  *
  * Callers: tracer.c (runtimes, the hook's entry), region.c (calibration),
- * outbox.c (FLUSH ages), stateprint.c and vars.c (costs of walks and
+ * outbox.c (FLUSH ages, waits), sender_wait.c (waits), stateprint.c and vars.c (costs of walks and
  * str()), async.c and sender.c (ns timestamps and timeouts).
  */
 #ifndef STEPTRACE_AGENT_CLOCK_H
 #define STEPTRACE_AGENT_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
 #endif
@@ -27,6 +28,10 @@ void st__clock_calibrate(void);
 /* Ticks to ns and back, for the calibrated clock. */
 uint64_t st__clock_ticks_ns(uint64_t ticks);
 uint64_t st__clock_ns_ticks(uint64_t ns);
+
+/* A deadline `ms` from now on CLOCK_REALTIME, for
+ * pthread_cond_timedwait (any thread). */
+struct timespec st__clock_deadline(long ms);
 
 /* 1 when ticks are TSC cycles (read by st__clock_ticks). */
 extern int st__clock_tsc;

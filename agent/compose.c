@@ -497,7 +497,8 @@ compose_value(struct compose *c, PyObject *v, int depth)
 }
 
 char *
-st__compose_value(PyObject *v, size_t limit, size_t *len_out, struct st_vfp *fp)
+st__compose_value(PyObject *v, size_t limit, size_t *len_out,
+                  struct st_vfp *fp)
 {
     struct compose c;
     struct st_buf esc;

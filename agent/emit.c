@@ -1,17 +1,28 @@
 /*
- * Records: encoded as wire messages into st__outbox_batch and committed to the
- * ring for the collector (file output, outbox.c), and formatted here with
- * the shared formatter for the console (stdout/stderr output).  Both are
- * fed from the same state, so the two-way destinations write the same
- * bytes.
+ * Records: encoded as wire messages into st__outbox_batch and committed
+ * to the ring for the collector (file output, outbox.c), and formatted
+ * here with the shared formatter for the console (stdout/stderr output);
+ * see emit.h.
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "steptrace/record.h"
+#include "steptrace/wire.h"
+
+#include "collector.h"
+#include "emit.h"
+#include "filter.h"
+#include "outbox.h"
+#include "sender.h"
+#include "strtab.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-PyObject *
-st__tstate_name(struct st_tstate *ts)
+/* The thread's name (threading.current_thread().name), looked up once
+ * (borrowed from ts). */
+static PyObject *
+emit_thread_name(struct st_tstate *ts)
 {
     PyObject *mod, *cur = NULL;
 
@@ -67,7 +78,8 @@ announce_region(struct st_trace_region *r)
         const char *o = PyUnicode_AsUTF8AndSize(r->origin, &n);
 
         if (o != NULL)
-            st_wire_pack_note(&st__outbox_pk, r->id, ST_NOTE_LINE, o, (size_t)n);
+            st_wire_pack_note(&st__outbox_pk, r->id, ST_NOTE_LINE, o,
+                              (size_t)n);
         else
             PyErr_Clear();
     }
@@ -77,7 +89,8 @@ announce_region(struct st_trace_region *r)
 
 /* FRAME for ts->stack[idx], after its traced ancestors. */
 static void
-announce_frame(const struct st_trace_region *r, struct st_tstate *ts, size_t idx)
+announce_frame(const struct st_trace_region *r, struct st_tstate *ts,
+               size_t idx)
 {
     uint32_t gen = st__sender_gen();
     struct st_fentry *e = &ts->stack[idx];
@@ -90,7 +103,7 @@ announce_frame(const struct st_trace_region *r, struct st_tstate *ts, size_t idx
         parent_id = ts->stack[e->parent - 1].id;
     }
     if (ts->announced_gen != gen) {
-        struct st_strent *name = st__strtab_str(st__tstate_name(ts));
+        struct st_strent *name = st__strtab_str(emit_thread_name(ts));
 
         if (name != NULL) {
             send_str(name);
@@ -162,9 +175,9 @@ emit_wire(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
         announce_frame(r, ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
         keep = st__outbox_batch.len;
-        st_wire_pack_event(&st__outbox_pk, r->id, e->id, rec->line, rec->runtime,
-                           (uint32_t)rec->kind, rec->detail ? rec->detail : "",
-                           rec->detail_len);
+        st_wire_pack_event(&st__outbox_pk, r->id, e->id, rec->line,
+                           rec->runtime, (uint32_t)rec->kind,
+                           rec->detail ? rec->detail : "", rec->detail_len);
     }
     else if (rec->vars) {
         send_change_strings(rec->gch);
@@ -178,7 +191,8 @@ emit_wire(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
     else {
         /* NONE: a LINE, 4-6 bytes. */
         keep = st__outbox_batch.len;
-        (void)st_wire_put_line(&st__outbox_batch, e->id, rec->line, rec->runtime);
+        (void)st_wire_put_line(&st__outbox_batch, e->id, rec->line,
+                               rec->runtime);
     }
     /* The definitions before `keep` are never dropped: later records
      * name them. */
@@ -201,8 +215,6 @@ st__emit_region_end(struct st_trace_region *r)
     uint64_t token;
     int sent = 0;
 
-    if ((r->outputs & ST_OUT_FILE) && (r->lost > 0 || !st__sender_ok()))
-        st__region_reconnect(r);
     /* Records lost with a connection, or dropped by the drop policy. */
     r->lost += st__collector_dropped() - r->dropped_base;
     r->dropped_base = st__collector_dropped();
@@ -222,18 +234,14 @@ st__emit_region_end(struct st_trace_region *r)
     return st__sender_ok() ? token : 0;
 }
 
-int
-st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text, size_t n)
+void
+st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text,
+              size_t n)
 {
-    if (!(r->outputs & ST_OUT_FILE))
-        return -1;
-    if (!st__sender_ok() && !st__region_reconnect(r))
-        return -1;
     announce_region(r);
     st_wire_pack_note(&st__outbox_pk, r->id, kind, text, n);
     /* Kept like a definition: a note is never dropped. */
     st__outbox_commit(r->drop_when_full, st__outbox_batch.len, 0);
-    return 0;
 }
 
 /* ---- the console ---- */
@@ -288,8 +296,8 @@ make_views(const struct st_snapshot *snap, const struct st_changes *c,
  * walks the same parent links, so both print the same lines.
  */
 static struct st_loc_view *
-make_locs(const struct st_trace_region *r, const struct st_tstate *ts, size_t idx,
-          uint32_t line, size_t *n_out)
+make_locs(const struct st_trace_region *r, const struct st_tstate *ts,
+          size_t idx, uint32_t line, size_t *n_out)
 {
     size_t n = 1, i = idx, k;
     struct st_loc_view *locs;
@@ -327,7 +335,8 @@ make_locs(const struct st_trace_region *r, const struct st_tstate *ts, size_t id
 struct cqnode {
     struct cqnode *next;
     PyObject *text;       /* Owned str. */
-    struct st_trace_region *r;  /* Borrowed: for the stream choice and errors. */
+    struct st_trace_region *r; /* Borrowed: for the stream choice and
+                                  errors. */
     int to_stdout;
 };
 
@@ -408,7 +417,7 @@ emit_console(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
     if (rec->thread_suffix) {
         Py_ssize_t n;
 
-        v.thread.p = PyUnicode_AsUTF8AndSize(st__tstate_name(ts), &n);
+        v.thread.p = PyUnicode_AsUTF8AndSize(emit_thread_name(ts), &n);
         v.thread.n = (size_t)n;
         if (v.thread.p == NULL) {
             PyErr_Clear();
@@ -454,7 +463,8 @@ st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
 
         announce_region(r);
         keep = st__outbox_batch.len;
-        st_wire_pack_async(&st__outbox_pk, r->id, time_ns, (uint32_t)kind, body, n);
+        st_wire_pack_async(&st__outbox_pk, r->id, time_ns, (uint32_t)kind,
+                           body, n);
         st__outbox_commit(r->drop_when_full, keep, 1);
     }
     else if (r->outputs & ST_OUT_FILE) {
@@ -480,7 +490,7 @@ st__emit_record(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
      * the wire nothing lets another thread in, so the collector numbers
      * the records in this same order. */
     if (ts->name == NULL)
-        (void)st__tstate_name(ts);
+        (void)emit_thread_name(ts);
     /* Only line steps are numbered; an event shows none. */
     rec->step = rec->kind == ST_EVENT_STEP ? ++r->steps : r->steps;
     if (rec->kind == ST_EVENT_STEP)

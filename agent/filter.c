@@ -1,9 +1,12 @@
 /*
  * Which code is traced (SPEC section 5), decided once per code object and
  * cached in the code object's co_extra slot (the PEP 523 mechanism that
- * tools like coverage use), so the per-event cost is one pointer read.
+ * tools like coverage use), so the per-event cost is one pointer read;
+ * see filter.h.
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "filter.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include <sys/stat.h>
 
 static int code_extra_index = -1;
+static uint32_t next_filter_id = 1;
 
 static void
 codeinfo_free(void *p)
@@ -25,11 +29,129 @@ codeinfo_free(void *p)
 }
 
 int
-st__filter_init(void)
+st__filter_setup(void)
 {
     code_extra_index = (int)ST_REQUEST_CODE_EXTRA_INDEX(codeinfo_free);
     return code_extra_index < 0 ? -1 : 0;
 }
+
+/* ---- building a filter ---- */
+
+static char *
+filter_dup_utf8(PyObject *s)
+{
+    const char *p = PyUnicode_AsUTF8(s);
+
+    return p ? strdup(p) : NULL;
+}
+
+static uint64_t
+filter_key_mix(uint64_t h, const char *s)
+{
+    /* FNV-1a over the string and its NUL (so "ab","c" != "a","bc"). */
+    do {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    } while (*s++ != '\0');
+    return h;
+}
+
+/* f->key: equal for filters that decide alike (what they were made of).
+ * @return 0 or -1 (raised). */
+static int
+filter_key(struct st_filter *f)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    Py_hash_t fh = 0;
+    size_t i;
+
+    if (f->workspaces == NULL)
+        h = filter_key_mix(h, "\x01");
+    for (i = 0; i < f->nworkspaces; i++)
+        h = filter_key_mix(h, f->workspaces[i]);
+    h = filter_key_mix(h, "\x02");
+    for (i = 0; i < f->nexcluded; i++)
+        h = filter_key_mix(h, f->excluded[i]);
+    h = filter_key_mix(filter_key_mix(h, f->pkgdir), f->cwd);
+    if (f->functions != NULL && (fh = PyObject_Hash(f->functions)) == -1)
+        return -1;
+    h ^= (uint64_t)fh + (f->functions != NULL);
+    f->key = h * 0x100000001b3ull;
+    return 0;
+}
+
+/* Copies str v, or the strs of tuple v, into a new NULL-terminated array
+ * *out (*n counts those copied).  @return 0 or -1 (raised). */
+static int
+filter_strings(PyObject *v, char ***out, size_t *n)
+{
+    int one = PyUnicode_Check(v);
+    Py_ssize_t i, len = one ? 1 : PyTuple_GET_SIZE(v);
+
+    *out = calloc((size_t)len + 1, sizeof(char *));
+    if (*out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < len; i++) {
+        (*out)[i] = filter_dup_utf8(one ? v : PyTuple_GET_ITEM(v, i));
+        if ((*out)[i] == NULL)
+            return -1;
+        (*n)++;
+    }
+    return 0;
+}
+
+int
+st__filter_init(struct st_filter *f, PyObject *workspace,
+                PyObject *excluded, const char *pkgdir, const char *cwd,
+                PyObject *functions)
+{
+    f->id = next_filter_id++;
+    if (workspace != Py_None) {
+        /* One directory, or a tuple of them (real paths). */
+        if (!PyUnicode_Check(workspace) && !PyTuple_Check(workspace)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "workspace: expected a str, a tuple or None");
+            return -1;
+        }
+        if (filter_strings(workspace, &f->workspaces, &f->nworkspaces) != 0)
+            return -1;
+    }
+    if (filter_strings(excluded, &f->excluded, &f->nexcluded) != 0)
+        return -1;
+    f->pkgdir = strdup(pkgdir);
+    f->cwd = strdup(cwd);
+    if (f->pkgdir == NULL || f->cwd == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    f->pkgdir_len = strlen(f->pkgdir);
+    if (functions != Py_None) {
+        f->functions = PyFrozenSet_New(functions);
+        if (f->functions == NULL)
+            return -1;
+    }
+    return filter_key(f);
+}
+
+void
+st__filter_close(struct st_filter *f)
+{
+    size_t i;
+
+    for (i = 0; i < f->nworkspaces; i++)
+        free(f->workspaces[i]);
+    free(f->workspaces);
+    for (i = 0; i < f->nexcluded; i++)
+        free(f->excluded[i]);
+    free(f->excluded);
+    free(f->pkgdir);
+    free(f->cwd);
+    Py_XDECREF(f->functions);
+}
+
+/* ---- verdicts ---- */
 
 /* Is `path` equal to `prefix` or below it, component-wise?  ("/a/proj"
  * contains "/a/proj/x.py" but not "/a/proj2/x.py".) */
@@ -200,7 +322,7 @@ code_is_initialiser(PyCodeObject *co)
 }
 
 struct st_codeinfo *
-st__filter_codeinfo(PyCodeObject *co, const struct st_trace_region *r)
+st__filter_codeinfo(PyCodeObject *co, const struct st_filter *f)
 {
     struct st_codeinfo *ci = NULL;
 
@@ -220,9 +342,9 @@ st__filter_codeinfo(PyCodeObject *co, const struct st_trace_region *r)
             return NULL;
         }
     }
-    if (ci->filter_id != r->filter.id) {
-        ci->filter_id = r->filter.id;
-        ci->traceable = filter_code(&r->filter, co, ci);
+    if (ci->filter_id != f->id) {
+        ci->filter_id = f->id;
+        ci->traceable = filter_code(f, co, ci);
     }
     if (!ci->traceable)
         return NULL;

@@ -1,8 +1,8 @@
 /*
  * The outbox: where records leave the process (see outbox.h).  The
- * encoders (emit.c) write the messages of one record into st__outbox_batch, which normally points
- * straight into the ring the collector gave us (PROTOCOL.md "The ring"),
- * at the next free byte; st__outbox_commit() then publishes them with
+ * encoders (emit.c) write the messages of one record into the batch
+ * (st__outbox_batch), which normally points straight into the ring the
+ * collector gave us (PROTOCOL.md "The ring"), at the next free byte; st__outbox_commit() then publishes them with
  * one release store.  From that store on, the record is the collector's:
  * it reads the ring every few milliseconds, and what the ring holds
  * survives the process, whether it blocks forever, is killed or crashes.
@@ -11,13 +11,13 @@
  * the ring is full.
  *
  * The ring's data is mapped twice in a row, so the free room after any
- * position is contiguous and st__outbox_batch can borrow all of it
- * (st_buf_borrow).  A record that does not fit grows st__outbox_batch into
+ * position is contiguous and the batch can borrow all of it
+ * (st_buf_borrow).  A record that does not fit grows the batch into
  * memory of its own, and is copied in once there is room:
  *
  *  - under the block policy the committing thread waits (the GIL
  *    released) until the collector has taken enough; records of other
- *    threads queue behind it in st__outbox_batch, and those threads wait too, so
+ *    threads queue behind it in the batch, and those threads wait too, so
  *    that records enter the ring in the order they were numbered and none
  *    returns to the program before its record is in the ring;
  *  - under the drop policy the record is dropped and counted, also when
@@ -27,8 +27,8 @@
  * A record larger than the ring goes in piece by piece as room comes
  * free (the collector waits for the rest of a message).  Every
  * FLUSH_EVERY bytes, or every FLUSH_AGE_NS (looked at every CHECK_EVERY
- * bytes), a FLUSH marks how many records were committed (sender.c counts
- * those not confirmed as lost if the collector dies).
+ * bytes), a FLUSH marks how many records were committed (collector.c
+ * counts those not confirmed as lost if the collector dies).
  *
  * Everything here runs with the GIL held, except the waits.
  */
@@ -69,9 +69,13 @@ msgpack_packer st__outbox_pk;
 
 struct st_outbox_hot st__outbox_hot;
 
+/* Short names for the two globals above, within this file. */
+static struct st_outbox_hot *const H = &st__outbox_hot;
+static struct st_buf *const B = &st__outbox_batch;
+
 static struct {
     uint64_t size;
-    uint64_t room;            /* Bytes known free at wpos, when st__outbox_batch
+    uint64_t room;            /* Bytes known free at wpos, when the batch
                                  does not borrow (then its cap is). */
     int efd;                  /* Owned eventfd (the collector's wake). */
     uint64_t flush_pos;       /* wpos at the last FLUSH. */
@@ -79,11 +83,11 @@ static struct {
     uint64_t flush_age;       /* FLUSH_AGE_NS in ticks. */
     uint64_t tokens;
     /* A thread waits for room (its bytes and those queued behind it are
-     * in st__outbox_batch); `taken` counts the bytes of st__outbox_batch committed so
+     * in the batch); `taken` counts the bytes of the batch committed so
      * far, for the queued threads to know when theirs went in. */
     int waiting;
     uint64_t taken;
-    uint64_t staged_records;  /* Records in st__outbox_batch while one waits. */
+    uint64_t staged_records;  /* Records in the batch while one waits. */
     pthread_mutex_t mu;       /* For cv only (the GIL guards the rest). */
     pthread_cond_t cv;
 } O = {
@@ -95,20 +99,19 @@ static struct {
 void
 st__outbox_init(void)
 {
-    st_buf_init(&st__outbox_batch);
-    msgpack_packer_init(&st__outbox_pk, &st__outbox_batch,
-                        st_buf_msgpack_write);
+    st_buf_init(B);
+    msgpack_packer_init(&st__outbox_pk, B, st_buf_msgpack_write);
 }
 
 uint64_t
 st__outbox_records(void)
 {
-    return st__outbox_hot.records;
+    return H->records;
 }
 
 static void outbox_set_check(void);
 
-/* st__outbox_batch writes straight into the ring's free room at wpos (looked up
+/* The batch writes straight into the ring's free room at wpos (looked up
  * again: other threads may have committed since O.room was known). */
 static int outbox_refresh(void);
 
@@ -117,8 +120,7 @@ outbox_borrow(void)
 {
     if (outbox_refresh() != 0)
         O.room = 0;
-    st_buf_borrow(&st__outbox_batch, st__outbox_hot.data + (st__outbox_hot.wpos & st__outbox_hot.mask),
-                  (size_t)O.room);
+    st_buf_borrow(B, H->data + (H->wpos & H->mask), (size_t)O.room);
 }
 
 /* Maps the data of memfd twice in a row.  @return the first byte, or
@@ -169,26 +171,26 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
                  "upgrade steptrace and steptraced together");
         return -1;
     }
-    st__outbox_hot.data = outbox_map_twice(memfd, size);
-    if (st__outbox_hot.data == NULL) {
+    H->data = outbox_map_twice(memfd, size);
+    if (H->data == NULL) {
         snprintf(err, errlen, "cannot map the collector's ring: %s",
                  strerror(errno));
         munmap(h, ST_RING_HEADER);
         return -1;
     }
-    st__outbox_hot.hdr = h;
+    H->hdr = h;
     O.size = size;
-    st__outbox_hot.mask = size - 1;
-    st__outbox_hot.wpos = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
-    O.room = size - (st__outbox_hot.wpos - __atomic_load_n(&h->read, __ATOMIC_ACQUIRE));
+    H->mask = size - 1;
+    H->wpos = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
+    O.room = size - (H->wpos - __atomic_load_n(&h->read, __ATOMIC_ACQUIRE));
     O.efd = efd;
-    st__outbox_hot.records = 0;
-    O.flush_pos = st__outbox_hot.wpos;
+    H->records = 0;
+    O.flush_pos = H->wpos;
     O.flush_ticks = st__clock_ticks();
     O.flush_age = st__clock_ns_ticks(FLUSH_AGE_NS);
     outbox_set_check();
     /* A thread that waits for room on the old connection finds it gone
-     * and counts what is staged as lost; until then st__outbox_batch is its. */
+     * and counts what is staged as lost; until then the batch is its. */
     if (!O.waiting) {
         /* Whatever was encoded for no connection is not sent on this
          * one. */
@@ -202,16 +204,16 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
 void
 st__outbox_detach(void)
 {
-    if (st__outbox_hot.hdr == NULL)
+    if (H->hdr == NULL)
         return;
     st__signals_ring(NULL);
     /* Nothing may point into the ring any more. */
-    if (st__outbox_batch.borrowed)
-        st_buf_close(&st__outbox_batch);
-    munmap(st__outbox_hot.data, 2 * (size_t)O.size);
-    munmap(st__outbox_hot.hdr, ST_RING_HEADER);
-    st__outbox_hot.hdr = NULL;
-    st__outbox_hot.data = NULL;
+    if (B->borrowed)
+        st_buf_close(B);
+    munmap(H->data, 2 * (size_t)O.size);
+    munmap(H->hdr, ST_RING_HEADER);
+    H->hdr = NULL;
+    H->data = NULL;
     O.room = 0;
     if (O.efd >= 0)
         close(O.efd);
@@ -226,13 +228,13 @@ st__outbox_forget(void)
     pthread_mutex_init(&O.mu, NULL);
     pthread_cond_init(&O.cv, NULL);
     O.waiting = 0;
-    st__outbox_hot.records = 0;
+    H->records = 0;
 }
 
 void
 st__outbox_set_end(int kind, int sig, const char *detail)
 {
-    struct st_ring_hdr *h = st__outbox_hot.hdr;
+    struct st_ring_hdr *h = H->hdr;
 
     if (h == NULL)
         return;
@@ -266,12 +268,12 @@ st__outbox_discard(void)
     uint64_t n = O.staged_records;
 
     /* Borrowed bytes were never committed: the room is all of cap. */
-    if (st__outbox_batch.borrowed)
-        O.room = st__outbox_batch.cap;
+    if (B->borrowed)
+        O.room = B->cap;
 
     O.staged_records = 0;
-    st_buf_close(&st__outbox_batch);
-    if (st__outbox_hot.hdr != NULL && !O.waiting)
+    st_buf_close(B);
+    if (H->hdr != NULL && !O.waiting)
         outbox_borrow();
     return n;
 }
@@ -283,8 +285,8 @@ st__outbox_discard(void)
 static int
 outbox_refresh(void)
 {
-    uint64_t rd = __atomic_load_n(&st__outbox_hot.hdr->read, __ATOMIC_ACQUIRE);
-    uint64_t used = st__outbox_hot.wpos - rd;
+    uint64_t rd = __atomic_load_n(&H->hdr->read, __ATOMIC_ACQUIRE);
+    uint64_t used = H->wpos - rd;
 
     if (used > O.size)
         return -1;
@@ -296,27 +298,25 @@ outbox_refresh(void)
 static void
 outbox_publish(size_t n)
 {
-    st__outbox_hot.wpos += n;
+    H->wpos += n;
     O.room -= n;
-    __atomic_store_n(&st__outbox_hot.hdr->commit, st__outbox_hot.wpos, __ATOMIC_RELEASE);
+    __atomic_store_n(&H->hdr->commit, H->wpos, __ATOMIC_RELEASE);
     /* A collector that stopped looking is woken once. */
-    if (__atomic_load_n(&st__outbox_hot.hdr->reader_idle, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&st__outbox_hot.hdr->reader_idle, 0, __ATOMIC_RELAXED);
-        outbox_wake();
-    }
+    if (__atomic_load_n(&H->hdr->reader_idle, __ATOMIC_RELAXED))
+        st__outbox_wake_idle();
 }
 
-/* Copies the first n bytes of st__outbox_batch (memory of its own) in at wpos,
- * publishes them and drops them from st__outbox_batch. */
+/* Copies the first n bytes of the batch (memory of its own) in at wpos,
+ * publishes them and drops them from B-> */
 static void
 outbox_put(size_t n)
 {
-    memcpy(st__outbox_hot.data + (st__outbox_hot.wpos & st__outbox_hot.mask), st__outbox_batch.data, n);
+    memcpy(H->data + (H->wpos & H->mask), B->data, n);
     outbox_publish(n);
-    if (n == st__outbox_batch.len)
-        st__outbox_batch.len = 0;
+    if (n == B->len)
+        B->len = 0;
     else
-        st_buf_consume(&st__outbox_batch, n);
+        st_buf_consume(B, n);
     O.taken += n;
 }
 
@@ -326,8 +326,8 @@ outbox_lose(void)
 {
     st__sender_count_lost(O.staged_records);
     O.staged_records = 0;
-    O.taken += st__outbox_batch.len;
-    st_buf_close(&st__outbox_batch);
+    O.taken += B->len;
+    st_buf_close(B);
 }
 
 /* Waits (GIL released) until the collector has made room for `need`
@@ -341,14 +341,14 @@ outbox_wait_room(uint64_t need, uint64_t stall_ns)
 
     if (need > O.size)
         need = O.size;
-    target = st__outbox_hot.wpos + need - O.size;
-    __atomic_store_n(&st__outbox_hot.hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
+    target = H->wpos + need - O.size;
+    __atomic_store_n(&H->hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
     outbox_wake();
     Py_BEGIN_ALLOW_THREADS
     r = st__sender_wait_room(gen, target, stall_ns);
     Py_END_ALLOW_THREADS
     /* The connection may have been replaced while the GIL was free. */
-    if (r != 0 || st__outbox_hot.hdr == NULL || st__sender_gen() != gen ||
+    if (r != 0 || H->hdr == NULL || st__sender_gen() != gen ||
         outbox_refresh() != 0)
         return -1;
     return 0;
@@ -364,9 +364,9 @@ outbox_signal(void)
 }
 
 /*
- * Commits all of st__outbox_batch, which did not fit (it holds its bytes in
+ * Commits all of the batch, which did not fit (it holds its bytes in
  * memory of its own), waiting for room as needed: the slow path.  Other
- * threads may add to st__outbox_batch while this one waits; their bytes go in
+ * threads may add to the batch while this one waits; their bytes go in
  * too, in order.  Under the drop policy only the first `keep` bytes (the
  * definitions) are committed, with a brief wait if even they do not fit.
  */
@@ -376,15 +376,15 @@ outbox_commit_slow(int drop, size_t keep, uint64_t nrecords)
     uint64_t stall_ns = drop ? BRIEF_STALL_NS : BLOCK_STALL_NS;
 
     O.staged_records = nrecords;
-    if (drop && keep < st__outbox_batch.len) {
+    if (drop && keep < B->len) {
         /* The record goes, its definitions stay. */
         st__sender_count_lost(nrecords);
         O.staged_records = 0;
-        st__outbox_batch.len = keep;
+        B->len = keep;
     }
     O.waiting = 1;
-    while (st__outbox_batch.len > 0) {
-        size_t n = st__outbox_batch.len < O.room ? st__outbox_batch.len : (size_t)O.room;
+    while (B->len > 0) {
+        size_t n = B->len < O.room ? B->len : (size_t)O.room;
 
         if (n == 0 && outbox_refresh() == 0 && O.room > 0)
             continue;
@@ -395,38 +395,32 @@ outbox_commit_slow(int drop, size_t keep, uint64_t nrecords)
             outbox_signal();
             continue;
         }
-        if (outbox_wait_room(st__outbox_batch.len, stall_ns) != 0) {
+        if (outbox_wait_room(B->len, stall_ns) != 0) {
             outbox_lose();
             break;
         }
     }
     /* Ours and those queued behind us. */
-    st__outbox_hot.records += O.staged_records;
+    H->records += O.staged_records;
     O.staged_records = 0;
     O.waiting = 0;
     outbox_signal();
 }
 
-/* Another thread waits for room with records before ours in st__outbox_batch:
+/* Another thread waits for room with records before ours in the batch:
  * ours go in after them, and this thread waits until they did. */
 static void
 outbox_queue_behind(int drop, uint64_t nrecords)
 {
-    uint64_t end = O.taken + st__outbox_batch.len;
+    uint64_t end = O.taken + B->len;
     uint32_t gen = st__sender_gen();
 
     O.staged_records += nrecords;
     while (!drop && O.waiting && (int64_t)(O.taken - end) < 0 &&
            st__sender_gen() == gen && st__sender_ok()) {
         Py_BEGIN_ALLOW_THREADS
-        struct timespec t;
+        struct timespec t = st__clock_deadline(2);
 
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_nsec += 2000000L;
-        if (t.tv_nsec >= 1000000000L) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000L;
-        }
         pthread_mutex_lock(&O.mu);
         (void)pthread_cond_timedwait(&O.cv, &O.mu, &t);
         pthread_mutex_unlock(&O.mu);
@@ -440,7 +434,7 @@ outbox_queue_behind(int drop, uint64_t nrecords)
 static void
 outbox_maybe_flush(void)
 {
-    if (st__outbox_hot.wpos - O.flush_pos < FLUSH_EVERY &&
+    if (H->wpos - O.flush_pos < FLUSH_EVERY &&
         (int64_t)(st__clock_hook_ticks - O.flush_ticks) < (int64_t)O.flush_age)
         return;
     if (O.waiting || O.room < 16)
@@ -455,17 +449,17 @@ static void
 outbox_set_check(void)
 {
     uint64_t half = O.size / 2, soft = O.size / SOFT_DIVISOR;
-    uint64_t at = st__outbox_hot.wpos & st__outbox_hot.mask, next;
+    uint64_t at = H->wpos & H->mask, next;
 
     /* The age of the last FLUSH is looked at every CHECK_EVERY bytes. */
-    st__outbox_hot.check_at = st__outbox_hot.wpos + CHECK_EVERY;
-    if (O.flush_pos + FLUSH_EVERY < st__outbox_hot.check_at)
-        st__outbox_hot.check_at = O.flush_pos + FLUSH_EVERY;
+    H->check_at = H->wpos + CHECK_EVERY;
+    if (O.flush_pos + FLUSH_EVERY < H->check_at)
+        H->check_at = O.flush_pos + FLUSH_EVERY;
     next = O.room > half ? O.room - half : O.room / 4;
-    if (st__outbox_hot.wpos + next < st__outbox_hot.check_at)
-        st__outbox_hot.check_at = st__outbox_hot.wpos + next;
-    if (at < soft && st__outbox_hot.wpos + (soft - at) < st__outbox_hot.check_at)
-        st__outbox_hot.check_at = st__outbox_hot.wpos + (soft - at);
+    if (H->wpos + next < H->check_at)
+        H->check_at = H->wpos + next;
+    if (at < soft && H->wpos + (soft - at) < H->check_at)
+        H->check_at = H->wpos + (soft - at);
 }
 
 /* Frees the memory of the data pages wholly inside ring offsets
@@ -478,7 +472,7 @@ outbox_free(uint64_t from, uint64_t to)
     uint64_t b = to & ~(uint64_t)4095;
 
     if (b > a)
-        (void)madvise(st__outbox_hot.data + a, (size_t)(b - a), MADV_REMOVE);
+        (void)madvise(H->data + a, (size_t)(b - a), MADV_REMOVE);
 }
 
 /*
@@ -494,38 +488,38 @@ static void
 outbox_maybe_skip(void)
 {
     uint64_t soft = O.size / SOFT_DIVISOR;
-    uint64_t at = st__outbox_hot.wpos & st__outbox_hot.mask, n, taken;
+    uint64_t at = H->wpos & H->mask, n, taken;
 
     if (at < soft || O.size - at <= ST_WIRE_SKIP_HEAD || O.waiting ||
-        st__outbox_batch.len != 0)
+        B->len != 0)
         return;
-    taken = __atomic_load_n(&st__outbox_hot.hdr->taken, __ATOMIC_ACQUIRE);
-    if (st__outbox_hot.wpos - taken > soft / 2)
+    taken = __atomic_load_n(&H->hdr->taken, __ATOMIC_ACQUIRE);
+    if (H->wpos - taken > soft / 2)
         return;
     n = O.size - at - ST_WIRE_SKIP_HEAD;
     if (outbox_refresh() != 0 || O.room < ST_WIRE_SKIP_HEAD + n)
         return;
-    st_wire_put_skip_head((unsigned char *)st__outbox_hot.data + at, (uint32_t)n);
-    st__outbox_hot.wpos += ST_WIRE_SKIP_HEAD + n;
+    st_wire_put_skip_head((unsigned char *)H->data + at, (uint32_t)n);
+    H->wpos += ST_WIRE_SKIP_HEAD + n;
     O.room -= ST_WIRE_SKIP_HEAD + n;
-    __atomic_store_n(&st__outbox_hot.hdr->commit, st__outbox_hot.wpos, __ATOMIC_RELEASE);
+    __atomic_store_n(&H->hdr->commit, H->wpos, __ATOMIC_RELEASE);
     /* Beyond the soft size, this lap holds nothing anyone reads again
      * but what the collector has not taken yet (it skips the rest), and
      * while it keeps up nothing is written there: a burst's pages go. */
     outbox_free(at + ST_WIRE_SKIP_HEAD, O.size);
-    if ((taken & st__outbox_hot.mask) > soft && taken + O.size > st__outbox_hot.wpos)
-        outbox_free(soft, taken & st__outbox_hot.mask);
+    if ((taken & H->mask) > soft && taken + O.size > H->wpos)
+        outbox_free(soft, taken & H->mask);
     outbox_borrow();
 }
 
 /* After a commit in place, at check_at or when a FLUSH is due by age:
- * while st__outbox_batch borrows, its cap is the room. */
+ * while the batch borrows, its cap is the room. */
 void
 st__outbox_after_commit(void)
 {
-    O.room = st__outbox_batch.cap - st__outbox_batch.len;
+    O.room = B->cap - B->len;
     if (O.room <= O.size / 2 && outbox_refresh() == 0)
-        st__outbox_batch.cap = st__outbox_batch.len + (size_t)O.room;
+        B->cap = B->len + (size_t)O.room;
     outbox_maybe_flush();
     outbox_maybe_skip();
     outbox_set_check();
@@ -534,41 +528,41 @@ st__outbox_after_commit(void)
 void
 st__outbox_wake_idle(void)
 {
-    __atomic_store_n(&st__outbox_hot.hdr->reader_idle, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&H->hdr->reader_idle, 0, __ATOMIC_RELAXED);
     outbox_wake();
 }
 
 /* st__outbox_commit() of all but the common case (outbox.h): nothing to
- * commit, no ring, or a record that did not fit (st__outbox_batch then holds it
+ * commit, no ring, or a record that did not fit (the batch then holds it
  * in memory of its own). */
 void
 st__outbox_commit_rest(int drop, size_t keep, uint64_t nrecords)
 {
-    if (st__outbox_batch.len == 0)
+    if (B->len == 0)
         return;
-    if (st__outbox_hot.hdr == NULL || st__outbox_batch.oom) {
+    if (H->hdr == NULL || B->oom) {
         O.staged_records += nrecords;
         outbox_lose();
         return;
     }
     if (O.waiting) {
-        if (drop && keep < st__outbox_batch.len) {
+        if (drop && keep < B->len) {
             /* The drop policy does not wait behind another thread: the
              * record goes, its definitions stay (they go in after the
              * waiting thread's bytes). */
             st__sender_count_lost(nrecords);
-            st__outbox_batch.len = keep;
+            B->len = keep;
             return;
         }
         /* Committed (and counted) by the waiting thread. */
         outbox_queue_behind(drop, nrecords);
         return;
     }
-    /* The room st__outbox_batch had is not known any more: look it up. */
+    /* The room the batch had is not known any more: look it up. */
     if (outbox_refresh() != 0)
         O.room = 0;
     outbox_commit_slow(drop, keep, nrecords);
-    if (st__outbox_hot.hdr != NULL) {
+    if (H->hdr != NULL) {
         outbox_borrow();
         outbox_maybe_flush();
         outbox_set_check();
@@ -583,19 +577,19 @@ st__outbox_flush(int drop, int wake)
     /* A thread stopped around a fork starts again here, at the latest
      * FLUSH_AGE_NS into tracing. */
     st__sender_use();
-    if (st__outbox_hot.hdr == NULL || !st__sender_ok())
+    if (H->hdr == NULL || !st__sender_ok())
         return 0;
     token = ++O.tokens;
     if (st_wire_pack_flush(&st__outbox_pk, token) != 0)
         return 0;
-    O.flush_pos = st__outbox_hot.wpos;
+    O.flush_pos = H->wpos;
     O.flush_ticks = st__clock_ticks();
     outbox_set_check();
     /* Nothing of it may be dropped. */
-    st__outbox_commit(drop, st__outbox_batch.len, 0);
-    if (!st__sender_ok() || st__outbox_hot.hdr == NULL)
+    st__outbox_commit(drop, B->len, 0);
+    if (!st__sender_ok() || H->hdr == NULL)
         return 0;
-    st__sender_flush_mark(token, st__outbox_hot.records);
+    st__sender_flush_mark(token, H->records);
     if (wake)
         outbox_wake();
     return token;

@@ -1,7 +1,7 @@
 /*
  * A value's text as the log shows it (render.c): str() escaped and cut at
- * the region's repr_limit, composed in C where it can be (compose.c), "<unprintable T: msg>"
- * when str() raises; the "Type: message" of an exception; and the texts
+ * the region's repr_limit, composed in C where it can be (compose.c),
+ * "<unprintable T: msg>" when str() raises; the "Type: message" of an exception; and the texts
  * kept by state print (stateprint.h), so that an object's str() runs
  * once per change of its state.  Returned texts are new malloc'ed
  * strings, the caller's to free.

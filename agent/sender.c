@@ -497,14 +497,17 @@ st__sender_lost(void)
 void
 st__sender_flush_mark(uint64_t token, uint64_t cum)
 {
+    size_t i;
+
     pthread_mutex_lock(&S->mu);
     if (S->inflight_n == INFLIGHT_MAX) {
         /* Oldest dropped: a later ACK confirms it anyway. */
         S->inflight_head = (S->inflight_head + 1) % INFLIGHT_MAX;
         S->inflight_n--;
     }
-    S->inflight[(S->inflight_head + S->inflight_n) % INFLIGHT_MAX].token = token;
-    S->inflight[(S->inflight_head + S->inflight_n) % INFLIGHT_MAX].cum = cum;
+    i = (S->inflight_head + S->inflight_n) % INFLIGHT_MAX;
+    S->inflight[i].token = token;
+    S->inflight[i].cum = cum;
     S->inflight_n++;
     pthread_mutex_unlock(&S->mu);
 }

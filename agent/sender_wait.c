@@ -17,21 +17,6 @@
 
 static struct st_sender_state *const S = &st__sender_s;
 
-/* A deadline `ms` from now, for pthread_cond_timedwait. */
-static struct timespec
-sender_wait_deadline(long ms)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_nsec += ms * 1000000L;
-    while (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 /* A position in the ring of connection `gen` (&S->ring->read: the room
  * given back, or &S->ring->taken: progress), or -1 when that connection is
  * no longer the one in use.  Call with mu held: the ring is given and
@@ -79,7 +64,7 @@ st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns)
         }
         /* The collector's ACK 0 says it took bytes; the timeout covers a
          * wake-up that came before this wait began. */
-        deadline = sender_wait_deadline(2);
+        deadline = st__clock_deadline(2);
         (void)pthread_cond_timedwait(&S->cond, &S->mu, &deadline);
     }
     pthread_mutex_unlock(&S->mu);
@@ -116,7 +101,7 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
         else if (st__clock_now_ns() - since > stall_ns) {
             break;
         }
-        deadline = sender_wait_deadline(100);
+        deadline = st__clock_deadline(100);
         (void)pthread_cond_timedwait(&S->cond, &S->mu, &deadline);
     }
     if (S->acked >= token) {

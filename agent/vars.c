@@ -10,7 +10,7 @@
  */
 #include "compat.h"
 
-#include "steptrace/wire.h"
+#include "steptrace/record.h"
 
 #include "agent.h"
 #include "clock.h"
@@ -523,7 +523,8 @@ st__vars_update(struct st_snapshot *s, PyObject *vars,
 int
 st__vars_update_slots(struct st_snapshot *s, PyObject *names,
                           PyObject *const *values, Py_ssize_t n,
-                          const struct st_trace_region *r, struct st_changes *out)
+                          const struct st_trace_region *r,
+                          struct st_changes *out)
 {
     size_t hint = 0;
     Py_ssize_t k;
