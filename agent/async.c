@@ -25,20 +25,20 @@ st__async_set_hooks(PyObject *expr, PyObject *loop)
 }
 
 static uint64_t
-since_start(const struct st_trace_region *r, uint64_t t)
+async_since_start(const struct st_trace_region *r, uint64_t t)
 {
     return t > r->start_ns ? t - r->start_ns : 0;
 }
 
 static void
-put_status(struct st_buf *b, int ok)
+async_put_status(struct st_buf *b, int ok)
 {
     st_buf_puts(b, ok ? " \xe2\x9c\x93\n" : " \xe2\x9c\x97\n"); /* ✓ ✗ */
 }
 
 /* "   File: <path>:<line>\n" */
 static void
-put_file_line(struct st_buf *b, const struct st_fentry *e, uint32_t line)
+async_put_file_line(struct st_buf *b, const struct st_fentry *e, uint32_t line)
 {
     st_buf_puts(b, "   File: ");
     st_buf_append(b, e->ci->file_s->text, e->ci->file_s->len);
@@ -48,22 +48,23 @@ put_file_line(struct st_buf *b, const struct st_fentry *e, uint32_t line)
 }
 
 static void
-put_name(struct st_buf *b, const struct st_fentry *e)
+async_put_name(struct st_buf *b, const struct st_fentry *e)
 {
     st_buf_append(b, e->ci->func_s->text, e->ci->func_s->len);
 }
 
 static void
-emit_body(struct st_trace_region *r, int kind, uint64_t t, struct st_buf *b)
+async_emit_body(struct st_trace_region *r, int kind, uint64_t t,
+                struct st_buf *b)
 {
     if (!b->oom)
-        st__emit_async(r, kind, since_start(r, t), b->data, b->len);
+        st__emit_async(r, kind, async_since_start(r, t), b->data, b->len);
     st_buf_close(b);
 }
 
 /* The source text of the awaited expression, from the package's hook. */
 static char *
-await_expression(PyFrameObject *f)
+async_await_expression(PyFrameObject *f)
 {
     PyObject *res;
     const char *s;
@@ -107,9 +108,9 @@ st__async_coro_start(struct st_trace_region *r, struct st_fentry *e)
     e->coro->start_ns = st__clock_now_ns();
     st_buf_init(&b);
     st_buf_puts(&b, "\xf0\x9f\x9a\x80 COROUTINE START: "); /* 🚀 */
-    put_name(&b, e);
+    async_put_name(&b, e);
     st_buf_append(&b, "\n", 1);
-    emit_body(r, ST_ASYNC_CORO, e->coro->start_ns, &b);
+    async_emit_body(r, ST_ASYNC_CORO, e->coro->start_ns, &b);
     if (r->trace_tasks && loop_hook != NULL) {
         /* Lets the package watch this loop's create_task. */
         res = PyObject_CallNoArgs(loop_hook);
@@ -119,22 +120,22 @@ st__async_coro_start(struct st_trace_region *r, struct st_fentry *e)
 }
 
 static void
-write_await_start(struct st_trace_region *r, const struct st_fentry *e)
+async_write_await_start(struct st_trace_region *r, const struct st_fentry *e)
 {
     struct st_coro *c = e->coro;
     struct st_buf b;
 
     st_buf_init(&b);
     st_buf_puts(&b, "\xe2\x8f\xb3 AWAIT START: "); /* ⏳ */
-    put_name(&b, e);
+    async_put_name(&b, e);
     st_buf_append(&b, "\n", 1);
-    put_file_line(&b, e, c->susp_line);
+    async_put_file_line(&b, e, c->susp_line);
     if (c->expr != NULL) {
         st_buf_puts(&b, "   Expression: ");
         st_buf_puts(&b, c->expr);
         st_buf_append(&b, "\n", 1);
     }
-    emit_body(r, ST_ASYNC_AWAIT, c->susp_ns, &b);
+    async_emit_body(r, ST_ASYNC_AWAIT, c->susp_ns, &b);
     c->start_written = 1;
 }
 
@@ -161,12 +162,12 @@ st__async_suspend(struct st_trace_region *r, struct st_fentry *e,
     c->susp_lasti = st_frame_lasti(f);
     c->susp_line = (uint32_t)PyFrame_GetLineNumber(f);
     free(c->expr);
-    c->expr = await_expression(f);
+    c->expr = async_await_expression(f);
     c->start_written = 0;
     c->pending_end = 0;
     /* With a threshold, START waits until the await is known to last. */
     if (r->await_threshold_ns == 0)
-        write_await_start(r, e);
+        async_write_await_start(r, e);
 }
 
 void
@@ -196,16 +197,16 @@ st__async_settle(struct st_trace_region *r, struct st_fentry *e, int ok)
     c->await_total_ns += c->pending_dur;
     if (async_on(r) && c->pending_dur >= r->await_threshold_ns) {
         if (!c->start_written)
-            write_await_start(r, e);
+            async_write_await_start(r, e);
         st_buf_init(&b);
         st_buf_puts(&b, "\xe2\x8c\x9b AWAIT END: "); /* ⌛ */
-        put_name(&b, e);
-        put_status(&b, ok);
-        put_file_line(&b, e, c->susp_line);
+        async_put_name(&b, e);
+        async_put_status(&b, ok);
+        async_put_file_line(&b, e, c->susp_line);
         st_buf_puts(&b, "   Duration: ");
         st_record_put_ms(&b, c->pending_dur);
         st_buf_puts(&b, " ms\n");
-        emit_body(r, ST_ASYNC_AWAIT, st__clock_now_ns(), &b);
+        async_emit_body(r, ST_ASYNC_AWAIT, st__clock_now_ns(), &b);
     }
     free(c->expr);
     c->expr = NULL;
@@ -263,8 +264,8 @@ st__async_coro_end(struct st_trace_region *r, struct st_fentry *e, int ok)
         now = st__clock_now_ns();
         st_buf_init(&b);
         st_buf_puts(&b, "\xf0\x9f\x8f\x81 COROUTINE END: "); /* 🏁 */
-        put_name(&b, e);
-        put_status(&b, ok);
+        async_put_name(&b, e);
+        async_put_status(&b, ok);
         st_buf_puts(&b, "   Total duration: ");
         st_record_put_ms(&b, now - c->start_ns);
         st_buf_puts(&b, " ms\n   Await points: ");
@@ -272,7 +273,7 @@ st__async_coro_end(struct st_trace_region *r, struct st_fentry *e, int ok)
         st_buf_puts(&b, "\n   Total await time: ");
         st_record_put_ms(&b, c->await_total_ns);
         st_buf_puts(&b, " ms\n");
-        emit_body(r, ST_ASYNC_CORO, now, &b);
+        async_emit_body(r, ST_ASYNC_CORO, now, &b);
     }
     st__threads_coro_free(c);
     e->coro = NULL;
@@ -295,11 +296,11 @@ st__async_task_event(struct st_trace_region *r, int created,
         st_buf_append(&b, "\n", 1);
     }
     else {
-        put_status(&b, ok);
+        async_put_status(&b, ok);
         st_buf_puts(&b, "   Duration: ");
         st_record_put_ms(&b, duration_ns);
         st_buf_puts(&b, " ms\n");
     }
-    emit_body(r, ST_ASYNC_TASK, st__clock_now_ns(), &b);
+    async_emit_body(r, ST_ASYNC_TASK, st__clock_now_ns(), &b);
     return 1;
 }

@@ -2,7 +2,13 @@
  * The one small interface every trace backend implements (the Redis ae_*.c
  * pattern): sys.monitoring on 3.12+ (backend_monitoring.c), else the
  * PyEval_SetTrace C trace function (backend_settrace.c).  Both feed the
- * st__on_* entry points of tracer.c.
+ * st__tracer_on_* entry points of tracer.c; backend_monitoring.c also
+ * decides when code locations may be switched off for every thread
+ * (sys.monitoring's DISABLE).
+ *
+ * The backends own the hook's registration (tool id, callbacks); they
+ * read the calling thread's region (threads.h) and the filter's verdicts.
+ * Caller: module.c.  GIL held.
  */
 #ifndef STEPTRACE_AGENT_BACKEND_H
 #define STEPTRACE_AGENT_BACKEND_H

@@ -12,7 +12,7 @@
 #include <string.h>
 
 static int
-settrace_func(PyObject *obj, PyFrameObject *f, int what, PyObject *arg)
+backend_settrace_func(PyObject *obj, PyFrameObject *f, int what, PyObject *arg)
 {
     (void)obj;
     switch (what) {
@@ -41,21 +41,21 @@ int
 st__backend_dispatch(PyFrameObject *f, const char *event, PyObject *arg)
 {
     if (strcmp(event, "call") == 0)
-        return settrace_func(NULL, f, PyTrace_CALL, arg);
+        return backend_settrace_func(NULL, f, PyTrace_CALL, arg);
     if (strcmp(event, "line") == 0)
-        return settrace_func(NULL, f, PyTrace_LINE, arg);
+        return backend_settrace_func(NULL, f, PyTrace_LINE, arg);
     /* Python-level tracing passes None for an exception exit. */
     if (strcmp(event, "return") == 0)
-        return settrace_func(NULL, f, PyTrace_RETURN, arg);
+        return backend_settrace_func(NULL, f, PyTrace_RETURN, arg);
     if (strcmp(event, "exception") == 0)
-        return settrace_func(NULL, f, PyTrace_EXCEPTION, arg);
+        return backend_settrace_func(NULL, f, PyTrace_EXCEPTION, arg);
     return 0;
 }
 
 void
 st__backend_settrace_start(PyObject *handle)
 {
-    PyEval_SetTrace(settrace_func, handle);
+    PyEval_SetTrace(backend_settrace_func, handle);
 }
 
 void

@@ -33,7 +33,7 @@ st__clock_now_ns(void)
 #if defined(__x86_64__)
 /* Does /proc/cpuinfo list both flags that make the TSC a clock? */
 static int
-tsc_invariant(void)
+clock_tsc_invariant(void)
 {
     FILE *f = fopen("/proc/cpuinfo", "r");
     char line[4096];
@@ -74,7 +74,7 @@ st__clock_calibrate(void)
     if (calibrated)
         return;
     calibrated = 1;
-    if (getenv("STEPTRACE_NO_TSC") != NULL || !tsc_invariant())
+    if (getenv("STEPTRACE_NO_TSC") != NULL || !clock_tsc_invariant())
         return;
     /* About a millisecond, once per process: the clock reads' own jitter
      * (tens of ns) makes the factor good to a few parts in 10^5. */

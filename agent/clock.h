@@ -7,8 +7,9 @@
  * thread, except st__clock_hook_ticks, which only the GIL holder touches.
  *
  * Callers: tracer.c (runtimes, the hook's entry), region.c (calibration),
- * outbox.c (FLUSH ages, waits), sender_wait.c (waits), stateprint.c and vars.c (costs of walks and
- * str()), async.c and sender.c (ns timestamps and timeouts).
+ * outbox.c (FLUSH ages, waits), sender_wait.c (waits), stateprint.c and
+ * vars.c (costs of walks and str()), async.c and sender.c (ns timestamps
+ * and timeouts).
  */
 #ifndef STEPTRACE_AGENT_CLOCK_H
 #define STEPTRACE_AGENT_CLOCK_H

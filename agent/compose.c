@@ -25,10 +25,51 @@
 #include "steptrace/record.h"
 
 #include "compose.h"
-#include "render.h"
+#include "stateprint.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+static st_compose_building_cb compose_building;
+
+void
+st__compose_set_building(st_compose_building_cb cb)
+{
+    compose_building = cb;
+}
+
+PyObject *
+st__compose_text(PyObject *v, int repr)
+{
+    PyObject **dp, *dict = NULL, *saved = NULL, *s;
+    uint64_t version = 0;
+
+    st__stateprint_forget();
+    if (compose_building != NULL && compose_building(v)) {
+        dp = _PyObject_GetDictPtr(v);
+        if (dp != NULL && *dp != NULL && PyDict_CheckExact(*dp)) {
+            dict = Py_NewRef(*dp);
+            saved = PyDict_Copy(dict);
+            version = st_dict_version(dict);
+        }
+        PyErr_Clear();
+    }
+    s = repr ? PyObject_Repr(v) : PyObject_Str(v);
+    if (saved != NULL && st_dict_version(dict) != version) {
+        st_exc_state es;
+
+        /* str() filled a cache (or worse) in the half-built object: put
+         * its attributes back as the program left them. */
+        ST_EXC_SAVE(es);
+        PyDict_Clear(dict);
+        if (PyDict_Update(dict, saved) < 0)
+            PyErr_Clear();
+        ST_EXC_RESTORE(es);
+    }
+    Py_XDECREF(saved);
+    Py_XDECREF(dict);
+    return s;
+}
 
 /* A copy of the n ASCII bytes at p, NUL-terminated, or NULL. */
 static char *
@@ -152,7 +193,7 @@ compose_unicode(struct compose *c, PyObject *s)
 /* ---- the fingerprint ---- */
 
 static void
-fp_tok(struct compose *c, uintptr_t t)
+compose_fp_tok(struct compose *c, uintptr_t t)
 {
     uintptr_t *p;
 
@@ -168,11 +209,11 @@ fp_tok(struct compose *c, uintptr_t t)
 }
 
 static void
-fp_leaf(struct compose *c, PyObject *v)
+compose_fp_leaf(struct compose *c, PyObject *v)
 {
     PyObject **p;
 
-    fp_tok(c, (uintptr_t)v);
+    compose_fp_tok(c, (uintptr_t)v);
     if (c->fp_broken)
         return;
     p = st_grow(c->fp.leaf, &c->leafcap, c->fp.nleaf + 1, sizeof(*p), 16);
@@ -196,7 +237,7 @@ static struct rc_ent *rc_tab;
 static size_t rc_used;
 
 static void
-rc_clear(void)
+compose_rc_clear(void)
 {
     size_t i;
 
@@ -210,14 +251,14 @@ rc_clear(void)
 
 /* Keeps text as v's repr (v immutable: it cannot change). */
 static void
-rc_keep(PyObject *v, const char *p, size_t n)
+compose_rc_keep(PyObject *v, const char *p, size_t n)
 {
     size_t i = ((uintptr_t)v >> 4) & (RC_SLOTS - 1);
 
     if (n > RC_MAX_TEXT || rc_tab == NULL)
         return;
     if (rc_used * 2 >= RC_SLOTS)
-        rc_clear();
+        compose_rc_clear();
     while (rc_tab[i].obj != NULL)
         i = (i + 1) & (RC_SLOTS - 1);
     rc_tab[i].text = malloc(n + 1);
@@ -230,7 +271,7 @@ rc_keep(PyObject *v, const char *p, size_t n)
 }
 
 static const struct rc_ent *
-rc_find(PyObject *v)
+compose_rc_find(PyObject *v)
 {
     size_t i = ((uintptr_t)v >> 4) & (RC_SLOTS - 1);
 
@@ -296,20 +337,20 @@ compose_leaf(struct compose *c, PyObject *v)
     size_t n;
     Py_ssize_t len = -1, left = (Py_ssize_t)(c->limit - c->chars) + 1;
 
-    fp_leaf(c, v);
+    compose_fp_leaf(c, v);
     if (v == Py_None || v == Py_True || v == Py_False) {
         compose_text(c, v == Py_None ? "None" : v == Py_True ? "True"
                                                              : "False",
                      v == Py_False ? 5 : 4);
         return 0;
     }
-    if ((e = rc_find(v)) != NULL) {
+    if ((e = compose_rc_find(v)) != NULL) {
         compose_text(c, e->text, e->len);
         return 0;
     }
     if ((num = st__compose_number(v, 0, &n)) != NULL) {
         compose_text(c, num, n);
-        rc_keep(v, num, n);
+        compose_rc_keep(v, num, n);
         free(num);
         return 0;
     }
@@ -327,7 +368,7 @@ compose_leaf(struct compose *c, PyObject *v)
         const char *p = PyUnicode_AsUTF8AndSize(s, &k);
 
         if (p != NULL)
-            rc_keep(v, p, (size_t)k);
+            compose_rc_keep(v, p, (size_t)k);
     }
     compose_unicode(c, s);
     Py_DECREF(s);
@@ -342,14 +383,14 @@ compose_other(struct compose *c, PyObject *v)
     PyObject *s;
 
     if (st__vfp_identity(v)) {
-        fp_tok(c, ST_VFP_TOK_IDENT);
-        fp_tok(c, (uintptr_t)Py_TYPE(v));
-        fp_tok(c, (uintptr_t)v);
+        compose_fp_tok(c, ST_VFP_TOK_IDENT);
+        compose_fp_tok(c, (uintptr_t)Py_TYPE(v));
+        compose_fp_tok(c, (uintptr_t)v);
     }
     else {
         c->code_ran = 1;
     }
-    s = st__render_text(v, 1);
+    s = st__compose_text(v, 1);
     if (s == NULL) {
         PyErr_Clear();
         c->failed = 1;
@@ -438,8 +479,8 @@ compose_container(struct compose *c, PyObject *v, int depth)
     Py_ssize_t n = st__vfp_len(v);
     int rec;
 
-    fp_tok(c, (uintptr_t)Py_TYPE(v));
-    fp_tok(c, (uintptr_t)n);
+    compose_fp_tok(c, (uintptr_t)Py_TYPE(v));
+    compose_fp_tok(c, (uintptr_t)n);
     if (n == 0) {
         if (set || fset)
             compose_text(c, set ? "set()" : "frozenset()", set ? 5 : 11);
@@ -454,7 +495,7 @@ compose_container(struct compose *c, PyObject *v, int depth)
             c->failed = 1;
             return;
         }
-        fp_tok(c, ST_VFP_TOK_REC);
+        compose_fp_tok(c, ST_VFP_TOK_REC);
         if (set || fset)
             compose_text(c, set ? "set(...)" : "frozenset(...)",
                          set ? 8 : 14);

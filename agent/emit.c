@@ -46,7 +46,7 @@ emit_thread_name(struct st_tstate *ts)
 /* ---- the collector ---- */
 
 static void
-send_str(struct st_strent *e)
+emit_send_str(struct st_strent *e)
 {
     uint32_t gen = st__sender_gen();
 
@@ -57,7 +57,7 @@ send_str(struct st_strent *e)
 }
 
 static void
-announce_region(struct st_trace_region *r)
+emit_announce_region(struct st_trace_region *r)
 {
     uint32_t gen = st__sender_gen();
     Py_ssize_t n;
@@ -89,7 +89,7 @@ announce_region(struct st_trace_region *r)
 
 /* FRAME for ts->stack[idx], after its traced ancestors. */
 static void
-announce_frame(const struct st_trace_region *r, struct st_tstate *ts,
+emit_announce_frame(const struct st_trace_region *r, struct st_tstate *ts,
                size_t idx)
 {
     uint32_t gen = st__sender_gen();
@@ -99,20 +99,20 @@ announce_frame(const struct st_trace_region *r, struct st_tstate *ts,
     if (e->announced_gen == gen)
         return;
     if (e->parent != 0) {
-        announce_frame(r, ts, e->parent - 1);
+        emit_announce_frame(r, ts, e->parent - 1);
         parent_id = ts->stack[e->parent - 1].id;
     }
     if (ts->announced_gen != gen) {
         struct st_strent *name = st__strtab_str(emit_thread_name(ts));
 
         if (name != NULL) {
-            send_str(name);
+            emit_send_str(name);
             st_wire_pack_thread(&st__outbox_pk, ts->tid, name->sid);
         }
         ts->announced_gen = gen;
     }
-    send_str(e->ci->file_s);
-    send_str(e->ci->func_s);
+    emit_send_str(e->ci->file_s);
+    emit_send_str(e->ci->func_s);
     st_wire_put_frame(&st__outbox_batch, e->id, ts->tid, parent_id,
                       e->ci->file_s->sid, e->ci->func_s->sid,
                       e->scope ? e->scope->id : 0,
@@ -121,7 +121,7 @@ announce_frame(const struct st_trace_region *r, struct st_tstate *ts,
 }
 
 static void
-pack_diff(const struct st_changes *c, int present)
+emit_pack_diff(const struct st_changes *c, int present)
 {
     size_t i;
 
@@ -143,14 +143,14 @@ pack_diff(const struct st_changes *c, int present)
 }
 
 static void
-send_change_strings(const struct st_changes *c)
+emit_send_change_strings(const struct st_changes *c)
 {
     size_t i;
 
     for (i = 0; i < c->n; i++) {
-        send_str(c->c[i].name_s);
+        emit_send_str(c->c[i].name_s);
         if (c->c[i].kind != ST_VAR_DELETED)
-            send_str(c->c[i].ent->type_s);
+            emit_send_str(c->c[i].ent->type_s);
     }
 }
 
@@ -170,9 +170,9 @@ emit_wire(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
     }
     gen = st__sender_gen();
     if (!r->file_announced || r->announced_gen != gen)
-        announce_region(r);
+        emit_announce_region(r);
     if (e->announced_gen != gen)
-        announce_frame(r, ts, idx);
+        emit_announce_frame(r, ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
         keep = st__outbox_batch.len;
         st_wire_pack_event(&st__outbox_pk, r->id, e->id, rec->line,
@@ -180,13 +180,13 @@ emit_wire(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
                            rec->detail ? rec->detail : "", rec->detail_len);
     }
     else if (rec->vars) {
-        send_change_strings(rec->gch);
-        send_change_strings(rec->lch);
+        emit_send_change_strings(rec->gch);
+        emit_send_change_strings(rec->lch);
         keep = st__outbox_batch.len;
         st_wire_put_step_head(&st__outbox_batch, r->id, e->id, rec->line,
                               rec->runtime);
-        pack_diff(rec->gch, 1);
-        pack_diff(rec->lch, !e->module_level);
+        emit_pack_diff(rec->gch, 1);
+        emit_pack_diff(rec->lch, !e->module_level);
     }
     else {
         /* NONE: a LINE, 4-6 bytes. */
@@ -220,7 +220,7 @@ st__emit_region_end(struct st_trace_region *r)
     r->dropped_base = st__collector_dropped();
     if ((r->outputs & ST_OUT_FILE) && st__sender_ok() &&
         (r->file_announced || r->lost > 0)) {
-        announce_region(r);
+        emit_announce_region(r);
         if (r->lost > 0)
             st_wire_pack_lost(&st__outbox_pk, r->id, r->lost);
         st_wire_pack_region_end(&st__outbox_pk, r->id);
@@ -238,7 +238,7 @@ void
 st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text,
               size_t n)
 {
-    announce_region(r);
+    emit_announce_region(r);
     st_wire_pack_note(&st__outbox_pk, r->id, kind, text, n);
     /* Kept like a definition: a note is never dropped. */
     st__outbox_commit(r->drop_when_full, st__outbox_batch.len, 0);
@@ -247,7 +247,7 @@ st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text,
 /* ---- the console ---- */
 
 static struct st_str
-strent_str(const struct st_strent *e)
+emit_strent_str(const struct st_strent *e)
 {
     struct st_str s = {e->text, e->len};
     return s;
@@ -255,7 +255,7 @@ strent_str(const struct st_strent *e)
 
 /* Fills views for a full snapshot (ALL) or the changes (CHANGED). */
 static struct st_var_view *
-make_views(const struct st_snapshot *snap, const struct st_changes *c,
+emit_make_views(const struct st_snapshot *snap, const struct st_changes *c,
            int var_mode, size_t *n_out)
 {
     size_t n = var_mode == ST_VARMODE_ALL ? snap->n : c->n;
@@ -275,14 +275,14 @@ make_views(const struct st_snapshot *snap, const struct st_changes *c,
         else {
             e = c->c[i].ent;
             v[i].change = c->c[i].kind;
-            v[i].name = strent_str(c->c[i].name_s);
+            v[i].name = emit_strent_str(c->c[i].name_s);
             v[i].old.p = c->c[i].old;
             v[i].old.n = c->c[i].old_len;
             if (e == NULL)
                 continue;
         }
-        v[i].name = strent_str(e->name_s);
-        v[i].type = strent_str(e->type_s);
+        v[i].name = emit_strent_str(e->name_s);
+        v[i].type = emit_strent_str(e->type_s);
         v[i].value.p = e->value;
         v[i].value.n = e->value_len;
     }
@@ -296,7 +296,7 @@ make_views(const struct st_snapshot *snap, const struct st_changes *c,
  * walks the same parent links, so both print the same lines.
  */
 static struct st_loc_view *
-make_locs(const struct st_trace_region *r, const struct st_tstate *ts,
+emit_make_locs(const struct st_trace_region *r, const struct st_tstate *ts,
           size_t idx, uint32_t line, size_t *n_out)
 {
     size_t n = 1, i = idx, k;
@@ -310,16 +310,16 @@ make_locs(const struct st_trace_region *r, const struct st_tstate *ts,
         return NULL;
     k = n;
     locs[--k].line = line;
-    locs[k].file = strent_str(ts->stack[idx].ci->file_s);
-    locs[k].func = strent_str(ts->stack[idx].ci->func_s);
+    locs[k].file = emit_strent_str(ts->stack[idx].ci->file_s);
+    locs[k].func = emit_strent_str(ts->stack[idx].ci->func_s);
     for (i = idx; k > 0; ) {
         const struct st_fentry *p;
 
         i = ts->stack[i].parent - 1;
         p = &ts->stack[i];
         locs[--k].line = p->last_line;
-        locs[k].file = strent_str(p->ci->file_s);
-        locs[k].func = strent_str(p->ci->func_s);
+        locs[k].file = emit_strent_str(p->ci->file_s);
+        locs[k].func = emit_strent_str(p->ci->func_s);
     }
     *n_out = n;
     return locs;
@@ -344,7 +344,7 @@ static struct cqnode *cq_head, *cq_tail;
 static int cq_writing;
 
 static void
-console_drain(void)
+emit_console_drain(void)
 {
     cq_writing = 1;
     while (cq_head != NULL) {
@@ -371,7 +371,7 @@ console_drain(void)
 
 /* Writes console text through the current sys.stdout / sys.stderr. */
 static void
-console_write(struct st_trace_region *r, const struct st_buf *t)
+emit_console_write(struct st_trace_region *r, const struct st_buf *t)
 {
     struct cqnode *n;
 
@@ -394,7 +394,7 @@ console_write(struct st_trace_region *r, const struct st_buf *t)
         cq_head = n;
     cq_tail = n;
     if (!cq_writing)
-        console_drain();
+        emit_console_drain();
 }
 
 static void
@@ -425,7 +425,7 @@ emit_console(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
             v.thread.n = 1;
         }
     }
-    locs = make_locs(r, ts, idx, rec->line, &v.nlocs);
+    locs = emit_make_locs(r, ts, idx, rec->line, &v.nlocs);
     if (locs == NULL) {
         r->errors++;
         return;
@@ -433,21 +433,22 @@ emit_console(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
     v.locs = locs;
     v.var_mode = r->var_mode;
     if (rec->kind == ST_EVENT_STEP && rec->vars) {
-        gv = make_views(e->scope ? &e->scope->snap : &empty, rec->gch,
+        gv = emit_make_views(e->scope ? &e->scope->snap : &empty, rec->gch,
                         r->var_mode, &v.nglobals);
         if (!e->module_level)
-            lv = make_views(&e->locals, rec->lch, r->var_mode, &v.nlocals);
+            lv = emit_make_views(&e->locals, rec->lch, r->var_mode,
+                                 &v.nlocals);
         v.globals = gv;
         v.locals = lv;
     }
-    /* A buffer of its own: console_write() can let another thread's hook
+    /* A buffer of its own: emit_console_write() can let another thread's hook
      * run (the stream's write may release the GIL). */
     st_buf_init(&text);
     st_record_format_step(&text, &v);
     free(gv);
     free(lv);
     free(locs);
-    console_write(r, &text);
+    emit_console_write(r, &text);
     st_buf_close(&text);
 }
 
@@ -461,7 +462,7 @@ st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
     if ((r->outputs & ST_OUT_FILE) && st__sender_ok()) {
         size_t keep;
 
-        announce_region(r);
+        emit_announce_region(r);
         keep = st__outbox_batch.len;
         st_wire_pack_async(&st__outbox_pk, r->id, time_ns, (uint32_t)kind,
                            body, n);
@@ -475,7 +476,7 @@ st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
 
         st_buf_init(&text);
         st_record_format_async(&text, r->async_steps, time_ns, kind, b);
-        console_write(r, &text);
+        emit_console_write(r, &text);
         st_buf_close(&text);
     }
 }

@@ -17,7 +17,7 @@ static int code_extra_index = -1;
 static uint32_t next_filter_id = 1;
 
 static void
-codeinfo_free(void *p)
+filter_codeinfo_free(void *p)
 {
     struct st_codeinfo *ci = p;
 
@@ -31,7 +31,7 @@ codeinfo_free(void *p)
 int
 st__filter_setup(void)
 {
-    code_extra_index = (int)ST_REQUEST_CODE_EXTRA_INDEX(codeinfo_free);
+    code_extra_index = (int)ST_REQUEST_CODE_EXTRA_INDEX(filter_codeinfo_free);
     return code_extra_index < 0 ? -1 : 0;
 }
 
@@ -156,7 +156,7 @@ st__filter_close(struct st_filter *f)
 /* Is `path` equal to `prefix` or below it, component-wise?  ("/a/proj"
  * contains "/a/proj/x.py" but not "/a/proj2/x.py".) */
 static int
-path_under(const char *path, size_t n, const char *prefix, size_t pn)
+filter_path_under(const char *path, size_t n, const char *prefix, size_t pn)
 {
     if (pn == 0 || n < pn || memcmp(path, prefix, pn) != 0)
         return 0;
@@ -164,7 +164,7 @@ path_under(const char *path, size_t n, const char *prefix, size_t pn)
 }
 
 static int
-path_has_component(const char *path, const char *comp)
+filter_path_has_component(const char *path, const char *comp)
 {
     size_t cn = strlen(comp);
     const char *p = path;
@@ -181,7 +181,7 @@ path_has_component(const char *path, const char *comp)
  * text (for a file that is gone, so realpath() cannot see it), into buf
  * of PATH_MAX bytes. */
 static const char *
-lexical_path(const char *path, char *buf)
+filter_lexical_path(const char *path, char *buf)
 {
     size_t n = 0;
     const char *p = path;
@@ -223,24 +223,25 @@ lexical_path(const char *path, char *buf)
 /* Is the file at `path` in one of the workspaces?  Decided on its real
  * path ("..", symlinks resolved), as a component-wise prefix. */
 static int
-in_workspace(const struct st_filter *f, const char *path)
+filter_in_workspace(const struct st_filter *f, const char *path)
 {
     char buf[PATH_MAX];
     const char *real = realpath(path, buf);
     size_t i, n;
 
     if (real == NULL)
-        real = lexical_path(path, buf);
+        real = filter_lexical_path(path, buf);
     n = strlen(real);
     for (i = 0; i < f->nworkspaces; i++)
-        if (path_under(real, n, f->workspaces[i], strlen(f->workspaces[i])))
+        if (filter_path_under(real, n, f->workspaces[i],
+                              strlen(f->workspaces[i])))
             return 1;
     return 0;
 }
 
 /* The absolute form of co_filename, kept in the cache.  @return 0/-1. */
 static int
-codeinfo_abs_file(const struct st_filter *f, PyCodeObject *co,
+filter_abs_file(const struct st_filter *f, PyCodeObject *co,
                   struct st_codeinfo *ci)
 {
     Py_ssize_t n;
@@ -276,7 +277,7 @@ filter_code(const struct st_filter *f, PyCodeObject *co,
 
     /* Source made up by exec() or a loader ("<string>", "<frozen ...>")
      * is not a real file. */
-    if (codeinfo_abs_file(f, co, ci) != 0)
+    if (filter_abs_file(f, co, ci) != 0)
         return 0;
     path = PyUnicode_AsUTF8AndSize(ci->abs_file, &n);
     if (path == NULL) {
@@ -284,15 +285,16 @@ filter_code(const struct st_filter *f, PyCodeObject *co,
         return 0;
     }
     pn = (size_t)n;
-    if (path_under(path, pn, f->pkgdir, f->pkgdir_len))
+    if (filter_path_under(path, pn, f->pkgdir, f->pkgdir_len))
         return 0;
     for (i = 0; i < f->nexcluded; i++)
-        if (path_under(path, pn, f->excluded[i], strlen(f->excluded[i])))
+        if (filter_path_under(path, pn, f->excluded[i],
+                              strlen(f->excluded[i])))
             return 0;
-    if (path_has_component(path, "site-packages") ||
-        path_has_component(path, "dist-packages"))
+    if (filter_path_has_component(path, "site-packages") ||
+        filter_path_has_component(path, "dist-packages"))
         return 0;
-    if (f->workspaces != NULL && !in_workspace(f, path))
+    if (f->workspaces != NULL && !filter_in_workspace(f, path))
         return 0;
     if (f->functions != NULL) {
         int in = PySet_Contains(f->functions, co->co_name);
@@ -307,7 +309,7 @@ filter_code(const struct st_filter *f, PyCodeObject *co,
 
 /* Does co build its first argument (an __init__ and the like)? */
 static int
-code_is_initialiser(PyCodeObject *co)
+filter_is_initialiser(PyCodeObject *co)
 {
     static const char *const names[] = {"__init__", "__post_init__",
                                         "__setstate__"};
@@ -335,7 +337,7 @@ st__filter_codeinfo(PyCodeObject *co, const struct st_filter *f)
         ci = calloc(1, sizeof(*ci));
         if (ci == NULL)
             return NULL;
-        ci->initialiser = code_is_initialiser(co);
+        ci->initialiser = filter_is_initialiser(co);
         if (ST_CODE_SET_EXTRA((PyObject *)co, code_extra_index, ci) < 0) {
             PyErr_Clear();
             free(ci);

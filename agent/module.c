@@ -21,7 +21,7 @@
 #include "filter.h"
 #include "outbox.h"
 #include "region.h"
-#include "render.h"
+#include "compose.h"
 #include "sender.h"
 #include "threads.h"
 
@@ -462,7 +462,7 @@ PyInit__agent(void)
 
     if (m == NULL)
         return NULL;
-    st__render_set_building(st__threads_being_built);
+    st__compose_set_building(st__threads_being_built);
     if (st__filter_setup() != 0) {
         PyErr_SetString(PyExc_RuntimeError, "steptrace: cannot initialise");
         goto error;

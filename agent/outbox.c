@@ -1,14 +1,14 @@
 /*
- * The outbox: where records leave the process (see outbox.h).  The
- * encoders (emit.c) write the messages of one record into the batch
+ * The outbox: where records leave the process (see outbox.h).  The encoders
+ * (emit.c) write the messages of one record into the batch
  * (st__outbox_batch), which normally points straight into the ring the
- * collector gave us (PROTOCOL.md "The ring"), at the next free byte; st__outbox_commit() then publishes them with
- * one release store.  From that store on, the record is the collector's:
- * it reads the ring every few milliseconds, and what the ring holds
- * survives the process, whether it blocks forever, is killed or crashes.
- * No system call is made per record: the eventfd is written only to wake
- * a collector that stopped looking (reader_idle), at barriers, and when
- * the ring is full.
+ * collector gave us (PROTOCOL.md "The ring"), at the next free byte;
+ * st__outbox_commit() then publishes them with one release store.  From that
+ * store on, the record is the collector's: it reads the ring every few
+ * milliseconds, and what the ring holds survives the process, whether it
+ * blocks forever, is killed or crashes.  No system call is made per record:
+ * the eventfd is written only to wake a collector that stopped looking
+ * (reader_idle), at barriers, and when the ring is full.
  *
  * The ring's data is mapped twice in a row, so the free room after any
  * position is contiguous and the batch can borrow all of it

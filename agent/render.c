@@ -16,14 +16,6 @@
  * into the entry that keeps that text, else dropped at the next call). */
 static struct st_vfp render_fp;
 
-static st_render_building_cb render_building;
-
-void
-st__render_set_building(st_render_building_cb cb)
-{
-    render_building = cb;
-}
-
 /* type(v).__name__ as a C string, for messages. */
 static const char *
 render_type_name(PyObject *v)
@@ -31,39 +23,6 @@ render_type_name(PyObject *v)
     struct st_strent *e = st__strtab_type(Py_TYPE(v));
 
     return e != NULL ? e->text : "?";
-}
-
-PyObject *
-st__render_text(PyObject *v, int repr)
-{
-    PyObject **dp, *dict = NULL, *saved = NULL, *s;
-    uint64_t version = 0;
-
-    st__stateprint_forget();
-    if (render_building != NULL && render_building(v)) {
-        dp = _PyObject_GetDictPtr(v);
-        if (dp != NULL && *dp != NULL && PyDict_CheckExact(*dp)) {
-            dict = Py_NewRef(*dp);
-            saved = PyDict_Copy(dict);
-            version = st_dict_version(dict);
-        }
-        PyErr_Clear();
-    }
-    s = repr ? PyObject_Repr(v) : PyObject_Str(v);
-    if (saved != NULL && st_dict_version(dict) != version) {
-        st_exc_state es;
-
-        /* str() filled a cache (or worse) in the half-built object: put
-         * its attributes back as the program left them. */
-        ST_EXC_SAVE(es);
-        PyDict_Clear(dict);
-        if (PyDict_Update(dict, saved) < 0)
-            PyErr_Clear();
-        ST_EXC_RESTORE(es);
-    }
-    Py_XDECREF(saved);
-    Py_XDECREF(dict);
-    return s;
 }
 
 /* "<unprintable T: msg>" for v, whose str() raised the exception in
@@ -135,7 +94,7 @@ st__render_value(PyObject *v, size_t limit, size_t *len_out)
     quick = st__compose_value(v, limit, len_out, &render_fp);
     if (quick != NULL)
         return quick;
-    s = st__render_text(v, 0);
+    s = st__compose_text(v, 0);
     st_buf_init(&b);
     if (s == NULL) {
         render_unprintable(&b, v);

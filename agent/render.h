@@ -1,19 +1,13 @@
 /*
- * A value's text as the log shows it (render.c): str() escaped and cut at
- * the region's repr_limit, composed in C where it can be (compose.c),
- * "<unprintable T: msg>" when str() raises; the "Type: message" of an exception; and the texts
- * kept by state print (stateprint.h), so that an object's str() runs
- * once per change of its state.  Returned texts are new malloc'ed
- * strings, the caller's to free.
+ * A value's text as the log shows it (render.c): str() escaped and cut at the
+ * region's repr_limit, composed in C where it can be (compose.c),
+ * "<unprintable T: msg>" when str() raises; the "Type: message" of an
+ * exception; and the texts kept by state print (stateprint.h), so that an
+ * object's str() runs once per change of its state.  Returned texts are new
+ * malloc'ed strings, the caller's to free.
  *
- * A half-built object's __str__ can fill a cache from state not set yet
- * (a functools.cached_property), which would change what the program
- * does later: for an object that a traced initialiser is building (asked
- * through the callback threads.c registers), its attribute dict is put
- * back as it was if str() changed it.
- *
- * Callers: vars.c (variables), compose.c (items it does not compose),
- * tracer.c (returned values, exceptions).  GIL held; never raises.
+ * Callers: vars.c (variables), tracer.c (returned values, exceptions).
+ * GIL held; never raises.
  */
 #ifndef STEPTRACE_AGENT_RENDER_H
 #define STEPTRACE_AGENT_RENDER_H
@@ -24,17 +18,6 @@
 
 #include "stateprint.h"
 #include "vfp.h"
-
-/* Is v an object that a traced initialiser running on this thread is
- * building (the first argument of an __init__ on its stack)? */
-typedef int (*st_render_building_cb)(PyObject *v);
-
-/* Sets the building check (once, at module init; NULL: none). */
-void st__render_set_building(st_render_building_cb cb);
-
-/* str(v), or repr(v) when `repr`: a new reference, or NULL with the
- * exception set.  See above for objects being built. */
-PyObject *st__render_text(PyObject *v, int repr);
 
 /*
  * Renders str(v) escaped and cut at `limit` characters into a new

@@ -380,18 +380,25 @@ sender_wake_thread(void)
     (void)r;
 }
 
-void
-st__sender_stop(void)
+/* Tells the thread to exit (*flag, S->stop or S->suspend, set under mu)
+ * and joins it. */
+static void
+sender_join(int *flag)
 {
-    if (!S->running)
-        return;
     pthread_mutex_lock(&S->mu);
-    S->stop = 1;
+    *flag = 1;
     pthread_mutex_unlock(&S->mu);
     sender_wake_thread();
     /* The thread never takes the GIL: joining with it held is safe. */
     pthread_join(S->thread, NULL);
     S->running = 0;
+}
+
+void
+st__sender_stop(void)
+{
+    if (S->running)
+        sender_join(&S->stop);
 }
 
 void
@@ -414,12 +421,7 @@ st__sender_before_fork(void)
 {
     if (!S->running)
         return;
-    pthread_mutex_lock(&S->mu);
-    S->suspend = 1;
-    pthread_mutex_unlock(&S->mu);
-    sender_wake_thread();
-    pthread_join(S->thread, NULL);
-    S->running = 0;
+    sender_join(&S->suspend);
     S->suspended = 1;
 }
 

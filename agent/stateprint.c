@@ -48,7 +48,7 @@ static struct type_cost {
 } type_cost[SP_TYPE_SLOTS];
 
 static struct type_cost *
-type_cost_of(const PyTypeObject *t)
+stateprint_type_cost(const PyTypeObject *t)
 {
     struct type_cost *c =
         &type_cost[(((uintptr_t)t >> 4) * 0x9e3779b97f4a7c15ull >> 40) %
@@ -63,7 +63,7 @@ type_cost_of(const PyTypeObject *t)
 }
 
 static void
-average(uint64_t *avg, uint64_t x)
+stateprint_average(uint64_t *avg, uint64_t x)
 {
     *avg = *avg == 0 ? x + 1 : *avg - *avg / 4 + x / 4;
 }
@@ -71,7 +71,7 @@ average(uint64_t *avg, uint64_t x)
 static int
 stateprint_worth(const PyTypeObject *t)
 {
-    struct type_cost *c = type_cost_of(t);
+    struct type_cost *c = stateprint_type_cost(t);
 
     /* A walk pays what the str() it spares costs, as often as it spares
      * one (objects changing at every step spare none); walks are
@@ -85,13 +85,13 @@ stateprint_worth(const PyTypeObject *t)
 void
 st__stateprint_str_cost(const PyTypeObject *t, uint64_t ticks)
 {
-    average(&type_cost_of(t)->str, ticks);
+    stateprint_average(&stateprint_type_cost(t)->str, ticks);
 }
 
 void
 st__stateprint_outcome(const PyTypeObject *t, int spared)
 {
-    struct type_cost *c = type_cost_of(t);
+    struct type_cost *c = stateprint_type_cost(t);
 
     c->hits = c->hits - c->hits / 8 + (spared ? 1024 : 0) / 8;
 }
@@ -135,7 +135,7 @@ st__stateprint_take(PyObject *v, struct st_stateprint *out)
     t0 = st__clock_ticks();
     failed = st__statewalk_run(v, &out->hash, &out->nodes) != 0;
     /* A walk that gave up saves nothing: it costs as much as it can. */
-    average(&type_cost_of(Py_TYPE(v))->walk,
+    stateprint_average(&stateprint_type_cost(Py_TYPE(v))->walk,
             failed ? UINT32_MAX : st__clock_ticks() - t0);
     if (failed) {
         memset(out, 0, sizeof(*out));

@@ -71,11 +71,11 @@ static struct {
 #define NOPAQUE (sizeof(opaque) / sizeof(opaque[0]))
 static size_t nopaque_found;
 
-static int is_py_class(PyTypeObject *t);
+static int statewalk_is_py_class(PyTypeObject *t);
 
 /* Looks the opaque types up in sys.modules (never imports). */
 static void
-opaque_find(void)
+statewalk_opaque_find(void)
 {
     size_t i;
 
@@ -91,7 +91,7 @@ opaque_find(void)
         Py_XDECREF(m);
         PyErr_Clear();
         if (t != NULL && PyType_Check(t) && py_class_dealloc != NULL &&
-            !is_py_class((PyTypeObject *)t)) {
+            !statewalk_is_py_class((PyTypeObject *)t)) {
             opaque[i].type = (PyTypeObject *)t;
             nopaque_found++;
         }
@@ -102,7 +102,7 @@ opaque_find(void)
 }
 
 static int
-is_opaque(PyTypeObject *t)
+statewalk_is_opaque(PyTypeObject *t)
 {
     size_t i;
 
@@ -113,7 +113,7 @@ is_opaque(PyTypeObject *t)
 }
 
 static void
-mix(struct walk *w, uint64_t t)
+statewalk_mix(struct walk *w, uint64_t t)
 {
     uint64_t h = (w->h ^ t) * 0x9e3779b97f4a7c15ull;
 
@@ -121,7 +121,7 @@ mix(struct walk *w, uint64_t t)
 }
 
 static void
-mix_bytes(struct walk *w, const void *p, size_t n)
+statewalk_mix_bytes(struct walk *w, const void *p, size_t n)
 {
     const unsigned char *b = p;
     size_t i;
@@ -130,16 +130,16 @@ mix_bytes(struct walk *w, const void *p, size_t n)
         uint64_t x;
 
         memcpy(&x, b + i, 8);
-        mix(w, x);
+        statewalk_mix(w, x);
     }
     for (; i < n; i++)
-        mix(w, b[i] | 0x100u);
-    mix(w, n);
+        statewalk_mix(w, b[i] | 0x100u);
+    statewalk_mix(w, n);
 }
 
 /* Marks p visited.  @return 1 when it was already. */
 static int
-seen_mark(const void *p)
+statewalk_seen_mark(const void *p)
 {
     size_t i = ((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull & (seen_cap - 1);
 
@@ -155,7 +155,7 @@ seen_mark(const void *p)
 }
 
 static void
-push(struct walk *w, PyObject *v)
+statewalk_push(struct walk *w, PyObject *v)
 {
     if (w->nstack == w->capstack) {
         size_t cap = w->capstack ? 2 * w->capstack : 256;
@@ -173,7 +173,7 @@ push(struct walk *w, PyObject *v)
 
 /* Is t a class made by a class statement? */
 static int
-is_py_class(PyTypeObject *t)
+statewalk_is_py_class(PyTypeObject *t)
 {
     return (t->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
            t->tp_dealloc == py_class_dealloc;
@@ -183,7 +183,7 @@ is_py_class(PyTypeObject *t)
  * reads directly (never through the program's methods), or NULL when the
  * class derives from anything else written in C. */
 static PyTypeObject *
-native_base(PyTypeObject *t)
+statewalk_native_base(PyTypeObject *t)
 {
     static PyTypeObject *const ok[] = {
         &PyBaseObject_Type, &PyUnicode_Type, &PyLong_Type, &PyFloat_Type,
@@ -200,7 +200,7 @@ native_base(PyTypeObject *t)
     for (i = 0; i < PyTuple_GET_SIZE(mro); i++) {
         PyTypeObject *b = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
 
-        if (is_py_class(b))
+        if (statewalk_is_py_class(b))
             continue;
         for (k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
             if (b == ok[k])
@@ -216,7 +216,7 @@ native_base(PyTypeObject *t)
 /* Objects whose text is fixed by their identity (or by nothing the
  * program can change): functions, classes, modules and the like. */
 static int
-is_identity_leaf(PyObject *v)
+statewalk_is_identity_leaf(PyObject *v)
 {
     return PyFunction_Check(v) || PyCFunction_Check(v) || PyType_Check(v) ||
            PyModule_Check(v) || PyCode_Check(v) || PyMethod_Check(v) ||
@@ -235,7 +235,7 @@ is_identity_leaf(PyObject *v)
 /* A str's text, by its hash (computed once, kept in the str), with its
  * length. */
 static void
-walk_str(struct walk *w, PyObject *v)
+statewalk_str(struct walk *w, PyObject *v)
 {
     Py_hash_t h = PyUnicode_Type.tp_hash(v);
 
@@ -244,79 +244,79 @@ walk_str(struct walk *w, PyObject *v)
         w->failed = 1;
         return;
     }
-    mix(w, (uint64_t)h);
-    mix(w, (uint64_t)PyUnicode_GET_LENGTH(v));
+    statewalk_mix(w, (uint64_t)h);
+    statewalk_mix(w, (uint64_t)PyUnicode_GET_LENGTH(v));
 }
 
 static void
-walk_int(struct walk *w, PyObject *v)
+statewalk_int(struct walk *w, PyObject *v)
 {
     int overflow;
     long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
 
     if (overflow == 0 && !(x == -1 && PyErr_Occurred())) {
-        mix(w, (uint64_t)x);
+        statewalk_mix(w, (uint64_t)x);
         return;
     }
     PyErr_Clear();
     /* A big int: its hash, computed in C (PyLong_Type's own). */
-    mix(w, (uint64_t)PyLong_Type.tp_hash(v));
+    statewalk_mix(w, (uint64_t)PyLong_Type.tp_hash(v));
     PyErr_Clear();
 }
 
 static void
-walk_float(struct walk *w, double d)
+statewalk_float(struct walk *w, double d)
 {
     uint64_t x;
 
     memcpy(&x, &d, sizeof(x));
-    mix(w, x);
+    statewalk_mix(w, x);
 }
 
 /* An immutable scalar (int, str, float, bool, None) held by a container:
  * mixed in place, without a visit of its own.  @return 1 when x is one. */
 static int
-walk_scalar(struct walk *w, PyObject *x)
+statewalk_scalar(struct walk *w, PyObject *x)
 {
     PyTypeObject *t = Py_TYPE(x);
 
     if (x == Py_None || t == &PyBool_Type) {
-        mix(w, (uint64_t)(uintptr_t)x);
+        statewalk_mix(w, (uint64_t)(uintptr_t)x);
         return 1;
     }
     if (t == &PyLong_Type) {
-        mix(w, (uint64_t)(uintptr_t)x);
-        walk_int(w, x);
+        statewalk_mix(w, (uint64_t)(uintptr_t)x);
+        statewalk_int(w, x);
         return 1;
     }
     if (t == &PyUnicode_Type) {
-        mix(w, (uint64_t)(uintptr_t)x);
-        walk_str(w, x);
+        statewalk_mix(w, (uint64_t)(uintptr_t)x);
+        statewalk_str(w, x);
         return 1;
     }
     if (t == &PyFloat_Type) {
-        mix(w, (uint64_t)(uintptr_t)x);
-        walk_float(w, PyFloat_AS_DOUBLE(x));
+        statewalk_mix(w, (uint64_t)(uintptr_t)x);
+        statewalk_float(w, PyFloat_AS_DOUBLE(x));
         return 1;
     }
     return 0;
 }
 
 static void
-walk_seq(struct walk *w, PyObject *const *items, Py_ssize_t n)
+statewalk_seq(struct walk *w, PyObject *const *items, Py_ssize_t n)
 {
     Py_ssize_t i;
 
-    mix(w, (uint64_t)n);
+    statewalk_mix(w, (uint64_t)n);
     for (i = n; i > 0; i--)
-        if (!walk_scalar(w, items[i - 1]))
-            push(w, items[i - 1]);
+        if (!statewalk_scalar(w, items[i - 1]))
+            statewalk_push(w, items[i - 1]);
 }
 
 /* Does the dict's version tag cover x entirely (an immutable scalar: the
  * same object again is the same value)? */
 static int
-covered_by_version(PyObject *x)
+statewalk_covered_by_version(PyObject *x)
 {
     PyTypeObject *t = Py_TYPE(x);
 
@@ -340,22 +340,22 @@ static struct {
 /* The items of a dict whose version tag cannot be trusted: each key and
  * value by identity, scalars by value too. */
 static void
-walk_dict_items(struct walk *w, PyObject *d)
+statewalk_dict_items(struct walk *w, PyObject *d)
 {
     Py_ssize_t pos = 0;
     PyObject *k, *val;
 
-    mix(w, (uint64_t)PyDict_GET_SIZE(d));
+    statewalk_mix(w, (uint64_t)PyDict_GET_SIZE(d));
     while (PyDict_Next(d, &pos, &k, &val)) {
-        if (!walk_scalar(w, k))
-            push(w, k);
-        if (!walk_scalar(w, val))
-            push(w, val);
+        if (!statewalk_scalar(w, k))
+            statewalk_push(w, k);
+        if (!statewalk_scalar(w, val))
+            statewalk_push(w, val);
     }
 }
 
 static void
-walk_dict(struct walk *w, PyObject *d)
+statewalk_dict(struct walk *w, PyObject *d)
 {
     Py_ssize_t pos = 0;
     PyObject *k, *val;
@@ -364,19 +364,19 @@ walk_dict(struct walk *w, PyObject *d)
                   FLAT_SLOTS;
     int scalars_only = 1;
 
-    mix(w, (uint64_t)PyDict_GET_SIZE(d));
-    mix(w, version);
+    statewalk_mix(w, (uint64_t)PyDict_GET_SIZE(d));
+    statewalk_mix(w, version);
     if (flat[slot].dict == (const void *)d && flat[slot].version == version)
         return;
     /* An equal version tag means the same key and value objects: only
      * what can change inside them is visited. */
     while (PyDict_Next(d, &pos, &k, &val)) {
-        if (!covered_by_version(k)) {
-            push(w, k);
+        if (!statewalk_covered_by_version(k)) {
+            statewalk_push(w, k);
             scalars_only = 0;
         }
-        if (!covered_by_version(val)) {
-            push(w, val);
+        if (!statewalk_covered_by_version(val)) {
+            statewalk_push(w, val);
             scalars_only = 0;
         }
     }
@@ -389,11 +389,11 @@ walk_dict(struct walk *w, PyObject *d)
 /* Sets and frozensets, through the set type's own iterator (never a
  * subclass's __iter__). */
 static void
-walk_set(struct walk *w, PyObject *v)
+statewalk_set(struct walk *w, PyObject *v)
 {
     PyObject *it, *item;
 
-    mix(w, (uint64_t)PySet_GET_SIZE(v));
+    statewalk_mix(w, (uint64_t)PySet_GET_SIZE(v));
     it = PySet_Type.tp_iter(v);
     if (it == NULL) {
         PyErr_Clear();
@@ -401,7 +401,7 @@ walk_set(struct walk *w, PyObject *v)
         return;
     }
     while ((item = Py_TYPE(it)->tp_iternext(it)) != NULL) {
-        push(w, item);
+        statewalk_push(w, item);
         /* The set holds it: the borrowed pointer stays valid. */
         Py_DECREF(item);
     }
@@ -411,42 +411,43 @@ walk_set(struct walk *w, PyObject *v)
 
 /* The contents a builtin base holds, read directly. */
 static void
-walk_payload(struct walk *w, PyObject *v, PyTypeObject *base)
+statewalk_payload(struct walk *w, PyObject *v, PyTypeObject *base)
 {
     if (base == &PyUnicode_Type)
-        walk_str(w, v);
+        statewalk_str(w, v);
     else if (base == &PyLong_Type)
-        walk_int(w, v);
+        statewalk_int(w, v);
     else if (base == &PyFloat_Type)
-        walk_float(w, PyFloat_AS_DOUBLE(v));
+        statewalk_float(w, PyFloat_AS_DOUBLE(v));
     else if (base == &PyBytes_Type)
-        mix_bytes(w, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
+        statewalk_mix_bytes(w, PyBytes_AS_STRING(v),
+                            (size_t)PyBytes_GET_SIZE(v));
     else if (base == &PyTuple_Type)
-        walk_seq(w, &PyTuple_GET_ITEM(v, 0), PyTuple_GET_SIZE(v));
+        statewalk_seq(w, &PyTuple_GET_ITEM(v, 0), PyTuple_GET_SIZE(v));
     else if (base == &PyList_Type)
-        walk_seq(w, PySequence_Fast_ITEMS(v), PyList_GET_SIZE(v));
+        statewalk_seq(w, PySequence_Fast_ITEMS(v), PyList_GET_SIZE(v));
     else if (base == &PyDict_Type)
-        walk_dict(w, v);
+        statewalk_dict(w, v);
     else if (base == &PySet_Type || base == &PyFrozenSet_Type)
-        walk_set(w, v);
+        statewalk_set(w, v);
 }
 
 /* An instance of a class statement's class: its class's version, its
  * builtin contents, its attribute dict, its slots. */
 static void
-walk_instance(struct walk *w, PyObject *v, PyTypeObject *base)
+statewalk_instance(struct walk *w, PyObject *v, PyTypeObject *base)
 {
     PyTypeObject *t = Py_TYPE(v);
     PyObject *mro = t->tp_mro, **dictptr;
     Py_ssize_t i;
 
-    mix(w, t->tp_version_tag);
-    walk_payload(w, v, base);
+    statewalk_mix(w, t->tp_version_tag);
+    statewalk_payload(w, v, base);
     for (i = 0; i < PyTuple_GET_SIZE(mro); i++) {
         PyTypeObject *b = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
         PyMemberDef *m;
 
-        if (!is_py_class(b) || b->tp_members == NULL)
+        if (!statewalk_is_py_class(b) || b->tp_members == NULL)
             continue;
         for (m = b->tp_members; m->name != NULL; m++) {
             PyObject *x;
@@ -457,71 +458,72 @@ walk_instance(struct walk *w, PyObject *v, PyTypeObject *base)
                 continue;
             x = *(PyObject **)((char *)v + m->offset);
             if (x != NULL)
-                push(w, x);
+                statewalk_push(w, x);
             else
-                mix(w, 0);
+                statewalk_mix(w, 0);
         }
     }
     /* The attribute dict (made, when the object keeps its attributes
      * inline, as reading vars() would make it). */
     dictptr = _PyObject_GetDictPtr(v);
     if (dictptr != NULL && *dictptr != NULL && PyDict_Check(*dictptr)) {
-        mix(w, 1);
+        statewalk_mix(w, 1);
         if (ST_DICT_TAG_MISSES_INLINE_VALUES)
-            walk_dict_items(w, *dictptr);
+            statewalk_dict_items(w, *dictptr);
         else
-            walk_dict(w, *dictptr);
+            statewalk_dict(w, *dictptr);
     }
     else {
         PyErr_Clear();
-        mix(w, 0);
+        statewalk_mix(w, 0);
     }
 }
 
 static void
-walk_node(struct walk *w, PyObject *v)
+statewalk_node(struct walk *w, PyObject *v)
 {
     PyTypeObject *t = Py_TYPE(v), *base;
 
-    if (seen_mark(v)) {
-        mix(w, 0x5ee7);
-        mix(w, (uint64_t)(uintptr_t)v);
+    if (statewalk_seen_mark(v)) {
+        statewalk_mix(w, 0x5ee7);
+        statewalk_mix(w, (uint64_t)(uintptr_t)v);
         return;
     }
     if (++w->nodes > SP_MAX_NODES) {
         w->failed = 1;
         return;
     }
-    mix(w, (uint64_t)(uintptr_t)v);
-    mix(w, (uint64_t)(uintptr_t)t);
-    if (v == Py_None || PyBool_Check(v) || is_identity_leaf(v))
+    statewalk_mix(w, (uint64_t)(uintptr_t)v);
+    statewalk_mix(w, (uint64_t)(uintptr_t)t);
+    if (v == Py_None || PyBool_Check(v) || statewalk_is_identity_leaf(v))
         return;
     if (PyUnicode_CheckExact(v))
-        walk_str(w, v);
+        statewalk_str(w, v);
     else if (PyLong_CheckExact(v))
-        walk_int(w, v);
+        statewalk_int(w, v);
     else if (PyFloat_CheckExact(v))
-        walk_float(w, PyFloat_AS_DOUBLE(v));
+        statewalk_float(w, PyFloat_AS_DOUBLE(v));
     else if (PyComplex_CheckExact(v)) {
         Py_complex c = PyComplex_AsCComplex(v);
 
-        walk_float(w, c.real);
-        walk_float(w, c.imag);
+        statewalk_float(w, c.real);
+        statewalk_float(w, c.imag);
     }
     else if (PyBytes_CheckExact(v) || PyTuple_CheckExact(v) ||
              PyList_CheckExact(v) || PyDict_CheckExact(v) ||
              PySet_CheckExact(v) || PyFrozenSet_CheckExact(v))
-        walk_payload(w, v, t);
-    else if (is_py_class(t) && (base = native_base(t)) != NULL)
-        walk_instance(w, v, base);
-    else if (is_opaque(t) && t->tp_hash != NULL) {
+        statewalk_payload(w, v, t);
+    else if (statewalk_is_py_class(t) &&
+             (base = statewalk_native_base(t)) != NULL)
+        statewalk_instance(w, v, base);
+    else if (statewalk_is_opaque(t) && t->tp_hash != NULL) {
         Py_hash_t h = t->tp_hash(v);
 
         if (h == -1) {
             PyErr_Clear();
             w->failed = 1;
         }
-        mix(w, (uint64_t)h);
+        statewalk_mix(w, (uint64_t)h);
     }
     else
         w->failed = 1;
@@ -536,9 +538,10 @@ st__statewalk_ready(PyTypeObject *t)
         /* Modules are imported as the program goes: look again now and
          * then (every 4096 calls). */
         if ((tries++ & 4095u) == 0)
-            opaque_find();
+            statewalk_opaque_find();
     }
-    if (py_class_dealloc != NULL && !is_py_class(t) && !is_opaque(t))
+    if (py_class_dealloc != NULL && !statewalk_is_py_class(t) &&
+        !statewalk_is_opaque(t))
         return 0;
     if (py_class_dealloc == NULL) {
         /* A class statement's class, to learn its tp_dealloc. */
@@ -564,7 +567,7 @@ st__statewalk_ready(PyTypeObject *t)
         memset(seen, 0, seen_cap * sizeof(*seen));
         seen_gen = 1;
     }
-    return is_py_class(t) || is_opaque(t);
+    return statewalk_is_py_class(t) || statewalk_is_opaque(t);
 }
 
 int
@@ -580,9 +583,9 @@ st__statewalk_run(PyObject *v, uint64_t *hash, uint32_t *nodes)
     /* Making an attribute dict allocates: no collection (and so no
      * finalizer, which could free what the stack points to) meanwhile. */
     gc_was_on = PyGC_Disable();
-    push(&w, v);
+    statewalk_push(&w, v);
     while (w.nstack > 0 && !w.failed)
-        walk_node(&w, w.stack[--w.nstack]);
+        statewalk_node(&w, w.stack[--w.nstack]);
     if (gc_was_on)
         PyGC_Enable();
     walk_stack = w.stack;

@@ -163,7 +163,7 @@ st__threads_being_built(PyObject *v)
 /* ---- suspended generators and coroutines ---- */
 
 static void
-suspended_free(struct st_suspended *s)
+threads_susp_free(struct st_suspended *s)
 {
     threads_fentry_clear(&s->e);
     Py_XDECREF(s->genref);
@@ -171,7 +171,7 @@ suspended_free(struct st_suspended *s)
 }
 
 static size_t
-susp_index(const PyFrameObject *f)
+threads_susp_index(const PyFrameObject *f)
 {
     uint64_t h = (uint64_t)(uintptr_t)f * 0x9e3779b97f4a7c15ull;
 
@@ -180,7 +180,7 @@ susp_index(const PyFrameObject *f)
 
 /* Doubles the table.  @return 0, or -1 (out of memory: it stays). */
 static int
-susp_grow(void)
+threads_susp_grow(void)
 {
     size_t old = susp_cap, cap = old ? old * 2 : 64, i;
     struct st_suspended **tab = calloc(cap, sizeof(*tab)), **from = susp_tab;
@@ -192,7 +192,7 @@ susp_grow(void)
     for (i = 0; i < old; i++) {
         while (from[i] != NULL) {
             struct st_suspended *s = from[i];
-            size_t k = susp_index(s->e.frame);
+            size_t k = threads_susp_index(s->e.frame);
 
             from[i] = s->next;
             s->next = tab[k];
@@ -205,7 +205,7 @@ susp_grow(void)
 
 /* Drops the entries for which drop(s, arg) says so. */
 static void
-susp_drop_if(int (*drop)(const struct st_suspended *, const void *),
+threads_susp_drop_if(int (*drop)(const struct st_suspended *, const void *),
              const void *arg)
 {
     size_t i;
@@ -218,7 +218,7 @@ susp_drop_if(int (*drop)(const struct st_suspended *, const void *),
 
             if (drop(s, arg)) {
                 *pp = s->next;
-                suspended_free(s);
+                threads_susp_free(s);
                 nsuspended--;
             }
             else {
@@ -229,14 +229,14 @@ susp_drop_if(int (*drop)(const struct st_suspended *, const void *),
 }
 
 static int
-susp_is_dead(const struct st_suspended *s, const void *arg)
+threads_susp_is_dead(const struct st_suspended *s, const void *arg)
 {
     (void)arg;
     return !st_weakref_alive_is(s->genref, NULL);
 }
 
 static int
-susp_is_of(const struct st_suspended *s, const void *r)
+threads_susp_is_of(const struct st_suspended *s, const void *r)
 {
     return s->region == r;
 }
@@ -244,9 +244,9 @@ susp_is_of(const struct st_suspended *s, const void *r)
 /* Drops entries whose generator is gone; the next purge waits until the
  * count has doubled, so that purges cost O(1) a suspension. */
 static void
-suspended_purge(void)
+threads_susp_purge(void)
 {
-    susp_drop_if(susp_is_dead, NULL);
+    threads_susp_drop_if(threads_susp_is_dead, NULL);
     susp_purge_at = nsuspended * 2 > SUSP_PURGE_MIN ? nsuspended * 2
                                                     : SUSP_PURGE_MIN;
 }
@@ -254,7 +254,7 @@ suspended_purge(void)
 void
 st__threads_end_suspended(const struct st_trace_region *r)
 {
-    susp_drop_if(susp_is_of, r);
+    threads_susp_drop_if(threads_susp_is_of, r);
 }
 
 int
@@ -268,8 +268,8 @@ st__threads_suspend(struct st_trace_region *r, struct st_tstate *ts,
     if (gen == NULL)
         return 0;
     if (nsuspended >= susp_purge_at)
-        suspended_purge();
-    if (nsuspended >= susp_cap && susp_grow() != 0 && susp_cap == 0) {
+        threads_susp_purge();
+    if (nsuspended >= susp_cap && threads_susp_grow() != 0 && susp_cap == 0) {
         Py_DECREF(gen);
         return 0;
     }
@@ -285,7 +285,7 @@ st__threads_suspend(struct st_trace_region *r, struct st_tstate *ts,
     s->e = ts->stack[ts->depth - 1];
     s->e.frame = f;
     s->region = r;
-    k = susp_index(f);
+    k = threads_susp_index(f);
     s->next = susp_tab[k];
     susp_tab[k] = s;
     nsuspended++;
@@ -295,14 +295,15 @@ st__threads_suspend(struct st_trace_region *r, struct st_tstate *ts,
 
 /* Takes back the state of a resumed generator frame, or NULL. */
 static struct st_suspended *
-resume_take(const struct st_trace_region *r, PyFrameObject *f)
+threads_resume_take(const struct st_trace_region *r, PyFrameObject *f)
 {
     struct st_suspended **pp;
     PyObject *gen = NULL;
 
     if (nsuspended == 0)
         return NULL;
-    for (pp = &susp_tab[susp_index(f)]; *pp != NULL; pp = &(*pp)->next) {
+    for (pp = &susp_tab[threads_susp_index(f)]; *pp != NULL;
+         pp = &(*pp)->next) {
         struct st_suspended *s = *pp;
 
         if (s->e.frame != f || s->region != r)
@@ -326,7 +327,7 @@ struct st_fentry *
 st__threads_resume(struct st_tstate *ts, const struct st_trace_region *r,
                    PyFrameObject *f, int *kept)
 {
-    struct st_suspended *s = resume_take(r, f);
+    struct st_suspended *s = threads_resume_take(r, f);
     struct st_fentry *e;
 
     *kept = s != NULL;
@@ -340,7 +341,7 @@ st__threads_resume(struct st_tstate *ts, const struct st_trace_region *r,
         s->e.locals.n = s->e.locals.cap = 0;
         s->e.coro = NULL;
     }
-    suspended_free(s);
+    threads_susp_free(s);
     return e;
 }
 

@@ -15,8 +15,8 @@
  * freed only for threads gone in a forked child) and the suspended
  * frames.  Callers: tracer.c (the hook), region.c (entering, leaving,
  * finishing), backend_*.c and module.c (the current region), emit.c
- * (reads states), render.c (through the building check module.c
- * registers).  GIL held.
+ * (reads states), compose.c (through the building check
+ * module.c registers).  GIL held.
  */
 #ifndef STEPTRACE_AGENT_THREADS_H
 #define STEPTRACE_AGENT_THREADS_H
@@ -176,9 +176,10 @@ void st__threads_end_suspended(const struct st_trace_region *r);
  * on every stack, and of every suspended frame, are emptied. */
 void st__threads_forget_shown(const struct st_trace_region *r);
 
-/* Is a region being recorded (entered, not finished) in some thread?
- * With `other`, one whose filter key is not `key`. */
+/* Is a region being recorded (entered, not finished) in some thread? */
 int st__threads_any_live(void);
+
+/* Is one whose filter key is not `key` being recorded? */
 int st__threads_other_filter_live(uint64_t key);
 
 /* Is a traced frame running in this thread of its current region? */
@@ -186,7 +187,7 @@ int st__threads_in_traced_code(void);
 
 /* Is v an object that a traced initialiser running on this thread is
  * building (the first argument of an __init__ on its stack)?  Handed to
- * render.c (st_render_building_cb). */
+ * compose.c (st_compose_building_cb). */
 int st__threads_being_built(PyObject *v);
 
 /* In a forked child: only the forking thread lives on; its name is looked

@@ -38,7 +38,7 @@ static size_t nfree_ids, capfree_ids;
 
 /* An id for a new frame. */
 static uint32_t
-frame_id_new(void)
+tracer_frame_id_new(void)
 {
     if (nfree_ids > 0)
         return free_ids[--nfree_ids];
@@ -47,7 +47,7 @@ frame_id_new(void)
 
 /* @return 1 when e's id will be used again, 0 when it is kept. */
 static int
-frame_id_release(const struct st_fentry *e)
+tracer_frame_id_release(const struct st_fentry *e)
 {
     uint32_t *p;
 
@@ -64,11 +64,11 @@ frame_id_release(const struct st_fentry *e)
 /*
  * The hook's entry: the calling thread's region and state, with the
  * program's time since the hook last returned accounted for.  @return the
- * thread's state (busy until hook_exit), or NULL when there is nothing to
- * do (no region, or this thread is inside the hook already).
+ * thread's state (busy until tracer_hook_exit), or NULL when there is
+ * nothing to do (no region, or this thread is inside the hook already).
  */
 static inline struct st_tstate *
-hook_enter(struct st_trace_region **rp)
+tracer_hook_enter(struct st_trace_region **rp)
 {
     struct st_trace_region *r = st__threads_region();
     struct st_tstate *ts;
@@ -91,7 +91,7 @@ hook_enter(struct st_trace_region **rp)
 
 /* The hook's exit: the program's time starts again. */
 static inline void
-hook_exit(struct st_tstate *ts)
+tracer_hook_exit(struct st_tstate *ts)
 {
     ts->last_exit = st__clock_ticks();
     ts->busy = 0;
@@ -99,7 +99,7 @@ hook_exit(struct st_tstate *ts)
 
 /* Module-level code runs with its globals (g) as its locals. */
 static int
-frame_is_module_level(PyFrameObject *f, PyCodeObject *co, PyObject *g)
+tracer_module_level(PyFrameObject *f, PyCodeObject *co, PyObject *g)
 {
     PyObject *l;
     int same;
@@ -115,7 +115,7 @@ frame_is_module_level(PyFrameObject *f, PyCodeObject *co, PyObject *g)
 
 /* The runtime of a record: program time since the thread's last one. */
 static uint64_t
-take_runtime(struct st_tstate *ts)
+tracer_take_runtime(struct st_tstate *ts)
 {
     uint64_t runtime = ts->prog - ts->prog_at_step;
 
@@ -127,8 +127,8 @@ take_runtime(struct st_tstate *ts)
  * region r): its id, its module's globals, the object it builds.
  * @return it, or NULL (out of memory). */
 static struct st_fentry *
-push_new(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
-         PyCodeObject *co, struct st_codeinfo *ci)
+tracer_push_new(struct st_trace_region *r, struct st_tstate *ts,
+                PyFrameObject *f, PyCodeObject *co, struct st_codeinfo *ci)
 {
     struct st_fentry *e = st__threads_push(ts);
     PyObject *globals;
@@ -137,9 +137,9 @@ push_new(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
         return NULL;
     e->frame = f;
     e->ci = ci;
-    e->id = frame_id_new();
+    e->id = tracer_frame_id_new();
     globals = st_frame_get_globals(f);
-    e->module_level = frame_is_module_level(f, co, globals);
+    e->module_level = tracer_module_level(f, co, globals);
     if (globals != NULL)
         e->scope = st__region_scope(r, globals);
     Py_XDECREF(globals);
@@ -152,7 +152,7 @@ push_new(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
 
 /* Links the top entry e of ts (code co) to its traced caller. */
 static void
-push_link(struct st_tstate *ts, struct st_fentry *e, PyCodeObject *co)
+tracer_push_link(struct st_tstate *ts, struct st_fentry *e, PyCodeObject *co)
 {
     e->parent = ts->depth > 1 ? (uint32_t)(ts->depth - 1) : 0;
     if (e->parent != 0 && (co->co_flags & ST_CO_SUSPENDABLE))
@@ -162,8 +162,8 @@ push_link(struct st_tstate *ts, struct st_fentry *e, PyCodeObject *co)
 /* Pushes a traced frame: a resumed one with its kept state, a new one
  * with a CALL record at DEBUG. */
 static void
-push_frame(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
-           PyCodeObject *co, struct st_codeinfo *ci)
+tracer_push_frame(struct st_trace_region *r, struct st_tstate *ts,
+                  PyFrameObject *f, PyCodeObject *co, struct st_codeinfo *ci)
 {
     struct st_fentry *e;
     int kept = 0;
@@ -172,7 +172,7 @@ push_frame(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
         e = st__threads_resume(ts, r, f, &kept);
         if (kept) {
             if (e != NULL) {
-                push_link(ts, e, co);
+                tracer_push_link(ts, e, co);
                 st__async_resume(r, e);
             }
             return;
@@ -183,17 +183,17 @@ push_frame(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
         if (!st_frame_is_first_start(f, co))
             return;
     }
-    e = push_new(r, ts, f, co, ci);
+    e = tracer_push_new(r, ts, f, co, ci);
     if (e == NULL)
         return;
-    push_link(ts, e, co);
+    tracer_push_link(ts, e, co);
     if (r->level == ST_LEVEL_DEBUG) {
         /* The def line (1 for a module): f_lineno is 0 in a module
          * frame that has not started. */
         struct st_record rec = {.kind = ST_EVENT_CALL,
                                 .line = (uint32_t)co->co_firstlineno};
 
-        rec.runtime = take_runtime(ts);
+        rec.runtime = tracer_take_runtime(ts);
         st__emit_record(r, ts, ts->depth - 1, &rec);
     }
     if (co->co_flags & CO_COROUTINE)
@@ -208,7 +208,7 @@ st__tracer_on_call(PyFrameObject *f)
     st_exc_state es;
     int rc = ST_HOOK_OK;
     struct st_trace_region *r;
-    struct st_tstate *ts = hook_enter(&r);
+    struct st_tstate *ts = tracer_hook_enter(&r);
 
     if (ts == NULL)
         return ST_HOOK_OK;
@@ -216,7 +216,7 @@ st__tracer_on_call(PyFrameObject *f)
     co = PyFrame_GetCode(f);
     ci = st__filter_codeinfo(co, &r->filter);
     if (ci != NULL)
-        push_frame(r, ts, f, co, ci);
+        tracer_push_frame(r, ts, f, co, ci);
     else
         /* Library code: the backend keeps its lines from the hook (the
          * issue's "turn line events off in frames that are not
@@ -224,7 +224,7 @@ st__tracer_on_call(PyFrameObject *f)
         rc = ST_HOOK_UNTRACED;
     Py_DECREF(co);
     ST_EXC_RESTORE(es);
-    hook_exit(ts);
+    tracer_hook_exit(ts);
     return rc;
 }
 
@@ -233,7 +233,7 @@ st__tracer_on_call(PyFrameObject *f)
  * locals mapping read (a new reference, to release after the record), or
  * NULL. */
 static PyObject *
-record_vars(struct st_trace_region *r, struct st_tstate *ts,
+tracer_record_vars(struct st_trace_region *r, struct st_tstate *ts,
             struct st_fentry *e, PyFrameObject *f)
 {
     struct st_codeinfo *ci = e->ci;
@@ -272,8 +272,8 @@ record_vars(struct st_trace_region *r, struct st_tstate *ts,
 
 /* Records one line step of the frame on top of ts's stack. */
 static void
-record_step(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
-            uint32_t line)
+tracer_record_step(struct st_trace_region *r, struct st_tstate *ts,
+                   PyFrameObject *f, uint32_t line)
 {
     size_t idx = ts->depth - 1;
     struct st_record rec = {.kind = ST_EVENT_STEP, .gch = &ts->gch,
@@ -282,7 +282,7 @@ record_step(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
     st_exc_state es;
 
     rec.line = line;
-    rec.runtime = take_runtime(ts);
+    rec.runtime = tracer_take_runtime(ts);
     rec.vars = r->var_mode != ST_VARMODE_NONE;
     if (!rec.vars) {
         st__emit_record(r, ts, idx, &rec);
@@ -293,7 +293,7 @@ record_step(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
     /* str() runs the program's code: the exception in flight (none, at a
      * line event) is kept aside meanwhile. */
     ST_EXC_SAVE(es);
-    locals = record_vars(r, ts, &ts->stack[idx], f);
+    locals = tracer_record_vars(r, ts, &ts->stack[idx], f);
     PyErr_Clear();
     st__emit_record(r, ts, idx, &rec);
     Py_XDECREF(locals);
@@ -306,7 +306,7 @@ st__tracer_on_line(PyFrameObject *f, int line)
     st_exc_state es;
     int rc = ST_HOOK_OK;
     struct st_trace_region *r;
-    struct st_tstate *ts = hook_enter(&r);
+    struct st_tstate *ts = tracer_hook_enter(&r);
 
     if (ts == NULL)
         return ST_HOOK_OK;
@@ -323,26 +323,26 @@ st__tracer_on_line(PyFrameObject *f, int line)
         }
         /* ERROR and SILENT write no step records. */
         if (r->level < ST_LEVEL_ERROR)
-            record_step(r, ts, f, (uint32_t)line);
+            tracer_record_step(r, ts, f, (uint32_t)line);
     }
     else {
         rc = ST_HOOK_NOT_MINE;
     }
-    hook_exit(ts);
+    tracer_hook_exit(ts);
     return rc;
 }
 
 /* RETURN record (DEBUG): the value, or "(raised)" when an exception ends
  * the frame. */
 static void
-record_return(struct st_trace_region *r, struct st_tstate *ts,
+tracer_record_return(struct st_trace_region *r, struct st_tstate *ts,
               PyFrameObject *f, int raised, PyObject *arg)
 {
     struct st_record rec = {.kind = ST_EVENT_RETURN};
     char *value = NULL;
 
     rec.line = (uint32_t)PyFrame_GetLineNumber(f);
-    rec.runtime = take_runtime(ts);
+    rec.runtime = tracer_take_runtime(ts);
     if (raised) {
         rec.kind = ST_EVENT_RETURN_EXC;
     }
@@ -357,20 +357,20 @@ record_return(struct st_trace_region *r, struct st_tstate *ts,
 /* The top frame of ts (frame f, code co) ends: its RETURN record at
  * DEBUG, its coroutine's end, its id given back. */
 static void
-pop_frame(struct st_trace_region *r, struct st_tstate *ts, PyFrameObject *f,
-          PyCodeObject *co, PyObject *arg, int how)
+tracer_pop_frame(struct st_trace_region *r, struct st_tstate *ts,
+                 PyFrameObject *f, PyCodeObject *co, PyObject *arg, int how)
 {
     struct st_fentry *e = &ts->stack[ts->depth - 1];
     int raised = how == ST_RET_GUESS ? st_return_is_exception(f, co, arg)
                                      : how == ST_RET_RAISE;
 
     if (r->level == ST_LEVEL_DEBUG)
-        record_return(r, ts, f, raised, arg);
+        tracer_record_return(r, ts, f, raised, arg);
     st__async_coro_end(r, e, !raised);
     /* An id used again needs no FRAME_END: the next FRAME with it
      * replaces the frame (PROTOCOL.md).  Ids kept (parents of
      * generators) get one. */
-    if (!frame_id_release(e))
+    if (!tracer_frame_id_release(e))
         st__emit_frame_end(r, e);
     st__threads_pop(ts);
 }
@@ -380,7 +380,7 @@ st__tracer_on_return(PyFrameObject *f, PyObject *arg, int how)
 {
     int rc = ST_HOOK_OK;
     struct st_trace_region *r;
-    struct st_tstate *ts = hook_enter(&r);
+    struct st_tstate *ts = tracer_hook_enter(&r);
 
     if (ts == NULL)
         return ST_HOOK_OK;
@@ -400,21 +400,21 @@ st__tracer_on_return(PyFrameObject *f, PyObject *arg, int how)
             st__async_suspend(r, e, f);
         /* A yield or an await: the frame comes back (kept aside). */
         if (!suspending || !st__threads_suspend(r, ts, f))
-            pop_frame(r, ts, f, co, arg, how);
+            tracer_pop_frame(r, ts, f, co, arg, how);
         Py_DECREF(co);
         ST_EXC_RESTORE(es);
     }
     else {
         rc = ST_HOOK_NOT_MINE;
     }
-    hook_exit(ts);
+    tracer_hook_exit(ts);
     return rc;
 }
 
 /* Was the exception raised in this frame (or in code it called that is
  * not traced), rather than passing through from a traced callee? */
 static int
-raised_here(const struct st_trace_region *r, PyObject *tb)
+tracer_raised_here(const struct st_trace_region *r, PyObject *tb)
 {
     PyTracebackObject *t;
 
@@ -436,7 +436,7 @@ st__tracer_on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
 {
     st_exc_state es;
     struct st_trace_region *r;
-    struct st_tstate *ts = hook_enter(&r);
+    struct st_tstate *ts = tracer_hook_enter(&r);
 
     if (ts == NULL)
         return ST_HOOK_OK;
@@ -454,26 +454,26 @@ st__tracer_on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
              * ends so went well. */
             st__async_settle(r, e, 1);
             ST_EXC_RESTORE(es);
-            hook_exit(ts);
+            tracer_hook_exit(ts);
             return ST_HOOK_OK;
         }
         /* An exception right after a resumption. */
         st__async_exception(r, e, value);
         /* Each raise is a record (a re-raise too); an exception passing
          * through from a traced callee was recorded there. */
-        if (r->level <= ST_LEVEL_ERROR && raised_here(r, tb)) {
+        if (r->level <= ST_LEVEL_ERROR && tracer_raised_here(r, tb)) {
             struct st_record rec = {.kind = ST_EVENT_EXCEPTION};
             char *detail = st__render_exception(value, r->repr_limit,
                                                  &rec.detail_len);
 
             rec.line = (uint32_t)PyFrame_GetLineNumber(f);
-            rec.runtime = take_runtime(ts);
+            rec.runtime = tracer_take_runtime(ts);
             rec.detail = detail;
             st__emit_record(r, ts, ts->depth - 1, &rec);
             free(detail);
         }
         ST_EXC_RESTORE(es);
     }
-    hook_exit(ts);
+    tracer_hook_exit(ts);
     return ST_HOOK_OK;
 }

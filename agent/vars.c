@@ -24,7 +24,7 @@
  * generator or coroutine, or a str subclass whose str() is its
  * (immutable) text? */
 static int
-text_by_identity(PyObject *v)
+vars_text_by_identity(PyObject *v)
 {
     return st__vfp_identity(v) || PyGen_CheckExact(v) ||
            PyCoro_CheckExact(v) || PyAsyncGen_CheckExact(v) ||
@@ -36,14 +36,14 @@ text_by_identity(PyObject *v)
  * a composed container (made with no code of the program running between
  * the text and the fingerprint), the bytes of an array. */
 static void
-snapent_keep(struct st_snapent *e, PyObject *v,
+vars_snapent_keep(struct st_snapent *e, PyObject *v,
              const struct st_stateprint *sp)
 {
     st__vfp_clear(&e->fp);
     st__render_take_fp(&e->fp);
     e->has_bp = e->fp.ntok == 0 && st__vfp_buffer(v, &e->bp);
     Py_XSETREF(e->imm, st__vfp_immutable(v) ? Py_NewRef(v) : NULL);
-    e->ident = text_by_identity(v) ? (const void *)v : NULL;
+    e->ident = vars_text_by_identity(v) ? (const void *)v : NULL;
     e->type = Py_TYPE(v);
     e->stable = e->imm != NULL || PyFunction_Check(v);
     /* An object whose str() is the program's code: its state, so that
@@ -55,18 +55,18 @@ snapent_keep(struct st_snapent *e, PyObject *v,
 
 /* Is the entry shown for this very value, unchanged for sure? */
 static int
-snapent_same(const struct st_snapent *e, PyObject *v)
+vars_snapent_same(const struct st_snapent *e, PyObject *v)
 {
     /* The type is checked again: a class can gain a __repr__ later. */
     return (e->imm != NULL && e->imm == v) ||
            (e->ident != NULL && e->ident == (const void *)v &&
-            e->type == Py_TYPE(v) && text_by_identity(v));
+            e->type == Py_TYPE(v) && vars_text_by_identity(v));
 }
 
 /* Does v show what the entry shows, though it may not be the same object
  * (a container walked over its shown items, an array's bytes)? */
 static int
-snapent_same_shape(const struct st_snapent *e, PyObject *v)
+vars_snapent_same_shape(const struct st_snapent *e, PyObject *v)
 {
     struct st_bufprint bp;
 
@@ -127,7 +127,7 @@ vars_hidden_value(PyObject *v, const struct st_trace_region *r)
 }
 
 static void
-snapent_clear(struct st_snapent *e)
+vars_snapent_clear(struct st_snapent *e)
 {
     Py_CLEAR(e->name);
     Py_CLEAR(e->imm);
@@ -142,7 +142,7 @@ st__vars_clear(struct st_snapshot *s)
     size_t i;
 
     for (i = 0; i < s->n; i++)
-        snapent_clear(&s->ents[i]);
+        vars_snapent_clear(&s->ents[i]);
     free(s->ents);
     s->ents = NULL;
     s->n = s->cap = 0;
@@ -161,7 +161,7 @@ st__vars_changes_reset(struct st_changes *c)
 }
 
 static struct st_change *
-changes_add(struct st_changes *c)
+vars_changes_add(struct st_changes *c)
 {
     struct st_change *p = st_grow(c->c, &c->cap, c->n + 1, sizeof(*p), 16);
 
@@ -175,7 +175,7 @@ changes_add(struct st_changes *c)
 /* Finds name in the snapshot, trying `hint` first (dict order is stable,
  * so the next entry is usually the one). */
 static long
-snapshot_find(struct st_snapshot *s, PyObject *name, size_t hint)
+vars_find(struct st_snapshot *s, PyObject *name, size_t hint)
 {
     size_t i;
 
@@ -203,7 +203,7 @@ snapshot_find(struct st_snapshot *s, PyObject *name, size_t hint)
  * -1 when the name is shown with another value, 0 when it is not shown.
  */
 static int
-snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
+vars_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
                size_t *hint)
 {
     size_t i = *hint < s->n && s->ents[*hint].name == name ? *hint : 0;
@@ -213,7 +213,7 @@ snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
 
         if (e->name != name)
             continue;
-        if (!snapent_same(e, v))
+        if (!vars_snapent_same(e, v))
             return -1;
         e->seen = 1;
         *hint = i + 1;
@@ -222,7 +222,7 @@ snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
     return 0;
 }
 
-static int snapshot_visit(struct st_snapshot *s, PyObject *name,
+static int vars_visit(struct st_snapshot *s, PyObject *name,
                           PyObject *v, const struct st_trace_region *r,
                           struct st_changes *out, size_t *hint);
 
@@ -233,35 +233,122 @@ static int snapshot_visit(struct st_snapshot *s, PyObject *name,
  * to name and v.
  */
 static void
-snapshot_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
+vars_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
                   const struct st_trace_region *r, struct st_changes *out,
                   size_t *hint)
 {
-    int q = snapshot_quick(s, name, v, hint);
+    int q = vars_quick(s, name, v, hint);
 
     if (q == 1)
         return;
     if ((q == 0 && vars_hidden_name(name)) || vars_hidden_value(v, r))
         return;
-    snapshot_visit(s, name, v, r, out, hint);
+    vars_visit(s, name, v, r, out, hint);
 }
 
 /* Is v's text made by the program's own __str__ (so worth a print)? */
 static int
-text_is_programs(PyObject *v)
+vars_text_is_programs(PyObject *v)
 {
-    return !st__vfp_immutable(v) && !text_by_identity(v);
+    return !st__vfp_immutable(v) && !vars_text_by_identity(v);
 }
 
 #define SP_MISS_MAX 8
 
+/*
+ * Is e (the entry shown for this name, or NULL) still showing v's text,
+ * known without str(): an object of the program's class whose state is
+ * as it was (the print covers its identity and type), a container whose
+ * shown items are the same immutable values, an array with the same
+ * bytes?  *sp receives v's state print when it is worth taking one
+ * (*has_sp).  @return 1 when unchanged.
+ */
+static int
+vars_unchanged(struct st_snapent *e, PyObject *v,
+                   struct st_stateprint *sp, int *has_sp)
+{
+    /* An object that changes at every step (the one a loop builds) gains
+     * nothing from a walk before its str(): after SP_MISS_MAX changes in
+     * a row it is walked again from every 16th step on. */
+    if (e != NULL && e->sp_miss >= SP_MISS_MAX && ++e->sp_tick % 16 == 0)
+        e->sp_miss = SP_MISS_MAX - 1;
+    *has_sp = vars_text_is_programs(v) &&
+              (e == NULL || e->sp_miss < SP_MISS_MAX) &&
+              st__stateprint_take(v, sp);
+    if (e == NULL)
+        return 0;
+    if (e->type == Py_TYPE(v) && *has_sp && e->has_sp &&
+        e->sp.hash == sp->hash && e->sp.nodes == sp->nodes) {
+        st__stateprint_outcome(Py_TYPE(v), 1);
+        e->sp_miss = 0;
+        return 1;
+    }
+    if (*has_sp && e->has_sp)
+        e->sp_miss += e->sp_miss < SP_MISS_MAX;
+    else if (e->type == Py_TYPE(v) && !*has_sp &&
+             vars_snapent_same_shape(e, v))
+        return 1;
+    return 0;
+}
+
+/* v's text (a new malloc'ed string; *len excludes the NUL): the one kept
+ * for its state print sp (with has_sp), else rendered.  @return NULL when
+ * out of memory. */
+static char *
+vars_text(PyObject *v, const struct st_trace_region *r,
+              const struct st_stateprint *sp, int has_sp, size_t *len)
+{
+    char *value = has_sp ? st__render_cached(sp, r->repr_limit, len) : NULL;
+    uint64_t t0;
+
+    if (has_sp)
+        st__stateprint_outcome(Py_TYPE(v), value != NULL);
+    if (value != NULL)
+        return value;
+    t0 = st__clock_ticks();
+    value = st__render_value(v, r->repr_limit, len);
+    if (value == NULL)
+        return NULL;
+    if (vars_text_is_programs(v))
+        st__stateprint_str_cost(Py_TYPE(v), st__clock_ticks() - t0);
+    /* Kept by the state before str(): one that fills a cache of its own
+     * is called once more, at the next step, then no more. */
+    if (has_sp)
+        st__render_keep(sp, r->repr_limit, value, *len);
+    return value;
+}
+
+/* A new entry for `name` at the end of s, and its NEW change in out
+ * (*cp).  @return the entry, or NULL (out of memory). */
+static struct st_snapent *
+vars_add(struct st_snapshot *s, PyObject *name, struct st_changes *out,
+             struct st_change **cp)
+{
+    struct st_snapent *e, *p = st_grow(s->ents, &s->cap, s->n + 1,
+                                       sizeof(*p), 8);
+
+    if (p == NULL)
+        return NULL;
+    s->ents = p;
+    *cp = vars_changes_add(out);
+    if (*cp == NULL)
+        return NULL;
+    e = &s->ents[s->n++];
+    memset(e, 0, sizeof(*e));
+    e->name = Py_NewRef(name);
+    e->name_s = st__strtab_str(name);
+    e->seen = 1;
+    (*cp)->kind = ST_VAR_NEW;
+    return e;
+}
+
 /* Updates one variable; appends a change when it is new or changed. */
 static int
-snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
+vars_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
                const struct st_trace_region *r, struct st_changes *out,
                size_t *hint)
 {
-    long i;
+    long i = vars_find(s, name, *hint);
     struct st_snapent *e = NULL;
     struct st_change *c;
     struct st_strent *type_s;
@@ -270,100 +357,49 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     char *value;
     size_t len;
 
-    i = snapshot_find(s, name, *hint);
-
     if (i >= 0) {
         e = &s->ents[i];
         e->seen = 1;
         *hint = (size_t)i + 1;
-        if (snapent_same(e, v))
+        if (vars_snapent_same(e, v))
             return 0;
     }
-    /* An object of the program's class whose state is as it was (the
-     * print covers its identity and type), a container whose shown items
-     * are the same immutable values, an array with the same bytes: the
-     * same text. */
-    /* An object that changes at every step (the one a loop builds) gains
-     * nothing from a walk before its str(): after SP_MISS_MAX changes in
-     * a row it is walked again from every 16th step on. */
-    if (e != NULL && e->sp_miss >= SP_MISS_MAX && ++e->sp_tick % 16 == 0)
-        e->sp_miss = SP_MISS_MAX - 1;
-    has_sp = text_is_programs(v) && (e == NULL || e->sp_miss < SP_MISS_MAX) &&
-             st__stateprint_take(v, &sp);
-    if (i >= 0 && e->type == Py_TYPE(v) && has_sp && e->has_sp &&
-        e->sp.hash == sp.hash && e->sp.nodes == sp.nodes) {
-        st__stateprint_outcome(Py_TYPE(v), 1);
-        e->sp_miss = 0;
+    if (vars_unchanged(e, v, &sp, &has_sp))
         return 0;
-    }
-    if (i >= 0 && has_sp && e->has_sp)
-        e->sp_miss += e->sp_miss < SP_MISS_MAX;
-    else if (i >= 0 && e->type == Py_TYPE(v) && !has_sp &&
-             snapent_same_shape(e, v)) {
-        return 0;
-    }
     type_s = st__strtab_type(Py_TYPE(v));
     if (type_s == NULL)
         return -1;
-    value = has_sp ? st__render_cached(&sp, r->repr_limit, &len) : NULL;
-    if (has_sp)
-        st__stateprint_outcome(Py_TYPE(v), value != NULL);
-    if (value == NULL) {
-        uint64_t t0 = st__clock_ticks();
-
-        value = st__render_value(v, r->repr_limit, &len);
-        if (value == NULL)
-            return -1;
-        if (text_is_programs(v))
-            st__stateprint_str_cost(Py_TYPE(v), st__clock_ticks() - t0);
-        /* Kept by the state before str(): one that fills a cache of its
-         * own is called once more, at the next step, then no more. */
-        if (has_sp)
-            st__render_keep(&sp, r->repr_limit, value, len);
+    value = vars_text(v, r, &sp, has_sp, &len);
+    if (value == NULL)
+        return -1;
+    if (e != NULL && e->type_s == type_s && e->value_len == len &&
+        memcmp(e->value, value, len) == 0) {
+        free(value);
+        vars_snapent_keep(e, v, has_sp ? &sp : NULL);
+        return 0;
     }
-    if (i >= 0) {
-        if (e->type_s == type_s && e->value_len == len &&
-            memcmp(e->value, value, len) == 0) {
-            free(value);
-            snapent_keep(e, v, has_sp ? &sp : NULL);
-            return 0;
+    c = NULL;
+    if (e != NULL) {
+        c = vars_changes_add(out);
+        if (c != NULL) {
+            c->kind = ST_VAR_CHANGED;
+            c->old = e->value;
+            c->old_len = e->value_len;
         }
-        c = changes_add(out);
-        if (c == NULL) {
-            free(value);
-            return -1;
-        }
-        c->kind = ST_VAR_CHANGED;
-        c->old = e->value;
-        c->old_len = e->value_len;
     }
     else {
-        struct st_snapent *p = st_grow(s->ents, &s->cap, s->n + 1,
-                                       sizeof(*p), 8);
-
-        if (p == NULL) {
-            free(value);
-            return -1;
-        }
-        s->ents = p;
-        c = changes_add(out);
-        if (c == NULL) {
-            free(value);
-            return -1;
-        }
-        i = (long)s->n++;
-        e = &s->ents[i];
-        memset(e, 0, sizeof(*e));
-        e->name = Py_NewRef(name);
-        e->name_s = st__strtab_str(name);
-        e->seen = 1;
-        c->kind = ST_VAR_NEW;
-        *hint = (size_t)i + 1;
+        e = vars_add(s, name, out, &c);
+        if (e != NULL)
+            *hint = (size_t)(e - s->ents) + 1;
+    }
+    if (e == NULL || c == NULL) {
+        free(value);
+        return -1;
     }
     e->type_s = type_s;
     e->value = value;
     e->value_len = len;
-    snapent_keep(e, v, has_sp ? &sp : NULL);
+    vars_snapent_keep(e, v, has_sp ? &sp : NULL);
     c->ent = e;
     c->name_s = e->name_s;
     return 0;
@@ -371,7 +407,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
 
 /* Removes entries not seen this step, recording [DELETED] changes. */
 static void
-snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
+vars_sweep(struct st_snapshot *s, struct st_changes *out)
 {
     size_t i, j = 0;
 
@@ -379,13 +415,13 @@ snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
         struct st_snapent *e = &s->ents[i];
 
         if (!e->seen) {
-            struct st_change *c = changes_add(out);
+            struct st_change *c = vars_changes_add(out);
 
             if (c != NULL) {
                 c->kind = ST_VAR_DELETED;
                 c->name_s = e->name_s;
             }
-            snapent_clear(e);
+            vars_snapent_clear(e);
             continue;
         }
         e->seen = 0;
@@ -410,11 +446,11 @@ snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
 
 /* The end of an update: deleted variables, and what may change. */
 static void
-snapshot_finish(struct st_snapshot *s, struct st_changes *out)
+vars_finish(struct st_snapshot *s, struct st_changes *out)
 {
     size_t i;
 
-    snapshot_sweep(s, out);
+    vars_sweep(s, out);
     s->nunstable = 0;
     for (i = 0; i < s->n; i++)
         s->nunstable += !s->ents[i].stable;
@@ -427,7 +463,7 @@ snapshot_finish(struct st_snapshot *s, struct st_changes *out)
  * (nothing changed in s then).
  */
 static int
-snapshot_recheck(struct st_snapshot *s, PyObject *vars,
+vars_recheck(struct st_snapshot *s, PyObject *vars,
                  const struct st_trace_region *r, struct st_changes *out)
 {
     size_t i, hint;
@@ -450,7 +486,7 @@ snapshot_recheck(struct st_snapshot *s, PyObject *vars,
         if (v != NULL) {
             hint = i;
             Py_INCREF(v);
-            snapshot_visit(s, name, v, r, out, &hint);
+            vars_visit(s, name, v, r, out, &hint);
             Py_DECREF(v);
         }
         PyErr_Clear();
@@ -479,7 +515,7 @@ st__vars_update(struct st_snapshot *s, PyObject *vars,
         /* The same items as last time, each showing what it showed:
          * nothing to look at (a module's globals, most steps). */
         if (s->has_version && s->version == version &&
-            (s->nunstable == 0 || snapshot_recheck(s, vars, r, out) == 0))
+            (s->nunstable == 0 || vars_recheck(s, vars, r, out) == 0))
             return 0;
         s->version = version;
         s->has_version = 1;
@@ -492,7 +528,7 @@ st__vars_update(struct st_snapshot *s, PyObject *vars,
             /* str() may run user code that mutates the dict: hold refs. */
             Py_INCREF(name);
             Py_INCREF(v);
-            snapshot_step_var(s, name, v, r, out, &hint);
+            vars_step_var(s, name, v, r, out, &hint);
             Py_DECREF(v);
             Py_DECREF(name);
         }
@@ -512,11 +548,11 @@ st__vars_update(struct st_snapshot *s, PyObject *vars,
                 continue;
             name = PyTuple_GET_ITEM(pair, 0);
             v = PyTuple_GET_ITEM(pair, 1);
-            snapshot_step_var(s, name, v, r, out, &hint);
+            vars_step_var(s, name, v, r, out, &hint);
         }
         Py_DECREF(items);
     }
-    snapshot_finish(s, out);
+    vars_finish(s, out);
     return 0;
 }
 
@@ -537,9 +573,9 @@ st__vars_update_slots(struct st_snapshot *s, PyObject *names,
             continue;
         /* str() may run code that rebinds the frame's variables. */
         Py_INCREF(v);
-        snapshot_step_var(s, name, v, r, out, &hint);
+        vars_step_var(s, name, v, r, out, &hint);
         Py_DECREF(v);
     }
-    snapshot_finish(s, out);
+    vars_finish(s, out);
     return 0;
 }

@@ -59,24 +59,24 @@ struct same {
 
 /* @return 1 while the tokens match, 0 at a mismatch. */
 static int
-same_tok(struct same *s, uintptr_t t)
+vfp_same_tok(struct same *s, uintptr_t t)
 {
     if (s->k == s->fp->ntok)
         return 1;
     return s->fp->tok[s->k++] == t;
 }
 
-static int same_value(struct same *s, PyObject *v);
+static int vfp_same_value(struct same *s, PyObject *v);
 
 static int
-same_items(struct same *s, PyObject *v)
+vfp_same_items(struct same *s, PyObject *v)
 {
     if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
         PyObject **items = PySequence_Fast_ITEMS(v);
         Py_ssize_t i, n = PySequence_Fast_GET_SIZE(v);
 
         for (i = 0; i < n && s->k < s->fp->ntok; i++)
-            if (!same_value(s, items[i]))
+            if (!vfp_same_value(s, items[i]))
                 return 0;
         return 1;
     }
@@ -85,7 +85,7 @@ same_items(struct same *s, PyObject *v)
         PyObject *k, *val;
 
         while (s->k < s->fp->ntok && PyDict_Next(v, &pos, &k, &val))
-            if (!same_value(s, k) || !same_value(s, val))
+            if (!vfp_same_value(s, k) || !vfp_same_value(s, val))
                 return 0;
         return 1;
     }
@@ -99,7 +99,7 @@ same_items(struct same *s, PyObject *v)
             return 0;
         }
         while (ok && s->k < s->fp->ntok && (item = PyIter_Next(it))) {
-            ok = same_value(s, item);
+            ok = vfp_same_value(s, item);
             Py_DECREF(item);
         }
         Py_DECREF(it);
@@ -110,30 +110,30 @@ same_items(struct same *s, PyObject *v)
 
 /* Walks v as compose.c's compose_value() did, matching the tokens it noted. */
 static int
-same_value(struct same *s, PyObject *v)
+vfp_same_value(struct same *s, PyObject *v)
 {
     int i, ok;
 
     if (s->k == s->fp->ntok)
         return 1;
     if (st__vfp_immutable(v))
-        return same_tok(s, (uintptr_t)v);
+        return vfp_same_tok(s, (uintptr_t)v);
     if (!st__vfp_container(v) || s->depth >= ST_VFP_MAX_DEPTH) {
         /* An item rendered by identity. */
-        return same_tok(s, ST_VFP_TOK_IDENT) &&
-               same_tok(s, (uintptr_t)Py_TYPE(v)) &&
-               same_tok(s, (uintptr_t)v) && st__vfp_identity(v);
+        return vfp_same_tok(s, ST_VFP_TOK_IDENT) &&
+               vfp_same_tok(s, (uintptr_t)Py_TYPE(v)) &&
+               vfp_same_tok(s, (uintptr_t)v) && st__vfp_identity(v);
     }
-    if (!same_tok(s, (uintptr_t)Py_TYPE(v)) ||
-        !same_tok(s, (uintptr_t)st__vfp_len(v)))
+    if (!vfp_same_tok(s, (uintptr_t)Py_TYPE(v)) ||
+        !vfp_same_tok(s, (uintptr_t)st__vfp_len(v)))
         return 0;
     if (st__vfp_len(v) == 0)
         return 1;
     for (i = 0; i < s->depth; i++)
         if (s->stack[i] == v)
-            return same_tok(s, ST_VFP_TOK_REC);
+            return vfp_same_tok(s, ST_VFP_TOK_REC);
     s->stack[s->depth++] = v;
-    ok = same_items(s, v);
+    ok = vfp_same_items(s, v);
     s->depth--;
     return ok;
 }
@@ -148,7 +148,7 @@ st__vfp_same(PyObject *v, const struct st_vfp *fp)
     s.fp = fp;
     s.k = 0;
     s.depth = 0;
-    return same_value(&s, v) && s.k == fp->ntok;
+    return vfp_same_value(&s, v) && s.k == fp->ntok;
 }
 
 /* ---- the bytes of objects with the buffer protocol ---- */
@@ -161,7 +161,7 @@ st__vfp_same(PyObject *v, const struct st_vfp *fp)
 #define BUF_BLOCK 64u
 
 static uint64_t
-buf_mix(uint64_t h, const unsigned char *p, size_t n)
+vfp_buf_mix(uint64_t h, const unsigned char *p, size_t n)
 {
     size_t i;
 
@@ -202,20 +202,20 @@ st__vfp_buffer(PyObject *v, struct st_bufprint *out)
     p = view.buf;
     n = (size_t)view.len;
     if (n <= BUF_WHOLE) {
-        h = buf_mix(h, p, n);
+        h = vfp_buf_mix(h, p, n);
     }
     else {
         size_t step = (n - 2 * BUF_EDGE) / BUF_BLOCKS;
 
-        h = buf_mix(h, p, BUF_EDGE);
+        h = vfp_buf_mix(h, p, BUF_EDGE);
         for (i = 0; i < BUF_BLOCKS; i++)
-            h = buf_mix(h, p + BUF_EDGE + i * step, BUF_BLOCK);
-        h = buf_mix(h, p + n - BUF_EDGE, BUF_EDGE);
+            h = vfp_buf_mix(h, p + BUF_EDGE + i * step, BUF_BLOCK);
+        h = vfp_buf_mix(h, p + n - BUF_EDGE, BUF_EDGE);
     }
     for (i = 0; i < (size_t)view.ndim && view.shape != NULL; i++)
         h = (h ^ (uint64_t)view.shape[i]) * 0x100000001b3ull;
     if (view.format != NULL)
-        h = buf_mix(h, (const unsigned char *)view.format,
+        h = vfp_buf_mix(h, (const unsigned char *)view.format,
                     strlen(view.format));
     out->type = Py_TYPE(v);
     out->len = n;
