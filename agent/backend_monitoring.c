@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if PY_VERSION_HEX < 0x030C0000
+#if !ST_HAVE_MONITORING
 
 void
 st__backend_start(PyObject *handle)

@@ -16,6 +16,14 @@
 #error "steptrace needs CPython 3.10 or newer"
 #endif
 
+/* sys.monitoring (PEP 669): 3.12+.  Before, backend_monitoring.c only
+ * passes the settrace backend on. */
+#if PY_VERSION_HEX >= 0x030C0000
+#define ST_HAVE_MONITORING 1
+#else
+#define ST_HAVE_MONITORING 0
+#endif
+
 /* PyMemberDef and its T_* types: in Python.h from 3.12. */
 #if PY_VERSION_HEX < 0x030C0000
 #include <structmember.h>

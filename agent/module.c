@@ -17,11 +17,11 @@
 #include "async.h"
 #include "backend.h"
 #include "collector.h"
+#include "compose.h"
 #include "config_py.h"
 #include "filter.h"
 #include "outbox.h"
 #include "region.h"
-#include "compose.h"
 #include "sender.h"
 #include "threads.h"
 

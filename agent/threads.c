@@ -322,7 +322,6 @@ threads_resume_take(const struct st_trace_region *r, PyFrameObject *f)
     return NULL;
 }
 
-
 struct st_fentry *
 st__threads_resume(struct st_tstate *ts, const struct st_trace_region *r,
                    PyFrameObject *f, int *kept)
