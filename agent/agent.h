@@ -1,265 +1,66 @@
 /*
- * Internal interfaces of the agent (the _agent extension module).  All of
- * this runs with the GIL held unless a comment says otherwise.
+ * The types every layer of the agent (the _agent extension module)
+ * shares: a traced region and the module globals it has seen.  Nothing
+ * else lives here; each file has its own header for its functions.
  *
- * Files:
+ * A region is built, entered, left, finished and freed by region.c,
+ * which owns it through its Python object (a Region); the hook
+ * (tracer.c) records into it; emit.c, async.c, vars.c and threads.c read
+ * its settings and counters.  All of this runs with the GIL held.
+ *
+ * Files, from the top (each calls only files below it; where a lower one
+ * must ask an upper one, the upper one hands it a callback at init):
  *   module.c           Python-facing functions, module init
- *   backend_settrace.c the PyEval_SetTrace hook: events -> tracer.c
- *   tracer.c           per-event work: threads, frames, regions (hot path)
- *   filter.c           which code is traced, cached per code object
+ *   backend_*.c        the event hooks (sys.monitoring or PyEval_SetTrace)
+ *                      and the sys.monitoring DISABLE policy
+ *   tracer.c           the hook path: frames pushed and popped, records
+ *   region.c           regions: built, entered, left, finished, freed
+ *   async.c            async records
  *   emit.c             records: encoding for the collector, console text
- *   vars.c             variable snapshots, diffs, str() rendering
+ *   threads.c          per-thread state, suspended generators, fork
+ *   vars.c, render.c, compose.c, vfp.c, stateprint.c, statewalk.c
+ *                      variable snapshots and the text of values
+ *   filter.c           which code is traced, cached per code object
  *   strtab.c           string ids sent on the wire
+ *   collector.c        the collector connection as a whole
  *   outbox.c           records into the ring shared with the collector
- *   sender.c           the collector connection and its watcher thread
+ *   sender.c, sender_wait.c, hello.c   the socket and its watcher thread
  *   signals.c          a note in the ring when a signal ends the process
+ *   clock.c, fastlocals.c, config_py.c, compat.h
  */
 #ifndef STEPTRACE_AGENT_AGENT_H
 #define STEPTRACE_AGENT_AGENT_H
 
 #include "compat.h"
 
-#include <msgpack.h>
+#include <stddef.h>
 #include <stdint.h>
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#endif
 
-#include "steptrace/buf.h"
-#include "steptrace/record.h"
-#include "steptrace/ring.h"
-#include "steptrace/wire.h"
+#include "filter.h"
+#include "vars.h"
 
 /* Destinations (bits), from LogOutput. */
 #define ST_OUT_FILE 1
 #define ST_OUT_STDOUT 2
 #define ST_OUT_STDERR 4
 
-/* ---- strtab.c: string ids ---- */
-
-struct st_strent {
-    const void *key;     /* Identity: a str object or a static type. */
-    PyObject *ref;       /* Owned reference keeping key/text alive, or NULL. */
-    const char *text;    /* Borrowed from ref or static storage. */
-    size_t len;
-    uint32_t sid;
-    uint32_t sent_gen;   /* Connection generation it was sent on. */
+/* Module globals seen in a region, with their last shown state. */
+struct st_trace_scope {
+    struct st_trace_scope *next; /* Owned list. */
+    PyObject *globals;       /* Owned for the region (identity key). */
+    uint32_t id;
+    int busy;                /* A thread is updating snap (str() calls
+                                can let another thread in meanwhile). */
+    struct st_snapshot snap;
 };
 
-/* Returns the entry for a str object (new entries keep a reference), or
- * NULL on memory failure. */
-struct st_strent *st__strtab_str(PyObject *s);
-
-/* Returns the entry for the __name__ of type t. */
-struct st_strent *st__strtab_type(PyTypeObject *t);
-
-/* Returns the entry for a C string with static storage duration. */
-struct st_strent *st__strtab_cstr(const char *s);
-
-/* Drops every entry and its reference; ids keep increasing afterwards. */
-void st__strtab_clear(void);
-
-/* Incremented by st__strtab_clear(): caches holding sids compare it. */
-extern uint32_t st__strtab_epoch;
-
-/* ---- sender.c: the collector connection ---- */
-
-/*
- * Connects to the collector at `path`, exchanges HELLO (which brings the
- * ring, attached to the outbox), starts the watcher thread and installs
- * the signal handlers (once).  On failure writes a one-line reason into
- * err.  @return 0 or a negative errno / ST_E* code.
- */
-int st__sender_connect(const char *path, const char *program, char *err,
-                       size_t errlen);
-
-/* Closes the connection as an orderly end (at exit, or before another
- * connection); the collector applies what the ring holds. */
-void st__sender_close(void);
-
-/* 1 while connected and healthy. */
-int st__sender_ok(void);
-
-/* The connection generation: changes at each (re)connect. */
-uint32_t st__sender_gen(void);
-
-/* Starts the watcher thread again after a fork, if it was stopped. */
-void st__sender_use(void);
-
-/*
- * Waits, with the GIL released, until the collector has acknowledged
- * `token` (sent in a FLUSH already committed), or the connection failed,
- * or nothing moved on it (no byte taken from the ring, no ACK) for
- * `stall_ms`.  *errors / msg receive the ACK's error report.
- * @return 0 on ACK, -1 on failure or timeout (msg says which).
- */
-int st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
-                        char *msg, size_t msglen);
-
-/*
- * Waits (call it with the GIL released) until the collector's read
- * position in the ring of connection `gen` reaches `target`.  A collector
- * that takes nothing for `stall_ns` is treated as gone (the connection is
- * marked failed).  @return 0, or -1 when the connection is gone.
- */
-int st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns);
-
-/* Records lost so far: connections gone, the drop policy. */
-uint64_t st__sender_dropped(void);
-/* The log file the collector opened for `tracer_id` on this connection
- * (its FILE message), copied into out.  @return 1, or 0 when none is
- * known yet. */
-int st__sender_file(uint32_t tracer_id, char *out, size_t outlen);
-
-/* n more records lost (GIL held). */
-void st__sender_count_lost(uint64_t n);
-
-/* A FLUSH with `token` is in the ring after `cum` records of this
- * connection: its ACK confirms them written.  GIL held. */
-void st__sender_flush_mark(uint64_t token, uint64_t cum);
-
-/* Before os.fork() in the parent: the watcher thread is stopped (no other
- * thread may run while the program forks); it starts again at the next
- * use of the connection, which stays. */
-void st__sender_before_fork(void);
-
-/* Makes a forked child start with no thread, no connection and the
- * parent's ring unmapped untouched, inside fork() (pthread_atfork; once a
- * process, at the first connection). */
-void st__sender_atfork_install(void);
-/* In a forked child: has it connected since the fork (its own code, run
- * by an earlier after-fork hook, recorded already)? */
-int st__sender_reconnected_since_fork(void);
-
-/* ---- outbox.c: the ring records are committed to ---- */
-
-struct st_ring_hdr;
-struct st_region;
-
-/* The encoders' staging buffer and its packer: the messages of one record
- * (or of definitions and ends), committed with st__outbox_commit. */
-extern struct st_buf st__batch;
-extern msgpack_packer st__pk;
-
-/* The ring size to ask the collector for (STEPTRACE_PENDING_BYTES). */
-uint64_t st__outbox_wanted(void);
-/*
- * A new connection's ring: maps the collector's memfd (its header, and
- * its data twice in a row, so that a record at any position is
- * contiguous) and keeps its eventfd (owned from then on).  Called with
- * sender.c's lock held.  @return 0, or -1 (err says why; efd is the
- * caller's still).
- */
-int st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
-                      size_t errlen);
-/* Records committed on the current connection. */
-uint64_t st__outbox_records(void);
-/* Unmaps the ring and closes the eventfd (sender.c's lock held). */
-void st__outbox_detach(void);
-/* In a forked child: lets go of the parent's ring without writing. */
-void st__outbox_forget(void);
-/* &read (the room given back) and &taken (progress) of the attached
- * ring's header, or NULL (sender.c's lock held). */
-const uint64_t *st__outbox_read_pos(void);
-const uint64_t *st__outbox_taken_pos(void);
-/* Says in the ring's header how the process ends (enum st_ring_end);
- * `detail` (or NULL) names the exec'd program. */
-void st__outbox_set_end(int kind, int sig, const char *detail);
-/* What the once-a-line path of the outbox needs (outbox.c owns it). */
-struct st_outbox_hot {
-    struct st_ring_hdr *hdr;  /* Owned mapping of the header page, or
-                                 NULL when not connected. */
-    char *data;               /* Owned: the data, mapped twice in a row. */
-    uint64_t mask;            /* Data size - 1 (a power of two). */
-    uint64_t wpos;            /* Stream bytes written (= hdr->commit). */
-    uint64_t records;         /* Records committed on this connection. */
-    uint64_t check_at;        /* wpos at which to look at more than
-                                 publishing (at most 4 KiB on): a FLUSH
-                                 due, the room, the soft end of a lap. */
-};
-extern struct st_outbox_hot st__ob;
-
-/* The cases st__outbox_commit() does not inline. */
-void st__outbox_commit_rest(const struct st_region *r, size_t keep,
-                            uint64_t nrecords);
-void st__outbox_after_commit(void);
-void st__outbox_wake_idle(void);
-
-/*
- * Commits st__batch to the ring (and empties it): `nrecords` records,
- * whose first `keep` bytes (definitions) must never be dropped.  Waits
- * for room under region r's block policy; drops the rest and counts it
- * under its drop policy.  The connection gone, the bytes are counted as
- * lost.  r may be NULL (block).
- *
- * Inline for the case of nearly every line: encoded in place (st__batch
- * borrows the ring's free room), the record only needs publishing, and
- * st__batch moves on to the next free byte (the data is mapped twice, so
- * the room stays contiguous).
- */
-static inline void
-st__outbox_commit(const struct st_region *r, size_t keep, uint64_t nrecords)
-{
-    size_t n = st__batch.len;
-    uint64_t w;
-
-    if (__builtin_expect(!st__batch.borrowed || n == 0, 0)) {
-        st__outbox_commit_rest(r, keep, nrecords);
-        return;
-    }
-    w = st__ob.wpos + n;
-    st__ob.wpos = w;
-    st__ob.records += nrecords;
-    __atomic_store_n(&st__ob.hdr->commit, w, __ATOMIC_RELEASE);
-    if (__builtin_expect(
-            __atomic_load_n(&st__ob.hdr->reader_idle, __ATOMIC_RELAXED), 0))
-        st__outbox_wake_idle();
-    st__batch.data = st__ob.data + (w & st__ob.mask);
-    st__batch.cap -= n;
-    st__batch.len = 0;
-    if (__builtin_expect(w >= st__ob.check_at, 0))
-        st__outbox_after_commit();
-}
-/* Commits a FLUSH (waking the collector with `wake`).  @return its token,
- * or 0 when there is no connection. */
-uint64_t st__outbox_flush(const struct st_region *r, int wake);
-/* Writes the collector's eventfd: look now. */
-void st__outbox_wake(void);
-/* Throws away st__batch (meant for a connection that is gone, or for the
- * parent of a forked child); returns how many records it held. */
-uint64_t st__outbox_discard(void);
-
-/* ---- signals.c: a note in the ring when a signal ends the process ---- */
-
-/* Installs the handlers (once per process; GIL held). */
-void st__signals_install(void);
-/* The ring the notes go to (NULL: none), owned by the calling process. */
-void st__signals_ring(struct st_ring_hdr *h);
-
-/* ---- tracer.c: regions and events ---- */
-
-struct st_filter {
-    char **workspaces;   /* Owned array of owned real paths; NULL when
-                            filter_workspace is off. */
-    size_t nworkspaces;
-    char **excluded;     /* Owned array of owned prefixes. */
-    size_t nexcluded;
-    char *pkgdir;        /* Owned: the steptrace package directory. */
-    size_t pkgdir_len;
-    char *cwd;           /* Owned: for relative co_filename values. */
-    PyObject *functions; /* Owned frozenset of names, or NULL for all. */
-    uint32_t id;         /* Distinct per region: keys the code cache. */
-    uint64_t key;        /* Equal for filters made of the same values. */
-};
-
-struct st_scope;
-struct st_region {
+struct st_trace_region {
     PyObject *owner;        /* Borrowed: the Region object owning this. */
     uint32_t id;
     uint32_t tracer_id;
     int level;
     int var_mode;
-    int outputs;          /* ST_OUT_* bits. */
+    int outputs;            /* ST_OUT_* bits. */
     size_t repr_limit;
     struct st_filter filter;
     PyObject *hidden_types; /* Owned tuple of types never shown. */
@@ -272,17 +73,19 @@ struct st_region {
     uint32_t first_tid;
     int multi_thread;       /* A second thread has stepped. */
     uint64_t lost;          /* Records not delivered to the collector. */
-    uint64_t dropped_base;  /* st__sender_dropped() when it started. */
+    uint64_t dropped_base;  /* st__collector_dropped() when it started. */
     int drop_when_full;     /* on_full="drop". */
     int async_mode;         /* AsyncTracer: async records. */
     int trace_tasks;
     uint64_t await_threshold_ns;
     uint64_t async_steps;   /* Async records emitted (console numbers). */
     uint64_t errors;        /* Console writes that failed. */
-    struct st_scope *scopes; /* Owned list of module globals states. */
-    struct st_scope **scope_tab; /* Owned: scopes by globals address
-                                    (open addressing, scope_cap slots,
-                                    0 or a power of two). */
+    struct st_trace_scope *scopes; /* Owned list of module globals
+                                      states. */
+    struct st_trace_scope **scope_tab; /* Owned: scopes by globals
+                                          address (open addressing,
+                                          scope_cap slots, 0 or a power
+                                          of two). */
     size_t scope_cap, nscopes;
     int finished;           /* Ended: threads drop it at their next event. */
     int file_announced;     /* REGION sent on the current connection. */
@@ -292,432 +95,5 @@ struct st_region {
                                process), sent with the REGION. */
     uint64_t total_steps;   /* Steps recorded, across reconnections. */
 };
-
-/* Sets up the code-object cache and the batch.  @return 0 or -1. */
-int st__tracer_init(void);
-
-/*
- * Regions are per thread: each thread records into its own current region
- * (a thread started inside a region records into that region too), so two
- * threads can trace two regions at once.  The thread's state holds a
- * reference to the region's Python object, so a region another thread
- * still points at stays allocated; a finished region is dropped by each
- * thread at its next event.
- */
-
-/* The calling thread's current region, or NULL. */
-struct st_region *st__current(void);
-
-/* Makes `r` (owned by Python object `obj`) the calling thread's region.
- * With `fresh`, it starts recording anew in this thread (its frame stack
- * starts empty); without, the thread joins the region as it is.  Returns
- * the thread's previous region object (new reference) or NULL. */
-PyObject *st__region_enter(struct st_region *r, PyObject *obj, int fresh);
-
-/* The calling thread's region becomes `prev` (a Region object or NULL). */
-void st__region_leave(PyObject *prev);
-
-/* module.c: the struct st_region of a Region object. */
-struct st_region *st__region_of(PyObject *obj);
-
-/* Monotonic clock in ns (CLOCK_MONOTONIC). */
-uint64_t st__now_ns(void);
-
-
-/* clock.c: the clock runtimes are measured with, in ticks: TSC cycles
- * where the TSC is invariant (x86-64), else CLOCK_MONOTONIC ns.  Set up
- * by st__clock_calibrate (once; call it before the first region). */
-extern int st__tsc;
-void st__clock_calibrate(void);
-uint64_t st__ticks_ns(uint64_t ticks);
-uint64_t st__ns_ticks(uint64_t ns);
-
-/* tracer.c: the clock when the running hook was entered (GIL held). */
-extern uint64_t st__hook_ticks;
-
-static inline uint64_t
-st__ticks(void)
-{
-#if defined(__x86_64__)
-    if (st__tsc)
-        return __rdtsc();
-#endif
-    return st__now_ns();
-}
-
-/* Event entry points called by the backend; they never raise. */
-enum {
-    ST_HOOK_OK = 0,       /* Handled (or nothing to do). */
-    ST_HOOK_UNTRACED = 1, /* The code is not traced in this region. */
-    ST_HOOK_NOT_MINE = 2  /* A line of a frame that is not being traced. */
-};
-/* How a frame's RETURN event ends it, when the backend knows. */
-enum {
-    ST_RET_GUESS = 0, /* Unknown (settrace): looked at the frame. */
-    ST_RET_VALUE = 1, /* Returned arg. */
-    ST_RET_YIELD = 2, /* Yielded arg (or an await waits). */
-    ST_RET_RAISE = 3  /* An exception ends it. */
-};
-int st__on_call(PyFrameObject *f);
-/* line: the line number, or -1 to read it from f. */
-int st__on_line(PyFrameObject *f, int line);
-/* arg: the returned or yielded value (settrace: NULL or None when an
- * exception ends the frame). */
-int st__on_return(PyFrameObject *f, PyObject *arg, int how);
-/* value: the exception; tb: its traceback (or NULL). */
-int st__on_exception(PyFrameObject *f, PyObject *value, PyObject *tb);
-
-/* May events of code `co` be switched off at their locations for every
- * thread (sys.monitoring DISABLE)?  Only while all live regions filter
- * alike and co is not traced under that filter. */
-int st__code_events_off_ok(PyCodeObject *co);
-
-/* Is a region being recorded (entered, not finished) in some thread? */
-int st__any_region_live(void);
-
-/*
- * Called when a record for the file cannot be sent because the collector
- * connection is gone: at most once a second, calls the Python reconnect
- * hook (set with _agent.set_reconnect: it connects to STEPTRACE_SOCKET
- * again or starts a private collector).  After a new connection, every
- * scope's and frame's variable state is sent again from scratch: the
- * collector starts a new file for the region.  @return 1 when connected.
- */
-int st__reconnect(struct st_region *r);
-
-/* The Python callable st__reconnect() calls (NULL: none). */
-void st__set_reconnect_hook(PyObject *hook);
-
-/* Forgets what the collector was sent for region r (a new connection or
- * a forked child): variable states, step count, threads. */
-void st__region_reset_wire_state(struct st_region *r);
-
-/* In a forked child: the region goes on in the child, into a new file
- * (a new connection); other threads' states are gone. */
-void st__tracer_after_fork_child(void);
-
-/*
- * Ends the active region's recording: frees frame and scope states and
- * queues REGION_END + FLUSH(token) when the region writes to a file.
- * @return the flush token to wait for, or 0 when nothing was sent.
- */
-uint64_t st__region_finish(struct st_region *r);
-
-/* Frees what a region owns (after st__region_finish). */
-void st__region_free(struct st_region *r);
-
-/* ---- compose.c: str() of values at the cost of what is shown ---- */
-
-/* What a composed text showed: the shape and items it was made of (see
- * compose.c).  tok and leaf owned; leaf holds references. */
-struct st_vfp {
-    uintptr_t *tok;
-    size_t ntok;
-    PyObject **leaf;
-    size_t nleaf;
-};
-
-/* A fingerprint of the bytes of an object with the buffer protocol. */
-struct st_bufprint {
-    const PyTypeObject *type; /* Identity only. */
-    size_t len;
-    uint64_t hash;
-};
-
-/* Exact builtin types whose value cannot change while the object lives. */
-int st__is_immutable(PyObject *v);
-/* Is str(v) fixed by v's identity and type (a function, a default
- * repr)? */
-int st__str_is_identity(PyObject *v);
-/* str() of an exact int or float formatted in C (no str object), as a new
- * malloc'ed string; NULL when v is not one or its text is longer than
- * `limit` (0: no limit). */
-char *st__render_number(PyObject *v, size_t limit, size_t *len_out);
-/*
- * str() of an exact list, tuple, dict, set or frozenset, composed item by
- * item up to `limit` characters, escaped, cut texts ending "... (N
- * items)": a new malloc'ed string (*len_out excludes the NUL), or NULL
- * when v is not such a container or its str() must say something went
- * wrong.  *fp receives the fingerprint of what it shows (ntok 0 when the
- * program's code ran meanwhile or v has none); free with st__vfp_clear.
- */
-char *st__compose(PyObject *v, size_t limit, size_t *len_out,
-                  struct st_vfp *fp);
-/* Does v still show what fp fingerprinted?  A walk over the same items. */
-int st__vfp_same(PyObject *v, const struct st_vfp *fp);
-void st__vfp_clear(struct st_vfp *fp);
-/* Fills *out for an object with a contiguous buffer (not bytes, not str).
- * @return 1, or 0 when it has none. */
-int st__bufprint(PyObject *v, struct st_bufprint *out);
-
-/* stateprint.c: a hash of the state an object of a class statement's
- * class holds (what its own __str__ can show), taken without running the
- * program's code. */
-struct st_stateprint {
-    uint64_t hash;
-    uint32_t nodes;
-};
-/* @return 1 and fills *out, or 0 when v's state cannot be walked (not a
- * class statement's instance, something opaque or too much in reach). */
-int st__stateprint(PyObject *v, struct st_stateprint *out);
-/* The program's code may run (a str(), the next line): prints taken so
- * far are not reused. */
-void st__stateprint_forget(void);
-/* What a str() of an object of type t cost (clock ticks), to weigh walks
- * against. */
-void st__stateprint_str_cost(const PyTypeObject *t, uint64_t ticks);
-/* Whether a walk of an object of type t spared a str() (its state was
- * as last shown, or its text was kept for that state). */
-void st__stateprint_outcome(const PyTypeObject *t, int spared);
-
-/* tracer.c: is v an object that a traced initialiser running on this
- * thread is building (the first argument of an __init__ on its stack)? */
-int st__being_built(PyObject *v);
-
-/* ---- vars.c: snapshots and diffs ---- */
-
-/*
- * Renders str(v) escaped and cut at the region's repr_limit into a new
- * malloc'ed, NUL-terminated string (*len_out excludes the NUL); a str()
- * that raises gives "<unprintable T: msg>".  Never raises; NULL only when
- * out of memory.
- */
-char *st__render_value(PyObject *v, const struct st_region *r,
-                       size_t *len_out);
-
-/* str(v), or repr(v) when `repr`: a new reference, or NULL with the
- * exception set.  A half-built object's __str__ can fill a cache from
- * state not set yet (a functools.cached_property), which would change
- * what the program does later: for an object an initialiser is building,
- * its attribute dict is put back as it was if the call changed it. */
-PyObject *st__text_of(PyObject *v, int repr);
-
-/* "Type: message" (or "Type" when str(exc) is empty) for an exception
- * value, rendered like st__render_value. */
-char *st__render_exception(PyObject *exc, const struct st_region *r,
-                           size_t *len_out);
-
-/* One shown variable of a scope, as last rendered. */
-struct st_snapent {
-    PyObject *name;          /* Owned. */
-    struct st_strent *name_s; /* Borrowed from strtab. */
-    struct st_strent *type_s;
-    PyObject *imm;           /* Owned ref to an immutable value, or NULL. */
-    const void *ident;       /* Identity only (no reference) of a value
-                                whose str() is fixed by its identity and
-                                type (a function, a default repr). */
-    const PyTypeObject *type; /* Identity only: the value's type. */
-    struct st_vfp fp;        /* Owned: what its composed text showed
-                                (compose.c), or empty. */
-    struct st_bufprint bp;   /* Its bytes, with has_bp. */
-    int has_bp;
-    struct st_stateprint sp; /* Its state, with has_sp (stateprint.c). */
-    int has_sp;
-    uint8_t sp_miss;         /* Steps in a row its state changed (up to
-                                SP_MISS_MAX: then walked 1 step in 16). */
-    uint8_t sp_tick;
-    char *value;             /* Owned, escaped and cut. */
-    size_t value_len;
-    int seen;
-    int stable;              /* Its text cannot change while the dict
-                                holding it is unchanged (imm, function). */
-};
-
-struct st_snapshot {
-    struct st_snapent *ents; /* Owned. */
-    size_t n, cap;
-    size_t nunstable;        /* Entries that are not `stable`. */
-    uint64_t version;        /* The dict's version when last read... */
-    int has_version;         /* ...when set. */
-};
-
-/* One change found by st__snapshot_update(). */
-struct st_change {
-    struct st_snapent *ent;  /* Borrowed (NULL for a delete). */
-    struct st_strent *name_s;
-    int kind;                /* ST_VAR_NEW, ST_VAR_CHANGED, ST_VAR_DELETED */
-    char *old;               /* Owned old value for ST_VAR_CHANGED. */
-    size_t old_len;
-};
-
-struct st_changes {
-    struct st_change *c;     /* Owned. */
-    size_t n, cap;
-};
-
-void st__snapshot_clear(struct st_snapshot *s);
-void st__changes_reset(struct st_changes *c);
-
-/*
- * Compares the mapping `vars` with the snapshot, updates the snapshot and
- * appends the differences to *out.  Never raises: a value whose str()
- * fails is rendered as <unprintable T: msg>.
- * @return 0, or -1 when the mapping could not be read (exception cleared).
- */
-int st__snapshot_update(struct st_snapshot *s, PyObject *vars,
-                        const struct st_region *r, struct st_changes *out);
-
-/* Like st__snapshot_update, for n variables given as names and values
- * in slot order (a NULL value is unbound). */
-int st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
-                              PyObject *const *values, Py_ssize_t n,
-                              const struct st_region *r,
-                              struct st_changes *out);
-
-/* ---- shared by tracer.c, filter.c and emit.c ---- */
-
-/* Cached per code object (in its co_extra slot): the filter verdict. */
-struct st_codeinfo {
-    uint32_t filter_id;      /* Region filter this verdict is for. */
-    uint32_t strtab_epoch;   /* Validity of file_s / func_s. */
-    int traceable;
-    PyObject *abs_file;      /* Owned: absolute co_filename. */
-    struct st_strent *file_s; /* Borrowed from strtab. */
-    struct st_strent *func_s;
-    int fast_checked;        /* fast_names was decided. */
-    PyObject *fast_names;    /* Owned tuple: the locals' names when they
-                                are read from the fast locals, else NULL. */
-    int initialiser;         /* __init__, __post_init__ or __setstate__
-                                with a first argument: the object it
-                                builds is not str()'d meanwhile. */
-};
-
-/* Module globals seen in a region, with their last shown state. */
-struct st_scope {
-    struct st_scope *next;   /* Owned list. */
-    PyObject *globals;       /* Owned for the region (identity key). */
-    uint32_t id;
-    int busy;                /* A thread is updating snap (str() calls
-                                can let another thread in meanwhile). */
-    struct st_snapshot snap;
-};
-
-/* A coroutine followed by the async records (async.c). */
-struct st_coro {
-    uint64_t start_ns;       /* Clock at COROUTINE START. */
-    uint32_t awaits;         /* Suspensions so far. */
-    uint64_t await_total_ns;
-    uint64_t susp_ns;        /* Clock at the latest suspension. */
-    uint64_t resume_ns;      /* Clock at the resumption after it. */
-    int susp_lasti;          /* Where it suspended (same await again?). */
-    uint32_t susp_line;
-    char *expr;              /* Owned: the awaited expression, or NULL. */
-    int start_written;       /* AWAIT START of this await is out. */
-    int pending_end;         /* Resumed; END waits for the next event. */
-    PyObject *exc;           /* Owned: an exception seen right after the
-                                resumption (until the next event). */
-    uint64_t pending_dur;
-};
-
-/* A traced frame on a thread's stack. */
-struct st_fentry {
-    PyFrameObject *frame;    /* Borrowed: identity only, valid while here. */
-    struct st_codeinfo *ci;  /* Borrowed from the code object. */
-    struct st_scope *scope;  /* Borrowed from the region. */
-    uint32_t id;
-    uint32_t parent;         /* Stack index + 1 of the traced caller. */
-    uint32_t last_line;      /* Line of its latest record. */
-    uint32_t announced_gen;  /* FRAME sent on this connection generation. */
-    int module_level;        /* Locals are the globals: one section. */
-    int gen_parent;          /* A generator or coroutine was its callee:
-                                its id may be named as a parent after it
-                                ends, so it is not used again. */
-    struct st_snapshot locals;
-    struct st_coro *coro;    /* Owned, for async records; or NULL. */
-    const void *building;    /* Identity only: the object this initialiser
-                                builds (its first argument), or NULL. */
-};
-
-struct st_tstate {
-    struct st_tstate *next;  /* Owned list of every thread's state. */
-    uint64_t epoch;          /* Region epoch this state belongs to. */
-    uint32_t tid;
-    uint32_t announced_gen;
-    PyObject *name;          /* Owned: the thread's name, once looked up. */
-    struct st_fentry *stack; /* Owned. */
-    size_t depth, cap;
-    uint64_t last_exit;      /* Clock when the hook last returned. */
-    uint64_t prog;           /* Program time accumulated in this region. */
-    uint64_t prog_at_step;
-    int busy;                /* Re-entrancy guard. */
-    struct st_region *region; /* Borrowed (kept by region_obj): current. */
-    PyObject *region_obj;    /* Owned Region object, or NULL. */
-    /* Scratch for a step's changes: per thread, because str() of a value
-     * can let another thread's hook run in the middle of a step. */
-    struct st_changes gch, lch;
-    size_t nbuilding;        /* Entries of stack with `building` set. */
-};
-
-/* filter.c: sets up the co_extra slot.  @return 0 or -1. */
-int st__filter_init(void);
-
-/* The code object's cached info for region r (borrowed), or NULL when it
- * is not traced. */
-struct st_codeinfo *st__codeinfo_get(PyCodeObject *co,
-                                     const struct st_region *r);
-
-/* emit.c: one record of the frame at ts->stack[idx].  `kind` is an enum
- * st_event; for ST_EVENT_STEP, `gch`/`lch` hold the variable changes (and
- * `vars` says whether variables are captured at all). */
-struct st_record {
-    int kind;
-    uint64_t step;           /* Set by st__emit. */
-    int thread_suffix;       /* Set by st__emit. */
-    uint32_t line;
-    uint64_t runtime;
-    const char *detail;      /* Event text (escaped), or NULL. */
-    size_t detail_len;
-    int vars;
-    const struct st_changes *gch;
-    const struct st_changes *lch;
-};
-
-void st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
-              struct st_record *rec);
-
-/* Sends FRAME_END for a frame leaving the stack (if it was announced). */
-void st__emit_frame_end(struct st_region *r, const struct st_fentry *e);
-
-/* Sends LOST (if any), REGION_END and FLUSH; returns the flush token or 0
- * when nothing was sent. */
-uint64_t st__emit_region_end(struct st_region *r);
-
-/* Sends a NOTE (a line of the agent's in the region's log, kind enum
- * st_note) in order with the records.  @return 0, or -1 when there is no
- * file output or connection. */
-int st__emit_note(struct st_region *r, uint32_t kind, const char *text,
-                  size_t n);
-
-/* The thread's name (threading.current_thread().name), looked up once. */
-PyObject *st__tstate_name(struct st_tstate *ts);
-
-/* emit.c: one async record (body: its lines) at `time_ns` since the
- * region began. */
-void st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
-                    const char *body, size_t n);
-
-/* async.c (see there). */
-void st__async_set_hooks(PyObject *expr, PyObject *loop);
-void st__coro_free(struct st_coro *c);
-void st__async_coro_start(struct st_region *r, struct st_fentry *e);
-void st__async_suspend(struct st_region *r, struct st_fentry *e,
-                       PyFrameObject *f);
-void st__async_resume(struct st_region *r, struct st_fentry *e);
-void st__async_settle(struct st_region *r, struct st_fentry *e, int ok);
-/* An exception event right after a resumption: whether the await raised
- * is known at the frame's next event (see async.c). */
-void st__async_exception(struct st_region *r, struct st_fentry *e,
-                         PyObject *value);
-/* At a line event: settles a pending AWAIT END. */
-void st__async_line(struct st_region *r, struct st_fentry *e,
-                    uint32_t line);
-void st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok);
-/* tracer.c: is a traced frame running in this thread of the region? */
-int st__in_traced_code(void);
-
-
-/* A task record from the package; @return 1 when written. */
-int st__async_task_event(int created, const char *name, size_t n, int ok,
-                         uint64_t duration_ns);
 
 #endif /* STEPTRACE_AGENT_AGENT_H */

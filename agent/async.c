@@ -1,13 +1,13 @@
 /*
- * Async records (SPEC section 8): coroutines in the workspace are followed
- * automatically.  A coroutine frame's first start is COROUTINE START, its
- * end COROUTINE END; each suspension of it (an await that waits) is an
- * AWAIT START, its resumption an AWAIT END, settled at the frame's next
- * event (a line: it went well; an exception: the await raised).  Task
- * records come from the package (task_event), which watches the running
- * loop's create_task while a region is active.
+ * Async records; see async.h.
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "steptrace/record.h"
+
+#include "async.h"
+#include "clock.h"
+#include "emit.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,31 +24,21 @@ st__async_set_hooks(PyObject *expr, PyObject *loop)
     Py_XSETREF(loop_hook, Py_XNewRef(loop));
 }
 
-void
-st__coro_free(struct st_coro *c)
-{
-    if (c == NULL)
-        return;
-    free(c->expr);
-    Py_XDECREF(c->exc);
-    free(c);
-}
-
 static uint64_t
-since_start(const struct st_region *r, uint64_t t)
+async_since_start(const struct st_trace_region *r, uint64_t t)
 {
     return t > r->start_ns ? t - r->start_ns : 0;
 }
 
 static void
-put_status(struct st_buf *b, int ok)
+async_put_status(struct st_buf *b, int ok)
 {
     st_buf_puts(b, ok ? " \xe2\x9c\x93\n" : " \xe2\x9c\x97\n"); /* ✓ ✗ */
 }
 
 /* "   File: <path>:<line>\n" */
 static void
-put_file_line(struct st_buf *b, const struct st_fentry *e, uint32_t line)
+async_put_file_line(struct st_buf *b, const struct st_fentry *e, uint32_t line)
 {
     st_buf_puts(b, "   File: ");
     st_buf_append(b, e->ci->file_s->text, e->ci->file_s->len);
@@ -58,22 +48,23 @@ put_file_line(struct st_buf *b, const struct st_fentry *e, uint32_t line)
 }
 
 static void
-put_name(struct st_buf *b, const struct st_fentry *e)
+async_put_name(struct st_buf *b, const struct st_fentry *e)
 {
     st_buf_append(b, e->ci->func_s->text, e->ci->func_s->len);
 }
 
 static void
-emit_body(struct st_region *r, int kind, uint64_t t, struct st_buf *b)
+async_emit_body(struct st_trace_region *r, int kind, uint64_t t,
+                struct st_buf *b)
 {
     if (!b->oom)
-        st__emit_async(r, kind, since_start(r, t), b->data, b->len);
+        st__emit_async(r, kind, async_since_start(r, t), b->data, b->len);
     st_buf_close(b);
 }
 
 /* The source text of the awaited expression, from the package's hook. */
 static char *
-await_expression(PyFrameObject *f)
+async_await_expression(PyFrameObject *f)
 {
     PyObject *res;
     const char *s;
@@ -98,13 +89,13 @@ await_expression(PyFrameObject *f)
 }
 
 static int
-async_on(const struct st_region *r)
+async_on(const struct st_trace_region *r)
 {
     return r->async_mode && r->level < ST_LEVEL_ERROR;
 }
 
 void
-st__async_coro_start(struct st_region *r, struct st_fentry *e)
+st__async_coro_start(struct st_trace_region *r, struct st_fentry *e)
 {
     struct st_buf b;
     PyObject *res;
@@ -114,12 +105,12 @@ st__async_coro_start(struct st_region *r, struct st_fentry *e)
     e->coro = calloc(1, sizeof(*e->coro));
     if (e->coro == NULL)
         return;
-    e->coro->start_ns = st__now_ns();
+    e->coro->start_ns = st__clock_now_ns();
     st_buf_init(&b);
     st_buf_puts(&b, "\xf0\x9f\x9a\x80 COROUTINE START: "); /* 🚀 */
-    put_name(&b, e);
+    async_put_name(&b, e);
     st_buf_append(&b, "\n", 1);
-    emit_body(r, ST_ASYNC_CORO, e->coro->start_ns, &b);
+    async_emit_body(r, ST_ASYNC_CORO, e->coro->start_ns, &b);
     if (r->trace_tasks && loop_hook != NULL) {
         /* Lets the package watch this loop's create_task. */
         res = PyObject_CallNoArgs(loop_hook);
@@ -129,27 +120,28 @@ st__async_coro_start(struct st_region *r, struct st_fentry *e)
 }
 
 static void
-write_await_start(struct st_region *r, const struct st_fentry *e)
+async_write_await_start(struct st_trace_region *r, const struct st_fentry *e)
 {
     struct st_coro *c = e->coro;
     struct st_buf b;
 
     st_buf_init(&b);
     st_buf_puts(&b, "\xe2\x8f\xb3 AWAIT START: "); /* ⏳ */
-    put_name(&b, e);
+    async_put_name(&b, e);
     st_buf_append(&b, "\n", 1);
-    put_file_line(&b, e, c->susp_line);
+    async_put_file_line(&b, e, c->susp_line);
     if (c->expr != NULL) {
         st_buf_puts(&b, "   Expression: ");
         st_buf_puts(&b, c->expr);
         st_buf_append(&b, "\n", 1);
     }
-    emit_body(r, ST_ASYNC_AWAIT, c->susp_ns, &b);
+    async_emit_body(r, ST_ASYNC_AWAIT, c->susp_ns, &b);
     c->start_written = 1;
 }
 
 void
-st__async_suspend(struct st_region *r, struct st_fentry *e, PyFrameObject *f)
+st__async_suspend(struct st_trace_region *r, struct st_fentry *e,
+                  PyFrameObject *f)
 {
     struct st_coro *c = e->coro;
 
@@ -166,23 +158,23 @@ st__async_suspend(struct st_region *r, struct st_fentry *e, PyFrameObject *f)
     }
     st__async_settle(r, e, c->exc == NULL);
     c->awaits++;
-    c->susp_ns = st__now_ns();
+    c->susp_ns = st__clock_now_ns();
     c->susp_lasti = st_frame_lasti(f);
     c->susp_line = (uint32_t)PyFrame_GetLineNumber(f);
     free(c->expr);
-    c->expr = await_expression(f);
+    c->expr = async_await_expression(f);
     c->start_written = 0;
     c->pending_end = 0;
     /* With a threshold, START waits until the await is known to last. */
     if (r->await_threshold_ns == 0)
-        write_await_start(r, e);
+        async_write_await_start(r, e);
 }
 
 void
-st__async_resume(struct st_region *r, struct st_fentry *e)
+st__async_resume(struct st_trace_region *r, struct st_fentry *e)
 {
     struct st_coro *c = e->coro;
-    uint64_t now = st__now_ns();
+    uint64_t now = st__clock_now_ns();
 
     if (c == NULL || !async_on(r) || c->susp_ns == 0)
         return;
@@ -191,7 +183,7 @@ st__async_resume(struct st_region *r, struct st_fentry *e)
 }
 
 void
-st__async_settle(struct st_region *r, struct st_fentry *e, int ok)
+st__async_settle(struct st_trace_region *r, struct st_fentry *e, int ok)
 {
     struct st_coro *c = e->coro;
     struct st_buf b;
@@ -205,23 +197,23 @@ st__async_settle(struct st_region *r, struct st_fentry *e, int ok)
     c->await_total_ns += c->pending_dur;
     if (async_on(r) && c->pending_dur >= r->await_threshold_ns) {
         if (!c->start_written)
-            write_await_start(r, e);
+            async_write_await_start(r, e);
         st_buf_init(&b);
         st_buf_puts(&b, "\xe2\x8c\x9b AWAIT END: "); /* ⌛ */
-        put_name(&b, e);
-        put_status(&b, ok);
-        put_file_line(&b, e, c->susp_line);
+        async_put_name(&b, e);
+        async_put_status(&b, ok);
+        async_put_file_line(&b, e, c->susp_line);
         st_buf_puts(&b, "   Duration: ");
         st_record_put_ms(&b, c->pending_dur);
         st_buf_puts(&b, " ms\n");
-        emit_body(r, ST_ASYNC_AWAIT, st__now_ns(), &b);
+        async_emit_body(r, ST_ASYNC_AWAIT, st__clock_now_ns(), &b);
     }
     free(c->expr);
     c->expr = NULL;
 }
 
 void
-st__async_exception(struct st_region *r, struct st_fentry *e,
+st__async_exception(struct st_trace_region *r, struct st_fentry *e,
                     PyObject *value)
 {
     struct st_coro *c = e->coro;
@@ -236,7 +228,7 @@ st__async_exception(struct st_region *r, struct st_fentry *e,
 }
 
 void
-st__async_line(struct st_region *r, struct st_fentry *e, uint32_t line)
+st__async_line(struct st_trace_region *r, struct st_fentry *e, uint32_t line)
 {
     struct st_coro *c = e->coro;
     PyObject *handled;
@@ -259,7 +251,7 @@ st__async_line(struct st_region *r, struct st_fentry *e, uint32_t line)
 }
 
 void
-st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok)
+st__async_coro_end(struct st_trace_region *r, struct st_fentry *e, int ok)
 {
     struct st_coro *c = e->coro;
     struct st_buf b;
@@ -269,11 +261,11 @@ st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok)
         return;
     st__async_settle(r, e, ok);
     if (async_on(r)) {
-        now = st__now_ns();
+        now = st__clock_now_ns();
         st_buf_init(&b);
         st_buf_puts(&b, "\xf0\x9f\x8f\x81 COROUTINE END: "); /* 🏁 */
-        put_name(&b, e);
-        put_status(&b, ok);
+        async_put_name(&b, e);
+        async_put_status(&b, ok);
         st_buf_puts(&b, "   Total duration: ");
         st_record_put_ms(&b, now - c->start_ns);
         st_buf_puts(&b, " ms\n   Await points: ");
@@ -281,17 +273,17 @@ st__async_coro_end(struct st_region *r, struct st_fentry *e, int ok)
         st_buf_puts(&b, "\n   Total await time: ");
         st_record_put_ms(&b, c->await_total_ns);
         st_buf_puts(&b, " ms\n");
-        emit_body(r, ST_ASYNC_CORO, now, &b);
+        async_emit_body(r, ST_ASYNC_CORO, now, &b);
     }
-    st__coro_free(c);
+    st__threads_coro_free(c);
     e->coro = NULL;
 }
 
 int
-st__async_task_event(int created, const char *name, size_t n, int ok,
+st__async_task_event(struct st_trace_region *r, int created,
+                     const char *name, size_t n, int ok,
                      uint64_t duration_ns)
 {
-    struct st_region *r = st__current();
     struct st_buf b;
 
     if (r == NULL || !async_on(r) || !r->trace_tasks)
@@ -304,11 +296,11 @@ st__async_task_event(int created, const char *name, size_t n, int ok,
         st_buf_append(&b, "\n", 1);
     }
     else {
-        put_status(&b, ok);
+        async_put_status(&b, ok);
         st_buf_puts(&b, "   Duration: ");
         st_record_put_ms(&b, duration_ns);
         st_buf_puts(&b, " ms\n");
     }
-    emit_body(r, ST_ASYNC_TASK, st__now_ns(), &b);
+    async_emit_body(r, ST_ASYNC_TASK, st__clock_now_ns(), &b);
     return 1;
 }

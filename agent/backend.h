@@ -2,18 +2,24 @@
  * The one small interface every trace backend implements (the Redis ae_*.c
  * pattern): sys.monitoring on 3.12+ (backend_monitoring.c), else the
  * PyEval_SetTrace C trace function (backend_settrace.c).  Both feed the
- * st__on_* entry points of tracer.c.
+ * st__tracer_on_* entry points of tracer.c; backend_monitoring.c also
+ * decides when code locations may be switched off for every thread
+ * (sys.monitoring's DISABLE).
+ *
+ * The backends own the hook's registration (tool id, callbacks); they
+ * read the calling thread's region (threads.h) and the filter's verdicts.
+ * Caller: module.c.  GIL held.
  */
 #ifndef STEPTRACE_AGENT_BACKEND_H
 #define STEPTRACE_AGENT_BACKEND_H
 
 #include "compat.h"
 
-#include <string.h>
-
-/* The calling thread starts recording: makes sure events reach the
- * hook.  `handle` is what sys.gettrace() returns while the settrace
- * backend is installed (borrowed by CPython). */
+/* The calling thread starts recording (it has just entered a region, or
+ * gone back to one): makes sure events reach the hook, and settles what
+ * may stay switched off for the region now live.  `handle` is what
+ * sys.gettrace() returns while the settrace backend is installed
+ * (borrowed by CPython). */
 void st__backend_start(PyObject *handle);
 
 /* The calling thread stops recording. */
@@ -23,10 +29,6 @@ void st__backend_stop(void);
  * are switched off, and with `release` given back. */
 void st__backend_idle(int release);
 
-/* Code locations whose events were switched off get them back (the
- * filter deciding what is traced changed). */
-void st__backend_restart(void);
-
 /* The backend in use: "sys.monitoring" or "settrace". */
 const char *st__backend_name(void);
 
@@ -35,8 +37,9 @@ const char *st__backend_name(void);
  * someone re-installed it with sys.settrace(). */
 int st__backend_dispatch(PyFrameObject *f, const char *event, PyObject *arg);
 
-/* backend_settrace.c, used by the dispatcher on every version. */
-void st__settrace_start(PyObject *handle);
-void st__settrace_stop(void);
+/* backend_settrace.c: the C trace function installed and removed (the
+ * settrace backend, and sys.monitoring's fallback). */
+void st__backend_settrace_start(PyObject *handle);
+void st__backend_settrace_stop(void);
 
 #endif /* STEPTRACE_AGENT_BACKEND_H */

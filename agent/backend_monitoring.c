@@ -10,39 +10,40 @@
  *   RAISE                          -> exception
  *
  * Events at locations of code that is not traced return DISABLE, so
- * library code costs one callback per location, once (tracer.c decides
- * when that is allowed).  Before 3.12, and when no tool id is free (or
- * STEPTRACE_BACKEND=settrace), the settrace backend is used.
+ * library code costs one callback per location, once (see "code
+ * locations switched off" below for when that is allowed).  Before 3.12,
+ * and when no tool id is free (or STEPTRACE_BACKEND=settrace), the
+ * settrace backend is used.
  */
-#include "agent.h"
+#include "compat.h"
 
+#include "agent.h"
 #include "backend.h"
+#include "filter.h"
+#include "threads.h"
+#include "tracer.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-#if PY_VERSION_HEX < 0x030C0000
+#if !ST_HAVE_MONITORING
 
 void
 st__backend_start(PyObject *handle)
 {
-    st__settrace_start(handle);
+    st__backend_settrace_start(handle);
 }
 
 void
 st__backend_stop(void)
 {
-    st__settrace_stop();
+    st__backend_settrace_stop();
 }
 
 void
 st__backend_idle(int release)
 {
     (void)release;
-}
-
-void
-st__backend_restart(void)
-{
 }
 
 const char *
@@ -61,7 +62,68 @@ static long events_mask;      /* Our events, when they are on. */
 static int events_on;
 static PyObject *disable_obj; /* Owned: sys.monitoring.DISABLE. */
 
-#define RETURN_DISABLE return Py_NewRef(disable_obj)
+/* ---- code locations switched off (sys.monitoring DISABLE) ---- */
+
+/*
+ * Events switched off at a location stay off for every thread until they
+ * are restarted.  They are switched off only for code that the filter of
+ * the live regions does not trace; while regions with different filters
+ * are live, nothing is switched off.
+ */
+enum { OFF_NONE, OFF_KEY };
+static int off_state = OFF_NONE;
+static uint64_t off_key;
+
+/* Code locations whose events were switched off get them back (the
+ * filter deciding what is traced changed). */
+static void
+mon_restart(void)
+{
+    PyObject *mon = PySys_GetObject("monitoring"), *res;
+    st_exc_state es;
+
+    if (mode != MODE_MONITORING || mon == NULL)
+        return;
+    ST_EXC_SAVE(es);
+    res = PyObject_CallMethod(mon, "restart_events", NULL);
+    Py_XDECREF(res);
+    PyErr_Clear();
+    ST_EXC_RESTORE(es);
+}
+
+/* r became live in the calling thread: settle what may be switched
+ * off. */
+static void
+mon_off_policy(const struct st_trace_region *r)
+{
+    int mixed;
+
+    if (off_state == OFF_KEY && off_key == r->filter.key)
+        return;
+    mixed = st__threads_other_filter_live(r->filter.key);
+    if (off_state == OFF_KEY)
+        mon_restart();
+    if (mixed) {
+        off_state = OFF_NONE;
+    }
+    else {
+        off_state = OFF_KEY;
+        off_key = r->filter.key;
+    }
+}
+
+/* May events of code `co` be switched off at their locations for every
+ * thread?  Only while all live regions filter alike and co is not traced
+ * under that filter. */
+static int
+mon_off_ok(PyCodeObject *co)
+{
+    struct st_trace_region *r = st__threads_region();
+
+    if (r == NULL || off_state != OFF_KEY || r->filter.key != off_key)
+        return 0;
+    return st__filter_codeinfo(co, &r->filter) == NULL;
+}
 
 /* The frame the event happened in (borrowed), or NULL. */
 static inline PyFrameObject *
@@ -76,11 +138,12 @@ mon_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyFrameObject *f;
 
     (void)self;
-    if (nargs < 1 || st__current() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 1 || st__threads_region() == NULL ||
+        (f = event_frame()) == NULL)
         Py_RETURN_NONE;
-    if (st__on_call(f) == ST_HOOK_UNTRACED &&
-        st__code_events_off_ok((PyCodeObject *)args[0]))
-        RETURN_DISABLE;
+    if (st__tracer_on_call(f) == ST_HOOK_UNTRACED &&
+        mon_off_ok((PyCodeObject *)args[0]))
+        return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
 
@@ -93,8 +156,8 @@ mon_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     (void)args;
     (void)nargs;
     /* Not a location event: cannot be switched off. */
-    if (st__current() != NULL && (f = event_frame()) != NULL)
-        (void)st__on_call(f);
+    if (st__threads_region() != NULL && (f = event_frame()) != NULL)
+        (void)st__tracer_on_call(f);
     Py_RETURN_NONE;
 }
 
@@ -104,11 +167,11 @@ mon_line_at(PyObject *co, int line)
 {
     PyFrameObject *f;
 
-    if (st__current() == NULL || (f = event_frame()) == NULL)
+    if (st__threads_region() == NULL || (f = event_frame()) == NULL)
         Py_RETURN_NONE;
-    if (st__on_line(f, line) == ST_HOOK_NOT_MINE &&
-        st__code_events_off_ok((PyCodeObject *)co))
-        RETURN_DISABLE;
+    if (st__tracer_on_line(f, line) == ST_HOOK_NOT_MINE &&
+        mon_off_ok((PyCodeObject *)co))
+        return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
 
@@ -142,10 +205,10 @@ mon_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     if (to > from)
-        RETURN_DISABLE;
+        return Py_NewRef(disable_obj);
     to_line = PyCode_Addr2Line((PyCodeObject *)args[0], (int)to);
     if (to_line != PyCode_Addr2Line((PyCodeObject *)args[0], (int)from))
-        RETURN_DISABLE;
+        return Py_NewRef(disable_obj);
     return mon_line_at(args[0], to_line);
 }
 
@@ -155,11 +218,12 @@ mon_leave(PyObject *const *args, Py_ssize_t nargs, int how)
 {
     PyFrameObject *f;
 
-    if (nargs < 3 || st__current() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 3 || st__threads_region() == NULL ||
+        (f = event_frame()) == NULL)
         Py_RETURN_NONE;
-    if (st__on_return(f, args[2], how) == ST_HOOK_NOT_MINE &&
-        st__code_events_off_ok((PyCodeObject *)args[0]))
-        RETURN_DISABLE;
+    if (st__tracer_on_return(f, args[2], how) == ST_HOOK_NOT_MINE &&
+        mon_off_ok((PyCodeObject *)args[0]))
+        return Py_NewRef(disable_obj);
     Py_RETURN_NONE;
 }
 
@@ -185,8 +249,8 @@ mon_unwind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     (void)self;
     (void)args;
     (void)nargs;
-    if (st__current() != NULL && (f = event_frame()) != NULL)
-        (void)st__on_return(f, NULL, ST_RET_RAISE);
+    if (st__threads_region() != NULL && (f = event_frame()) != NULL)
+        (void)st__tracer_on_return(f, NULL, ST_RET_RAISE);
     Py_RETURN_NONE;
 }
 
@@ -197,10 +261,11 @@ mon_raise(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *tb;
 
     (void)self;
-    if (nargs < 3 || st__current() == NULL || (f = event_frame()) == NULL)
+    if (nargs < 3 || st__threads_region() == NULL ||
+        (f = event_frame()) == NULL)
         Py_RETURN_NONE;
     tb = PyException_GetTraceback(args[2]);
-    (void)st__on_exception(f, args[2], tb);
+    (void)st__tracer_on_exception(f, args[2], tb);
     Py_XDECREF(tb);
     Py_RETURN_NONE;
 }
@@ -356,6 +421,10 @@ mon_switch(int on)
 void
 st__backend_start(PyObject *handle)
 {
+    const struct st_trace_region *live = st__threads_region_live();
+
+    if (live != NULL)
+        mon_off_policy(live);
     if (mode == MODE_UNSET) {
         const char *want = getenv("STEPTRACE_BACKEND");
 
@@ -369,20 +438,20 @@ st__backend_start(PyObject *handle)
         /* No tool id free (other tools hold all of them): settrace. */
         mode = MODE_SETTRACE;
     if (mode == MODE_SETTRACE)
-        st__settrace_start(handle);
+        st__backend_settrace_start(handle);
 }
 
 void
 st__backend_stop(void)
 {
     if (mode == MODE_SETTRACE)
-        st__settrace_stop();
+        st__backend_settrace_stop();
 }
 
 void
 st__backend_idle(int release)
 {
-    if (mode != MODE_MONITORING || tool < 0 || st__any_region_live())
+    if (mode != MODE_MONITORING || tool < 0 || st__threads_any_live())
         return;
     /* Between two resumptions of a traced generator the events are only
      * switched off (one call); the tool id goes back when regions end. */
@@ -390,21 +459,6 @@ st__backend_idle(int release)
         mon_disable();
     else
         mon_switch(0);
-}
-
-void
-st__backend_restart(void)
-{
-    PyObject *mon = PySys_GetObject("monitoring"), *res;
-    st_exc_state es;
-
-    if (mode != MODE_MONITORING || mon == NULL)
-        return;
-    ST_EXC_SAVE(es);
-    res = PyObject_CallMethod(mon, "restart_events", NULL);
-    Py_XDECREF(res);
-    PyErr_Clear();
-    ST_EXC_RESTORE(es);
 }
 
 const char *

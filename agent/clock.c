@@ -7,20 +7,22 @@
  * cycles, converted to ns with a factor measured against CLOCK_MONOTONIC;
  * elsewhere ticks are CLOCK_MONOTONIC ns.
  */
-#include "agent.h"
+#include "clock.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-int st__tsc;
+int st__clock_tsc;
+uint64_t st__clock_hook_ticks;
 
 /* ns = ticks * mult >> 32. */
 static uint64_t tick_mult = 1ull << 32;
 static int calibrated;
 
 uint64_t
-st__now_ns(void)
+st__clock_now_ns(void)
 {
     struct timespec ts;
 
@@ -31,7 +33,7 @@ st__now_ns(void)
 #if defined(__x86_64__)
 /* Does /proc/cpuinfo list both flags that make the TSC a clock? */
 static int
-tsc_invariant(void)
+clock_tsc_invariant(void)
 {
     FILE *f = fopen("/proc/cpuinfo", "r");
     char line[4096];
@@ -72,37 +74,51 @@ st__clock_calibrate(void)
     if (calibrated)
         return;
     calibrated = 1;
-    if (getenv("STEPTRACE_NO_TSC") != NULL || !tsc_invariant())
+    if (getenv("STEPTRACE_NO_TSC") != NULL || !clock_tsc_invariant())
         return;
     /* About a millisecond, once per process: the clock reads' own jitter
      * (tens of ns) makes the factor good to a few parts in 10^5. */
-    n0 = st__now_ns();
+    n0 = st__clock_now_ns();
     t0 = __rdtsc();
     do {
-        n1 = st__now_ns();
+        n1 = st__clock_now_ns();
         t1 = __rdtsc();
     } while (n1 - n0 < 1000000);
     if (t1 <= t0)
         return;
     tick_mult = (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
-    st__tsc = tick_mult != 0;
+    st__clock_tsc = tick_mult != 0;
 #else
     calibrated = 1;
 #endif
 }
 
 uint64_t
-st__ns_ticks(uint64_t ns)
+st__clock_ns_ticks(uint64_t ns)
 {
-    if (!st__tsc)
+    if (!st__clock_tsc)
         return ns;
     return (uint64_t)(((unsigned __int128)ns << 32) / tick_mult);
 }
 
 uint64_t
-st__ticks_ns(uint64_t ticks)
+st__clock_ticks_ns(uint64_t ticks)
 {
-    if (!st__tsc)
+    if (!st__clock_tsc)
         return ticks;
     return (uint64_t)(((unsigned __int128)ticks * tick_mult) >> 32);
+}
+
+struct timespec
+st__clock_deadline(long ms)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += ms * 1000000L;
+    while (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
 }

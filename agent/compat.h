@@ -16,6 +16,28 @@
 #error "steptrace needs CPython 3.10 or newer"
 #endif
 
+/* sys.monitoring (PEP 669): 3.12+.  Before, backend_monitoring.c only
+ * passes the settrace backend on. */
+#if PY_VERSION_HEX >= 0x030C0000
+#define ST_HAVE_MONITORING 1
+#else
+#define ST_HAVE_MONITORING 0
+#endif
+
+/* PyMemberDef and its T_* types: in Python.h from 3.12. */
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#endif
+
+/* 3.13 stores an attribute into an object's inline values without moving
+ * the version tag of the attribute dict made from them: that dict's tag
+ * cannot be trusted to cover its items. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define ST_DICT_TAG_MISSES_INLINE_VALUES 1
+#else
+#define ST_DICT_TAG_MISSES_INLINE_VALUES 0
+#endif
+
 /* Per-code-object extra slots: public-unstable names from 3.12. */
 #if PY_VERSION_HEX >= 0x030C0000
 #define ST_REQUEST_CODE_EXTRA_INDEX PyUnstable_Eval_RequestCodeExtraIndex
@@ -332,19 +354,23 @@ st_dict_version(PyObject *d)
 #endif
 }
 
-/* Saving and restoring the exception in flight around hook work. */
+/* Saving and restoring the exception in flight around hook work;
+ * ST_EXC_VALUE is the exception a saved state holds (borrowed; NULL: none
+ * or not normalised). */
 #if PY_VERSION_HEX >= 0x030C0000
 typedef struct {
     PyObject *exc;
 } st_exc_state;
 #define ST_EXC_SAVE(s) ((s).exc = PyErr_GetRaisedException())
 #define ST_EXC_RESTORE(s) PyErr_SetRaisedException((s).exc)
+#define ST_EXC_VALUE(s) ((s).exc)
 #else
 typedef struct {
     PyObject *type, *value, *tb;
 } st_exc_state;
 #define ST_EXC_SAVE(s) PyErr_Fetch(&(s).type, &(s).value, &(s).tb)
 #define ST_EXC_RESTORE(s) PyErr_Restore((s).type, (s).value, (s).tb)
+#define ST_EXC_VALUE(s) ((s).value)
 #endif
 
 #endif /* STEPTRACE_AGENT_COMPAT_H */

@@ -16,38 +16,59 @@
  * each container's type and length, each immutable item's identity (a
  * reference is kept: immutable builtins only), each item whose text is
  * fixed by its identity (a function, a default repr) without a reference.
- * If no code of the program ran meanwhile, that fingerprint shows the
- * value unchanged later at the cost of a walk over the same items, with
- * no rendering at all: what is beyond the shown part is not looked at,
- * except the lengths, so a change there that keeps every length is not
- * seen (README, "Values").
- *
- * Objects with the buffer protocol (arrays) get a fingerprint of their
- * bytes instead: whole up to 64 KiB, else sampled, so that an expensive
- * __repr__ is called once per change.
+ * If no code of the program ran meanwhile, that fingerprint (vfp.h) shows
+ * the value unchanged later at the cost of a walk over the same items,
+ * with no rendering at all (vfp.c).
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "steptrace/record.h"
+
+#include "compose.h"
+#include "stateprint.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int
-st__is_immutable(PyObject *v)
+static st_compose_building_cb compose_building;
+
+void
+st__compose_set_building(st_compose_building_cb cb)
 {
-    return PyLong_CheckExact(v) || PyUnicode_CheckExact(v) ||
-           PyFloat_CheckExact(v) || PyBool_Check(v) || v == Py_None ||
-           PyBytes_CheckExact(v) || PyComplex_CheckExact(v);
+    compose_building = cb;
 }
 
-int
-st__str_is_identity(PyObject *v)
+PyObject *
+st__compose_text(PyObject *v, int repr)
 {
-    PyTypeObject *t = Py_TYPE(v);
+    PyObject **dp, *dict = NULL, *saved = NULL, *s;
+    uint64_t version = 0;
 
-    if (PyFunction_Check(v))
-        return 1;
-    return t->tp_str == PyBaseObject_Type.tp_str &&
-           t->tp_repr == PyBaseObject_Type.tp_repr;
+    st__stateprint_forget();
+    if (compose_building != NULL && compose_building(v)) {
+        dp = _PyObject_GetDictPtr(v);
+        if (dp != NULL && *dp != NULL && PyDict_CheckExact(*dp)) {
+            dict = Py_NewRef(*dp);
+            saved = PyDict_Copy(dict);
+            version = st_dict_version(dict);
+        }
+        PyErr_Clear();
+    }
+    s = repr ? PyObject_Repr(v) : PyObject_Str(v);
+    if (saved != NULL && st_dict_version(dict) != version) {
+        st_exc_state es;
+
+        /* str() filled a cache (or worse) in the half-built object: put
+         * its attributes back as the program left them. */
+        ST_EXC_SAVE(es);
+        PyDict_Clear(dict);
+        if (PyDict_Update(dict, saved) < 0)
+            PyErr_Clear();
+        ST_EXC_RESTORE(es);
+    }
+    Py_XDECREF(saved);
+    Py_XDECREF(dict);
+    return s;
 }
 
 /* A copy of the n ASCII bytes at p, NUL-terminated, or NULL. */
@@ -65,7 +86,7 @@ compose_dup(const char *p, size_t n, size_t *len_out)
 }
 
 char *
-st__render_number(PyObject *v, size_t limit, size_t *len_out)
+st__compose_number(PyObject *v, size_t limit, size_t *len_out)
 {
     char buf[24], *out = NULL;
     size_t i = sizeof(buf);
@@ -108,16 +129,10 @@ st__render_number(PyObject *v, size_t limit, size_t *len_out)
     return NULL;
 }
 
-/* Deeper containers are rendered by repr() itself (no fingerprint). */
-#define COMPOSE_MAX_DEPTH 32
 /* Item texts kept by identity, for items that recur (floats are costly
  * to format). */
 #define RC_SLOTS 4096        /* Power of two. */
 #define RC_MAX_TEXT 256      /* Longer item texts are not kept. */
-
-/* Fingerprint tokens besides pointers (which are never 1 or 3). */
-#define TOK_REC ((uintptr_t)1)   /* A container met again inside itself. */
-#define TOK_IDENT ((uintptr_t)3) /* Then type and identity of an item. */
 
 struct compose {
     struct st_buf b;          /* Owned: the text so far (UTF-8). */
@@ -178,7 +193,7 @@ compose_unicode(struct compose *c, PyObject *s)
 /* ---- the fingerprint ---- */
 
 static void
-fp_tok(struct compose *c, uintptr_t t)
+compose_fp_tok(struct compose *c, uintptr_t t)
 {
     uintptr_t *p;
 
@@ -194,11 +209,11 @@ fp_tok(struct compose *c, uintptr_t t)
 }
 
 static void
-fp_leaf(struct compose *c, PyObject *v)
+compose_fp_leaf(struct compose *c, PyObject *v)
 {
     PyObject **p;
 
-    fp_tok(c, (uintptr_t)v);
+    compose_fp_tok(c, (uintptr_t)v);
     if (c->fp_broken)
         return;
     p = st_grow(c->fp.leaf, &c->leafcap, c->fp.nleaf + 1, sizeof(*p), 16);
@@ -208,18 +223,6 @@ fp_leaf(struct compose *c, PyObject *v)
     }
     c->fp.leaf = p;
     p[c->fp.nleaf++] = v;
-}
-
-void
-st__vfp_clear(struct st_vfp *fp)
-{
-    size_t i;
-
-    for (i = 0; i < fp->nleaf; i++)
-        Py_DECREF(fp->leaf[i]);
-    free(fp->leaf);
-    free(fp->tok);
-    memset(fp, 0, sizeof(*fp));
 }
 
 /* ---- leaves ---- */
@@ -234,7 +237,7 @@ static struct rc_ent *rc_tab;
 static size_t rc_used;
 
 static void
-rc_clear(void)
+compose_rc_clear(void)
 {
     size_t i;
 
@@ -248,14 +251,14 @@ rc_clear(void)
 
 /* Keeps text as v's repr (v immutable: it cannot change). */
 static void
-rc_keep(PyObject *v, const char *p, size_t n)
+compose_rc_keep(PyObject *v, const char *p, size_t n)
 {
     size_t i = ((uintptr_t)v >> 4) & (RC_SLOTS - 1);
 
     if (n > RC_MAX_TEXT || rc_tab == NULL)
         return;
     if (rc_used * 2 >= RC_SLOTS)
-        rc_clear();
+        compose_rc_clear();
     while (rc_tab[i].obj != NULL)
         i = (i + 1) & (RC_SLOTS - 1);
     rc_tab[i].text = malloc(n + 1);
@@ -268,7 +271,7 @@ rc_keep(PyObject *v, const char *p, size_t n)
 }
 
 static const struct rc_ent *
-rc_find(PyObject *v)
+compose_rc_find(PyObject *v)
 {
     size_t i = ((uintptr_t)v >> 4) & (RC_SLOTS - 1);
 
@@ -334,20 +337,20 @@ compose_leaf(struct compose *c, PyObject *v)
     size_t n;
     Py_ssize_t len = -1, left = (Py_ssize_t)(c->limit - c->chars) + 1;
 
-    fp_leaf(c, v);
+    compose_fp_leaf(c, v);
     if (v == Py_None || v == Py_True || v == Py_False) {
         compose_text(c, v == Py_None ? "None" : v == Py_True ? "True"
                                                              : "False",
                      v == Py_False ? 5 : 4);
         return 0;
     }
-    if ((e = rc_find(v)) != NULL) {
+    if ((e = compose_rc_find(v)) != NULL) {
         compose_text(c, e->text, e->len);
         return 0;
     }
-    if ((num = st__render_number(v, 0, &n)) != NULL) {
+    if ((num = st__compose_number(v, 0, &n)) != NULL) {
         compose_text(c, num, n);
-        rc_keep(v, num, n);
+        compose_rc_keep(v, num, n);
         free(num);
         return 0;
     }
@@ -365,7 +368,7 @@ compose_leaf(struct compose *c, PyObject *v)
         const char *p = PyUnicode_AsUTF8AndSize(s, &k);
 
         if (p != NULL)
-            rc_keep(v, p, (size_t)k);
+            compose_rc_keep(v, p, (size_t)k);
     }
     compose_unicode(c, s);
     Py_DECREF(s);
@@ -379,15 +382,15 @@ compose_other(struct compose *c, PyObject *v)
 {
     PyObject *s;
 
-    if (st__str_is_identity(v)) {
-        fp_tok(c, TOK_IDENT);
-        fp_tok(c, (uintptr_t)Py_TYPE(v));
-        fp_tok(c, (uintptr_t)v);
+    if (st__vfp_identity(v)) {
+        compose_fp_tok(c, ST_VFP_TOK_IDENT);
+        compose_fp_tok(c, (uintptr_t)Py_TYPE(v));
+        compose_fp_tok(c, (uintptr_t)v);
     }
     else {
         c->code_ran = 1;
     }
-    s = st__text_of(v, 1);
+    s = st__compose_text(v, 1);
     if (s == NULL) {
         PyErr_Clear();
         c->failed = 1;
@@ -398,24 +401,6 @@ compose_other(struct compose *c, PyObject *v)
 }
 
 /* ---- containers ---- */
-
-static int
-compose_is_container(PyObject *v)
-{
-    return PyList_CheckExact(v) || PyTuple_CheckExact(v) ||
-           PyDict_CheckExact(v) || PySet_CheckExact(v) ||
-           PyFrozenSet_CheckExact(v);
-}
-
-static Py_ssize_t
-compose_len(PyObject *v)
-{
-    if (PyDict_CheckExact(v))
-        return PyDict_GET_SIZE(v);
-    if (PySet_CheckExact(v) || PyFrozenSet_CheckExact(v))
-        return PySet_GET_SIZE(v);
-    return Py_SIZE(v);
-}
 
 /* The items of a list or tuple (re-read at each step, as list_repr does:
  * an item's repr may change the list). */
@@ -491,11 +476,11 @@ compose_container(struct compose *c, PyObject *v, int depth)
 {
     int set = PySet_CheckExact(v), fset = PyFrozenSet_CheckExact(v);
     int list = PyList_CheckExact(v), tuple = PyTuple_CheckExact(v);
-    Py_ssize_t n = compose_len(v);
+    Py_ssize_t n = st__vfp_len(v);
     int rec;
 
-    fp_tok(c, (uintptr_t)Py_TYPE(v));
-    fp_tok(c, (uintptr_t)n);
+    compose_fp_tok(c, (uintptr_t)Py_TYPE(v));
+    compose_fp_tok(c, (uintptr_t)n);
     if (n == 0) {
         if (set || fset)
             compose_text(c, set ? "set()" : "frozenset()", set ? 5 : 11);
@@ -510,7 +495,7 @@ compose_container(struct compose *c, PyObject *v, int depth)
             c->failed = 1;
             return;
         }
-        fp_tok(c, TOK_REC);
+        compose_fp_tok(c, ST_VFP_TOK_REC);
         if (set || fset)
             compose_text(c, set ? "set(...)" : "frozenset(...)",
                          set ? 8 : 14);
@@ -538,29 +523,30 @@ compose_value(struct compose *c, PyObject *v, int depth)
 {
     if (c->full || c->failed)
         return;
-    if (st__is_immutable(v)) {
+    if (st__vfp_immutable(v)) {
         if (compose_leaf(c, v) != 0)
             c->failed = 1;
         return;
     }
-    if (compose_is_container(v) && depth < COMPOSE_MAX_DEPTH) {
+    if (st__vfp_container(v) && depth < ST_VFP_MAX_DEPTH) {
         compose_container(c, v, depth);
         return;
     }
-    if (compose_is_container(v))
+    if (st__vfp_container(v))
         c->code_ran = 1;
     compose_other(c, v);
 }
 
 char *
-st__compose(PyObject *v, size_t limit, size_t *len_out, struct st_vfp *fp)
+st__compose_value(PyObject *v, size_t limit, size_t *len_out,
+                  struct st_vfp *fp)
 {
     struct compose c;
     struct st_buf esc;
     size_t i;
 
     memset(fp, 0, sizeof(*fp));
-    if (!compose_is_container(v))
+    if (!st__vfp_container(v))
         return NULL;
     memset(&c, 0, sizeof(c));
     st_buf_init(&c.b);
@@ -577,7 +563,7 @@ st__compose(PyObject *v, size_t limit, size_t *len_out, struct st_vfp *fp)
     st_record_escape(&esc, c.b.data ? c.b.data : "", c.b.len);
     if (c.full) {
         st_buf_puts(&esc, "... (");
-        st_buf_put_u64(&esc, (uint64_t)compose_len(v));
+        st_buf_put_u64(&esc, (uint64_t)st__vfp_len(v));
         st_buf_puts(&esc, " items)");
     }
     st_buf_append(&esc, "", 1);
@@ -600,178 +586,3 @@ st__compose(PyObject *v, size_t limit, size_t *len_out, struct st_vfp *fp)
     return esc.data;
 }
 
-/* ---- recognising an unchanged value ---- */
-
-struct same {
-    const struct st_vfp *fp;
-    size_t k;                 /* Next token to match. */
-    PyObject *stack[COMPOSE_MAX_DEPTH + 1]; /* Containers entered. */
-    int depth;
-};
-
-/* @return 1 while the tokens match, 0 at a mismatch. */
-static int
-same_tok(struct same *s, uintptr_t t)
-{
-    if (s->k == s->fp->ntok)
-        return 1;
-    return s->fp->tok[s->k++] == t;
-}
-
-static int same_value(struct same *s, PyObject *v);
-
-static int
-same_items(struct same *s, PyObject *v)
-{
-    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
-        PyObject **items = PySequence_Fast_ITEMS(v);
-        Py_ssize_t i, n = PySequence_Fast_GET_SIZE(v);
-
-        for (i = 0; i < n && s->k < s->fp->ntok; i++)
-            if (!same_value(s, items[i]))
-                return 0;
-        return 1;
-    }
-    if (PyDict_CheckExact(v)) {
-        Py_ssize_t pos = 0;
-        PyObject *k, *val;
-
-        while (s->k < s->fp->ntok && PyDict_Next(v, &pos, &k, &val))
-            if (!same_value(s, k) || !same_value(s, val))
-                return 0;
-        return 1;
-    }
-    {
-        /* Sets: iterating an exact set runs no code. */
-        PyObject *it = PyObject_GetIter(v), *item;
-        int ok = 1;
-
-        if (it == NULL) {
-            PyErr_Clear();
-            return 0;
-        }
-        while (ok && s->k < s->fp->ntok && (item = PyIter_Next(it))) {
-            ok = same_value(s, item);
-            Py_DECREF(item);
-        }
-        Py_DECREF(it);
-        PyErr_Clear();
-        return ok;
-    }
-}
-
-/* Walks v as compose_value() did, matching the tokens it noted. */
-static int
-same_value(struct same *s, PyObject *v)
-{
-    int i, ok;
-
-    if (s->k == s->fp->ntok)
-        return 1;
-    if (st__is_immutable(v))
-        return same_tok(s, (uintptr_t)v);
-    if (!compose_is_container(v) || s->depth >= COMPOSE_MAX_DEPTH) {
-        /* An item rendered by identity. */
-        return same_tok(s, TOK_IDENT) &&
-               same_tok(s, (uintptr_t)Py_TYPE(v)) &&
-               same_tok(s, (uintptr_t)v) && st__str_is_identity(v);
-    }
-    if (!same_tok(s, (uintptr_t)Py_TYPE(v)) ||
-        !same_tok(s, (uintptr_t)compose_len(v)))
-        return 0;
-    if (compose_len(v) == 0)
-        return 1;
-    for (i = 0; i < s->depth; i++)
-        if (s->stack[i] == v)
-            return same_tok(s, TOK_REC);
-    s->stack[s->depth++] = v;
-    ok = same_items(s, v);
-    s->depth--;
-    return ok;
-}
-
-int
-st__vfp_same(PyObject *v, const struct st_vfp *fp)
-{
-    struct same s;
-
-    if (fp->ntok == 0 || !compose_is_container(v))
-        return 0;
-    s.fp = fp;
-    s.k = 0;
-    s.depth = 0;
-    return same_value(&s, v) && s.k == fp->ntok;
-}
-
-/* ---- the bytes of objects with the buffer protocol ---- */
-
-/* Bytes hashed whole up to this size; above it, the first and last
- * BUF_EDGE bytes and BUF_BLOCKS blocks of BUF_BLOCK bytes between. */
-#define BUF_WHOLE (64u * 1024)
-#define BUF_EDGE (16u * 1024)
-#define BUF_BLOCKS 512u
-#define BUF_BLOCK 64u
-
-static uint64_t
-buf_mix(uint64_t h, const unsigned char *p, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i + 8 <= n; i += 8) {
-        uint64_t w;
-
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-    }
-    for (; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-int
-st__bufprint(PyObject *v, struct st_bufprint *out)
-{
-    Py_buffer view;
-    const unsigned char *p;
-    size_t n, i;
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    if (!PyObject_CheckBuffer(v) || PyBytes_CheckExact(v) ||
-        PyUnicode_Check(v))
-        return 0;
-    if (PyObject_GetBuffer(v, &view, PyBUF_FULL_RO) != 0) {
-        PyErr_Clear();
-        if (PyObject_GetBuffer(v, &view, PyBUF_SIMPLE) != 0) {
-            PyErr_Clear();
-            return 0;
-        }
-    }
-    if (!PyBuffer_IsContiguous(&view, 'A')) {
-        PyBuffer_Release(&view);
-        return 0;
-    }
-    p = view.buf;
-    n = (size_t)view.len;
-    if (n <= BUF_WHOLE) {
-        h = buf_mix(h, p, n);
-    }
-    else {
-        size_t step = (n - 2 * BUF_EDGE) / BUF_BLOCKS;
-
-        h = buf_mix(h, p, BUF_EDGE);
-        for (i = 0; i < BUF_BLOCKS; i++)
-            h = buf_mix(h, p + BUF_EDGE + i * step, BUF_BLOCK);
-        h = buf_mix(h, p + n - BUF_EDGE, BUF_EDGE);
-    }
-    for (i = 0; i < (size_t)view.ndim && view.shape != NULL; i++)
-        h = (h ^ (uint64_t)view.shape[i]) * 0x100000001b3ull;
-    if (view.format != NULL)
-        h = buf_mix(h, (const unsigned char *)view.format,
-                    strlen(view.format));
-    out->type = Py_TYPE(v);
-    out->len = n;
-    out->hash = h;
-    PyBuffer_Release(&view);
-    return 1;
-}

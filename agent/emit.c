@@ -1,17 +1,28 @@
 /*
- * Records: encoded as wire messages into st__batch and committed to the
- * ring for the collector (file output, outbox.c), and formatted here with
- * the shared formatter for the console (stdout/stderr output).  Both are
- * fed from the same state, so the two-way destinations write the same
- * bytes.
+ * Records: encoded as wire messages into st__outbox_batch and committed
+ * to the ring for the collector (file output, outbox.c), and formatted
+ * here with the shared formatter for the console (stdout/stderr output);
+ * see emit.h.
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "steptrace/record.h"
+#include "steptrace/wire.h"
+
+#include "collector.h"
+#include "emit.h"
+#include "filter.h"
+#include "outbox.h"
+#include "sender.h"
+#include "strtab.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-PyObject *
-st__tstate_name(struct st_tstate *ts)
+/* The thread's name (threading.current_thread().name), looked up once
+ * (borrowed from ts). */
+static PyObject *
+emit_thread_name(struct st_tstate *ts)
 {
     PyObject *mod, *cur = NULL;
 
@@ -35,18 +46,18 @@ st__tstate_name(struct st_tstate *ts)
 /* ---- the collector ---- */
 
 static void
-send_str(struct st_strent *e)
+emit_send_str(struct st_strent *e)
 {
     uint32_t gen = st__sender_gen();
 
     if (e->sent_gen == gen)
         return;
-    st_wire_pack_str(&st__pk, e->sid, e->text, e->len);
+    st_wire_pack_str(&st__outbox_pk, e->sid, e->text, e->len);
     e->sent_gen = gen;
 }
 
 static void
-announce_region(struct st_region *r)
+emit_announce_region(struct st_trace_region *r)
 {
     uint32_t gen = st__sender_gen();
     Py_ssize_t n;
@@ -60,14 +71,15 @@ announce_region(struct st_region *r)
         dir = ".tracer";
         n = 7;
     }
-    st_wire_pack_region(&st__pk, r->id, r->tracer_id, dir, (size_t)n,
+    st_wire_pack_region(&st__outbox_pk, r->id, r->tracer_id, dir, (size_t)n,
                         (uint32_t)r->level, (uint32_t)r->var_mode,
                         r->max_log_bytes, r->max_log_files);
     if (r->origin != NULL) {
         const char *o = PyUnicode_AsUTF8AndSize(r->origin, &n);
 
         if (o != NULL)
-            st_wire_pack_note(&st__pk, r->id, ST_NOTE_LINE, o, (size_t)n);
+            st_wire_pack_note(&st__outbox_pk, r->id, ST_NOTE_LINE, o,
+                              (size_t)n);
         else
             PyErr_Clear();
     }
@@ -77,7 +89,8 @@ announce_region(struct st_region *r)
 
 /* FRAME for ts->stack[idx], after its traced ancestors. */
 static void
-announce_frame(const struct st_region *r, struct st_tstate *ts, size_t idx)
+emit_announce_frame(const struct st_trace_region *r, struct st_tstate *ts,
+               size_t idx)
 {
     uint32_t gen = st__sender_gen();
     struct st_fentry *e = &ts->stack[idx];
@@ -86,21 +99,21 @@ announce_frame(const struct st_region *r, struct st_tstate *ts, size_t idx)
     if (e->announced_gen == gen)
         return;
     if (e->parent != 0) {
-        announce_frame(r, ts, e->parent - 1);
+        emit_announce_frame(r, ts, e->parent - 1);
         parent_id = ts->stack[e->parent - 1].id;
     }
     if (ts->announced_gen != gen) {
-        struct st_strent *name = st__strtab_str(st__tstate_name(ts));
+        struct st_strent *name = st__strtab_str(emit_thread_name(ts));
 
         if (name != NULL) {
-            send_str(name);
-            st_wire_pack_thread(&st__pk, ts->tid, name->sid);
+            emit_send_str(name);
+            st_wire_pack_thread(&st__outbox_pk, ts->tid, name->sid);
         }
         ts->announced_gen = gen;
     }
-    send_str(e->ci->file_s);
-    send_str(e->ci->func_s);
-    st_wire_put_frame(&st__batch, e->id, ts->tid, parent_id,
+    emit_send_str(e->ci->file_s);
+    emit_send_str(e->ci->func_s);
+    st_wire_put_frame(&st__outbox_batch, e->id, ts->tid, parent_id,
                       e->ci->file_s->sid, e->ci->func_s->sid,
                       e->scope ? e->scope->id : 0,
                       e->module_level ? ST_FRAME_MODULE : 0, r->id);
@@ -108,41 +121,41 @@ announce_frame(const struct st_region *r, struct st_tstate *ts, size_t idx)
 }
 
 static void
-pack_diff(const struct st_changes *c, int present)
+emit_pack_diff(const struct st_changes *c, int present)
 {
     size_t i;
 
     if (!present) {
-        st_wire_put_nil(&st__batch);
+        st_wire_put_nil(&st__outbox_batch);
         return;
     }
-    st_wire_put_diff_begin(&st__batch, c->n);
+    st_wire_put_diff_begin(&st__outbox_batch, c->n);
     for (i = 0; i < c->n; i++) {
         const struct st_change *ch = &c->c[i];
 
         if (ch->kind == ST_VAR_DELETED)
-            st_wire_put_var_del(&st__batch, ch->name_s->sid);
+            st_wire_put_var_del(&st__outbox_batch, ch->name_s->sid);
         else
-            st_wire_put_var_set(&st__batch, ch->name_s->sid,
+            st_wire_put_var_set(&st__outbox_batch, ch->name_s->sid,
                                 ch->ent->type_s->sid, ch->ent->value,
                                 ch->ent->value_len);
     }
 }
 
 static void
-send_change_strings(const struct st_changes *c)
+emit_send_change_strings(const struct st_changes *c)
 {
     size_t i;
 
     for (i = 0; i < c->n; i++) {
-        send_str(c->c[i].name_s);
+        emit_send_str(c->c[i].name_s);
         if (c->c[i].kind != ST_VAR_DELETED)
-            send_str(c->c[i].ent->type_s);
+            emit_send_str(c->c[i].ent->type_s);
     }
 }
 
 static void
-emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
+emit_wire(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
           const struct st_record *rec)
 {
     struct st_fentry *e = &ts->stack[idx];
@@ -157,89 +170,84 @@ emit_wire(struct st_region *r, struct st_tstate *ts, size_t idx,
     }
     gen = st__sender_gen();
     if (!r->file_announced || r->announced_gen != gen)
-        announce_region(r);
+        emit_announce_region(r);
     if (e->announced_gen != gen)
-        announce_frame(r, ts, idx);
+        emit_announce_frame(r, ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
-        keep = st__batch.len;
-        st_wire_pack_event(&st__pk, r->id, e->id, rec->line, rec->runtime,
-                           (uint32_t)rec->kind, rec->detail ? rec->detail : "",
-                           rec->detail_len);
+        keep = st__outbox_batch.len;
+        st_wire_pack_event(&st__outbox_pk, r->id, e->id, rec->line,
+                           rec->runtime, (uint32_t)rec->kind,
+                           rec->detail ? rec->detail : "", rec->detail_len);
     }
     else if (rec->vars) {
-        send_change_strings(rec->gch);
-        send_change_strings(rec->lch);
-        keep = st__batch.len;
-        st_wire_put_step_head(&st__batch, r->id, e->id, rec->line,
+        emit_send_change_strings(rec->gch);
+        emit_send_change_strings(rec->lch);
+        keep = st__outbox_batch.len;
+        st_wire_put_step_head(&st__outbox_batch, r->id, e->id, rec->line,
                               rec->runtime);
-        pack_diff(rec->gch, 1);
-        pack_diff(rec->lch, !e->module_level);
+        emit_pack_diff(rec->gch, 1);
+        emit_pack_diff(rec->lch, !e->module_level);
     }
     else {
         /* NONE: a LINE, 4-6 bytes. */
-        keep = st__batch.len;
-        (void)st_wire_put_line(&st__batch, e->id, rec->line, rec->runtime);
+        keep = st__outbox_batch.len;
+        (void)st_wire_put_line(&st__outbox_batch, e->id, rec->line,
+                               rec->runtime);
     }
     /* The definitions before `keep` are never dropped: later records
      * name them. */
-    st__outbox_commit(r, keep, 1);
+    st__outbox_commit(r->drop_when_full, keep, 1);
 }
 
 void
-st__emit_frame_end(struct st_region *r, const struct st_fentry *e)
+st__emit_frame_end(struct st_trace_region *r, const struct st_fentry *e)
 {
     if ((r->outputs & ST_OUT_FILE) && e->announced_gen == st__sender_gen() &&
         st__sender_ok()) {
-        st_wire_put_frame_end(&st__batch, e->id);
-        st__outbox_commit(r, st__batch.len, 0);
+        st_wire_put_frame_end(&st__outbox_batch, e->id);
+        st__outbox_commit(r->drop_when_full, st__outbox_batch.len, 0);
     }
 }
 
 uint64_t
-st__emit_region_end(struct st_region *r)
+st__emit_region_end(struct st_trace_region *r)
 {
     uint64_t token;
     int sent = 0;
 
-    if ((r->outputs & ST_OUT_FILE) && (r->lost > 0 || !st__sender_ok()))
-        st__reconnect(r);
     /* Records lost with a connection, or dropped by the drop policy. */
-    r->lost += st__sender_dropped() - r->dropped_base;
-    r->dropped_base = st__sender_dropped();
+    r->lost += st__collector_dropped() - r->dropped_base;
+    r->dropped_base = st__collector_dropped();
     if ((r->outputs & ST_OUT_FILE) && st__sender_ok() &&
         (r->file_announced || r->lost > 0)) {
-        announce_region(r);
+        emit_announce_region(r);
         if (r->lost > 0)
-            st_wire_pack_lost(&st__pk, r->id, r->lost);
-        st_wire_pack_region_end(&st__pk, r->id);
+            st_wire_pack_lost(&st__outbox_pk, r->id, r->lost);
+        st_wire_pack_region_end(&st__outbox_pk, r->id);
         sent = 1;
     }
     if (!sent)
         return 0;
     /* The FLUSH that the caller waits for; the collector is woken now
      * rather than at its next look. */
-    token = st__outbox_flush(r, 1);
+    token = st__outbox_flush(r->drop_when_full, 1);
     return st__sender_ok() ? token : 0;
 }
 
-int
-st__emit_note(struct st_region *r, uint32_t kind, const char *text, size_t n)
+void
+st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text,
+              size_t n)
 {
-    if (!(r->outputs & ST_OUT_FILE))
-        return -1;
-    if (!st__sender_ok() && !st__reconnect(r))
-        return -1;
-    announce_region(r);
-    st_wire_pack_note(&st__pk, r->id, kind, text, n);
+    emit_announce_region(r);
+    st_wire_pack_note(&st__outbox_pk, r->id, kind, text, n);
     /* Kept like a definition: a note is never dropped. */
-    st__outbox_commit(r, st__batch.len, 0);
-    return 0;
+    st__outbox_commit(r->drop_when_full, st__outbox_batch.len, 0);
 }
 
 /* ---- the console ---- */
 
 static struct st_str
-strent_str(const struct st_strent *e)
+emit_strent_str(const struct st_strent *e)
 {
     struct st_str s = {e->text, e->len};
     return s;
@@ -247,7 +255,7 @@ strent_str(const struct st_strent *e)
 
 /* Fills views for a full snapshot (ALL) or the changes (CHANGED). */
 static struct st_var_view *
-make_views(const struct st_snapshot *snap, const struct st_changes *c,
+emit_make_views(const struct st_snapshot *snap, const struct st_changes *c,
            int var_mode, size_t *n_out)
 {
     size_t n = var_mode == ST_VARMODE_ALL ? snap->n : c->n;
@@ -267,14 +275,14 @@ make_views(const struct st_snapshot *snap, const struct st_changes *c,
         else {
             e = c->c[i].ent;
             v[i].change = c->c[i].kind;
-            v[i].name = strent_str(c->c[i].name_s);
+            v[i].name = emit_strent_str(c->c[i].name_s);
             v[i].old.p = c->c[i].old;
             v[i].old.n = c->c[i].old_len;
             if (e == NULL)
                 continue;
         }
-        v[i].name = strent_str(e->name_s);
-        v[i].type = strent_str(e->type_s);
+        v[i].name = emit_strent_str(e->name_s);
+        v[i].type = emit_strent_str(e->type_s);
         v[i].value.p = e->value;
         v[i].value.n = e->value_len;
     }
@@ -288,8 +296,8 @@ make_views(const struct st_snapshot *snap, const struct st_changes *c,
  * walks the same parent links, so both print the same lines.
  */
 static struct st_loc_view *
-make_locs(const struct st_region *r, const struct st_tstate *ts, size_t idx,
-          uint32_t line, size_t *n_out)
+emit_make_locs(const struct st_trace_region *r, const struct st_tstate *ts,
+          size_t idx, uint32_t line, size_t *n_out)
 {
     size_t n = 1, i = idx, k;
     struct st_loc_view *locs;
@@ -302,16 +310,16 @@ make_locs(const struct st_region *r, const struct st_tstate *ts, size_t idx,
         return NULL;
     k = n;
     locs[--k].line = line;
-    locs[k].file = strent_str(ts->stack[idx].ci->file_s);
-    locs[k].func = strent_str(ts->stack[idx].ci->func_s);
+    locs[k].file = emit_strent_str(ts->stack[idx].ci->file_s);
+    locs[k].func = emit_strent_str(ts->stack[idx].ci->func_s);
     for (i = idx; k > 0; ) {
         const struct st_fentry *p;
 
         i = ts->stack[i].parent - 1;
         p = &ts->stack[i];
         locs[--k].line = p->last_line;
-        locs[k].file = strent_str(p->ci->file_s);
-        locs[k].func = strent_str(p->ci->func_s);
+        locs[k].file = emit_strent_str(p->ci->file_s);
+        locs[k].func = emit_strent_str(p->ci->func_s);
     }
     *n_out = n;
     return locs;
@@ -327,7 +335,8 @@ make_locs(const struct st_region *r, const struct st_tstate *ts, size_t idx,
 struct cqnode {
     struct cqnode *next;
     PyObject *text;       /* Owned str. */
-    struct st_region *r;  /* Borrowed: for the stream choice and errors. */
+    struct st_trace_region *r; /* Borrowed: for the stream choice and
+                                  errors. */
     int to_stdout;
 };
 
@@ -335,7 +344,7 @@ static struct cqnode *cq_head, *cq_tail;
 static int cq_writing;
 
 static void
-console_drain(void)
+emit_console_drain(void)
 {
     cq_writing = 1;
     while (cq_head != NULL) {
@@ -350,7 +359,7 @@ console_drain(void)
             res = PyObject_CallMethod(stream, "write", "O", n->text);
         if (res == NULL) {
             PyErr_Clear();
-            if (st__current() == n->r)
+            if (st__threads_region() == n->r)
                 n->r->errors++;
         }
         Py_XDECREF(res);
@@ -362,7 +371,7 @@ console_drain(void)
 
 /* Writes console text through the current sys.stdout / sys.stderr. */
 static void
-console_write(struct st_region *r, const struct st_buf *t)
+emit_console_write(struct st_trace_region *r, const struct st_buf *t)
 {
     struct cqnode *n;
 
@@ -385,11 +394,11 @@ console_write(struct st_region *r, const struct st_buf *t)
         cq_head = n;
     cq_tail = n;
     if (!cq_writing)
-        console_drain();
+        emit_console_drain();
 }
 
 static void
-emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
+emit_console(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
              const struct st_record *rec)
 {
     static struct st_snapshot empty;
@@ -408,7 +417,7 @@ emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
     if (rec->thread_suffix) {
         Py_ssize_t n;
 
-        v.thread.p = PyUnicode_AsUTF8AndSize(st__tstate_name(ts), &n);
+        v.thread.p = PyUnicode_AsUTF8AndSize(emit_thread_name(ts), &n);
         v.thread.n = (size_t)n;
         if (v.thread.p == NULL) {
             PyErr_Clear();
@@ -416,7 +425,7 @@ emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
             v.thread.n = 1;
         }
     }
-    locs = make_locs(r, ts, idx, rec->line, &v.nlocs);
+    locs = emit_make_locs(r, ts, idx, rec->line, &v.nlocs);
     if (locs == NULL) {
         r->errors++;
         return;
@@ -424,26 +433,27 @@ emit_console(struct st_region *r, struct st_tstate *ts, size_t idx,
     v.locs = locs;
     v.var_mode = r->var_mode;
     if (rec->kind == ST_EVENT_STEP && rec->vars) {
-        gv = make_views(e->scope ? &e->scope->snap : &empty, rec->gch,
+        gv = emit_make_views(e->scope ? &e->scope->snap : &empty, rec->gch,
                         r->var_mode, &v.nglobals);
         if (!e->module_level)
-            lv = make_views(&e->locals, rec->lch, r->var_mode, &v.nlocals);
+            lv = emit_make_views(&e->locals, rec->lch, r->var_mode,
+                                 &v.nlocals);
         v.globals = gv;
         v.locals = lv;
     }
-    /* A buffer of its own: console_write() can let another thread's hook
+    /* A buffer of its own: emit_console_write() can let another thread's hook
      * run (the stream's write may release the GIL). */
     st_buf_init(&text);
     st_record_format_step(&text, &v);
     free(gv);
     free(lv);
     free(locs);
-    console_write(r, &text);
+    emit_console_write(r, &text);
     st_buf_close(&text);
 }
 
 void
-st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
+st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
                const char *body, size_t n)
 {
     struct st_str b = {body, n};
@@ -452,10 +462,11 @@ st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
     if ((r->outputs & ST_OUT_FILE) && st__sender_ok()) {
         size_t keep;
 
-        announce_region(r);
-        keep = st__batch.len;
-        st_wire_pack_async(&st__pk, r->id, time_ns, (uint32_t)kind, body, n);
-        st__outbox_commit(r, keep, 1);
+        emit_announce_region(r);
+        keep = st__outbox_batch.len;
+        st_wire_pack_async(&st__outbox_pk, r->id, time_ns, (uint32_t)kind,
+                           body, n);
+        st__outbox_commit(r->drop_when_full, keep, 1);
     }
     else if (r->outputs & ST_OUT_FILE) {
         r->lost++;
@@ -465,13 +476,13 @@ st__emit_async(struct st_region *r, int kind, uint64_t time_ns,
 
         st_buf_init(&text);
         st_record_format_async(&text, r->async_steps, time_ns, kind, b);
-        console_write(r, &text);
+        emit_console_write(r, &text);
         st_buf_close(&text);
     }
 }
 
 void
-st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
+st__emit_record(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
          struct st_record *rec)
 {
     ts->stack[idx].last_line = rec->line;
@@ -480,7 +491,7 @@ st__emit(struct st_region *r, struct st_tstate *ts, size_t idx,
      * the wire nothing lets another thread in, so the collector numbers
      * the records in this same order. */
     if (ts->name == NULL)
-        (void)st__tstate_name(ts);
+        (void)emit_thread_name(ts);
     /* Only line steps are numbered; an event shows none. */
     rec->step = rec->kind == ST_EVENT_STEP ? ++r->steps : r->steps;
     if (rec->kind == ST_EVENT_STEP)

@@ -15,7 +15,7 @@
 #endif
 
 int
-st_fast_locals_ok(PyCodeObject *co, PyObject **names)
+st__fastlocals_ok(PyCodeObject *co, PyObject **names)
 {
     *names = NULL;
     if (!(co->co_flags & CO_OPTIMIZED))
@@ -43,7 +43,7 @@ st_fast_locals_ok(PyCodeObject *co, PyObject **names)
 }
 
 PyObject *const *
-st_fast_locals(PyFrameObject *f)
+st__fastlocals_get(PyFrameObject *f)
 {
 #if PY_VERSION_HEX >= 0x030B0000
     return ((struct _frame *)f)->f_frame->localsplus;
@@ -53,9 +53,9 @@ st_fast_locals(PyFrameObject *f)
 }
 
 const void *
-st_frame_first_arg(PyFrameObject *f, PyCodeObject *co)
+st__fastlocals_first_arg(PyFrameObject *f, PyCodeObject *co)
 {
-    PyObject *v = st_fast_locals(f)[0];
+    PyObject *v = st__fastlocals_get(f)[0];
 
 #if PY_VERSION_HEX < 0x030B0000
     /* 3.10 moves an argument that is a cell into the cell, after the

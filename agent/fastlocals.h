@@ -11,16 +11,16 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-/* Can frames of `co` be read with st_fast_locals()?  Then *names is set
+/* Can frames of `co` be read with st__fastlocals_get()?  Then *names is set
  * to a new reference to the tuple of their names, in slot order. */
-int st_fast_locals_ok(PyCodeObject *co, PyObject **names);
+int st__fastlocals_ok(PyCodeObject *co, PyObject **names);
 
 /* The fast locals of f (borrowed; NULL for an unbound one): as many as
- * the names st_fast_locals_ok() gave for f's code. */
-PyObject *const *st_fast_locals(PyFrameObject *f);
+ * the names st__fastlocals_ok() gave for f's code. */
+PyObject *const *st__fastlocals_get(PyFrameObject *f);
 
 /* The first argument of f, whose code takes at least one (the content of
  * its cell when a closure captures it), for identity only; or NULL. */
-const void *st_frame_first_arg(PyFrameObject *f, PyCodeObject *co);
+const void *st__fastlocals_first_arg(PyFrameObject *f, PyCodeObject *co);
 
 #endif /* STEPTRACE_AGENT_FASTLOCALS_H */

@@ -1,9 +1,12 @@
 /*
  * Which code is traced (SPEC section 5), decided once per code object and
  * cached in the code object's co_extra slot (the PEP 523 mechanism that
- * tools like coverage use), so the per-event cost is one pointer read.
+ * tools like coverage use), so the per-event cost is one pointer read;
+ * see filter.h.
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "filter.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -11,9 +14,10 @@
 #include <sys/stat.h>
 
 static int code_extra_index = -1;
+static uint32_t next_filter_id = 1;
 
 static void
-codeinfo_free(void *p)
+filter_codeinfo_free(void *p)
 {
     struct st_codeinfo *ci = p;
 
@@ -25,16 +29,134 @@ codeinfo_free(void *p)
 }
 
 int
-st__filter_init(void)
+st__filter_setup(void)
 {
-    code_extra_index = (int)ST_REQUEST_CODE_EXTRA_INDEX(codeinfo_free);
+    code_extra_index = (int)ST_REQUEST_CODE_EXTRA_INDEX(filter_codeinfo_free);
     return code_extra_index < 0 ? -1 : 0;
 }
+
+/* ---- building a filter ---- */
+
+static char *
+filter_dup_utf8(PyObject *s)
+{
+    const char *p = PyUnicode_AsUTF8(s);
+
+    return p ? strdup(p) : NULL;
+}
+
+static uint64_t
+filter_key_mix(uint64_t h, const char *s)
+{
+    /* FNV-1a over the string and its NUL (so "ab","c" != "a","bc"). */
+    do {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    } while (*s++ != '\0');
+    return h;
+}
+
+/* f->key: equal for filters that decide alike (what they were made of).
+ * @return 0 or -1 (raised). */
+static int
+filter_key(struct st_filter *f)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    Py_hash_t fh = 0;
+    size_t i;
+
+    if (f->workspaces == NULL)
+        h = filter_key_mix(h, "\x01");
+    for (i = 0; i < f->nworkspaces; i++)
+        h = filter_key_mix(h, f->workspaces[i]);
+    h = filter_key_mix(h, "\x02");
+    for (i = 0; i < f->nexcluded; i++)
+        h = filter_key_mix(h, f->excluded[i]);
+    h = filter_key_mix(filter_key_mix(h, f->pkgdir), f->cwd);
+    if (f->functions != NULL && (fh = PyObject_Hash(f->functions)) == -1)
+        return -1;
+    h ^= (uint64_t)fh + (f->functions != NULL);
+    f->key = h * 0x100000001b3ull;
+    return 0;
+}
+
+/* Copies str v, or the strs of tuple v, into a new NULL-terminated array
+ * *out (*n counts those copied).  @return 0 or -1 (raised). */
+static int
+filter_strings(PyObject *v, char ***out, size_t *n)
+{
+    int one = PyUnicode_Check(v);
+    Py_ssize_t i, len = one ? 1 : PyTuple_GET_SIZE(v);
+
+    *out = calloc((size_t)len + 1, sizeof(char *));
+    if (*out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < len; i++) {
+        (*out)[i] = filter_dup_utf8(one ? v : PyTuple_GET_ITEM(v, i));
+        if ((*out)[i] == NULL)
+            return -1;
+        (*n)++;
+    }
+    return 0;
+}
+
+int
+st__filter_init(struct st_filter *f, PyObject *workspace,
+                PyObject *excluded, const char *pkgdir, const char *cwd,
+                PyObject *functions)
+{
+    f->id = next_filter_id++;
+    if (workspace != Py_None) {
+        /* One directory, or a tuple of them (real paths). */
+        if (!PyUnicode_Check(workspace) && !PyTuple_Check(workspace)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "workspace: expected a str, a tuple or None");
+            return -1;
+        }
+        if (filter_strings(workspace, &f->workspaces, &f->nworkspaces) != 0)
+            return -1;
+    }
+    if (filter_strings(excluded, &f->excluded, &f->nexcluded) != 0)
+        return -1;
+    f->pkgdir = strdup(pkgdir);
+    f->cwd = strdup(cwd);
+    if (f->pkgdir == NULL || f->cwd == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    f->pkgdir_len = strlen(f->pkgdir);
+    if (functions != Py_None) {
+        f->functions = PyFrozenSet_New(functions);
+        if (f->functions == NULL)
+            return -1;
+    }
+    return filter_key(f);
+}
+
+void
+st__filter_close(struct st_filter *f)
+{
+    size_t i;
+
+    for (i = 0; i < f->nworkspaces; i++)
+        free(f->workspaces[i]);
+    free(f->workspaces);
+    for (i = 0; i < f->nexcluded; i++)
+        free(f->excluded[i]);
+    free(f->excluded);
+    free(f->pkgdir);
+    free(f->cwd);
+    Py_XDECREF(f->functions);
+}
+
+/* ---- verdicts ---- */
 
 /* Is `path` equal to `prefix` or below it, component-wise?  ("/a/proj"
  * contains "/a/proj/x.py" but not "/a/proj2/x.py".) */
 static int
-path_under(const char *path, size_t n, const char *prefix, size_t pn)
+filter_path_under(const char *path, size_t n, const char *prefix, size_t pn)
 {
     if (pn == 0 || n < pn || memcmp(path, prefix, pn) != 0)
         return 0;
@@ -42,7 +164,7 @@ path_under(const char *path, size_t n, const char *prefix, size_t pn)
 }
 
 static int
-path_has_component(const char *path, const char *comp)
+filter_path_has_component(const char *path, const char *comp)
 {
     size_t cn = strlen(comp);
     const char *p = path;
@@ -59,7 +181,7 @@ path_has_component(const char *path, const char *comp)
  * text (for a file that is gone, so realpath() cannot see it), into buf
  * of PATH_MAX bytes. */
 static const char *
-lexical_path(const char *path, char *buf)
+filter_lexical_path(const char *path, char *buf)
 {
     size_t n = 0;
     const char *p = path;
@@ -101,24 +223,25 @@ lexical_path(const char *path, char *buf)
 /* Is the file at `path` in one of the workspaces?  Decided on its real
  * path ("..", symlinks resolved), as a component-wise prefix. */
 static int
-in_workspace(const struct st_filter *f, const char *path)
+filter_in_workspace(const struct st_filter *f, const char *path)
 {
     char buf[PATH_MAX];
     const char *real = realpath(path, buf);
     size_t i, n;
 
     if (real == NULL)
-        real = lexical_path(path, buf);
+        real = filter_lexical_path(path, buf);
     n = strlen(real);
     for (i = 0; i < f->nworkspaces; i++)
-        if (path_under(real, n, f->workspaces[i], strlen(f->workspaces[i])))
+        if (filter_path_under(real, n, f->workspaces[i],
+                              strlen(f->workspaces[i])))
             return 1;
     return 0;
 }
 
 /* The absolute form of co_filename, kept in the cache.  @return 0/-1. */
 static int
-codeinfo_abs_file(const struct st_filter *f, PyCodeObject *co,
+filter_abs_file(const struct st_filter *f, PyCodeObject *co,
                   struct st_codeinfo *ci)
 {
     Py_ssize_t n;
@@ -154,7 +277,7 @@ filter_code(const struct st_filter *f, PyCodeObject *co,
 
     /* Source made up by exec() or a loader ("<string>", "<frozen ...>")
      * is not a real file. */
-    if (codeinfo_abs_file(f, co, ci) != 0)
+    if (filter_abs_file(f, co, ci) != 0)
         return 0;
     path = PyUnicode_AsUTF8AndSize(ci->abs_file, &n);
     if (path == NULL) {
@@ -162,15 +285,16 @@ filter_code(const struct st_filter *f, PyCodeObject *co,
         return 0;
     }
     pn = (size_t)n;
-    if (path_under(path, pn, f->pkgdir, f->pkgdir_len))
+    if (filter_path_under(path, pn, f->pkgdir, f->pkgdir_len))
         return 0;
     for (i = 0; i < f->nexcluded; i++)
-        if (path_under(path, pn, f->excluded[i], strlen(f->excluded[i])))
+        if (filter_path_under(path, pn, f->excluded[i],
+                              strlen(f->excluded[i])))
             return 0;
-    if (path_has_component(path, "site-packages") ||
-        path_has_component(path, "dist-packages"))
+    if (filter_path_has_component(path, "site-packages") ||
+        filter_path_has_component(path, "dist-packages"))
         return 0;
-    if (f->workspaces != NULL && !in_workspace(f, path))
+    if (f->workspaces != NULL && !filter_in_workspace(f, path))
         return 0;
     if (f->functions != NULL) {
         int in = PySet_Contains(f->functions, co->co_name);
@@ -185,7 +309,7 @@ filter_code(const struct st_filter *f, PyCodeObject *co,
 
 /* Does co build its first argument (an __init__ and the like)? */
 static int
-code_is_initialiser(PyCodeObject *co)
+filter_is_initialiser(PyCodeObject *co)
 {
     static const char *const names[] = {"__init__", "__post_init__",
                                         "__setstate__"};
@@ -200,7 +324,7 @@ code_is_initialiser(PyCodeObject *co)
 }
 
 struct st_codeinfo *
-st__codeinfo_get(PyCodeObject *co, const struct st_region *r)
+st__filter_codeinfo(PyCodeObject *co, const struct st_filter *f)
 {
     struct st_codeinfo *ci = NULL;
 
@@ -213,26 +337,25 @@ st__codeinfo_get(PyCodeObject *co, const struct st_region *r)
         ci = calloc(1, sizeof(*ci));
         if (ci == NULL)
             return NULL;
-        ci->initialiser = code_is_initialiser(co);
+        ci->initialiser = filter_is_initialiser(co);
         if (ST_CODE_SET_EXTRA((PyObject *)co, code_extra_index, ci) < 0) {
             PyErr_Clear();
             free(ci);
             return NULL;
         }
     }
-    if (ci->filter_id != r->filter.id) {
-        ci->filter_id = r->filter.id;
-        ci->traceable = filter_code(&r->filter, co, ci);
-        ci->strtab_epoch = 0;
+    if (ci->filter_id != f->id) {
+        ci->filter_id = f->id;
+        ci->traceable = filter_code(f, co, ci);
     }
     if (!ci->traceable)
         return NULL;
-    if (ci->strtab_epoch != st__strtab_epoch) {
+    /* String table entries are never freed: looked up once. */
+    if (ci->file_s == NULL || ci->func_s == NULL) {
         ci->file_s = st__strtab_str(ci->abs_file);
         ci->func_s = st__strtab_str(co->co_name);
         if (ci->file_s == NULL || ci->func_s == NULL)
             return NULL;
-        ci->strtab_epoch = st__strtab_epoch;
     }
     return ci;
 }

@@ -1,57 +1,33 @@
 /*
  * steptrace._agent: the Python-facing side of the agent.  The package's
- * Tracer calls these; the per-event work lives in tracer.c.
+ * Tracer calls these; the per-event work lives in tracer.c, regions in
+ * region.c (which also builds them: region()).  The method table lists
+ * every module function, one entry each.
  *
  * The agent's state is process-wide (one hook, one collector connection),
  * so the module is a singleton by nature and uses single-phase init; its
  * types are heap types.
  */
-#include "agent.h"
+#include "compat.h"
 
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "backend.h"
-#include "config_py.h"
 #include "steptrace/ring.h"
+#include "steptrace/wire.h"
+
+#include "agent.h"
+#include "async.h"
+#include "backend.h"
+#include "collector.h"
+#include "compose.h"
+#include "config_py.h"
+#include "filter.h"
+#include "outbox.h"
+#include "region.h"
+#include "sender.h"
+#include "threads.h"
 #include "wirepy.h"
 
-/* ---- Region: owns a struct st_region ---- */
-
-typedef struct {
-    PyObject_HEAD
-    struct st_region *r; /* Owned. */
-} RegionObject;
-
-static PyObject *RegionType;  /* Owned heap type. */
 static PyObject *HandleType;  /* Owned heap type. */
 static PyObject *handle;      /* Owned: the object sys.gettrace() shows. */
-static uint32_t next_region_id = 1;
-static uint32_t next_filter_id = 1;
-
-static void
-region_dealloc(RegionObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-
-    st__region_free(self->r);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-static PyType_Slot region_slots[] = {
-    {Py_tp_dealloc, region_dealloc},
-    {Py_tp_doc, "A traced region's recording state (internal)."},
-    {0, NULL},
-};
-
-static PyType_Spec region_spec = {
-    .name = "steptrace._agent.Region",
-    .basicsize = sizeof(RegionObject),
-    .flags = Py_TPFLAGS_DEFAULT,
-    .slots = region_slots,
-};
 
 /* ---- TraceHandle: what sys.gettrace() returns while we trace ---- */
 
@@ -93,7 +69,7 @@ agent_connect(PyObject *mod, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "ss", &path, &program))
         return NULL;
-    if (st__sender_connect(path, program, err, sizeof(err)) != 0) {
+    if (st__collector_connect(path, program, err, sizeof(err)) != 0) {
         PyErr_SetString(PyExc_ConnectionError, err);
         return NULL;
     }
@@ -109,193 +85,8 @@ agent_connected(PyObject *mod, PyObject *unused)
 static PyObject *
 agent_close(PyObject *mod, PyObject *unused)
 {
-    st__sender_close();
+    st__collector_close();
     Py_RETURN_NONE;
-}
-
-static char *
-dup_utf8(PyObject *s)
-{
-    const char *p = PyUnicode_AsUTF8(s);
-
-    return p ? strdup(p) : NULL;
-}
-
-static uint64_t
-key_mix(uint64_t h, const char *s)
-{
-    /* FNV-1a over the string and its NUL (so "ab","c" != "a","bc"). */
-    do {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    } while (*s++ != '\0');
-    return h;
-}
-
-/* f->key: equal for filters that decide alike (what they were made of).
- * @return 0 or -1 (raised). */
-static int
-filter_key(struct st_filter *f)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    Py_hash_t fh = 0;
-    size_t i;
-
-    if (f->workspaces == NULL)
-        h = key_mix(h, "\x01");
-    for (i = 0; i < f->nworkspaces; i++)
-        h = key_mix(h, f->workspaces[i]);
-    h = key_mix(h, "\x02");
-    for (i = 0; i < f->nexcluded; i++)
-        h = key_mix(h, f->excluded[i]);
-    h = key_mix(key_mix(h, f->pkgdir), f->cwd);
-    if (f->functions != NULL && (fh = PyObject_Hash(f->functions)) == -1)
-        return -1;
-    h ^= (uint64_t)fh + (f->functions != NULL);
-    f->key = h * 0x100000001b3ull;
-    return 0;
-}
-
-/* Fills r->filter from the Python arguments.  @return 0 or -1 (raised). */
-static int
-region_set_filter(struct st_region *r, PyObject *workspace,
-                  PyObject *excluded, const char *pkgdir, const char *cwd,
-                  PyObject *functions)
-{
-    struct st_filter *f = &r->filter;
-    Py_ssize_t i, n;
-
-    f->id = next_filter_id++;
-    if (workspace != Py_None) {
-        /* One directory, or a tuple of them (real paths). */
-        int one = PyUnicode_Check(workspace);
-
-        if (!one && !PyTuple_Check(workspace)) {
-            PyErr_SetString(PyExc_TypeError,
-                            "workspace: expected a str, a tuple or None");
-            return -1;
-        }
-        n = one ? 1 : PyTuple_GET_SIZE(workspace);
-        f->workspaces = calloc((size_t)n + 1, sizeof(char *));
-        if (f->workspaces == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (i = 0; i < n; i++) {
-            f->workspaces[i] =
-                dup_utf8(one ? workspace : PyTuple_GET_ITEM(workspace, i));
-            if (f->workspaces[i] == NULL)
-                return -1;
-            f->nworkspaces++;
-        }
-    }
-    n = PyTuple_GET_SIZE(excluded);
-    f->excluded = calloc((size_t)n + 1, sizeof(char *));
-    if (f->excluded == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        f->excluded[i] = dup_utf8(PyTuple_GET_ITEM(excluded, i));
-        if (f->excluded[i] == NULL)
-            return -1;
-        f->nexcluded++;
-    }
-    f->pkgdir = strdup(pkgdir);
-    f->cwd = strdup(cwd);
-    if (f->pkgdir == NULL || f->cwd == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    f->pkgdir_len = strlen(f->pkgdir);
-    if (functions != Py_None) {
-        f->functions = PyFrozenSet_New(functions);
-        if (f->functions == NULL)
-            return -1;
-    }
-    return filter_key(f);
-}
-
-static PyObject *
-agent_region(PyObject *mod, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"tracer_id", "log_dir", "level", "var_mode",
-                             "outputs", "repr_limit", "max_log_bytes",
-                             "max_log_files", "workspace", "excluded",
-                             "pkgdir", "cwd", "functions", "hidden_types",
-                             "on_full_drop", "async_mode", "trace_tasks",
-                             "await_threshold_ms", NULL};
-    unsigned int tracer_id, max_files;
-    PyObject *log_dir, *workspace, *excluded, *functions, *hidden;
-    int level, var_mode, outputs, drop = 0, async_mode = 0, tasks = 1;
-    double threshold_ms = 0.0;
-    Py_ssize_t repr_limit;
-    unsigned long long max_bytes;
-    const char *pkgdir, *cwd;
-    RegionObject *ro;
-    struct st_region *r;
-
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "IUiiinKIOO!ssOO!|pppd:region", kwlist, &tracer_id,
-            &log_dir, &level, &var_mode, &outputs, &repr_limit, &max_bytes,
-            &max_files, &workspace, &PyTuple_Type, &excluded, &pkgdir, &cwd,
-            &functions, &PyTuple_Type, &hidden, &drop, &async_mode,
-            &tasks, &threshold_ms))
-        return NULL;
-    if (!(threshold_ms >= 0.0 && threshold_ms < 1e12)) {
-        PyErr_SetString(PyExc_ValueError,
-                        "await_threshold_ms must be a number, 0 or more");
-        return NULL;
-    }
-    if (repr_limit < 1) {
-        PyErr_SetString(PyExc_ValueError, "repr_limit must be at least 1");
-        return NULL;
-    }
-    r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return PyErr_NoMemory();
-    r->id = next_region_id++;
-    r->tracer_id = tracer_id;
-    r->level = level;
-    r->var_mode = var_mode;
-    r->outputs = outputs;
-    r->repr_limit = (size_t)repr_limit;
-    r->max_log_bytes = max_bytes;
-    r->max_log_files = max_files;
-    r->drop_when_full = drop;
-    r->async_mode = async_mode;
-    r->trace_tasks = tasks;
-    r->await_threshold_ns = (uint64_t)(threshold_ms * 1e6);
-    r->log_dir = Py_NewRef(log_dir);
-    r->hidden_types = Py_NewRef(hidden);
-    if (region_set_filter(r, workspace, excluded, pkgdir, cwd, functions)) {
-        st__region_free(r);
-        return NULL;
-    }
-    ro = PyObject_New(RegionObject, (PyTypeObject *)RegionType);
-    if (ro == NULL) {
-        st__region_free(r);
-        return NULL;
-    }
-    ro->r = r;
-    r->owner = (PyObject *)ro;
-    return (PyObject *)ro;
-}
-
-struct st_region *
-st__region_of(PyObject *obj)
-{
-    return ((RegionObject *)obj)->r;
-}
-
-static int
-check_region(PyObject *o)
-{
-    if (!PyObject_TypeCheck(o, (PyTypeObject *)RegionType)) {
-        PyErr_SetString(PyExc_TypeError, "expected a Region");
-        return -1;
-    }
-    return 0;
 }
 
 /* start(region) -> the region active before (or None): makes `region`
@@ -305,9 +96,9 @@ agent_start(PyObject *mod, PyObject *region)
 {
     PyObject *prev;
 
-    if (check_region(region) < 0)
+    if (st__region_of(region) == NULL)
         return NULL;
-    prev = st__region_enter(((RegionObject *)region)->r, region, 1);
+    prev = st__region_enter(region, 1);
     st__backend_start(handle);
     return prev != NULL ? prev : Py_NewRef(Py_None);
 }
@@ -318,7 +109,7 @@ agent_start(PyObject *mod, PyObject *region)
 static PyObject *
 agent_pause(PyObject *mod, PyObject *prev)
 {
-    if (prev != Py_None && check_region(prev) < 0)
+    if (prev != Py_None && st__region_of(prev) == NULL)
         return NULL;
     if (prev == Py_None) {
         st__backend_stop();
@@ -343,7 +134,7 @@ agent_backend(PyObject *mod, PyObject *unused)
 static PyObject *
 agent_current_region(PyObject *mod, PyObject *unused)
 {
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
 
     if (r == NULL || r->owner == NULL)
         Py_RETURN_NONE;
@@ -355,15 +146,17 @@ agent_current_region(PyObject *mod, PyObject *unused)
 static PyObject *
 agent_attach_thread(PyObject *mod, PyObject *region)
 {
+    struct st_trace_region *r;
     PyObject *prev;
 
     if (region == Py_None)
         Py_RETURN_NONE;
-    if (check_region(region) < 0)
+    r = st__region_of(region);
+    if (r == NULL)
         return NULL;
-    if (((RegionObject *)region)->r->finished)
+    if (r->finished)
         Py_RETURN_NONE;
-    prev = st__region_enter(((RegionObject *)region)->r, region, 0);
+    prev = st__region_enter(region, 0);
     Py_XDECREF(prev);
     st__backend_start(handle);
     Py_RETURN_NONE;
@@ -374,14 +167,14 @@ agent_attach_thread(PyObject *mod, PyObject *region)
 static PyObject *
 agent_stop(PyObject *mod, PyObject *region)
 {
-    struct st_region *r;
+    struct st_trace_region *r;
     uint64_t token, errors = 0;
     char msg[600] = "";
 
-    if (check_region(region) < 0)
+    r = st__region_of(region);
+    if (r == NULL)
         return NULL;
-    r = ((RegionObject *)region)->r;
-    if (st__current() == r) {
+    if (st__threads_region() == r) {
         st__backend_stop();
         st__region_leave(NULL);
     }
@@ -391,7 +184,7 @@ agent_stop(PyObject *mod, PyObject *region)
         st__sender_wait_ack(token, 10000, &errors, msg, sizeof(msg)) != 0)
         errors++;
     /* Frames lost after the LOST message went out are counted too. */
-    r->lost += st__sender_dropped() - r->dropped_base;
+    r->lost += st__collector_dropped() - r->dropped_base;
     return Py_BuildValue("(Ksk)", (unsigned long long)(errors + r->errors),
                          msg, (unsigned long)r->lost);
 }
@@ -404,17 +197,17 @@ static PyObject *
 agent_note(PyObject *mod, PyObject *args)
 {
     PyObject *region;
+    struct st_trace_region *r;
     const char *text;
     Py_ssize_t n;
     int at_step;
 
     if (!PyArg_ParseTuple(args, "Os#p:note", &region, &text, &n, &at_step) ||
-        check_region(region) < 0)
+        (r = st__region_of(region)) == NULL)
         return NULL;
     return PyBool_FromLong(
-        st__emit_note(((RegionObject *)region)->r,
-                      at_step ? ST_NOTE_AT_STEP : ST_NOTE_LINE, text,
-                      (size_t)n) == 0);
+        st__region_note(r, at_step ? ST_NOTE_AT_STEP : ST_NOTE_LINE, text,
+                        (size_t)n) == 0);
 }
 
 /* set_origin(region, text or None): the line each of the region's files
@@ -423,16 +216,15 @@ static PyObject *
 agent_set_origin(PyObject *mod, PyObject *args)
 {
     PyObject *region, *text;
-    struct st_region *r;
+    struct st_trace_region *r;
 
     if (!PyArg_ParseTuple(args, "OO:set_origin", &region, &text) ||
-        check_region(region) < 0)
+        (r = st__region_of(region)) == NULL)
         return NULL;
     if (text != Py_None && !PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "set_origin needs a str or None");
         return NULL;
     }
-    r = ((RegionObject *)region)->r;
     Py_XSETREF(r->origin, text == Py_None ? NULL : Py_NewRef(text));
     Py_RETURN_NONE;
 }
@@ -445,18 +237,17 @@ static PyObject *
 agent_place(PyObject *mod, PyObject *args)
 {
     PyObject *region;
-    struct st_region *r;
+    struct st_trace_region *r;
     char path[4096];
     int wait, known;
 
     if (!PyArg_ParseTuple(args, "Op:place", &region, &wait) ||
-        check_region(region) < 0)
+        (r = st__region_of(region)) == NULL)
         return NULL;
-    r = ((RegionObject *)region)->r;
     known = st__sender_file(r->tracer_id, path, sizeof(path));
     if (!known && wait && (r->outputs & ST_OUT_FILE) && r->file_announced &&
         r->announced_gen == st__sender_gen() && st__sender_ok()) {
-        uint64_t token = st__outbox_flush(r, 1), errors = 0;
+        uint64_t token = st__outbox_flush(r->drop_when_full, 1), errors = 0;
         char msg[600];
 
         /* The FILE comes before the ACK of a FLUSH sent after the
@@ -479,8 +270,8 @@ agent_place(PyObject *mod, PyObject *args)
 static PyObject *
 agent_after_fork_child(PyObject *mod, PyObject *unused)
 {
-    /* The connection was reset inside fork() (sender.c). */
-    st__tracer_after_fork_child();
+    /* The connection was reset inside fork() (collector.c). */
+    st__region_after_fork_child();
     Py_RETURN_NONE;
 }
 
@@ -520,7 +311,8 @@ agent_task_event(PyObject *mod, PyObject *args)
                           &ok, &dur))
         return NULL;
     return PyBool_FromLong(
-        st__async_task_event(created, name, (size_t)n, ok, dur));
+        st__async_task_event(st__threads_region(), created, name, (size_t)n,
+                             ok, dur));
 }
 
 /* in_traced_code() -> bool: is a traced frame running in this thread of
@@ -528,7 +320,7 @@ agent_task_event(PyObject *mod, PyObject *args)
 static PyObject *
 agent_in_traced_code(PyObject *mod, PyObject *unused)
 {
-    return PyBool_FromLong(st__in_traced_code());
+    return PyBool_FromLong(st__threads_in_traced_code());
 }
 
 /* code_traced(code) -> bool: is this code traced by the active region? */
@@ -539,10 +331,11 @@ agent_code_traced(PyObject *mod, PyObject *code)
         PyErr_SetString(PyExc_TypeError, "code_traced needs a code object");
         return NULL;
     }
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
 
-    return PyBool_FromLong(r != NULL &&
-                           st__codeinfo_get((PyCodeObject *)code, r) != NULL);
+    return PyBool_FromLong(
+        r != NULL &&
+        st__filter_codeinfo((PyCodeObject *)code, &r->filter) != NULL);
 }
 
 /* exit_flush(): the process is about to end without unwinding (os._exit,
@@ -551,7 +344,7 @@ agent_code_traced(PyObject *mod, PyObject *code)
 static PyObject *
 agent_exit_flush(PyObject *mod, PyObject *unused)
 {
-    struct st_region *r = st__current();
+    struct st_trace_region *r = st__threads_region();
     uint64_t token, errors = 0;
     char msg[600];
 
@@ -599,7 +392,7 @@ agent_set_reconnect(PyObject *mod, PyObject *hook)
         PyErr_SetString(PyExc_TypeError, "set_reconnect needs a callable");
         return NULL;
     }
-    st__set_reconnect_hook(hook == Py_None ? NULL : hook);
+    st__collector_set_reconnect_hook(hook == Py_None ? NULL : hook);
     Py_RETURN_NONE;
 }
 
@@ -610,7 +403,7 @@ static PyMethodDef agent_methods[] = {
      "connected() -> bool: is the collector connection healthy?"},
     {"close", agent_close, METH_NOARGS,
      "close(): send what is queued and close the connection."},
-    {"region", (PyCFunction)(void (*)(void))agent_region,
+    {"region", (PyCFunction)(void (*)(void))st__region_py_new,
      METH_VARARGS | METH_KEYWORDS, "region(...) -> Region (internal)."},
     {"start", agent_start, METH_O,
      "start(region) -> previous Region or None: trace this thread."},
@@ -670,19 +463,20 @@ PyInit__agent(void)
 
     if (m == NULL)
         return NULL;
-    if (st__tracer_init() != 0) {
+    st__compose_set_building(st__threads_being_built);
+    if (st__filter_setup() != 0) {
         PyErr_SetString(PyExc_RuntimeError, "steptrace: cannot initialise");
         goto error;
     }
-    RegionType = PyType_FromSpec(&region_spec);
+    st__outbox_init();
     HandleType = PyType_FromSpec(&handle_spec);
-    if (RegionType == NULL || HandleType == NULL)
+    if (HandleType == NULL)
         goto error;
     handle = PyObject_New(PyObject, (PyTypeObject *)HandleType);
     if (handle == NULL)
         goto error;
     if (PyModule_AddObjectRef(m, "handle", handle) < 0 ||
-        PyModule_AddObjectRef(m, "Region", RegionType) < 0 ||
+        st__region_add_type(m) < 0 ||
         PyModule_AddIntConstant(m, "PROTOCOL_VERSION", ST_WIRE_VERSION) < 0)
         goto error;
     if (st__wirepy_add(m) < 0)

@@ -1,23 +1,23 @@
 /*
- * The outbox: where records leave the process.  The encoders (emit.c)
- * write the messages of one record into st__batch, which normally points
- * straight into the ring the collector gave us (PROTOCOL.md "The ring"),
- * at the next free byte; st__outbox_commit() then publishes them with
- * one release store.  From that store on, the record is the collector's:
- * it reads the ring every few milliseconds, and what the ring holds
- * survives the process, whether it blocks forever, is killed or crashes.
- * No system call is made per record: the eventfd is written only to wake
- * a collector that stopped looking (reader_idle), at barriers, and when
- * the ring is full.
+ * The outbox: where records leave the process (see outbox.h).  The encoders
+ * (emit.c) write the messages of one record into the batch
+ * (st__outbox_batch), which normally points straight into the ring the
+ * collector gave us (PROTOCOL.md "The ring"), at the next free byte;
+ * st__outbox_commit() then publishes them with one release store.  From that
+ * store on, the record is the collector's: it reads the ring every few
+ * milliseconds, and what the ring holds survives the process, whether it
+ * blocks forever, is killed or crashes.  No system call is made per record:
+ * the eventfd is written only to wake a collector that stopped looking
+ * (reader_idle), at barriers, and when the ring is full.
  *
  * The ring's data is mapped twice in a row, so the free room after any
- * position is contiguous and st__batch can borrow all of it
- * (st_buf_borrow).  A record that does not fit grows st__batch into
+ * position is contiguous and the batch can borrow all of it
+ * (st_buf_borrow).  A record that does not fit grows the batch into
  * memory of its own, and is copied in once there is room:
  *
  *  - under the block policy the committing thread waits (the GIL
  *    released) until the collector has taken enough; records of other
- *    threads queue behind it in st__batch, and those threads wait too, so
+ *    threads queue behind it in the batch, and those threads wait too, so
  *    that records enter the ring in the order they were numbered and none
  *    returns to the program before its record is in the ring;
  *  - under the drop policy the record is dropped and counted, also when
@@ -27,12 +27,20 @@
  * A record larger than the ring goes in piece by piece as room comes
  * free (the collector waits for the rest of a message).  Every
  * FLUSH_EVERY bytes, or every FLUSH_AGE_NS (looked at every CHECK_EVERY
- * bytes), a FLUSH marks how many records were committed (sender.c counts
- * those not confirmed as lost if the collector dies).
+ * bytes), a FLUSH marks how many records were committed (collector.c
+ * counts those not confirmed as lost if the collector dies).
  *
  * Everything here runs with the GIL held, except the waits.
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "steptrace/ring.h"
+#include "steptrace/wire.h"
+
+#include "clock.h"
+#include "outbox.h"
+#include "sender.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -44,10 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "steptrace/ring.h"
-
-struct st_buf st__batch;
-msgpack_packer st__pk;
+struct st_buf st__outbox_batch;
+msgpack_packer st__outbox_pk;
 
 #define FLUSH_EVERY (64u * 1024)
 /* Bytes between two looks at the clock for a FLUSH due by age. */
@@ -61,11 +67,15 @@ msgpack_packer st__pk;
 /* ... and for what a drop region must still send (definitions, ends). */
 #define BRIEF_STALL_NS (2ull * 1000000000ull)
 
-struct st_outbox_hot st__ob;
+struct st_outbox_hot st__outbox_hot;
+
+/* Short names for the two globals above, within this file. */
+static struct st_outbox_hot *const H = &st__outbox_hot;
+static struct st_buf *const B = &st__outbox_batch;
 
 static struct {
     uint64_t size;
-    uint64_t room;            /* Bytes known free at wpos, when st__batch
+    uint64_t room;            /* Bytes known free at wpos, when the batch
                                  does not borrow (then its cap is). */
     int efd;                  /* Owned eventfd (the collector's wake). */
     uint64_t flush_pos;       /* wpos at the last FLUSH. */
@@ -73,11 +83,11 @@ static struct {
     uint64_t flush_age;       /* FLUSH_AGE_NS in ticks. */
     uint64_t tokens;
     /* A thread waits for room (its bytes and those queued behind it are
-     * in st__batch); `taken` counts the bytes of st__batch committed so
+     * in the batch); `taken` counts the bytes of the batch committed so
      * far, for the queued threads to know when theirs went in. */
     int waiting;
     uint64_t taken;
-    uint64_t staged_records;  /* Records in st__batch while one waits. */
+    uint64_t staged_records;  /* Records in the batch while one waits. */
     pthread_mutex_t mu;       /* For cv only (the GIL guards the rest). */
     pthread_cond_t cv;
 } O = {
@@ -86,41 +96,22 @@ static struct {
     .cv = PTHREAD_COND_INITIALIZER,
 };
 
-int st__outbox_init(void);
-int
+void
 st__outbox_init(void)
 {
-    st_buf_init(&st__batch);
-    msgpack_packer_init(&st__pk, &st__batch, st_buf_msgpack_write);
-    return 0;
-}
-
-uint64_t
-st__outbox_wanted(void)
-{
-    const char *env = getenv("STEPTRACE_PENDING_BYTES");
-    char *end;
-    unsigned long long v;
-
-    if (env == NULL || *env == '\0')
-        return ST_RING_DEFAULT;
-    v = strtoull(env, &end, 10);
-    if (*end != '\0')
-        return ST_RING_DEFAULT;
-    if (v < ST_RING_MIN)
-        return ST_RING_MIN;
-    return v > ST_RING_MAX ? ST_RING_MAX : v;
+    st_buf_init(B);
+    msgpack_packer_init(&st__outbox_pk, B, st_buf_msgpack_write);
 }
 
 uint64_t
 st__outbox_records(void)
 {
-    return st__ob.records;
+    return H->records;
 }
 
 static void outbox_set_check(void);
 
-/* st__batch writes straight into the ring's free room at wpos (looked up
+/* The batch writes straight into the ring's free room at wpos (looked up
  * again: other threads may have committed since O.room was known). */
 static int outbox_refresh(void);
 
@@ -129,8 +120,7 @@ outbox_borrow(void)
 {
     if (outbox_refresh() != 0)
         O.room = 0;
-    st_buf_borrow(&st__batch, st__ob.data + (st__ob.wpos & st__ob.mask),
-                  (size_t)O.room);
+    st_buf_borrow(B, H->data + (H->wpos & H->mask), (size_t)O.room);
 }
 
 /* Maps the data of memfd twice in a row.  @return the first byte, or
@@ -181,26 +171,26 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
                  "upgrade steptrace and steptraced together");
         return -1;
     }
-    st__ob.data = outbox_map_twice(memfd, size);
-    if (st__ob.data == NULL) {
+    H->data = outbox_map_twice(memfd, size);
+    if (H->data == NULL) {
         snprintf(err, errlen, "cannot map the collector's ring: %s",
                  strerror(errno));
         munmap(h, ST_RING_HEADER);
         return -1;
     }
-    st__ob.hdr = h;
+    H->hdr = h;
     O.size = size;
-    st__ob.mask = size - 1;
-    st__ob.wpos = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
-    O.room = size - (st__ob.wpos - __atomic_load_n(&h->read, __ATOMIC_ACQUIRE));
+    H->mask = size - 1;
+    H->wpos = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
+    O.room = size - (H->wpos - __atomic_load_n(&h->read, __ATOMIC_ACQUIRE));
     O.efd = efd;
-    st__ob.records = 0;
-    O.flush_pos = st__ob.wpos;
-    O.flush_ticks = st__ticks();
-    O.flush_age = st__ns_ticks(FLUSH_AGE_NS);
+    H->records = 0;
+    O.flush_pos = H->wpos;
+    O.flush_ticks = st__clock_ticks();
+    O.flush_age = st__clock_ns_ticks(FLUSH_AGE_NS);
     outbox_set_check();
     /* A thread that waits for room on the old connection finds it gone
-     * and counts what is staged as lost; until then st__batch is its. */
+     * and counts what is staged as lost; until then the batch is its. */
     if (!O.waiting) {
         /* Whatever was encoded for no connection is not sent on this
          * one. */
@@ -214,16 +204,16 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
 void
 st__outbox_detach(void)
 {
-    if (st__ob.hdr == NULL)
+    if (H->hdr == NULL)
         return;
     st__signals_ring(NULL);
     /* Nothing may point into the ring any more. */
-    if (st__batch.borrowed)
-        st_buf_close(&st__batch);
-    munmap(st__ob.data, 2 * (size_t)O.size);
-    munmap(st__ob.hdr, ST_RING_HEADER);
-    st__ob.hdr = NULL;
-    st__ob.data = NULL;
+    if (B->borrowed)
+        st_buf_close(B);
+    munmap(H->data, 2 * (size_t)O.size);
+    munmap(H->hdr, ST_RING_HEADER);
+    H->hdr = NULL;
+    H->data = NULL;
     O.room = 0;
     if (O.efd >= 0)
         close(O.efd);
@@ -238,25 +228,13 @@ st__outbox_forget(void)
     pthread_mutex_init(&O.mu, NULL);
     pthread_cond_init(&O.cv, NULL);
     O.waiting = 0;
-    st__ob.records = 0;
-}
-
-const uint64_t *
-st__outbox_read_pos(void)
-{
-    return st__ob.hdr != NULL ? &st__ob.hdr->read : NULL;
-}
-
-const uint64_t *
-st__outbox_taken_pos(void)
-{
-    return st__ob.hdr != NULL ? &st__ob.hdr->taken : NULL;
+    H->records = 0;
 }
 
 void
 st__outbox_set_end(int kind, int sig, const char *detail)
 {
-    struct st_ring_hdr *h = st__ob.hdr;
+    struct st_ring_hdr *h = H->hdr;
 
     if (h == NULL)
         return;
@@ -272,8 +250,8 @@ st__outbox_set_end(int kind, int sig, const char *detail)
     __atomic_store_n(&h->end_kind, (uint32_t)kind, __ATOMIC_RELEASE);
 }
 
-void
-st__outbox_wake(void)
+static void
+outbox_wake(void)
 {
     uint64_t one = 1;
     ssize_t r;
@@ -290,12 +268,12 @@ st__outbox_discard(void)
     uint64_t n = O.staged_records;
 
     /* Borrowed bytes were never committed: the room is all of cap. */
-    if (st__batch.borrowed)
-        O.room = st__batch.cap;
+    if (B->borrowed)
+        O.room = B->cap;
 
     O.staged_records = 0;
-    st_buf_close(&st__batch);
-    if (st__ob.hdr != NULL && !O.waiting)
+    st_buf_close(B);
+    if (H->hdr != NULL && !O.waiting)
         outbox_borrow();
     return n;
 }
@@ -307,8 +285,8 @@ st__outbox_discard(void)
 static int
 outbox_refresh(void)
 {
-    uint64_t rd = __atomic_load_n(&st__ob.hdr->read, __ATOMIC_ACQUIRE);
-    uint64_t used = st__ob.wpos - rd;
+    uint64_t rd = __atomic_load_n(&H->hdr->read, __ATOMIC_ACQUIRE);
+    uint64_t used = H->wpos - rd;
 
     if (used > O.size)
         return -1;
@@ -320,27 +298,25 @@ outbox_refresh(void)
 static void
 outbox_publish(size_t n)
 {
-    st__ob.wpos += n;
+    H->wpos += n;
     O.room -= n;
-    __atomic_store_n(&st__ob.hdr->commit, st__ob.wpos, __ATOMIC_RELEASE);
+    __atomic_store_n(&H->hdr->commit, H->wpos, __ATOMIC_RELEASE);
     /* A collector that stopped looking is woken once. */
-    if (__atomic_load_n(&st__ob.hdr->reader_idle, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&st__ob.hdr->reader_idle, 0, __ATOMIC_RELAXED);
-        st__outbox_wake();
-    }
+    if (__atomic_load_n(&H->hdr->reader_idle, __ATOMIC_RELAXED))
+        st__outbox_wake_idle();
 }
 
-/* Copies the first n bytes of st__batch (memory of its own) in at wpos,
- * publishes them and drops them from st__batch. */
+/* Copies the first n bytes of the batch (memory of its own) in at wpos,
+ * publishes them and drops them from B-> */
 static void
 outbox_put(size_t n)
 {
-    memcpy(st__ob.data + (st__ob.wpos & st__ob.mask), st__batch.data, n);
+    memcpy(H->data + (H->wpos & H->mask), B->data, n);
     outbox_publish(n);
-    if (n == st__batch.len)
-        st__batch.len = 0;
+    if (n == B->len)
+        B->len = 0;
     else
-        st_buf_consume(&st__batch, n);
+        st_buf_consume(B, n);
     O.taken += n;
 }
 
@@ -350,8 +326,8 @@ outbox_lose(void)
 {
     st__sender_count_lost(O.staged_records);
     O.staged_records = 0;
-    O.taken += st__batch.len;
-    st_buf_close(&st__batch);
+    O.taken += B->len;
+    st_buf_close(B);
 }
 
 /* Waits (GIL released) until the collector has made room for `need`
@@ -365,14 +341,14 @@ outbox_wait_room(uint64_t need, uint64_t stall_ns)
 
     if (need > O.size)
         need = O.size;
-    target = st__ob.wpos + need - O.size;
-    __atomic_store_n(&st__ob.hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
-    st__outbox_wake();
+    target = H->wpos + need - O.size;
+    __atomic_store_n(&H->hdr->writer_waiting, 1, __ATOMIC_SEQ_CST);
+    outbox_wake();
     Py_BEGIN_ALLOW_THREADS
     r = st__sender_wait_room(gen, target, stall_ns);
     Py_END_ALLOW_THREADS
     /* The connection may have been replaced while the GIL was free. */
-    if (r != 0 || st__ob.hdr == NULL || st__sender_gen() != gen ||
+    if (r != 0 || H->hdr == NULL || st__sender_gen() != gen ||
         outbox_refresh() != 0)
         return -1;
     return 0;
@@ -388,9 +364,9 @@ outbox_signal(void)
 }
 
 /*
- * Commits all of st__batch, which did not fit (it holds its bytes in
+ * Commits all of the batch, which did not fit (it holds its bytes in
  * memory of its own), waiting for room as needed: the slow path.  Other
- * threads may add to st__batch while this one waits; their bytes go in
+ * threads may add to the batch while this one waits; their bytes go in
  * too, in order.  Under the drop policy only the first `keep` bytes (the
  * definitions) are committed, with a brief wait if even they do not fit.
  */
@@ -400,15 +376,15 @@ outbox_commit_slow(int drop, size_t keep, uint64_t nrecords)
     uint64_t stall_ns = drop ? BRIEF_STALL_NS : BLOCK_STALL_NS;
 
     O.staged_records = nrecords;
-    if (drop && keep < st__batch.len) {
+    if (drop && keep < B->len) {
         /* The record goes, its definitions stay. */
         st__sender_count_lost(nrecords);
         O.staged_records = 0;
-        st__batch.len = keep;
+        B->len = keep;
     }
     O.waiting = 1;
-    while (st__batch.len > 0) {
-        size_t n = st__batch.len < O.room ? st__batch.len : (size_t)O.room;
+    while (B->len > 0) {
+        size_t n = B->len < O.room ? B->len : (size_t)O.room;
 
         if (n == 0 && outbox_refresh() == 0 && O.room > 0)
             continue;
@@ -419,38 +395,32 @@ outbox_commit_slow(int drop, size_t keep, uint64_t nrecords)
             outbox_signal();
             continue;
         }
-        if (outbox_wait_room(st__batch.len, stall_ns) != 0) {
+        if (outbox_wait_room(B->len, stall_ns) != 0) {
             outbox_lose();
             break;
         }
     }
     /* Ours and those queued behind us. */
-    st__ob.records += O.staged_records;
+    H->records += O.staged_records;
     O.staged_records = 0;
     O.waiting = 0;
     outbox_signal();
 }
 
-/* Another thread waits for room with records before ours in st__batch:
+/* Another thread waits for room with records before ours in the batch:
  * ours go in after them, and this thread waits until they did. */
 static void
 outbox_queue_behind(int drop, uint64_t nrecords)
 {
-    uint64_t end = O.taken + st__batch.len;
+    uint64_t end = O.taken + B->len;
     uint32_t gen = st__sender_gen();
 
     O.staged_records += nrecords;
     while (!drop && O.waiting && (int64_t)(O.taken - end) < 0 &&
            st__sender_gen() == gen && st__sender_ok()) {
         Py_BEGIN_ALLOW_THREADS
-        struct timespec t;
+        struct timespec t = st__clock_deadline(2);
 
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_nsec += 2000000L;
-        if (t.tv_nsec >= 1000000000L) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000L;
-        }
         pthread_mutex_lock(&O.mu);
         (void)pthread_cond_timedwait(&O.cv, &O.mu, &t);
         pthread_mutex_unlock(&O.mu);
@@ -464,12 +434,12 @@ outbox_queue_behind(int drop, uint64_t nrecords)
 static void
 outbox_maybe_flush(void)
 {
-    if (st__ob.wpos - O.flush_pos < FLUSH_EVERY &&
-        (int64_t)(st__hook_ticks - O.flush_ticks) < (int64_t)O.flush_age)
+    if (H->wpos - O.flush_pos < FLUSH_EVERY &&
+        (int64_t)(st__clock_hook_ticks - O.flush_ticks) < (int64_t)O.flush_age)
         return;
     if (O.waiting || O.room < 16)
         return;
-    (void)st__outbox_flush(NULL, 0);
+    (void)st__outbox_flush(0, 0);
 }
 
 /* When the next commit in place must look at more than publishing: a
@@ -479,17 +449,17 @@ static void
 outbox_set_check(void)
 {
     uint64_t half = O.size / 2, soft = O.size / SOFT_DIVISOR;
-    uint64_t at = st__ob.wpos & st__ob.mask, next;
+    uint64_t at = H->wpos & H->mask, next;
 
     /* The age of the last FLUSH is looked at every CHECK_EVERY bytes. */
-    st__ob.check_at = st__ob.wpos + CHECK_EVERY;
-    if (O.flush_pos + FLUSH_EVERY < st__ob.check_at)
-        st__ob.check_at = O.flush_pos + FLUSH_EVERY;
+    H->check_at = H->wpos + CHECK_EVERY;
+    if (O.flush_pos + FLUSH_EVERY < H->check_at)
+        H->check_at = O.flush_pos + FLUSH_EVERY;
     next = O.room > half ? O.room - half : O.room / 4;
-    if (st__ob.wpos + next < st__ob.check_at)
-        st__ob.check_at = st__ob.wpos + next;
-    if (at < soft && st__ob.wpos + (soft - at) < st__ob.check_at)
-        st__ob.check_at = st__ob.wpos + (soft - at);
+    if (H->wpos + next < H->check_at)
+        H->check_at = H->wpos + next;
+    if (at < soft && H->wpos + (soft - at) < H->check_at)
+        H->check_at = H->wpos + (soft - at);
 }
 
 /* Frees the memory of the data pages wholly inside ring offsets
@@ -502,7 +472,7 @@ outbox_free(uint64_t from, uint64_t to)
     uint64_t b = to & ~(uint64_t)4095;
 
     if (b > a)
-        (void)madvise(st__ob.data + a, (size_t)(b - a), MADV_REMOVE);
+        (void)madvise(H->data + a, (size_t)(b - a), MADV_REMOVE);
 }
 
 /*
@@ -518,38 +488,38 @@ static void
 outbox_maybe_skip(void)
 {
     uint64_t soft = O.size / SOFT_DIVISOR;
-    uint64_t at = st__ob.wpos & st__ob.mask, n, taken;
+    uint64_t at = H->wpos & H->mask, n, taken;
 
     if (at < soft || O.size - at <= ST_WIRE_SKIP_HEAD || O.waiting ||
-        st__batch.len != 0)
+        B->len != 0)
         return;
-    taken = __atomic_load_n(&st__ob.hdr->taken, __ATOMIC_ACQUIRE);
-    if (st__ob.wpos - taken > soft / 2)
+    taken = __atomic_load_n(&H->hdr->taken, __ATOMIC_ACQUIRE);
+    if (H->wpos - taken > soft / 2)
         return;
     n = O.size - at - ST_WIRE_SKIP_HEAD;
     if (outbox_refresh() != 0 || O.room < ST_WIRE_SKIP_HEAD + n)
         return;
-    st_wire_put_skip_head((unsigned char *)st__ob.data + at, (uint32_t)n);
-    st__ob.wpos += ST_WIRE_SKIP_HEAD + n;
+    st_wire_put_skip_head((unsigned char *)H->data + at, (uint32_t)n);
+    H->wpos += ST_WIRE_SKIP_HEAD + n;
     O.room -= ST_WIRE_SKIP_HEAD + n;
-    __atomic_store_n(&st__ob.hdr->commit, st__ob.wpos, __ATOMIC_RELEASE);
+    __atomic_store_n(&H->hdr->commit, H->wpos, __ATOMIC_RELEASE);
     /* Beyond the soft size, this lap holds nothing anyone reads again
      * but what the collector has not taken yet (it skips the rest), and
      * while it keeps up nothing is written there: a burst's pages go. */
     outbox_free(at + ST_WIRE_SKIP_HEAD, O.size);
-    if ((taken & st__ob.mask) > soft && taken + O.size > st__ob.wpos)
-        outbox_free(soft, taken & st__ob.mask);
+    if ((taken & H->mask) > soft && taken + O.size > H->wpos)
+        outbox_free(soft, taken & H->mask);
     outbox_borrow();
 }
 
 /* After a commit in place, at check_at or when a FLUSH is due by age:
- * while st__batch borrows, its cap is the room. */
+ * while the batch borrows, its cap is the room. */
 void
 st__outbox_after_commit(void)
 {
-    O.room = st__batch.cap - st__batch.len;
+    O.room = B->cap - B->len;
     if (O.room <= O.size / 2 && outbox_refresh() == 0)
-        st__batch.cap = st__batch.len + (size_t)O.room;
+        B->cap = B->len + (size_t)O.room;
     outbox_maybe_flush();
     outbox_maybe_skip();
     outbox_set_check();
@@ -558,42 +528,41 @@ st__outbox_after_commit(void)
 void
 st__outbox_wake_idle(void)
 {
-    __atomic_store_n(&st__ob.hdr->reader_idle, 0, __ATOMIC_RELAXED);
-    st__outbox_wake();
+    __atomic_store_n(&H->hdr->reader_idle, 0, __ATOMIC_RELAXED);
+    outbox_wake();
 }
 
-/* st__outbox_commit() of all but the common case (agent.h): nothing to
- * commit, no ring, or a record that did not fit (st__batch then holds it
+/* st__outbox_commit() of all but the common case (outbox.h): nothing to
+ * commit, no ring, or a record that did not fit (the batch then holds it
  * in memory of its own). */
 void
-st__outbox_commit_rest(const struct st_region *r, size_t keep,
-                       uint64_t nrecords)
+st__outbox_commit_rest(int drop, size_t keep, uint64_t nrecords)
 {
-    if (st__batch.len == 0)
+    if (B->len == 0)
         return;
-    if (st__ob.hdr == NULL || st__batch.oom) {
+    if (H->hdr == NULL || B->oom) {
         O.staged_records += nrecords;
         outbox_lose();
         return;
     }
     if (O.waiting) {
-        if (r != NULL && r->drop_when_full && keep < st__batch.len) {
+        if (drop && keep < B->len) {
             /* The drop policy does not wait behind another thread: the
              * record goes, its definitions stay (they go in after the
              * waiting thread's bytes). */
             st__sender_count_lost(nrecords);
-            st__batch.len = keep;
+            B->len = keep;
             return;
         }
         /* Committed (and counted) by the waiting thread. */
-        outbox_queue_behind(r != NULL && r->drop_when_full, nrecords);
+        outbox_queue_behind(drop, nrecords);
         return;
     }
-    /* The room st__batch had is not known any more: look it up. */
+    /* The room the batch had is not known any more: look it up. */
     if (outbox_refresh() != 0)
         O.room = 0;
-    outbox_commit_slow(r != NULL && r->drop_when_full, keep, nrecords);
-    if (st__ob.hdr != NULL) {
+    outbox_commit_slow(drop, keep, nrecords);
+    if (H->hdr != NULL) {
         outbox_borrow();
         outbox_maybe_flush();
         outbox_set_check();
@@ -601,27 +570,27 @@ st__outbox_commit_rest(const struct st_region *r, size_t keep,
 }
 
 uint64_t
-st__outbox_flush(const struct st_region *r, int wake)
+st__outbox_flush(int drop, int wake)
 {
     uint64_t token;
 
     /* A thread stopped around a fork starts again here, at the latest
      * FLUSH_AGE_NS into tracing. */
     st__sender_use();
-    if (st__ob.hdr == NULL || !st__sender_ok())
+    if (H->hdr == NULL || !st__sender_ok())
         return 0;
     token = ++O.tokens;
-    if (st_wire_pack_flush(&st__pk, token) != 0)
+    if (st_wire_pack_flush(&st__outbox_pk, token) != 0)
         return 0;
-    O.flush_pos = st__ob.wpos;
-    O.flush_ticks = st__ticks();
+    O.flush_pos = H->wpos;
+    O.flush_ticks = st__clock_ticks();
     outbox_set_check();
     /* Nothing of it may be dropped. */
-    st__outbox_commit(r, st__batch.len, 0);
-    if (!st__sender_ok() || st__ob.hdr == NULL)
+    st__outbox_commit(drop, B->len, 0);
+    if (!st__sender_ok() || H->hdr == NULL)
         return 0;
-    st__sender_flush_mark(token, st__ob.records);
+    st__sender_flush_mark(token, H->records);
     if (wake)
-        st__outbox_wake();
+        outbox_wake();
     return token;
 }

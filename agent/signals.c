@@ -29,7 +29,9 @@
  * default.  Nothing is done for a process that is not the ring's owner
  * (a child forked by C code that has not reconnected yet).
  */
-#include "agent.h"
+#include "compat.h"
+
+#include "signals.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,40 +1,29 @@
 /*
  * State prints: has an object whose str() is its own code (a __str__ or
  * __repr__ written in Python) possibly changed since its text was taken?
+ * See stateprint.h; the walk itself is statewalk.c's.
  *
  * Calling that str() at every line is what made real programs slow to
  * trace: a parser's node serialises its whole subtree, a graph view
  * renders its whole adjacency dict, on every line where it is in scope.
- * Instead the agent walks what the object holds -- its attribute dict
- * (by the dict's version tag and its values), its __slots__, the lists,
- * tuples, dicts and sets reachable from them, the objects those hold --
- * in C, running none of the program's code, and hashes what it met: the
- * identity and type of each object, the version tag of each dict, the
- * length and items of each list, the value of each str, int or float,
- * the version tag of each class.  str() is called again only when that
- * hash differs (or the walk meets something it cannot see into, or is
- * too big: then str() is called at each step, as before).
- *
- * Compiled patterns, dates and decimals (immutable, written in C) are
- * covered by their identity and hash.  A dict at an unchanged version tag
- * holds the same objects, so its scalars need no visit, and a dict of
- * scalars only is not iterated again at the same tag -- except an
- * instance's attribute dict on 3.13, whose tag does not move when an
- * attribute is stored into the object's inline values: it is walked item
- * by item.  A root walked again before any of the program's code has run
- * (the same object under two names) reuses its print.
+ * Instead the agent walks what the object holds, in C, running none of
+ * the program's code, and hashes what it met; str() is called again only
+ * when that hash differs (or the walk meets something it cannot see into,
+ * or is too big: then str() is called at each step, as before).  A root
+ * walked again before any of the program's code has run (the same object
+ * under two names) reuses its print.
  *
  * What the walk cannot see: state the object does not reach (module
  * globals, the clock, a C object's insides, a class's attributes when the
  * class is changed without a new version tag).  A __str__ that shows such
  * state is shown again when the object's own state changes.
  */
-#include "agent.h"
+#include "compat.h"
 
-#if PY_VERSION_HEX < 0x030C0000
-#include <structmember.h> /* PyMemberDef (in Python.h from 3.12) */
-#endif
-#include <stdlib.h>
+#include "clock.h"
+#include "stateprint.h"
+#include "statewalk.h"
+
 #include <string.h>
 
 /*
@@ -59,7 +48,7 @@ static struct type_cost {
 } type_cost[SP_TYPE_SLOTS];
 
 static struct type_cost *
-type_cost_of(const PyTypeObject *t)
+stateprint_type_cost(const PyTypeObject *t)
 {
     struct type_cost *c =
         &type_cost[(((uintptr_t)t >> 4) * 0x9e3779b97f4a7c15ull >> 40) %
@@ -74,7 +63,7 @@ type_cost_of(const PyTypeObject *t)
 }
 
 static void
-average(uint64_t *avg, uint64_t x)
+stateprint_average(uint64_t *avg, uint64_t x)
 {
     *avg = *avg == 0 ? x + 1 : *avg - *avg / 4 + x / 4;
 }
@@ -82,7 +71,7 @@ average(uint64_t *avg, uint64_t x)
 static int
 stateprint_worth(const PyTypeObject *t)
 {
-    struct type_cost *c = type_cost_of(t);
+    struct type_cost *c = stateprint_type_cost(t);
 
     /* A walk pays what the str() it spares costs, as often as it spares
      * one (objects changing at every step spare none); walks are
@@ -96,13 +85,13 @@ stateprint_worth(const PyTypeObject *t)
 void
 st__stateprint_str_cost(const PyTypeObject *t, uint64_t ticks)
 {
-    average(&type_cost_of(t)->str, ticks);
+    stateprint_average(&stateprint_type_cost(t)->str, ticks);
 }
 
 void
 st__stateprint_outcome(const PyTypeObject *t, int spared)
 {
-    struct type_cost *c = type_cost_of(t);
+    struct type_cost *c = stateprint_type_cost(t);
 
     c->hits = c->hits - c->hits / 8 + (spared ? 1024 : 0) / 8;
 }
@@ -128,597 +117,30 @@ st__stateprint_forget(void)
     code_epoch++;
 }
 
-/* PyMemberDef types of object slots (structmember.h's T_OBJECT and
- * T_OBJECT_EX, Py_T_OBJECT_EX from 3.12: the same values). */
-#define SP_T_OBJECT 6
-#define SP_T_OBJECT_EX 16
-
-/* Objects walked at most; a bigger state is rendered at each step. */
-#define SP_MAX_NODES 20000u
-
-struct walk {
-    uint64_t h;
-    uint32_t nodes;
-    int failed;
-    PyObject **stack;      /* Borrowed: to visit. */
-    size_t nstack, capstack;
-};
-
-/* The visited set, reused by every walk: entries stamped with the walk's
- * generation, so it is never cleared. */
-struct seen_ent {
-    const void *p;
-    uint32_t gen;
-};
-static struct seen_ent *seen;
-static size_t seen_cap;     /* Power of two, >= 2 * SP_MAX_NODES. */
-static uint32_t seen_gen;
-static PyObject **walk_stack;
-static size_t walk_cap;
-
-/* tp_dealloc of classes made by a class statement (subtype_dealloc). */
-static destructor py_class_dealloc;
-
-/* Immutable types written in C whose str() shows only what their hash
- * covers (compiled patterns, dates, decimals), looked up in modules the
- * program has imported; NULL until then. */
-static struct {
-    const char *module, *name;
-    PyTypeObject *type;      /* Owned once found. */
-} opaque[] = {
-    {"re", "Pattern", NULL},
-    {"datetime", "datetime", NULL},
-    {"datetime", "date", NULL},
-    {"datetime", "time", NULL},
-    {"datetime", "timedelta", NULL},
-    {"datetime", "timezone", NULL},
-    {"decimal", "Decimal", NULL},
-};
-#define NOPAQUE (sizeof(opaque) / sizeof(opaque[0]))
-static size_t nopaque_found;
-
-static int is_py_class(PyTypeObject *t);
-
-/* Looks the opaque types up in sys.modules (never imports). */
-static void
-opaque_find(void)
-{
-    size_t i;
-
-    for (i = 0; i < NOPAQUE; i++) {
-        PyObject *name, *m, *t;
-
-        if (opaque[i].type != NULL)
-            continue;
-        name = PyUnicode_FromString(opaque[i].module);
-        m = name != NULL ? PyImport_GetModule(name) : NULL;
-        Py_XDECREF(name);
-        t = m != NULL ? PyObject_GetAttrString(m, opaque[i].name) : NULL;
-        Py_XDECREF(m);
-        PyErr_Clear();
-        if (t != NULL && PyType_Check(t) && py_class_dealloc != NULL &&
-            !is_py_class((PyTypeObject *)t)) {
-            opaque[i].type = (PyTypeObject *)t;
-            nopaque_found++;
-        }
-        else {
-            Py_XDECREF(t);
-        }
-    }
-}
-
-static int
-is_opaque(PyTypeObject *t)
-{
-    size_t i;
-
-    for (i = 0; i < NOPAQUE; i++)
-        if (opaque[i].type == t)
-            return 1;
-    return 0;
-}
-
-static void
-mix(struct walk *w, uint64_t t)
-{
-    uint64_t h = (w->h ^ t) * 0x9e3779b97f4a7c15ull;
-
-    w->h = h ^ (h >> 29);
-}
-
-static void
-mix_bytes(struct walk *w, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    size_t i;
-
-    for (i = 0; i + 8 <= n; i += 8) {
-        uint64_t x;
-
-        memcpy(&x, b + i, 8);
-        mix(w, x);
-    }
-    for (; i < n; i++)
-        mix(w, b[i] | 0x100u);
-    mix(w, n);
-}
-
-/* Marks p visited.  @return 1 when it was already. */
-static int
-seen_mark(const void *p)
-{
-    size_t i = ((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull & (seen_cap - 1);
-
-    for (;; i = (i + 1) & (seen_cap - 1)) {
-        if (seen[i].gen != seen_gen) {
-            seen[i].p = p;
-            seen[i].gen = seen_gen;
-            return 0;
-        }
-        if (seen[i].p == p)
-            return 1;
-    }
-}
-
-static void
-push(struct walk *w, PyObject *v)
-{
-    if (w->nstack == w->capstack) {
-        size_t cap = w->capstack ? 2 * w->capstack : 256;
-        PyObject **s = realloc(w->stack, cap * sizeof(*s));
-
-        if (s == NULL) {
-            w->failed = 1;
-            return;
-        }
-        w->stack = s;
-        w->capstack = cap;
-    }
-    w->stack[w->nstack++] = v;
-}
-
-/* Is t a class made by a class statement? */
-static int
-is_py_class(PyTypeObject *t)
-{
-    return (t->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
-           t->tp_dealloc == py_class_dealloc;
-}
-
-/* The builtin a class statement may derive from whose contents the walk
- * reads directly (never through the program's methods), or NULL when the
- * class derives from anything else written in C. */
-static PyTypeObject *
-native_base(PyTypeObject *t)
-{
-    static PyTypeObject *const ok[] = {
-        &PyBaseObject_Type, &PyUnicode_Type, &PyLong_Type, &PyFloat_Type,
-        &PyBytes_Type, &PyTuple_Type, &PyList_Type, &PyDict_Type,
-        &PySet_Type, &PyFrozenSet_Type,
-    };
-    PyObject *mro = t->tp_mro;
-    PyTypeObject *base = &PyBaseObject_Type;
-    Py_ssize_t i;
-    size_t k;
-
-    if (mro == NULL || !PyTuple_Check(mro))
-        return NULL;
-    for (i = 0; i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *b = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-
-        if (is_py_class(b))
-            continue;
-        for (k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
-            if (b == ok[k])
-                break;
-        if (k == sizeof(ok) / sizeof(ok[0]))
-            return NULL;
-        if (b != &PyBaseObject_Type && base == &PyBaseObject_Type)
-            base = b;
-    }
-    return base;
-}
-
-/* Objects whose text is fixed by their identity (or by nothing the
- * program can change): functions, classes, modules and the like. */
-static int
-is_identity_leaf(PyObject *v)
-{
-    return PyFunction_Check(v) || PyCFunction_Check(v) || PyType_Check(v) ||
-           PyModule_Check(v) || PyCode_Check(v) || PyMethod_Check(v) ||
-           PyGen_Check(v) || PyCoro_CheckExact(v) || v == Py_Ellipsis ||
-           v == Py_NotImplemented || PyRange_Check(v) || PySlice_Check(v) ||
-           Py_IS_TYPE(v, &PyProperty_Type) ||
-           Py_IS_TYPE(v, &PyClassMethodDescr_Type) ||
-           Py_IS_TYPE(v, &PyMethodDescr_Type) ||
-           Py_IS_TYPE(v, &PyWrapperDescr_Type) ||
-           Py_IS_TYPE(v, &PyGetSetDescr_Type) ||
-           Py_IS_TYPE(v, &PyMemberDescr_Type) ||
-           Py_IS_TYPE(v, &PyClassMethod_Type) ||
-           Py_IS_TYPE(v, &PyStaticMethod_Type);
-}
-
-/* A str's text, by its hash (computed once, kept in the str), with its
- * length. */
-static void
-walk_str(struct walk *w, PyObject *v)
-{
-    Py_hash_t h = PyUnicode_Type.tp_hash(v);
-
-    if (h == -1) {
-        PyErr_Clear();
-        w->failed = 1;
-        return;
-    }
-    mix(w, (uint64_t)h);
-    mix(w, (uint64_t)PyUnicode_GET_LENGTH(v));
-}
-
-static void
-walk_int(struct walk *w, PyObject *v)
-{
-    int overflow;
-    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-
-    if (overflow == 0 && !(x == -1 && PyErr_Occurred())) {
-        mix(w, (uint64_t)x);
-        return;
-    }
-    PyErr_Clear();
-    /* A big int: its hash, computed in C (PyLong_Type's own). */
-    mix(w, (uint64_t)PyLong_Type.tp_hash(v));
-    PyErr_Clear();
-}
-
-static void
-walk_float(struct walk *w, double d)
-{
-    uint64_t x;
-
-    memcpy(&x, &d, sizeof(x));
-    mix(w, x);
-}
-
-/* An immutable scalar (int, str, float, bool, None) held by a container:
- * mixed in place, without a visit of its own.  @return 1 when x is one. */
-static int
-walk_scalar(struct walk *w, PyObject *x)
-{
-    PyTypeObject *t = Py_TYPE(x);
-
-    if (x == Py_None || t == &PyBool_Type) {
-        mix(w, (uint64_t)(uintptr_t)x);
-        return 1;
-    }
-    if (t == &PyLong_Type) {
-        mix(w, (uint64_t)(uintptr_t)x);
-        walk_int(w, x);
-        return 1;
-    }
-    if (t == &PyUnicode_Type) {
-        mix(w, (uint64_t)(uintptr_t)x);
-        walk_str(w, x);
-        return 1;
-    }
-    if (t == &PyFloat_Type) {
-        mix(w, (uint64_t)(uintptr_t)x);
-        walk_float(w, PyFloat_AS_DOUBLE(x));
-        return 1;
-    }
-    return 0;
-}
-
-static void
-walk_seq(struct walk *w, PyObject *const *items, Py_ssize_t n)
-{
-    Py_ssize_t i;
-
-    mix(w, (uint64_t)n);
-    for (i = n; i > 0; i--)
-        if (!walk_scalar(w, items[i - 1]))
-            push(w, items[i - 1]);
-}
-
-/* Does the dict's version tag cover x entirely (an immutable scalar: the
- * same object again is the same value)? */
-static int
-covered_by_version(PyObject *x)
-{
-    PyTypeObject *t = Py_TYPE(x);
-
-    return x == Py_None || t == &PyLong_Type || t == &PyUnicode_Type ||
-           t == &PyFloat_Type || t == &PyBool_Type;
-}
-
-/*
- * Dicts found to hold only scalars, by address and version tag: such a
- * dict at that version is wholly covered by the tag, and is not iterated
- * again (a graph's edge attributes, a record's fields).  Version tags are
- * never reused, so a hit cannot be another dict's state.  Direct-mapped.
- */
-#define FLAT_SLOTS 8192u
-
-static struct {
-    const void *dict;
-    uint64_t version;
-} flat[FLAT_SLOTS];
-
-#if PY_VERSION_HEX >= 0x030D0000
-/* The items of a dict whose version tag cannot be trusted: each key and
- * value by identity, scalars by value too. */
-static void
-walk_dict_items(struct walk *w, PyObject *d)
-{
-    Py_ssize_t pos = 0;
-    PyObject *k, *val;
-
-    mix(w, (uint64_t)PyDict_GET_SIZE(d));
-    while (PyDict_Next(d, &pos, &k, &val)) {
-        if (!walk_scalar(w, k))
-            push(w, k);
-        if (!walk_scalar(w, val))
-            push(w, val);
-    }
-}
-#endif
-
-static void
-walk_dict(struct walk *w, PyObject *d)
-{
-    Py_ssize_t pos = 0;
-    PyObject *k, *val;
-    uint64_t version = st_dict_version(d);
-    size_t slot = (((uintptr_t)d >> 4) * 0x9e3779b97f4a7c15ull >> 32) %
-                  FLAT_SLOTS;
-    int scalars_only = 1;
-
-    mix(w, (uint64_t)PyDict_GET_SIZE(d));
-    mix(w, version);
-    if (flat[slot].dict == (const void *)d && flat[slot].version == version)
-        return;
-    /* An equal version tag means the same key and value objects: only
-     * what can change inside them is visited. */
-    while (PyDict_Next(d, &pos, &k, &val)) {
-        if (!covered_by_version(k)) {
-            push(w, k);
-            scalars_only = 0;
-        }
-        if (!covered_by_version(val)) {
-            push(w, val);
-            scalars_only = 0;
-        }
-    }
-    if (scalars_only) {
-        flat[slot].dict = d;
-        flat[slot].version = version;
-    }
-}
-
-/* Sets and frozensets, through the set type's own iterator (never a
- * subclass's __iter__). */
-static void
-walk_set(struct walk *w, PyObject *v)
-{
-    PyObject *it, *item;
-
-    mix(w, (uint64_t)PySet_GET_SIZE(v));
-    it = PySet_Type.tp_iter(v);
-    if (it == NULL) {
-        PyErr_Clear();
-        w->failed = 1;
-        return;
-    }
-    while ((item = Py_TYPE(it)->tp_iternext(it)) != NULL) {
-        push(w, item);
-        /* The set holds it: the borrowed pointer stays valid. */
-        Py_DECREF(item);
-    }
-    PyErr_Clear();
-    Py_DECREF(it);
-}
-
-/* The contents a builtin base holds, read directly. */
-static void
-walk_payload(struct walk *w, PyObject *v, PyTypeObject *base)
-{
-    if (base == &PyUnicode_Type)
-        walk_str(w, v);
-    else if (base == &PyLong_Type)
-        walk_int(w, v);
-    else if (base == &PyFloat_Type)
-        walk_float(w, PyFloat_AS_DOUBLE(v));
-    else if (base == &PyBytes_Type)
-        mix_bytes(w, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
-    else if (base == &PyTuple_Type)
-        walk_seq(w, &PyTuple_GET_ITEM(v, 0), PyTuple_GET_SIZE(v));
-    else if (base == &PyList_Type)
-        walk_seq(w, PySequence_Fast_ITEMS(v), PyList_GET_SIZE(v));
-    else if (base == &PyDict_Type)
-        walk_dict(w, v);
-    else if (base == &PySet_Type || base == &PyFrozenSet_Type)
-        walk_set(w, v);
-}
-
-/* An instance of a class statement's class: its class's version, its
- * builtin contents, its attribute dict, its slots. */
-static void
-walk_instance(struct walk *w, PyObject *v, PyTypeObject *base)
-{
-    PyTypeObject *t = Py_TYPE(v);
-    PyObject *mro = t->tp_mro, **dictptr;
-    Py_ssize_t i;
-
-    mix(w, t->tp_version_tag);
-    walk_payload(w, v, base);
-    for (i = 0; i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *b = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        PyMemberDef *m;
-
-        if (!is_py_class(b) || b->tp_members == NULL)
-            continue;
-        for (m = b->tp_members; m->name != NULL; m++) {
-            PyObject *x;
-
-            if ((m->type != SP_T_OBJECT_EX && m->type != SP_T_OBJECT) ||
-                m->offset == t->tp_weaklistoffset ||
-                m->offset == t->tp_dictoffset)
-                continue;
-            x = *(PyObject **)((char *)v + m->offset);
-            if (x != NULL)
-                push(w, x);
-            else
-                mix(w, 0);
-        }
-    }
-    /* The attribute dict (made, when the object keeps its attributes
-     * inline, as reading vars() would make it). */
-    dictptr = _PyObject_GetDictPtr(v);
-    if (dictptr != NULL && *dictptr != NULL && PyDict_Check(*dictptr)) {
-        mix(w, 1);
-#if PY_VERSION_HEX >= 0x030D0000
-        /* 3.13 stores an attribute into the object's inline values
-         * without moving the version tag of the dict made from them. */
-        walk_dict_items(w, *dictptr);
-#else
-        walk_dict(w, *dictptr);
-#endif
-    }
-    else {
-        PyErr_Clear();
-        mix(w, 0);
-    }
-}
-
-static void
-walk_node(struct walk *w, PyObject *v)
-{
-    PyTypeObject *t = Py_TYPE(v), *base;
-
-    if (seen_mark(v)) {
-        mix(w, 0x5ee7);
-        mix(w, (uint64_t)(uintptr_t)v);
-        return;
-    }
-    if (++w->nodes > SP_MAX_NODES) {
-        w->failed = 1;
-        return;
-    }
-    mix(w, (uint64_t)(uintptr_t)v);
-    mix(w, (uint64_t)(uintptr_t)t);
-    if (v == Py_None || PyBool_Check(v) || is_identity_leaf(v))
-        return;
-    if (PyUnicode_CheckExact(v))
-        walk_str(w, v);
-    else if (PyLong_CheckExact(v))
-        walk_int(w, v);
-    else if (PyFloat_CheckExact(v))
-        walk_float(w, PyFloat_AS_DOUBLE(v));
-    else if (PyComplex_CheckExact(v)) {
-        Py_complex c = PyComplex_AsCComplex(v);
-
-        walk_float(w, c.real);
-        walk_float(w, c.imag);
-    }
-    else if (PyBytes_CheckExact(v) || PyTuple_CheckExact(v) ||
-             PyList_CheckExact(v) || PyDict_CheckExact(v) ||
-             PySet_CheckExact(v) || PyFrozenSet_CheckExact(v))
-        walk_payload(w, v, t);
-    else if (is_py_class(t) && (base = native_base(t)) != NULL)
-        walk_instance(w, v, base);
-    else if (is_opaque(t) && t->tp_hash != NULL) {
-        Py_hash_t h = t->tp_hash(v);
-
-        if (h == -1) {
-            PyErr_Clear();
-            w->failed = 1;
-        }
-        mix(w, (uint64_t)h);
-    }
-    else
-        w->failed = 1;
-}
-
-static int
-walk_ready(void)
-{
-    if (py_class_dealloc == NULL) {
-        /* A class statement's class, to learn its tp_dealloc. */
-        PyObject *probe = PyObject_CallFunction(
-            (PyObject *)&PyType_Type, "s()N", "_st_probe", PyDict_New());
-
-        if (probe == NULL) {
-            PyErr_Clear();
-            return -1;
-        }
-        py_class_dealloc = ((PyTypeObject *)probe)->tp_dealloc;
-        Py_DECREF(probe);
-    }
-    if (seen == NULL) {
-        seen_cap = 1;
-        while (seen_cap < 2 * (size_t)SP_MAX_NODES + 2)
-            seen_cap <<= 1;
-        seen = calloc(seen_cap, sizeof(*seen));
-        if (seen == NULL)
-            return -1;
-    }
-    if (++seen_gen == 0) {
-        memset(seen, 0, seen_cap * sizeof(*seen));
-        seen_gen = 1;
-    }
-    return 0;
-}
-
 int
-st__stateprint(PyObject *v, struct st_stateprint *out)
+st__stateprint_take(PyObject *v, struct st_stateprint *out)
 {
-    struct walk w;
-    int gc_was_on;
     uint64_t t0;
     size_t k;
+    int failed;
 
     memset(out, 0, sizeof(*out));
-    if (nopaque_found < NOPAQUE && py_class_dealloc != NULL) {
-        static uint32_t tries;
-
-        /* Modules are imported as the program goes: look again now and
-         * then (every 4096 calls). */
-        if ((tries++ & 4095u) == 0)
-            opaque_find();
-    }
-    if (py_class_dealloc != NULL && !is_py_class(Py_TYPE(v)) &&
-        !is_opaque(Py_TYPE(v)))
-        return 0;
-    if (walk_ready() != 0 ||
-        !(is_py_class(Py_TYPE(v)) || is_opaque(Py_TYPE(v))) ||
-        !stateprint_worth(Py_TYPE(v)))
+    if (!st__statewalk_ready(Py_TYPE(v)) || !stateprint_worth(Py_TYPE(v)))
         return 0;
     k = (((uintptr_t)v >> 4) * 0x9e3779b97f4a7c15ull >> 32) % SP_MEMO_SLOTS;
     if (memo[k].root == (const void *)v && memo[k].epoch == code_epoch) {
         *out = memo[k].sp;
         return 1;
     }
-    t0 = st__ticks();
-    memset(&w, 0, sizeof(w));
-    w.h = 0xcbf29ce484222325ull;
-    w.stack = walk_stack;
-    w.capstack = walk_cap;
-    /* Making an attribute dict allocates: no collection (and so no
-     * finalizer, which could free what the stack points to) meanwhile. */
-    gc_was_on = PyGC_Disable();
-    push(&w, v);
-    while (w.nstack > 0 && !w.failed)
-        walk_node(&w, w.stack[--w.nstack]);
-    if (gc_was_on)
-        PyGC_Enable();
-    walk_stack = w.stack;
-    walk_cap = w.capstack;
+    t0 = st__clock_ticks();
+    failed = st__statewalk_run(v, &out->hash, &out->nodes) != 0;
     /* A walk that gave up saves nothing: it costs as much as it can. */
-    average(&type_cost_of(Py_TYPE(v))->walk,
-            w.failed ? UINT32_MAX : st__ticks() - t0);
-    if (w.failed)
+    stateprint_average(&stateprint_type_cost(Py_TYPE(v))->walk,
+            failed ? UINT32_MAX : st__clock_ticks() - t0);
+    if (failed) {
+        memset(out, 0, sizeof(*out));
         return 0;
-    out->hash = w.h;
-    out->nodes = w.nodes;
+    }
     memo[k].root = v;
     memo[k].epoch = code_epoch;
     memo[k].sp = *out;

@@ -4,7 +4,7 @@
  * by a small integer.  Keys are object identities (a str object, a static
  * type), so a lookup is a pointer hash with no Python call.
  */
-#include "agent.h"
+#include "strtab.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,6 @@ static struct st_strent **tab;
 static size_t tab_cap;          /* Power of two. */
 static size_t tab_n;
 static uint32_t next_sid = 1;
-uint32_t st__strtab_epoch = 1;
 
 static size_t
 strtab_hash(const void *key)
@@ -123,35 +122,4 @@ st__strtab_type(PyTypeObject *t)
         e->len = strlen(e->text);
         return e;
     }
-}
-
-struct st_strent *
-st__strtab_cstr(const char *s)
-{
-    int fresh;
-    struct st_strent *e = strtab_slot(s, &fresh);
-
-    if (e != NULL && fresh) {
-        e->text = s;
-        e->len = strlen(s);
-    }
-    return e;
-}
-
-void
-st__strtab_clear(void)
-{
-    size_t i;
-
-    for (i = 0; i < tab_cap; i++) {
-        if (tab[i] == NULL)
-            continue;
-        Py_CLEAR(tab[i]->ref);
-        free(tab[i]);
-    }
-    free(tab);
-    tab = NULL;
-    tab_cap = 0;
-    tab_n = 0;
-    st__strtab_epoch++;
 }

@@ -4,26 +4,29 @@
  * that it is unchanged: for values of exact immutable builtin types, a
  * reference to the value itself (the same object again cannot have
  * changed); for containers, the fingerprint of the items their text was
- * composed from (compose.c); for arrays, one of their bytes.  Mutable
+ * composed from (compose.c); for arrays, one of their bytes (vfp.h).  Mutable
  * values are never referenced between steps (object lifetimes stay as
  * untraced); others are rendered each step and compared as text.
  */
+#include "compat.h"
+
+#include "steptrace/record.h"
+
 #include "agent.h"
+#include "clock.h"
+#include "render.h"
+#include "vars.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* The fingerprint of the text st__render_value() last composed (moved
- * into the entry that keeps that text, else dropped at the next call). */
-static struct st_vfp render_fp;
 
 /* Is str(v) fixed by v's identity: a function, a default repr, a
  * generator or coroutine, or a str subclass whose str() is its
  * (immutable) text? */
 static int
-text_by_identity(PyObject *v)
+vars_text_by_identity(PyObject *v)
 {
-    return st__str_is_identity(v) || PyGen_CheckExact(v) ||
+    return st__vfp_identity(v) || PyGen_CheckExact(v) ||
            PyCoro_CheckExact(v) || PyAsyncGen_CheckExact(v) ||
            (PyUnicode_Check(v) && Py_TYPE(v)->tp_str == PyUnicode_Type.tp_str);
 }
@@ -33,15 +36,14 @@ text_by_identity(PyObject *v)
  * a composed container (made with no code of the program running between
  * the text and the fingerprint), the bytes of an array. */
 static void
-snapent_keep(struct st_snapent *e, PyObject *v,
+vars_snapent_keep(struct st_snapent *e, PyObject *v,
              const struct st_stateprint *sp)
 {
     st__vfp_clear(&e->fp);
-    e->fp = render_fp;
-    memset(&render_fp, 0, sizeof(render_fp));
-    e->has_bp = e->fp.ntok == 0 && st__bufprint(v, &e->bp);
-    Py_XSETREF(e->imm, st__is_immutable(v) ? Py_NewRef(v) : NULL);
-    e->ident = text_by_identity(v) ? (const void *)v : NULL;
+    st__render_take_fp(&e->fp);
+    e->has_bp = e->fp.ntok == 0 && st__vfp_buffer(v, &e->bp);
+    Py_XSETREF(e->imm, st__vfp_immutable(v) ? Py_NewRef(v) : NULL);
+    e->ident = vars_text_by_identity(v) ? (const void *)v : NULL;
     e->type = Py_TYPE(v);
     e->stable = e->imm != NULL || PyFunction_Check(v);
     /* An object whose str() is the program's code: its state, so that
@@ -53,18 +55,18 @@ snapent_keep(struct st_snapent *e, PyObject *v,
 
 /* Is the entry shown for this very value, unchanged for sure? */
 static int
-snapent_same(const struct st_snapent *e, PyObject *v)
+vars_snapent_same(const struct st_snapent *e, PyObject *v)
 {
     /* The type is checked again: a class can gain a __repr__ later. */
     return (e->imm != NULL && e->imm == v) ||
            (e->ident != NULL && e->ident == (const void *)v &&
-            e->type == Py_TYPE(v) && text_by_identity(v));
+            e->type == Py_TYPE(v) && vars_text_by_identity(v));
 }
 
 /* Does v show what the entry shows, though it may not be the same object
  * (a container walked over its shown items, an array's bytes)? */
 static int
-snapent_same_shape(const struct st_snapent *e, PyObject *v)
+vars_snapent_same_shape(const struct st_snapent *e, PyObject *v)
 {
     struct st_bufprint bp;
 
@@ -72,7 +74,7 @@ snapent_same_shape(const struct st_snapent *e, PyObject *v)
         return 0;
     if (e->fp.ntok > 0)
         return st__vfp_same(v, &e->fp);
-    return e->has_bp && st__bufprint(v, &bp) && bp.len == e->bp.len &&
+    return e->has_bp && st__vfp_buffer(v, &bp) && bp.len == e->bp.len &&
            bp.hash == e->bp.hash;
 }
 
@@ -101,9 +103,9 @@ vars_hidden_name(PyObject *name)
 /* Is a variable holding this value hidden (modules, classes, builtins,
  * the tracer's own objects)? */
 static int
-vars_hidden_value(PyObject *v, const struct st_region *r)
+vars_hidden_value(PyObject *v, const struct st_trace_region *r)
 {
-    if (st__is_immutable(v))
+    if (st__vfp_immutable(v))
         return 0;
     if (PyModule_Check(v) || PyType_Check(v) || PyCFunction_Check(v))
         return 1;
@@ -124,125 +126,8 @@ vars_hidden_value(PyObject *v, const struct st_region *r)
     return 0;
 }
 
-/* type(v).__name__ as a C string, for messages. */
-static const char *
-vars_type_name(PyObject *v)
-{
-    struct st_strent *e = st__strtab_type(Py_TYPE(v));
-
-    return e != NULL ? e->text : "?";
-}
-
-PyObject *
-st__text_of(PyObject *v, int repr)
-{
-    PyObject **dp, *dict = NULL, *saved = NULL, *s;
-    uint64_t version = 0;
-
-    st__stateprint_forget();
-    if (st__being_built(v)) {
-        dp = _PyObject_GetDictPtr(v);
-        if (dp != NULL && *dp != NULL && PyDict_CheckExact(*dp)) {
-            dict = Py_NewRef(*dp);
-            saved = PyDict_Copy(dict);
-            version = st_dict_version(dict);
-        }
-        PyErr_Clear();
-    }
-    s = repr ? PyObject_Repr(v) : PyObject_Str(v);
-    if (saved != NULL && st_dict_version(dict) != version) {
-        st_exc_state es;
-
-        /* str() filled a cache (or worse) in the half-built object: put
-         * its attributes back as the program left them. */
-        ST_EXC_SAVE(es);
-        PyDict_Clear(dict);
-        if (PyDict_Update(dict, saved) < 0)
-            PyErr_Clear();
-        ST_EXC_RESTORE(es);
-    }
-    Py_XDECREF(saved);
-    Py_XDECREF(dict);
-    return s;
-}
-
-char *
-st__render_value(PyObject *v, const struct st_region *r, size_t *len_out)
-{
-    struct st_buf b;
-    PyObject *s;
-    const char *text;
-    Py_ssize_t n, nchars;
-    char *quick = st__render_number(v, r->repr_limit, len_out);
-
-    st__vfp_clear(&render_fp);
-    if (quick != NULL)
-        return quick;
-    quick = st__compose(v, r->repr_limit, len_out, &render_fp);
-    if (quick != NULL)
-        return quick;
-    s = st__text_of(v, 0);
-    st_buf_init(&b);
-    if (s == NULL) {
-        PyObject *exc_s = NULL;
-        st_exc_state es;
-
-        ST_EXC_SAVE(es);
-#if PY_VERSION_HEX >= 0x030C0000
-        exc_s = es.exc ? PyObject_Str(es.exc) : NULL;
-#else
-        exc_s = es.value ? PyObject_Str(es.value) : NULL;
-#endif
-        st_buf_puts(&b, "<unprintable ");
-        st_buf_puts(&b, vars_type_name(v));
-        st_buf_puts(&b, ": ");
-        if (exc_s != NULL && (text = PyUnicode_AsUTF8AndSize(exc_s, &n)))
-            st_record_escape(&b, text, (size_t)n);
-        st_buf_puts(&b, ">");
-        Py_XDECREF(exc_s);
-        ST_EXC_RESTORE(es);
-        PyErr_Clear();
-        goto done;
-    }
-    nchars = PyUnicode_GetLength(s);
-    if ((size_t)nchars > r->repr_limit) {
-        PyObject *cut = PyUnicode_Substring(s, 0, (Py_ssize_t)r->repr_limit);
-
-        if (cut != NULL && (text = PyUnicode_AsUTF8AndSize(cut, &n))) {
-            st_record_escape(&b, text, (size_t)n);
-            st_buf_puts(&b, "... (");
-            st_buf_put_u64(&b, (uint64_t)nchars);
-            st_buf_puts(&b, " chars)");
-        }
-        Py_XDECREF(cut);
-    }
-    else {
-        text = PyUnicode_AsUTF8AndSize(s, &n);
-        if (text != NULL)
-            st_record_escape(&b, text, (size_t)n);
-    }
-    if (PyErr_Occurred()) {
-        /* Lone surrogates cannot be UTF-8 encoded: say so. */
-        PyErr_Clear();
-        b.len = 0;
-        st_buf_puts(&b, "<unprintable ");
-        st_buf_puts(&b, vars_type_name(v));
-        st_buf_puts(&b, ": not encodable as UTF-8>");
-    }
-    Py_DECREF(s);
-done:
-    if (b.oom) {
-        st_buf_close(&b);
-        *len_out = 0;
-        return strdup("");
-    }
-    st_buf_append(&b, "", 1); /* NUL for convenience; not counted. */
-    *len_out = b.len - 1;
-    return b.data;
-}
-
 static void
-snapent_clear(struct st_snapent *e)
+vars_snapent_clear(struct st_snapent *e)
 {
     Py_CLEAR(e->name);
     Py_CLEAR(e->imm);
@@ -252,12 +137,12 @@ snapent_clear(struct st_snapent *e)
 }
 
 void
-st__snapshot_clear(struct st_snapshot *s)
+st__vars_clear(struct st_snapshot *s)
 {
     size_t i;
 
     for (i = 0; i < s->n; i++)
-        snapent_clear(&s->ents[i]);
+        vars_snapent_clear(&s->ents[i]);
     free(s->ents);
     s->ents = NULL;
     s->n = s->cap = 0;
@@ -266,7 +151,7 @@ st__snapshot_clear(struct st_snapshot *s)
 }
 
 void
-st__changes_reset(struct st_changes *c)
+st__vars_changes_reset(struct st_changes *c)
 {
     size_t i;
 
@@ -276,7 +161,7 @@ st__changes_reset(struct st_changes *c)
 }
 
 static struct st_change *
-changes_add(struct st_changes *c)
+vars_changes_add(struct st_changes *c)
 {
     struct st_change *p = st_grow(c->c, &c->cap, c->n + 1, sizeof(*p), 16);
 
@@ -290,7 +175,7 @@ changes_add(struct st_changes *c)
 /* Finds name in the snapshot, trying `hint` first (dict order is stable,
  * so the next entry is usually the one). */
 static long
-snapshot_find(struct st_snapshot *s, PyObject *name, size_t hint)
+vars_find(struct st_snapshot *s, PyObject *name, size_t hint)
 {
     size_t i;
 
@@ -318,7 +203,7 @@ snapshot_find(struct st_snapshot *s, PyObject *name, size_t hint)
  * -1 when the name is shown with another value, 0 when it is not shown.
  */
 static int
-snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
+vars_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
                size_t *hint)
 {
     size_t i = *hint < s->n && s->ents[*hint].name == name ? *hint : 0;
@@ -328,7 +213,7 @@ snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
 
         if (e->name != name)
             continue;
-        if (!snapent_same(e, v))
+        if (!vars_snapent_same(e, v))
             return -1;
         e->seen = 1;
         *hint = i + 1;
@@ -337,8 +222,8 @@ snapshot_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
     return 0;
 }
 
-static int snapshot_visit(struct st_snapshot *s, PyObject *name,
-                          PyObject *v, const struct st_region *r,
+static int vars_visit(struct st_snapshot *s, PyObject *name,
+                          PyObject *v, const struct st_trace_region *r,
                           struct st_changes *out, size_t *hint);
 
 /*
@@ -348,96 +233,122 @@ static int snapshot_visit(struct st_snapshot *s, PyObject *name,
  * to name and v.
  */
 static void
-snapshot_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
-                  const struct st_region *r, struct st_changes *out,
+vars_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
+                  const struct st_trace_region *r, struct st_changes *out,
                   size_t *hint)
 {
-    int q = snapshot_quick(s, name, v, hint);
+    int q = vars_quick(s, name, v, hint);
 
     if (q == 1)
         return;
     if ((q == 0 && vars_hidden_name(name)) || vars_hidden_value(v, r))
         return;
-    snapshot_visit(s, name, v, r, out, hint);
-}
-
-/*
- * Texts of objects whose str() is the program's code, by the print of
- * their state (stateprint.c): a method called again and again on the same
- * object (a view's __getitem__, a node's property) shows its `self` as a
- * new variable in each new frame, and str() of it runs once per change of
- * the object, not once per call.  Direct-mapped; a slot holds the escaped,
- * cut text for one repr_limit.
- */
-#define TEXTCACHE_SLOTS 1024u
-
-struct textcache_ent {
-    uint64_t hash;
-    uint32_t nodes;
-    size_t limit;
-    char *text;              /* Owned, or NULL when the slot is empty. */
-    size_t len;
-};
-static struct textcache_ent textcache[TEXTCACHE_SLOTS];
-
-static struct textcache_ent *
-textcache_slot(const struct st_stateprint *sp)
-{
-    return &textcache[(sp->hash ^ (sp->hash >> 32)) % TEXTCACHE_SLOTS];
-}
-
-/* A copy of the text kept for this state and limit, or NULL. */
-static char *
-textcache_get(const struct st_stateprint *sp, size_t limit, size_t *len)
-{
-    struct textcache_ent *t = textcache_slot(sp);
-    char *copy;
-
-    if (t->text == NULL || t->hash != sp->hash || t->nodes != sp->nodes ||
-        t->limit != limit)
-        return NULL;
-    copy = malloc(t->len + 1);
-    if (copy == NULL)
-        return NULL;
-    memcpy(copy, t->text, t->len + 1);
-    *len = t->len;
-    return copy;
-}
-
-static void
-textcache_put(const struct st_stateprint *sp, size_t limit, const char *text,
-              size_t len)
-{
-    struct textcache_ent *t = textcache_slot(sp);
-    char *copy = malloc(len + 1);
-
-    if (copy == NULL)
-        return;
-    memcpy(copy, text, len + 1);
-    free(t->text);
-    t->hash = sp->hash;
-    t->nodes = sp->nodes;
-    t->limit = limit;
-    t->text = copy;
-    t->len = len;
+    vars_visit(s, name, v, r, out, hint);
 }
 
 /* Is v's text made by the program's own __str__ (so worth a print)? */
 static int
-text_is_programs(PyObject *v)
+vars_text_is_programs(PyObject *v)
 {
-    return !st__is_immutable(v) && !text_by_identity(v);
+    return !st__vfp_immutable(v) && !vars_text_by_identity(v);
 }
 
 #define SP_MISS_MAX 8
 
+/*
+ * Is e (the entry shown for this name, or NULL) still showing v's text,
+ * known without str(): an object of the program's class whose state is
+ * as it was (the print covers its identity and type), a container whose
+ * shown items are the same immutable values, an array with the same
+ * bytes?  *sp receives v's state print when it is worth taking one
+ * (*has_sp).  @return 1 when unchanged.
+ */
+static int
+vars_unchanged(struct st_snapent *e, PyObject *v,
+                   struct st_stateprint *sp, int *has_sp)
+{
+    /* An object that changes at every step (the one a loop builds) gains
+     * nothing from a walk before its str(): after SP_MISS_MAX changes in
+     * a row it is walked again from every 16th step on. */
+    if (e != NULL && e->sp_miss >= SP_MISS_MAX && ++e->sp_tick % 16 == 0)
+        e->sp_miss = SP_MISS_MAX - 1;
+    *has_sp = vars_text_is_programs(v) &&
+              (e == NULL || e->sp_miss < SP_MISS_MAX) &&
+              st__stateprint_take(v, sp);
+    if (e == NULL)
+        return 0;
+    if (e->type == Py_TYPE(v) && *has_sp && e->has_sp &&
+        e->sp.hash == sp->hash && e->sp.nodes == sp->nodes) {
+        st__stateprint_outcome(Py_TYPE(v), 1);
+        e->sp_miss = 0;
+        return 1;
+    }
+    if (*has_sp && e->has_sp)
+        e->sp_miss += e->sp_miss < SP_MISS_MAX;
+    else if (e->type == Py_TYPE(v) && !*has_sp &&
+             vars_snapent_same_shape(e, v))
+        return 1;
+    return 0;
+}
+
+/* v's text (a new malloc'ed string; *len excludes the NUL): the one kept
+ * for its state print sp (with has_sp), else rendered.  @return NULL when
+ * out of memory. */
+static char *
+vars_text(PyObject *v, const struct st_trace_region *r,
+              const struct st_stateprint *sp, int has_sp, size_t *len)
+{
+    char *value = has_sp ? st__render_cached(sp, r->repr_limit, len) : NULL;
+    uint64_t t0;
+
+    if (has_sp)
+        st__stateprint_outcome(Py_TYPE(v), value != NULL);
+    if (value != NULL)
+        return value;
+    t0 = st__clock_ticks();
+    value = st__render_value(v, r->repr_limit, len);
+    if (value == NULL)
+        return NULL;
+    if (vars_text_is_programs(v))
+        st__stateprint_str_cost(Py_TYPE(v), st__clock_ticks() - t0);
+    /* Kept by the state before str(): one that fills a cache of its own
+     * is called once more, at the next step, then no more. */
+    if (has_sp)
+        st__render_keep(sp, r->repr_limit, value, *len);
+    return value;
+}
+
+/* A new entry for `name` at the end of s, and its NEW change in out
+ * (*cp).  @return the entry, or NULL (out of memory). */
+static struct st_snapent *
+vars_add(struct st_snapshot *s, PyObject *name, struct st_changes *out,
+             struct st_change **cp)
+{
+    struct st_snapent *e, *p = st_grow(s->ents, &s->cap, s->n + 1,
+                                       sizeof(*p), 8);
+
+    if (p == NULL)
+        return NULL;
+    s->ents = p;
+    *cp = vars_changes_add(out);
+    if (*cp == NULL)
+        return NULL;
+    e = &s->ents[s->n++];
+    memset(e, 0, sizeof(*e));
+    e->name = Py_NewRef(name);
+    e->name_s = st__strtab_str(name);
+    e->seen = 1;
+    (*cp)->kind = ST_VAR_NEW;
+    return e;
+}
+
 /* Updates one variable; appends a change when it is new or changed. */
 static int
-snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
-               const struct st_region *r, struct st_changes *out,
+vars_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
+               const struct st_trace_region *r, struct st_changes *out,
                size_t *hint)
 {
-    long i;
+    long i = vars_find(s, name, *hint);
     struct st_snapent *e = NULL;
     struct st_change *c;
     struct st_strent *type_s;
@@ -446,100 +357,49 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
     char *value;
     size_t len;
 
-    i = snapshot_find(s, name, *hint);
-
     if (i >= 0) {
         e = &s->ents[i];
         e->seen = 1;
         *hint = (size_t)i + 1;
-        if (snapent_same(e, v))
+        if (vars_snapent_same(e, v))
             return 0;
     }
-    /* An object of the program's class whose state is as it was (the
-     * print covers its identity and type), a container whose shown items
-     * are the same immutable values, an array with the same bytes: the
-     * same text. */
-    /* An object that changes at every step (the one a loop builds) gains
-     * nothing from a walk before its str(): after SP_MISS_MAX changes in
-     * a row it is walked again from every 16th step on. */
-    if (e != NULL && e->sp_miss >= SP_MISS_MAX && ++e->sp_tick % 16 == 0)
-        e->sp_miss = SP_MISS_MAX - 1;
-    has_sp = text_is_programs(v) && (e == NULL || e->sp_miss < SP_MISS_MAX) &&
-             st__stateprint(v, &sp);
-    if (i >= 0 && e->type == Py_TYPE(v) && has_sp && e->has_sp &&
-        e->sp.hash == sp.hash && e->sp.nodes == sp.nodes) {
-        st__stateprint_outcome(Py_TYPE(v), 1);
-        e->sp_miss = 0;
+    if (vars_unchanged(e, v, &sp, &has_sp))
         return 0;
-    }
-    if (i >= 0 && has_sp && e->has_sp)
-        e->sp_miss += e->sp_miss < SP_MISS_MAX;
-    else if (i >= 0 && e->type == Py_TYPE(v) && !has_sp &&
-             snapent_same_shape(e, v)) {
-        return 0;
-    }
     type_s = st__strtab_type(Py_TYPE(v));
     if (type_s == NULL)
         return -1;
-    value = has_sp ? textcache_get(&sp, r->repr_limit, &len) : NULL;
-    if (has_sp)
-        st__stateprint_outcome(Py_TYPE(v), value != NULL);
-    if (value == NULL) {
-        uint64_t t0 = st__ticks();
-
-        value = st__render_value(v, r, &len);
-        if (value == NULL)
-            return -1;
-        if (text_is_programs(v))
-            st__stateprint_str_cost(Py_TYPE(v), st__ticks() - t0);
-        /* Kept by the state before str(): one that fills a cache of its
-         * own is called once more, at the next step, then no more. */
-        if (has_sp)
-            textcache_put(&sp, r->repr_limit, value, len);
+    value = vars_text(v, r, &sp, has_sp, &len);
+    if (value == NULL)
+        return -1;
+    if (e != NULL && e->type_s == type_s && e->value_len == len &&
+        memcmp(e->value, value, len) == 0) {
+        free(value);
+        vars_snapent_keep(e, v, has_sp ? &sp : NULL);
+        return 0;
     }
-    if (i >= 0) {
-        if (e->type_s == type_s && e->value_len == len &&
-            memcmp(e->value, value, len) == 0) {
-            free(value);
-            snapent_keep(e, v, has_sp ? &sp : NULL);
-            return 0;
+    c = NULL;
+    if (e != NULL) {
+        c = vars_changes_add(out);
+        if (c != NULL) {
+            c->kind = ST_VAR_CHANGED;
+            c->old = e->value;
+            c->old_len = e->value_len;
         }
-        c = changes_add(out);
-        if (c == NULL) {
-            free(value);
-            return -1;
-        }
-        c->kind = ST_VAR_CHANGED;
-        c->old = e->value;
-        c->old_len = e->value_len;
     }
     else {
-        struct st_snapent *p = st_grow(s->ents, &s->cap, s->n + 1,
-                                       sizeof(*p), 8);
-
-        if (p == NULL) {
-            free(value);
-            return -1;
-        }
-        s->ents = p;
-        c = changes_add(out);
-        if (c == NULL) {
-            free(value);
-            return -1;
-        }
-        i = (long)s->n++;
-        e = &s->ents[i];
-        memset(e, 0, sizeof(*e));
-        e->name = Py_NewRef(name);
-        e->name_s = st__strtab_str(name);
-        e->seen = 1;
-        c->kind = ST_VAR_NEW;
-        *hint = (size_t)i + 1;
+        e = vars_add(s, name, out, &c);
+        if (e != NULL)
+            *hint = (size_t)(e - s->ents) + 1;
+    }
+    if (e == NULL || c == NULL) {
+        free(value);
+        return -1;
     }
     e->type_s = type_s;
     e->value = value;
     e->value_len = len;
-    snapent_keep(e, v, has_sp ? &sp : NULL);
+    vars_snapent_keep(e, v, has_sp ? &sp : NULL);
     c->ent = e;
     c->name_s = e->name_s;
     return 0;
@@ -547,7 +407,7 @@ snapshot_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
 
 /* Removes entries not seen this step, recording [DELETED] changes. */
 static void
-snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
+vars_sweep(struct st_snapshot *s, struct st_changes *out)
 {
     size_t i, j = 0;
 
@@ -555,13 +415,13 @@ snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
         struct st_snapent *e = &s->ents[i];
 
         if (!e->seen) {
-            struct st_change *c = changes_add(out);
+            struct st_change *c = vars_changes_add(out);
 
             if (c != NULL) {
                 c->kind = ST_VAR_DELETED;
                 c->name_s = e->name_s;
             }
-            snapent_clear(e);
+            vars_snapent_clear(e);
             continue;
         }
         e->seen = 0;
@@ -586,11 +446,11 @@ snapshot_sweep(struct st_snapshot *s, struct st_changes *out)
 
 /* The end of an update: deleted variables, and what may change. */
 static void
-snapshot_finish(struct st_snapshot *s, struct st_changes *out)
+vars_finish(struct st_snapshot *s, struct st_changes *out)
 {
     size_t i;
 
-    snapshot_sweep(s, out);
+    vars_sweep(s, out);
     s->nunstable = 0;
     for (i = 0; i < s->n; i++)
         s->nunstable += !s->ents[i].stable;
@@ -603,8 +463,8 @@ snapshot_finish(struct st_snapshot *s, struct st_changes *out)
  * (nothing changed in s then).
  */
 static int
-snapshot_recheck(struct st_snapshot *s, PyObject *vars,
-                 const struct st_region *r, struct st_changes *out)
+vars_recheck(struct st_snapshot *s, PyObject *vars,
+                 const struct st_trace_region *r, struct st_changes *out)
 {
     size_t i, hint;
 
@@ -626,7 +486,7 @@ snapshot_recheck(struct st_snapshot *s, PyObject *vars,
         if (v != NULL) {
             hint = i;
             Py_INCREF(v);
-            snapshot_visit(s, name, v, r, out, &hint);
+            vars_visit(s, name, v, r, out, &hint);
             Py_DECREF(v);
         }
         PyErr_Clear();
@@ -641,8 +501,8 @@ snapshot_recheck(struct st_snapshot *s, PyObject *vars,
 }
 
 int
-st__snapshot_update(struct st_snapshot *s, PyObject *vars,
-                    const struct st_region *r, struct st_changes *out)
+st__vars_update(struct st_snapshot *s, PyObject *vars,
+                    const struct st_trace_region *r, struct st_changes *out)
 {
     size_t hint = 0;
     PyObject *items = NULL;
@@ -655,7 +515,7 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
         /* The same items as last time, each showing what it showed:
          * nothing to look at (a module's globals, most steps). */
         if (s->has_version && s->version == version &&
-            (s->nunstable == 0 || snapshot_recheck(s, vars, r, out) == 0))
+            (s->nunstable == 0 || vars_recheck(s, vars, r, out) == 0))
             return 0;
         s->version = version;
         s->has_version = 1;
@@ -668,7 +528,7 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
             /* str() may run user code that mutates the dict: hold refs. */
             Py_INCREF(name);
             Py_INCREF(v);
-            snapshot_step_var(s, name, v, r, out, &hint);
+            vars_step_var(s, name, v, r, out, &hint);
             Py_DECREF(v);
             Py_DECREF(name);
         }
@@ -688,18 +548,19 @@ st__snapshot_update(struct st_snapshot *s, PyObject *vars,
                 continue;
             name = PyTuple_GET_ITEM(pair, 0);
             v = PyTuple_GET_ITEM(pair, 1);
-            snapshot_step_var(s, name, v, r, out, &hint);
+            vars_step_var(s, name, v, r, out, &hint);
         }
         Py_DECREF(items);
     }
-    snapshot_finish(s, out);
+    vars_finish(s, out);
     return 0;
 }
 
 int
-st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
+st__vars_update_slots(struct st_snapshot *s, PyObject *names,
                           PyObject *const *values, Py_ssize_t n,
-                          const struct st_region *r, struct st_changes *out)
+                          const struct st_trace_region *r,
+                          struct st_changes *out)
 {
     size_t hint = 0;
     Py_ssize_t k;
@@ -712,39 +573,9 @@ st__snapshot_update_slots(struct st_snapshot *s, PyObject *names,
             continue;
         /* str() may run code that rebinds the frame's variables. */
         Py_INCREF(v);
-        snapshot_step_var(s, name, v, r, out, &hint);
+        vars_step_var(s, name, v, r, out, &hint);
         Py_DECREF(v);
     }
-    snapshot_finish(s, out);
+    vars_finish(s, out);
     return 0;
-}
-
-char *
-st__render_exception(PyObject *exc, const struct st_region *r,
-                     size_t *len_out)
-{
-    const char *type = vars_type_name(exc);
-    size_t tlen = strlen(type), mlen = 0;
-    char *msg;
-
-    st__stateprint_forget();
-    msg = st__render_value(exc, r, &mlen);
-    char *out;
-
-    out = malloc(tlen + 2 + mlen + 1);
-    if (out == NULL) {
-        free(msg);
-        *len_out = 0;
-        return NULL;
-    }
-    memcpy(out, type, tlen);
-    *len_out = tlen;
-    if (msg != NULL && mlen > 0) {
-        memcpy(out + tlen, ": ", 2);
-        memcpy(out + tlen + 2, msg, mlen);
-        *len_out += 2 + mlen;
-    }
-    out[*len_out] = '\0';
-    free(msg);
-    return out;
 }
