@@ -1,5 +1,5 @@
 /*
- * Async records (async.c, SPEC section 8): coroutines in the workspace
+ * Async records (async.c, docs/LOG-FORMAT.md section 9): coroutines in the workspace
  * are followed automatically.  A coroutine frame's first start is
  * COROUTINE START, its end COROUTINE END; each suspension of it (an await
  * that waits) is an AWAIT START, its resumption an AWAIT END, settled at

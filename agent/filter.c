@@ -1,5 +1,5 @@
 /*
- * Which code is traced (SPEC section 5), decided once per code object and
+ * Which code is traced (docs/CLI.md section 5), decided once per code object and
  * cached in the code object's co_extra slot (the PEP 523 mechanism that
  * tools like coverage use), so the per-event cost is one pointer read;
  * see filter.h.

@@ -1,5 +1,5 @@
 /*
- * Which code is traced (filter.c, SPEC section 5).  A region's filter
+ * Which code is traced (filter.c, docs/CLI.md section 5).  A region's filter
  * (struct st_filter: workspaces, exclusions, functions) is built and
  * released here; its verdict for a code object is decided once and
  * cached in the code object's co_extra slot (struct st_codeinfo, owned by

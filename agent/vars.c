@@ -79,7 +79,7 @@ vars_snapent_same_shape(const struct st_snapent *e, PyObject *v)
 }
 
 /* Is a variable of this name hidden from the log, whatever its value
- * (SPEC section 3: dunders, the compiler's implicit names)? */
+ * (docs/LOG-FORMAT.md section 5.4: dunders, the compiler's implicit names)? */
 static int
 vars_hidden_name(PyObject *name)
 {
