@@ -47,53 +47,53 @@
 /* Module globals seen in a region, with their last shown state. */
 struct st_trace_scope {
     struct st_trace_scope *next; /* Owned list. */
-    PyObject *globals;       /* Owned for the region (identity key). */
+    PyObject *globals;           /* Owned for the region (identity key). */
     uint32_t id;
-    int busy;                /* A thread is updating snap (str() calls
-                                can let another thread in meanwhile). */
+    int busy; /* A thread is updating snap (str() calls
+                 can let another thread in meanwhile). */
     struct st_snapshot snap;
 };
 
 struct st_trace_region {
-    PyObject *owner;        /* Borrowed: the Region object owning this. */
+    PyObject *owner; /* Borrowed: the Region object owning this. */
     uint32_t id;
     uint32_t tracer_id;
     int level;
     int var_mode;
-    int outputs;            /* ST_OUT_* bits. */
+    int outputs; /* ST_OUT_* bits. */
     size_t repr_limit;
     struct st_filter filter;
     PyObject *hidden_types; /* Owned tuple of types never shown. */
     PyObject *log_dir;      /* Owned str (absolute), for REGION. */
     uint64_t max_log_bytes;
     uint32_t max_log_files;
-    uint64_t epoch;         /* Distinct per start; invalidates tstates. */
+    uint64_t epoch; /* Distinct per start; invalidates tstates. */
     uint64_t start_ns;
-    uint64_t steps;         /* Records emitted (numbers console output). */
+    uint64_t steps; /* Records emitted (numbers console output). */
     uint32_t first_tid;
-    int multi_thread;       /* A second thread has stepped. */
-    uint64_t lost;          /* Records not delivered to the collector. */
-    uint64_t dropped_base;  /* st__collector_dropped() when it started. */
-    int drop_when_full;     /* on_full="drop". */
-    int async_mode;         /* AsyncTracer: async records. */
+    int multi_thread;      /* A second thread has stepped. */
+    uint64_t lost;         /* Records not delivered to the collector. */
+    uint64_t dropped_base; /* st__collector_dropped() when it started. */
+    int drop_when_full;    /* on_full="drop". */
+    int async_mode;        /* AsyncTracer: async records. */
     int trace_tasks;
     uint64_t await_threshold_ns;
-    uint64_t async_steps;   /* Async records emitted (console numbers). */
-    uint64_t errors;        /* Console writes that failed. */
-    struct st_trace_scope *scopes; /* Owned list of module globals
-                                      states. */
+    uint64_t async_steps; /* Async records emitted (console numbers). */
+    uint64_t errors;      /* Console writes that failed. */
+    struct st_trace_scope *scopes;     /* Owned list of module globals
+                                          states. */
     struct st_trace_scope **scope_tab; /* Owned: scopes by globals
                                           address (open addressing,
                                           scope_cap slots, 0 or a power
                                           of two). */
     size_t scope_cap, nscopes;
-    int finished;           /* Ended: threads drop it at their next event. */
-    int file_announced;     /* REGION sent on the current connection. */
+    int finished;       /* Ended: threads drop it at their next event. */
+    int file_announced; /* REGION sent on the current connection. */
     uint32_t announced_gen;
-    PyObject *origin;       /* Owned str or NULL: the line that begins
-                               each of its files (who started the
-                               process), sent with the REGION. */
-    uint64_t total_steps;   /* Steps recorded, across reconnections. */
+    PyObject *origin;     /* Owned str or NULL: the line that begins
+                             each of its files (who started the
+                             process), sent with the REGION. */
+    uint64_t total_steps; /* Steps recorded, across reconnections. */
 };
 
 #endif /* STEPTRACE_AGENT_AGENT_H */

@@ -14,8 +14,8 @@
 
 /* Python hooks (set by the package): await_expression(frame) -> str,
  * loop_created_task_hook() -> None. */
-static PyObject *expr_hook;  /* Owned, or NULL. */
-static PyObject *loop_hook;  /* Owned, or NULL. */
+static PyObject *expr_hook; /* Owned, or NULL. */
+static PyObject *loop_hook; /* Owned, or NULL. */
 
 void
 st__async_set_hooks(PyObject *expr, PyObject *loop)
@@ -280,9 +280,8 @@ st__async_coro_end(struct st_trace_region *r, struct st_fentry *e, int ok)
 }
 
 int
-st__async_task_event(struct st_trace_region *r, int created,
-                     const char *name, size_t n, int ok,
-                     uint64_t duration_ns)
+st__async_task_event(struct st_trace_region *r, int created, const char *name,
+                     size_t n, int ok, uint64_t duration_ns)
 {
     struct st_buf b;
 

@@ -1,6 +1,6 @@
 /*
- * Async records (async.c, docs/LOG-FORMAT.md section 9): coroutines in the workspace
- * are followed automatically.  A coroutine frame's first start is
+ * Async records (async.c, docs/LOG-FORMAT.md section 9): coroutines in the
+ * workspace are followed automatically.  A coroutine frame's first start is
  * COROUTINE START, its end COROUTINE END; each suspension of it (an await
  * that waits) is an AWAIT START, its resumption an AWAIT END, settled at
  * the frame's next event (a line: it went well; an exception: the await
@@ -38,8 +38,7 @@ void st__async_resume(struct st_trace_region *r, struct st_fentry *e);
 
 /* Writes the pending AWAIT END of e, if any: `ok` when the await went
  * well. */
-void st__async_settle(struct st_trace_region *r, struct st_fentry *e,
-                      int ok);
+void st__async_settle(struct st_trace_region *r, struct st_fentry *e, int ok);
 
 /* An exception event right after a resumption: whether the await raised
  * is known at the frame's next event. */

@@ -57,8 +57,8 @@ st__backend_name(void)
 enum { MODE_UNSET, MODE_MONITORING, MODE_SETTRACE };
 
 static int mode = MODE_UNSET;
-static int tool = -1;         /* Tool id while we hold one, else -1. */
-static long events_mask;      /* Our events, when they are on. */
+static int tool = -1;    /* Tool id while we hold one, else -1. */
+static long events_mask; /* Our events, when they are on. */
 static int events_on;
 static PyObject *disable_obj; /* Owned: sys.monitoring.DISABLE. */
 
@@ -272,8 +272,7 @@ mon_raise(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef mon_defs[] = {
     {"PY_START", (PyCFunction)(void (*)(void))mon_start, METH_FASTCALL, NULL},
-    {"PY_RESUME", (PyCFunction)(void (*)(void))mon_start, METH_FASTCALL,
-     NULL},
+    {"PY_RESUME", (PyCFunction)(void (*)(void))mon_start, METH_FASTCALL, NULL},
     {"PY_THROW", (PyCFunction)(void (*)(void))mon_throw, METH_FASTCALL, NULL},
     {"LINE", (PyCFunction)(void (*)(void))mon_line, METH_FASTCALL, NULL},
     {"JUMP", (PyCFunction)(void (*)(void))mon_jump, METH_FASTCALL, NULL},
@@ -428,9 +427,8 @@ st__backend_start(PyObject *handle)
     if (mode == MODE_UNSET) {
         const char *want = getenv("STEPTRACE_BACKEND");
 
-        mode = want != NULL && strcmp(want, "settrace") == 0
-                   ? MODE_SETTRACE
-                   : MODE_MONITORING;
+        mode = want != NULL && strcmp(want, "settrace") == 0 ? MODE_SETTRACE
+                                                             : MODE_MONITORING;
     }
     if (mode == MODE_MONITORING && tool >= 0)
         mon_switch(1);

@@ -21,19 +21,16 @@ backend_settrace_func(PyObject *obj, PyFrameObject *f, int what, PyObject *arg)
             /* Library code: its lines never reach the hook. */
             st_frame_disable_lines(f);
         return 0;
-    case PyTrace_LINE:
-        (void)st__tracer_on_line(f, -1);
-        return 0;
+    case PyTrace_LINE: (void)st__tracer_on_line(f, -1); return 0;
     case PyTrace_RETURN:
         (void)st__tracer_on_return(f, arg, ST_RET_GUESS);
         return 0;
     case PyTrace_EXCEPTION:
         if (arg != NULL && PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 3)
             (void)st__tracer_on_exception(f, PyTuple_GET_ITEM(arg, 1),
-                                   PyTuple_GET_ITEM(arg, 2));
+                                          PyTuple_GET_ITEM(arg, 2));
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 

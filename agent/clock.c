@@ -54,7 +54,8 @@ clock_tsc_invariant(void)
     /* The kernel's own verdict: it stops using the TSC when it finds it
      * unreliable (unsynchronised between CPUs, say), whatever the flags. */
     f = fopen("/sys/devices/system/clocksource/clocksource0/"
-              "current_clocksource", "r");
+              "current_clocksource",
+              "r");
     if (f == NULL)
         return 0;
     constant = fgets(line, sizeof(line), f) != NULL &&

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static int settled;                /* A failure's loss was counted. */
-static PyObject *reconnect_hook;   /* Owned callable, or NULL. */
+static int settled;              /* A failure's loss was counted. */
+static PyObject *reconnect_hook; /* Owned callable, or NULL. */
 static uint64_t reconnect_next_try;
 
 /* The ring size to ask the collector for (STEPTRACE_PENDING_BYTES). */
@@ -132,7 +132,7 @@ st__collector_close(void)
     st__sender_stop();
     collector_settle();
     if (st__sender_ok())
-        settled = 1;  /* An orderly end loses nothing. */
+        settled = 1; /* An orderly end loses nothing. */
     st__sender_disconnect();
     st__outbox_detach();
 }

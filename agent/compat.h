@@ -106,9 +106,8 @@ st_weakref_alive_is(PyObject *ref, PyObject *obj)
 }
 
 /* Code that can suspend (yield or await) and be resumed. */
-#define ST_CO_SUSPENDABLE                                                    \
+#define ST_CO_SUSPENDABLE                                                     \
     (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
-
 
 /* The generator, coroutine or async generator running in f: a new
  * reference, or NULL (no exception set). */
@@ -175,8 +174,7 @@ st_frame_at_iteration(PyFrameObject *f)
     case END_SEND: /* 3.12+ reports a finished SEND at its jump target. */
 #endif
         return 1;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -260,7 +258,7 @@ st_frame_is_suspending(PyFrameObject *f, PyCodeObject *co)
     if (gen == NULL)
         return 0;
     /* The generator's state is set to suspended before the event. */
-    attr = (co->co_flags & CO_COROUTINE) ? "cr_suspended"
+    attr = (co->co_flags & CO_COROUTINE)         ? "cr_suspended"
            : (co->co_flags & CO_ASYNC_GENERATOR) ? "ag_suspended"
                                                  : "gi_suspended";
     v = PyObject_GetAttrString(gen, attr);
@@ -324,8 +322,8 @@ st_frame_disable_lines(PyFrameObject *f)
 #if PY_VERSION_HEX >= 0x030B0000
     static PyObject *name;
 
-    if (name == NULL && (name = PyUnicode_InternFromString(
-                             "f_trace_lines")) == NULL) {
+    if (name == NULL &&
+        (name = PyUnicode_InternFromString("f_trace_lines")) == NULL) {
         PyErr_Clear();
         return;
     }

@@ -131,20 +131,20 @@ st__compose_number(PyObject *v, size_t limit, size_t *len_out)
 
 /* Item texts kept by identity, for items that recur (floats are costly
  * to format). */
-#define RC_SLOTS 4096        /* Power of two. */
-#define RC_MAX_TEXT 256      /* Longer item texts are not kept. */
+#define RC_SLOTS 4096   /* Power of two. */
+#define RC_MAX_TEXT 256 /* Longer item texts are not kept. */
 
 struct compose {
-    struct st_buf b;          /* Owned: the text so far (UTF-8). */
-    size_t chars;             /* Characters in b. */
+    struct st_buf b; /* Owned: the text so far (UTF-8). */
+    size_t chars;    /* Characters in b. */
     size_t limit;
-    int full;                 /* More than `limit` characters: stop. */
-    int failed;               /* An item's repr() raised. */
-    int code_ran;             /* A repr() of the program's ran. */
-    struct st_vfp fp;         /* Owned tokens; leaves borrowed until
-                                 compose_finish takes references. */
+    int full;         /* More than `limit` characters: stop. */
+    int failed;       /* An item's repr() raised. */
+    int code_ran;     /* A repr() of the program's ran. */
+    struct st_vfp fp; /* Owned tokens; leaves borrowed until
+                         compose_finish takes references. */
     size_t tokcap, leafcap;
-    int fp_broken;            /* Out of memory: no fingerprint. */
+    int fp_broken; /* Out of memory: no fingerprint. */
 };
 
 static void compose_value(struct compose *c, PyObject *v, int depth);
@@ -228,8 +228,8 @@ compose_fp_leaf(struct compose *c, PyObject *v)
 /* ---- leaves ---- */
 
 struct rc_ent {
-    PyObject *obj;           /* Owned, or NULL. */
-    char *text;              /* Owned. */
+    PyObject *obj; /* Owned, or NULL. */
+    char *text;    /* Owned. */
     size_t len;
 };
 
@@ -305,8 +305,8 @@ compose_long_repr(PyObject *v, Py_ssize_t k)
         dq = PyUnicode_FindChar(v, '"', 0, n, 1) >= 0;
         prefix = PyUnicode_Substring(v, 0, k);
         if (prefix != NULL && sq)
-            Py_SETREF(prefix, PyUnicode_FromFormat("%U%s", prefix,
-                                                   dq ? "'\"" : "'"));
+            Py_SETREF(prefix,
+                      PyUnicode_FromFormat("%U%s", prefix, dq ? "'\"" : "'"));
     }
     else {
         const char *p = PyBytes_AS_STRING(v);
@@ -339,8 +339,10 @@ compose_leaf(struct compose *c, PyObject *v)
 
     compose_fp_leaf(c, v);
     if (v == Py_None || v == Py_True || v == Py_False) {
-        compose_text(c, v == Py_None ? "None" : v == Py_True ? "True"
-                                                             : "False",
+        compose_text(c,
+                     v == Py_None   ? "None"
+                     : v == Py_True ? "True"
+                                    : "False",
                      v == Py_False ? 5 : 4);
         return 0;
     }
@@ -497,8 +499,7 @@ compose_container(struct compose *c, PyObject *v, int depth)
         }
         compose_fp_tok(c, ST_VFP_TOK_REC);
         if (set || fset)
-            compose_text(c, set ? "set(...)" : "frozenset(...)",
-                         set ? 8 : 14);
+            compose_text(c, set ? "set(...)" : "frozenset(...)", set ? 8 : 14);
         else
             compose_text(c, list ? "[...]" : tuple ? "(...)" : "{...}", 5);
         return;
@@ -585,4 +586,3 @@ st__compose_value(PyObject *v, size_t limit, size_t *len_out,
     *len_out = esc.len - 1;
     return esc.data;
 }
-

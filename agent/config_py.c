@@ -55,11 +55,8 @@ config_py_scalar(const struct st_config *cfg, const struct st_config_node *n)
     int bv;
 
     switch (st_config_resolve(n)) {
-    case ST_CONFIG_NULL:
-        Py_RETURN_NONE;
-    case ST_CONFIG_BOOL:
-        st_config_as_bool(n, &bv);
-        return PyBool_FromLong(bv);
+    case ST_CONFIG_NULL: Py_RETURN_NONE;
+    case ST_CONFIG_BOOL: st_config_as_bool(n, &bv); return PyBool_FromLong(bv);
     case ST_CONFIG_INT:
         if (st_config_as_int(n, &iv) != 0)
             return config_py_fail(cfg, n,
@@ -69,8 +66,7 @@ config_py_scalar(const struct st_config *cfg, const struct st_config_node *n)
         if (st_config_as_double(n, &dv) != 0)
             return config_py_fail(cfg, n, "not a valid number");
         return PyFloat_FromDouble(dv);
-    default:
-        return config_py_text(cfg, n);
+    default: return config_py_text(cfg, n);
     }
 }
 
@@ -112,8 +108,7 @@ error:
 
 /* A sequence as a list, new reference. */
 static PyObject *
-config_py_sequence(const struct st_config *cfg,
-                   const struct st_config_node *n)
+config_py_sequence(const struct st_config *cfg, const struct st_config_node *n)
 {
     PyObject *list = NULL, *item = NULL;
     size_t i, count = st_config_size(n);
@@ -138,12 +133,9 @@ static PyObject *
 config_py_node(const struct st_config *cfg, const struct st_config_node *n)
 {
     switch (st_config_kind(n)) {
-    case ST_CONFIG_MAPPING:
-        return config_py_mapping(cfg, n);
-    case ST_CONFIG_SEQUENCE:
-        return config_py_sequence(cfg, n);
-    default:
-        return config_py_scalar(cfg, n);
+    case ST_CONFIG_MAPPING: return config_py_mapping(cfg, n);
+    case ST_CONFIG_SEQUENCE: return config_py_sequence(cfg, n);
+    default: return config_py_scalar(cfg, n);
     }
 }
 

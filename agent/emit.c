@@ -90,7 +90,7 @@ emit_announce_region(struct st_trace_region *r)
 /* FRAME for ts->stack[idx], after its traced ancestors. */
 static void
 emit_announce_frame(const struct st_trace_region *r, struct st_tstate *ts,
-               size_t idx)
+                    size_t idx)
 {
     uint32_t gen = st__sender_gen();
     struct st_fentry *e = &ts->stack[idx];
@@ -256,7 +256,7 @@ emit_strent_str(const struct st_strent *e)
 /* Fills views for a full snapshot (ALL) or the changes (CHANGED). */
 static struct st_var_view *
 emit_make_views(const struct st_snapshot *snap, const struct st_changes *c,
-           int var_mode, size_t *n_out)
+                int var_mode, size_t *n_out)
 {
     size_t n = var_mode == ST_VARMODE_ALL ? snap->n : c->n;
     struct st_var_view *v = calloc(n ? n : 1, sizeof(*v));
@@ -297,7 +297,7 @@ emit_make_views(const struct st_snapshot *snap, const struct st_changes *c,
  */
 static struct st_loc_view *
 emit_make_locs(const struct st_trace_region *r, const struct st_tstate *ts,
-          size_t idx, uint32_t line, size_t *n_out)
+               size_t idx, uint32_t line, size_t *n_out)
 {
     size_t n = 1, i = idx, k;
     struct st_loc_view *locs;
@@ -312,7 +312,7 @@ emit_make_locs(const struct st_trace_region *r, const struct st_tstate *ts,
     locs[--k].line = line;
     locs[k].file = emit_strent_str(ts->stack[idx].ci->file_s);
     locs[k].func = emit_strent_str(ts->stack[idx].ci->func_s);
-    for (i = idx; k > 0; ) {
+    for (i = idx; k > 0;) {
         const struct st_fentry *p;
 
         i = ts->stack[i].parent - 1;
@@ -334,7 +334,7 @@ emit_make_locs(const struct st_trace_region *r, const struct st_tstate *ts,
  */
 struct cqnode {
     struct cqnode *next;
-    PyObject *text;       /* Owned str. */
+    PyObject *text;            /* Owned str. */
     struct st_trace_region *r; /* Borrowed: for the stream choice and
                                   errors. */
     int to_stdout;
@@ -434,7 +434,7 @@ emit_console(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
     v.var_mode = r->var_mode;
     if (rec->kind == ST_EVENT_STEP && rec->vars) {
         gv = emit_make_views(e->scope ? &e->scope->snap : &empty, rec->gch,
-                        r->var_mode, &v.nglobals);
+                             r->var_mode, &v.nglobals);
         if (!e->module_level)
             lv = emit_make_views(&e->locals, rec->lch, r->var_mode,
                                  &v.nlocals);
@@ -483,7 +483,7 @@ st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
 
 void
 st__emit_record(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
-         struct st_record *rec)
+                struct st_record *rec)
 {
     ts->stack[idx].last_line = rec->line;
     /* The thread's name is looked up (a Python call, which can let another

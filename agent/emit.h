@@ -26,14 +26,14 @@
  * says whether variables are captured at all). */
 struct st_record {
     int kind;
-    uint64_t step;           /* Set by st__emit_record. */
-    int thread_suffix;       /* Set by st__emit_record. */
+    uint64_t step;     /* Set by st__emit_record. */
+    int thread_suffix; /* Set by st__emit_record. */
     uint32_t line;
     uint64_t runtime;
-    const char *detail;      /* Event text (escaped), or NULL. */
+    const char *detail; /* Event text (escaped), or NULL. */
     size_t detail_len;
     int vars;
-    const struct st_changes *gch;  /* Borrowed. */
+    const struct st_changes *gch; /* Borrowed. */
     const struct st_changes *lch;
 };
 
@@ -50,8 +50,8 @@ uint64_t st__emit_region_end(struct st_trace_region *r);
 
 /* Sends a NOTE (a line of the agent's in the region's log, kind enum
  * st_note) in order with the records; the connection is up. */
-void st__emit_note(struct st_trace_region *r, uint32_t kind,
-                   const char *text, size_t n);
+void st__emit_note(struct st_trace_region *r, uint32_t kind, const char *text,
+                   size_t n);
 
 /* One async record (body: its lines) at `time_ns` since the region
  * began. */

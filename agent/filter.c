@@ -1,6 +1,6 @@
 /*
- * Which code is traced (docs/CLI.md section 5), decided once per code object and
- * cached in the code object's co_extra slot (the PEP 523 mechanism that
+ * Which code is traced (docs/CLI.md section 5), decided once per code object
+ * and cached in the code object's co_extra slot (the PEP 523 mechanism that
  * tools like coverage use), so the per-event cost is one pointer read;
  * see filter.h.
  */
@@ -103,9 +103,8 @@ filter_strings(PyObject *v, char ***out, size_t *n)
 }
 
 int
-st__filter_init(struct st_filter *f, PyObject *workspace,
-                PyObject *excluded, const char *pkgdir, const char *cwd,
-                PyObject *functions)
+st__filter_init(struct st_filter *f, PyObject *workspace, PyObject *excluded,
+                const char *pkgdir, const char *cwd, PyObject *functions)
 {
     f->id = next_filter_id++;
     if (workspace != Py_None) {
@@ -242,7 +241,7 @@ filter_in_workspace(const struct st_filter *f, const char *path)
 /* The absolute form of co_filename, kept in the cache.  @return 0/-1. */
 static int
 filter_abs_file(const struct st_filter *f, PyCodeObject *co,
-                  struct st_codeinfo *ci)
+                struct st_codeinfo *ci)
 {
     Py_ssize_t n;
     const char *fn;

@@ -20,12 +20,12 @@
 #include "strtab.h"
 
 struct st_filter {
-    char **workspaces;   /* Owned array of owned real paths; NULL when
-                            filter_workspace is off. */
+    char **workspaces; /* Owned array of owned real paths; NULL when
+                          filter_workspace is off. */
     size_t nworkspaces;
-    char **excluded;     /* Owned array of owned prefixes. */
+    char **excluded; /* Owned array of owned prefixes. */
     size_t nexcluded;
-    char *pkgdir;        /* Owned: the steptrace package directory. */
+    char *pkgdir; /* Owned: the steptrace package directory. */
     size_t pkgdir_len;
     char *cwd;           /* Owned: for relative co_filename values. */
     PyObject *functions; /* Owned frozenset of names, or NULL for all. */
@@ -35,17 +35,17 @@ struct st_filter {
 
 /* Cached per code object (in its co_extra slot): the filter verdict. */
 struct st_codeinfo {
-    uint32_t filter_id;      /* Filter this verdict is for. */
+    uint32_t filter_id; /* Filter this verdict is for. */
     int traceable;
-    PyObject *abs_file;      /* Owned: absolute co_filename. */
+    PyObject *abs_file;       /* Owned: absolute co_filename. */
     struct st_strent *file_s; /* Borrowed from strtab. */
     struct st_strent *func_s;
-    int fast_checked;        /* fast_names was decided. */
-    PyObject *fast_names;    /* Owned tuple: the locals' names when they
-                                are read from the fast locals, else NULL. */
-    int initialiser;         /* __init__, __post_init__ or __setstate__
-                                with a first argument: the object it
-                                builds is not str()'d meanwhile. */
+    int fast_checked;     /* fast_names was decided. */
+    PyObject *fast_names; /* Owned tuple: the locals' names when they
+                             are read from the fast locals, else NULL. */
+    int initialiser;      /* __init__, __post_init__ or __setstate__
+                             with a first argument: the object it
+                             builds is not str()'d meanwhile. */
 };
 
 /* Sets up the co_extra slot (once, at module init).  @return 0 or -1. */

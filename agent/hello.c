@@ -118,12 +118,15 @@ hello_check_reply(const char *reply, int64_t len, const char *path,
         reply[ST_WIRE_HEADER_SIZE + 2] != ST_WIRE_VERSION)
         r = ST_EVERSION;
     if (r == ST_EVERSION)
-        snprintf(err, errlen, "the collector speaks another protocol version "
+        snprintf(err, errlen,
+                 "the collector speaks another protocol version "
                  "(need %d): upgrade steptrace and steptraced together",
                  ST_WIRE_VERSION);
     else if (r != 0)
-        snprintf(err, errlen, "the collector's reply is not a steptrace "
-                 "HELLO: is %s a steptraced socket?", path);
+        snprintf(err, errlen,
+                 "the collector's reply is not a steptrace "
+                 "HELLO: is %s a steptraced socket?",
+                 path);
     return r;
 }
 
@@ -174,7 +177,8 @@ st__hello_exchange(int fd, const char *program, uint64_t ring_bytes,
     if (r != 0)
         goto err_fds;
     if (size == 0 || fds[0] < 0 || fds[1] < 0) {
-        snprintf(err, errlen, "the collector sent no ring: upgrade "
+        snprintf(err, errlen,
+                 "the collector sent no ring: upgrade "
                  "steptrace and steptraced together");
         r = -EPROTO;
         goto err_fds;

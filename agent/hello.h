@@ -15,9 +15,9 @@
 /* The ring a collector gave: both descriptors are the caller's to close
  * (or to hand on: outbox.c keeps efd). */
 struct st_hello_ring {
-    int memfd;           /* Owned: the ring (header, then data). */
-    uint64_t size;       /* Its data size. */
-    int efd;             /* Owned: the collector's eventfd. */
+    int memfd;     /* Owned: the ring (header, then data). */
+    uint64_t size; /* Its data size. */
+    int efd;       /* Owned: the collector's eventfd. */
 };
 
 /*
@@ -28,7 +28,7 @@ struct st_hello_ring {
  * @return 0, or a negative errno / ST_E* code.
  */
 int st__hello_exchange(int fd, const char *program, uint64_t ring_bytes,
-                       const char *path, struct st_hello_ring *ring,
-                       char *err, size_t errlen);
+                       const char *path, struct st_hello_ring *ring, char *err,
+                       size_t errlen);
 
 #endif /* STEPTRACE_AGENT_HELLO_H */

@@ -26,8 +26,8 @@
 #include "threads.h"
 #include "wirepy.h"
 
-static PyObject *HandleType;  /* Owned heap type. */
-static PyObject *handle;      /* Owned: the object sys.gettrace() shows. */
+static PyObject *HandleType; /* Owned heap type. */
+static PyObject *handle;     /* Owned: the object sys.gettrace() shows. */
 
 /* ---- TraceHandle: what sys.gettrace() returns while we trace ---- */
 
@@ -253,8 +253,7 @@ agent_place(PyObject *mod, PyObject *args)
         /* The FILE comes before the ACK of a FLUSH sent after the
          * record that claimed the file. */
         if (token != 0)
-            (void)st__sender_wait_ack(token, 1000, &errors, msg,
-                                      sizeof(msg));
+            (void)st__sender_wait_ack(token, 1000, &errors, msg, sizeof(msg));
         r->errors += errors;
         known = st__sender_file(r->tracer_id, path, sizeof(path));
     }
@@ -307,12 +306,11 @@ agent_task_event(PyObject *mod, PyObject *args)
     Py_ssize_t n;
     unsigned long long dur;
 
-    if (!PyArg_ParseTuple(args, "ps#pK:task_event", &created, &name, &n,
-                          &ok, &dur))
+    if (!PyArg_ParseTuple(args, "ps#pK:task_event", &created, &name, &n, &ok,
+                          &dur))
         return NULL;
-    return PyBool_FromLong(
-        st__async_task_event(st__threads_region(), created, name, (size_t)n,
-                             ok, dur));
+    return PyBool_FromLong(st__async_task_event(st__threads_region(), created,
+                                                name, (size_t)n, ok, dur));
 }
 
 /* in_traced_code() -> bool: is a traced frame running in this thread of

@@ -75,20 +75,20 @@ static struct st_buf *const B = &st__outbox_batch;
 
 static struct {
     uint64_t size;
-    uint64_t room;            /* Bytes known free at wpos, when the batch
-                                 does not borrow (then its cap is). */
-    int efd;                  /* Owned eventfd (the collector's wake). */
-    uint64_t flush_pos;       /* wpos at the last FLUSH. */
-    uint64_t flush_ticks;     /* Clock at the last FLUSH. */
-    uint64_t flush_age;       /* FLUSH_AGE_NS in ticks. */
+    uint64_t room;        /* Bytes known free at wpos, when the batch
+                             does not borrow (then its cap is). */
+    int efd;              /* Owned eventfd (the collector's wake). */
+    uint64_t flush_pos;   /* wpos at the last FLUSH. */
+    uint64_t flush_ticks; /* Clock at the last FLUSH. */
+    uint64_t flush_age;   /* FLUSH_AGE_NS in ticks. */
     uint64_t tokens;
     /* A thread waits for room (its bytes and those queued behind it are
      * in the batch); `taken` counts the bytes of the batch committed so
      * far, for the queued threads to know when theirs went in. */
     int waiting;
     uint64_t taken;
-    uint64_t staged_records;  /* Records in the batch while one waits. */
-    pthread_mutex_t mu;       /* For cv only (the GIL guards the rest). */
+    uint64_t staged_records; /* Records in the batch while one waits. */
+    pthread_mutex_t mu;      /* For cv only (the GIL guards the rest). */
     pthread_cond_t cv;
 } O = {
     .efd = -1,
@@ -144,8 +144,7 @@ outbox_map_twice(int memfd, uint64_t size)
 }
 
 int
-st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
-                  size_t errlen)
+st__outbox_attach(int memfd, uint64_t size, int efd, char *err, size_t errlen)
 {
     struct st_ring_hdr *h;
     struct stat st;
@@ -153,12 +152,13 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
     if (size < ST_RING_MIN || size > ST_RING_MAX || (size & (size - 1)) ||
         fstat(memfd, &st) != 0 ||
         (uint64_t)st.st_size < ST_RING_HEADER + size) {
-        snprintf(err, errlen, "the collector sent no usable ring: upgrade "
+        snprintf(err, errlen,
+                 "the collector sent no usable ring: upgrade "
                  "steptrace and steptraced together");
         return -1;
     }
-    h = mmap(NULL, ST_RING_HEADER, PROT_READ | PROT_WRITE, MAP_SHARED,
-             memfd, 0);
+    h = mmap(NULL, ST_RING_HEADER, PROT_READ | PROT_WRITE, MAP_SHARED, memfd,
+             0);
     if (h == MAP_FAILED) {
         snprintf(err, errlen, "cannot map the collector's ring: %s",
                  strerror(errno));
@@ -167,7 +167,8 @@ st__outbox_attach(int memfd, uint64_t size, int efd, char *err,
     if (h->magic != ST_RING_MAGIC || h->version != ST_RING_VERSION ||
         h->size != size) {
         munmap(h, ST_RING_HEADER);
-        snprintf(err, errlen, "the collector's ring has another layout: "
+        snprintf(err, errlen,
+                 "the collector's ring has another layout: "
                  "upgrade steptrace and steptraced together");
         return -1;
     }

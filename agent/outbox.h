@@ -25,15 +25,15 @@ extern msgpack_packer st__outbox_pk;
 
 /* What the once-a-line path of the outbox needs (outbox.c owns it). */
 struct st_outbox_hot {
-    struct st_ring_hdr *hdr;  /* Owned mapping of the header page, or
-                                 NULL when not connected. */
-    char *data;               /* Owned: the data, mapped twice in a row. */
-    uint64_t mask;            /* Data size - 1 (a power of two). */
-    uint64_t wpos;            /* Stream bytes written (= hdr->commit). */
-    uint64_t records;         /* Records committed on this connection. */
-    uint64_t check_at;        /* wpos at which to look at more than
-                                 publishing (at most 4 KiB on): a FLUSH
-                                 due, the room, the soft end of a lap. */
+    struct st_ring_hdr *hdr; /* Owned mapping of the header page, or
+                                NULL when not connected. */
+    char *data;              /* Owned: the data, mapped twice in a row. */
+    uint64_t mask;           /* Data size - 1 (a power of two). */
+    uint64_t wpos;           /* Stream bytes written (= hdr->commit). */
+    uint64_t records;        /* Records committed on this connection. */
+    uint64_t check_at;       /* wpos at which to look at more than
+                                publishing (at most 4 KiB on): a FLUSH
+                                due, the room, the soft end of a lap. */
 };
 extern struct st_outbox_hot st__outbox_hot;
 

@@ -25,7 +25,7 @@ typedef struct {
     struct st_trace_region *r; /* Owned. */
 } RegionObject;
 
-static PyObject *RegionType;  /* Owned heap type. */
+static PyObject *RegionType; /* Owned heap type. */
 static uint32_t next_region_id = 1;
 static uint32_t next_scope_id = 1;
 
@@ -103,12 +103,25 @@ region_wrap(struct st_trace_region *r)
 PyObject *
 st__region_py_new(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"tracer_id", "log_dir", "level", "var_mode",
-                             "outputs", "repr_limit", "max_log_bytes",
-                             "max_log_files", "workspace", "excluded",
-                             "pkgdir", "cwd", "functions", "hidden_types",
-                             "on_full_drop", "async_mode", "trace_tasks",
-                             "await_threshold_ms", NULL};
+    static char *kwlist[] = {"tracer_id",
+                             "log_dir",
+                             "level",
+                             "var_mode",
+                             "outputs",
+                             "repr_limit",
+                             "max_log_bytes",
+                             "max_log_files",
+                             "workspace",
+                             "excluded",
+                             "pkgdir",
+                             "cwd",
+                             "functions",
+                             "hidden_types",
+                             "on_full_drop",
+                             "async_mode",
+                             "trace_tasks",
+                             "await_threshold_ms",
+                             NULL};
     unsigned int tracer_id, max_files;
     PyObject *log_dir, *workspace, *excluded, *functions, *hidden;
     int level, var_mode, outputs, drop = 0, async_mode = 0, tasks = 1;
@@ -118,12 +131,13 @@ st__region_py_new(PyObject *mod, PyObject *args, PyObject *kw)
     const char *pkgdir, *cwd;
     struct st_trace_region *r;
 
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "IUiiinKIOO!ssOO!|pppd:region", kwlist, &tracer_id,
-            &log_dir, &level, &var_mode, &outputs, &repr_limit, &max_bytes,
-            &max_files, &workspace, &PyTuple_Type, &excluded, &pkgdir, &cwd,
-            &functions, &PyTuple_Type, &hidden, &drop, &async_mode,
-            &tasks, &threshold_ms))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "IUiiinKIOO!ssOO!|pppd:region",
+                                     kwlist, &tracer_id, &log_dir, &level,
+                                     &var_mode, &outputs, &repr_limit,
+                                     &max_bytes, &max_files, &workspace,
+                                     &PyTuple_Type, &excluded, &pkgdir, &cwd,
+                                     &functions, &PyTuple_Type, &hidden, &drop,
+                                     &async_mode, &tasks, &threshold_ms))
         return NULL;
     if (!(threshold_ms >= 0.0 && threshold_ms < 1e12)) {
         PyErr_SetString(PyExc_ValueError,
@@ -253,7 +267,7 @@ st__region_enter(PyObject *obj, int fresh)
 
     if (ts == NULL)
         return NULL;
-    prev = ts->region_obj;  /* The reference passes to the caller. */
+    prev = ts->region_obj; /* The reference passes to the caller. */
     ts->region = r;
     ts->region_obj = Py_NewRef(obj);
     r->finished = 0;

@@ -62,8 +62,8 @@ int st__region_reconnect(struct st_trace_region *r);
 
 /* A NOTE (kind enum st_note) in r's log, in order with its records.
  * @return 0, or -1 when r writes no file or there is no connection. */
-int st__region_note(struct st_trace_region *r, uint32_t kind,
-                    const char *text, size_t n);
+int st__region_note(struct st_trace_region *r, uint32_t kind, const char *text,
+                    size_t n);
 
 /* The state of module globals `globals` in r (made at its first sight),
  * or NULL when out of memory. */

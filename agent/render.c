@@ -161,7 +161,7 @@ struct textcache_ent {
     uint64_t hash;
     uint32_t nodes;
     size_t limit;
-    char *text;              /* Owned, or NULL when the slot is empty. */
+    char *text; /* Owned, or NULL when the slot is empty. */
     size_t len;
 };
 static struct textcache_ent textcache[TEXTCACHE_SLOTS];
@@ -190,8 +190,8 @@ st__render_cached(const struct st_stateprint *sp, size_t limit, size_t *len)
 }
 
 void
-st__render_keep(const struct st_stateprint *sp, size_t limit,
-                const char *text, size_t len)
+st__render_keep(const struct st_stateprint *sp, size_t limit, const char *text,
+                size_t len)
 {
     struct textcache_ent *t = render_cache_slot(sp);
     char *copy = malloc(len + 1);

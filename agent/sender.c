@@ -47,8 +47,8 @@ sender_warn(const char *fmt, const char *a, const char *b)
     int n = snprintf(line, sizeof(line), fmt, a, b);
 
     if (n > 0) {
-        ssize_t w = write(2, line, (size_t)n < sizeof(line) ? (size_t)n
-                                                              : sizeof(line));
+        ssize_t w = write(2, line,
+                          (size_t)n < sizeof(line) ? (size_t)n : sizeof(line));
         (void)w;
     }
 }
@@ -127,7 +127,7 @@ sender_on_file(const struct st_msg *m)
             break;
     if (i == S->nfiles) {
         if (S->nfiles == SENDER_FILES)
-            i = --S->nfiles;  /* The oldest goes. */
+            i = --S->nfiles; /* The oldest goes. */
         else
             S->nfiles++;
         S->files[i].path = NULL;

@@ -34,9 +34,8 @@ struct st_ring_hdr;
  * On failure writes a one-line reason into err and leaves nothing open.
  * @return 0 or a negative errno / ST_E* code.
  */
-int st__sender_dial(const char *path, const char *program,
-                    uint64_t ring_bytes, struct st_hello_ring *ring,
-                    char *err, size_t errlen);
+int st__sender_dial(const char *path, const char *program, uint64_t ring_bytes,
+                    struct st_hello_ring *ring, char *err, size_t errlen);
 
 /*
  * Puts the dialled connection in use: the ring header it reads the

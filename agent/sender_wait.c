@@ -72,8 +72,8 @@ st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns)
 }
 
 int
-st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
-                    char *msg, size_t msglen)
+st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors, char *msg,
+                    size_t msglen)
 {
     uint64_t stall_ns = (uint64_t)stall_ms * 1000000ull;
     uint32_t gen = S->gen;
@@ -113,17 +113,20 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors,
     }
     else if (!S->ok) {
         r = -1;
-        snprintf(msg, msglen, "lost the connection to the collector at %s "
-                 "(%s)", S->path, S->fail_msg);
+        snprintf(msg, msglen,
+                 "lost the connection to the collector at %s "
+                 "(%s)",
+                 S->path, S->fail_msg);
     }
     else {
         r = -1;
-        snprintf(msg, msglen, "the collector at %s took nothing for %d s, "
+        snprintf(msg, msglen,
+                 "the collector at %s took nothing for %d s, "
                  "so the end of the region is not confirmed (records may "
-                 "be missing from the log)", S->path, stall_ms / 1000);
+                 "be missing from the log)",
+                 S->path, stall_ms / 1000);
     }
     pthread_mutex_unlock(&S->mu);
     Py_END_ALLOW_THREADS
     return r;
 }
-

@@ -50,8 +50,8 @@ static int sig_ours[65];
 
 /* Signals whose default action ends the process. */
 static const int sig_term[] = {
-    SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
-    SIGPROF, SIGXCPU, SIGXFSZ, SIGPIPE, SIGIO, SIGPWR, SIGSTKFLT, SIGINT,
+    SIGTERM, SIGHUP,  SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,   SIGVTALRM, SIGPROF,
+    SIGXCPU, SIGXFSZ, SIGPIPE, SIGIO,   SIGPWR,  SIGSTKFLT, SIGINT,
 };
 /* Signals of a crash: chained to a handler that is there already. */
 static const int sig_fatal[] = {
@@ -70,7 +70,8 @@ static int
 signals_is_fault(int sig, const siginfo_t *si)
 {
     return (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE ||
-            sig == SIGILL) && si != NULL && si->si_code > 0;
+            sig == SIGILL) &&
+           si != NULL && si->si_code > 0;
 }
 
 static void
@@ -128,7 +129,7 @@ signals_handler(int sig, siginfo_t *si, void *ctx)
         sigaction(sig, &dfl, NULL);
     }
     if (!signals_is_fault(sig, si))
-        raise(sig);  /* Delivered once this handler returns. */
+        raise(sig); /* Delivered once this handler returns. */
     errno = saved;
 }
 
@@ -142,8 +143,7 @@ signals_install_one(int sig, int chain)
         return;
     if (old.sa_handler == SIG_IGN && !(old.sa_flags & SA_SIGINFO))
         return;
-    if (!(old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) &&
-        !chain)
+    if (!(old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) && !chain)
         return;
     memset(&act, 0, sizeof(act));
     act.sa_sigaction = signals_handler;

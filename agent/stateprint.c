@@ -41,9 +41,9 @@
 
 static struct type_cost {
     const PyTypeObject *type;
-    uint64_t walk, str;      /* Moving averages (ticks); 0: not known. */
-    uint64_t hits;           /* Moving average of walks that spared a
-                                str(), in 1/1024ths; starts at all. */
+    uint64_t walk, str; /* Moving averages (ticks); 0: not known. */
+    uint64_t hits;      /* Moving average of walks that spared a
+                           str(), in 1/1024ths; starts at all. */
     uint32_t tick;
 } type_cost[SP_TYPE_SLOTS];
 
@@ -106,7 +106,7 @@ st__stateprint_outcome(const PyTypeObject *t, int spared)
 
 static uint64_t code_epoch = 1;
 static struct {
-    const void *root;        /* Identity only. */
+    const void *root; /* Identity only. */
     uint64_t epoch;
     struct st_stateprint sp;
 } memo[SP_MEMO_SLOTS];
@@ -136,7 +136,7 @@ st__stateprint_take(PyObject *v, struct st_stateprint *out)
     failed = st__statewalk_run(v, &out->hash, &out->nodes) != 0;
     /* A walk that gave up saves nothing: it costs as much as it can. */
     stateprint_average(&stateprint_type_cost(Py_TYPE(v))->walk,
-            failed ? UINT32_MAX : st__clock_ticks() - t0);
+                       failed ? UINT32_MAX : st__clock_ticks() - t0);
     if (failed) {
         memset(out, 0, sizeof(*out));
         return 0;

@@ -34,7 +34,7 @@ struct walk {
     uint64_t h;
     uint32_t nodes;
     int failed;
-    PyObject **stack;      /* Borrowed: to visit. */
+    PyObject **stack; /* Borrowed: to visit. */
     size_t nstack, capstack;
 };
 
@@ -45,7 +45,7 @@ struct seen_ent {
     uint32_t gen;
 };
 static struct seen_ent *seen;
-static size_t seen_cap;     /* Power of two, >= 2 * SP_MAX_NODES. */
+static size_t seen_cap; /* Power of two, >= 2 * SP_MAX_NODES. */
 static uint32_t seen_gen;
 static PyObject **walk_stack;
 static size_t walk_cap;
@@ -58,14 +58,11 @@ static destructor py_class_dealloc;
  * program has imported; NULL until then. */
 static struct {
     const char *module, *name;
-    PyTypeObject *type;      /* Owned once found. */
+    PyTypeObject *type; /* Owned once found. */
 } opaque[] = {
-    {"re", "Pattern", NULL},
-    {"datetime", "datetime", NULL},
-    {"datetime", "date", NULL},
-    {"datetime", "time", NULL},
-    {"datetime", "timedelta", NULL},
-    {"datetime", "timezone", NULL},
+    {"re", "Pattern", NULL},         {"datetime", "datetime", NULL},
+    {"datetime", "date", NULL},      {"datetime", "time", NULL},
+    {"datetime", "timedelta", NULL}, {"datetime", "timezone", NULL},
     {"decimal", "Decimal", NULL},
 };
 #define NOPAQUE (sizeof(opaque) / sizeof(opaque[0]))
@@ -186,9 +183,9 @@ static PyTypeObject *
 statewalk_native_base(PyTypeObject *t)
 {
     static PyTypeObject *const ok[] = {
-        &PyBaseObject_Type, &PyUnicode_Type, &PyLong_Type, &PyFloat_Type,
-        &PyBytes_Type, &PyTuple_Type, &PyList_Type, &PyDict_Type,
-        &PySet_Type, &PyFrozenSet_Type,
+        &PyBaseObject_Type, &PyUnicode_Type,   &PyLong_Type, &PyFloat_Type,
+        &PyBytes_Type,      &PyTuple_Type,     &PyList_Type, &PyDict_Type,
+        &PySet_Type,        &PyFrozenSet_Type,
     };
     PyObject *mro = t->tp_mro;
     PyTypeObject *base = &PyBaseObject_Type;
@@ -545,8 +542,9 @@ st__statewalk_ready(PyTypeObject *t)
         return 0;
     if (py_class_dealloc == NULL) {
         /* A class statement's class, to learn its tp_dealloc. */
-        PyObject *probe = PyObject_CallFunction(
-            (PyObject *)&PyType_Type, "s()N", "_st_probe", PyDict_New());
+        PyObject *probe = PyObject_CallFunction((PyObject *)&PyType_Type,
+                                                "s()N", "_st_probe",
+                                                PyDict_New());
 
         if (probe == NULL) {
             PyErr_Clear();

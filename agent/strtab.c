@@ -13,7 +13,7 @@
  * entries are allocated one by one so that pointers to them stay valid
  * while the table grows. */
 static struct st_strent **tab;
-static size_t tab_cap;          /* Power of two. */
+static size_t tab_cap; /* Power of two. */
 static size_t tab_n;
 static uint32_t next_sid = 1;
 

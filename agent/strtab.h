@@ -18,12 +18,12 @@
 #include <stdint.h>
 
 struct st_strent {
-    const void *key;     /* Identity: a str object or a static type. */
-    PyObject *ref;       /* Owned reference keeping key/text alive, or NULL. */
-    const char *text;    /* Borrowed from ref or static storage. */
+    const void *key;  /* Identity: a str object or a static type. */
+    PyObject *ref;    /* Owned reference keeping key/text alive, or NULL. */
+    const char *text; /* Borrowed from ref or static storage. */
     size_t len;
     uint32_t sid;
-    uint32_t sent_gen;   /* Connection generation it was sent on (emit.c). */
+    uint32_t sent_gen; /* Connection generation it was sent on (emit.c). */
 };
 
 /* The entry for str object s (a new entry keeps a reference to it), or

@@ -28,11 +28,11 @@ static uint32_t next_tid = 1;
  * mistaken for it).
  */
 struct st_suspended {
-    struct st_suspended *next; /* Owned: the rest of its bucket. */
+    struct st_suspended *next;      /* Owned: the rest of its bucket. */
     struct st_trace_region *region; /* Borrowed: the region it was kept
                                        for. */
-    PyObject *genref;          /* Owned weak reference. */
-    struct st_fentry e;        /* Owned contents (locals snapshot). */
+    PyObject *genref;               /* Owned weak reference. */
+    struct st_fentry e;             /* Owned contents (locals snapshot). */
 };
 
 /*
@@ -206,7 +206,7 @@ threads_susp_grow(void)
 /* Drops the entries for which drop(s, arg) says so. */
 static void
 threads_susp_drop_if(int (*drop)(const struct st_suspended *, const void *),
-             const void *arg)
+                     const void *arg)
 {
     size_t i;
 
@@ -259,7 +259,7 @@ st__threads_end_suspended(const struct st_trace_region *r)
 
 int
 st__threads_suspend(struct st_trace_region *r, struct st_tstate *ts,
-                     PyFrameObject *f)
+                    PyFrameObject *f)
 {
     PyObject *gen = st_frame_get_generator(f);
     struct st_suspended *s;

@@ -31,59 +31,59 @@
 
 /* A coroutine followed by the async records (async.c fills it). */
 struct st_coro {
-    uint64_t start_ns;       /* Clock at COROUTINE START. */
-    uint32_t awaits;         /* Suspensions so far. */
+    uint64_t start_ns; /* Clock at COROUTINE START. */
+    uint32_t awaits;   /* Suspensions so far. */
     uint64_t await_total_ns;
-    uint64_t susp_ns;        /* Clock at the latest suspension. */
-    uint64_t resume_ns;      /* Clock at the resumption after it. */
-    int susp_lasti;          /* Where it suspended (same await again?). */
+    uint64_t susp_ns;   /* Clock at the latest suspension. */
+    uint64_t resume_ns; /* Clock at the resumption after it. */
+    int susp_lasti;     /* Where it suspended (same await again?). */
     uint32_t susp_line;
-    char *expr;              /* Owned: the awaited expression, or NULL. */
-    int start_written;       /* AWAIT START of this await is out. */
-    int pending_end;         /* Resumed; END waits for the next event. */
-    PyObject *exc;           /* Owned: an exception seen right after the
-                                resumption (until the next event). */
+    char *expr;        /* Owned: the awaited expression, or NULL. */
+    int start_written; /* AWAIT START of this await is out. */
+    int pending_end;   /* Resumed; END waits for the next event. */
+    PyObject *exc;     /* Owned: an exception seen right after the
+                          resumption (until the next event). */
     uint64_t pending_dur;
 };
 
 /* A traced frame on a thread's stack. */
 struct st_fentry {
-    PyFrameObject *frame;    /* Borrowed: identity only, valid while here. */
-    struct st_codeinfo *ci;  /* Borrowed from the code object. */
+    PyFrameObject *frame;   /* Borrowed: identity only, valid while here. */
+    struct st_codeinfo *ci; /* Borrowed from the code object. */
     struct st_trace_scope *scope; /* Borrowed from the region. */
     uint32_t id;
-    uint32_t parent;         /* Stack index + 1 of the traced caller. */
-    uint32_t last_line;      /* Line of its latest record. */
-    uint32_t announced_gen;  /* FRAME sent on this connection generation. */
-    int module_level;        /* Locals are the globals: one section. */
-    int gen_parent;          /* A generator or coroutine was its callee:
-                                its id may be named as a parent after it
-                                ends, so it is not used again. */
+    uint32_t parent;        /* Stack index + 1 of the traced caller. */
+    uint32_t last_line;     /* Line of its latest record. */
+    uint32_t announced_gen; /* FRAME sent on this connection generation. */
+    int module_level;       /* Locals are the globals: one section. */
+    int gen_parent;         /* A generator or coroutine was its callee:
+                               its id may be named as a parent after it
+                               ends, so it is not used again. */
     struct st_snapshot locals;
-    struct st_coro *coro;    /* Owned, for async records; or NULL. */
-    const void *building;    /* Identity only: the object this initialiser
-                                builds (its first argument), or NULL. */
+    struct st_coro *coro; /* Owned, for async records; or NULL. */
+    const void *building; /* Identity only: the object this initialiser
+                             builds (its first argument), or NULL. */
 };
 
 struct st_tstate {
-    struct st_tstate *next;  /* Owned list of every thread's state. */
-    uint64_t epoch;          /* Region epoch this state belongs to. */
+    struct st_tstate *next; /* Owned list of every thread's state. */
+    uint64_t epoch;         /* Region epoch this state belongs to. */
     uint32_t tid;
     uint32_t announced_gen;
     PyObject *name;          /* Owned: the thread's name, once looked up. */
     struct st_fentry *stack; /* Owned. */
     size_t depth, cap;
-    uint64_t last_exit;      /* Clock when the hook last returned. */
-    uint64_t prog;           /* Program time accumulated in this region. */
+    uint64_t last_exit; /* Clock when the hook last returned. */
+    uint64_t prog;      /* Program time accumulated in this region. */
     uint64_t prog_at_step;
-    int busy;                /* Re-entrancy guard. */
+    int busy;                       /* Re-entrancy guard. */
     struct st_trace_region *region; /* Borrowed (kept by region_obj):
                                        current. */
-    PyObject *region_obj;    /* Owned Region object, or NULL. */
+    PyObject *region_obj;           /* Owned Region object, or NULL. */
     /* Scratch for a step's changes: per thread, because str() of a value
      * can let another thread's hook run in the middle of a step. */
     struct st_changes gch, lch;
-    size_t nbuilding;        /* Entries of stack with `building` set. */
+    size_t nbuilding; /* Entries of stack with `building` set. */
 };
 
 /* The calling thread's state, or NULL before its first use.

@@ -234,7 +234,7 @@ st__tracer_on_call(PyFrameObject *f)
  * NULL. */
 static PyObject *
 tracer_record_vars(struct st_trace_region *r, struct st_tstate *ts,
-            struct st_fentry *e, PyFrameObject *f)
+                   struct st_fentry *e, PyFrameObject *f)
 {
     struct st_codeinfo *ci = e->ci;
     PyObject *locals;
@@ -276,7 +276,8 @@ tracer_record_step(struct st_trace_region *r, struct st_tstate *ts,
                    PyFrameObject *f, uint32_t line)
 {
     size_t idx = ts->depth - 1;
-    struct st_record rec = {.kind = ST_EVENT_STEP, .gch = &ts->gch,
+    struct st_record rec = {.kind = ST_EVENT_STEP,
+                            .gch = &ts->gch,
                             .lch = &ts->lch};
     PyObject *locals;
     st_exc_state es;
@@ -336,7 +337,7 @@ st__tracer_on_line(PyFrameObject *f, int line)
  * the frame. */
 static void
 tracer_record_return(struct st_trace_region *r, struct st_tstate *ts,
-              PyFrameObject *f, int raised, PyObject *arg)
+                     PyFrameObject *f, int raised, PyObject *arg)
 {
     struct st_record rec = {.kind = ST_EVENT_RETURN};
     char *value = NULL;
@@ -464,7 +465,7 @@ st__tracer_on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
         if (r->level <= ST_LEVEL_ERROR && tracer_raised_here(r, tb)) {
             struct st_record rec = {.kind = ST_EVENT_EXCEPTION};
             char *detail = st__render_exception(value, r->repr_limit,
-                                                 &rec.detail_len);
+                                                &rec.detail_len);
 
             rec.line = (uint32_t)PyFrame_GetLineNumber(f);
             rec.runtime = tracer_take_runtime(ts);

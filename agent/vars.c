@@ -37,7 +37,7 @@ vars_text_by_identity(PyObject *v)
  * the text and the fingerprint), the bytes of an array. */
 static void
 vars_snapent_keep(struct st_snapent *e, PyObject *v,
-             const struct st_stateprint *sp)
+                  const struct st_stateprint *sp)
 {
     st__vfp_clear(&e->fp);
     st__render_take_fp(&e->fp);
@@ -203,8 +203,7 @@ vars_find(struct st_snapshot *s, PyObject *name, size_t hint)
  * -1 when the name is shown with another value, 0 when it is not shown.
  */
 static int
-vars_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
-               size_t *hint)
+vars_quick(struct st_snapshot *s, PyObject *name, PyObject *v, size_t *hint)
 {
     size_t i = *hint < s->n && s->ents[*hint].name == name ? *hint : 0;
 
@@ -222,9 +221,9 @@ vars_quick(struct st_snapshot *s, PyObject *name, PyObject *v,
     return 0;
 }
 
-static int vars_visit(struct st_snapshot *s, PyObject *name,
-                          PyObject *v, const struct st_trace_region *r,
-                          struct st_changes *out, size_t *hint);
+static int vars_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
+                      const struct st_trace_region *r, struct st_changes *out,
+                      size_t *hint);
 
 /*
  * One variable of a step: shown already for this very value (quick), or
@@ -234,8 +233,8 @@ static int vars_visit(struct st_snapshot *s, PyObject *name,
  */
 static void
 vars_step_var(struct st_snapshot *s, PyObject *name, PyObject *v,
-                  const struct st_trace_region *r, struct st_changes *out,
-                  size_t *hint)
+              const struct st_trace_region *r, struct st_changes *out,
+              size_t *hint)
 {
     int q = vars_quick(s, name, v, hint);
 
@@ -264,8 +263,8 @@ vars_text_is_programs(PyObject *v)
  * (*has_sp).  @return 1 when unchanged.
  */
 static int
-vars_unchanged(struct st_snapent *e, PyObject *v,
-                   struct st_stateprint *sp, int *has_sp)
+vars_unchanged(struct st_snapent *e, PyObject *v, struct st_stateprint *sp,
+               int *has_sp)
 {
     /* An object that changes at every step (the one a loop builds) gains
      * nothing from a walk before its str(): after SP_MISS_MAX changes in
@@ -296,7 +295,7 @@ vars_unchanged(struct st_snapent *e, PyObject *v,
  * out of memory. */
 static char *
 vars_text(PyObject *v, const struct st_trace_region *r,
-              const struct st_stateprint *sp, int has_sp, size_t *len)
+          const struct st_stateprint *sp, int has_sp, size_t *len)
 {
     char *value = has_sp ? st__render_cached(sp, r->repr_limit, len) : NULL;
     uint64_t t0;
@@ -322,10 +321,10 @@ vars_text(PyObject *v, const struct st_trace_region *r,
  * (*cp).  @return the entry, or NULL (out of memory). */
 static struct st_snapent *
 vars_add(struct st_snapshot *s, PyObject *name, struct st_changes *out,
-             struct st_change **cp)
+         struct st_change **cp)
 {
-    struct st_snapent *e, *p = st_grow(s->ents, &s->cap, s->n + 1,
-                                       sizeof(*p), 8);
+    struct st_snapent *e,
+        *p = st_grow(s->ents, &s->cap, s->n + 1, sizeof(*p), 8);
 
     if (p == NULL)
         return NULL;
@@ -345,8 +344,8 @@ vars_add(struct st_snapshot *s, PyObject *name, struct st_changes *out,
 /* Updates one variable; appends a change when it is new or changed. */
 static int
 vars_visit(struct st_snapshot *s, PyObject *name, PyObject *v,
-               const struct st_trace_region *r, struct st_changes *out,
-               size_t *hint)
+           const struct st_trace_region *r, struct st_changes *out,
+           size_t *hint)
 {
     long i = vars_find(s, name, *hint);
     struct st_snapent *e = NULL;
@@ -464,7 +463,7 @@ vars_finish(struct st_snapshot *s, struct st_changes *out)
  */
 static int
 vars_recheck(struct st_snapshot *s, PyObject *vars,
-                 const struct st_trace_region *r, struct st_changes *out)
+             const struct st_trace_region *r, struct st_changes *out)
 {
     size_t i, hint;
 
@@ -502,7 +501,7 @@ vars_recheck(struct st_snapshot *s, PyObject *vars,
 
 int
 st__vars_update(struct st_snapshot *s, PyObject *vars,
-                    const struct st_trace_region *r, struct st_changes *out)
+                const struct st_trace_region *r, struct st_changes *out)
 {
     size_t hint = 0;
     PyObject *items = NULL;
@@ -558,9 +557,8 @@ st__vars_update(struct st_snapshot *s, PyObject *vars,
 
 int
 st__vars_update_slots(struct st_snapshot *s, PyObject *names,
-                          PyObject *const *values, Py_ssize_t n,
-                          const struct st_trace_region *r,
-                          struct st_changes *out)
+                      PyObject *const *values, Py_ssize_t n,
+                      const struct st_trace_region *r, struct st_changes *out)
 {
     size_t hint = 0;
     Py_ssize_t k;

@@ -28,49 +28,49 @@ struct st_trace_region;
 
 /* One shown variable of a scope, as last rendered. */
 struct st_snapent {
-    PyObject *name;          /* Owned. */
+    PyObject *name;           /* Owned. */
     struct st_strent *name_s; /* Borrowed from strtab. */
     struct st_strent *type_s;
-    PyObject *imm;           /* Owned ref to an immutable value, or NULL. */
-    const void *ident;       /* Identity only (no reference) of a value
-                                whose str() is fixed by its identity and
-                                type (a function, a default repr). */
+    PyObject *imm;            /* Owned ref to an immutable value, or NULL. */
+    const void *ident;        /* Identity only (no reference) of a value
+                                 whose str() is fixed by its identity and
+                                 type (a function, a default repr). */
     const PyTypeObject *type; /* Identity only: the value's type. */
-    struct st_vfp fp;        /* Owned: what its composed text showed
-                                (compose.c), or empty. */
-    struct st_bufprint bp;   /* Its bytes, with has_bp. */
+    struct st_vfp fp;         /* Owned: what its composed text showed
+                                 (compose.c), or empty. */
+    struct st_bufprint bp;    /* Its bytes, with has_bp. */
     int has_bp;
     struct st_stateprint sp; /* Its state, with has_sp (stateprint.c). */
     int has_sp;
-    uint8_t sp_miss;         /* Steps in a row its state changed (up to
-                                SP_MISS_MAX: then walked 1 step in 16). */
+    uint8_t sp_miss; /* Steps in a row its state changed (up to
+                        SP_MISS_MAX: then walked 1 step in 16). */
     uint8_t sp_tick;
-    char *value;             /* Owned, escaped and cut. */
+    char *value; /* Owned, escaped and cut. */
     size_t value_len;
     int seen;
-    int stable;              /* Its text cannot change while the dict
-                                holding it is unchanged (imm, function). */
+    int stable; /* Its text cannot change while the dict
+                   holding it is unchanged (imm, function). */
 };
 
 struct st_snapshot {
     struct st_snapent *ents; /* Owned. */
     size_t n, cap;
-    size_t nunstable;        /* Entries that are not `stable`. */
-    uint64_t version;        /* The dict's version when last read... */
-    int has_version;         /* ...when set. */
+    size_t nunstable; /* Entries that are not `stable`. */
+    uint64_t version; /* The dict's version when last read... */
+    int has_version;  /* ...when set. */
 };
 
 /* One change found by st__vars_update(). */
 struct st_change {
-    struct st_snapent *ent;  /* Borrowed (NULL for a delete). */
+    struct st_snapent *ent; /* Borrowed (NULL for a delete). */
     struct st_strent *name_s;
-    int kind;                /* ST_VAR_NEW, ST_VAR_CHANGED, ST_VAR_DELETED */
-    char *old;               /* Owned old value for ST_VAR_CHANGED. */
+    int kind;  /* ST_VAR_NEW, ST_VAR_CHANGED, ST_VAR_DELETED */
+    char *old; /* Owned old value for ST_VAR_CHANGED. */
     size_t old_len;
 };
 
 struct st_changes {
-    struct st_change *c;     /* Owned. */
+    struct st_change *c; /* Owned. */
     size_t n, cap;
 };
 

@@ -52,7 +52,7 @@ st__vfp_clear(struct st_vfp *fp)
 
 struct same {
     const struct st_vfp *fp;
-    size_t k;                 /* Next token to match. */
+    size_t k;                              /* Next token to match. */
     PyObject *stack[ST_VFP_MAX_DEPTH + 1]; /* Containers entered. */
     int depth;
 };
@@ -216,7 +216,7 @@ st__vfp_buffer(PyObject *v, struct st_bufprint *out)
         h = (h ^ (uint64_t)view.shape[i]) * 0x100000001b3ull;
     if (view.format != NULL)
         h = vfp_buf_mix(h, (const unsigned char *)view.format,
-                    strlen(view.format));
+                        strlen(view.format));
     out->type = Py_TYPE(v);
     out->len = n;
     out->hash = h;

@@ -34,8 +34,7 @@ wirepy_u64(PyObject *o, uint64_t *out)
     unsigned long long v;
 
     if (!PyLong_Check(o) || PyBool_Check(o)) {
-        PyErr_Format(PyExc_TypeError,
-                     "a wire number is an int, not %.100s",
+        PyErr_Format(PyExc_TypeError, "a wire number is an int, not %.100s",
                      Py_TYPE(o)->tp_name);
         return -1;
     }
@@ -159,10 +158,8 @@ wirepy_nfields(uint64_t type)
     case ST_MSG_STATUS:
     case ST_MSG_STATS:
     case ST_MSG_TAIL:
-    case ST_MSG_TEXT:
-        return (Py_ssize_t)wirepy_fields[type] - 1;
-    default:
-        return 0;
+    case ST_MSG_TEXT: return (Py_ssize_t)wirepy_fields[type] - 1;
+    default: return 0;
     }
 }
 
@@ -196,11 +193,8 @@ wirepy_pack(msgpack_packer *pk, uint64_t type, PyObject *const *f)
         r = st_wire_pack_hello(pk, pid, PyBytes_AS_STRING(s1),
                                (size_t)PyBytes_GET_SIZE(s1), ring);
         break;
-    case ST_MSG_STATUS:
-        r = st_wire_pack_status(pk, first);
-        break;
-    case ST_MSG_STATS:
-        return wirepy_pack_stats(pk, first, f[1]);
+    case ST_MSG_STATUS: r = st_wire_pack_status(pk, first); break;
+    case ST_MSG_STATS: return wirepy_pack_stats(pk, first, f[1]);
     case ST_MSG_TAIL:
         if ((s1 = wirepy_bytes(f[1])) == NULL)
             goto done;
@@ -326,12 +320,12 @@ wirepy_message(const struct st_msg *m)
 
     switch (m->type) {
     case ST_MSG_HELLO:
-        return Py_BuildValue(
-            "[iIKy#K]", m->type, (unsigned int)m->u.hello.version,
-            (unsigned long long)m->u.hello.pid,
-            wirepy_str_p(&m->u.hello.program),
-            (Py_ssize_t)m->u.hello.program.n,
-            (unsigned long long)m->u.hello.ring_bytes);
+        return Py_BuildValue("[iIKy#K]", m->type,
+                             (unsigned int)m->u.hello.version,
+                             (unsigned long long)m->u.hello.pid,
+                             wirepy_str_p(&m->u.hello.program),
+                             (Py_ssize_t)m->u.hello.program.n,
+                             (unsigned long long)m->u.hello.ring_bytes);
     case ST_MSG_STATUS:
         return Py_BuildValue("[iK]", m->type,
                              (unsigned long long)m->u.status.token);
@@ -434,8 +428,7 @@ wirepy_decode(PyObject *mod, PyObject *buffer)
 }
 
 static PyMethodDef wirepy_methods[] = {
-    {"wire_encode", (PyCFunction)(void (*)(void))wirepy_encode,
-     METH_FASTCALL,
+    {"wire_encode", (PyCFunction)(void (*)(void))wirepy_encode, METH_FASTCALL,
      "wire_encode(type, *fields) -> bytes: one frame (its 4-byte length\n"
      "header and the message [type, *fields]) through common's encoder.\n"
      "HELLO (version, pid, program, ring_bytes; version is WIRE_VERSION),\n"
@@ -460,7 +453,7 @@ static const struct {
 #define XX(name, val, nfields) {"MSG_" #name, val},
     ST_MSG_MAP(XX)
 #undef XX
-    {"WIRE_VERSION", ST_WIRE_VERSION},
+        {"WIRE_VERSION", ST_WIRE_VERSION},
     {"WIRE_HEADER_SIZE", ST_WIRE_HEADER_SIZE},
     {"WIRE_MAX_FRAME", ST_WIRE_MAX_FRAME},
     {"WIRE_MAX_DEPTH", ST_WIRE_MAX_DEPTH},

@@ -23,36 +23,36 @@
 #include "steptrace/error.h"
 
 struct st_config_node {
-    int kind;                       /* enum st_config_kind. */
-    int style;                      /* enum st_config_style; 0: collection. */
-    unsigned long line;             /* 1-based. */
-    unsigned long column;           /* 1-based. */
-    char *text;                     /* Owned: a scalar's text, NUL-ended. */
-    size_t len;                     /* Bytes of text, NUL excluded. */
-    struct st_config_node **items;  /* Owned array of owned children; a
-                                     * mapping stores key, value, key, ... */
-    size_t nitems;                  /* Entries used in items. */
-    size_t cap;                     /* Entries allocated in items. */
+    int kind;                      /* enum st_config_kind. */
+    int style;                     /* enum st_config_style; 0: collection. */
+    unsigned long line;            /* 1-based. */
+    unsigned long column;          /* 1-based. */
+    char *text;                    /* Owned: a scalar's text, NUL-ended. */
+    size_t len;                    /* Bytes of text, NUL excluded. */
+    struct st_config_node **items; /* Owned array of owned children; a
+                                    * mapping stores key, value, key, ... */
+    size_t nitems;                 /* Entries used in items. */
+    size_t cap;                    /* Entries allocated in items. */
 };
 
 struct st_config {
-    char *name;                   /* Owned: the path, for messages. */
-    struct st_config_node *root;  /* Owned; NULL for an empty document. */
+    char *name;                  /* Owned: the path, for messages. */
+    struct st_config_node *root; /* Owned; NULL for an empty document. */
 };
 
 /* State of one parse. */
 struct config_parse {
-    struct st_config *cfg;          /* Borrowed: the document being built. */
-    struct st_config_limits lim;    /* Limits with defaults filled in. */
-    struct st_config_node **stack;  /* Owned array of borrowed nodes: the
-                                     * open collections, innermost last. */
+    struct st_config *cfg;         /* Borrowed: the document being built. */
+    struct st_config_limits lim;   /* Limits with defaults filled in. */
+    struct st_config_node **stack; /* Owned array of borrowed nodes: the
+                                    * open collections, innermost last. */
     size_t depth;
     size_t stack_cap;
-    size_t nodes;                   /* Nodes created so far. */
-    int docs;                       /* Documents started so far. */
-    const char *text;               /* Borrowed: the input, for offsets. */
+    size_t nodes;     /* Nodes created so far. */
+    int docs;         /* Documents started so far. */
+    const char *text; /* Borrowed: the input, for offsets. */
     size_t len;
-    char *err;                      /* Borrowed: the caller's buffer. */
+    char *err; /* Borrowed: the caller's buffer. */
     size_t errlen;
 };
 
@@ -60,9 +60,8 @@ struct config_parse {
 
 /* Writes "NAME:LINE:COLUMN: message" (LINE 0: "NAME: message"). */
 static void
-config_vformat(char *err, size_t errlen, const char *name,
-               unsigned long line, unsigned long column, const char *fmt,
-               va_list ap)
+config_vformat(char *err, size_t errlen, const char *name, unsigned long line,
+               unsigned long column, const char *fmt, va_list ap)
 {
     int n;
 
@@ -106,8 +105,8 @@ st_config_errorf(const struct st_config *cfg, const struct st_config_node *n,
     va_list ap;
 
     va_start(ap, fmt);
-    config_vformat(err, errlen, cfg ? cfg->name : "<config>",
-                   n ? n->line : 0, n ? n->column : 0, fmt, ap);
+    config_vformat(err, errlen, cfg ? cfg->name : "<config>", n ? n->line : 0,
+                   n ? n->column : 0, fmt, ap);
     va_end(ap);
     return ST_ECONFIG;
 }
@@ -141,20 +140,19 @@ config_error_yaml(struct config_parse *p, const yaml_parser_t *yp)
             return config_error_at(p, ST_ECONFIG, line, column,
                                    "%s (byte 0x%02x)", yp->problem,
                                    (unsigned)yp->problem_value & 0xffu);
-        return config_error_at(p, ST_ECONFIG, line, column, "%s",
-                               yp->problem);
+        return config_error_at(p, ST_ECONFIG, line, column, "%s", yp->problem);
     case YAML_SCANNER_ERROR:
     case YAML_PARSER_ERROR:
         if (yp->context != NULL)
-            return config_error_at(
-                p, ST_ECONFIG, (unsigned long)yp->problem_mark.line + 1,
-                (unsigned long)yp->problem_mark.column + 1,
-                "%s (%s at line %lu, column %lu)", yp->problem, yp->context,
-                (unsigned long)yp->context_mark.line + 1,
-                (unsigned long)yp->context_mark.column + 1);
+            return config_error_at(p, ST_ECONFIG,
+                                   (unsigned long)yp->problem_mark.line + 1,
+                                   (unsigned long)yp->problem_mark.column + 1,
+                                   "%s (%s at line %lu, column %lu)",
+                                   yp->problem, yp->context,
+                                   (unsigned long)yp->context_mark.line + 1,
+                                   (unsigned long)yp->context_mark.column + 1);
         return config_error_mark(p, ST_ECONFIG, yp->problem_mark,
-                                 yp->problem ? yp->problem
-                                             : "invalid YAML");
+                                 yp->problem ? yp->problem : "invalid YAML");
     default:
         return config_error_at(p, ST_ECONFIG, 0, 0, "invalid YAML (%s)",
                                yp->problem ? yp->problem : "no detail");
@@ -424,12 +422,8 @@ config_on_scalar(struct config_parse *p, const yaml_event_t *ev)
         n->style = str ? ST_CONFIG_QUOTED : ST_CONFIG_PLAIN;
         break;
     case YAML_LITERAL_SCALAR_STYLE:
-    case YAML_FOLDED_SCALAR_STYLE:
-        n->style = ST_CONFIG_BLOCK;
-        break;
-    default:
-        n->style = ST_CONFIG_QUOTED;
-        break;
+    case YAML_FOLDED_SCALAR_STYLE: n->style = ST_CONFIG_BLOCK; break;
+    default: n->style = ST_CONFIG_QUOTED; break;
     }
     return config_attach(p, n);
 }
@@ -478,10 +472,8 @@ config_on_event(struct config_parse *p, const yaml_event_t *ev)
     switch (ev->type) {
     case YAML_STREAM_START_EVENT:
     case YAML_DOCUMENT_END_EVENT:
-    case YAML_NO_EVENT:
-        return 0;
-    case YAML_STREAM_END_EVENT:
-        return 1;
+    case YAML_NO_EVENT: return 0;
+    case YAML_STREAM_END_EVENT: return 1;
     case YAML_DOCUMENT_START_EVENT:
         if (p->docs++ > 0)
             return config_error_mark(p, ST_ECONFIG, ev->start_mark,
@@ -497,15 +489,13 @@ config_on_event(struct config_parse *p, const yaml_event_t *ev)
             "value out",
             config_quote(q, sizeof(q), (const char *)ev->data.alias.anchor,
                          strlen((const char *)ev->data.alias.anchor)));
-    case YAML_SCALAR_EVENT:
-        return config_on_scalar(p, ev);
+    case YAML_SCALAR_EVENT: return config_on_scalar(p, ev);
     case YAML_SEQUENCE_START_EVENT:
         return config_on_start(p, ev, ST_CONFIG_SEQUENCE);
     case YAML_MAPPING_START_EVENT:
         return config_on_start(p, ev, ST_CONFIG_MAPPING);
     case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
-        return config_on_end(p);
+    case YAML_MAPPING_END_EVENT: return config_on_end(p);
     }
     return 0;
 }
@@ -599,8 +589,8 @@ err_cfg:
  * fine (a pipe: `--config <(...)`), a directory is not.
  */
 static int
-config_read_file(const char *path, size_t max, struct st_buf *buf,
-                 char *err, size_t errlen)
+config_read_file(const char *path, size_t max, struct st_buf *buf, char *err,
+                 size_t errlen)
 {
     char chunk[65536];
     struct stat st;
@@ -624,8 +614,7 @@ config_read_file(const char *path, size_t max, struct st_buf *buf,
             continue;
         if (got < 0) {
             rc = -errno;
-            snprintf(err, errlen, "%s: cannot read: %s", path,
-                     strerror(-rc));
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-rc));
             goto out_fd;
         }
         if (got == 0)

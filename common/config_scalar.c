@@ -92,8 +92,8 @@ scalar_int(const char *s, size_t n, long long *v, int *overflow)
         *v = 0;
         return 1;
     }
-    limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)
-                                                          LLONG_MAX;
+    limit = neg ? (unsigned long long)LLONG_MAX + 1
+                : (unsigned long long)LLONG_MAX;
     for (; i < n; i++) {
         if (s[i] == '_')
             continue;
@@ -110,9 +110,8 @@ scalar_int(const char *s, size_t n, long long *v, int *overflow)
         return 0;
     if (!*overflow) {
         if (neg)
-            *v = mag == (unsigned long long)LLONG_MAX + 1
-                     ? LLONG_MIN
-                     : -(long long)mag;
+            *v = mag == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
+                                                          : -(long long)mag;
         else
             *v = (long long)mag;
     }
@@ -125,8 +124,8 @@ scalar_digits(const char *s, size_t n, size_t *i)
 {
     size_t count = 0;
 
-    while (*i < n && ((s[*i] >= '0' && s[*i] <= '9') ||
-                      (s[*i] == '_' && count > 0))) {
+    while (*i < n &&
+           ((s[*i] >= '0' && s[*i] <= '9') || (s[*i] == '_' && count > 0))) {
         if (s[*i] != '_')
             count++;
         (*i)++;

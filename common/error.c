@@ -8,7 +8,7 @@
 static const char *
 error_errno_name(int err)
 {
-#if defined(__GLIBC__) &&                                                    \
+#if defined(__GLIBC__) &&                                                     \
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
     const char *name = strerrorname_np(err);
 
@@ -24,9 +24,8 @@ const char *
 st_err_name(int err)
 {
     switch (err) {
-#define XX(code, msg)                                                        \
-    case ST_E##code:                                                         \
-        return "ST_E" #code;
+#define XX(code, msg)                                                         \
+    case ST_E##code: return "ST_E" #code;
         ST_ERRNO_MAP(XX)
 #undef XX
     default:
@@ -41,9 +40,8 @@ const char *
 st_strerror(int err)
 {
     switch (err) {
-#define XX(code, msg)                                                        \
-    case ST_E##code:                                                         \
-        return msg;
+#define XX(code, msg)                                                         \
+    case ST_E##code: return msg;
         ST_ERRNO_MAP(XX)
 #undef XX
     default:

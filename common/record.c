@@ -18,7 +18,7 @@
 #define DASHES "---------------------"
 
 /* Writes a string literal at cursor p and advances it. */
-#define PUT_LIT(p, lit) \
+#define PUT_LIT(p, lit)                                                       \
     ((p) = (char *)memcpy((p), (lit), sizeof(lit) - 1) + sizeof(lit) - 1)
 
 /* Bytes of a string literal, without the NUL. */
@@ -103,8 +103,10 @@ int
 st_record_format_async(struct st_buf *out, uint64_t step, uint64_t time_ns,
                        int kind, struct st_str body)
 {
-    static const struct st_str kinds[] = {
-        {"?", 1}, {"CORO", 4}, {"AWAIT", 5}, {"TASK", 4}};
+    static const struct st_str kinds[] = {{"?", 1},
+                                          {"CORO", 4},
+                                          {"AWAIT", 5},
+                                          {"TASK", 4}};
     struct st_str k = kinds[kind >= 1 && kind <= 3 ? kind : 0];
     size_t size = LIT_LEN(DASHES " Async Step  " DASHES "\nTime:  ms | \n\n") +
                   ST_BUF_U64_MAX + RECORD_MS_MAX + k.n;
@@ -271,7 +273,7 @@ static size_t
 record_step_size(const struct st_step_view *v)
 {
     size_t size = LIT_LEN(DASHES " Step  " DASHES "\nRuntime:  ms"
-                          " | thread \n\n") +
+                                 " | thread \n\n") +
                   ST_BUF_U64_MAX + RECORD_MS_MAX;
     size_t i;
 

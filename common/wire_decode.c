@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "steptrace/error.h"
 #include "wire_int.h"
+#include "steptrace/error.h"
 
 void
 st_wire_decoder_init(struct st_wire_decoder *d)
@@ -150,16 +150,16 @@ decode_diff(struct st_wire_decoder *d, const msgpack_object *o, int *has,
  * wrong type is ST_EBADTYPE; a kind outside its type's range ST_EBADMSG.
  */
 enum wire_kind {
-    WIRE_NONE = 0,  /* Read by the finish function. */
+    WIRE_NONE = 0, /* Read by the finish function. */
     WIRE_U32,
     WIRE_U64,
-    WIRE_STR,       /* str or bin. */
-    WIRE_STR_NIL    /* str, bin or nil (left empty). */
+    WIRE_STR,    /* str or bin. */
+    WIRE_STR_NIL /* str, bin or nil (left empty). */
 };
 
 struct wire_field {
-    unsigned char kind;  /* enum wire_kind */
-    unsigned short off;  /* Of the member in struct st_msg. */
+    unsigned char kind; /* enum wire_kind */
+    unsigned short off; /* Of the member in struct st_msg. */
 };
 
 typedef int (*wire_finish_fn)(struct st_wire_decoder *d,
@@ -170,7 +170,7 @@ struct wire_msg {
     unsigned short kind_off; /* A u32 member that must lie in */
     unsigned char kind_min;  /* [kind_min, kind_max] (kind_max 0: none). */
     unsigned char kind_max;
-    wire_finish_fn finish;   /* NULL: none. */
+    wire_finish_fn finish; /* NULL: none. */
 };
 
 /* STEP: the two diffs, fields 5 and 6. */
@@ -261,13 +261,28 @@ decode_counters(struct st_wire_decoder *d, const msgpack_object *f,
     return 0;
 }
 
-#define U32(member) {WIRE_U32, offsetof(struct st_msg, u.member)}
-#define U64(member) {WIRE_U64, offsetof(struct st_msg, u.member)}
-#define STR(member) {WIRE_STR, offsetof(struct st_msg, u.member)}
-#define STR_NIL(member) {WIRE_STR_NIL, offsetof(struct st_msg, u.member)}
-#define NONE {WIRE_NONE, 0}
-#define KIND(member, lo, hi)                                               \
-    .kind_off = offsetof(struct st_msg, u.member), .kind_min = (lo),       \
+#define U32(member)                                                           \
+    {                                                                         \
+        WIRE_U32, offsetof(struct st_msg, u.member)                           \
+    }
+#define U64(member)                                                           \
+    {                                                                         \
+        WIRE_U64, offsetof(struct st_msg, u.member)                           \
+    }
+#define STR(member)                                                           \
+    {                                                                         \
+        WIRE_STR, offsetof(struct st_msg, u.member)                           \
+    }
+#define STR_NIL(member)                                                       \
+    {                                                                         \
+        WIRE_STR_NIL, offsetof(struct st_msg, u.member)                       \
+    }
+#define NONE                                                                  \
+    {                                                                         \
+        WIRE_NONE, 0                                                          \
+    }
+#define KIND(member, lo, hi)                                                  \
+    .kind_off = offsetof(struct st_msg, u.member), .kind_min = (lo),          \
     .kind_max = (hi)
 
 /* Field i of a message is .f[i - 1]; PROTOCOL.md "Messages" in C. */
@@ -328,18 +343,14 @@ decode_field(const msgpack_object *o, const struct wire_field *w,
     char *member = (char *)m + w->off;
 
     switch (w->kind) {
-    case WIRE_U32:
-        return get_u32(o, (uint32_t *)(void *)member);
-    case WIRE_U64:
-        return get_u64(o, (uint64_t *)(void *)member);
+    case WIRE_U32: return get_u32(o, (uint32_t *)(void *)member);
+    case WIRE_U64: return get_u64(o, (uint64_t *)(void *)member);
     case WIRE_STR_NIL:
         if (o->type == MSGPACK_OBJECT_NIL)
             return 0; /* *m was zeroed: the string is {NULL, 0}. */
         return get_str(o, (struct st_str *)(void *)member);
-    case WIRE_STR:
-        return get_str(o, (struct st_str *)(void *)member);
-    default:
-        return 0;
+    case WIRE_STR: return get_str(o, (struct st_str *)(void *)member);
+    default: return 0;
     }
 }
 

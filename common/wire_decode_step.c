@@ -16,12 +16,12 @@
 
 #include <string.h>
 
-#include "steptrace/error.h"
 #include "wire_int.h"
+#include "steptrace/error.h"
 
 /* What a diff decoded to. */
 struct wire_decoder_diff_out {
-    int has;      /* 0: the field was nil. */
+    int has; /* 0: the field was nil. */
     size_t count;
 };
 
@@ -143,8 +143,7 @@ cursor_line(struct wire_cursor *c, struct st_msg *m)
     memset(m, 0, sizeof(*m));
     m->type = ST_MSG_LINE;
     if (cursor_u32(c, &m->u.step.frame_id) != 0 ||
-        cursor_u32(c, &m->u.step.lineno) != 0 ||
-        cursor_uint(c, &units) != 0 ||
+        cursor_u32(c, &m->u.step.lineno) != 0 || cursor_uint(c, &units) != 0 ||
         wire_line_runtime(units, &m->u.step.runtime_ns) != 0)
         return 0;
     return 1;
@@ -153,8 +152,7 @@ cursor_line(struct wire_cursor *c, struct st_msg *m)
 /* A STEP's fields after its head.  @return 1, 0 (give up) or
  * ST_ENOMEM. */
 static int
-cursor_step(struct wire_cursor *c, struct st_wire_decoder *d,
-            struct st_msg *m)
+cursor_step(struct wire_cursor *c, struct st_wire_decoder *d, struct st_msg *m)
 {
     struct wire_decoder_diff_out g, l;
     size_t used = 0;

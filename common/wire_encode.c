@@ -12,8 +12,8 @@
 
 #include <string.h>
 
-#include "steptrace/error.h"
 #include "wire_int.h"
+#include "steptrace/error.h"
 
 void
 st_wire_put_header(unsigned char hdr[ST_WIRE_HEADER_SIZE], uint32_t len)
@@ -74,10 +74,10 @@ st_wire_pack_str(msgpack_packer *pk, uint32_t sid, const char *s, size_t n)
 }
 
 int
-st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
-                    uint32_t tracer_id, const char *log_dir,
-                    size_t log_dir_len, uint32_t level, uint32_t var_mode,
-                    uint64_t max_log_bytes, uint32_t max_log_files)
+st_wire_pack_region(msgpack_packer *pk, uint32_t region_id, uint32_t tracer_id,
+                    const char *log_dir, size_t log_dir_len, uint32_t level,
+                    uint32_t var_mode, uint64_t max_log_bytes,
+                    uint32_t max_log_files)
 {
     if (st__wire_pack_head(pk, ST_MSG_REGION) ||
         msgpack_pack_uint32(pk, region_id) ||
@@ -204,8 +204,7 @@ st_wire_pack_counter(msgpack_packer *pk, const char *name, uint64_t value)
 }
 
 int
-st_wire_pack_tail(msgpack_packer *pk, uint64_t pid, const char *glob,
-                  size_t n)
+st_wire_pack_tail(msgpack_packer *pk, uint64_t pid, const char *glob, size_t n)
 {
     if (st__wire_pack_head(pk, ST_MSG_TAIL) || msgpack_pack_uint64(pk, pid))
         return -1;
@@ -264,8 +263,8 @@ wire_put_uint(unsigned char *p, uint64_t v)
  * room.  The caller writes the rest of the array (if any) after them.
  */
 static int
-wire_put_uints(struct st_buf *b, unsigned count, int type,
-               const uint64_t *v, size_t n)
+wire_put_uints(struct st_buf *b, unsigned count, int type, const uint64_t *v,
+               size_t n)
 {
     unsigned char *p;
     size_t o = 0, i;
@@ -283,8 +282,8 @@ wire_put_uints(struct st_buf *b, unsigned count, int type,
 }
 
 int
-st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
-                      uint32_t frame_id, uint32_t lineno, uint64_t runtime_ns)
+st_wire_put_step_head(struct st_buf *b, uint32_t region_id, uint32_t frame_id,
+                      uint32_t lineno, uint64_t runtime_ns)
 {
     const uint64_t v[4] = {region_id, frame_id, lineno, runtime_ns};
 
@@ -297,8 +296,10 @@ st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
                   uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
                   uint32_t scope_id, uint32_t flags, uint32_t region_id)
 {
-    const uint64_t v[7] = {frame_id, tid, parent_id, file_sid, func_sid,
-                           wire_scope_flags(scope_id, flags), region_id};
+    const uint64_t v[7] = {frame_id,  tid,
+                           parent_id, file_sid,
+                           func_sid,  wire_scope_flags(scope_id, flags),
+                           region_id};
 
     return wire_put_uints(b, 8, ST_MSG_FRAME, v, 7);
 }

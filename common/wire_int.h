@@ -100,6 +100,8 @@ wire_fast_uint(const unsigned char *p, size_t avail)
         return 0;
     if (p[0] <= 0x7f)
         return 1;
+    /* A table of msgpack type bytes, one row per size. */
+    /* clang-format off */
     switch (p[0]) {
     case 0xcc: w = 1; break;
     case 0xcd: w = 2; break;
@@ -107,6 +109,7 @@ wire_fast_uint(const unsigned char *p, size_t avail)
     case 0xcf: w = 8; break;
     default: return 0;
     }
+    /* clang-format on */
     return w < avail ? 1 + w : 0;
 }
 
@@ -124,12 +127,15 @@ wire_fast_str(const unsigned char *p, size_t avail, size_t *hdr)
         n = p[0] & 0x1f;
     }
     else {
+        /* A table of msgpack type bytes, one row per size. */
+        /* clang-format off */
         switch (p[0]) {
         case 0xc4: case 0xd9: w = 1; break;
         case 0xc5: case 0xda: w = 2; break;
         case 0xc6: case 0xdb: w = 4; break;
         default: return 0;
         }
+        /* clang-format on */
         if (w >= avail)
             return 0;
         n = wire_be(p + 1, (int)w);

@@ -10,15 +10,16 @@
  */
 #include "steptrace/wire.h"
 
-#include "steptrace/error.h"
 #include "wire_int.h"
+#include "steptrace/error.h"
 
 /* Field counts per message type, the type included, from ST_MSG_MAP.
  * A type is one byte on the wire: the decoder maps larger ones to 0. */
-#define XX(name, val, nfields)                                             \
+#define XX(name, val, nfields)                                                \
     _Static_assert((val) > 0 && (val) < 256, "ST_MSG_" #name " fits a byte"); \
-    _Static_assert((nfields) >= 2 && (nfields) <= ST_WIRE_MAX_FIELDS,      \
-                   "ST_MSG_" #name " has 1 to ST_WIRE_MAX_FIELDS - 1 fields");
+    _Static_assert((nfields) >= 2 && (nfields) <= ST_WIRE_MAX_FIELDS,         \
+                   "ST_MSG_" #name                                            \
+                   " has 1 to ST_WIRE_MAX_FIELDS - 1 fields");
 ST_MSG_MAP(XX)
 #undef XX
 
@@ -86,6 +87,8 @@ wire_uint_cut(const unsigned char *p, size_t avail)
 {
     if (avail == 0)
         return 1;
+    /* A table of msgpack type bytes, one row per size. */
+    /* clang-format off */
     switch (p[0]) {
     case 0xcc: return avail < 2;
     case 0xcd: return avail < 3;
@@ -93,6 +96,7 @@ wire_uint_cut(const unsigned char *p, size_t avail)
     case 0xcf: return avail < 9;
     default: return 0;
     }
+    /* clang-format on */
 }
 
 /* The head of one msgpack object: an array's element count, or the
@@ -132,6 +136,8 @@ wire_read_head(const unsigned char *p, size_t len, size_t *o,
         h->skip = c & 0x1f;
         return 0;
     }
+    /* A table of msgpack type bytes, one row per size. */
+    /* clang-format off */
     switch (c) {
     case 0xcc: case 0xd0: h->skip = 1; return 0;
     case 0xcd: case 0xd1: h->skip = 2; return 0;
@@ -147,6 +153,7 @@ wire_read_head(const unsigned char *p, size_t len, size_t *o,
     default:
         return ST_EBADTYPE;
     }
+    /* clang-format on */
     if (len - *o < (size_t)lenbytes)
         return ST_ETRUNCATED;
     if (h->is_array)
@@ -195,8 +202,7 @@ wire_check_array(const unsigned char *p, size_t len, size_t o, int depth,
  * element counts, so hostile nesting costs no recursion.
  */
 static int
-wire_validate_one(const unsigned char *p, size_t len, size_t *off,
-                  int strict)
+wire_validate_one(const unsigned char *p, size_t len, size_t *off, int strict)
 {
     uint32_t remaining[ST_WIRE_MAX_DEPTH + 1];
     int depth = 0;
@@ -214,8 +220,7 @@ wire_validate_one(const unsigned char *p, size_t len, size_t *off,
         if (depth == 0 && !h.is_array)
             return ST_EBADTYPE;
         if (h.is_array) {
-            r = wire_check_array(p, len, o, depth, strict, h.count,
-                                 &elements);
+            r = wire_check_array(p, len, o, depth, strict, h.count, &elements);
             if (r != 0)
                 return r;
             remaining[depth++] = h.count;
@@ -355,8 +360,7 @@ wire_validate(const char *p, size_t len, int strict, size_t *prefix)
         if (fast > 0)
             off += fast;
         else
-            r = wire_validate_one((const unsigned char *)p, len, &off,
-                                  strict);
+            r = wire_validate_one((const unsigned char *)p, len, &off, strict);
         if (r == ST_ETRUNCATED && prefix != NULL) {
             *prefix = start;
             return n;

@@ -121,4 +121,3 @@ st__ack_request(struct st_conn *c, uint64_t token)
     st__ack_sink_done(c);
     return 0;
 }
-

@@ -21,11 +21,11 @@ struct st_sink_env;
 /* Rendered records on their way to the file, in order. */
 struct st_chunk {
     struct st_chunk *next;
-    struct st_buf b;         /* Owned: whole records. */
-    uint64_t nrecords;       /* Records in b (notes are not records). */
-    uint64_t epoch;          /* The owner's FLUSH epoch when created. */
-    int rotate;              /* Rotate the file before writing b. */
-    int sealed;              /* A FLUSH closed it: records go to a new one. */
+    struct st_buf b;   /* Owned: whole records. */
+    uint64_t nrecords; /* Records in b (notes are not records). */
+    uint64_t epoch;    /* The owner's FLUSH epoch when created. */
+    int rotate;        /* Rotate the file before writing b. */
+    int sealed;        /* A FLUSH closed it: records go to a new one. */
 };
 
 /*

@@ -211,8 +211,8 @@ conn_check_peer(struct st_conn *c)
     if (!st__server_uid_allowed(c->srv, cr.uid)) {
         c->srv->stats.refused++;
         st__log("refusing pid %d: uid %u is not the collector's uid %u "
-                "and not in allow_uids", (int)cr.pid, (unsigned)cr.uid,
-                (unsigned)geteuid());
+                "and not in allow_uids",
+                (int)cr.pid, (unsigned)cr.uid, (unsigned)geteuid());
         return -1;
     }
     return 0;

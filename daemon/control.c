@@ -264,7 +264,6 @@ st__control_forget(struct st_conn *c)
     if (c->kind != ST_CONN_TAIL)
         return;
     c->kind = ST_CONN_AGENT;
-    if (--srv->ntails == 0 &&
-        !uv_is_closing((uv_handle_t *)&srv->tail_check))
+    if (--srv->ntails == 0 && !uv_is_closing((uv_handle_t *)&srv->tail_check))
         uv_check_stop(&srv->tail_check);
 }

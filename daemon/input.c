@@ -74,8 +74,8 @@ static size_t
 input_want(const struct st_conn *c)
 {
     if (c->rlen - c->roff >= ST_WIRE_HEADER_SIZE) {
-        int64_t flen = st_wire_frame_len(
-            (const unsigned char *)c->rbuf + c->roff, 0);
+        int64_t flen =
+            st_wire_frame_len((const unsigned char *)c->rbuf + c->roff, 0);
 
         if (flen > 0 && ST_WIRE_HEADER_SIZE + (size_t)flen > ST_READ_CHUNK)
             return c->roff + ST_WIRE_HEADER_SIZE + (size_t)flen;
@@ -214,8 +214,10 @@ input_frame_start(struct st_conn *c)
      * the socket (however few) could not be put in order with the
      * ring's. */
     if (c->ring != NULL && avail > 0) {
-        st__conn_detail(c, "%zu bytes on the socket after the ring was "
-                        "made", avail);
+        st__conn_detail(c,
+                        "%zu bytes on the socket after the ring was "
+                        "made",
+                        avail);
         input_protocol_error(c, ST_ESTATE);
         return -1;
     }

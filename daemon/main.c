@@ -36,8 +36,15 @@
 #define EXIT_USAGE 2
 #define MAIN_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
 
-enum { OPT_SOCKET = 256, OPT_READY_FD, OPT_IDLE_EXIT, OPT_PRIVATE,
-       OPT_DAEMON, OPT_CONFIG, OPT_PID_FILE };
+enum {
+    OPT_SOCKET = 256,
+    OPT_READY_FD,
+    OPT_IDLE_EXIT,
+    OPT_PRIVATE,
+    OPT_DAEMON,
+    OPT_CONFIG,
+    OPT_PID_FILE
+};
 
 static const struct option main_options[] = {
     {"socket", required_argument, NULL, OPT_SOCKET},
@@ -107,7 +114,8 @@ main_parse_fd(const char *s, int *out)
     v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < 0 || v > INT_MAX)
         return main_usage_error("--ready-fd needs a file descriptor number, "
-                                "got", s, "pass the write end of a pipe");
+                                "got",
+                                s, "pass the write end of a pipe");
     if (fcntl((int)v, F_GETFD) < 0)
         return main_usage_error("--ready-fd is not an open file descriptor:",
                                 s, "pass the write end of a pipe");
@@ -127,7 +135,8 @@ main_parse_idle(const char *s, uint64_t *out_ms)
     if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= 0 ||
         v > 1e9)
         return main_usage_error("--idle-exit needs a positive number of "
-                                "seconds, got", s, "e.g. --idle-exit 30");
+                                "seconds, got",
+                                s, "e.g. --idle-exit 30");
     *out_ms = (uint64_t)(v * 1000.0 + 0.5);
     if (*out_ms == 0)
         *out_ms = 1;
@@ -227,8 +236,10 @@ main_check_tmp_dir(const char *dir)
     }
     if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
         (st.st_mode & 077) != 0) {
-        fprintf(stderr, "steptraced: %s is not a private directory of uid "
-                "%u; remove it or use --socket\n", dir, (unsigned)getuid());
+        fprintf(stderr,
+                "steptraced: %s is not a private directory of uid "
+                "%u; remove it or use --socket\n",
+                dir, (unsigned)getuid());
         return 1;
     }
     return 0;
@@ -258,15 +269,18 @@ main_socket_path(struct st_options *opt, char *buf, size_t buflen)
     }
     /* libuv would silently cut a longer path. */
     if (strlen(opt->socket_path) >= MAIN_SUN_PATH) {
-        fprintf(stderr, "steptraced: socket path is %zu bytes long, the "
+        fprintf(stderr,
+                "steptraced: socket path is %zu bytes long, the "
                 "limit is %zu; choose a shorter --socket path\n",
                 strlen(opt->socket_path), MAIN_SUN_PATH - 1);
         return EXIT_USAGE;
     }
     r = main_mkdirs(opt->socket_path);
     if (r < 0) {
-        fprintf(stderr, "steptraced: cannot create the directory of %s: "
-                "%s\n", opt->socket_path, strerror(-r));
+        fprintf(stderr,
+                "steptraced: cannot create the directory of %s: "
+                "%s\n",
+                opt->socket_path, strerror(-r));
         return 1;
     }
     if (tmp_default) {
@@ -299,8 +313,8 @@ main_lock(struct st_options *opt)
     for (tries = 0; tries < 100; tries++) {
         fd = open(opt->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0) {
-            fprintf(stderr, "steptraced: cannot open %s: %s\n",
-                    opt->lock_path, strerror(errno));
+            fprintf(stderr, "steptraced: cannot open %s: %s\n", opt->lock_path,
+                    strerror(errno));
             return 1;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -308,12 +322,14 @@ main_lock(struct st_options *opt)
 
             close(fd);
             if (err == EWOULDBLOCK) {
-                fprintf(stderr, "steptraced: another steptraced is already "
-                        "running on %s\n", opt->socket_path);
+                fprintf(stderr,
+                        "steptraced: another steptraced is already "
+                        "running on %s\n",
+                        opt->socket_path);
                 return 1;
             }
-            fprintf(stderr, "steptraced: cannot lock %s: %s\n",
-                    opt->lock_path, strerror(err));
+            fprintf(stderr, "steptraced: cannot lock %s: %s\n", opt->lock_path,
+                    strerror(err));
             return 1;
         }
         if (fstat(fd, &a) == 0 && stat(opt->lock_path, &b) == 0 &&
@@ -345,8 +361,10 @@ main_check_existing(const char *path)
         return 1;
     }
     if (!S_ISSOCK(st.st_mode)) {
-        fprintf(stderr, "steptraced: %s exists and is not a socket; remove "
-                "it or choose another --socket path\n", path);
+        fprintf(stderr,
+                "steptraced: %s exists and is not a socket; remove "
+                "it or choose another --socket path\n",
+                path);
         return 1;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -364,8 +382,10 @@ main_check_existing(const char *path)
     close(fd);
     /* EAGAIN: the listener's backlog is full, so it is alive. */
     if (r == 0 || err == EAGAIN) {
-        fprintf(stderr, "steptraced: another steptraced is already "
-                "listening on %s\n", path);
+        fprintf(stderr,
+                "steptraced: another steptraced is already "
+                "listening on %s\n",
+                path);
         return 1;
     }
     if (err != ECONNREFUSED) {
@@ -375,8 +395,10 @@ main_check_existing(const char *path)
     }
     /* Nobody listens: a stale socket left by a collector that died. */
     if (unlink(path) != 0 && errno != ENOENT) {
-        fprintf(stderr, "steptraced: cannot remove the stale socket %s: "
-                "%s\n", path, strerror(errno));
+        fprintf(stderr,
+                "steptraced: cannot remove the stale socket %s: "
+                "%s\n",
+                path, strerror(errno));
         return 1;
     }
     st__log_info("removed stale socket %s", path);
@@ -460,8 +482,8 @@ main_settings(struct st_options *opt)
 
     if (opt->config_path == NULL)
         return -1;
-    if (st__settings_load(&opt->set, opt->config_path, err,
-                          sizeof(err)) != 0) {
+    if (st__settings_load(&opt->set, opt->config_path, err, sizeof(err)) !=
+        0) {
         fprintf(stderr, "steptraced: %s\n", err);
         return EXIT_USAGE;
     }

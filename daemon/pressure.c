@@ -96,8 +96,7 @@ st__pressure_threshold(const struct st_pressure *p)
      * connections the budget may be smaller; a sixteenth of the bound is
      * left for records in flight all the same. */
     if (budget < window)
-        window = budget > p->max_pending / 16 ? budget
-                                               : p->max_pending / 16;
+        window = budget > p->max_pending / 16 ? budget : p->max_pending / 16;
     return window;
 }
 

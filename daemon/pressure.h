@@ -15,19 +15,19 @@
 #include <stdint.h>
 
 struct st_pressure {
-    size_t pending;              /* Bytes received or rendered, not yet
-                                    consumed or written. */
-    size_t pending_out;          /* Part of it in sink queues. */
-    size_t pending_big;          /* Read buffer room held for large
-                                    frames. */
-    size_t max_pending;          /* max_pending_bytes. */
-    size_t rss_start;            /* Resident bytes once listening. */
-    size_t overhead;             /* Resident bytes besides pending, as
-                                    last measured. */
-    size_t nconns;               /* Connections open (each holds a read
-                                    buffer and chunks: the reserve). */
-    uint64_t *peak;              /* Borrowed: the most pending bytes seen
-                                    (the pending_peak counter). */
+    size_t pending;     /* Bytes received or rendered, not yet
+                           consumed or written. */
+    size_t pending_out; /* Part of it in sink queues. */
+    size_t pending_big; /* Read buffer room held for large
+                           frames. */
+    size_t max_pending; /* max_pending_bytes. */
+    size_t rss_start;   /* Resident bytes once listening. */
+    size_t overhead;    /* Resident bytes besides pending, as
+                           last measured. */
+    size_t nconns;      /* Connections open (each holds a read
+                           buffer and chunks: the reserve). */
+    uint64_t *peak;     /* Borrowed: the most pending bytes seen
+                           (the pending_peak counter). */
 };
 
 /* Nothing pending, under a bound of max_pending bytes, the peak kept in

@@ -228,14 +228,17 @@ static const char *
 region_signame(int sig, char *buf, size_t n)
 {
     static const char *const names[] = {
-        [SIGHUP] = "SIGHUP", [SIGINT] = "SIGINT", [SIGQUIT] = "SIGQUIT",
-        [SIGILL] = "SIGILL", [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT",
-        [SIGBUS] = "SIGBUS", [SIGFPE] = "SIGFPE", [SIGKILL] = "SIGKILL",
-        [SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
-        [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM", [SIGTERM] = "SIGTERM",
-        [SIGSTKFLT] = "SIGSTKFLT", [SIGXCPU] = "SIGXCPU",
-        [SIGXFSZ] = "SIGXFSZ", [SIGVTALRM] = "SIGVTALRM",
-        [SIGPROF] = "SIGPROF", [SIGIO] = "SIGIO", [SIGPWR] = "SIGPWR",
+        [SIGHUP] = "SIGHUP",       [SIGINT] = "SIGINT",
+        [SIGQUIT] = "SIGQUIT",     [SIGILL] = "SIGILL",
+        [SIGTRAP] = "SIGTRAP",     [SIGABRT] = "SIGABRT",
+        [SIGBUS] = "SIGBUS",       [SIGFPE] = "SIGFPE",
+        [SIGKILL] = "SIGKILL",     [SIGUSR1] = "SIGUSR1",
+        [SIGSEGV] = "SIGSEGV",     [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE",     [SIGALRM] = "SIGALRM",
+        [SIGTERM] = "SIGTERM",     [SIGSTKFLT] = "SIGSTKFLT",
+        [SIGXCPU] = "SIGXCPU",     [SIGXFSZ] = "SIGXFSZ",
+        [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF",
+        [SIGIO] = "SIGIO",         [SIGPWR] = "SIGPWR",
         [SIGSYS] = "SIGSYS",
     };
 
@@ -278,19 +281,23 @@ st__region_process_ended(struct st_conn *c, int kind, int sig,
         if (rg->steps == 0 && rg->async_steps == 0 && partial == 0)
             continue;
         if (partial > 0)
-            st__sink_note(rg->sink, "[steptrace] 1 record lost in this "
+            st__sink_note(rg->sink,
+                          "[steptrace] 1 record lost in this "
                           "region: the process ended while writing it");
         if (kind == ST_RING_END_SIGNAL)
-            snprintf(line, sizeof(line), "[steptrace] the process ended by "
+            snprintf(line, sizeof(line),
+                     "[steptrace] the process ended by "
                      "%s after step %llu",
                      region_signame(sig, signame, sizeof(signame)),
                      (unsigned long long)rg->steps);
         else if (kind == ST_RING_END_EXEC)
-            snprintf(line, sizeof(line), "[steptrace] the process called "
-                     "exec (%.*s) after step %llu", (int)dn, d,
-                     (unsigned long long)rg->steps);
+            snprintf(line, sizeof(line),
+                     "[steptrace] the process called "
+                     "exec (%.*s) after step %llu",
+                     (int)dn, d, (unsigned long long)rg->steps);
         else
-            snprintf(line, sizeof(line), "[steptrace] the process vanished "
+            snprintf(line, sizeof(line),
+                     "[steptrace] the process vanished "
                      "after step %llu without ending the region (killed "
                      "by SIGKILL or the out-of-memory killer?)",
                      (unsigned long long)rg->steps);

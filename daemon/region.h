@@ -22,13 +22,13 @@ struct st_region {
     uint32_t tracer_id;
     uint32_t level;
     uint32_t var_mode;
-    uint64_t steps;          /* Records emitted so far. */
-    uint64_t async_steps;    /* Async records (their own counter). */
-    uint64_t lost;           /* Sum of LOST counts. */
-    uint32_t first_tid;      /* Thread of the first STEP ... */
-    int seen_tid;            /* ... once one was seen. */
-    int multi_thread;        /* A second thread stepped: show "| thread". */
-    struct st_sink *sink;    /* Borrowed from conn->sinks. */
+    uint64_t steps;       /* Records emitted so far. */
+    uint64_t async_steps; /* Async records (their own counter). */
+    uint64_t lost;        /* Sum of LOST counts. */
+    uint32_t first_tid;   /* Thread of the first STEP ... */
+    int seen_tid;         /* ... once one was seen. */
+    int multi_thread;     /* A second thread stepped: show "| thread". */
+    struct st_sink *sink; /* Borrowed from conn->sinks. */
 };
 
 /* REGION: a new region, and for the tracer's first its sink.

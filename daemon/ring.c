@@ -83,8 +83,7 @@ ring_map(struct st_ring *rg)
         return -errno;
     rg->map_len = ST_RING_HEADER + (size_t)rg->size;
     if (ftruncate(fd, (off_t)rg->map_len) != 0 ||
-        fcntl(fd, F_ADD_SEALS,
-              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
         goto err_fd;
     rg->hdr = mmap(NULL, rg->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                    0);
@@ -140,8 +139,7 @@ st__ring_close(struct st_conn *c)
 /* Sends the HELLO reply (payload p, n bytes) with the two descriptors.
  * @return 0 or -errno. */
 static int
-ring_send_reply(struct st_conn *c, const char *p, size_t n, int memfd,
-                int efd)
+ring_send_reply(struct st_conn *c, const char *p, size_t n, int memfd, int efd)
 {
     union {
         char buf[CMSG_SPACE(2 * sizeof(int))];
@@ -398,9 +396,10 @@ ring_pull(struct st_conn *c)
     size_t keep = rg->len - rg->off, want, n;
 
     if (commit - rg->rd > rg->size) {
-        st__conn_detail(c, "ring commit position %llu is out of range "
-                        "(read %llu, size %llu)", (unsigned long long)commit,
-                        (unsigned long long)rg->rd,
+        st__conn_detail(c,
+                        "ring commit position %llu is out of range "
+                        "(read %llu, size %llu)",
+                        (unsigned long long)commit, (unsigned long long)rg->rd,
                         (unsigned long long)rg->size);
         return ST_EMALFORMED;
     }

@@ -24,26 +24,25 @@ struct st_ring_hdr;
 /* One agent's ring.  Private to ring.c, except the fields that say when
  * to look (quiet, want_turn, idle), which are ringpoll.c's. */
 struct st_ring {
-    struct st_conn *conn;     /* Borrowed owner; NULL once it let go. */
-    struct st_ring_hdr *hdr;  /* Owned mapping of map_len bytes. */
+    struct st_conn *conn;    /* Borrowed owner; NULL once it let go. */
+    struct st_ring_hdr *hdr; /* Owned mapping of map_len bytes. */
     size_t map_len;
-    const char *data;         /* Borrowed: the data area. */
-    uint64_t size;            /* Data bytes, a power of two. */
-    uint64_t rd;              /* Stream bytes taken (ours: the header's
-                                 copy is only for the agent). */
-    int efd;                  /* Owned eventfd, -1 when none. */
-    uv_poll_t wake;           /* Watches efd; wake.data = the ring. */
+    const char *data; /* Borrowed: the data area. */
+    uint64_t size;    /* Data bytes, a power of two. */
+    uint64_t rd;      /* Stream bytes taken (ours: the header's
+                         copy is only for the agent). */
+    int efd;          /* Owned eventfd, -1 when none. */
+    uv_poll_t wake;   /* Watches efd; wake.data = the ring. */
     int watching;
-    char *buf;                /* Owned: bytes taken, not yet applied, at
-                                 [off, len). */
+    char *buf; /* Owned: bytes taken, not yet applied, at
+                  [off, len). */
     size_t off, len, cap;
-    unsigned quiet;           /* Polls in a row without news. */
-    int want_turn;            /* Yielded with more to take. */
-    int idle;                 /* Not polled: the agent wakes us. */
-    int frozen;               /* Stopping: nothing past stop_at is taken. */
+    unsigned quiet; /* Polls in a row without news. */
+    int want_turn;  /* Yielded with more to take. */
+    int idle;       /* Not polled: the agent wakes us. */
+    int frozen;     /* Stopping: nothing past stop_at is taken. */
     uint64_t stop_at;
 };
-
 
 /* @return 1 when the agent committed bytes not taken yet. */
 int st__ring_news(const struct st_ring *rg);

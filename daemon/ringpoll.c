@@ -110,8 +110,7 @@ ringpoll_turn_cb(uv_idle_t *h)
     uv_idle_stop(h);
     for (c = srv->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->state != ST_CONN_OPEN || c->ring == NULL ||
-            !c->ring->want_turn)
+        if (c->state != ST_CONN_OPEN || c->ring == NULL || !c->ring->want_turn)
             continue;
         c->ring->want_turn = 0;
         st__input_resume(c);

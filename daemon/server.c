@@ -307,7 +307,8 @@ server_stop_timer_cb(uv_timer_t *t)
     }
     if (n > 0)
         st__log("%zu connections did not drain within %d s of the stop; "
-                "closed", n, ST_STOP_DRAIN_MS / 1000);
+                "closed",
+                n, ST_STOP_DRAIN_MS / 1000);
 }
 
 static void
@@ -483,8 +484,7 @@ st__server_run(const struct st_options *opt)
     }
     srv.loop = &loop;
     srv.start_ms = uv_now(&loop);
-    st__sink_env_init(&srv.sinks, &loop, &srv.stats, &server_sink_hooks,
-                      &srv);
+    st__sink_env_init(&srv.sinks, &loop, &srv.stats, &server_sink_hooks, &srv);
     srv.sinks.max_log_bytes = opt->set.max_log_bytes;
     srv.sinks.max_log_files = opt->set.max_log_files;
     server_init_handles(&srv);
@@ -506,8 +506,8 @@ st__server_run(const struct st_options *opt)
         srv.pressure.rss_start = server_rss();
         uv_timer_start(&srv.measure_timer, server_measure_cb, ST_MEASURE_MS,
                        ST_MEASURE_MS);
-        st__log_info("listening on %s (pid %d, version %s)",
-                     opt->socket_path, (int)getpid(), ST_VERSION);
+        st__log_info("listening on %s (pid %d, version %s)", opt->socket_path,
+                     (int)getpid(), ST_VERSION);
         server_announce(&srv);
     }
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -31,59 +31,59 @@ struct st_conn;
 
 /* Scratch memory reused by every STEP (one loop thread). */
 struct st_scratch {
-    struct st_var_view *gviews;  /* Owned arrays. */
+    struct st_var_view *gviews; /* Owned arrays. */
     size_t gcap;
     struct st_var_view *lviews;
     size_t lcap;
     struct st_loc_view *locs;
     size_t loccap;
-    char **dead;                 /* Owned values freed after rendering. */
+    char **dead; /* Owned values freed after rendering. */
     size_t ndead;
     size_t deadcap;
-    struct st_buf esc;           /* Escaped value being stored. */
-    struct st_buf reply;         /* Reply being encoded. */
+    struct st_buf esc;   /* Escaped value being stored. */
+    struct st_buf reply; /* Reply being encoded. */
 };
 
 struct st_options {
-    const char *socket_path;     /* Borrowed (argv / environment / owned). */
-    const char *pid_file;        /* Borrowed, or NULL. */
-    const char *config_path;     /* Borrowed, or NULL. */
-    int ready_fd;                /* -1: none. */
-    uint64_t idle_exit_ms;       /* 0: never. */
+    const char *socket_path; /* Borrowed (argv / environment / owned). */
+    const char *pid_file;    /* Borrowed, or NULL. */
+    const char *config_path; /* Borrowed, or NULL. */
+    int ready_fd;            /* -1: none. */
+    uint64_t idle_exit_ms;   /* 0: never. */
     int private_dir;
     int verbose;
-    int daemon;                  /* --daemon: detach once listening. */
-    int lock_fd;                 /* Owned: flock on "<socket>.lock". */
+    int daemon;  /* --daemon: detach once listening. */
+    int lock_fd; /* Owned: flock on "<socket>.lock". */
     char lock_path[4200];
-    struct st_settings set;      /* Owned: the --config values. */
+    struct st_settings set; /* Owned: the --config values. */
 };
 
 struct st_server {
-    uv_loop_t *loop;             /* Borrowed. */
+    uv_loop_t *loop; /* Borrowed. */
     uv_pipe_t listener;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
     uv_signal_t sig_hup;
     uv_timer_t idle_timer;
     uv_timer_t flush_timer;
-    uv_timer_t ring_timer;       /* Polls the active rings (ring.c). */
-    uv_idle_t ring_idle;         /* Gives rings their next turn. */
-    uv_timer_t stop_timer;       /* Bounds the drain at SIGTERM. */
-    uv_idle_t resume_idle;       /* Resumes blocked connections. */
-    uv_check_t tail_check;       /* Sends gathered TEXT each iteration. */
-    uv_pipe_t reject;            /* Accepts a peer we cannot serve. */
+    uv_timer_t ring_timer; /* Polls the active rings (ring.c). */
+    uv_idle_t ring_idle;   /* Gives rings their next turn. */
+    uv_timer_t stop_timer; /* Bounds the drain at SIGTERM. */
+    uv_idle_t resume_idle; /* Resumes blocked connections. */
+    uv_check_t tail_check; /* Sends gathered TEXT each iteration. */
+    uv_pipe_t reject;      /* Accepts a peer we cannot serve. */
     int reject_busy;
     const struct st_options *opt; /* Borrowed. */
-    dev_t sock_dev;              /* Identity of the socket we bound, so */
-    ino_t sock_ino;              /* that we only ever unlink our own. */
-    struct st_conn *conns;       /* Owned list (freed in close callbacks). */
-    struct st_sink_env sinks;    /* Every sink's: the chunk pool and the
-                                    sinks draining without a connection
-                                    (sink.c). */
+    dev_t sock_dev;               /* Identity of the socket we bound, so */
+    ino_t sock_ino;               /* that we only ever unlink our own. */
+    struct st_conn *conns;        /* Owned list (freed in close callbacks). */
+    struct st_sink_env sinks;     /* Every sink's: the chunk pool and the
+                                     sinks draining without a connection
+                                     (sink.c). */
     size_t nclients;
-    size_t ntails;               /* Tail subscribers. */
-    int handles_closed;          /* Stopping: the loop's own handles are
-                                    closed (no more scheduling). */
+    size_t ntails;      /* Tail subscribers. */
+    int handles_closed; /* Stopping: the loop's own handles are
+                           closed (no more scheduling). */
     int stopping;
     uint64_t start_ms;           /* uv_now at start, for uptime. */
     struct st_pressure pressure; /* The pending bytes and their bound,

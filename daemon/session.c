@@ -175,8 +175,8 @@ session_on_str(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "STR %u defined twice", sid);
         return ST_ESTATE;
     }
-    r = st__session_escape(&c->srv->scratch, m->u.str.text.p,
-                           m->u.str.text.n, &p, &n);
+    r = st__session_escape(&c->srv->scratch, m->u.str.text.p, m->u.str.text.n,
+                           &p, &n);
     if (r != 0)
         return r;
     s = malloc(sizeof(*s) + n + 1);
@@ -222,8 +222,7 @@ session_on_thread(struct st_conn *c, const struct st_msg *m)
 }
 
 static int
-session_scope_get(struct st_conn *c, uint32_t scope_id,
-                  struct st_scope **out)
+session_scope_get(struct st_conn *c, uint32_t scope_id, struct st_scope **out)
 {
     struct st_scope *s = st__idmap_get(&c->scopes, scope_id);
     int r;
@@ -335,8 +334,8 @@ session_on_hello(struct st_conn *c, const struct st_msg *m)
                                  : 0;
     b->len = 0;
     msgpack_packer_init(&pk, b, st_buf_msgpack_write);
-    if (st_wire_pack_hello(&pk, (uint64_t)getpid(), "steptraced", 10,
-                           ring) != 0) {
+    if (st_wire_pack_hello(&pk, (uint64_t)getpid(), "steptraced", 10, ring) !=
+        0) {
         st_buf_close(b);
         return ST_ENOMEM;
     }
@@ -373,20 +372,14 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
     case ST_MSG_THREAD: return session_on_thread(c, m);
     case ST_MSG_FRAME: return session_on_frame(c, m);
     case ST_MSG_STEP:
-    case ST_MSG_LINE:
-        c->srv->stats.records_in++;
-        return st__step_apply(c, m);
+    case ST_MSG_LINE: c->srv->stats.records_in++; return st__step_apply(c, m);
     case ST_MSG_FRAME_END: return session_on_frame_end(c, m);
     case ST_MSG_REGION_END: return st__region_end(c, m);
     case ST_MSG_FLUSH: return session_on_flush(c, m);
     case ST_MSG_LOST: return st__region_lost(c, m);
     case ST_MSG_NOTE: return st__region_note(c, m);
-    case ST_MSG_EVENT:
-        c->srv->stats.records_in++;
-        return st__step_event(c, m);
-    case ST_MSG_ASYNC:
-        c->srv->stats.records_in++;
-        return st__step_async(c, m);
+    case ST_MSG_EVENT: c->srv->stats.records_in++; return st__step_event(c, m);
+    case ST_MSG_ASYNC: c->srv->stats.records_in++; return st__step_async(c, m);
     case ST_MSG_SKIP:
         /* A ring's filler, small enough to have been copied (ring.c
          * skips large ones without copying them); nowhere else. */

@@ -40,17 +40,16 @@ struct st_frame {
     uint32_t parent_id;
     uint32_t file_sid;
     uint32_t func_sid;
-    uint32_t flags;          /* ST_FRAME_*. */
-    uint32_t region_id;      /* Where its LINE messages go. */
-    uint32_t last_line;      /* Line of its latest STEP (DEBUG ancestry). */
+    uint32_t flags;     /* ST_FRAME_*. */
+    uint32_t region_id; /* Where its LINE messages go. */
+    uint32_t last_line; /* Line of its latest STEP (DEBUG ancestry). */
     /* Borrowed from conn->strings, looked up once at FRAME (strings are
      * never redefined and live as long as the connection). */
     const struct st_string *file;
     const struct st_string *func;
-    struct st_scope *scope;  /* Borrowed from conn->scopes. */
+    struct st_scope *scope; /* Borrowed from conn->scopes. */
     struct st_varstate locals;
 };
-
 
 /* Creates the id tables of a new connection; pairs with
  * st__session_close (its close callback), which frees every object in
@@ -58,8 +57,7 @@ struct st_frame {
 void st__session_init(struct st_conn *c);
 void st__session_close(struct st_conn *c);
 /* @return the string defined for sid, or NULL (also for sid 0). */
-const struct st_string *st__session_str(const struct st_conn *c,
-                                        uint32_t sid);
+const struct st_string *st__session_str(const struct st_conn *c, uint32_t sid);
 /*
  * Returns text safe for a log line through *out: `p` itself when it holds
  * no control characters, else an escaped copy in the scratch buffer,

@@ -25,8 +25,8 @@
 #include "steptrace/config.h"
 #include "steptrace/error.h"
 
-#define SETTINGS_KEYS                                                      \
-    "socket, pid_file, log_file, max_pending_bytes, max_log_bytes, "        \
+#define SETTINGS_KEYS                                                         \
+    "socket, pid_file, log_file, max_pending_bytes, max_log_bytes, "          \
     "max_log_files, allow_uids"
 /* max_pending_bytes below this could not hold one largest frame. */
 #define SETTINGS_MIN_PENDING (1u << 20)
@@ -71,8 +71,8 @@ settings_path(const struct st_config *cfg, const struct st_config_node *v,
 
     if (t == NULL || st_config_resolve(v) != ST_CONFIG_STR || n == 0 ||
         memchr(t, '\0', n) != NULL)
-        return st_config_errorf(cfg, v, err, errlen,
-                                "%s must be a file path", key);
+        return st_config_errorf(cfg, v, err, errlen, "%s must be a file path",
+                                key);
     free(*out);
     *out = strdup(t);
     return *out != NULL ? 0 : ST_ENOMEM;
@@ -183,8 +183,8 @@ settings_key(struct st_settings *st, const struct st_config *cfg,
         return settings_int(cfg, v, "max_log_bytes", 0, INT64_MAX,
                             &st->max_log_bytes, err, errlen);
     if (settings_key_is(key, "max_log_files")) {
-        r = settings_int(cfg, v, "max_log_files", 0, ST_MAX_LOG_FILES, &x,
-                         err, errlen);
+        r = settings_int(cfg, v, "max_log_files", 0, ST_MAX_LOG_FILES, &x, err,
+                         errlen);
         st->max_log_files = (uint32_t)x;
         return r;
     }

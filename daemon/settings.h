@@ -15,13 +15,13 @@
 #define ST_DEFAULT_MAX_PENDING (64u * 1024 * 1024)
 
 struct st_settings {
-    char *socket;                /* Owned or NULL. */
-    char *pid_file;              /* Owned or NULL. */
-    char *log_file;              /* Owned or NULL: the collector's log. */
-    uint64_t max_pending;        /* Bytes; ST_DEFAULT_MAX_PENDING. */
-    uint64_t max_log_bytes;      /* 0: the regions decide. */
-    uint32_t max_log_files;      /* 0: the regions decide. */
-    uint32_t *allow_uids;        /* Owned: uids besides our own. */
+    char *socket;           /* Owned or NULL. */
+    char *pid_file;         /* Owned or NULL. */
+    char *log_file;         /* Owned or NULL: the collector's log. */
+    uint64_t max_pending;   /* Bytes; ST_DEFAULT_MAX_PENDING. */
+    uint64_t max_log_bytes; /* 0: the regions decide. */
+    uint32_t max_log_files; /* 0: the regions decide. */
+    uint32_t *allow_uids;   /* Owned: uids besides our own. */
     size_t nallow;
 };
 

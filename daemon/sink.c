@@ -89,8 +89,8 @@ st__sink_pool_free(struct st_sink_env *env)
 
 int
 st__sink_new(struct st_sink_env *env, const struct st_sink_owner *owner,
-             void *data, uint64_t epoch, uint32_t tracer_id,
-             const char *dir, size_t dir_len, struct st_sink **out)
+             void *data, uint64_t epoch, uint32_t tracer_id, const char *dir,
+             size_t dir_len, struct st_sink **out)
 {
     struct st_sink *s;
 
@@ -143,8 +143,8 @@ st__sink_free(struct st_sink *s)
 static int
 sink_idle(const struct st_sink *s)
 {
-    return !s->busy && (s->head == NULL ||
-                        (s->head == s->tail && s->head->b.len == 0));
+    return !s->busy &&
+           (s->head == NULL || (s->head == s->tail && s->head->b.len == 0));
 }
 
 /* Sinks without an owner: kept in the env's list until their queue is
@@ -225,8 +225,10 @@ sink_claim(struct st_sink *s)
         else if (step == ST_CLAIM_OPEN)
             sink_fail(s, "cannot create %s: %s", path, st_strerror(fd));
         else if (fd == -EEXIST)
-            sink_fail(s, "cannot create a log file in %s: %u tracer files "
-                      "exist", s->dir, ST_MAX_CLAIM);
+            sink_fail(s,
+                      "cannot create a log file in %s: %u tracer files "
+                      "exist",
+                      s->dir, ST_MAX_CLAIM);
         else
             sink_fail(s, "cannot create a log file in %s: %s", s->dir,
                       st_strerror(fd));
@@ -492,8 +494,9 @@ sink_job_results(struct st_sink *s, int status)
                   st_strerror(j->rotate_err));
     }
     if (status != 0 || j->open_err != 0 || j->write_err != 0) {
-        int err = status != 0 ? status
-                  : j->open_err != 0 ? j->open_err : j->write_err;
+        int err = status != 0        ? status
+                  : j->open_err != 0 ? j->open_err
+                                     : j->write_err;
 
         stats->write_errors++;
         if (j->open_err != 0)

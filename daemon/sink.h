@@ -90,72 +90,72 @@ struct st_sink_hooks {
  * limits, set by whoever made the env; the rest is the layer's.
  */
 struct st_sink_env {
-    uv_loop_t *loop;             /* Borrowed: where the jobs are queued. */
-    struct st_stats *stats;      /* Borrowed: the counters sinks bump. */
+    uv_loop_t *loop;        /* Borrowed: where the jobs are queued. */
+    struct st_stats *stats; /* Borrowed: the counters sinks bump. */
     const struct st_sink_hooks *hooks; /* Borrowed; every hook is set. */
-    void *data;                  /* The env's maker's (the server). */
+    void *data;                        /* The env's maker's (the server). */
     /* The collector's own limits, which win over a region's (0: the
      * regions decide). */
     uint64_t max_log_bytes;
     uint32_t max_log_files;
-    struct st_chunk *pool;       /* Owned list of emptied chunks. */
+    struct st_chunk *pool; /* Owned list of emptied chunks. */
     size_t npool;
-    struct st_sink *orphans;     /* Owned: sinks draining without an
-                                    owner (linked by onext / oprev). */
+    struct st_sink *orphans; /* Owned: sinks draining without an
+                                owner (linked by onext / oprev). */
 };
 
 struct st_sink {
     /* Public: read by anyone, written by the owner only where said. */
-    struct st_sink_env *env;     /* Borrowed. */
-    void *data;                  /* The owner's; NULL once released. */
+    struct st_sink_env *env; /* Borrowed. */
+    void *data;              /* The owner's; NULL once released. */
     uint32_t tracer_id;
-    pid_t pid;                   /* The writer's pid, for tail (set by
-                                    the owner). */
-    uint64_t epoch;              /* The owner's FLUSH epoch, stamped on
-                                    new chunks (st__sink_new and
-                                    st__sink_seal set it). */
-    char *path;                  /* Owned: claimed file; NULL until
-                                    claimed. */
-    size_t queued;               /* Bytes in the queue (pending): the
-                                    owner reads it. */
-    struct st_sink *onext;       /* The env's list of orphans. */
+    pid_t pid;             /* The writer's pid, for tail (set by
+                              the owner). */
+    uint64_t epoch;        /* The owner's FLUSH epoch, stamped on
+                              new chunks (st__sink_new and
+                              st__sink_seal set it). */
+    char *path;            /* Owned: claimed file; NULL until
+                              claimed. */
+    size_t queued;         /* Bytes in the queue (pending): the
+                              owner reads it. */
+    struct st_sink *onext; /* The env's list of orphans. */
     struct st_sink *oprev;
     /* Private. */
     const struct st_sink_owner *owner; /* Borrowed; NULL once released. */
-    char *dir;                   /* Owned: absolute log directory. */
-    int fd;                      /* -1 while closed.  The job's while
-                                    busy. */
-    int busy;                    /* A write job is out: job and fd are
-                                    its. */
-    int broken;                  /* Claim failed: drop records until the
-                                    next flush tick retries. */
-    int rotate_off;              /* A rename failed: append until
-                                    reopened. */
-    int reopen;                  /* SIGHUP while busy: close after the
-                                    job. */
-    int flush_all;               /* Write everything queued, however
-                                    small. */
-    uint64_t logical_size;       /* File size once the queue is written. */
-    uint64_t max_bytes;          /* 0: no rotation. */
-    uint32_t max_files;          /* Backups to keep; 0: no rotation. */
-    struct st_chunk *head;       /* Owned queue; head is the job's when
-                                    busy. */
+    char *dir;                         /* Owned: absolute log directory. */
+    int fd;                            /* -1 while closed.  The job's while
+                                          busy. */
+    int busy;                          /* A write job is out: job and fd are
+                                          its. */
+    int broken;                        /* Claim failed: drop records until the
+                                          next flush tick retries. */
+    int rotate_off;                    /* A rename failed: append until
+                                          reopened. */
+    int reopen;                        /* SIGHUP while busy: close after the
+                                          job. */
+    int flush_all;                     /* Write everything queued, however
+                                          small. */
+    uint64_t logical_size; /* File size once the queue is written. */
+    uint64_t max_bytes;    /* 0: no rotation. */
+    uint32_t max_files;    /* Backups to keep; 0: no rotation. */
+    struct st_chunk *head; /* Owned queue; head is the job's when
+                              busy. */
     struct st_chunk *tail;
-    size_t mark;                 /* Start of the record being rendered. */
-    uint64_t lost;               /* Records lost whose line is not
-                                    written. */
-    uint64_t lost_sent;          /* Of those, counted in the job's line. */
-    int split;                   /* The file may end inside a record. */
-    char *lost_why;              /* Owned: the cause, for that line. */
-    char *lost_line;             /* Owned: the line the job in flight
-                                    writes. */
-    char *logged;                /* Owned: last error logged (dedup) or
-                                    NULL. */
-    size_t job_chunks;           /* Chunks of the queue's head the job
-                                    out writes. */
-    struct st_chunk *job_last;   /* Borrowed: the last of them; NULL when
-                                    no job is out. */
-    uint64_t job_records;        /* Their records. */
+    size_t mark;               /* Start of the record being rendered. */
+    uint64_t lost;             /* Records lost whose line is not
+                                  written. */
+    uint64_t lost_sent;        /* Of those, counted in the job's line. */
+    int split;                 /* The file may end inside a record. */
+    char *lost_why;            /* Owned: the cause, for that line. */
+    char *lost_line;           /* Owned: the line the job in flight
+                                  writes. */
+    char *logged;              /* Owned: last error logged (dedup) or
+                                  NULL. */
+    size_t job_chunks;         /* Chunks of the queue's head the job
+                                  out writes. */
+    struct st_chunk *job_last; /* Borrowed: the last of them; NULL when
+                                  no job is out. */
+    uint64_t job_records;      /* Their records. */
     struct st_write_job job;
 };
 

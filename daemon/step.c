@@ -38,8 +38,7 @@ step_str_view(const struct st_string *s)
 
 /* Every sid of a diff must be defined before anything is applied. */
 static int
-step_diff_check(struct st_conn *c, const struct st_wire_var *vars,
-                size_t n)
+step_diff_check(struct st_conn *c, const struct st_wire_var *vars, size_t n)
 {
     size_t i;
 
@@ -189,8 +188,8 @@ step_locations(struct st_conn *c, const struct st_region *rg,
 
 /* The "| thread <name>" suffix, once a second thread stepped. */
 static struct st_str
-step_thread(struct st_conn *c, struct st_region *rg,
-            const struct st_frame *f, char *tmp, size_t tmplen)
+step_thread(struct st_conn *c, struct st_region *rg, const struct st_frame *f,
+            char *tmp, size_t tmplen)
 {
     struct st_str none = {NULL, 0}, name;
     const struct st_thread *t;
@@ -215,8 +214,7 @@ step_thread(struct st_conn *c, struct st_region *rg,
 
 /* Makes room for `ndead` dead values and the two view arrays. */
 static int
-step_scratch_reserve(struct st_scratch *sc, size_t ndead, size_t ng,
-                     size_t nl)
+step_scratch_reserve(struct st_scratch *sc, size_t ndead, size_t ng, size_t nl)
 {
     char **dead;
     struct st_var_view *views;
@@ -372,8 +370,7 @@ st__step_event(struct st_conn *c, const struct st_msg *m)
     int r;
 
     if (rg == NULL || f == NULL) {
-        st__conn_detail(c, "EVENT for %s %u",
-                        rg == NULL ? "region" : "frame",
+        st__conn_detail(c, "EVENT for %s %u", rg == NULL ? "region" : "frame",
                         rg == NULL ? m->u.event.region_id
                                    : m->u.event.frame_id);
         return ST_ESTATE;
@@ -388,8 +385,7 @@ st__step_event(struct st_conn *c, const struct st_msg *m)
     if (r != 0)
         return r;
     v.var_mode = (int)rg->var_mode;
-    return step_write(c, rg, f, &v, m->u.event.runtime_ns,
-                      m->u.event.lineno);
+    return step_write(c, rg, f, &v, m->u.event.runtime_ns, m->u.event.lineno);
 }
 
 int

@@ -49,7 +49,9 @@ writer_fault(unsigned *delay_ms)
         const char *name;
         int err;
     } names[] = {
-        {"ENOSPC", ENOSPC}, {"EIO", EIO}, {"EDQUOT", EDQUOT},
+        {"ENOSPC", ENOSPC},
+        {"EIO", EIO},
+        {"EDQUOT", EDQUOT},
         {"EFBIG", EFBIG},
     };
     char text[32];

@@ -33,32 +33,32 @@ enum st_claim_step { ST_CLAIM_DIR = 1, ST_CLAIM_NAME, ST_CLAIM_OPEN };
  * that the writer keeps up in fewer, larger writes.
  */
 struct st_write_job {
-    uv_work_t req;           /* First member: the work callback finds the
-                                job through it.  req.data is the loop
-                                side's (the sink). */
+    uv_work_t req; /* First member: the work callback finds the
+                      job through it.  req.data is the loop
+                      side's (the sink). */
     /* In (set by the loop, read-only for the worker). */
-    int fd;                  /* -1: open path first. */
-    const char *path;        /* Borrowed: the sink's path. */
-    const char *dir;         /* Borrowed: the sink's directory. */
-    const char *prefix;      /* Borrowed: loss line to write first, or NULL. */
+    int fd;             /* -1: open path first. */
+    const char *path;   /* Borrowed: the sink's path. */
+    const char *dir;    /* Borrowed: the sink's directory. */
+    const char *prefix; /* Borrowed: loss line to write first, or NULL. */
     size_t prefix_len;
-    int rotate;              /* Rotate the file first (the first chunk
-                                asks for it; no other chunk of the job
-                                does). */
+    int rotate; /* Rotate the file first (the first chunk
+                   asks for it; no other chunk of the job
+                   does). */
     struct iovec iov[ST_WRITE_MAX_CHUNKS + 1]; /* The loss line, then the
                                 chunks' bytes (borrowed). */
     int niov;
-    size_t bytes;            /* The chunks' bytes (without the loss line). */
-    uint32_t max_files;      /* For a rotation. */
+    size_t bytes;       /* The chunks' bytes (without the loss line). */
+    uint32_t max_files; /* For a rotation. */
     /* Out (set by the worker). */
-    int fd_out;              /* Descriptor after the job, or -1. */
-    int open_err;            /* Negative errno: could not open. */
-    int write_err;           /* Negative errno: the write failed (the
-                                chunk is not in the file). */
-    int rotate_err;          /* Negative errno: a rotation failed. */
+    int fd_out;     /* Descriptor after the job, or -1. */
+    int open_err;   /* Negative errno: could not open. */
+    int write_err;  /* Negative errno: the write failed (the
+                       chunk is not in the file). */
+    int rotate_err; /* Negative errno: a rotation failed. */
     int rotated;
-    int split;               /* A partial write could not be taken back. */
-    uint64_t size;           /* File size after the job. */
+    int split;     /* A partial write could not be taken back. */
+    uint64_t size; /* File size after the job. */
 };
 
 /* The work callback of a write job (threadpool): req is the job's. */

@@ -43,15 +43,15 @@ Suite *pressure_suite(void);
  * useful than a bare memcmp() for multi-line records.  The buffer gets a
  * NUL after its last byte (not counted in len), so `b` must be writable.
  */
-#define ck_assert_buf_str_eq(b, expected)                                   \
-    do {                                                                    \
-        struct st_buf *ck_b_ = (b);                                         \
-        const char *ck_e_ = (expected);                                     \
-        ck_assert_int_eq(ck_b_->oom, 0);                                    \
-        ck_assert_int_eq(st_buf_reserve(ck_b_, 1), 0);                      \
-        ck_b_->data[ck_b_->len] = '\0';                                     \
-        ck_assert_str_eq(ck_b_->data, ck_e_);                               \
-        ck_assert_uint_eq(ck_b_->len, strlen(ck_e_));                       \
+#define ck_assert_buf_str_eq(b, expected)                                     \
+    do {                                                                      \
+        struct st_buf *ck_b_ = (b);                                           \
+        const char *ck_e_ = (expected);                                       \
+        ck_assert_int_eq(ck_b_->oom, 0);                                      \
+        ck_assert_int_eq(st_buf_reserve(ck_b_, 1), 0);                        \
+        ck_b_->data[ck_b_->len] = '\0';                                       \
+        ck_assert_str_eq(ck_b_->data, ck_e_);                                 \
+        ck_assert_uint_eq(ck_b_->len, strlen(ck_e_));                         \
     } while (0)
 
 /*

@@ -21,8 +21,8 @@ load_ok(const char *text)
     char err[ST_CONFIG_ERRLEN];
     int rc;
 
-    rc = st_config_load_string("t.yaml", text, strlen(text), NULL, &cfg,
-                               err, sizeof(err));
+    rc = st_config_load_string("t.yaml", text, strlen(text), NULL, &cfg, err,
+                               sizeof(err));
     ck_assert_msg(rc == 0, "load failed (%d): %s", rc, err);
     ck_assert_ptr_nonnull(cfg);
     return cfg;
@@ -84,8 +84,7 @@ START_TEST(test_config_mapping_tree)
     ck_assert_int_eq(st_config_kind(seq), ST_CONFIG_SEQUENCE);
     ck_assert_uint_eq(st_config_size(seq), 2);
     ck_assert_str_eq(text_of(st_config_item(seq, 0)), "main");
-    ck_assert_int_eq(st_config_style(st_config_item(seq, 0)),
-                     ST_CONFIG_PLAIN);
+    ck_assert_int_eq(st_config_style(st_config_item(seq, 0)), ST_CONFIG_PLAIN);
     ck_assert_str_eq(text_of(st_config_item(seq, 1)), "work");
     ck_assert_int_eq(st_config_style(st_config_item(seq, 1)),
                      ST_CONFIG_QUOTED);
@@ -101,8 +100,7 @@ START_TEST(test_config_mapping_tree)
     ck_assert_str_eq(text_of(st_config_lookup(v, "a")), "1");
     v = st_config_lookup(v, "b");
     ck_assert_uint_eq(st_config_size(v), 2);
-    ck_assert_int_eq(st_config_style(st_config_item(v, 1)),
-                     ST_CONFIG_QUOTED);
+    ck_assert_int_eq(st_config_style(st_config_item(v, 1)), ST_CONFIG_QUOTED);
 
     ck_assert_ptr_null(st_config_lookup(root, "log-level"));
     ck_assert_ptr_null(st_config_lookup(root, "missing"));
@@ -139,8 +137,7 @@ START_TEST(test_config_scalar_styles)
     ck_assert_int_eq(st_config_style(n), ST_CONFIG_QUOTED);
     n = st_config_lookup(root, "double");
     ck_assert_int_eq(st_config_style(n), ST_CONFIG_QUOTED);
-    ck_assert_int_eq(memcmp(st_config_text(n, &len), "tab\there\0end", 13),
-                     0);
+    ck_assert_int_eq(memcmp(st_config_text(n, &len), "tab\there\0end", 13), 0);
     ck_assert_uint_eq(len, 12);
     n = st_config_lookup(root, "literal");
     ck_assert_str_eq(text_of(n), "one\ntwo\n");
@@ -164,8 +161,7 @@ END_TEST
 
 START_TEST(test_config_empty_and_scalar_documents)
 {
-    static const char *const empties[] = {"", "\n\n",
-                                          "# only a comment\n"};
+    static const char *const empties[] = {"", "\n\n", "# only a comment\n"};
     static const char *const nulls[] = {"---\n", "---\n...\n", "~\n"};
     struct st_config *cfg;
     size_t i;
@@ -186,13 +182,11 @@ START_TEST(test_config_empty_and_scalar_documents)
     ck_assert_str_eq(text_of(st_config_root(cfg)), "just text");
     st_config_free(cfg);
     cfg = load_ok("- a\n- b: c\n");
-    ck_assert_int_eq(st_config_kind(st_config_root(cfg)),
-                     ST_CONFIG_SEQUENCE);
+    ck_assert_int_eq(st_config_kind(st_config_root(cfg)), ST_CONFIG_SEQUENCE);
     st_config_free(cfg);
     /* Anchors are allowed (and ignored); only aliases are refused. */
     cfg = load_ok("a: &x 1\nb: &y [2]\n");
-    ck_assert_str_eq(text_of(st_config_lookup(st_config_root(cfg), "a")),
-                     "1");
+    ck_assert_str_eq(text_of(st_config_lookup(st_config_root(cfg), "a")), "1");
     st_config_free(cfg);
     st_config_free(NULL);
 }
@@ -238,8 +232,7 @@ START_TEST(test_config_refused_constructs)
     load_fails("base: &b {a: 1}\nother:\n  <<: *b\n", NULL, ST_ECONFIG,
                "t.yaml:3:7: aliases (*b) are not supported in config "
                "files: write the value out");
-    load_fails("log_level: INFO\nx: 1\nlog_level: DEBUG\n", NULL,
-               ST_ECONFIG,
+    load_fails("log_level: INFO\nx: 1\nlog_level: DEBUG\n", NULL, ST_ECONFIG,
                "t.yaml:3:1: duplicate key 'log_level' (first given at "
                "line 1, column 1)");
     load_fails("m:\n  b: 1\n  a: 2\n  b: 3\n  a: 4\n", NULL, ST_ECONFIG,
@@ -277,8 +270,8 @@ START_TEST(test_config_limits)
     size_t i, n = 100000;
 
     cfg = NULL;
-    ck_assert_int_eq(st_config_load_string("t.yaml", "a: {b: [1]}", 11,
-                                           &lim, &cfg, err, sizeof(err)),
+    ck_assert_int_eq(st_config_load_string("t.yaml", "a: {b: [1]}", 11, &lim,
+                                           &cfg, err, sizeof(err)),
                      0);
     st_config_free(cfg);
     load_fails("a: {b: [[1]]}", &lim, ST_ELIMIT,
@@ -303,8 +296,8 @@ START_TEST(test_config_limits)
     }
     deep[2 * n] = '\0';
     cfg = NULL;
-    ck_assert_int_eq(st_config_load_string("t.yaml", deep, 2 * n, NULL,
-                                           &cfg, err, sizeof(err)),
+    ck_assert_int_eq(st_config_load_string("t.yaml", deep, 2 * n, NULL, &cfg,
+                                           err, sizeof(err)),
                      ST_ELIMIT);
     ck_assert_str_eq(err, "t.yaml:1:33: lists and mappings nested more "
                           "than 32 levels deep");
@@ -340,8 +333,9 @@ START_TEST(test_config_load_file)
     ck_assert_int_eq(st_config_load_file(path, NULL, &cfg, err, sizeof(err)),
                      0);
     ck_assert_str_eq(st_config_name(cfg), path);
-    ck_assert_str_eq(
-        text_of(st_config_lookup(st_config_root(cfg), "repr_limit")), "80");
+    ck_assert_str_eq(text_of(
+                         st_config_lookup(st_config_root(cfg), "repr_limit")),
+                     "80");
     st_config_free(cfg);
 
     /* A semantic error reported by the caller, at a node. */
@@ -364,20 +358,22 @@ START_TEST(test_config_load_file)
     ck_assert_int_eq(st_config_load_file(path, &lim, &cfg, err, sizeof(err)),
                      ST_ELIMIT);
     ck_assert_ptr_null(cfg);
-    snprintf(want, sizeof(want), "%s: larger than 4 bytes: not a config "
-             "file?", path);
+    snprintf(want, sizeof(want),
+             "%s: larger than 4 bytes: not a config "
+             "file?",
+             path);
     ck_assert_str_eq(err, want);
 
     snprintf(missing, sizeof(missing), "%s/nope.yaml", dir);
-    ck_assert_int_eq(
-        st_config_load_file(missing, NULL, &cfg, err, sizeof(err)), -ENOENT);
+    ck_assert_int_eq(st_config_load_file(missing, NULL, &cfg, err,
+                                         sizeof(err)),
+                     -ENOENT);
     snprintf(want, sizeof(want), "%s: cannot open: %s", missing,
              strerror(ENOENT));
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(st_config_load_file(dir, NULL, &cfg, err, sizeof(err)),
                      -EISDIR);
-    snprintf(want, sizeof(want), "%s: cannot read: %s", dir,
-             strerror(EISDIR));
+    snprintf(want, sizeof(want), "%s: cannot read: %s", dir, strerror(EISDIR));
     ck_assert_str_eq(err, want);
 
     unlink(path);
@@ -392,8 +388,8 @@ START_TEST(test_config_error_buffer)
 
     /* Cut, NUL-terminated, never written past errlen (ASan checks). */
     memset(small, 'x', sizeof(small));
-    ck_assert_int_eq(st_config_load_string("a-long-name.yaml", "a: [", 4,
-                                           NULL, &cfg, small, sizeof(small)),
+    ck_assert_int_eq(st_config_load_string("a-long-name.yaml", "a: [", 4, NULL,
+                                           &cfg, small, sizeof(small)),
                      ST_ECONFIG);
     ck_assert_str_eq(small, "a-long-name");
     ck_assert_int_eq(st_config_load_string("t", "a: [", 4, NULL, &cfg, NULL,
@@ -403,8 +399,8 @@ START_TEST(test_config_error_buffer)
                                            1),
                      ST_ECONFIG);
     ck_assert_str_eq(small, "");
-    ck_assert_int_eq(st_config_load_string(NULL, "a: [", 4, NULL, &cfg,
-                                           small, sizeof(small)),
+    ck_assert_int_eq(st_config_load_string(NULL, "a: [", 4, NULL, &cfg, small,
+                                           sizeof(small)),
                      ST_ECONFIG);
     ck_assert_str_eq(small, "<string>:2:");
     ck_assert_int_eq(st_config_load_string("t", "x", 1, NULL, NULL, small,
@@ -437,29 +433,29 @@ START_TEST(test_config_resolve_types)
         const char *text;
         int type;
     } cases[] = {
-        {"~", ST_CONFIG_NULL},      {"null", ST_CONFIG_NULL},
-        {"NULL", ST_CONFIG_NULL},   {"Null", ST_CONFIG_NULL},
-        {"true", ST_CONFIG_BOOL},   {"False", ST_CONFIG_BOOL},
-        {"TRUE", ST_CONFIG_BOOL},   {"yes", ST_CONFIG_BOOL},
-        {"No", ST_CONFIG_BOOL},     {"on", ST_CONFIG_BOOL},
-        {"OFF", ST_CONFIG_BOOL},    {"tRuE", ST_CONFIG_BOOL},
-        {"y", ST_CONFIG_STR},       {"n", ST_CONFIG_STR},
-        {"0", ST_CONFIG_INT},       {"-0", ST_CONFIG_INT},
-        {"42", ST_CONFIG_INT},      {"+42", ST_CONFIG_INT},
-        {"-17", ST_CONFIG_INT},     {"1_000", ST_CONFIG_INT},
-        {"0x1F", ST_CONFIG_INT},    {"0b101", ST_CONFIG_INT},
-        {"017", ST_CONFIG_INT},     {"08", ST_CONFIG_STR},
-        {"0x", ST_CONFIG_STR},      {"0xG", ST_CONFIG_STR},
-        {"1.5", ST_CONFIG_FLOAT},   {"-.5", ST_CONFIG_FLOAT},
-        {"1.", ST_CONFIG_FLOAT},    {"1e3", ST_CONFIG_FLOAT},
+        {"~", ST_CONFIG_NULL},       {"null", ST_CONFIG_NULL},
+        {"NULL", ST_CONFIG_NULL},    {"Null", ST_CONFIG_NULL},
+        {"true", ST_CONFIG_BOOL},    {"False", ST_CONFIG_BOOL},
+        {"TRUE", ST_CONFIG_BOOL},    {"yes", ST_CONFIG_BOOL},
+        {"No", ST_CONFIG_BOOL},      {"on", ST_CONFIG_BOOL},
+        {"OFF", ST_CONFIG_BOOL},     {"tRuE", ST_CONFIG_BOOL},
+        {"y", ST_CONFIG_STR},        {"n", ST_CONFIG_STR},
+        {"0", ST_CONFIG_INT},        {"-0", ST_CONFIG_INT},
+        {"42", ST_CONFIG_INT},       {"+42", ST_CONFIG_INT},
+        {"-17", ST_CONFIG_INT},      {"1_000", ST_CONFIG_INT},
+        {"0x1F", ST_CONFIG_INT},     {"0b101", ST_CONFIG_INT},
+        {"017", ST_CONFIG_INT},      {"08", ST_CONFIG_STR},
+        {"0x", ST_CONFIG_STR},       {"0xG", ST_CONFIG_STR},
+        {"1.5", ST_CONFIG_FLOAT},    {"-.5", ST_CONFIG_FLOAT},
+        {"1.", ST_CONFIG_FLOAT},     {"1e3", ST_CONFIG_FLOAT},
         {"1.5E-3", ST_CONFIG_FLOAT}, {"6.02e+23", ST_CONFIG_FLOAT},
-        {".inf", ST_CONFIG_FLOAT},  {"-.Inf", ST_CONFIG_FLOAT},
-        {".NaN", ST_CONFIG_FLOAT},  {"1_000.5", ST_CONFIG_FLOAT},
-        {".", ST_CONFIG_STR},       {"1e", ST_CONFIG_STR},
-        {"e3", ST_CONFIG_STR},      {"1.2.3", ST_CONFIG_STR},
-        {"12abc", ST_CONFIG_STR},   {"1:30", ST_CONFIG_STR},
-        {"DEBUG", ST_CONFIG_STR},   {"-x", ST_CONFIG_STR},
-        {"nulls", ST_CONFIG_STR},   {"inf", ST_CONFIG_STR},
+        {".inf", ST_CONFIG_FLOAT},   {"-.Inf", ST_CONFIG_FLOAT},
+        {".NaN", ST_CONFIG_FLOAT},   {"1_000.5", ST_CONFIG_FLOAT},
+        {".", ST_CONFIG_STR},        {"1e", ST_CONFIG_STR},
+        {"e3", ST_CONFIG_STR},       {"1.2.3", ST_CONFIG_STR},
+        {"12abc", ST_CONFIG_STR},    {"1:30", ST_CONFIG_STR},
+        {"DEBUG", ST_CONFIG_STR},    {"-x", ST_CONFIG_STR},
+        {"nulls", ST_CONFIG_STR},    {"inf", ST_CONFIG_STR},
     };
     size_t i;
 

@@ -32,11 +32,11 @@
 #include "../daemon/ringpoll.h"
 
 /* The line written for a region still open when its process vanished. */
-#define VANISHED_AFTER(n)                                                   \
-    "[steptrace] the process vanished after step " n " without ending "   \
+#define VANISHED_AFTER(n)                                                     \
+    "[steptrace] the process vanished after step " n " without ending "       \
     "the region (killed by SIGKILL or the out-of-memory killer?)\n"
-#define LOST_CUT                                                            \
-    "[steptrace] 1 record lost in this region: the process ended while "  \
+#define LOST_CUT                                                              \
+    "[steptrace] 1 record lost in this region: the process ended while "      \
     "writing it\n"
 
 /* ---- helpers ---- */
@@ -57,8 +57,10 @@ add_record(struct st_buf *b, unsigned step, unsigned line, const char *ms)
 {
     char rec[256];
 
-    xsnprintf(rec, HEADER "%u" DASHES "Runtime: %s ms\n"
-              "/abs/f.py::main -- line %u\n\n", step, ms, line);
+    xsnprintf(rec,
+              HEADER "%u" DASHES "Runtime: %s ms\n"
+                     "/abs/f.py::main -- line %u\n\n",
+              step, ms, line);
     ck_assert_int_eq(st_buf_puts(b, rec), 0);
 }
 
@@ -252,30 +254,35 @@ put_session(struct frame *f)
     ck_assert_int_eq(st_wire_pack_thread(&f->pk, 1, S_MAIN_THREAD), 0);
     ck_assert_int_eq(st_wire_pack_thread(&f->pk, 2, S_WORKER), 0);
     put_region(f, 1, 1, ST_LEVEL_DEBUG, ST_VARMODE_CHANGED, 0, 10);
-    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 1, 1, 0, S_FILE, S_OUTER, 1,
-                                        0, 1), 0);
-    ck_assert_int_eq(st_wire_pack_event(&f->pk, 1, 1, 11, 100,
-                                        ST_EVENT_CALL, "", 0), 0);
+    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 1, 1, 0, S_FILE, S_OUTER, 1, 0,
+                                        1),
+                     0);
+    ck_assert_int_eq(st_wire_pack_event(&f->pk, 1, 1, 11, 100, ST_EVENT_CALL,
+                                        "", 0),
+                     0);
     put_step(f, 1, 1, 12, 500, (struct tvar[]){V(S_X, S_INT, "5"), END},
              (struct tvar[]){V(S_Y, S_INT, "10"), END});
-    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 2, 1, 1, S_FILE, S_MAIN, 1,
-                                        0, 1), 0);
+    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 2, 1, 1, S_FILE, S_MAIN, 1, 0,
+                                        1),
+                     0);
     ck_assert_int_eq(st_wire_pack_line(&f->pk, 2, 8, 1200), 0);
     ck_assert_int_eq(st_wire_pack_line(&f->pk, 2, 9, 3400), 0);
     put_step(f, 1, 2, 10, 100, (struct tvar[]){V(S_X, S_INT, "6"), END},
              (struct tvar[]){V(S_Z, S_STR, "hi"), END});
-    ck_assert_int_eq(st_wire_pack_event(&f->pk, 1, 2, 10, 100,
-                                        ST_EVENT_RETURN, none,
-                                        sizeof(none) - 1), 0);
+    ck_assert_int_eq(st_wire_pack_event(&f->pk, 1, 2, 10, 100, ST_EVENT_RETURN,
+                                        none, sizeof(none) - 1),
+                     0);
     ck_assert_int_eq(st_wire_pack_frame_end(&f->pk, 2), 0);
-    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 3, 2, 0, S_FILE, S_MAIN, 1,
-                                        0, 1), 0);
+    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 3, 2, 0, S_FILE, S_MAIN, 1, 0,
+                                        1),
+                     0);
     ck_assert_int_eq(st_wire_pack_line(&f->pk, 3, 20, 300), 0);
     ck_assert_int_eq(st_wire_pack_lost(&f->pk, 1, 2), 0);
     ck_assert_int_eq(st_wire_pack_region_end(&f->pk, 1), 0);
     put_region(f, 2, 2, ST_LEVEL_INFO, ST_VARMODE_NONE, 0, 10);
-    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 4, 1, 0, S_FILE, S_MAIN, 1,
-                                        0, 2), 0);
+    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 4, 1, 0, S_FILE, S_MAIN, 1, 0,
+                                        2),
+                     0);
     ck_assert_int_eq(st_wire_pack_line(&f->pk, 4, 30, 100), 0);
     ck_assert_int_eq(st_wire_pack_region_end(&f->pk, 2), 0);
 }
@@ -336,8 +343,7 @@ START_TEST(test_ring_polled_without_wake)
     ck_assert_uint_eq(__atomic_load_n(&rc.hdr->taken, __ATOMIC_ACQUIRE),
                       rc.wr);
     /* The room given back: whole pages, never more than was taken. */
-    ck_assert_uint_le(__atomic_load_n(&rc.hdr->read, __ATOMIC_ACQUIRE),
-                      rc.wr);
+    ck_assert_uint_le(__atomic_load_n(&rc.hdr->read, __ATOMIC_ACQUIRE), rc.wr);
     ring_client_close(&rc);
 }
 END_TEST
@@ -383,8 +389,8 @@ static void
 put_cut_messages(struct st_buf *m0, struct st_buf *m1)
 {
     static const unsigned char wide[] = {
-        0x97, 0xcd, 0x00, 0x06, 0x01, 0x01, 0xcd, 0x03, 0xe8,
-        0xce, 0x00, 0x01, 0x86, 0xa0, 0xc0, 0xc0,
+        0x97, 0xcd, 0x00, 0x06, 0x01, 0x01, 0xcd, 0x03,
+        0xe8, 0xce, 0x00, 0x01, 0x86, 0xa0, 0xc0, 0xc0,
     };
     struct frame f;
 
@@ -473,9 +479,10 @@ START_TEST(test_ring_large_message_in_pieces)
     ck_assert_ptr_nonnull(strstr(text, "y: str :: abcdefghij"));
     ck_assert_uint_eq(strlen(text),
                       strlen(HEADER "1" DASHES "Runtime: 0.0841 ms\n"
-                             "/abs/f.py::main -- line 8\n\n"
-                             "------> Local variables <------\n"
-                             "y: str :: \n\n") + n);
+                                    "/abs/f.py::main -- line 8\n\n"
+                                    "------> Local variables <------\n"
+                                    "y: str :: \n\n") +
+                          n);
     free(text);
     free(big);
     ring_client_close(&rc);
@@ -547,7 +554,8 @@ START_TEST(test_ring_writer_waiting_gets_ack)
     ck_assert_uint_eq(ring_recv_ack(&rc, 0), 0);
     ck_assert_uint_gt(__atomic_load_n(&rc.hdr->read, __ATOMIC_ACQUIRE), 0);
     ck_assert_uint_eq(__atomic_load_n(&rc.hdr->writer_waiting,
-                                      __ATOMIC_ACQUIRE), 0);
+                                      __ATOMIC_ACQUIRE),
+                      0);
     ck_assert_uint_eq(ring_flush_wait(&rc, 1), 0);
     st_buf_init(&want);
     add_records(&want, steps);
@@ -596,8 +604,10 @@ START_TEST(test_ring_end_signal)
 
     open_with_steps(&rc, 3);
     end_connection(&rc, ST_RING_END_SIGNAL, 15, "", 0);
-    assert_ended(3, "[steptrace] the process ended by SIGTERM after step "
-                 "3\n", 1, 0, 0, 0);
+    assert_ended(3,
+                 "[steptrace] the process ended by SIGTERM after step "
+                 "3\n",
+                 1, 0, 0, 0);
     ring_client_close(&rc);
 }
 END_TEST
@@ -609,8 +619,10 @@ START_TEST(test_ring_end_exec)
 
     open_with_steps(&rc, 3);
     end_connection(&rc, ST_RING_END_EXEC, 0, prog, sizeof(prog));
-    assert_ended(3, "[steptrace] the process called exec (/bin/true) after "
-                 "step 3\n", 0, 1, 0, 0);
+    assert_ended(3,
+                 "[steptrace] the process called exec (/bin/true) after "
+                 "step 3\n",
+                 0, 1, 0, 0);
     ring_client_close(&rc);
 }
 END_TEST
@@ -696,20 +708,20 @@ START_TEST(test_ring_end_each_open_region)
     st_buf_close(&f.b);
     ring_commit(&rc);
     end_connection(&rc, ST_RING_END_SIGNAL, 2, "", 0);
-    wait_file_eq(in_dir(D.logdir, "tracer.log"),
-                 HEADER "1" DASHES "Runtime: 0.0001 ms\n"
-                 "/abs/f.py::main -- line 1\n\n"
-                 HEADER "2" DASHES "Runtime: 0.0001 ms\n"
+    wait_file_eq(in_dir(D.logdir, "tracer.log"), HEADER
+                 "1" DASHES "Runtime: 0.0001 ms\n"
+                 "/abs/f.py::main -- line 1\n\n" HEADER "2" DASHES
+                 "Runtime: 0.0001 ms\n"
                  "/abs/f.py::main -- line 2\n\n"
                  "[steptrace] the process ended by SIGINT after step 2\n");
-    wait_file_eq(in_dir(D.logdir, "tracer_1.log"),
-                 HEADER "1" DASHES "Runtime: 0.0001 ms\n"
+    wait_file_eq(in_dir(D.logdir, "tracer_1.log"), HEADER
+                 "1" DASHES "Runtime: 0.0001 ms\n"
                  "/abs/f.py::main -- line 7\n\n"
                  "[steptrace] the process ended by SIGINT after step 1\n");
     assert_end_counters(1, 0, 0, 0);
     assert_final_log(in_dir(D.logdir, "tracer_2.log"),
                      HEADER "1" DASHES "Runtime: 0.0001 ms\n"
-                     "/abs/f.py::main -- line 9\n\n");
+                            "/abs/f.py::main -- line 9\n\n");
     ring_client_close(&rc);
 }
 END_TEST
@@ -725,8 +737,10 @@ START_TEST(test_ring_end_detail_escaped_and_bounded)
     memcpy(detail, "/bin/\t", 6);
     open_with_steps(&rc, 1);
     end_connection(&rc, ST_RING_END_EXEC, 0, detail, sizeof(detail));
-    xsnprintf(want, "%s[steptrace] the process called exec (/bin/\\t%.*s) "
-              "after step 1\n", rot_records[0], 249, detail + 6);
+    xsnprintf(want,
+              "%s[steptrace] the process called exec (/bin/\\t%.*s) "
+              "after step 1\n",
+              rot_records[0], 249, detail + 6);
     wait_file_eq(in_dir(D.logdir, "tracer.log"), want);
     assert_end_counters(0, 1, 0, 0);
     assert_final_log(in_dir(D.logdir, "tracer.log"), want);
@@ -810,7 +824,7 @@ START_TEST(test_ring_commit_out_of_range_closes)
     __atomic_store_n(&rc.hdr->commit, rc.size + 1, __ATOMIC_RELEASE);
     ring_wake(&rc);
     assert_closed_for(&rc, "ring commit position 65537 is out of range "
-                      "(read 0, size 65536)");
+                           "(read 0, size 65536)");
     /* Behind it. */
     ring_client_open(&rc, 1);
     frame_init(&f);
@@ -834,10 +848,10 @@ START_TEST(test_ring_garbage_closes)
         const char *bytes;
         size_t n;
     } bad[] = {
-        {"\xc1\xc1\xc1\xc1", 4},   /* A byte msgpack never uses. */
-        {"\x91\x63", 2},           /* [99]: no such message type. */
-        {"\x81\x01\x01", 3},       /* A map. */
-        {"\x93\x02\x00\xa1x", 5},  /* STR 0: valid msgpack, bad STR. */
+        {"\xc1\xc1\xc1\xc1", 4},  /* A byte msgpack never uses. */
+        {"\x91\x63", 2},          /* [99]: no such message type. */
+        {"\x81\x01\x01", 3},      /* A map. */
+        {"\x93\x02\x00\xa1x", 5}, /* STR 0: valid msgpack, bad STR. */
     };
     struct ring_client rc;
     size_t i;
@@ -893,8 +907,8 @@ END_TEST
 START_TEST(test_ring_message_over_limit_closes)
 {
     /* STR 5 whose text claims 20 MiB. */
-    static const unsigned char head[] = {0x93, 0x02, 0x05, 0xdb, 0x01, 0x40,
-                                         0x00, 0x00};
+    static const unsigned char head[] = {0x93, 0x02, 0x05, 0xdb,
+                                         0x01, 0x40, 0x00, 0x00};
     size_t fill = ST_WIRE_MAX_FRAME + 128 * 1024;
     struct ring_client rc;
     char *body = malloc(fill);
@@ -909,7 +923,7 @@ START_TEST(test_ring_message_over_limit_closes)
     ring_commit(&rc);
     ring_wake(&rc);
     assert_closed_for(&rc, "a message in the ring is longer than "
-                      "16777216 bytes");
+                           "16777216 bytes");
     assert_still_serving();
 }
 END_TEST
@@ -962,8 +976,7 @@ START_TEST(test_ring_skip_to_next_lap)
     ring_commit(&rc);
     ring_wake(&rc);
     ck_assert_uint_eq(ring_flush_wait(&rc, 1), 0);
-    ck_assert_uint_ge(__atomic_load_n(&rc.hdr->taken, __ATOMIC_ACQUIRE),
-                      lap);
+    ck_assert_uint_ge(__atomic_load_n(&rc.hdr->taken, __ATOMIC_ACQUIRE), lap);
     ck_assert_uint_ge(__atomic_load_n(&rc.hdr->read, __ATOMIC_ACQUIRE), lap);
     /* Not copied: bytes_in counts what was copied out. */
     ck_assert_uint_lt(status_counter("bytes_in"), n);
@@ -1084,7 +1097,7 @@ START_TEST(test_ring_skip_cut_short_at_end)
     ring_wake(&rc);
     ck_assert_int_eq(close(rc.fd), 0);
     rc.fd = -1;
-    wait_connections_open(1);  /* the STATUS connection */
+    wait_connections_open(1); /* the STATUS connection */
     assert_err_contains("a SKIP of 1000 bytes cut short");
     assert_still_serving();
     ring_client_close(&rc);

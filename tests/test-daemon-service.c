@@ -58,8 +58,10 @@ none_record(unsigned step, unsigned line)
 {
     static char buf[256];
 
-    xsnprintf(buf, HEADER "%u" DASHES "Runtime: 0.0001 ms\n"
-              "/abs/f.py::main -- line %u\n\n", step, line);
+    xsnprintf(buf,
+              HEADER "%u" DASHES "Runtime: 0.0001 ms\n"
+                     "/abs/f.py::main -- line %u\n\n",
+              step, line);
     return buf;
 }
 
@@ -215,22 +217,29 @@ START_TEST(test_service_config_errors)
 
     xsnprintf(p, "%s", path);
     ck_assert_int_eq(config_error("socket: /tmp/x.sock\nbogus: 1\n", err,
-                                  sizeof(err)), 2);
-    xsnprintf(want, "steptraced: %s:2:1: unknown key 'bogus' (valid keys: "
+                                  sizeof(err)),
+                     2);
+    xsnprintf(want,
+              "steptraced: %s:2:1: unknown key 'bogus' (valid keys: "
               "socket, pid_file, log_file, max_pending_bytes, "
-              "max_log_bytes, max_log_files, allow_uids)\n", p);
+              "max_log_bytes, max_log_files, allow_uids)\n",
+              p);
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(config_error("max_pending_bytes: lots\n", err,
-                                  sizeof(err)), 2);
-    xsnprintf(want, "steptraced: %s:1:20: max_pending_bytes must be a whole "
-              "number\n", p);
+                                  sizeof(err)),
+                     2);
+    xsnprintf(want,
+              "steptraced: %s:1:20: max_pending_bytes must be a whole "
+              "number\n",
+              p);
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(config_error("max_log_files: 5000\n", err, sizeof(err)),
                      2);
     ck_assert_ptr_nonnull(strstr(err, ":1:16: max_log_files must be between "
                                       "0 and 1000"));
     ck_assert_int_eq(config_error("allow_uids: [0, no-such-user-here]\n", err,
-                                  sizeof(err)), 2);
+                                  sizeof(err)),
+                     2);
     ck_assert_ptr_nonnull(strstr(err, ":1:17: allow_uids: no user named "
                                       "'no-such-user-here'"));
     ck_assert_int_eq(config_error("socket: [a, b]\n", err, sizeof(err)), 2);
@@ -238,8 +247,7 @@ START_TEST(test_service_config_errors)
     ck_assert_int_eq(config_error("- just\n- a list\n", err, sizeof(err)), 2);
     ck_assert_ptr_nonnull(strstr(err, ":1:1: expected a mapping"));
     /* YAML syntax errors, with their position. */
-    ck_assert_int_eq(config_error("socket: [unclosed\n", err, sizeof(err)),
-                     2);
+    ck_assert_int_eq(config_error("socket: [unclosed\n", err, sizeof(err)), 2);
     ck_assert_ptr_nonnull(strstr(err, p));
     ck_assert_ptr_eq(strchr(err, '\n'), err + strlen(err) - 1);
     /* A file that cannot be read. */
@@ -522,8 +530,7 @@ START_TEST(test_service_tail_slow_subscriber_skips)
                 continue;
             xsnprintf(want, "%llu records skipped",
                       (unsigned long long)skipped);
-            ck_assert_int_eq(strncmp(m.u.text.text.p, want, strlen(want)),
-                             0);
+            ck_assert_int_eq(strncmp(m.u.text.text.p, want, strlen(want)), 0);
             noted = 1;
         }
         st_wire_decoder_close(&dec);
@@ -558,8 +565,10 @@ START_TEST(test_service_write_fault_counted_and_reported)
     /* Writing recovers: one line says what was lost, then the records. */
     ck_assert_uint_eq(send_steps(fd, 4, 4, 3, msg, sizeof(msg)), 0);
     log = slurp(in_dir(D.logdir, "tracer.log"));
-    xsnprintf(want, "[steptrace] 3 records lost: cannot write %s: No space "
-              "left on device\n", in_dir(D.logdir, "tracer.log"));
+    xsnprintf(want,
+              "[steptrace] 3 records lost: cannot write %s: No space "
+              "left on device\n",
+              in_dir(D.logdir, "tracer.log"));
     ck_assert_int_eq(strncmp(log, want, strlen(want)), 0);
     ck_assert_str_eq(log + strlen(want), none_record(4, 4));
     free(log);
@@ -589,8 +598,10 @@ START_TEST(test_service_open_fault_reported_in_the_file)
     /* The directory can be made now; a FLUSH lets the next record try. */
     ck_assert_int_eq(unlink(blocker), 0);
     ck_assert_uint_eq(send_steps(fd, 3, 3, 2, NULL, 0), 0);
-    xsnprintf(want, "[steptrace] 2 records lost: cannot create log directory "
-              "%s: Not a directory\n%s", logdir, none_record(3, 3));
+    xsnprintf(want,
+              "[steptrace] 2 records lost: cannot create log directory "
+              "%s: Not a directory\n%s",
+              logdir, none_record(3, 3));
     assert_file_eq(in_dir(logdir, "tracer.log"), want);
     close(fd);
 }
@@ -620,8 +631,10 @@ START_TEST(test_service_dev_full_then_recovers)
     sync_loop();
     ck_assert_uint_eq(send_steps(fd, 4, 4, 3, msg, sizeof(msg)), 0);
     assert_file_eq(keep, none_record(1, 1));
-    xsnprintf(want, "[steptrace] 2 records lost: cannot write %s: No space "
-              "left on device\n%s", logp, none_record(4, 4));
+    xsnprintf(want,
+              "[steptrace] 2 records lost: cannot write %s: No space "
+              "left on device\n%s",
+              logp, none_record(4, 4));
     assert_file_eq(logp, want);
     close(fd);
 }
@@ -658,15 +671,15 @@ START_TEST(test_service_rotation_rename_fails_keeps_appending)
     frame_init(&f);
     put_strings(&f);
     put_region(&f, 1, 1, ST_LEVEL_INFO, ST_VARMODE_NONE, rec * 3 / 2, 5);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0,
-                                        S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0,
+                                        1),
                      0);
     frame_send(fd, &f);
     st_buf_close(&f.b);
     ck_assert_uint_eq(send_steps(fd, 1, 1, 1, NULL, 0), 0);
     if (geteuid() != 0 || chattr_logdir("+i") != 0) {
         fprintf(stderr, "test_service_rotation_rename_fails_keeps_appending:"
-                " cannot make the log directory immutable; not run\n");
+                        " cannot make the log directory immutable; not run\n");
         close(fd);
         return;
     }
@@ -702,8 +715,8 @@ heavy_writer(unsigned n)
     put_strings(&f);
     ck_assert_int_eq(st_wire_pack_thread(&f.pk, 1, S_MAIN_THREAD), 0);
     put_region(&f, 1, 1, ST_LEVEL_INFO, ST_VARMODE_ALL, 0, 10);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0,
-                                        S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0,
+                                        1),
                      0);
     for (k = 0; k < 50; k++) {
         snprintf(name, sizeof(name), "v%u", k);
@@ -716,7 +729,8 @@ heavy_writer(unsigned n)
         snprintf(value, sizeof(value), "%u-%040u", i, i);
         ck_assert_int_eq(st_wire_pack_diff_begin(&f.pk, 1), 0);
         ck_assert_int_eq(st_wire_pack_var_set(&f.pk, 100 + i % 50, S_STR,
-                                              value, strlen(value)), 0);
+                                              value, strlen(value)),
+                         0);
         if (i % 500 == 0)
             frame_send(fd, &f);
     }
@@ -844,7 +858,7 @@ START_TEST(test_service_peer_uid_checked)
 
     if (geteuid() != 0) {
         fprintf(stderr, "test_service_peer_uid_checked: needs root to "
-                "connect as another user; not run\n");
+                        "connect as another user; not run\n");
         return;
     }
     /* Other users may reach the socket: SO_PEERCRED decides. */
@@ -972,8 +986,7 @@ service_suite(void)
     add_test(s, "tail-slow", test_service_tail_slow_subscriber_skips, 1);
     add_test(s, "write-fault", test_service_write_fault_counted_and_reported,
              0);
-    add_test(s, "open-fault", test_service_open_fault_reported_in_the_file,
-             1);
+    add_test(s, "open-fault", test_service_open_fault_reported_in_the_file, 1);
     add_test(s, "dev-full", test_service_dev_full_then_recovers, 1);
     {
         TCase *tc = tcase_create("rename-fails");
@@ -984,8 +997,7 @@ service_suite(void)
     }
     add_test(s, "slow-disk",
              test_service_slow_disk_pauses_producers_without_loss, 0);
-    add_test(s, "sigterm-drain", test_service_sigterm_writes_what_was_sent,
-             1);
+    add_test(s, "sigterm-drain", test_service_sigterm_writes_what_was_sent, 1);
     add_test(s, "peer-uid", test_service_peer_uid_checked, 0);
     add_test(s, "fd-cycles", test_service_connect_close_cycles_keep_fds, 1);
     add_test(s, "hostile-rss", test_service_hostile_inputs_bounded_memory, 1);

@@ -22,10 +22,9 @@
 struct daemon_fixture D;
 
 const char *const strings[S_COUNT] = {
-    NULL, "/abs/f.py", "main", "x", "int", "y", "MainThread", "str", "z",
-    "outer", "Worker", "<module>",
+    NULL,         "/abs/f.py", "main", "x",     "int",    "y",
+    "MainThread", "str",       "z",    "outer", "Worker", "<module>",
 };
-
 
 /* ---- the collector process ---- */
 
@@ -169,7 +168,7 @@ fixture_setup(void)
 
     memset(&D, 0, sizeof(D));
     xsnprintf(D.dir, "%s/st-daemon-XXXXXX",
-             tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+              tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(D.dir));
     xsnprintf(D.sock, "%s/s.sock", D.dir);
     xsnprintf(D.err, "%s/daemon.err", D.dir);
@@ -271,7 +270,6 @@ wait_file_eq(const char *path, const char *expected)
 
 /* ---- client side of the protocol ---- */
 
-
 void
 frame_init(struct frame *f)
 {
@@ -368,8 +366,8 @@ recv_msg(int fd, struct st_msg *m, char **payload)
         if (m->type != ST_MSG_FILE)
             return;
         /* The file a tracer's records go to: kept for the test to see. */
-        snprintf(last_file, sizeof(last_file), "%.*s",
-                 (int)m->u.file.path.n, m->u.file.path.p);
+        snprintf(last_file, sizeof(last_file), "%.*s", (int)m->u.file.path.n,
+                 m->u.file.path.p);
         last_file_tracer = m->u.file.tracer_id;
         free(*payload);
     }
@@ -478,7 +476,8 @@ put_strings(struct frame *f)
 
     for (i = 1; i < S_COUNT; i++)
         ck_assert_int_eq(st_wire_pack_str(&f->pk, i, strings[i],
-                                          strlen(strings[i])), 0);
+                                          strlen(strings[i])),
+                         0);
 }
 
 void
@@ -487,7 +486,8 @@ put_region(struct frame *f, uint32_t id, uint32_t tracer, uint32_t level,
 {
     ck_assert_int_eq(st_wire_pack_region(&f->pk, id, tracer, D.logdir,
                                          strlen(D.logdir), level, mode,
-                                         max_bytes, max_files), 0);
+                                         max_bytes, max_files),
+                     0);
 }
 
 void
@@ -506,9 +506,10 @@ put_diff(struct frame *f, const struct tvar *v)
         if (v[i].type == 0)
             ck_assert_int_eq(st_wire_pack_var_del(&f->pk, v[i].name), 0);
         else
-            ck_assert_int_eq(st_wire_pack_var_set(&f->pk, v[i].name,
-                                                  v[i].type, v[i].value,
-                                                  strlen(v[i].value)), 0);
+            ck_assert_int_eq(st_wire_pack_var_set(&f->pk, v[i].name, v[i].type,
+                                                  v[i].value,
+                                                  strlen(v[i].value)),
+                             0);
     }
 }
 
@@ -530,25 +531,22 @@ put_prologue(struct frame *f, uint32_t level, uint32_t mode)
     put_strings(f);
     ck_assert_int_eq(st_wire_pack_thread(&f->pk, 1, S_MAIN_THREAD), 0);
     put_region(f, 1, 1, level, mode, 0, 10);
-    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 1, 1, 0,
-                                        S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f->pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0,
+                                        1),
                      0);
 }
 
-
 /* The record of the example of docs/LOG-FORMAT.md section 2: step 1 at
  * line 8, x = 5, y = 10. */
-const char all_step1[] =
-    HEADER "1" DASHES
-    "Runtime: 0.0841 ms\n"
-    "/abs/f.py::main -- line 8\n"
-    "\n"
-    "------> Global variables <------\n"
-    "x: int :: 5\n"
-    "\n"
-    "------> Local variables <------\n"
-    "y: int :: 10\n"
-    "\n";
+const char all_step1[] = HEADER "1" DASHES "Runtime: 0.0841 ms\n"
+                                "/abs/f.py::main -- line 8\n"
+                                "\n"
+                                "------> Global variables <------\n"
+                                "x: int :: 5\n"
+                                "\n"
+                                "------> Local variables <------\n"
+                                "y: int :: 10\n"
+                                "\n";
 
 /* A region in ALL mode whose first step is the example of
  * docs/LOG-FORMAT.md section 2; the second step changes y only, and is
@@ -576,26 +574,24 @@ send_all_mode_region(int fd)
     st_buf_close(&f.b);
 }
 
-const char all_region_text[] =
-    HEADER "1" DASHES
-    "Runtime: 0.0841 ms\n"
-    "/abs/f.py::main -- line 8\n"
-    "\n"
-    "------> Global variables <------\n"
-    "x: int :: 5\n"
-    "\n"
-    "------> Local variables <------\n"
-    "y: int :: 10\n"
-    "\n" HEADER "2" DASHES
-    "Runtime: 0.0010 ms\n"
-    "/abs/f.py::main -- line 9\n"
-    "\n"
-    "------> Global variables <------\n"
-    "x: int :: 5\n"
-    "\n"
-    "------> Local variables <------\n"
-    "y: int :: 11\n"
-    "\n";
+const char all_region_text[] = HEADER "1" DASHES "Runtime: 0.0841 ms\n"
+                                      "/abs/f.py::main -- line 8\n"
+                                      "\n"
+                                      "------> Global variables <------\n"
+                                      "x: int :: 5\n"
+                                      "\n"
+                                      "------> Local variables <------\n"
+                                      "y: int :: 10\n"
+                                      "\n" HEADER "2" DASHES
+                                      "Runtime: 0.0010 ms\n"
+                                      "/abs/f.py::main -- line 9\n"
+                                      "\n"
+                                      "------> Global variables <------\n"
+                                      "x: int :: 5\n"
+                                      "\n"
+                                      "------> Local variables <------\n"
+                                      "y: int :: 11\n"
+                                      "\n";
 
 /* Records at lines 1, 2, 3 in NONE mode have the same length. */
 const char *const rot_records[] = {
@@ -638,7 +634,6 @@ add_test(Suite *s, const char *name, const TTest *test, int running)
     tcase_add_test(tc, test);
     suite_add_tcase(s, tc);
 }
-
 
 uint64_t
 status_counter(const char *name)
@@ -778,8 +773,7 @@ ring_map(struct ring_client *rc, int memfd)
     ck_assert_int_eq(st.st_size, (off_t)(ST_RING_HEADER + rc->size));
     ck_assert_int_eq(fcntl(memfd, F_GET_SEALS) & seals, seals);
     rc->map_len = ST_RING_HEADER + (size_t)rc->size;
-    p = mmap(NULL, rc->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd,
-             0);
+    p = mmap(NULL, rc->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     ck_assert_ptr_ne(p, MAP_FAILED);
     close(memfd);
     rc->hdr = p;
@@ -801,7 +795,8 @@ ring_client_open(struct ring_client *rc, uint64_t want)
     rc->fd = client_connect();
     frame_init(&f);
     ck_assert_int_eq(st_wire_pack_hello(&f.pk, (uint64_t)getpid(), "test", 4,
-                                        want), 0);
+                                        want),
+                     0);
     frame_send(rc->fd, &f);
     st_buf_close(&f.b);
     len = ring_recv_fds(rc->fd, fds);
@@ -894,8 +889,7 @@ ring_wake(struct ring_client *rc)
 {
     uint64_t one = 1;
 
-    ck_assert_int_eq(write(rc->efd, &one, sizeof(one)),
-                     (ssize_t)sizeof(one));
+    ck_assert_int_eq(write(rc->efd, &one, sizeof(one)), (ssize_t)sizeof(one));
 }
 
 uint64_t

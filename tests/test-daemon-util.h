@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "wire-pack.h"
 #include "steptrace/buf.h"
 #include "steptrace/ring.h"
 #include "steptrace/wire.h"
-#include "wire-pack.h"
 
 /* Bound on every wait, so that a broken collector fails instead of hangs. */
 #define WAIT_MS 20000
@@ -27,14 +27,24 @@
 #define DASHES " ---------------------\n"
 
 /* snprintf into an array, failing the test rather than truncating. */
-#define xsnprintf(buf, ...)                                                 \
-    ck_assert_int_lt(snprintf((buf), sizeof(buf), __VA_ARGS__),             \
+#define xsnprintf(buf, ...)                                                   \
+    ck_assert_int_lt(snprintf((buf), sizeof(buf), __VA_ARGS__),               \
                      (int)sizeof(buf))
 
 /* String ids every scenario defines. */
 enum {
-    S_FILE = 1, S_MAIN, S_X, S_INT, S_Y, S_MAIN_THREAD, S_STR, S_Z, S_OUTER,
-    S_WORKER, S_MODULE, S_COUNT
+    S_FILE = 1,
+    S_MAIN,
+    S_X,
+    S_INT,
+    S_Y,
+    S_MAIN_THREAD,
+    S_STR,
+    S_Z,
+    S_OUTER,
+    S_WORKER,
+    S_MODULE,
+    S_COUNT
 };
 
 /* The collector of the current test. */
@@ -59,15 +69,15 @@ struct tvar {
 /* The agent's side of a ring (steptrace/ring.h), made by
  * ring_client_open() and given up by ring_client_close(). */
 struct ring_client {
-    int fd;                   /* Owned: the socket (-1 once closed). */
-    int efd;                  /* Owned: the eventfd that wakes the
-                                 collector. */
-    struct st_ring_hdr *hdr;  /* Owned: the mapping, map_len bytes. */
+    int fd;                  /* Owned: the socket (-1 once closed). */
+    int efd;                 /* Owned: the eventfd that wakes the
+                                collector. */
+    struct st_ring_hdr *hdr; /* Owned: the mapping, map_len bytes. */
     size_t map_len;
-    char *data;               /* Borrowed: the data area. */
-    uint64_t size;            /* Data bytes the collector granted. */
-    uint64_t wr;              /* Stream bytes written (commit may lag). */
-    unsigned straddled;       /* Messages written across the data's end. */
+    char *data;         /* Borrowed: the data area. */
+    uint64_t size;      /* Data bytes the collector granted. */
+    uint64_t wr;        /* Stream bytes written (commit may lag). */
+    unsigned straddled; /* Messages written across the data's end. */
 };
 
 /* Messages accumulated into one frame. */
@@ -76,9 +86,12 @@ struct frame {
     msgpack_packer pk;
 };
 
+/* clang-format would take these macros' braces for blocks. */
+/* clang-format off */
 #define V(name, type, value) {name, type, value}
 #define DEL(name) {name, 0, NULL}
 #define END {0, 0, NULL}
+/* clang-format on */
 
 /* The record of the example of docs/LOG-FORMAT.md section 2: step 1 at
  * line 8, x = 5, y = 10. */
@@ -152,12 +165,11 @@ uint64_t flush_wait(int fd, uint64_t token, char *msg, size_t msglen);
 /* @return 1 once the collector closed the connection. */
 int closed_by_peer(int fd);
 void put_strings(struct frame *f);
-void put_region(struct frame *f, uint32_t id, uint32_t tracer,
-                uint32_t level, uint32_t mode, uint64_t max_bytes,
-                uint32_t max_files);
+void put_region(struct frame *f, uint32_t id, uint32_t tracer, uint32_t level,
+                uint32_t mode, uint64_t max_bytes, uint32_t max_files);
 void put_diff(struct frame *f, const struct tvar *v);
-void put_step(struct frame *f, uint32_t region, uint32_t frame,
-              uint32_t line, uint64_t ns, const struct tvar *globals,
+void put_step(struct frame *f, uint32_t region, uint32_t frame, uint32_t line,
+              uint64_t ns, const struct tvar *globals,
               const struct tvar *locals);
 /* Strings, thread 1 "MainThread", frame 1 = /abs/f.py::main in scope 1
  * and region 1 of tracer 1 with the given level and mode. */

@@ -118,29 +118,26 @@ START_TEST(test_daemon_changed_mode)
     st_buf_close(&f.b);
     ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0010 ms\n"
-                   "/abs/f.py::main -- line 8\n"
-                   "\n"
-                   "------> Global variable changes <------\n"
-                   "[NEW] x: int :: 5\n"
-                   "\n"
-                   "------> Local variable changes <------\n"
-                   "[NEW] y: int :: 10\n"
-                   "\n" HEADER "2" DASHES
-                   "Runtime: 0.0020 ms\n"
-                   "/abs/f.py::main -- line 9\n"
-                   "\n"
-                   "------> Global variable changes <------\n"
-                   "[CHANGED] x: int :: 5 -> 6\n"
-                   "\n"
-                   "------> Local variable changes <------\n"
-                   "[DELETED] y\n"
-                   "[NEW] z: str :: hi\n"
-                   "\n" HEADER "3" DASHES
-                   "Runtime: 0.0030 ms\n"
-                   "/abs/f.py::main -- line 10\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0010 ms\n"
+                          "/abs/f.py::main -- line 8\n"
+                          "\n"
+                          "------> Global variable changes <------\n"
+                          "[NEW] x: int :: 5\n"
+                          "\n"
+                          "------> Local variable changes <------\n"
+                          "[NEW] y: int :: 10\n"
+                          "\n" HEADER "2" DASHES "Runtime: 0.0020 ms\n"
+                          "/abs/f.py::main -- line 9\n"
+                          "\n"
+                          "------> Global variable changes <------\n"
+                          "[CHANGED] x: int :: 5 -> 6\n"
+                          "\n"
+                          "------> Local variable changes <------\n"
+                          "[DELETED] y\n"
+                          "[NEW] z: str :: hi\n"
+                          "\n" HEADER "3" DASHES "Runtime: 0.0030 ms\n"
+                          "/abs/f.py::main -- line 10\n"
+                          "\n");
     close(fd);
 }
 END_TEST
@@ -160,13 +157,11 @@ START_TEST(test_daemon_none_mode)
     st_buf_close(&f.b);
     ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0841 ms\n"
-                   "/abs/f.py::main -- line 8\n"
-                   "\n" HEADER "2" DASHES
-                   "Runtime: 0.0001 ms\n"
-                   "/abs/f.py::main -- line 9\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0841 ms\n"
+                          "/abs/f.py::main -- line 8\n"
+                          "\n" HEADER "2" DASHES "Runtime: 0.0001 ms\n"
+                          "/abs/f.py::main -- line 9\n"
+                          "\n");
     close(fd);
 }
 END_TEST
@@ -180,20 +175,20 @@ START_TEST(test_daemon_module_frame_globals_only)
     put_strings(&f);
     put_region(&f, 1, 1, ST_LEVEL_INFO, ST_VARMODE_ALL, 0, 10);
     ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_MODULE, 1,
-                                        ST_FRAME_MODULE, 1), 0);
+                                        ST_FRAME_MODULE, 1),
+                     0);
     put_step(&f, 1, 1, 3, 84100, (struct tvar[]){V(S_X, S_INT, "5"), END},
              NULL);
     frame_send(fd, &f);
     st_buf_close(&f.b);
     ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0841 ms\n"
-                   "/abs/f.py::<module> -- line 3\n"
-                   "\n"
-                   "------> Global variables <------\n"
-                   "x: int :: 5\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0841 ms\n"
+                          "/abs/f.py::<module> -- line 3\n"
+                          "\n"
+                          "------> Global variables <------\n"
+                          "x: int :: 5\n"
+                          "\n");
     close(fd);
 }
 END_TEST
@@ -208,14 +203,14 @@ START_TEST(test_daemon_debug_ancestors_and_threads)
     ck_assert_int_eq(st_wire_pack_thread(&f.pk, 1, S_MAIN_THREAD), 0);
     ck_assert_int_eq(st_wire_pack_thread(&f.pk, 2, S_WORKER), 0);
     put_region(&f, 1, 1, ST_LEVEL_DEBUG, ST_VARMODE_NONE, 0, 10);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0,
-                                        S_FILE, S_OUTER, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_OUTER, 1, 0,
+                                        1),
                      0);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 2, 1, 1,
-                                        S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 2, 1, 1, S_FILE, S_MAIN, 1, 0,
+                                        1),
                      0);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 3, 2, 0,
-                                        S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 3, 2, 0, S_FILE, S_MAIN, 1, 0,
+                                        1),
                      0);
     put_step(&f, 1, 1, 12, 100, NULL, NULL);
     put_step(&f, 1, 2, 8, 200, NULL, NULL);
@@ -225,21 +220,19 @@ START_TEST(test_daemon_debug_ancestors_and_threads)
     st_buf_close(&f.b);
     ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0001 ms\n"
-                   "/abs/f.py::outer -- line 12\n"
-                   "\n" HEADER "2" DASHES
-                   "Runtime: 0.0002 ms\n"
-                   "/abs/f.py::outer -- line 12\n"
-                   "/abs/f.py::main -- line 8\n"
-                   "\n" HEADER "3" DASHES
-                   "Runtime: 0.0003 ms | thread Worker\n"
-                   "/abs/f.py::main -- line 20\n"
-                   "\n" HEADER "4" DASHES
-                   "Runtime: 0.0004 ms | thread MainThread\n"
-                   "/abs/f.py::outer -- line 12\n"
-                   "/abs/f.py::main -- line 9\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0001 ms\n"
+                          "/abs/f.py::outer -- line 12\n"
+                          "\n" HEADER "2" DASHES "Runtime: 0.0002 ms\n"
+                          "/abs/f.py::outer -- line 12\n"
+                          "/abs/f.py::main -- line 8\n"
+                          "\n" HEADER "3" DASHES
+                          "Runtime: 0.0003 ms | thread Worker\n"
+                          "/abs/f.py::main -- line 20\n"
+                          "\n" HEADER "4" DASHES
+                          "Runtime: 0.0004 ms | thread MainThread\n"
+                          "/abs/f.py::outer -- line 12\n"
+                          "/abs/f.py::main -- line 9\n"
+                          "\n");
     close(fd);
 }
 END_TEST
@@ -257,13 +250,12 @@ START_TEST(test_daemon_values_escaped_one_line)
     st_buf_close(&f.b);
     ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0841 ms\n"
-                   "/abs/f.py::main -- line 8\n"
-                   "\n"
-                   "------> Local variables <------\n"
-                   "y: str :: a\\nb\\tc\\x01\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0841 ms\n"
+                          "/abs/f.py::main -- line 8\n"
+                          "\n"
+                          "------> Local variables <------\n"
+                          "y: str :: a\\nb\\tc\\x01\n"
+                          "\n");
     close(fd);
 }
 END_TEST
@@ -290,11 +282,12 @@ START_TEST(test_daemon_large_value)
     text = slurp(in_dir(D.logdir, "tracer.log"));
     ck_assert_ptr_nonnull(text);
     ck_assert_ptr_nonnull(strstr(text, "y: str :: abcdefghij"));
-    ck_assert_uint_eq(strlen(text), strlen(HEADER "1" DASHES
-                                           "Runtime: 0.0841 ms\n"
-                                           "/abs/f.py::main -- line 8\n\n"
-                                           "------> Local variables <------\n"
-                                           "y: str :: \n\n") + n);
+    ck_assert_uint_eq(strlen(text),
+                      strlen(HEADER "1" DASHES "Runtime: 0.0841 ms\n"
+                                    "/abs/f.py::main -- line 8\n\n"
+                                    "------> Local variables <------\n"
+                                    "y: str :: \n\n") +
+                          n);
     free(text);
     free(big);
     close(fd);
@@ -322,24 +315,21 @@ START_TEST(test_daemon_second_tracer_gets_tracer_1)
     st_buf_close(&f.b);
     ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0841 ms\n"
-                   "/abs/f.py::main -- line 8\n"
-                   "\n"
-                   "------> Global variables <------\n"
-                   "x: int :: 5\n"
-                   "\n"
-                   "------> Local variables <------\n"
-                   "y: int :: 10\n"
-                   "\n" HEADER "1" DASHES
-                   "Runtime: 0.0001 ms\n"
-                   "/abs/f.py::main -- line 10\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0841 ms\n"
+                          "/abs/f.py::main -- line 8\n"
+                          "\n"
+                          "------> Global variables <------\n"
+                          "x: int :: 5\n"
+                          "\n"
+                          "------> Local variables <------\n"
+                          "y: int :: 10\n"
+                          "\n" HEADER "1" DASHES "Runtime: 0.0001 ms\n"
+                          "/abs/f.py::main -- line 10\n"
+                          "\n");
     assert_file_eq(in_dir(D.logdir, "tracer_1.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0001 ms\n"
-                   "/abs/f.py::main -- line 9\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0001 ms\n"
+                          "/abs/f.py::main -- line 9\n"
+                          "\n");
     assert_missing(in_dir(D.logdir, "tracer_2.log"));
     /* The collector said where tracer 2 went (tracer 1's came first). */
     ck_assert_str_eq(last_file, in_dir(D.logdir, "tracer_1.log"));
@@ -358,19 +348,19 @@ START_TEST(test_daemon_note_lines)
     frame_init(&f);
     put_prologue(&f, ST_LEVEL_INFO, ST_VARMODE_NONE);
     ck_assert_int_eq(st_wire_pack_note(&f.pk, 1, ST_NOTE_LINE,
-                                       "process 7 was started", 21), 0);
+                                       "process 7 was started", 21),
+                     0);
     put_step(&f, 1, 1, 8, 100, NULL, NULL);
     ck_assert_int_eq(st_wire_pack_note(&f.pk, 1, ST_NOTE_AT_STEP,
-                                       "started process 9: a\nb", 22), 0);
-    put_region(&f, 2, 2, ST_LEVEL_INFO, ST_VARMODE_NONE, 0, 10);
-    ck_assert_int_eq(st_wire_pack_note(&f.pk, 2, ST_NOTE_LINE, "alone", 5),
+                                       "started process 9: a\nb", 22),
                      0);
+    put_region(&f, 2, 2, ST_LEVEL_INFO, ST_VARMODE_NONE, 0, 10);
+    ck_assert_int_eq(st_wire_pack_note(&f.pk, 2, ST_NOTE_LINE, "alone", 5), 0);
     frame_send(fd, &f);
     st_buf_close(&f.b);
     ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   "[steptrace] process 7 was started\n"
-                   HEADER "1" DASHES
+                   "[steptrace] process 7 was started\n" HEADER "1" DASHES
                    "Runtime: 0.0001 ms\n"
                    "/abs/f.py::main -- line 8\n"
                    "\n"
@@ -409,18 +399,15 @@ START_TEST(test_daemon_two_connections_own_files)
     ck_assert_uint_eq(flush_wait(a, 2, NULL, 0), 0);
     st_buf_close(&f.b);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0001 ms\n"
-                   "/abs/f.py::main -- line 1\n"
-                   "\n" HEADER "2" DASHES
-                   "Runtime: 0.0003 ms\n"
-                   "/abs/f.py::main -- line 3\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0001 ms\n"
+                          "/abs/f.py::main -- line 1\n"
+                          "\n" HEADER "2" DASHES "Runtime: 0.0003 ms\n"
+                          "/abs/f.py::main -- line 3\n"
+                          "\n");
     assert_file_eq(in_dir(D.logdir, "tracer_1.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0002 ms\n"
-                   "/abs/f.py::main -- line 2\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0002 ms\n"
+                          "/abs/f.py::main -- line 2\n"
+                          "\n");
     close(a);
     close(b);
 }
@@ -445,15 +432,13 @@ START_TEST(test_daemon_lost_summary_line)
     st_buf_close(&f.b);
     ck_assert_uint_eq(flush_wait(fd, 1, NULL, 0), 0);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
-                   HEADER "1" DASHES
-                   "Runtime: 0.0001 ms\n"
-                   "/abs/f.py::main -- line 1\n"
-                   "\n"
-                   "[steptrace] 5 records lost in this region\n"
-                   HEADER "1" DASHES
-                   "Runtime: 0.0001 ms\n"
-                   "/abs/f.py::main -- line 2\n"
-                   "\n");
+                   HEADER "1" DASHES "Runtime: 0.0001 ms\n"
+                          "/abs/f.py::main -- line 1\n"
+                          "\n"
+                          "[steptrace] 5 records lost in this region\n" HEADER
+                          "1" DASHES "Runtime: 0.0001 ms\n"
+                          "/abs/f.py::main -- line 2\n"
+                          "\n");
     close(fd);
 }
 END_TEST
@@ -466,8 +451,8 @@ send_rotating_region(int fd, uint64_t max, uint32_t max_files)
     frame_init(&f);
     put_strings(&f);
     put_region(&f, 1, 1, ST_LEVEL_INFO, ST_VARMODE_NONE, max, max_files);
-    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0,
-                                        S_FILE, S_MAIN, 1, 0, 1),
+    ck_assert_int_eq(st_wire_pack_frame(&f.pk, 1, 1, 0, S_FILE, S_MAIN, 1, 0,
+                                        1),
                      0);
     put_step(&f, 1, 1, 1, 100, NULL, NULL);
     put_step(&f, 1, 1, 2, 100, NULL, NULL);
@@ -594,7 +579,7 @@ START_TEST(test_daemon_sighup_reopens)
     assert_file_eq(moved, rot_records[0]);
     assert_file_eq(in_dir(D.logdir, "tracer.log"),
                    HEADER "2" DASHES
-                   "Runtime: 0.0001 ms\n/abs/f.py::main -- line 3\n\n");
+                          "Runtime: 0.0001 ms\n/abs/f.py::main -- line 3\n\n");
     close(fd);
 }
 END_TEST
@@ -641,8 +626,8 @@ END_TEST
 
 START_TEST(test_daemon_array32_bomb_closes)
 {
-    static const unsigned char bomb[] = {0, 0, 0, 5, 0xdd, 0xff, 0xff, 0xff,
-                                         0xff};
+    static const unsigned char bomb[] = {0,    0,    0,    5,   0xdd,
+                                         0xff, 0xff, 0xff, 0xff};
     int fd = client_open();
 
     send_all(fd, bomb, sizeof(bomb));
@@ -900,8 +885,7 @@ END_TEST
 
 START_TEST(test_daemon_idle_exit_flushes_on_disconnect)
 {
-    static const char *const args[] = {"--idle-exit", "2", "--private",
-                                       NULL};
+    static const char *const args[] = {"--idle-exit", "2", "--private", NULL};
     char sockdir[PATH_MAX];
     int fd;
     struct frame f;
@@ -1027,7 +1011,7 @@ daemon_suite(void)
 
     if (path == NULL || path[0] != '/' || access(path, X_OK) != 0) {
         fprintf(stderr, "test-daemon: set STEPTRACED to the absolute path "
-                "of the steptraced binary; skipping\n");
+                        "of the steptraced binary; skipping\n");
         exit(77);
     }
     s = suite_create("daemon");

@@ -56,7 +56,7 @@ START_TEST(test_error_negative_errno)
     ck_assert_str_eq(st_strerror(-ENOENT), strerror(ENOENT));
     ck_assert_str_eq(st_strerror(-EPIPE), strerror(EPIPE));
     ck_assert_str_eq(st_strerror(-ENOSPC), strerror(ENOSPC));
-#if defined(__GLIBC__) &&                                                    \
+#if defined(__GLIBC__) &&                                                     \
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
     /* The names come from strerrorname_np(), new in glibc 2.32. */
     ck_assert_str_eq(st_err_name(-ENOENT), "ENOENT");
@@ -73,9 +73,9 @@ END_TEST
 /* Anything else still gets a string, never NULL and never a crash. */
 START_TEST(test_error_other_values)
 {
-    static const int values[] = {0, 1, 42, INT_MAX, -4095, -9000,
-                                 ST_E_FIRST_, ST_E_LAST_, INT_MIN + 1,
-                                 INT_MIN};
+    static const int values[] = {0,           1,      42,          INT_MAX,
+                                 -4095,       -9000,  ST_E_FIRST_, ST_E_LAST_,
+                                 INT_MIN + 1, INT_MIN};
     size_t i;
 
     for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {

@@ -26,19 +26,19 @@
 #include "../daemon/stats.h"
 #include "../daemon/writer.h"
 
-#define xsnprintf(buf, ...)                                                 \
-    ck_assert_int_lt(snprintf((buf), sizeof(buf), __VA_ARGS__),             \
+#define xsnprintf(buf, ...)                                                   \
+    ck_assert_int_lt(snprintf((buf), sizeof(buf), __VA_ARGS__),               \
                      (int)sizeof(buf))
 
 /* Everything the callbacks saw, the loop and env they run in, and the
  * test's directory. */
 static struct {
-    char dir[PATH_MAX];      /* The test's own (ST_TEST_KEEP=1 keeps it). */
-    char logdir[PATH_MAX];   /* dir/.tracer, not made in advance. */
+    char dir[PATH_MAX];    /* The test's own (ST_TEST_KEEP=1 keeps it). */
+    char logdir[PATH_MAX]; /* dir/.tracer, not made in advance. */
     uv_loop_t loop;
     struct st_stats stats;
     struct st_sink_env env;
-    size_t pending;          /* Bytes queued, as the pending hook says. */
+    size_t pending; /* Bytes queued, as the pending hook says. */
     int arm_calls;
     int publish_calls;
     struct st_buf published; /* Every text published, in order. */
@@ -413,8 +413,7 @@ START_TEST(test_sink_write_error_reported)
     ck_assert_int_eq(T.error_calls, 1);
     ck_assert_uint_eq(T.stats.records_written, 1);
     /* Tail subscribers see the loss line too, after the records. */
-    xsnprintf(expect, "first\nsecond\n[steptrace] 1 records lost: %s\n",
-              msg);
+    xsnprintf(expect, "first\nsecond\n[steptrace] 1 records lost: %s\n", msg);
     ck_assert_buf_str_eq(&T.published, expect);
     st__sink_release(s);
 }

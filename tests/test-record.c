@@ -13,6 +13,8 @@
 #include "steptrace/record.h"
 
 /* Initializers of a struct st_str: a string literal, and no string. */
+/* clang-format would take these macros' braces for blocks. */
+/* clang-format off */
 #define S(lit) {(lit), sizeof(lit) - 1}
 #define NOSTR {NULL, 0}
 
@@ -22,6 +24,7 @@
 #define NEW(n, t, v) {S(n), S(t), S(v), NOSTR, ST_VAR_NEW}
 #define CHANGED(n, t, old, v) {S(n), S(t), S(v), S(old), ST_VAR_CHANGED}
 #define DELETED(n) {S(n), NOSTR, NOSTR, NOSTR, ST_VAR_DELETED}
+/* clang-format on */
 
 static const struct st_loc_view main_loc[] = {
     {S("/abs/path/to/file.py"), S("main"), 8},
@@ -46,22 +49,28 @@ START_TEST(test_record_format_all_mode)
     static const struct st_var_view globals[] = {PLAIN("x", "int", "5")};
     static const struct st_var_view locals[] = {PLAIN("y", "int", "10")};
     struct st_step_view v = {
-        .step = 3, .runtime_ns = 84100, .thread = NOSTR,
-        .locs = main_loc, .nlocs = 1, .var_mode = ST_VARMODE_ALL,
-        .globals = globals, .nglobals = 1, .locals = locals, .nlocals = 1,
+        .step = 3,
+        .runtime_ns = 84100,
+        .thread = NOSTR,
+        .locs = main_loc,
+        .nlocs = 1,
+        .var_mode = ST_VARMODE_ALL,
+        .globals = globals,
+        .nglobals = 1,
+        .locals = locals,
+        .nlocals = 1,
     };
 
-    check_step(&v,
-               "--------------------- Step 3 ---------------------\n"
-               "Runtime: 0.0841 ms\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n"
-               "------> Global variables <------\n"
-               "x: int :: 5\n"
-               "\n"
-               "------> Local variables <------\n"
-               "y: int :: 10\n"
-               "\n");
+    check_step(&v, "--------------------- Step 3 ---------------------\n"
+                   "Runtime: 0.0841 ms\n"
+                   "/abs/path/to/file.py::main -- line 8\n"
+                   "\n"
+                   "------> Global variables <------\n"
+                   "x: int :: 5\n"
+                   "\n"
+                   "------> Local variables <------\n"
+                   "y: int :: 10\n"
+                   "\n");
 }
 END_TEST
 
@@ -77,25 +86,30 @@ START_TEST(test_record_format_all_mode_several_variables)
         PLAIN("empty", "str", ""),
     };
     struct st_step_view v = {
-        .step = 12, .runtime_ns = 1500000, .locs = main_loc, .nlocs = 1,
-        .var_mode = ST_VARMODE_ALL, .globals = globals, .nglobals = 2,
-        .locals = locals, .nlocals = 3,
+        .step = 12,
+        .runtime_ns = 1500000,
+        .locs = main_loc,
+        .nlocs = 1,
+        .var_mode = ST_VARMODE_ALL,
+        .globals = globals,
+        .nglobals = 2,
+        .locals = locals,
+        .nlocals = 3,
     };
 
-    check_step(&v,
-               DASHES " Step 12 " DASHES "\n"
-               "Runtime: 1.5000 ms\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n"
-               "------> Global variables <------\n"
-               "CONFIG: dict :: {'a': 1}\n"
-               "helper: function :: <function helper at 0x7f00>\n"
-               "\n"
-               "------> Local variables <------\n"
-               "xs: list :: [1, 2, 3]\n"
-               "name: str :: caf\xc3\xa9\n"
-               "empty: str :: \n"
-               "\n");
+    check_step(&v, DASHES " Step 12 " DASHES "\n"
+                          "Runtime: 1.5000 ms\n"
+                          "/abs/path/to/file.py::main -- line 8\n"
+                          "\n"
+                          "------> Global variables <------\n"
+                          "CONFIG: dict :: {'a': 1}\n"
+                          "helper: function :: <function helper at 0x7f00>\n"
+                          "\n"
+                          "------> Local variables <------\n"
+                          "xs: list :: [1, 2, 3]\n"
+                          "name: str :: caf\xc3\xa9\n"
+                          "empty: str :: \n"
+                          "\n");
 }
 END_TEST
 
@@ -110,19 +124,23 @@ START_TEST(test_record_format_module_level)
         PLAIN("b", "float", "2.5"),
     };
     struct st_step_view v = {
-        .step = 1, .runtime_ns = 0, .locs = loc, .nlocs = 1,
-        .var_mode = ST_VARMODE_ALL, .globals = globals, .nglobals = 2,
+        .step = 1,
+        .runtime_ns = 0,
+        .locs = loc,
+        .nlocs = 1,
+        .var_mode = ST_VARMODE_ALL,
+        .globals = globals,
+        .nglobals = 2,
     };
 
-    check_step(&v,
-               DASHES " Step 1 " DASHES "\n"
-               "Runtime: 0.0000 ms\n"
-               "/home/u/script.py::<module> -- line 1\n"
-               "\n"
-               "------> Global variables <------\n"
-               "a: int :: 1\n"
-               "b: float :: 2.5\n"
-               "\n");
+    check_step(&v, DASHES " Step 1 " DASHES "\n"
+                          "Runtime: 0.0000 ms\n"
+                          "/home/u/script.py::<module> -- line 1\n"
+                          "\n"
+                          "------> Global variables <------\n"
+                          "a: int :: 1\n"
+                          "b: float :: 2.5\n"
+                          "\n");
 }
 END_TEST
 
@@ -138,25 +156,30 @@ START_TEST(test_record_format_changed_mode)
         CHANGED("xs", "list", "[1]", "[1, 1]"),
     };
     struct st_step_view v = {
-        .step = 4, .runtime_ns = 2049, .locs = main_loc, .nlocs = 1,
-        .var_mode = ST_VARMODE_CHANGED, .globals = globals, .nglobals = 1,
-        .locals = locals, .nlocals = 4,
+        .step = 4,
+        .runtime_ns = 2049,
+        .locs = main_loc,
+        .nlocs = 1,
+        .var_mode = ST_VARMODE_CHANGED,
+        .globals = globals,
+        .nglobals = 1,
+        .locals = locals,
+        .nlocals = 4,
     };
 
-    check_step(&v,
-               DASHES " Step 4 " DASHES "\n"
-               "Runtime: 0.0020 ms\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n"
-               "------> Global variable changes <------\n"
-               "[NEW] counter: int :: 0\n"
-               "\n"
-               "------> Local variable changes <------\n"
-               "[NEW] y: int :: 10\n"
-               "[CHANGED] x: str :: 5 -> five\n"
-               "[DELETED] tmp\n"
-               "[CHANGED] xs: list :: [1] -> [1, 1]\n"
-               "\n");
+    check_step(&v, DASHES " Step 4 " DASHES "\n"
+                          "Runtime: 0.0020 ms\n"
+                          "/abs/path/to/file.py::main -- line 8\n"
+                          "\n"
+                          "------> Global variable changes <------\n"
+                          "[NEW] counter: int :: 0\n"
+                          "\n"
+                          "------> Local variable changes <------\n"
+                          "[NEW] y: int :: 10\n"
+                          "[CHANGED] x: str :: 5 -> five\n"
+                          "[DELETED] tmp\n"
+                          "[CHANGED] xs: list :: [1] -> [1, 1]\n"
+                          "\n");
 }
 END_TEST
 
@@ -164,15 +187,17 @@ END_TEST
 START_TEST(test_record_format_changed_mode_no_changes)
 {
     struct st_step_view v = {
-        .step = 5, .runtime_ns = 100, .locs = main_loc, .nlocs = 1,
+        .step = 5,
+        .runtime_ns = 100,
+        .locs = main_loc,
+        .nlocs = 1,
         .var_mode = ST_VARMODE_CHANGED,
     };
 
-    check_step(&v,
-               DASHES " Step 5 " DASHES "\n"
-               "Runtime: 0.0001 ms\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n");
+    check_step(&v, DASHES " Step 5 " DASHES "\n"
+                          "Runtime: 0.0001 ms\n"
+                          "/abs/path/to/file.py::main -- line 8\n"
+                          "\n");
 }
 END_TEST
 
@@ -181,17 +206,22 @@ START_TEST(test_record_format_none_mode)
     /* Variables handed in by mistake are still not written. */
     static const struct st_var_view vars[] = {PLAIN("x", "int", "5")};
     struct st_step_view v = {
-        .step = 7, .runtime_ns = 84100, .locs = main_loc, .nlocs = 1,
-        .var_mode = ST_VARMODE_NONE, .globals = vars, .nglobals = 1,
-        .locals = vars, .nlocals = 1,
+        .step = 7,
+        .runtime_ns = 84100,
+        .locs = main_loc,
+        .nlocs = 1,
+        .var_mode = ST_VARMODE_NONE,
+        .globals = vars,
+        .nglobals = 1,
+        .locals = vars,
+        .nlocals = 1,
     };
     struct st_buf b;
 
-    check_step(&v,
-               DASHES " Step 7 " DASHES "\n"
-               "Runtime: 0.0841 ms\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n");
+    check_step(&v, DASHES " Step 7 " DASHES "\n"
+                          "Runtime: 0.0841 ms\n"
+                          "/abs/path/to/file.py::main -- line 8\n"
+                          "\n");
     st_buf_init(&b);
     ck_assert_int_eq(st_record_format_step(&b, &v), 0);
     ck_assert_int_eq(st_buf_append(&b, "", 1), 0);
@@ -212,21 +242,25 @@ START_TEST(test_record_format_debug_locations)
     };
     static const struct st_var_view locals[] = {PLAIN("y", "int", "10")};
     struct st_step_view v = {
-        .step = 3, .runtime_ns = 84100, .locs = locs, .nlocs = 4,
-        .var_mode = ST_VARMODE_ALL, .locals = locals, .nlocals = 1,
+        .step = 3,
+        .runtime_ns = 84100,
+        .locs = locs,
+        .nlocs = 4,
+        .var_mode = ST_VARMODE_ALL,
+        .locals = locals,
+        .nlocals = 1,
     };
 
-    check_step(&v,
-               DASHES " Step 3 " DASHES "\n"
-               "Runtime: 0.0841 ms\n"
-               "/abs/app/cli.py::<module> -- line 40\n"
-               "/abs/app/cli.py::run -- line 31\n"
-               "/abs/app/core.py::outer -- line 12\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n"
-               "------> Local variables <------\n"
-               "y: int :: 10\n"
-               "\n");
+    check_step(&v, DASHES " Step 3 " DASHES "\n"
+                          "Runtime: 0.0841 ms\n"
+                          "/abs/app/cli.py::<module> -- line 40\n"
+                          "/abs/app/cli.py::run -- line 31\n"
+                          "/abs/app/core.py::outer -- line 12\n"
+                          "/abs/path/to/file.py::main -- line 8\n"
+                          "\n"
+                          "------> Local variables <------\n"
+                          "y: int :: 10\n"
+                          "\n");
 }
 END_TEST
 
@@ -234,8 +268,13 @@ START_TEST(test_record_format_omits_empty_sections)
 {
     static const struct st_var_view vars[] = {PLAIN("x", "int", "5")};
     struct st_step_view only_locals = {
-        .step = 2, .runtime_ns = 84100, .locs = main_loc, .nlocs = 1,
-        .var_mode = ST_VARMODE_ALL, .locals = vars, .nlocals = 1,
+        .step = 2,
+        .runtime_ns = 84100,
+        .locs = main_loc,
+        .nlocs = 1,
+        .var_mode = ST_VARMODE_ALL,
+        .locals = vars,
+        .nlocals = 1,
     };
     struct st_step_view only_globals = only_locals;
     struct st_step_view neither = only_locals;
@@ -247,27 +286,24 @@ START_TEST(test_record_format_omits_empty_sections)
     neither.locals = NULL;
     neither.nlocals = 0;
 
-    check_step(&only_locals,
-               DASHES " Step 2 " DASHES "\n"
-               "Runtime: 0.0841 ms\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n"
-               "------> Local variables <------\n"
-               "x: int :: 5\n"
-               "\n");
-    check_step(&only_globals,
-               DASHES " Step 2 " DASHES "\n"
-               "Runtime: 0.0841 ms\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n"
-               "------> Global variables <------\n"
-               "x: int :: 5\n"
-               "\n");
-    check_step(&neither,
-               DASHES " Step 2 " DASHES "\n"
-               "Runtime: 0.0841 ms\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n");
+    check_step(&only_locals, DASHES " Step 2 " DASHES "\n"
+                                    "Runtime: 0.0841 ms\n"
+                                    "/abs/path/to/file.py::main -- line 8\n"
+                                    "\n"
+                                    "------> Local variables <------\n"
+                                    "x: int :: 5\n"
+                                    "\n");
+    check_step(&only_globals, DASHES " Step 2 " DASHES "\n"
+                                     "Runtime: 0.0841 ms\n"
+                                     "/abs/path/to/file.py::main -- line 8\n"
+                                     "\n"
+                                     "------> Global variables <------\n"
+                                     "x: int :: 5\n"
+                                     "\n");
+    check_step(&neither, DASHES " Step 2 " DASHES "\n"
+                                "Runtime: 0.0841 ms\n"
+                                "/abs/path/to/file.py::main -- line 8\n"
+                                "\n");
 }
 END_TEST
 
@@ -275,19 +311,23 @@ START_TEST(test_record_format_thread_suffix)
 {
     static const struct st_var_view locals[] = {PLAIN("y", "int", "10")};
     struct st_step_view v = {
-        .step = 3, .runtime_ns = 84100, .thread = S("worker-1"),
-        .locs = main_loc, .nlocs = 1, .var_mode = ST_VARMODE_ALL,
-        .locals = locals, .nlocals = 1,
+        .step = 3,
+        .runtime_ns = 84100,
+        .thread = S("worker-1"),
+        .locs = main_loc,
+        .nlocs = 1,
+        .var_mode = ST_VARMODE_ALL,
+        .locals = locals,
+        .nlocals = 1,
     };
 
-    check_step(&v,
-               DASHES " Step 3 " DASHES "\n"
-               "Runtime: 0.0841 ms | thread worker-1\n"
-               "/abs/path/to/file.py::main -- line 8\n"
-               "\n"
-               "------> Local variables <------\n"
-               "y: int :: 10\n"
-               "\n");
+    check_step(&v, DASHES " Step 3 " DASHES "\n"
+                          "Runtime: 0.0841 ms | thread worker-1\n"
+                          "/abs/path/to/file.py::main -- line 8\n"
+                          "\n"
+                          "------> Local variables <------\n"
+                          "y: int :: 10\n"
+                          "\n");
 }
 END_TEST
 
@@ -295,7 +335,10 @@ END_TEST
 START_TEST(test_record_format_appends)
 {
     struct st_step_view v = {
-        .step = 1, .runtime_ns = 84100, .locs = main_loc, .nlocs = 1,
+        .step = 1,
+        .runtime_ns = 84100,
+        .locs = main_loc,
+        .nlocs = 1,
         .var_mode = ST_VARMODE_NONE,
     };
     struct st_buf b;
@@ -307,12 +350,10 @@ START_TEST(test_record_format_appends)
     v.runtime_ns = 0;
     ck_assert_int_eq(st_record_format_step(&b, &v), 0);
     ck_assert_buf_str_eq(&b,
-                         "prefix\n"
-                         DASHES " Step 1 " DASHES "\n"
+                         "prefix\n" DASHES " Step 1 " DASHES "\n"
                          "Runtime: 0.0841 ms\n"
                          "/abs/path/to/file.py::main -- line 8\n"
-                         "\n"
-                         DASHES " Step 18446744073709551615 " DASHES "\n"
+                         "\n" DASHES " Step 18446744073709551615 " DASHES "\n"
                          "Runtime: 0.0000 ms\n"
                          "/abs/path/to/file.py::main -- line 8\n"
                          "\n");
@@ -331,9 +372,14 @@ START_TEST(test_record_format_events)
     };
     static const struct st_var_view locals[] = {PLAIN("y", "int", "10")};
     struct st_step_view v = {
-        .event = ST_EVENT_CALL, .step = 4, .runtime_ns = 800,
-        .locs = locs, .nlocs = 2, .var_mode = ST_VARMODE_ALL,
-        .locals = locals, .nlocals = 1,
+        .event = ST_EVENT_CALL,
+        .step = 4,
+        .runtime_ns = 800,
+        .locs = locs,
+        .nlocs = 2,
+        .var_mode = ST_VARMODE_ALL,
+        .locals = locals,
+        .nlocals = 1,
     };
     /* Events are not numbered steps: an Event header, whatever .step. */
     static const char head[] =
@@ -373,35 +419,39 @@ END_TEST
 
 START_TEST(test_record_format_async)
 {
-    struct st_str body = S("\xf0\x9f\x8f\x81 COROUTINE END: main \xe2\x9c\x93\n"
-                           "   Total duration: 1.5000 ms\n"
-                           "   Await points: 2\n"
-                           "   Total await time: 1.2000 ms\n");
+    struct st_str body = S(
+        "\xf0\x9f\x8f\x81 COROUTINE END: main \xe2\x9c\x93\n"
+        "   Total duration: 1.5000 ms\n"
+        "   Await points: 2\n"
+        "   Total await time: 1.2000 ms\n");
     struct st_buf b;
 
     st_buf_init(&b);
     ck_assert_int_eq(st_record_format_async(&b, 7, 567800, ST_ASYNC_CORO,
-                                            body), 0);
-    ck_assert_buf_str_eq(&b,
-        "--------------------- Async Step 7 ---------------------\n"
-        "Time: 0.5678 ms | CORO\n"
-        "\xf0\x9f\x8f\x81 COROUTINE END: main \xe2\x9c\x93\n"
-        "   Total duration: 1.5000 ms\n"
-        "   Await points: 2\n"
-        "   Total await time: 1.2000 ms\n"
-        "\n");
+                                            body),
+                     0);
+    ck_assert_buf_str_eq(
+        &b, "--------------------- Async Step 7 ---------------------\n"
+            "Time: 0.5678 ms | CORO\n"
+            "\xf0\x9f\x8f\x81 COROUTINE END: main \xe2\x9c\x93\n"
+            "   Total duration: 1.5000 ms\n"
+            "   Await points: 2\n"
+            "   Total await time: 1.2000 ms\n"
+            "\n");
     b.len = 0;
     ck_assert_int_eq(st_record_format_async(&b, 1, 0, ST_ASYNC_AWAIT,
-                                            (struct st_str)S("x\n")), 0);
-    ck_assert_buf_str_eq(&b,
-        "--------------------- Async Step 1 ---------------------\n"
-        "Time: 0.0000 ms | AWAIT\nx\n\n");
+                                            (struct st_str)S("x\n")),
+                     0);
+    ck_assert_buf_str_eq(
+        &b, "--------------------- Async Step 1 ---------------------\n"
+            "Time: 0.0000 ms | AWAIT\nx\n\n");
     b.len = 0;
     ck_assert_int_eq(st_record_format_async(&b, 2, 100, ST_ASYNC_TASK,
-                                            (struct st_str)S("t\n")), 0);
-    ck_assert_buf_str_eq(&b,
-        "--------------------- Async Step 2 ---------------------\n"
-        "Time: 0.0001 ms | TASK\nt\n\n");
+                                            (struct st_str)S("t\n")),
+                     0);
+    ck_assert_buf_str_eq(
+        &b, "--------------------- Async Step 2 ---------------------\n"
+            "Time: 0.0001 ms | TASK\nt\n\n");
     st_buf_close(&b);
 }
 END_TEST
@@ -415,11 +465,11 @@ START_TEST(test_record_runtime_rounding)
         {84100, "Runtime: 0.0841 ms"},
         {0, "Runtime: 0.0000 ms"},
         {49, "Runtime: 0.0000 ms"},
-        {50, "Runtime: 0.0001 ms"},        /* Half up. */
+        {50, "Runtime: 0.0001 ms"}, /* Half up. */
         {149, "Runtime: 0.0001 ms"},
         {150, "Runtime: 0.0002 ms"},
-        {99950, "Runtime: 0.1000 ms"},     /* Carry into the next digit. */
-        {999950, "Runtime: 1.0000 ms"},    /* Carry into the integer part. */
+        {99950, "Runtime: 0.1000 ms"},  /* Carry into the next digit. */
+        {999950, "Runtime: 1.0000 ms"}, /* Carry into the integer part. */
         {999949, "Runtime: 0.9999 ms"},
         {1000000, "Runtime: 1.0000 ms"},
         {1234567890123ull, "Runtime: 1234567.8901 ms"},
@@ -573,8 +623,7 @@ START_TEST(test_record_varstate_set_existing)
     st_varstate_init(&s);
     ck_assert_int_eq(st_varstate_set(&s, 10, 1, "5", 1, NULL, NULL), 0);
     ck_assert_int_eq(st_varstate_set(&s, 11, 1, "6", 1, NULL, NULL), 0);
-    ck_assert_int_eq(st_varstate_set(&s, 10, 2, "five", 4, &old, &old_len),
-                     1);
+    ck_assert_int_eq(st_varstate_set(&s, 10, 2, "five", 4, &old, &old_len), 1);
     /* The old value is handed out, and the caller frees it. */
     ck_assert_ptr_nonnull(old);
     ck_assert_uint_eq(old_len, 1);
@@ -618,11 +667,11 @@ START_TEST(test_record_varstate_first_seen_order)
 
         snprintf(val, sizeof(val), "%u", (unsigned)i);
         ck_assert_int_eq(st_varstate_set(&s, name, 1, val, strlen(val), NULL,
-                                         NULL), 0);
+                                         NULL),
+                         0);
         /* Keep changing the first name (that of i == 0): it stays first. */
         if (i % 5 == 0)
-            ck_assert_int_eq(st_varstate_set(&s, 1, 1, "x", 1, NULL, NULL),
-                             1);
+            ck_assert_int_eq(st_varstate_set(&s, 1, 1, "x", 1, NULL, NULL), 1);
     }
     ck_assert_uint_eq(s.n, 50);
     for (i = 0; i < 50; i++) {

@@ -30,9 +30,9 @@ pack_corpus(msgpack_packer *pk)
 {
     int n = 0;
 
-#define PACK(call)                                                          \
-    do {                                                                    \
-        ck_assert_int_eq((call), 0);                                        \
+#define PACK(call)                                                            \
+    do {                                                                      \
+        ck_assert_int_eq((call), 0);                                          \
     } while (0)
     PACK(st_wire_pack_hello(pk, UINT64_MAX, LIT("prog.py"), 1u << 23));
     n++;
@@ -291,14 +291,14 @@ START_TEST(test_wire_round_trip_framed)
     ck_assert_int_eq(st_wire_pack_region_end(&payload.pk, 3), 0);
     st_wire_put_header(hdr, (uint32_t)payload.b.len);
     ck_assert_int_eq(st_buf_append(&wire.b, hdr, sizeof(hdr)), 0);
-    ck_assert_int_eq(st_buf_append(&wire.b, payload.b.data, payload.b.len),
-                     0);
+    ck_assert_int_eq(st_buf_append(&wire.b, payload.b.data, payload.b.len), 0);
 
     len = st_wire_frame_len((const unsigned char *)wire.b.data, 0);
     ck_assert_int_eq(len, (int64_t)payload.b.len);
     ck_assert_uint_eq(wire.b.len, ST_WIRE_HEADER_SIZE + (size_t)len);
     ck_assert_int_eq(st_wire_validate(wire.b.data + ST_WIRE_HEADER_SIZE,
-                                      (size_t)len), 2);
+                                      (size_t)len),
+                     2);
     st_wire_decoder_init(&d);
     st_wire_decoder_reset(&d, wire.b.data + ST_WIRE_HEADER_SIZE, (size_t)len);
     next_msg(&d, &m, ST_MSG_FLUSH);
@@ -443,15 +443,17 @@ START_TEST(test_wire_decode_large_diffs)
             if (i % 3 == 2)
                 ck_assert_int_eq(st_wire_pack_var_del(&p.pk, 1000 + i), 0);
             else
-                ck_assert_int_eq(st_wire_pack_var_set(&p.pk, 1000 + i, i,
-                                                      val, (size_t)n), 0);
+                ck_assert_int_eq(st_wire_pack_var_set(&p.pk, 1000 + i, i, val,
+                                                      (size_t)n),
+                                 0);
         }
         ck_assert_int_eq(st_wire_pack_diff_begin(&p.pk, nl), 0);
         for (i = 0; i < nl; i++) {
             int n = snprintf(val, sizeof(val), "l%u", (unsigned)i);
 
             ck_assert_int_eq(st_wire_pack_var_set(&p.pk, 5000 + i, 7, val,
-                                                  (size_t)n), 0);
+                                                  (size_t)n),
+                             0);
         }
     }
     ck_assert_int_eq(st_wire_validate(p.b.data, p.b.len), 2);

@@ -16,7 +16,7 @@ START_TEST(test_wire_decode_rejects_wrong_field_count)
 {
     /* Sanity: the well-formed FLUSH decodes. */
     ck_assert_int_eq(DECODE(0x92, 0x09, 0x01), 1);
-    ck_assert_int_eq(DECODE(0x91, 0x09), ST_EBADMSG);             /* FLUSH */
+    ck_assert_int_eq(DECODE(0x91, 0x09), ST_EBADMSG); /* FLUSH */
     ck_assert_int_eq(DECODE(0x93, 0x09, 0x01, 0x02), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x93, 0x01, 0x01, 0x01), ST_EBADMSG); /* HELLO */
     ck_assert_int_eq(DECODE(0x94, 0x01, 0x01, 0x01, 0xa0), ST_EBADMSG);
@@ -24,7 +24,7 @@ START_TEST(test_wire_decode_rejects_wrong_field_count)
                      ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x96, 0x06, 1, 2, 3, 4, 0xc0), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x98, 0x06, 1, 2, 3, 4, 0xc0, 0xc0, 0xc0),
-                     ST_EBADMSG); /* STEP */
+                     ST_EBADMSG);               /* STEP */
     ck_assert_int_eq(DECODE(0x90), ST_EBADMSG); /* Empty message. */
 }
 END_TEST
@@ -67,8 +67,7 @@ START_TEST(test_wire_decode_rejects_wrong_field_type)
                      1);
     /* STR with an integer text; HELLO with an integer program. */
     ck_assert_int_eq(DECODE(0x93, 0x02, 0x01, 0x05), ST_EBADTYPE);
-    ck_assert_int_eq(DECODE(0x95, 0x01, 0x01, 0x01, 0x05, 0x00),
-                     ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x95, 0x01, 0x01, 0x01, 0x05, 0x00), ST_EBADTYPE);
     /* HELLO with a str ring size. */
     ck_assert_int_eq(DECODE(0x95, 0x01, 0x01, 0x01, 0xa0, 0xa1, '1'),
                      ST_EBADTYPE);
@@ -92,10 +91,8 @@ START_TEST(test_wire_decode_rejects_bad_diffs)
                             0xc0),
                      1);
     /* Diff is an integer, a string. */
-    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x05, 0xc0),
-                     ST_EBADTYPE);
-    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0xc0, 0xa0),
-                     ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x05, 0xc0), ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0xc0, 0xa0), ST_EBADTYPE);
     /* Entry is not an array. */
     ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x05, 0xc0),
                      ST_EBADTYPE);
@@ -104,19 +101,18 @@ START_TEST(test_wire_decode_rejects_bad_diffs)
                      ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0xc0, 0x91, 0x92, 5, 6),
                      ST_EBADMSG);
-    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x94, 5, 6, 0xa0,
-                            7, 0xc0),
+    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x94, 5, 6, 0xa0, 7,
+                            0xc0),
                      ST_EBADMSG);
     /* Entry fields of the wrong type: str name, nil type, int value, str
      * name in a delete. */
-    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 0xa0, 6,
-                            0xa0, 0xc0),
-                     ST_EBADTYPE);
-    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 5, 0xc0,
-                            0xa0, 0xc0),
-                     ST_EBADTYPE);
-    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 5, 6, 7,
+    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 0xa0, 6, 0xa0,
                             0xc0),
+                     ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 5, 0xc0, 0xa0,
+                            0xc0),
+                     ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 5, 6, 7, 0xc0),
                      ST_EBADTYPE);
     ck_assert_int_eq(DECODE(0x97, 0x06, 1, 2, 3, 4, 0x91, 0x91, 0xa0, 0xc0),
                      ST_EBADTYPE);
@@ -152,8 +148,8 @@ check_step_raw(const unsigned char *bytes, size_t len)
     free(p);
 }
 
-#define CHECK_STEP(...)                                                     \
-    check_step_raw((const unsigned char[]){__VA_ARGS__},                    \
+#define CHECK_STEP(...)                                                       \
+    check_step_raw((const unsigned char[]){__VA_ARGS__},                      \
                    sizeof((const unsigned char[]){__VA_ARGS__}))
 
 /* STEP is decoded without msgpack-c in the forms the agent writes; every
@@ -161,24 +157,24 @@ check_step_raw(const unsigned char *bytes, size_t len)
 START_TEST(test_wire_decode_step_any_encoding)
 {
     /* The agent's forms. */
-    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a', 'b',
-               0x91, 7, 0xc0);
+    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a', 'b', 0x91,
+               7, 0xc0);
     /* Wider unsigned forms, str8/bin8/bin32 values, array16/32 diffs. */
-    CHECK_STEP(0x97, 0x06, 0xcc, 1, 0xcd, 0, 2, 0xce, 0, 0, 0, 3, 0xcf, 0,
-               0, 0, 0, 0, 0, 0, 4, 0xdc, 0, 2, 0x93, 5, 6, 0xd9, 2, 'a',
+    CHECK_STEP(0x97, 0x06, 0xcc, 1, 0xcd, 0, 2, 0xce, 0, 0, 0, 3, 0xcf, 0, 0,
+               0, 0, 0, 0, 0, 4, 0xdc, 0, 2, 0x93, 5, 6, 0xd9, 2, 'a', 'b',
+               0x91, 7, 0xc0);
+    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0xdd, 0, 0, 0, 2, 0x93, 5, 6, 0xc4, 2,
+               'a', 'b', 0xdc, 0, 1, 7, 0xc0);
+    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xc6, 0, 0, 0, 2, 'a',
                'b', 0x91, 7, 0xc0);
-    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0xdd, 0, 0, 0, 2, 0x93, 5, 6, 0xc4,
-               2, 'a', 'b', 0xdc, 0, 1, 7, 0xc0);
-    CHECK_STEP(0x97, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xc6, 0, 0, 0, 2,
-               'a', 'b', 0x91, 7, 0xc0);
     /* Forms only msgpack-c reads here: an array16 message, the type as
      * u8, a positive int8 and int64 (msgpack-c reads them as unsigned). */
-    CHECK_STEP(0xdc, 0, 7, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a',
-               'b', 0x91, 7, 0xc0);
-    CHECK_STEP(0x97, 0xcc, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a',
-               'b', 0x91, 7, 0xc0);
-    CHECK_STEP(0x97, 0x06, 0xd0, 1, 2, 3, 0xd3, 0, 0, 0, 0, 0, 0, 0, 4,
-               0x92, 0x93, 5, 6, 0xa2, 'a', 'b', 0x91, 0xd1, 0, 7, 0xc0);
+    CHECK_STEP(0xdc, 0, 7, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a', 'b',
+               0x91, 7, 0xc0);
+    CHECK_STEP(0x97, 0xcc, 0x06, 1, 2, 3, 4, 0x92, 0x93, 5, 6, 0xa2, 'a', 'b',
+               0x91, 7, 0xc0);
+    CHECK_STEP(0x97, 0x06, 0xd0, 1, 2, 3, 0xd3, 0, 0, 0, 0, 0, 0, 0, 4, 0x92,
+               0x93, 5, 6, 0xa2, 'a', 'b', 0x91, 0xd1, 0, 7, 0xc0);
 }
 END_TEST
 
@@ -186,10 +182,11 @@ END_TEST
  * diffs pointing at its own entries. */
 START_TEST(test_wire_decode_steps_in_a_frame)
 {
-    static const unsigned char frame[] = {
-        0x97, 0x06, 1, 2, 3, 4, 0x91, 0x93, 5, 6, 0xa1, 'x', 0x91, 0x91, 8,
-        0x92, 0x09, 0x2a,
-        0x97, 0x06, 9, 10, 11, 0xcd, 0x01, 0x00, 0xc0, 0x90};
+    static const unsigned char frame[] = {0x97, 0x06, 1,    2,    3,    4,
+                                          0x91, 0x93, 5,    6,    0xa1, 'x',
+                                          0x91, 0x91, 8,    0x92, 0x09, 0x2a,
+                                          0x97, 0x06, 9,    10,   11,   0xcd,
+                                          0x01, 0x00, 0xc0, 0x90};
     struct st_wire_decoder d;
     struct st_msg m;
     char *p = test_dup_exact(frame, sizeof(frame));
@@ -224,7 +221,7 @@ END_TEST
 /* A bad message does not stop the decoder: it moves on to the next one. */
 START_TEST(test_wire_decode_continues_after_error)
 {
-    static const unsigned char frame[] = {0x92, 0x64, 0x01, /* unknown */
+    static const unsigned char frame[] = {0x92, 0x64, 0x01,  /* unknown */
                                           0x92, 0x09, 0x2a}; /* FLUSH 42 */
     struct st_wire_decoder d;
     struct st_msg m;

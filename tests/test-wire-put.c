@@ -26,7 +26,10 @@ same_bytes_close(struct packed *p, struct st_buf *b)
 /* The agent's direct STEP encoder writes what the msgpack-c packer does. */
 START_TEST(test_wire_put_step_head_matches_packer)
 {
-    static const uint64_t vals[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
+    static const uint64_t vals[] = {0,          1,
+                                    127,        128,
+                                    255,        256,
+                                    65535,      65536,
                                     UINT32_MAX, (uint64_t)UINT32_MAX + 1,
                                     UINT64_MAX};
     size_t i, j;
@@ -41,10 +44,12 @@ START_TEST(test_wire_put_step_head_matches_packer)
             packed_init(&p);
             st_buf_init(&b);
             ck_assert_int_eq(st_wire_pack_step_begin(&p.pk, small, 3, small,
-                                                     vals[j]), 0);
+                                                     vals[j]),
+                             0);
             ck_assert_int_eq(st_wire_pack_nil(&p.pk), 0);
             ck_assert_int_eq(st_wire_put_step_head(&b, small, 3, small,
-                                                   vals[j]), 0);
+                                                   vals[j]),
+                             0);
             ck_assert_int_eq(st_wire_put_nil(&b), 0);
             same_bytes_close(&p, &b);
         }
@@ -55,8 +60,8 @@ END_TEST
 /* The agent's direct FRAME, FRAME_END and LINE encoders, likewise. */
 START_TEST(test_wire_put_frame_matches_packer)
 {
-    static const uint32_t vals[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
-                                    UINT32_MAX};
+    static const uint32_t vals[] = {0,   1,     127,   128,       255,
+                                    256, 65535, 65536, UINT32_MAX};
     size_t i, j;
 
     for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
@@ -68,14 +73,16 @@ START_TEST(test_wire_put_frame_matches_packer)
             st_buf_init(&b);
             ck_assert_int_eq(st_wire_pack_frame(&p.pk, vals[i], vals[j], 7,
                                                 vals[j], vals[i], 1, 2,
-                                                vals[i]), 0);
+                                                vals[i]),
+                             0);
             ck_assert_int_eq(st_wire_pack_frame_end(&p.pk, vals[j]), 0);
             ck_assert_int_eq(st_wire_pack_line(&p.pk, vals[i], vals[j],
                                                (uint64_t)vals[j] * 100 + 49),
                              0);
             ck_assert_int_eq(st_wire_put_frame(&b, vals[i], vals[j], 7,
                                                vals[j], vals[i], 1, 2,
-                                               vals[i]), 0);
+                                               vals[i]),
+                             0);
             ck_assert_int_eq(st_wire_put_frame_end(&b, vals[j]), 0);
             ck_assert_int_eq(st_wire_put_line(&b, vals[i], vals[j],
                                               (uint64_t)vals[j] * 100 + 49),
@@ -90,8 +97,8 @@ END_TEST
  * boundary of the array and str heads. */
 START_TEST(test_wire_put_diff_matches_packer)
 {
-    static const size_t lens[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535,
-                                  65536, 70000};
+    static const size_t lens[] = {0,   1,   15,    16,    31,   32,
+                                  255, 256, 65535, 65536, 70000};
     static const uint32_t sids[] = {0, 127, 128, 65536, UINT32_MAX};
     char *text = malloc(70000);
     size_t i, j;
@@ -107,11 +114,13 @@ START_TEST(test_wire_put_diff_matches_packer)
             st_buf_init(&b);
             ck_assert_int_eq(st_wire_pack_diff_begin(&p.pk, lens[i]), 0);
             ck_assert_int_eq(st_wire_pack_var_set(&p.pk, sids[j], 7, text,
-                                                  lens[i]), 0);
+                                                  lens[i]),
+                             0);
             ck_assert_int_eq(st_wire_pack_var_del(&p.pk, sids[j]), 0);
             ck_assert_int_eq(st_wire_put_diff_begin(&b, lens[i]), 0);
             ck_assert_int_eq(st_wire_put_var_set(&b, sids[j], 7, text,
-                                                 lens[i]), 0);
+                                                 lens[i]),
+                             0);
             ck_assert_int_eq(st_wire_put_var_del(&b, sids[j]), 0);
             same_bytes_close(&p, &b);
         }
@@ -124,8 +133,8 @@ END_TEST
  * through msgpack-c (a non-canonical encoding), same fields. */
 START_TEST(test_wire_line_round_trip)
 {
-    static const uint64_t ns[] = {0, 49, 50, 149, 150, 12345678,
-                                  UINT64_MAX - 99};
+    static const uint64_t ns[] = {
+        0, 49, 50, 149, 150, 12345678, UINT64_MAX - 99};
     size_t i;
 
     for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
@@ -153,15 +162,18 @@ START_TEST(test_wire_line_round_trip)
     /* uint16 where a fixint would do: msgpack-c's path. */
     ck_assert_int_eq(DECODE(0x94, 21, 0xcd, 0x00, 0x03, 4, 7), 1);
     /* A FRAME whose scope id (scope_flags >> 1) does not fit 32 bits. */
-    ck_assert_int_eq(DECODE(0x98, 5, 1, 1, 0, 1, 1, 0xcf, 0, 0, 0, 2, 0, 0,
-                            0, 0, 1), ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x98, 5, 1, 1, 0, 1, 1, 0xcf, 0, 0, 0, 2, 0, 0, 0,
+                            0, 1),
+                     ST_EBADTYPE);
     ck_assert_int_eq(DECODE(0x98, 5, 1, 1, 0, 1, 1, 0xcf, 0, 0, 0, 1, 0xff,
-                            0xff, 0xff, 0xff, 1), 1);
+                            0xff, 0xff, 0xff, 1),
+                     1);
     /* Wrong field count, wrong types, a runtime that overflows in ns. */
     ck_assert_int_eq(DECODE(0x93, 21, 3, 4), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x94, 21, 3, 0xa0, 7), ST_EBADTYPE);
-    ck_assert_int_eq(DECODE(0x94, 21, 3, 4, 0xcf, 0xff, 0xff, 0xff, 0xff,
-                            0xff, 0xff, 0xff, 0xff), ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x94, 21, 3, 4, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff,
+                            0xff, 0xff, 0xff),
+                     ST_EBADTYPE);
 }
 END_TEST
 
@@ -176,9 +188,9 @@ START_TEST(test_wire_round_trip_async)
 
     packed_init(&p);
     ck_assert_int_eq(st_wire_pack_async(&p.pk, 3, UINT64_MAX, ST_ASYNC_AWAIT,
-                                        LIT(body)), 0);
-    ck_assert_int_eq(st_wire_pack_async(&p.pk, 3, 0, ST_ASYNC_TASK, "", 0),
+                                        LIT(body)),
                      0);
+    ck_assert_int_eq(st_wire_pack_async(&p.pk, 3, 0, ST_ASYNC_TASK, "", 0), 0);
     ck_assert_int_eq(st_wire_validate(p.b.data, p.b.len), 2);
     st_wire_decoder_init(&d);
     st_wire_decoder_reset(&d, p.b.data, p.b.len);

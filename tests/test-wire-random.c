@@ -42,6 +42,8 @@ ref_object(const unsigned char *p, size_t len, size_t *o, int depth)
         count = c & 0x0f;
     }
     else {
+        /* A table of msgpack type bytes, one row per size. */
+        /* clang-format off */
         switch (c) {
         case 0xcc: case 0xd0: skip = 1; break;
         case 0xcd: case 0xd1: skip = 2; break;
@@ -54,6 +56,7 @@ ref_object(const unsigned char *p, size_t len, size_t *o, int depth)
         case 0xdd: array = 1; lenbytes = 4; break;
         default: return -1;
         }
+        /* clang-format on */
     }
     if (lenbytes) {
         size_t v = 0;
@@ -120,8 +123,7 @@ check_msgpack_object(const msgpack_object *o, int depth)
         for (i = 0; i < o->via.array.size; i++)
             check_msgpack_object(&o->via.array.ptr[i], depth + 1);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -155,8 +157,7 @@ touch_msg(const struct st_msg *m)
         for (i = 0; i < m->u.step.nlocals; i++)
             sum += touch(m->u.step.locals[i].value);
         return sum;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -167,8 +168,7 @@ touch_msg(const struct st_msg *m)
  * crashing.  @return 1 when the input was accepted.
  */
 static int
-check_input(struct st_wire_decoder *d, const unsigned char *bytes,
-            size_t len)
+check_input(struct st_wire_decoder *d, const unsigned char *bytes, size_t len)
 {
     char *p = test_dup_exact(bytes, len);
     int n = st_wire_validate(p, len);
@@ -241,9 +241,8 @@ END_TEST
 START_TEST(test_wire_validate_mutated_frames)
 {
     static const unsigned char interesting[] = {
-        0x00, 0x01, 0x7f, 0x80, 0x90, 0x91, 0x9f, 0xa0, 0xbf, 0xc0,
-        0xc1, 0xc4, 0xc6, 0xca, 0xcf, 0xd4, 0xd9, 0xdb, 0xdc, 0xdd,
-        0xde, 0xdf, 0xe0, 0xff,
+        0x00, 0x01, 0x7f, 0x80, 0x90, 0x91, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc4,
+        0xc6, 0xca, 0xcf, 0xd4, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff,
     };
     struct test_rng rng;
     struct st_wire_decoder d;
@@ -272,8 +271,8 @@ START_TEST(test_wire_validate_mutated_frames)
                 buf[at] ^= (unsigned char)(1u << test_rng_below(&rng, 8));
                 break;
             case 1: /* An interesting byte. */
-                buf[at] = interesting[test_rng_below(&rng,
-                                                     sizeof(interesting))];
+                buf[at] =
+                    interesting[test_rng_below(&rng, sizeof(interesting))];
                 break;
             case 2: /* Delete a byte. */
                 memmove(buf + at, buf + at + 1, len - at - 1);
@@ -286,9 +285,7 @@ START_TEST(test_wire_validate_mutated_frames)
                     len++;
                 }
                 break;
-            default: /* Truncate. */
-                len = 1 + at;
-                break;
+            default: /* Truncate. */ len = 1 + at; break;
             }
         }
         if (check_input(&d, buf, len)) {

@@ -93,8 +93,8 @@ START_TEST(test_wire_validate_rejects_ext)
     /* fixext1, ext8 and ext32 inside a message. */
     static const unsigned char fixext[] = {0x92, 0x09, 0xd4, 0x01, 0x00};
     static const unsigned char ext8[] = {0x92, 0x09, 0xc7, 0x01, 0x01, 0x00};
-    static const unsigned char ext32[] = {0x92, 0x09, 0xc9, 0xff, 0xff,
-                                          0xff, 0xff, 0x01};
+    static const unsigned char ext32[] = {0x92, 0x09, 0xc9, 0xff,
+                                          0xff, 0xff, 0xff, 0x01};
 
     ck_assert_int_eq(validate_exact(fixext, sizeof(fixext)), ST_EBADTYPE);
     ck_assert_int_eq(validate_exact(ext8, sizeof(ext8)), ST_EBADTYPE);
@@ -157,8 +157,8 @@ END_TEST
 START_TEST(test_wire_validate_rejects_count_beyond_bytes)
 {
     /* array32 of 16 elements, array16 of 3, fixarray of 15: too few bytes. */
-    static const unsigned char a32[] = {0xdd, 0x00, 0x00, 0x00, 0x10,
-                                        0x01, 0x02, 0x03};
+    static const unsigned char a32[] = {0xdd, 0x00, 0x00, 0x00,
+                                        0x10, 0x01, 0x02, 0x03};
     static const unsigned char a16[] = {0xdc, 0x00, 0x03, 0x01, 0x02};
     static const unsigned char fix[] = {0x9f, 0x01};
 
@@ -186,8 +186,7 @@ START_TEST(test_wire_validate_rejects_top_level_non_array)
 
     for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
         ck_assert_int_eq(validate_exact(cases[i], lens[i]), ST_EBADTYPE);
-    ck_assert_int_eq(validate_exact(trailing, sizeof(trailing)),
-                     ST_EBADTYPE);
+    ck_assert_int_eq(validate_exact(trailing, sizeof(trailing)), ST_EBADTYPE);
 }
 END_TEST
 
@@ -205,13 +204,13 @@ START_TEST(test_wire_validate_rejects_short_strings)
 {
     /* str32 / bin32 announcing 4096 bytes with one present, str8 and str16
      * one byte short, and a length field itself cut off. */
-    static const unsigned char str32[] = {0x92, 0x02, 0xdb, 0x00, 0x00,
-                                          0x10, 0x00, 'a'};
-    static const unsigned char bin32[] = {0x92, 0x02, 0xc6, 0xff, 0xff,
-                                          0xff, 0xff, 'a'};
+    static const unsigned char str32[] = {0x92, 0x02, 0xdb, 0x00,
+                                          0x00, 0x10, 0x00, 'a'};
+    static const unsigned char bin32[] = {0x92, 0x02, 0xc6, 0xff,
+                                          0xff, 0xff, 0xff, 'a'};
     static const unsigned char str8[] = {0x92, 0x02, 0xd9, 0x03, 'a', 'b'};
-    static const unsigned char str16[] = {0x92, 0x02, 0xda, 0x00, 0x03,
-                                          'a', 'b'};
+    static const unsigned char str16[] = {0x92, 0x02, 0xda, 0x00,
+                                          0x03, 'a',  'b'};
     static const unsigned char fixstr[] = {0x92, 0x02, 0xa3, 'a', 'b'};
     static const unsigned char cut_len[] = {0x92, 0x02, 0xdb, 0x00, 0x00};
     static const unsigned char cut_u64[] = {0x92, 0x09, 0xcf, 0x00, 0x00};
@@ -232,16 +231,14 @@ START_TEST(test_wire_validate_accepts_every_scalar)
      * nil, false, true, fixints, u8..u64, i8..i64, f32, f64, str8/16/32,
      * bin8/16/32, and empty arrays of all three widths. */
     static const unsigned char msg[] = {
-        0xdc, 0x00, 0x18,
-        0xc0, 0xc2, 0xc3, 0x05, 0xe0,
-        0xcc, 0x01, 0xcd, 0x00, 0x01, 0xce, 0, 0, 0, 1,
-        0xcf, 0, 0, 0, 0, 0, 0, 0, 1,
-        0xd0, 0x80, 0xd1, 0x80, 0x00, 0xd2, 0x80, 0, 0, 0,
-        0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0,
-        0xca, 0, 0, 0, 0, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0,
-        0xd9, 0x01, 'a', 0xda, 0x00, 0x01, 'b', 0xdb, 0, 0, 0, 1, 'c',
-        0xc4, 0x01, 'd', 0xc5, 0x00, 0x01, 'e', 0xc6, 0, 0, 0, 1, 'f',
-        0x90, 0xdc, 0x00, 0x00, 0xdd, 0, 0, 0, 0,
+        0xdc, 0x00, 0x18, 0xc0, 0xc2, 0xc3, 0x05, 0xe0, 0xcc, 0x01, 0xcd, 0x00,
+        0x01, 0xce, 0,    0,    0,    1,    0xcf, 0,    0,    0,    0,    0,
+        0,    0,    1,    0xd0, 0x80, 0xd1, 0x80, 0x00, 0xd2, 0x80, 0,    0,
+        0,    0xd3, 0x80, 0,    0,    0,    0,    0,    0,    0,    0xca, 0,
+        0,    0,    0,    0xcb, 0,    0,    0,    0,    0,    0,    0,    0,
+        0xd9, 0x01, 'a',  0xda, 0x00, 0x01, 'b',  0xdb, 0,    0,    0,    1,
+        'c',  0xc4, 0x01, 'd',  0xc5, 0x00, 0x01, 'e',  0xc6, 0,    0,    0,
+        1,    'f',  0x90, 0xdc, 0x00, 0x00, 0xdd, 0,    0,    0,    0,
     };
 
     ck_assert_int_eq(validate_exact(msg, sizeof(msg)), 1);
@@ -258,8 +255,8 @@ validate_messages_exact(const unsigned char *bytes, size_t len)
     return r;
 }
 
-#define VALIDATE_MSGS(...)                                                  \
-    validate_messages_exact((const unsigned char[]){__VA_ARGS__},           \
+#define VALIDATE_MSGS(...)                                                    \
+    validate_messages_exact((const unsigned char[]){__VA_ARGS__},             \
                             sizeof((const unsigned char[]){__VA_ARGS__}))
 
 /* STEPs in the agent's forms are validated without the general walk;
@@ -267,9 +264,9 @@ validate_messages_exact(const unsigned char *bytes, size_t len)
 START_TEST(test_wire_validate_step_shapes)
 {
     ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 4, 0xc0, 0x90), 1);
-    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 0xcf, 0, 0, 0, 0, 0,
-                                   0, 0, 4, 0x91, 0x93, 5, 6, 0xd9, 1, 'x',
-                                   0x91, 0x91, 7),
+    ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 0xcf, 0, 0, 0, 0, 0, 0,
+                                   0, 4, 0x91, 0x93, 5, 6, 0xd9, 1, 'x', 0x91,
+                                   0x91, 7),
                      1);
     /* A u64 cut short; a str longer than the frame; a diff announcing
      * more entries than bytes, or more than ST_WIRE_MAX_COUNT. */
@@ -290,10 +287,8 @@ START_TEST(test_wire_validate_step_shapes)
     ck_assert_int_eq(VALIDATE_MSGS(0x97, 0x06, 1, 2, 3, 4, 0x80, 0xc0),
                      ST_EBADTYPE);
     /* A STEP with a field missing or one too many. */
-    ck_assert_int_eq(VALIDATE_MSGS(0x96, 0x06, 1, 2, 3, 4, 0xc0),
-                     ST_EBADMSG);
-    ck_assert_int_eq(VALIDATE_MSGS(0x98, 0x06, 1, 2, 3, 4, 0xc0, 0xc0,
-                                   0xc0),
+    ck_assert_int_eq(VALIDATE_MSGS(0x96, 0x06, 1, 2, 3, 4, 0xc0), ST_EBADMSG);
+    ck_assert_int_eq(VALIDATE_MSGS(0x98, 0x06, 1, 2, 3, 4, 0xc0, 0xc0, 0xc0),
                      ST_EBADMSG);
 }
 END_TEST
@@ -315,12 +310,14 @@ START_TEST(test_wire_validate_messages_checks_headers)
 
     ck_assert_int_eq(validate_exact(flush, sizeof(flush)), 1);
     ck_assert_int_eq(st_wire_validate_messages((const char *)flush,
-                                               sizeof(flush)), 1);
+                                               sizeof(flush)),
+                     1);
     /* Structurally fine, so st_wire_validate() accepts them ... */
     ck_assert_int_eq(validate_exact(unknown, sizeof(unknown)), 1);
     /* ... but not as messages. */
     ck_assert_int_eq(st_wire_validate_messages((const char *)unknown,
-                                               sizeof(unknown)), ST_EBADMSG);
+                                               sizeof(unknown)),
+                     ST_EBADMSG);
     ck_assert_int_eq(st_wire_validate_messages((const char *)short_flush,
                                                sizeof(short_flush)),
                      ST_EBADMSG);
@@ -331,9 +328,11 @@ START_TEST(test_wire_validate_messages_checks_headers)
                                                sizeof(str_type)),
                      ST_EBADMSG);
     ck_assert_int_eq(st_wire_validate_messages((const char *)empty,
-                                               sizeof(empty)), ST_EBADMSG);
+                                               sizeof(empty)),
+                     ST_EBADMSG);
     ck_assert_int_eq(st_wire_validate_messages((const char *)wide_type,
-                                               sizeof(wide_type)), 1);
+                                               sizeof(wide_type)),
+                     1);
     ck_assert_int_eq(st_wire_validate_messages((const char *)alias_type,
                                                sizeof(alias_type)),
                      ST_EBADMSG);
@@ -361,8 +360,7 @@ START_TEST(test_wire_validate_messages_bounds_elements)
     ck_assert_int_eq(st_wire_pack_nil(&p.pk), 0);
     ck_assert_int_eq(p.b.oom, 0);
     ck_assert_int_eq(st_wire_validate(p.b.data, p.b.len), 1);
-    ck_assert_int_eq(st_wire_validate_messages(p.b.data, p.b.len),
-                     ST_ETOOBIG);
+    ck_assert_int_eq(st_wire_validate_messages(p.b.data, p.b.len), ST_ETOOBIG);
     packed_close(&p);
 }
 END_TEST

@@ -106,8 +106,14 @@ decode_raw(const unsigned char *bytes, size_t len)
 
 START_TEST(test_wire_header_round_trip)
 {
-    static const uint32_t lens[] = {1, 2, 255, 256, 65535, 65536,
-                                    0x00abcdef, ST_WIRE_MAX_FRAME - 1,
+    static const uint32_t lens[] = {1,
+                                    2,
+                                    255,
+                                    256,
+                                    65535,
+                                    65536,
+                                    0x00abcdef,
+                                    ST_WIRE_MAX_FRAME - 1,
                                     ST_WIRE_MAX_FRAME};
     unsigned char hdr[ST_WIRE_HEADER_SIZE];
     size_t i;

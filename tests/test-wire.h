@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire-pack.h"
 #include "steptrace/buf.h"
 #include "steptrace/wire.h"
-#include "wire-pack.h"
 
 /* A string literal as the (pointer, length) pair the encoders take. */
 #define LIT(s) (s), (sizeof(s) - 1)
@@ -25,13 +25,13 @@
  * outer macro lets LIT() expand into its two arguments first.
  */
 #define ck_assert_st_str_eq(...) ck_assert_st_str_eq_(__VA_ARGS__)
-#define ck_assert_st_str_eq_(str, ptr, len)                                 \
-    do {                                                                    \
-        struct st_str ck_s_ = (str);                                        \
-        size_t ck_n_ = (len);                                               \
-        ck_assert_uint_eq(ck_s_.n, ck_n_);                                  \
-        if (ck_n_ != 0)                                                     \
-            ck_assert_mem_eq(ck_s_.p, (ptr), ck_n_);                        \
+#define ck_assert_st_str_eq_(str, ptr, len)                                   \
+    do {                                                                      \
+        struct st_str ck_s_ = (str);                                          \
+        size_t ck_n_ = (len);                                                 \
+        ck_assert_uint_eq(ck_s_.n, ck_n_);                                    \
+        if (ck_n_ != 0)                                                       \
+            ck_assert_mem_eq(ck_s_.p, (ptr), ck_n_);                          \
     } while (0)
 
 /* A buffer with a msgpack packer writing into it. */
@@ -58,15 +58,15 @@ int decode_single(struct st_wire_decoder *d, const struct st_buf *b,
 /* Asserts that the next message decodes and is of `type`. */
 void next_msg(struct st_wire_decoder *d, struct st_msg *m, int type);
 /* Assert a diff entry: a set of `value`, or a delete. */
-void check_var_set(const struct st_wire_var *v, uint32_t name,
-                   uint32_t type, const char *value, size_t n);
+void check_var_set(const struct st_wire_var *v, uint32_t name, uint32_t type,
+                   const char *value, size_t n);
 void check_var_del(const struct st_wire_var *v, uint32_t name);
 
 /* Decodes one message of raw bytes (copied to an exact-size block, and
  * validated first) and returns the decoder's verdict. */
 int decode_raw(const unsigned char *bytes, size_t len);
-#define DECODE(...)                                                         \
-    decode_raw((const unsigned char[]){__VA_ARGS__},                        \
+#define DECODE(...)                                                           \
+    decode_raw((const unsigned char[]){__VA_ARGS__},                          \
                sizeof((const unsigned char[]){__VA_ARGS__}))
 
 /* test-wire-corpus.c: packs one message of every type (CORPUS_COUNT

@@ -66,8 +66,8 @@ st_wire_pack_diff_begin(msgpack_packer *pk, size_t n)
 }
 
 int
-st_wire_pack_var_set(msgpack_packer *pk, uint32_t name_sid,
-                     uint32_t type_sid, const char *value, size_t n)
+st_wire_pack_var_set(msgpack_packer *pk, uint32_t name_sid, uint32_t type_sid,
+                     const char *value, size_t n)
 {
     if (msgpack_pack_array(pk, 3) || msgpack_pack_uint32(pk, name_sid) ||
         msgpack_pack_uint32(pk, type_sid))

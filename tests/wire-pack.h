@@ -26,8 +26,8 @@ int st_wire_pack_frame(msgpack_packer *pk, uint32_t frame_id, uint32_t tid,
                        uint32_t region_id);
 int st_wire_pack_frame_end(msgpack_packer *pk, uint32_t frame_id);
 /* LINE, as st_wire_put_line(): the runtime in units of 100 ns. */
-int st_wire_pack_line(msgpack_packer *pk, uint32_t frame_id,
-                      uint32_t lineno, uint64_t runtime_ns);
+int st_wire_pack_line(msgpack_packer *pk, uint32_t frame_id, uint32_t lineno,
+                      uint64_t runtime_ns);
 /*
  * Starts a STEP message; follow it with the globals diff and the locals
  * diff, each either st_wire_pack_nil() or st_wire_pack_diff_begin(n)

@@ -32,19 +32,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wire-pack.h"
 #include "steptrace/buf.h"
 #include "steptrace/wire.h"
-#include "wire-pack.h"
 
 struct lg_opts {
     const char *socket;
     const char *log_dir;
     unsigned clients;
-    uint64_t records;   /* Per client. */
-    unsigned batch;     /* Steps per frame. */
+    uint64_t records; /* Per client. */
+    unsigned batch;   /* Steps per frame. */
     unsigned vars;
-    int mode;           /* enum st_varmode */
-    int flush_frames;   /* End every frame with a FLUSH, as the agent. */
+    int mode;         /* enum st_varmode */
+    int flush_frames; /* End every frame with a FLUSH, as the agent. */
 };
 
 struct lg_client {
@@ -145,7 +145,7 @@ again:
     if (r == 1 && type == ST_MSG_ACK && m.type == ST_MSG_ACK &&
         m.u.ack.token != 7)
         goto again;
-    if (r == 1 && m.type == ST_MSG_FILE)   /* The file opened: no news. */
+    if (r == 1 && m.type == ST_MSG_FILE) /* The file opened: no news. */
         goto again;
     return r == 1 && m.type == type ? 0 : -1;
 }
@@ -302,11 +302,10 @@ done:
 static void
 lg_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: st-loadgen --socket PATH --log-dir DIR [--clients N]\n"
-            "                  [--records N] [--batch N] [--vars N]\n"
-            "                  [--mode none|all|changed]"
-            " [--flush-per-frame]\n");
+    fprintf(f, "usage: st-loadgen --socket PATH --log-dir DIR [--clients N]\n"
+               "                  [--records N] [--batch N] [--vars N]\n"
+               "                  [--mode none|all|changed]"
+               " [--flush-per-frame]\n");
 }
 
 static int

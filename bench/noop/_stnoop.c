@@ -69,7 +69,10 @@ static struct PyModuleDef stnoop_module = {
     "No-op C tracers: the floor for steptrace's benchmark.",
     -1,
     stnoop_methods,
-    NULL, NULL, NULL, NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC

@@ -9,11 +9,11 @@
 #include <stdint.h>
 
 struct st_buf {
-    char *data;  /* Owned; NULL until the first append (borrowed after
-                    st_buf_borrow, until the first growth). */
-    size_t len;  /* Bytes in use. */
-    size_t cap;  /* Bytes allocated. */
-    int oom;     /* Sticky: set when a growth failed; appends then no-op. */
+    char *data;   /* Owned; NULL until the first append (borrowed after
+                     st_buf_borrow, until the first growth). */
+    size_t len;   /* Bytes in use. */
+    size_t cap;   /* Bytes allocated. */
+    int oom;      /* Sticky: set when a growth failed; appends then no-op. */
     int borrowed; /* data is the caller's memory (st_buf_borrow). */
 };
 

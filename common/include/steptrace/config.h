@@ -39,9 +39,9 @@
 
 /* Limits a load enforces; a field left 0 takes its default above. */
 struct st_config_limits {
-    size_t max_bytes;  /* Largest input, in bytes. */
-    size_t max_depth;  /* Deepest nesting of mappings and sequences. */
-    size_t max_nodes;  /* Most nodes (scalars and collections) in total. */
+    size_t max_bytes; /* Largest input, in bytes. */
+    size_t max_depth; /* Deepest nesting of mappings and sequences. */
+    size_t max_nodes; /* Most nodes (scalars and collections) in total. */
 };
 
 enum st_config_kind {
@@ -182,8 +182,8 @@ int st_config_as_double(const struct st_config_node *n, double *out);
  * `return st_config_errorf(...)`.
  */
 int st_config_errorf(const struct st_config *cfg,
-                     const struct st_config_node *n, char *err,
-                     size_t errlen, const char *fmt, ...)
+                     const struct st_config_node *n, char *err, size_t errlen,
+                     const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
 #endif

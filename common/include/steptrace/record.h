@@ -15,10 +15,10 @@
 
 /* How a variable line is written. */
 enum st_var_change {
-    ST_VAR_PLAIN = 0,   /* ALL mode: "name: type :: value" */
-    ST_VAR_NEW,         /* "[NEW] name: type :: value" */
-    ST_VAR_CHANGED,     /* "[CHANGED] name: type :: old -> value" */
-    ST_VAR_DELETED      /* "[DELETED] name" */
+    ST_VAR_PLAIN = 0, /* ALL mode: "name: type :: value" */
+    ST_VAR_NEW,       /* "[NEW] name: type :: value" */
+    ST_VAR_CHANGED,   /* "[CHANGED] name: type :: old -> value" */
+    ST_VAR_DELETED    /* "[DELETED] name" */
 };
 
 /* One variable line.  All strings borrowed, already escaped and cut. */
@@ -26,8 +26,8 @@ struct st_var_view {
     struct st_str name;
     struct st_str type;
     struct st_str value;
-    struct st_str old;  /* Only for ST_VAR_CHANGED. */
-    int change;         /* enum st_var_change */
+    struct st_str old; /* Only for ST_VAR_CHANGED. */
+    int change;        /* enum st_var_change */
 };
 
 /* One location line: "<file>::<func> -- line <line>". */
@@ -39,15 +39,15 @@ struct st_loc_view {
 
 /* Everything one record shows.  Borrowed throughout. */
 struct st_step_view {
-    int event;                      /* enum st_event: ST_EVENT_STEP for a
-                                       line step. */
-    struct st_str detail;           /* Event text (see below). */
+    int event;            /* enum st_event: ST_EVENT_STEP for a
+                             line step. */
+    struct st_str detail; /* Event text (see below). */
     uint64_t step;
     uint64_t runtime_ns;
     struct st_str thread;           /* p == NULL: no "| thread" suffix. */
     const struct st_loc_view *locs; /* Outermost first; current last. */
     size_t nlocs;
-    int var_mode;                   /* enum st_varmode */
+    int var_mode; /* enum st_varmode */
     const struct st_var_view *globals;
     size_t nglobals;
     const struct st_var_view *locals;
@@ -85,8 +85,8 @@ int st_record_put_ms(struct st_buf *out, uint64_t ns);
  * example "⏳ AWAIT START: fetch\n   File: /a.py:15\n").
  * @return 0 or ST_ENOMEM.
  */
-int st_record_format_async(struct st_buf *out, uint64_t step,
-                           uint64_t time_ns, int kind, struct st_str body);
+int st_record_format_async(struct st_buf *out, uint64_t step, uint64_t time_ns,
+                           int kind, struct st_str body);
 
 /*
  * Appends `s` to `out` with newlines and control characters escaped
@@ -102,7 +102,7 @@ int st_record_escape(struct st_buf *out, const char *s, size_t n);
 struct st_varent {
     uint32_t name_sid;
     uint32_t type_sid;
-    char *value;        /* Owned. */
+    char *value; /* Owned. */
     size_t value_len;
 };
 

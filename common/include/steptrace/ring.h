@@ -45,10 +45,10 @@
 
 /* How the process ended, as the agent said before it went (end_kind). */
 enum st_ring_end {
-    ST_RING_END_NONE = 0,    /* Running, or it vanished (SIGKILL). */
-    ST_RING_END_EXIT = 1,    /* It closed the connection at exit. */
-    ST_RING_END_SIGNAL = 2,  /* It is dying of end_signal. */
-    ST_RING_END_EXEC = 3     /* It is calling exec (end_detail). */
+    ST_RING_END_NONE = 0,   /* Running, or it vanished (SIGKILL). */
+    ST_RING_END_EXIT = 1,   /* It closed the connection at exit. */
+    ST_RING_END_SIGNAL = 2, /* It is dying of end_signal. */
+    ST_RING_END_EXEC = 3    /* It is calling exec (end_detail). */
 };
 
 /*
@@ -59,28 +59,28 @@ enum st_ring_end {
 struct st_ring_hdr {
     uint32_t magic;
     uint32_t version;
-    uint64_t size;            /* Data bytes. */
-    uint64_t pid;             /* The agent's pid (SO_PEERCRED). */
+    uint64_t size; /* Data bytes. */
+    uint64_t pid;  /* The agent's pid (SO_PEERCRED). */
     char pad0[64 - 24];
     /* The agent's line. */
-    uint64_t commit;          /* Stream bytes written. */
-    uint32_t writer_waiting;  /* 1: the agent waits for room (the
-                                 collector then sends an ACK 0 once it
-                                 has taken bytes). */
-    uint32_t end_kind;        /* enum st_ring_end. */
-    uint32_t end_signal;      /* With ST_RING_END_SIGNAL. */
+    uint64_t commit;         /* Stream bytes written. */
+    uint32_t writer_waiting; /* 1: the agent waits for room (the
+                                collector then sends an ACK 0 once it
+                                has taken bytes). */
+    uint32_t end_kind;       /* enum st_ring_end. */
+    uint32_t end_signal;     /* With ST_RING_END_SIGNAL. */
     char pad1[64 - 20];
     /* The collector's line. */
-    uint64_t read;            /* Stream bytes given back: the agent may
-                                 write up to read + size.  Pages the
-                                 collector frees (skipped ones) are freed
-                                 before they are given back. */
-    uint32_t reader_idle;     /* 1: the collector stopped looking; the
-                                 agent writes the eventfd after its next
-                                 commit (and clears this). */
+    uint64_t read;        /* Stream bytes given back: the agent may
+                             write up to read + size.  Pages the
+                             collector frees (skipped ones) are freed
+                             before they are given back. */
+    uint32_t reader_idle; /* 1: the collector stopped looking; the
+                             agent writes the eventfd after its next
+                             commit (and clears this). */
     uint32_t pad_idle;
-    uint64_t taken;           /* Stream bytes taken (read <= taken <=
-                                 commit): progress, for waits. */
+    uint64_t taken; /* Stream bytes taken (read <= taken <=
+                       commit): progress, for waits. */
     char pad2[64 - 24];
     /* Written by the agent before an exec: the program (NUL-ended). */
     char end_detail[ST_RING_END_DETAIL];

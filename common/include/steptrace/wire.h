@@ -32,27 +32,27 @@
 
 /* Message types (first element of every message): name, value and field
  * count, the type included.  Every table of the types comes from here. */
-#define ST_MSG_MAP(XX)                                                     \
-    XX(HELLO, 1, 5)                                                        \
-    XX(STR, 2, 3)                                                          \
-    XX(REGION, 3, 8)                                                       \
-    XX(THREAD, 4, 3)                                                       \
-    XX(FRAME, 5, 8)                                                        \
-    XX(STEP, 6, 7)                                                         \
-    XX(FRAME_END, 7, 2)                                                    \
-    XX(REGION_END, 8, 2)                                                   \
-    XX(FLUSH, 9, 2)                                                        \
-    XX(LOST, 10, 3)                                                        \
-    XX(EVENT, 11, 7)                                                       \
-    XX(ACK, 12, 4)                                                         \
-    XX(STATUS, 13, 2)                                                      \
-    XX(STATS, 14, 3)                                                       \
-    XX(TAIL, 15, 3)                                                        \
-    XX(TEXT, 16, 4)                                                        \
-    XX(ASYNC, 20, 5)                                                       \
-    XX(LINE, 21, 4)                                                        \
-    XX(SKIP, 22, 2)                                                        \
-    XX(NOTE, 23, 4)                                                        \
+#define ST_MSG_MAP(XX)                                                        \
+    XX(HELLO, 1, 5)                                                           \
+    XX(STR, 2, 3)                                                             \
+    XX(REGION, 3, 8)                                                          \
+    XX(THREAD, 4, 3)                                                          \
+    XX(FRAME, 5, 8)                                                           \
+    XX(STEP, 6, 7)                                                            \
+    XX(FRAME_END, 7, 2)                                                       \
+    XX(REGION_END, 8, 2)                                                      \
+    XX(FLUSH, 9, 2)                                                           \
+    XX(LOST, 10, 3)                                                           \
+    XX(EVENT, 11, 7)                                                          \
+    XX(ACK, 12, 4)                                                            \
+    XX(STATUS, 13, 2)                                                         \
+    XX(STATS, 14, 3)                                                          \
+    XX(TAIL, 15, 3)                                                           \
+    XX(TEXT, 16, 4)                                                           \
+    XX(ASYNC, 20, 5)                                                          \
+    XX(LINE, 21, 4)                                                           \
+    XX(SKIP, 22, 2)                                                           \
+    XX(NOTE, 23, 4)                                                           \
     XX(FILE, 24, 3)
 
 enum st_msg_type {
@@ -62,27 +62,34 @@ enum st_msg_type {
 };
 
 /* Variable modes and levels, with the values of the Python enums. */
-enum st_varmode { ST_VARMODE_ALL = 1, ST_VARMODE_CHANGED = 2,
-                  ST_VARMODE_NONE = 3 };
-enum st_level { ST_LEVEL_DEBUG = 10, ST_LEVEL_INFO = 20,
-                ST_LEVEL_WARNING = 30, ST_LEVEL_ERROR = 40,
-                ST_LEVEL_SILENT = 50 };
+enum st_varmode {
+    ST_VARMODE_ALL = 1,
+    ST_VARMODE_CHANGED = 2,
+    ST_VARMODE_NONE = 3
+};
+enum st_level {
+    ST_LEVEL_DEBUG = 10,
+    ST_LEVEL_INFO = 20,
+    ST_LEVEL_WARNING = 30,
+    ST_LEVEL_ERROR = 40,
+    ST_LEVEL_SILENT = 50
+};
 
 /* EVENT kinds: records other than line steps. */
 enum st_event {
-    ST_EVENT_STEP = 0,      /* Not on the wire: a STEP message. */
-    ST_EVENT_CALL = 1,      /* DEBUG: a traced frame starts. */
-    ST_EVENT_RETURN = 2,    /* DEBUG: it returns; detail = str(value). */
+    ST_EVENT_STEP = 0,       /* Not on the wire: a STEP message. */
+    ST_EVENT_CALL = 1,       /* DEBUG: a traced frame starts. */
+    ST_EVENT_RETURN = 2,     /* DEBUG: it returns; detail = str(value). */
     ST_EVENT_RETURN_EXC = 3, /* DEBUG: it ends by an exception. */
-    ST_EVENT_EXCEPTION = 4, /* DEBUG..ERROR: raised; detail "T: msg". */
+    ST_EVENT_EXCEPTION = 4,  /* DEBUG..ERROR: raised; detail "T: msg". */
     ST_EVENT_MAX_ = 4
 };
 
 /* NOTE kinds: a line of the collector's in a region's log. */
 enum st_note {
-    ST_NOTE_LINE = 1,       /* "[steptrace] TEXT" */
-    ST_NOTE_AT_STEP = 2,    /* "[steptrace] step N TEXT", N the last
-                               step written: the one whose line runs. */
+    ST_NOTE_LINE = 1,    /* "[steptrace] TEXT" */
+    ST_NOTE_AT_STEP = 2, /* "[steptrace] step N TEXT", N the last
+                            step written: the one whose line runs. */
     ST_NOTE_MAX_ = 2
 };
 
@@ -106,14 +113,14 @@ struct st_str {
 /* One entry of a variable diff: a set (new or changed) or a delete. */
 struct st_wire_var {
     uint32_t name_sid;
-    uint32_t type_sid;  /* 0 for a delete. */
+    uint32_t type_sid;   /* 0 for a delete. */
     struct st_str value; /* Borrowed from the frame; empty for a delete. */
     int deleted;
 };
 
 /* One counter of a STATS reply. */
 struct st_wire_counter {
-    struct st_str name;  /* Borrowed from the frame. */
+    struct st_str name; /* Borrowed from the frame. */
     uint64_t value;
 };
 
@@ -161,7 +168,7 @@ struct st_msg {
             uint32_t frame_id;
             uint32_t lineno;
             uint64_t runtime_ns;
-            int has_globals;  /* 0: the field was nil. */
+            int has_globals; /* 0: the field was nil. */
             int has_locals;
             const struct st_wire_var *globals;
             size_t nglobals;
@@ -186,7 +193,7 @@ struct st_msg {
             uint32_t frame_id;
             uint32_t lineno;
             uint64_t runtime_ns;
-            uint32_t kind;      /* enum st_event */
+            uint32_t kind; /* enum st_event */
             struct st_str detail;
         } event;
         struct {
@@ -196,12 +203,12 @@ struct st_msg {
         } ack;
         struct {
             uint32_t region_id;
-            uint32_t kind;       /* enum st_note */
+            uint32_t kind; /* enum st_note */
             struct st_str text;
         } note;
         struct {
             uint32_t tracer_id;
-            struct st_str path;  /* The log file the collector opened. */
+            struct st_str path; /* The log file the collector opened. */
         } file;
         struct {
             uint64_t token;
@@ -212,16 +219,16 @@ struct st_msg {
             size_t ncounters;
         } stats;
         struct {
-            uint64_t pid;        /* 0: every process. */
-            struct st_str glob;  /* Empty: every file. */
+            uint64_t pid;       /* 0: every process. */
+            struct st_str glob; /* Empty: every file. */
         } tail;
         struct {
-            uint64_t pid;        /* 0: a note from the collector. */
-            struct st_str path;  /* The log file; empty for a note. */
-            struct st_str text;  /* Whole records, as written. */
+            uint64_t pid;       /* 0: a note from the collector. */
+            struct st_str path; /* The log file; empty for a note. */
+            struct st_str text; /* Whole records, as written. */
         } text;
         struct {
-            size_t n;           /* Bytes skipped (the bin's length). */
+            size_t n; /* Bytes skipped (the bin's length). */
         } skip;
         struct {
             uint32_t region_id;
@@ -287,13 +294,13 @@ int st_wire_skip_head(const unsigned char *p, size_t avail, uint32_t *n);
 
 /* Decodes the messages of one validated frame, one at a time. */
 struct st_wire_decoder {
-    msgpack_zone zone;           /* Owned: msgpack-c's objects, reused. */
-    int zone_ready;              /* zone was initialised. */
-    struct st_wire_var *vars;    /* Owned scratch for step diffs. */
+    msgpack_zone zone;        /* Owned: msgpack-c's objects, reused. */
+    int zone_ready;           /* zone was initialised. */
+    struct st_wire_var *vars; /* Owned scratch for step diffs. */
     size_t vars_cap;
     struct st_wire_counter *counters; /* Owned scratch for STATS. */
     size_t counters_cap;
-    const char *data;            /* Borrowed: the current frame. */
+    const char *data; /* Borrowed: the current frame. */
     size_t len;
     size_t off;
 };
@@ -333,22 +340,19 @@ int st_wire_pack_str(msgpack_packer *pk, uint32_t sid, const char *s,
                      size_t n);
 int st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
                         uint32_t tracer_id, const char *log_dir,
-                        size_t log_dir_len, uint32_t level,
-                        uint32_t var_mode, uint64_t max_log_bytes,
-                        uint32_t max_log_files);
+                        size_t log_dir_len, uint32_t level, uint32_t var_mode,
+                        uint64_t max_log_bytes, uint32_t max_log_files);
 int st_wire_pack_thread(msgpack_packer *pk, uint32_t tid, uint32_t name_sid);
 int st_wire_pack_region_end(msgpack_packer *pk, uint32_t region_id);
 int st_wire_pack_flush(msgpack_packer *pk, uint64_t token);
 int st_wire_pack_note(msgpack_packer *pk, uint32_t region_id, uint32_t kind,
                       const char *text, size_t n);
-int st_wire_pack_file(msgpack_packer *pk, uint32_t tracer_id,
-                      const char *path, size_t n);
-int st_wire_pack_lost(msgpack_packer *pk, uint32_t region_id,
-                      uint64_t count);
+int st_wire_pack_file(msgpack_packer *pk, uint32_t tracer_id, const char *path,
+                      size_t n);
+int st_wire_pack_lost(msgpack_packer *pk, uint32_t region_id, uint64_t count);
 int st_wire_pack_event(msgpack_packer *pk, uint32_t region_id,
-                       uint32_t frame_id, uint32_t lineno,
-                       uint64_t runtime_ns, uint32_t kind,
-                       const char *detail, size_t n);
+                       uint32_t frame_id, uint32_t lineno, uint64_t runtime_ns,
+                       uint32_t kind, const char *detail, size_t n);
 int st_wire_pack_ack(msgpack_packer *pk, uint64_t token, uint64_t errors,
                      const char *msg, size_t n);
 int st_wire_pack_async(msgpack_packer *pk, uint32_t region_id,
@@ -359,8 +363,7 @@ int st_wire_pack_async(msgpack_packer *pk, uint32_t region_id,
 int st_wire_pack_status(msgpack_packer *pk, uint64_t token);
 /* Starts a STATS reply; follow it with n st_wire_pack_counter calls. */
 int st_wire_pack_stats_begin(msgpack_packer *pk, uint64_t token, size_t n);
-int st_wire_pack_counter(msgpack_packer *pk, const char *name,
-                         uint64_t value);
+int st_wire_pack_counter(msgpack_packer *pk, const char *name, uint64_t value);
 int st_wire_pack_tail(msgpack_packer *pk, uint64_t pid, const char *glob,
                       size_t n);
 int st_wire_pack_text(msgpack_packer *pk, uint64_t pid, const char *path,
@@ -380,15 +383,14 @@ int st_wire_put_step_head(struct st_buf *b, uint32_t region_id,
                           uint64_t runtime_ns);
 int st_wire_put_nil(struct st_buf *b);
 int st_wire_put_diff_begin(struct st_buf *b, size_t n);
-int st_wire_put_var_set(struct st_buf *b, uint32_t name_sid,
-                        uint32_t type_sid, const char *value, size_t n);
+int st_wire_put_var_set(struct st_buf *b, uint32_t name_sid, uint32_t type_sid,
+                        const char *value, size_t n);
 int st_wire_put_var_del(struct st_buf *b, uint32_t name_sid);
 /* FRAME and FRAME_END (a traced call's path).  FRAME's scope id and
  * flags travel as one field, scope_id << 1 | (flags & ST_FRAME_MODULE). */
 int st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
-                      uint32_t parent_id, uint32_t file_sid,
-                      uint32_t func_sid, uint32_t scope_id, uint32_t flags,
-                      uint32_t region_id);
+                      uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
+                      uint32_t scope_id, uint32_t flags, uint32_t region_id);
 int st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id);
 /* LINE: a STEP without variables (NONE mode) of a frame, in its FRAME's
  * region; the runtime travels in units of 100 ns, rounded half up (the
