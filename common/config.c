@@ -10,35 +10,16 @@
 #include "steptrace/config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml.h>
 
 #include "steptrace/buf.h"
 #include "steptrace/error.h"
 
-struct st_config_node {
-    int kind;                      /* enum st_config_kind. */
-    int style;                     /* enum st_config_style; 0: collection. */
-    unsigned long line;            /* 1-based. */
-    unsigned long column;          /* 1-based. */
-    char *text;                    /* Owned: a scalar's text, NUL-ended. */
-    size_t len;                    /* Bytes of text, NUL excluded. */
-    struct st_config_node **items; /* Owned array of owned children; a
-                                    * mapping stores key, value, key, ... */
-    size_t nitems;                 /* Entries used in items. */
-    size_t cap;                    /* Entries allocated in items. */
-};
-
-struct st_config {
-    char *name;                  /* Owned: the path, for messages. */
-    struct st_config_node *root; /* Owned; NULL for an empty document. */
-};
+#include "config_int.h"
 
 /* State of one parse. */
 struct config_parse {
@@ -161,31 +142,6 @@ config_error_yaml(struct config_parse *p, const yaml_parser_t *yp)
 
 /* ---- the tree ---- */
 
-static void
-config_node_free(struct st_config_node *n)
-{
-    size_t i;
-
-    if (n == NULL)
-        return;
-    /* Recursion is bounded by the depth limit the tree was built under. */
-    for (i = 0; i < n->nitems; i++)
-        config_node_free(n->items[i]);
-    free(n->items);
-    free(n->text);
-    free(n);
-}
-
-void
-st_config_free(struct st_config *cfg)
-{
-    if (cfg == NULL)
-        return;
-    config_node_free(cfg->root);
-    free(cfg->name);
-    free(cfg);
-}
-
 /* Counts a new node against the limit and allocates it at `mark`. */
 static int
 config_node_new(struct config_parse *p, int kind, yaml_mark_t mark,
@@ -237,14 +193,14 @@ config_attach(struct config_parse *p, struct st_config_node *n)
         config_error_at(p, ST_ECONFIG, n->line, n->column,
                         "a mapping key must be a plain value, not a %s",
                         n->kind == ST_CONFIG_MAPPING ? "mapping" : "list");
-        config_node_free(n);
+        st__config_node_free(n);
         return ST_ECONFIG;
     }
     if (parent->nitems == parent->cap) {
         cap = parent->cap ? parent->cap * 2 : 8;
         items = realloc(parent->items, cap * sizeof(*items));
         if (items == NULL) {
-            config_node_free(n);
+            st__config_node_free(n);
             return config_error_at(p, ST_ENOMEM, 0, 0, "out of memory");
         }
         parent->items = items;
@@ -410,7 +366,7 @@ config_on_scalar(struct config_parse *p, const yaml_event_t *ev)
         return rc;
     n->text = malloc(len + 1);
     if (n->text == NULL) {
-        config_node_free(n);
+        st__config_node_free(n);
         return config_error_at(p, ST_ENOMEM, 0, 0, "out of memory");
     }
     if (len > 0)
@@ -502,9 +458,9 @@ config_on_event(struct config_parse *p, const yaml_event_t *ev)
 
 /* ---- loading ---- */
 
-static void
-config_limits_fill(struct st_config_limits *dst,
-                   const struct st_config_limits *src)
+void
+st__config_limits_fill(struct st_config_limits *dst,
+                       const struct st_config_limits *src)
 {
     dst->max_bytes = src && src->max_bytes ? src->max_bytes
                                            : ST_CONFIG_MAX_BYTES;
@@ -539,7 +495,7 @@ st_config_load_string(const char *name, const char *text, size_t len,
     if (text == NULL && len > 0)
         return -EINVAL;
     memset(&p, 0, sizeof(p));
-    config_limits_fill(&p.lim, limits);
+    st__config_limits_fill(&p.lim, limits);
     p.text = text ? text : "";
     p.len = len;
     p.err = err;
@@ -581,187 +537,4 @@ st_config_load_string(const char *name, const char *text, size_t len,
 err_cfg:
     st_config_free(cfg);
     return rc;
-}
-
-/*
- * Reads the whole file into *buf (owned by the caller, freed with
- * st_buf_close), refusing more than `max` bytes.  Not a regular file is
- * fine (a pipe: `--config <(...)`), a directory is not.
- */
-static int
-config_read_file(const char *path, size_t max, struct st_buf *buf, char *err,
-                 size_t errlen)
-{
-    char chunk[65536];
-    struct stat st;
-    ssize_t got;
-    int fd, rc = 0;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
-        return rc;
-    }
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        rc = -EISDIR;
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(EISDIR));
-        goto out_fd;
-    }
-    for (;;) {
-        got = read(fd, chunk, sizeof(chunk));
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            rc = -errno;
-            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-rc));
-            goto out_fd;
-        }
-        if (got == 0)
-            break;
-        if ((size_t)got > max - buf->len) {
-            rc = ST_ELIMIT;
-            snprintf(err, errlen,
-                     "%s: larger than %zu bytes: not a config file?", path,
-                     max);
-            goto out_fd;
-        }
-        if (st_buf_append(buf, chunk, (size_t)got) != 0) {
-            rc = ST_ENOMEM;
-            snprintf(err, errlen, "%s: out of memory", path);
-            goto out_fd;
-        }
-    }
-
-out_fd:
-    close(fd);
-    return rc;
-}
-
-int
-st_config_load_file(const char *path, const struct st_config_limits *limits,
-                    struct st_config **out, char *err, size_t errlen)
-{
-    struct st_config_limits lim;
-    struct st_buf buf;
-    char dummy[1];
-    int rc;
-
-    if (err == NULL || errlen == 0) {
-        err = dummy;
-        errlen = sizeof(dummy);
-    }
-    err[0] = '\0';
-    if (out == NULL || path == NULL)
-        return -EINVAL;
-    *out = NULL;
-    config_limits_fill(&lim, limits);
-    st_buf_init(&buf);
-    rc = config_read_file(path, lim.max_bytes, &buf, err, errlen);
-    if (rc == 0)
-        rc = st_config_load_string(path, buf.data, buf.len, &lim, out, err,
-                                   errlen);
-    st_buf_close(&buf);
-    return rc;
-}
-
-/* ---- accessors ---- */
-
-const char *
-st_config_name(const struct st_config *cfg)
-{
-    return cfg ? cfg->name : NULL;
-}
-
-const struct st_config_node *
-st_config_root(const struct st_config *cfg)
-{
-    return cfg ? cfg->root : NULL;
-}
-
-int
-st_config_kind(const struct st_config_node *n)
-{
-    return n ? n->kind : 0;
-}
-
-int
-st_config_style(const struct st_config_node *n)
-{
-    return n ? n->style : 0;
-}
-
-unsigned long
-st_config_line(const struct st_config_node *n)
-{
-    return n ? n->line : 0;
-}
-
-unsigned long
-st_config_column(const struct st_config_node *n)
-{
-    return n ? n->column : 0;
-}
-
-const char *
-st_config_text(const struct st_config_node *n, size_t *len)
-{
-    if (n == NULL || n->kind != ST_CONFIG_SCALAR) {
-        if (len != NULL)
-            *len = 0;
-        return NULL;
-    }
-    if (len != NULL)
-        *len = n->len;
-    return n->text;
-}
-
-size_t
-st_config_size(const struct st_config_node *n)
-{
-    if (n == NULL)
-        return 0;
-    if (n->kind == ST_CONFIG_MAPPING)
-        return n->nitems / 2;
-    return n->kind == ST_CONFIG_SEQUENCE ? n->nitems : 0;
-}
-
-const struct st_config_node *
-st_config_item(const struct st_config_node *n, size_t i)
-{
-    if (n == NULL || n->kind != ST_CONFIG_SEQUENCE || i >= n->nitems)
-        return NULL;
-    return n->items[i];
-}
-
-const struct st_config_node *
-st_config_key(const struct st_config_node *n, size_t i)
-{
-    if (n == NULL || n->kind != ST_CONFIG_MAPPING || i >= n->nitems / 2)
-        return NULL;
-    return n->items[2 * i];
-}
-
-const struct st_config_node *
-st_config_value(const struct st_config_node *n, size_t i)
-{
-    if (n == NULL || n->kind != ST_CONFIG_MAPPING || i >= n->nitems / 2)
-        return NULL;
-    return n->items[2 * i + 1];
-}
-
-const struct st_config_node *
-st_config_lookup(const struct st_config_node *n, const char *key)
-{
-    size_t i, klen;
-
-    if (n == NULL || n->kind != ST_CONFIG_MAPPING || key == NULL)
-        return NULL;
-    klen = strlen(key);
-    for (i = 0; i + 1 < n->nitems; i += 2) {
-        if (n->items[i]->len == klen &&
-            memcmp(n->items[i]->text, key, klen) == 0)
-            return n->items[i + 1];
-    }
-    return NULL;
 }

@@ -392,9 +392,8 @@ int st_wire_put_frame(struct st_buf *b, uint32_t frame_id, uint32_t tid,
                       uint32_t parent_id, uint32_t file_sid, uint32_t func_sid,
                       uint32_t scope_id, uint32_t flags, uint32_t region_id);
 int st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id);
-/* LINE: a STEP without variables (NONE mode) of a frame, in its FRAME's
- * region; the runtime travels in units of 100 ns, rounded half up (the
- * log's resolution), and is decoded as ns (a multiple of 100). */
+/* LINE: a STEP without variables (NONE mode), in its FRAME's region; the
+ * runtime travels in 100 ns units, rounded half up, decoded as ns. */
 int st_wire_put_line(struct st_buf *b, uint32_t frame_id, uint32_t lineno,
                      uint64_t runtime_ns);
 
