@@ -190,7 +190,8 @@ decode_step_diffs(struct st_wire_decoder *d, const msgpack_object *f,
         return r;
     /* Set the pointers only now: decode_diff may move the scratch. */
     m->u.step.globals = d->vars;
-    m->u.step.locals = d->vars + m->u.step.nglobals;
+    m->u.step.locals = d->vars != NULL ? d->vars + m->u.step.nglobals
+                                       : NULL; /* Not NULL+0. */
     return 0;
 }
 

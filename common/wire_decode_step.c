@@ -177,7 +177,9 @@ cursor_step(struct wire_cursor *c, struct st_wire_decoder *d, struct st_msg *m)
     /* As decode_step_diffs() in wire_decode.c: the pointers once the
      * scratch is final. */
     m->u.step.globals = d->vars;
-    m->u.step.locals = d->vars + g.count;
+    /* No scratch yet (both diffs nil or empty): no pointer arithmetic on
+     * NULL, which is undefined even with 0. */
+    m->u.step.locals = d->vars != NULL ? d->vars + g.count : NULL;
     return 1;
 }
 

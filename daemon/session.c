@@ -183,7 +183,8 @@ session_on_str(struct st_conn *c, const struct st_msg *m)
     if (s == NULL)
         return ST_ENOMEM;
     s->n = n;
-    memcpy(s->p, p, n);
+    if (n > 0) /* An empty text may come as NULL: no memcpy from NULL. */
+        memcpy(s->p, p, n);
     s->p[n] = '\0';
     r = st__idmap_put(&c->strings, sid, s);
     if (r != 0) {

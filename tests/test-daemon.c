@@ -340,6 +340,24 @@ END_TEST
 
 /* NOTE: the agent's lines, in order with the steps; an escaped text, the
  * step whose line runs with ST_NOTE_AT_STEP; a note alone claims the file. */
+/* A STR with an empty text (msgpack-c gives NULL for it) is defined and
+ * usable: the collector answers the FLUSH after it.  Under clang's UBSan
+ * this failed as "null pointer passed as argument 2" (memcpy) before the
+ * fix. */
+START_TEST(test_daemon_empty_string)
+{
+    int fd = client_open();
+    struct frame f;
+
+    frame_init(&f);
+    ck_assert_int_eq(st_wire_pack_str(&f.pk, 9, "", 0), 0);
+    frame_send(fd, &f);
+    st_buf_close(&f.b);
+    ck_assert_uint_eq(flush_wait(fd, 2, NULL, 0), 0);
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_daemon_note_lines)
 {
     int fd = client_open();
@@ -1027,6 +1045,7 @@ daemon_suite(void)
     add_test(s, "large", test_daemon_large_value, 1);
     add_test(s, "tracer_1", test_daemon_second_tracer_gets_tracer_1, 1);
     add_test(s, "note", test_daemon_note_lines, 1);
+    add_test(s, "empty-string", test_daemon_empty_string, 1);
     add_test(s, "two-conns", test_daemon_two_connections_own_files, 1);
     add_test(s, "lost", test_daemon_lost_summary_line, 1);
     add_test(s, "rotate", test_daemon_rotation_whole_records, 1);

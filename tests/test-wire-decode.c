@@ -239,9 +239,47 @@ START_TEST(test_wire_decode_continues_after_error)
 }
 END_TEST
 
+/* The first STEP of a decoder with both diffs nil (any NONE-mode
+ * stream): the decoder has no scratch yet, and both diffs point at
+ * nothing.  Both the direct path (canonical bytes) and the msgpack-c path
+ * (an array16 head) are taken.  Under clang's UBSan this failed as
+ * "applying zero offset to null pointer" before the fix. */
+START_TEST(test_wire_decode_step_nil_diffs_first)
+{
+    static const unsigned char direct[] = {0x97, 0x06, 0x11, 0x27,
+                                           0x00, 0x00, 0xc0, 0xc0};
+    static const unsigned char generic[] = {0xdc, 0x00, 0x07, 0x06, 0x11,
+                                            0x27, 0x00, 0x00, 0xc0, 0xc0};
+    const unsigned char *frames[] = {direct, generic};
+    const size_t lens[] = {sizeof(direct), sizeof(generic)};
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        struct st_wire_decoder d;
+        struct st_msg m;
+        char *p = test_dup_exact(frames[i], lens[i]);
+
+        st_wire_decoder_init(&d);
+        st_wire_decoder_reset(&d, p, lens[i]);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), 1);
+        ck_assert_int_eq(m.type, ST_MSG_STEP);
+        ck_assert_uint_eq(m.u.step.region_id, 0x11);
+        ck_assert_uint_eq(m.u.step.lineno, 0);
+        ck_assert_int_eq(m.u.step.has_globals, 0);
+        ck_assert_int_eq(m.u.step.has_locals, 0);
+        ck_assert_uint_eq(m.u.step.nglobals + m.u.step.nlocals, 0);
+        ck_assert_ptr_null(m.u.step.locals);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
+        st_wire_decoder_close(&d);
+        free(p);
+    }
+}
+END_TEST
+
 void
 wire_decode_tests(const struct wire_tcases *tc)
 {
+    tcase_add_test(tc->decode_errors, test_wire_decode_step_nil_diffs_first);
     tcase_add_test(tc->decode_errors,
                    test_wire_decode_rejects_wrong_field_count);
     tcase_add_test(tc->decode_errors, test_wire_decode_rejects_unknown_type);

@@ -72,7 +72,23 @@ def asan_runtime(build):
         name, _, path = line.strip().partition(" => ")
         if name.startswith("libasan.so"):
             return path.split(" (")[0]
-    return None
+    return clang_asan_runtime(agents[:1])
+
+
+def clang_asan_runtime(agents):
+    """clang links no ASan runtime into a shared module (b_lundef=false):
+    an agent that needs __asan_ symbols takes clang's shared runtime."""
+    try:
+        syms = subprocess.run(["nm", "-D", "--undefined-only"] + agents,
+                              capture_output=True, text=True).stdout
+        if not agents or "__asan_" not in syms:
+            return None
+        path = subprocess.run(["clang", "-print-file-name="
+                               "libclang_rt.asan-x86_64.so"],
+                              capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return None
+    return path if os.path.isabs(path) and os.path.exists(path) else None
 
 
 def preload_asan(build):
@@ -85,6 +101,15 @@ def preload_asan(build):
     env = dict(os.environ, PYTHONMALLOC="malloc",
                LD_PRELOAD=runtime + (":" + preload if preload else ""))
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+def exe_env():
+    """The environment of the build's executables: without the ASan
+    runtime preloaded for the agent (a clang-built executable has its own,
+    and two runtimes refuse to start)."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    return env
 
 
 def peak_rss_kib(pid):
@@ -103,7 +128,7 @@ class Collector:
         self.proc = subprocess.Popen(
             [exe, "--socket", self.sock, "--ready-fd", str(wfd)],
             pass_fds=(wfd,), stdin=subprocess.DEVNULL, stdout=self.err,
-            stderr=self.err)
+            stderr=self.err, env=exe_env())
         os.close(wfd)
         with os.fdopen(rfd, "rb") as r:
             if not r.read(6).startswith(b"ready"):
@@ -132,7 +157,7 @@ def run_mode(args, mode, workdir, ctl):
                    str(args.vars)] + (["--flush-per-frame"] if args.flush
                                       else [])
             out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
-                                 text=True).stdout
+                                 text=True, env=exe_env()).stdout
             kv = dict(x.split("=", 1) for x in out.split())
             st = ctl.Connection(col.sock).status()
             written = st["bytes_written"] - before
