@@ -26,6 +26,7 @@
  *   outbox.c           records into the ring shared with the collector
  *   sender.c, sender_wait.c, hello.c   the socket and its watcher thread
  *   signals.c          a note in the ring when a signal ends the process
+ *   wirepy.c           the wire codec and constants for the Python side
  *   clock.c, fastlocals.c, config_py.c, compat.h
  */
 #ifndef STEPTRACE_AGENT_AGENT_H

@@ -14,8 +14,9 @@
  * processing stops (and reading with it) when a FLUSH waits for its
  * records to be written or when pending memory is over the bound; it
  * goes on from the same message once the block is lifted.  While blocked
- * the peer's bytes stay in the kernel, so the agent's sender blocks on
- * its socket: that is how pressure reaches the traced program.
+ * nothing more is taken from the peer: a ring agent's ring fills (its
+ * on_full policy then waits or drops), a socket peer's bytes stay in the
+ * kernel; that is how pressure reaches the traced program.
  */
 #include "input.h"
 

@@ -20,7 +20,7 @@
  * the budget).  Above the threshold a connection with records queued
  * stops at the next message it processes and is no longer read (input.c);
  * connections that produce nothing (status, tail) are never stopped, and
- * the producers' agents feel it as a full socket.  Once writes bring the
+ * the producers' agents feel it as a full ring.  Once writes bring the
  * queues under three quarters of the threshold, the stopped connections
  * go on, one per loop iteration, in the order they were stopped
  * (resume.c).

@@ -5,8 +5,9 @@ file, through the same collector.
 How a child is followed:
 
 - fork (os.fork, multiprocessing's fork start method, the forkserver's
-  children): the child goes on in its parent's region (tracer.c); the
-  agent starts a new file for it, which begins with the origin line.
+  children): the child goes on in its parent's region (agent/threads.c,
+  region.c); the agent starts a new file for it, which begins with the
+  origin line.
 - a new program (subprocess, multiprocessing's spawn and the forkserver
   itself, os.posix_spawn[p], os.exec*): while a Tracer that follows
   children is active, the functions that start programs add two
