@@ -94,9 +94,11 @@ def clang_asan_runtime(agents):
 def preload_asan(build):
     """Runs this script again with the build's ASan runtime preloaded
     (and Python's allocations visible to it) when the build needs it."""
-    runtime = asan_runtime(build)
     preload = os.environ.get("LD_PRELOAD", "")
-    if runtime is None or runtime in preload.split(":"):
+    if "asan" in preload:
+        return  # Done already (ldd under it may not name the runtime).
+    runtime = asan_runtime(build)
+    if runtime is None:
         return
     env = dict(os.environ, PYTHONMALLOC="malloc",
                LD_PRELOAD=runtime + (":" + preload if preload else ""))
