@@ -24,6 +24,18 @@ export STEPTRACED=$exe
 export PATH=$(dirname "$exe"):$PATH
 export PYTHONDONTWRITEBYTECODE=1
 unset STEPTRACE_SOCKET
+# An ASan build's agent loads into a stock interpreter only with the ASan
+# runtime preloaded; Python's own allocations go through malloc so that
+# ASan sees them, leaks are not looked for (the interpreter's own), and
+# the program's fatal signals stay the program's (the tests check them).
+asan=$(ldd "$so" 2>/dev/null | awk '/libasan\.so/ {print $3; exit}')
+if [ -n "$asan" ]; then
+    export LD_PRELOAD=$asan${LD_PRELOAD:+:$LD_PRELOAD}
+    export PYTHONMALLOC=malloc
+    export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0:handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:allow_user_segv_handler=1
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+    echo "run-python-tests: the agent is an ASan build: $asan preloaded"
+fi
 echo "run-python-tests: $("$py" -c 'import sys; print(sys.version.split()[0])') from $py; steptrace from $PYTHONPATH"
 cd "$tests"
 if "$py" -c 'import pytest' 2>/dev/null; then

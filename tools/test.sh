@@ -67,6 +67,9 @@ if [ "${ST_SANITIZE:-0}" = 1 ]; then
             "-Dc_args=['-fno-sanitize-recover=all','-fno-omit-frame-pointer']"; then
         ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
             run asan --suite common --suite daemon
+        # The agent and steptraced under ASan+UBSan, in real interpreters
+        # (run-python-tests.sh preloads the runtime).
+        UBSAN_OPTIONS=print_stacktrace=1 run asan --suite e2e
     else
         status=1
     fi

@@ -18,6 +18,9 @@ import time
 import unittest
 
 PYTHON = sys.executable
+# The agent and steptraced are an ASan+UBSan build (tests/run-python-tests.sh
+# preloads the runtime): memory figures mean nothing then.
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 # The wire protocol version (docs/PROTOCOL.md) the fake peers speak:
 # the agent's own.
 from steptrace._agent import PROTOCOL_VERSION as WIRE_VERSION  # noqa: E402

@@ -1095,8 +1095,9 @@ class OnFullTest(TempDirTest):
         fake.start_reading()
         rc, out, err = run.finish(helpers.TIMEOUT)
         self.assertEqual((rc, out, err), (0, "started\njoined\ndone\n", ""))
-        self.assertLess(grown, 16 * 1024, "KiB the process grew by while "
-                        "the collector read nothing")
+        if not helpers.UNDER_ASAN:  # its quarantine keeps freed memory
+            self.assertLess(grown, 16 * 1024, "KiB the process grew by "
+                            "while the collector read nothing")
         self.assertTrue(fake.eof.wait(10))
         self.assertIsNone(fake.failure)
         self.assertGreater(fake.lost, 0)
