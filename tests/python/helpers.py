@@ -133,28 +133,22 @@ def steptrace_run(cwd, *args, env=None, timeout=TIMEOUT):
     wrote; test_children.py checks the line itself."""
     r = run([PYTHON, "-m", "steptrace", "run"] + list(args), cwd,
             env=env, timeout=timeout)
-    r.closing = _closing_of(r.stderr)
-    r.stderr = without_closing(r.stderr)
+    r.stderr, r.closing = split_closing(r.stderr)
     return r
-
-
-def _closing_of(stderr):
-    found = list(CLOSING_RE.finditer(stderr))
-    return found[-1].group(0) if found else ""
 
 
 # `steptrace run`'s last line on stderr: the log file and the step count.
 CLOSING_RE = re.compile(r"^steptrace: \d+ steps? in \S+.*\n", re.M)
 
 
-def without_closing(stderr):
-    """stderr of `steptrace run` without its closing line (there is at most
-    one, the last line of steptrace's own)."""
+def split_closing(stderr):
+    """(stderr without `steptrace run`'s closing line, that line or "");
+    there is at most one, the last line of steptrace's own."""
     found = list(CLOSING_RE.finditer(stderr))
     if not found:
-        return stderr
+        return stderr, ""
     m = found[-1]
-    return stderr[:m.start()] + stderr[m.end():]
+    return stderr[:m.start()] + stderr[m.end():], m.group(0)
 
 
 def python(cwd, *args, env=None, timeout=TIMEOUT):
@@ -328,10 +322,14 @@ def _parse_sections(lines, i, rec):
     return i
 
 
+def is_process_line(line):
+    """Is `line` (without its newline) one of the process tree's lines?"""
+    return bool(ORIGIN_RE.match(line) or STARTED_RE.match(line))
+
+
 def process_lines(text):
     """The process tree's lines of a log, in order."""
-    return [line for line in text.split("\n")
-            if ORIGIN_RE.match(line) or STARTED_RE.match(line)]
+    return [line for line in text.split("\n") if is_process_line(line)]
 
 
 def without_process_lines(text):
@@ -340,8 +338,7 @@ def without_process_lines(text):
     if "[steptrace] " not in text:
         return text
     return "".join(line for line in text.splitlines(True)
-                   if not ORIGIN_RE.match(line.rstrip("\n")) and
-                   not STARTED_RE.match(line.rstrip("\n")))
+                   if not is_process_line(line.rstrip("\n")))
 
 
 def parse_log(text):
