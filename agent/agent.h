@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "steptrace/wire.h"
+
 #include "filter.h"
 #include "vars.h"
 
@@ -59,8 +61,11 @@ struct st_trace_region {
     PyObject *owner; /* Borrowed: the Region object owning this. */
     uint32_t id;
     uint32_t tracer_id;
-    int level;
+    int level; /* Shown (console, text file). */
     int var_mode;
+    uint32_t formats; /* ST_FORMAT_* bits, sent with REGION. */
+    int record_all;   /* A step store: every event is recorded whatever
+                         the level (st__region_records). */
     int outputs; /* ST_OUT_* bits. */
     size_t repr_limit;
     struct st_filter filter;
@@ -96,5 +101,25 @@ struct st_trace_region {
                              process), sent with the REGION. */
     uint64_t total_steps; /* Steps recorded, across reconnections. */
 };
+
+/* The level records are made at: the shown one, or DEBUG for a step
+ * store, which any level is rendered from later. */
+static inline int
+st__region_rec_level(const struct st_trace_region *r)
+{
+    return r->record_all ? ST_LEVEL_DEBUG : r->level;
+}
+
+/* Is a record of this kind (enum st_event) shown at `level`
+ * (docs/LOG-FORMAT.md section 7)? */
+static inline int
+st__level_shows(int level, int kind)
+{
+    if (kind == ST_EVENT_STEP)
+        return level < ST_LEVEL_ERROR;
+    if (kind == ST_EVENT_EXCEPTION)
+        return level <= ST_LEVEL_ERROR;
+    return level == ST_LEVEL_DEBUG;
+}
 
 #endif /* STEPTRACE_AGENT_AGENT_H */

@@ -91,7 +91,7 @@ async_await_expression(PyFrameObject *f)
 static int
 async_on(const struct st_trace_region *r)
 {
-    return r->async_mode && r->level < ST_LEVEL_ERROR;
+    return r->async_mode && st__region_rec_level(r) < ST_LEVEL_ERROR;
 }
 
 void

@@ -73,7 +73,7 @@ emit_announce_region(struct st_trace_region *r)
     }
     st_wire_pack_region(&st__outbox_pk, r->id, r->tracer_id, dir, (size_t)n,
                         (uint32_t)r->level, (uint32_t)r->var_mode,
-                        r->max_log_bytes, r->max_log_files);
+                        r->max_log_bytes, r->max_log_files, r->formats);
     if (r->origin != NULL) {
         const char *o = PyUnicode_AsUTF8AndSize(r->origin, &n);
 
@@ -471,7 +471,10 @@ st__emit_async(struct st_trace_region *r, int kind, uint64_t time_ns,
     else if (r->outputs & ST_OUT_FILE) {
         r->lost++;
     }
-    if (r->outputs & (ST_OUT_STDOUT | ST_OUT_STDERR)) {
+    /* A step store records them at ERROR too; the console shows them
+     * below ERROR only. */
+    if ((r->outputs & (ST_OUT_STDOUT | ST_OUT_STDERR)) &&
+        r->level < ST_LEVEL_ERROR) {
         struct st_buf text;
 
         st_buf_init(&text);
@@ -503,6 +506,7 @@ st__emit_record(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
     rec->thread_suffix = r->multi_thread;
     if (r->outputs & ST_OUT_FILE)
         emit_wire(r, ts, idx, rec);
-    if (r->outputs & (ST_OUT_STDOUT | ST_OUT_STDERR))
+    if ((r->outputs & (ST_OUT_STDOUT | ST_OUT_STDERR)) &&
+        st__level_shows(r->level, rec->kind))
         emit_console(r, ts, idx, rec);
 }

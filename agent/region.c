@@ -121,24 +121,32 @@ st__region_py_new(PyObject *mod, PyObject *args, PyObject *kw)
                              "async_mode",
                              "trace_tasks",
                              "await_threshold_ms",
+                             "formats",
                              NULL};
     unsigned int tracer_id, max_files;
     PyObject *log_dir, *workspace, *excluded, *functions, *hidden;
     int level, var_mode, outputs, drop = 0, async_mode = 0, tasks = 1;
+    unsigned int formats = ST_FORMAT_TEXT;
     double threshold_ms = 0.0;
     Py_ssize_t repr_limit;
     unsigned long long max_bytes;
     const char *pkgdir, *cwd;
     struct st_trace_region *r;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "IUiiinKIOO!ssOO!|pppd:region",
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "IUiiinKIOO!ssOO!|pppdI:region",
                                      kwlist, &tracer_id, &log_dir, &level,
                                      &var_mode, &outputs, &repr_limit,
                                      &max_bytes, &max_files, &workspace,
                                      &PyTuple_Type, &excluded, &pkgdir, &cwd,
                                      &functions, &PyTuple_Type, &hidden, &drop,
-                                     &async_mode, &tasks, &threshold_ms))
+                                     &async_mode, &tasks, &threshold_ms,
+                                     &formats))
         return NULL;
+    if (formats == 0 || (formats & ~ST_FORMAT_MASK_) != 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "formats must be 1 (text), 2 (steps) or 3 (both)");
+        return NULL;
+    }
     if (!(threshold_ms >= 0.0 && threshold_ms < 1e12)) {
         PyErr_SetString(PyExc_ValueError,
                         "await_threshold_ms must be a number, 0 or more");
@@ -163,6 +171,11 @@ st__region_py_new(PyObject *mod, PyObject *args, PyObject *kw)
     r->async_mode = async_mode;
     r->trace_tasks = tasks;
     r->await_threshold_ns = (uint64_t)(threshold_ms * 1e6);
+    r->formats = formats;
+    /* A step store renders any level later: every event is recorded
+     * (docs/STEP-STORE.md); SILENT still records nothing. */
+    r->record_all = (formats & ST_FORMAT_STEPS) != 0 &&
+                    (outputs & ST_OUT_FILE) != 0 && level < ST_LEVEL_SILENT;
     r->log_dir = Py_NewRef(log_dir);
     r->hidden_types = Py_NewRef(hidden);
     if (st__filter_init(&r->filter, workspace, excluded, pkgdir, cwd,

@@ -187,7 +187,7 @@ tracer_push_frame(struct st_trace_region *r, struct st_tstate *ts,
     if (e == NULL)
         return;
     tracer_push_link(ts, e, co);
-    if (r->level == ST_LEVEL_DEBUG) {
+    if (st__region_rec_level(r) == ST_LEVEL_DEBUG) {
         /* The def line (1 for a module): f_lineno is 0 in a module
          * frame that has not started. */
         struct st_record rec = {.kind = ST_EVENT_CALL,
@@ -323,7 +323,7 @@ st__tracer_on_line(PyFrameObject *f, int line)
             ST_EXC_RESTORE(es);
         }
         /* ERROR and SILENT write no step records. */
-        if (r->level < ST_LEVEL_ERROR)
+        if (st__region_rec_level(r) < ST_LEVEL_ERROR)
             tracer_record_step(r, ts, f, (uint32_t)line);
     }
     else {
@@ -365,7 +365,7 @@ tracer_pop_frame(struct st_trace_region *r, struct st_tstate *ts,
     int raised = how == ST_RET_GUESS ? st_return_is_exception(f, co, arg)
                                      : how == ST_RET_RAISE;
 
-    if (r->level == ST_LEVEL_DEBUG)
+    if (st__region_rec_level(r) == ST_LEVEL_DEBUG)
         tracer_record_return(r, ts, f, raised, arg);
     st__async_coro_end(r, e, !raised);
     /* An id used again needs no FRAME_END: the next FRAME with it
@@ -462,7 +462,8 @@ st__tracer_on_exception(PyFrameObject *f, PyObject *value, PyObject *tb)
         st__async_exception(r, e, value);
         /* Each raise is a record (a re-raise too); an exception passing
          * through from a traced callee was recorded there. */
-        if (r->level <= ST_LEVEL_ERROR && tracer_raised_here(r, tb)) {
+        if (st__region_rec_level(r) <= ST_LEVEL_ERROR &&
+            tracer_raised_here(r, tb)) {
             struct st_record rec = {.kind = ST_EVENT_EXCEPTION};
             char *detail = st__render_exception(value, r->repr_limit,
                                                 &rec.detail_len);

@@ -195,6 +195,21 @@ decode_step_diffs(struct st_wire_decoder *d, const msgpack_object *f,
     return 0;
 }
 
+/* VARS: field 4, the variables (a diff of the empty state). */
+static int
+decode_vars_diff(struct st_wire_decoder *d, const msgpack_object *f,
+                 struct st_msg *m)
+{
+    size_t used = 0;
+    int has, r;
+
+    r = decode_diff(d, &f[4], &has, &used, &m->u.vars.nvars);
+    if (r != 0)
+        return r;
+    m->u.vars.vars = d->vars;
+    return 0;
+}
+
 /* FRAME: field 6, the scope id and the module bit in one u64. */
 static int
 decode_frame_scope(struct st_wire_decoder *d, const msgpack_object *f,
@@ -294,7 +309,8 @@ static const struct wire_msg wire_msgs[] = {
     [ST_MSG_REGION] = {.f = {U32(region.region_id), U32(region.tracer_id),
                              STR(region.log_dir), U32(region.level),
                              U32(region.var_mode), U64(region.max_log_bytes),
-                             U32(region.max_log_files)}},
+                             U32(region.max_log_files),
+                             U32(region.formats)}},
     [ST_MSG_THREAD] = {.f = {U32(thread.tid), U32(thread.name_sid)}},
     [ST_MSG_FRAME] = {.f = {U32(frame.frame_id), U32(frame.tid),
                             U32(frame.parent_id), U32(frame.file_sid),
@@ -327,6 +343,19 @@ static const struct wire_msg wire_msgs[] = {
                            STR(note.text)},
                      KIND(note.kind, ST_NOTE_LINE, ST_NOTE_MAX_)},
     [ST_MSG_FILE] = {.f = {U32(file.tracer_id), STR(file.path)}},
+    [ST_MSG_STORE] = {.f = {U32(store.version), U64(store.pid),
+                            STR(store.program), STR(store.argv),
+                            U64(store.start_ns), STR(store.host),
+                            U32(store.tracer_id)}},
+    [ST_MSG_RSTATE] = {.f = {U32(rstate.region_id), U64(rstate.steps),
+                             U64(rstate.async_steps), U64(rstate.lost),
+                             U32(rstate.first_tid), U32(rstate.flags)}},
+    [ST_MSG_VARS] = {.f = {U32(vars.kind), U32(vars.id), U32(vars.last_line)},
+                     KIND(vars.kind, ST_VARS_SCOPE, ST_VARS_MAX_),
+                     .finish = decode_vars_diff},
+    [ST_MSG_ENDED] = {.f = {U32(ended.kind), U32(ended.sig),
+                            STR(ended.detail), U64(ended.partial)}},
+    [ST_MSG_SLOST] = {.f = {U64(slost.count), STR(slost.why)}},
 };
 
 #undef U32

@@ -77,16 +77,17 @@ int
 st_wire_pack_region(msgpack_packer *pk, uint32_t region_id, uint32_t tracer_id,
                     const char *log_dir, size_t log_dir_len, uint32_t level,
                     uint32_t var_mode, uint64_t max_log_bytes,
-                    uint32_t max_log_files)
+                    uint32_t max_log_files, uint32_t formats)
 {
     if (st__wire_pack_head(pk, ST_MSG_REGION) ||
         msgpack_pack_uint32(pk, region_id) ||
         msgpack_pack_uint32(pk, tracer_id) ||
         st__wire_pack_bytes(pk, log_dir, log_dir_len) ||
         msgpack_pack_uint32(pk, level) || msgpack_pack_uint32(pk, var_mode) ||
-        msgpack_pack_uint64(pk, max_log_bytes))
+        msgpack_pack_uint64(pk, max_log_bytes) ||
+        msgpack_pack_uint32(pk, max_log_files))
         return -1;
-    return msgpack_pack_uint32(pk, max_log_files);
+    return msgpack_pack_uint32(pk, formats);
 }
 
 int
@@ -386,4 +387,65 @@ int
 st_wire_put_nil(struct st_buf *b)
 {
     return st_buf_append(b, "\xc0", 1);
+}
+
+/* ---- The step store's own records ---- */
+
+int
+st_wire_pack_store(msgpack_packer *pk, uint32_t version, uint64_t pid,
+                   const char *program, size_t program_len, const char *argv,
+                   size_t argv_len, uint64_t start_ns, const char *host,
+                   size_t host_len, uint32_t tracer_id)
+{
+    if (st__wire_pack_head(pk, ST_MSG_STORE) ||
+        msgpack_pack_uint32(pk, version) || msgpack_pack_uint64(pk, pid) ||
+        st__wire_pack_bytes(pk, program, program_len) ||
+        st__wire_pack_bytes(pk, argv, argv_len) ||
+        msgpack_pack_uint64(pk, start_ns) ||
+        st__wire_pack_bytes(pk, host, host_len))
+        return -1;
+    return msgpack_pack_uint32(pk, tracer_id);
+}
+
+int
+st_wire_pack_rstate(msgpack_packer *pk, uint32_t region_id, uint64_t steps,
+                    uint64_t async_steps, uint64_t lost, uint32_t first_tid,
+                    uint32_t flags)
+{
+    if (st__wire_pack_head(pk, ST_MSG_RSTATE) ||
+        msgpack_pack_uint32(pk, region_id) || msgpack_pack_uint64(pk, steps) ||
+        msgpack_pack_uint64(pk, async_steps) ||
+        msgpack_pack_uint64(pk, lost) || msgpack_pack_uint32(pk, first_tid))
+        return -1;
+    return msgpack_pack_uint32(pk, flags);
+}
+
+int
+st_wire_put_vars_head(struct st_buf *b, uint32_t kind, uint32_t id,
+                      uint32_t last_line)
+{
+    const uint64_t v[3] = {kind, id, last_line};
+
+    /* The diff, the 5th element, follows. */
+    return wire_put_uints(b, 5, ST_MSG_VARS, v, 3);
+}
+
+int
+st_wire_pack_ended(msgpack_packer *pk, uint32_t kind, uint32_t sig,
+                   const char *detail, size_t n, uint64_t partial)
+{
+    if (st__wire_pack_head(pk, ST_MSG_ENDED) ||
+        msgpack_pack_uint32(pk, kind) || msgpack_pack_uint32(pk, sig) ||
+        st__wire_pack_bytes(pk, detail, n))
+        return -1;
+    return msgpack_pack_uint64(pk, partial);
+}
+
+int
+st_wire_pack_slost(msgpack_packer *pk, uint64_t count, const char *why,
+                   size_t n)
+{
+    if (st__wire_pack_head(pk, ST_MSG_SLOST) || msgpack_pack_uint64(pk, count))
+        return -1;
+    return st__wire_pack_bytes(pk, why, n);
 }

@@ -22,8 +22,8 @@
 #include "steptrace/error.h"
 #include "steptrace/wire.h"
 
-/* Most fields of any message, the type included (REGION and FRAME). */
-#define ST_WIRE_MAX_FIELDS 8
+/* Most fields of any message, the type included (REGION). */
+#define ST_WIRE_MAX_FIELDS 9
 
 /*
  * The field count of message type `type`, the type included, from

@@ -10,7 +10,7 @@
 #include "ack.h"
 
 #include "conn.h"
-#include "idmap.h"
+#include "steptrace/idmap.h"
 #include "input.h"
 #include "log.h"
 #include "resume.h"

@@ -7,7 +7,7 @@
 #include "conn.h"
 
 #include "control.h"
-#include "idmap.h"
+#include "steptrace/idmap.h"
 #include "input.h"
 #include "log.h"
 #include "pressure.h"
@@ -99,9 +99,10 @@ conn_release(struct st_conn *c)
     struct st_server *srv = c->srv;
     struct st_sink *s;
     size_t it = 0;
+    uint32_t key;
 
-    while ((s = st__idmap_next(&c->sinks, &it)) != NULL) {
-        st__idmap_del(&c->sinks, s->tracer_id);
+    while ((s = st__idmap_next_key(&c->sinks, &it, &key)) != NULL) {
+        st__idmap_del(&c->sinks, key);
         st__sink_release(s);
     }
     st__pressure_sub(&srv->pressure, c->rlen - c->roff, 0);

@@ -22,7 +22,7 @@
 #include "steptrace/buf.h"
 #include "steptrace/wire.h"
 
-#include "idmap.h"
+#include "steptrace/idmap.h"
 
 /* Bytes a connection reads at a time when no large frame is pending. */
 #define ST_READ_CHUNK (64u * 1024)
@@ -104,6 +104,14 @@ struct st_conn {
     struct st_idmap regions; /* region_id -> struct st_region, owned. */
     struct st_idmap sinks;   /* tracer_id -> struct st_sink, released
                                 (st__sink_release) at close. */
+    struct st_idmap stores;  /* tracer_id -> struct st_store (store.h),
+                                owned; their sinks are released with
+                                the others. */
+    const char *msg_raw;     /* The bytes of the message being applied
+                                (borrowed from the frame), for the
+                                step stores. */
+    size_t msg_rawlen;
+    char *program;           /* Owned: HELLO's program, or NULL. */
     uint64_t errors;         /* Sink errors since the last ACK. */
     char errmsg[512];        /* Latest of them, "" if none. */
     char detail[160];        /* Context for the protocol error log;

@@ -21,7 +21,7 @@
 #include "input.h"
 
 #include "conn.h"
-#include "idmap.h"
+#include "steptrace/idmap.h"
 #include "log.h"
 #include "pressure.h"
 #include "region.h"
@@ -158,7 +158,11 @@ input_frame_run(struct st_conn *c)
     int r;
 
     for (;;) {
+        size_t start = c->dec.off;
+
         r = st_wire_decode_next(&c->dec, &m);
+        c->msg_raw = c->dec.data + start;
+        c->msg_rawlen = c->dec.off - start;
         if (r == 0) {
             if (c->frame_from_ring) {
                 c->frame_from_ring = 0;

@@ -11,11 +11,12 @@
 
 #include "ack.h"
 #include "conn.h"
-#include "idmap.h"
+#include "steptrace/idmap.h"
 #include "server.h"
 #include "session.h"
 #include "sink.h"
 #include "stats.h"
+#include "store.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -72,6 +73,13 @@ static const struct st_sink_owner region_sink_owner = {
     .on_done = region_sink_done,
 };
 
+const struct st_sink_owner st__region_store_owner = {
+    .on_error = region_sink_error,
+    .on_claimed = region_sink_claimed,
+    .on_done = region_sink_done,
+    .on_segment = st__store_segment,
+};
+
 /* ---- REGION, REGION_END, NOTE, LOST ---- */
 
 static int
@@ -81,6 +89,10 @@ region_check(struct st_conn *c, const struct st_msg *m)
     uint32_t level = m->u.region.level;
     uint32_t mode = m->u.region.var_mode;
 
+    if (m->u.region.tracer_id >= 0x80000000u) {
+        st__conn_detail(c, "REGION tracer_id %u", m->u.region.tracer_id);
+        return ST_EBADTYPE;
+    }
     if (st__idmap_get(&c->regions, m->u.region.region_id) != NULL) {
         st__conn_detail(c, "REGION %u opened twice", m->u.region.region_id);
         return ST_ESTATE;
@@ -96,6 +108,11 @@ region_check(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "REGION var_mode %u", mode);
         return ST_EBADTYPE;
     }
+    if (m->u.region.formats == 0 ||
+        (m->u.region.formats & ~ST_FORMAT_MASK_) != 0) {
+        st__conn_detail(c, "REGION formats %u", m->u.region.formats);
+        return ST_EBADTYPE;
+    }
     /* Room is left for "/tracer_N.log.NNNN" so that no file name built
      * from the directory is ever truncated. */
     if (dir->n == 0 || dir->p[0] != '/' || dir->n > PATH_MAX - 64 ||
@@ -106,18 +123,40 @@ region_check(struct st_conn *c, const struct st_msg *m)
     return 0;
 }
 
+/* The step store of the region's tracer, made at its first region that
+ * asks for one.  @return 0 and *out (NULL: none), or ST_ENOMEM. */
+static int
+region_store(struct st_conn *c, const struct st_msg *m, int first,
+             struct st_sink *text, struct st_sink **out)
+{
+    struct st_store *st = st__idmap_get(&c->stores, m->u.region.tracer_id);
+
+    *out = NULL;
+    if (st != NULL) {
+        *out = st->sink;
+        return 0;
+    }
+    if (!first || !(m->u.region.formats & ST_FORMAT_STEPS))
+        return 0;
+    return st__store_new(c, m->u.region.tracer_id, text,
+                         m->u.region.log_dir.p, m->u.region.log_dir.n, out);
+}
+
 int
 st__region_open(struct st_conn *c, const struct st_msg *m)
 {
     struct st_region *rg;
-    struct st_sink *sink;
-    int r;
+    struct st_sink *sink, *store;
+    int first, r;
 
     r = region_check(c, m);
     if (r != 0)
         return r;
     sink = st__idmap_get(&c->sinks, m->u.region.tracer_id);
-    if (sink == NULL) {
+    /* The formats of a tracer's first region are its files for good. */
+    first = sink == NULL &&
+            st__idmap_get(&c->stores, m->u.region.tracer_id) == NULL;
+    if (first && (m->u.region.formats & ST_FORMAT_TEXT)) {
         /* The first region of a tracer names its directory for good:
          * later regions append to the same file (docs/LOG-FORMAT.md
          * section 11). */
@@ -133,8 +172,15 @@ st__region_open(struct st_conn *c, const struct st_msg *m)
             return r;
         }
     }
-    st__sink_configure(sink, m->u.region.max_log_bytes,
-                       m->u.region.max_log_files);
+    r = region_store(c, m, first, sink, &store);
+    if (r != 0)
+        return r;
+    if (sink != NULL)
+        st__sink_configure(sink, m->u.region.max_log_bytes,
+                           m->u.region.max_log_files);
+    if (store != NULL)
+        st__sink_configure(store, m->u.region.max_log_bytes,
+                           m->u.region.max_log_files);
     rg = calloc(1, sizeof(*rg));
     if (rg == NULL)
         return ST_ENOMEM;
@@ -142,11 +188,16 @@ st__region_open(struct st_conn *c, const struct st_msg *m)
     rg->tracer_id = m->u.region.tracer_id;
     rg->level = m->u.region.level;
     rg->var_mode = m->u.region.var_mode;
+    rg->formats = m->u.region.formats;
     rg->sink = sink;
+    rg->store = store;
     r = st__idmap_put(&c->regions, rg->id, rg);
-    if (r != 0)
+    if (r != 0) {
         free(rg);
-    return r;
+        return r;
+    }
+    st__store_put(c, store);
+    return 0;
 }
 
 int
@@ -159,6 +210,14 @@ st__region_end(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "REGION_END for region %u",
                         m->u.region_end.region_id);
         return ST_ESTATE;
+    }
+    if (rg->store != NULL) {
+        st__store_put(c, rg->store);
+        st__sink_flush(rg->store);
+    }
+    if (rg->sink == NULL) {
+        free(rg);
+        return 0;
     }
     if (rg->lost > 0) {
         char line[96];
@@ -188,6 +247,9 @@ st__region_note(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "NOTE for region %u", m->u.note.region_id);
         return ST_ESTATE;
     }
+    st__store_put(c, rg->store);
+    if (rg->sink == NULL)
+        return 0;
     if (st__session_escape(&c->srv->scratch, m->u.note.text.p,
                            m->u.note.text.n, &t, &tn) != 0)
         return ST_ENOMEM;
@@ -214,6 +276,7 @@ st__region_lost(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "LOST for region %u", m->u.lost.region_id);
         return ST_ESTATE;
     }
+    st__store_put(c, rg->store);
     c->srv->stats.lost_agent += m->u.lost.count;
     rg->lost = m->u.lost.count > UINT64_MAX - rg->lost
                    ? UINT64_MAX
@@ -265,6 +328,7 @@ st__region_process_ended(struct st_conn *c, int kind, int sig,
         st->lost_vanished++;
     if (c->regions.live == 0)
         return;
+    st__store_ended(c, kind, sig, detail, strlen(detail), partial);
     if (kind == ST_RING_END_SIGNAL)
         st->ended_by_signal++;
     else if (kind == ST_RING_END_EXEC)
@@ -278,7 +342,8 @@ st__region_process_ended(struct st_conn *c, int kind, int sig,
     }
     while ((rg = st__idmap_next(&c->regions, &it)) != NULL) {
         /* A region with nothing written has no file to end. */
-        if (rg->steps == 0 && rg->async_steps == 0 && partial == 0)
+        if (rg->sink == NULL ||
+            (rg->steps == 0 && rg->async_steps == 0 && partial == 0))
             continue;
         if (partial > 0)
             st__sink_note(rg->sink,

@@ -28,7 +28,17 @@ struct st_region {
     uint32_t first_tid;   /* Thread of the first STEP ... */
     int seen_tid;         /* ... once one was seen. */
     int multi_thread;     /* A second thread stepped: show "| thread". */
-    struct st_sink *sink; /* Borrowed from conn->sinks. */
+    uint32_t formats;     /* ST_FORMAT_* of its REGION. */
+    struct st_sink *sink; /* Borrowed from conn->sinks; NULL when the
+                             tracer writes no text (steps only). */
+    struct st_sink *store; /* Borrowed: its step store's sink, or NULL. */
+    /* With a store: the counts and thread state of every record received,
+     * whatever the level (DEBUG's view), for the prologue's RSTATE. */
+    uint64_t rec_steps;
+    uint64_t rec_async;
+    uint32_t rec_first_tid;
+    int rec_seen_tid;
+    int rec_multi_thread;
 };
 
 /* REGION: a new region, and for the tracer's first its sink.
@@ -49,6 +59,9 @@ int st__region_lost(struct st_conn *c, const struct st_msg *m);
  * the exec'd program) and counts it.  `partial`: bytes of a message cut
  * short, counted as one lost record.
  */
+/* The owner callbacks of a step store's sink (store.c makes them). */
+extern const struct st_sink_owner st__region_store_owner;
+
 void st__region_process_ended(struct st_conn *c, int kind, int sig,
                               const char *detail, size_t partial);
 

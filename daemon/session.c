@@ -15,7 +15,7 @@
 #include "ack.h"
 #include "conn.h"
 #include "control.h"
-#include "idmap.h"
+#include "steptrace/idmap.h"
 #include "log.h"
 #include "region.h"
 #include "ring.h"
@@ -23,6 +23,7 @@
 #include "sink.h"
 #include "stats.h"
 #include "step.h"
+#include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ st__session_init(struct st_conn *c)
     st__idmap_init(&c->scopes);
     st__idmap_init(&c->regions);
     st__idmap_init(&c->sinks);
+    st__idmap_init(&c->stores);
 }
 
 static void
@@ -84,6 +86,9 @@ st__session_close(struct st_conn *c)
     st__idmap_close(&c->scopes);
     st__idmap_close(&c->regions);
     st__idmap_close(&c->sinks);
+    st__store_close_all(c);
+    free(c->program);
+    c->program = NULL;
 }
 
 /* ---- helpers ---- */
@@ -232,6 +237,7 @@ session_scope_get(struct st_conn *c, uint32_t scope_id, struct st_scope **out)
         s = malloc(sizeof(*s));
         if (s == NULL)
             return ST_ENOMEM;
+        s->id = scope_id;
         st_varstate_init(&s->vars);
         r = st__idmap_put(&c->scopes, scope_id, s);
         if (r != 0) {
@@ -331,6 +337,9 @@ session_on_hello(struct st_conn *c, const struct st_msg *m)
         return ST_EVERSION;
     }
     c->got_hello = 1;
+    c->program = strndup(m->u.hello.program.p != NULL ? m->u.hello.program.p
+                                                       : "",
+                         m->u.hello.program.n);
     ring = m->u.hello.ring_bytes ? st__ring_size_for(m->u.hello.ring_bytes)
                                  : 0;
     b->len = 0;
@@ -366,6 +375,11 @@ st__session_apply(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "message type %d after TAIL", m->type);
         return ST_ESTATE;
     }
+    /* Definitions go to every step store as they come (store.h). */
+    if (c->stores.live > 0 &&
+        (m->type == ST_MSG_STR || m->type == ST_MSG_THREAD ||
+         m->type == ST_MSG_FRAME || m->type == ST_MSG_FRAME_END))
+        st__store_put_all(c);
     switch (m->type) {
     case ST_MSG_HELLO: return session_on_hello(c, m);
     case ST_MSG_STR: return session_on_str(c, m);

@@ -31,6 +31,7 @@ struct st_thread {
 
 /* The globals of one module, shared by every frame that names it. */
 struct st_scope {
+    uint32_t id;
     struct st_varstate vars;
 };
 

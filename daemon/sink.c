@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "steptrace/error.h"
+#include "steptrace/wire.h"
 
 static void sink_kick(struct st_sink *s);
 
@@ -176,8 +177,22 @@ sink_forget(struct st_sink *s)
 }
 
 void
+st__sink_pair(struct st_sink *text, struct st_sink *store)
+{
+    store->binary = 1;
+    if (text != NULL) {
+        text->partner = store;
+        store->partner = text;
+    }
+}
+
+void
 st__sink_release(struct st_sink *s)
 {
+    if (s->partner != NULL) {
+        s->partner->partner = NULL;
+        s->partner = NULL;
+    }
     s->owner = NULL;
     s->data = NULL;
     if (sink_idle(s)) {
@@ -210,33 +225,13 @@ st__sink_configure(struct st_sink *s, uint64_t max_bytes, uint32_t max_files)
     s->max_files = max_files > cap_files ? cap_files : max_files;
 }
 
-/* Claims the sink's file (st__writer_claim), saying what failed.
- * @return 0 or a negative error. */
+/* The path and descriptor of a file claimed for s.  @return 0 or
+ * ST_ENOMEM (the descriptor is then closed, the empty file stays). */
 static int
-sink_claim(struct st_sink *s)
+sink_take_claim(struct st_sink *s, const char *path, int fd)
 {
-    char path[PATH_MAX];
-    int step, fd = st__writer_claim(s->dir, path, sizeof(path), &step);
-
-    if (fd < 0) {
-        if (step == ST_CLAIM_DIR)
-            sink_fail(s, "cannot create log directory %s: %s", s->dir,
-                      st_strerror(fd));
-        else if (step == ST_CLAIM_OPEN)
-            sink_fail(s, "cannot create %s: %s", path, st_strerror(fd));
-        else if (fd == -EEXIST)
-            sink_fail(s,
-                      "cannot create a log file in %s: %u tracer files "
-                      "exist",
-                      s->dir, ST_MAX_CLAIM);
-        else
-            sink_fail(s, "cannot create a log file in %s: %s", s->dir,
-                      st_strerror(fd));
-        return fd;
-    }
     s->path = strdup(path);
     if (s->path == NULL) {
-        /* The empty file stays; a later attempt claims another. */
         close(fd);
         sink_fail(s, "cannot create %s: %s", path, st_strerror(ST_ENOMEM));
         return ST_ENOMEM;
@@ -244,6 +239,49 @@ sink_claim(struct st_sink *s)
     s->fd = fd;
     s->logical_size = 0;
     return 0;
+}
+
+/* Claims the file of s, and of its partner if it has one without a
+ * file yet, with one number (st__writer_claim_set), saying what failed.
+ * @return 0 or a negative error. */
+static int
+sink_claim(struct st_sink *s)
+{
+    static const char *const exts[2] = {".log", ".steps"};
+    char paths[2][PATH_MAX];
+    const char *want[2];
+    struct st_sink *set[2] = {s, NULL};
+    int fds[2], step, i, n = 1, r;
+
+    if (s->partner != NULL && s->partner->path == NULL) {
+        /* The text file's name first. */
+        set[s->binary ? 0 : 1] = s->partner;
+        set[s->binary ? 1 : 0] = s;
+        n = 2;
+    }
+    for (i = 0; i < n; i++)
+        want[i] = exts[set[i]->binary];
+    r = st__writer_claim_set(s->dir, want, n, paths, fds, &step);
+    if (r == 0) {
+        for (i = 0; i < n; i++)
+            if (sink_take_claim(set[i], paths[i], fds[i]) != 0)
+                r = ST_ENOMEM;
+        return r;
+    }
+    if (step == ST_CLAIM_DIR)
+        sink_fail(s, "cannot create log directory %s: %s", s->dir,
+                  st_strerror(r));
+    else if (step == ST_CLAIM_OPEN)
+        sink_fail(s, "cannot create %s: %s", paths[0], st_strerror(r));
+    else if (r == -EEXIST)
+        sink_fail(s,
+                  "cannot create a log file in %s: %u tracer files "
+                  "exist",
+                  s->dir, ST_MAX_CLAIM);
+    else
+        sink_fail(s, "cannot create a log file in %s: %s", s->dir,
+                  st_strerror(r));
+    return r;
 }
 
 void
@@ -313,9 +351,11 @@ static int
 sink_claim_first(struct st_sink *s, struct st_chunk *ch, int is_record)
 {
     int r = s->broken ? -EACCES : sink_claim(s);
+    /* FILE names the text file when the tracer writes one. */
+    struct st_sink *named = s->binary && s->partner != NULL ? s->partner : s;
 
-    if (r == 0 && s->owner != NULL)
-        s->owner->on_claimed(s, s->path);
+    if (r == 0 && named->owner != NULL)
+        named->owner->on_claimed(named, named->path);
     if (r < 0) {
         s->broken = 1;
         ch->b.len = s->mark;
@@ -328,6 +368,29 @@ sink_claim_first(struct st_sink *s, struct st_chunk *ch, int is_record)
     return r;
 }
 
+/* The record at the end of ch begins a file: puts what the owner says
+ * the file needs before it (on_segment).  @return the record's new
+ * length; on failure the record alone stays. */
+static size_t
+sink_segment(struct st_sink *s, struct st_chunk *ch, size_t rec)
+{
+    char *copy = malloc(rec);
+    size_t start = s->mark;
+
+    if (copy == NULL)
+        return rec;
+    memcpy(copy, ch->b.data + start, rec);
+    ch->b.len = start;
+    s->owner->on_segment(s, &ch->b);
+    if (ch->b.oom || st_buf_append(&ch->b, copy, rec) != 0) {
+        ch->b.oom = 0;
+        ch->b.len = start;
+        (void)st_buf_append(&ch->b, copy, rec); /* Room was there. */
+    }
+    free(copy);
+    return ch->b.len - start;
+}
+
 /* The common end of a record (is_record) or a note. */
 static int
 sink_commit(struct st_sink *s, int is_record)
@@ -337,7 +400,9 @@ sink_commit(struct st_sink *s, int is_record)
     size_t rec;
     int r;
 
-    if (is_record)
+    /* A tracer's record is counted once, by its text file if it has
+     * one. */
+    if (is_record && !(s->binary && s->partner != NULL))
         env->stats->records_rendered++;
     if (ch == NULL || ch->b.oom)
         return sink_drop_unrendered(s, ch, is_record);
@@ -347,7 +412,8 @@ sink_commit(struct st_sink *s, int is_record)
         if (r < 0)
             return r;
     }
-    env->hooks->publish(s, ch->b.data + s->mark, rec);
+    if (!s->binary)
+        env->hooks->publish(s, ch->b.data + s->mark, rec);
     /* A record larger than the limit still goes into a fresh file: never
      * rotate an empty one, never split a record. */
     if (s->max_bytes > 0 && s->max_files > 0 && !s->rotate_off &&
@@ -356,6 +422,9 @@ sink_commit(struct st_sink *s, int is_record)
         s->logical_size = 0;
         ch = s->tail;
     }
+    if (s->logical_size == 0 && s->owner != NULL &&
+        s->owner->on_segment != NULL)
+        rec = sink_segment(s, ch, rec);
     s->logical_size += rec;
     if (is_record)
         ch->nrecords++;
@@ -374,6 +443,12 @@ st__sink_commit(struct st_sink *s)
     return sink_commit(s, 1);
 }
 
+int
+st__sink_note_end(struct st_sink *s)
+{
+    return sink_commit(s, 0);
+}
+
 void
 st__sink_note(struct st_sink *s, const char *line)
 {
@@ -382,6 +457,27 @@ st__sink_note(struct st_sink *s, const char *line)
     st_buf_puts(b, line);
     st_buf_puts(b, "\n");
     sink_commit(s, 0);
+}
+
+/* A step store's loss line: an SLOST record (a cut record before it is
+ * not repaired: the reader stops there, docs/STEP-STORE.md). */
+static void
+sink_prepare_lost_record(struct st_sink *s)
+{
+    struct st_buf b;
+    msgpack_packer pk;
+    const char *why = s->lost_why != NULL ? s->lost_why : "unknown cause";
+
+    st_buf_init(&b);
+    msgpack_packer_init(&pk, &b, st_buf_msgpack_write);
+    if (st_wire_pack_slost(&pk, s->lost, why, strlen(why)) != 0 ||
+        st_buf_append(&b, "", 1) != 0) {
+        st_buf_close(&b);
+        return;
+    }
+    s->lost_line = b.data; /* Owned now: freed as a loss line is. */
+    s->lost_line_len = b.len - 1;
+    s->lost_sent = s->lost;
 }
 
 /* The loss line the next job writes first. */
@@ -396,12 +492,17 @@ sink_prepare_lost_line(struct st_sink *s)
     s->lost_sent = 0;
     if (s->lost == 0 && !s->split)
         return;
+    if (s->binary) {
+        sink_prepare_lost_record(s);
+        return;
+    }
     n = asprintf(&line, "%s[steptrace] %llu records lost: %s\n",
                  s->split ? "\n" : "", (unsigned long long)s->lost,
                  s->lost_why != NULL ? s->lost_why : "unknown cause");
     if (n < 0)
         return;
     s->lost_line = line;
+    s->lost_line_len = (size_t)n;
     s->lost_sent = s->lost;
 }
 
@@ -463,7 +564,7 @@ sink_kick(struct st_sink *s)
     j->path = s->path;
     j->dir = s->dir;
     j->prefix = s->lost_line;
-    j->prefix_len = s->lost_line != NULL ? strlen(s->lost_line) : 0;
+    j->prefix_len = s->lost_line != NULL ? s->lost_line_len : 0;
     j->max_files = s->max_files;
     sink_job_take(s);
     s->busy = 1;

@@ -55,10 +55,16 @@ typedef void (*st_sink_claimed_cb)(struct st_sink *s, const char *path);
  * release the sink here, which may free it: s is not used after. */
 typedef void (*st_sink_done_cb)(struct st_sink *s);
 
+/* A record is about to begin a file (its first, or the first after a
+ * rotation): render into b what the file needs before it (a step store's
+ * header and state).  Nothing is rendered on failure (b's oom flag). */
+typedef void (*st_sink_segment_cb)(struct st_sink *s, struct st_buf *b);
+
 struct st_sink_owner {
     st_sink_error_cb on_error;
     st_sink_claimed_cb on_claimed;
     st_sink_done_cb on_done;
+    st_sink_segment_cb on_segment; /* May be NULL. */
 };
 
 /* ---- The env's hooks (the server's) ---- */
@@ -121,6 +127,10 @@ struct st_sink {
     struct st_sink *onext; /* The env's list of orphans. */
     struct st_sink *oprev;
     /* Private. */
+    int binary; /* A step store (.steps): not published to tail, loss
+                   lines as SLOST records (st__sink_pair). */
+    struct st_sink *partner; /* Borrowed: the tracer's other file,
+                                claimed with the same number; NULL. */
     const struct st_sink_owner *owner; /* Borrowed; NULL once released. */
     char *dir;                         /* Owned: absolute log directory. */
     int fd;                            /* -1 while closed.  The job's while
@@ -147,6 +157,7 @@ struct st_sink {
     uint64_t lost_sent;        /* Of those, counted in the job's line. */
     int split;                 /* The file may end inside a record. */
     char *lost_why;            /* Owned: the cause, for that line. */
+    size_t lost_line_len;      /* Its length (a record may hold NUL). */
     char *lost_line;           /* Owned: the line the job in flight
                                   writes. */
     char *logged;              /* Owned: last error logged (dedup) or
@@ -191,6 +202,13 @@ void st__sink_release(struct st_sink *s);
 /* Frees an idle sink (no job out) at once, without its owner's
  * callbacks.  Its chunks go to the env's pool. */
 void st__sink_free(struct st_sink *s);
+/*
+ * Makes `store` (new, nothing committed) the step store of `text`'s
+ * tracer: it writes tracer[_N].steps, and the first record of either
+ * claims both names with one number.  `text` may be NULL (steps only).
+ * FILE (on_claimed) names the text file when there is one.
+ */
+void st__sink_pair(struct st_sink *text, struct st_sink *store);
 /* Sets the rotation limits (from the latest REGION of the tracer, capped
  * by the env's max_log_bytes / max_log_files). */
 void st__sink_configure(struct st_sink *s, uint64_t max_bytes,
@@ -206,6 +224,9 @@ struct st_buf *st__sink_begin(struct st_sink *s);
  * on_error).
  */
 int st__sink_commit(struct st_sink *s);
+/* Ends what was put since st__sink_begin as bytes that are not a
+ * record (a step store's definitions). */
+int st__sink_note_end(struct st_sink *s);
 /* Appends one line that is not a record ("[steptrace] ..."), with a
  * newline added. */
 void st__sink_note(struct st_sink *s, const char *line);

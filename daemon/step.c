@@ -9,11 +9,12 @@
 #include "step.h"
 
 #include "conn.h"
-#include "idmap.h"
+#include "steptrace/idmap.h"
 #include "region.h"
 #include "server.h"
 #include "session.h"
 #include "sink.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,7 +242,9 @@ step_vars(struct st_conn *c, const struct st_msg *m, struct st_region *rg,
 {
     struct st_scratch *sc = &c->srv->scratch;
     size_t ng = m->u.step.nglobals, nl = m->u.step.nlocals;
-    int changed = rg->var_mode == ST_VARMODE_CHANGED;
+    /* Without a text file only the state is kept (for the stores'
+     * prologues): no views. */
+    int changed = rg->var_mode == ST_VARMODE_CHANGED && rg->sink != NULL;
     int module = (f->flags & ST_FRAME_MODULE) != 0;
     int r;
 
@@ -260,7 +263,7 @@ step_vars(struct st_conn *c, const struct st_msg *m, struct st_region *rg,
         v->nglobals = ng;
         v->nlocals = module ? 0 : nl;
     }
-    else if (rg->var_mode == ST_VARMODE_ALL) {
+    else if (rg->var_mode == ST_VARMODE_ALL && rg->sink != NULL) {
         /* Module-level code: its locals are the globals, shown once. */
         v->nglobals = f->scope->vars.n;
         v->nlocals = module ? 0 : f->locals.n;
@@ -290,6 +293,8 @@ step_write(struct st_conn *c, struct st_region *rg, struct st_frame *f,
     v->step = v->event == ST_EVENT_STEP ? ++rg->steps : rg->steps;
     v->runtime_ns = runtime_ns;
     v->thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
+    if (rg->sink == NULL)
+        return 0; /* Steps only: the count and threads are kept. */
     r = step_locations(c, rg, f, lineno, &v->nlocs);
     v->locs = c->srv->scratch.locs;
     if (r == 0) {
@@ -329,6 +334,10 @@ st__step_apply(struct st_conn *c, const struct st_msg *m)
         r = step_diff_check(c, m->u.step.locals, m->u.step.nlocals);
     if (r != 0)
         return r;
+    if (rg->store != NULL) {
+        st__store_put(c, rg->store);
+        st__store_count(rg, 1, 0, f->tid);
+    }
     /* Field by field: a memset of the view compiled to "rep stos",
      * whose start-up cost showed at this rate.  step_vars() sets the
      * variable part, the rest is set before rendering. */
@@ -375,6 +384,10 @@ st__step_event(struct st_conn *c, const struct st_msg *m)
                                    : m->u.event.frame_id);
         return ST_ESTATE;
     }
+    if (rg->store != NULL) {
+        st__store_put(c, rg->store);
+        st__store_count(rg, 0, 0, f->tid);
+    }
     f->last_line = m->u.event.lineno;
     if (!step_event_shown(m->u.event.kind, rg->level))
         return 0;
@@ -397,12 +410,19 @@ st__step_async(struct st_conn *c, const struct st_msg *m)
         st__conn_detail(c, "ASYNC for region %u", m->u.async.region_id);
         return ST_ESTATE;
     }
+    if (rg->store != NULL) {
+        st__store_put(c, rg->store);
+        st__store_count(rg, 0, 1, 0);
+    }
     if (rg->level >= ST_LEVEL_ERROR)
+        return 0;
+    ++rg->async_steps;
+    if (rg->sink == NULL)
         return 0;
     /* The body is the agent's text, lines with newlines: written as is
      * (it is valid UTF-8 made by the agent; control characters other
      * than the line ends were escaped there). */
-    st_record_format_async(st__sink_begin(rg->sink), ++rg->async_steps,
+    st_record_format_async(st__sink_begin(rg->sink), rg->async_steps,
                            m->u.async.time_ns, (int)m->u.async.kind,
                            m->u.async.body);
     st__sink_commit(rg->sink);

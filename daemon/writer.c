@@ -105,38 +105,78 @@ writer_mkdirs(const char *dir)
     return 0;
 }
 
-int
-st__writer_claim(const char *dir, char *path, size_t pathlen, int *step)
+/* Creates `path` with O_EXCL.  @return the descriptor or -errno. */
+static int
+writer_create(const char *path)
 {
-    unsigned n;
-    int fd, len, r;
+    int fd;
+
+    /* O_EXCL makes the claim atomic against every other tracer and
+     * process using the same directory. */
+    do {
+        fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | O_CLOEXEC,
+                  WRITER_FILE_MODE);
+    } while (fd < 0 && errno == EINTR);
+    return fd >= 0 ? fd : -errno;
+}
+
+int
+st__writer_claim_set(const char *dir, const char *const *exts, int n,
+                     char (*paths)[PATH_MAX], int *fds, int *step)
+{
+    unsigned k;
+    int i, j, len, r;
 
     *step = ST_CLAIM_DIR;
     r = writer_mkdirs(dir);
     if (r < 0)
         return r;
-    for (n = 0; n < ST_MAX_CLAIM; n++) {
-        *step = ST_CLAIM_NAME;
-        if (n == 0)
-            len = snprintf(path, pathlen, "%s/tracer.log", dir);
-        else
-            len = snprintf(path, pathlen, "%s/tracer_%u.log", dir, n);
-        if (len < 0 || (size_t)len >= pathlen)
-            return -ENAMETOOLONG;
-        /* O_EXCL makes the claim atomic against every other tracer and
-         * process using the same directory. */
-        *step = ST_CLAIM_OPEN;
-        do {
-            fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | O_CLOEXEC,
-                      WRITER_FILE_MODE);
-        } while (fd < 0 && errno == EINTR);
-        if (fd >= 0)
-            return fd;
-        if (errno != EEXIST)
-            return -errno;
+    for (k = 0; k < ST_MAX_CLAIM; k++) {
+        for (i = 0; i < n; i++) {
+            *step = ST_CLAIM_NAME;
+            if (k == 0)
+                len = snprintf(paths[i], PATH_MAX, "%s/tracer%s", dir,
+                               exts[i]);
+            else
+                len = snprintf(paths[i], PATH_MAX, "%s/tracer_%u%s", dir, k,
+                               exts[i]);
+            if (len < 0 || len >= PATH_MAX)
+                r = -ENAMETOOLONG;
+            else
+                r = writer_create(paths[i]);
+            if (r < 0)
+                break;
+            fds[i] = r;
+        }
+        if (i == n)
+            return 0;
+        /* One name of the set is taken (or failed): give back the ones
+         * made, and try the next number. */
+        for (j = 0; j < i; j++) {
+            close(fds[j]);
+            (void)unlink(paths[j]);
+        }
+        if (r != -EEXIST) {
+            *step = r == -ENAMETOOLONG ? ST_CLAIM_NAME : ST_CLAIM_OPEN;
+            if (i > 0)
+                memcpy(paths[0], paths[i], PATH_MAX);
+            return r;
+        }
     }
     *step = ST_CLAIM_NAME;
     return -EEXIST;
+}
+
+int
+st__writer_claim(const char *dir, char *path, size_t pathlen, int *step)
+{
+    static const char *const ext[1] = {".log"};
+    char paths[1][PATH_MAX];
+    int fd, r;
+
+    r = st__writer_claim_set(dir, ext, 1, paths, &fd, step);
+    snprintf(path, pathlen, "%s", paths[0]);
+    return r < 0 ? r : fd;
 }
 
 /*

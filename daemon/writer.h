@@ -11,6 +11,7 @@
 #ifndef STEPTRACE_DAEMON_WRITER_H
 #define STEPTRACE_DAEMON_WRITER_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -75,6 +76,15 @@ void st__writer_work(uv_work_t *req);
  *         taken), ST_CLAIM_OPEN creating `path`.
  */
 int st__writer_claim(const char *dir, char *path, size_t pathlen, int *step);
+/*
+ * The same for a set of files of one tracer with the same number, one per
+ * extension (".log", ".steps"): all are made, or none (those made are
+ * removed and the next number is tried).  @return 0 with fds[i] and
+ * paths[i] (PATH_MAX bytes each) for exts[i], or a negative errno and
+ * *step, paths[0] then naming the file that failed.
+ */
+int st__writer_claim_set(const char *dir, const char *const *exts, int n,
+                         char (*paths)[PATH_MAX], int *fds, int *step);
 /*
  * The fault seam for the tests: with STEPTRACED_FAULT_FILE set in the
  * environment (read once at startup), every log write fails while that

@@ -486,7 +486,7 @@ put_region(struct frame *f, uint32_t id, uint32_t tracer, uint32_t level,
 {
     ck_assert_int_eq(st_wire_pack_region(&f->pk, id, tracer, D.logdir,
                                          strlen(D.logdir), level, mode,
-                                         max_bytes, max_files),
+                                         max_bytes, max_files, ST_FORMAT_TEXT),
                      0);
 }
 

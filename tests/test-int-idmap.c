@@ -1,5 +1,5 @@
 /*
- * White-box tests of the collector's id map (daemon/idmap.c) alone: ids
+ * White-box tests of the collector's id map (common/idmap.c) alone: ids
  * from a peer map to pointers; memory follows the live entries, never the
  * value of an id.
  */
@@ -10,7 +10,7 @@
 
 #include "steptrace/error.h"
 
-#include "../daemon/idmap.h"
+#include "steptrace/idmap.h"
 
 /* Values the map stores: addresses in this array, never dereferenced. */
 static char vals[4096];

@@ -45,7 +45,8 @@ pack_corpus(msgpack_packer *pk)
                           LIT("0123456789012345678901234567890123456789")));
     n++;
     PACK(st_wire_pack_region(pk, 7, 3, LIT("/tmp/logs"), ST_LEVEL_DEBUG,
-                             ST_VARMODE_CHANGED, UINT64_MAX, UINT32_MAX));
+                             ST_VARMODE_CHANGED, UINT64_MAX, UINT32_MAX,
+                             ST_FORMAT_TEXT | ST_FORMAT_STEPS));
     n++;
     PACK(st_wire_pack_thread(pk, 200, 60000));
     n++;

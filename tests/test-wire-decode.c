@@ -79,7 +79,7 @@ START_TEST(test_wire_decode_rejects_wrong_field_type)
     /* ACK message integer. */
     ck_assert_int_eq(DECODE(0x94, 0x0c, 1, 2, 3), ST_EBADTYPE);
     /* REGION level as str. */
-    ck_assert_int_eq(DECODE(0x98, 0x03, 1, 2, 0xa1, '/', 0xa0, 2, 0, 0),
+    ck_assert_int_eq(DECODE(0x99, 0x03, 1, 2, 0xa1, '/', 0xa0, 2, 0, 0, 1),
                      ST_EBADTYPE);
 }
 END_TEST

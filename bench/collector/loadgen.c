@@ -174,7 +174,8 @@ lg_prologue(struct lg_client *c, struct st_buf *out)
     }
     r |= st_wire_pack_thread(&pk, 1, 3);
     r |= st_wire_pack_region(&pk, 1, 1, o->log_dir, strlen(o->log_dir),
-                             ST_LEVEL_INFO, (uint32_t)o->mode, 0, 10);
+                             ST_LEVEL_INFO, (uint32_t)o->mode, 0, 10,
+                             ST_FORMAT_TEXT);
     r |= st_wire_pack_frame(&pk, 1, 1, 0, 1, 2, 1, 0, 1);
     if (r != 0 || lg_frame(out, &b) != 0)
         r = -1;

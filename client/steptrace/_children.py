@@ -94,6 +94,7 @@ def _settings(tracer):
         "max_log_bytes": tracer.max_log_bytes,
         "max_log_files": tracer.max_log_files,
         "on_full": tracer.on_full,
+        "log_format": tracer.log_format,
     }
     if hasattr(tracer, "await_threshold_ms"):
         s["trace_async"] = True

@@ -84,6 +84,9 @@ options:
   --max-log-files N         rotated files kept (default 10)
   --on-full POLICY          block or drop: what a full record buffer does
                             (default block)
+  --log-format FORMAT       text (the .log file, default), steps (a binary
+                            .steps file beside it, which `steptrace show`
+                            renders at any level and mode) or both
   --trace-async             also record coroutines, awaits and tasks
   --no-trace-async          do not (switches a config's trace_async off)
   --async-threshold-ms MS   awaits shorter than MS milliseconds are not
@@ -145,6 +148,14 @@ def _on_full(text):
     return value
 
 
+def _log_format(text):
+    value = text.strip().lower()
+    if value not in ("text", "steps", "both"):
+        raise UsageError("invalid --log-format value %r: choose one of text, "
+                         "steps, both" % (text,))
+    return value
+
+
 def _config_path(text):
     if text == "":
         raise UsageError("--config needs a file name")
@@ -171,6 +182,7 @@ _VALUED = {
     "--max-log-bytes": ("max_log_bytes", _count("--max-log-bytes", 0)),
     "--max-log-files": ("max_log_files", _count("--max-log-files", 0)),
     "--on-full": ("on_full", _on_full),
+    "--log-format": ("log_format", _log_format),
     "--async-threshold-ms": ("async_threshold_ms",
                              _milliseconds("--async-threshold-ms")),
 }

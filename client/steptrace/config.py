@@ -33,7 +33,7 @@ import re
 import sys
 
 from . import _agent
-from .tracer import _ON_FULL, LogLevel, LogOutput, VariableMode, _coerce_enum
+from .tracer import _LOG_FORMATS, _ON_FULL, LogLevel, LogOutput, VariableMode, _coerce_enum
 
 __all__ = [
     "ConfigError", "CONFIG_KEYS", "CONFIG_FILE_NAMES", "load_config",
@@ -53,7 +53,7 @@ CONFIG_KEYS = (
     "log_level", "log_output", "variable_mode", "log_dir",
     "filter_workspace", "workspace", "traceable_functions", "trace_async",
     "async_threshold_ms", "repr_limit", "max_log_bytes", "max_log_files",
-    "on_full", "follow_children", "quiet",
+    "on_full", "follow_children", "quiet", "log_format",
 )
 
 _ENUMS = {
@@ -207,6 +207,15 @@ def _on_full(value, fail):
     return value.strip().lower()
 
 
+def _log_format(value, fail):
+    valid = ", ".join(_LOG_FORMATS)
+    if not isinstance(value, str):
+        fail("expected one of %s, got %s" % (valid, _show(value)))
+    if value.strip().lower() not in _LOG_FORMATS:
+        fail("unknown value %r; valid values are %s" % (value, valid))
+    return value.strip().lower()
+
+
 _CHECKS = {
     "log_level": lambda v, fail: _enum_value(LogLevel, v, fail),
     "log_output": lambda v, fail: _enum_value(LogOutput, v, fail),
@@ -221,6 +230,7 @@ _CHECKS = {
     "max_log_bytes": _whole(0, "a byte count, 0 or more (0: no rotation)"),
     "max_log_files": _whole(0, "a whole number of files, 0 or more"),
     "on_full": _on_full,
+    "log_format": _log_format,
     "follow_children": _boolean,
     "quiet": _boolean,
 }
@@ -509,4 +519,7 @@ def merge_config_with_args(config, args):
             result[key] = arg(key)
     if arg("on_full") is not None:
         result["on_full"] = _on_full(arg("on_full"), fail_for("--on-full"))
+    if arg("log_format") is not None:
+        result["log_format"] = _log_format(arg("log_format"),
+                                           fail_for("--log-format"))
     return result

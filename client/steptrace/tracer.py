@@ -53,6 +53,8 @@ _OUTPUT_BITS = {
 _PKGDIR = os.path.dirname(os.path.abspath(__file__))
 _tracer_ids = itertools.count(1)
 _ON_FULL = ("block", "drop")
+# log_format -> the agent's ST_FORMAT_* bits (docs/STEP-STORE.md).
+_LOG_FORMATS = {"text": 1, "steps": 2, "both": 3}
 
 
 def _coerce_enum(cls, value, param):
@@ -113,7 +115,7 @@ class Tracer:
                  _workspace_override=None, *, tracable_functions=None,
                  repr_limit=1000, max_log_bytes=100 * 1024 * 1024,
                  max_log_files=10, on_full="block", workspace=None,
-                 follow_children=False):
+                 follow_children=False, log_format="text"):
         if traceable_functions is None:
             traceable_functions = tracable_functions
         self.filter_workspace = bool(filter_workspace)
@@ -140,6 +142,11 @@ class Tracer:
         if on_full not in _ON_FULL:
             raise ValueError("invalid on_full %r: valid values are 'block', "
                              "'drop'" % (on_full,))
+        if not isinstance(log_format, str) or \
+                log_format.strip().lower() not in _LOG_FORMATS:
+            raise ValueError("invalid log_format %r: valid values are "
+                             "'text', 'steps', 'both'" % (log_format,))
+        self.log_format = log_format.strip().lower()
         self.repr_limit = repr_limit
         self.max_log_bytes = max_log_bytes
         self.max_log_files = max_log_files
@@ -199,6 +206,7 @@ class Tracer:
             functions=functions,
             hidden_types=(Tracer,),
             on_full_drop=self.on_full == "drop",
+            formats=_LOG_FORMATS[self.log_format],
             **self._region_options()
         )
 

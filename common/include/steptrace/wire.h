@@ -19,7 +19,7 @@
 
 #include "steptrace/buf.h"
 
-#define ST_WIRE_VERSION 4
+#define ST_WIRE_VERSION 5
 #define ST_WIRE_HEADER_SIZE 4
 /* Largest payload a frame may announce. */
 #define ST_WIRE_MAX_FRAME (16u * 1024 * 1024)
@@ -35,7 +35,7 @@
 #define ST_MSG_MAP(XX)                                                        \
     XX(HELLO, 1, 5)                                                           \
     XX(STR, 2, 3)                                                             \
-    XX(REGION, 3, 8)                                                          \
+    XX(REGION, 3, 9)                                                          \
     XX(THREAD, 4, 3)                                                          \
     XX(FRAME, 5, 8)                                                           \
     XX(STEP, 6, 7)                                                            \
@@ -53,7 +53,12 @@
     XX(LINE, 21, 4)                                                           \
     XX(SKIP, 22, 2)                                                           \
     XX(NOTE, 23, 4)                                                           \
-    XX(FILE, 24, 3)
+    XX(FILE, 24, 3)                                                           \
+    XX(STORE, 30, 8)                                                          \
+    XX(RSTATE, 31, 7)                                                         \
+    XX(VARS, 32, 5)                                                           \
+    XX(ENDED, 33, 5)                                                          \
+    XX(SLOST, 34, 3)
 
 enum st_msg_type {
 #define XX(name, val, nfields) ST_MSG_##name = val,
@@ -62,6 +67,17 @@ enum st_msg_type {
 };
 
 /* Variable modes and levels, with the values of the Python enums. */
+/* The first type of the step store's own records (docs/STEP-STORE.md):
+ * never sent on a connection, which rejects them. */
+#define ST_MSG_STORE_FIRST_ ST_MSG_STORE
+
+/* VARS: whose variables. */
+enum st_vars_kind { ST_VARS_SCOPE = 1, ST_VARS_FRAME = 2, ST_VARS_MAX_ = 2 };
+
+/* RSTATE flags. */
+#define ST_RSTATE_SEEN_TID 1u
+#define ST_RSTATE_MULTI_THREAD 2u
+
 enum st_varmode {
     ST_VARMODE_ALL = 1,
     ST_VARMODE_CHANGED = 2,
@@ -102,6 +118,11 @@ enum st_async_kind {
 };
 
 /* FRAME flags. */
+/* The files a tracer writes (log_format: text, steps or both). */
+#define ST_FORMAT_TEXT 1u
+#define ST_FORMAT_STEPS 2u
+#define ST_FORMAT_MASK_ 3u
+
 #define ST_FRAME_MODULE 1u /* Module-level frame: locals are the globals. */
 
 /* A length-delimited string, not NUL-terminated.  Borrowed. */
@@ -148,6 +169,7 @@ struct st_msg {
             uint32_t var_mode;
             uint64_t max_log_bytes;
             uint32_t max_log_files;
+            uint32_t formats; /* ST_FORMAT_* bits: the files to write. */
         } region;
         struct {
             uint32_t tid;
@@ -230,6 +252,41 @@ struct st_msg {
         struct {
             size_t n; /* Bytes skipped (the bin's length). */
         } skip;
+        struct {
+            uint32_t version;    /* ST_STORE_VERSION of the writer. */
+            uint64_t pid;        /* The traced process. */
+            struct st_str program;
+            struct st_str argv;  /* Its arguments, each ending in NUL. */
+            uint64_t start_ns;   /* Wall clock (ns since the epoch) at
+                                    the tracer's first region. */
+            struct st_str host;
+            uint32_t tracer_id;
+        } store;
+        struct {
+            uint32_t region_id;
+            uint64_t steps;
+            uint64_t async_steps;
+            uint64_t lost;
+            uint32_t first_tid;
+            uint32_t flags; /* ST_RSTATE_* */
+        } rstate;
+        struct {
+            uint32_t kind;      /* enum st_vars_kind */
+            uint32_t id;        /* scope_id or frame_id. */
+            uint32_t last_line; /* A frame's; 0 for a scope. */
+            const struct st_wire_var *vars; /* Decoder scratch. */
+            size_t nvars;
+        } vars;
+        struct {
+            uint32_t kind; /* enum st_ring_end */
+            uint32_t sig;
+            struct st_str detail;
+            uint64_t partial;
+        } ended;
+        struct {
+            uint64_t count;
+            struct st_str why;
+        } slost;
         struct {
             uint32_t region_id;
             uint64_t time_ns;   /* Since the region began. */
@@ -341,7 +398,8 @@ int st_wire_pack_str(msgpack_packer *pk, uint32_t sid, const char *s,
 int st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
                         uint32_t tracer_id, const char *log_dir,
                         size_t log_dir_len, uint32_t level, uint32_t var_mode,
-                        uint64_t max_log_bytes, uint32_t max_log_files);
+                        uint64_t max_log_bytes, uint32_t max_log_files,
+                        uint32_t formats);
 int st_wire_pack_thread(msgpack_packer *pk, uint32_t tid, uint32_t name_sid);
 int st_wire_pack_region_end(msgpack_packer *pk, uint32_t region_id);
 int st_wire_pack_flush(msgpack_packer *pk, uint64_t token);
@@ -396,5 +454,22 @@ int st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id);
  * runtime travels in 100 ns units, rounded half up, decoded as ns. */
 int st_wire_put_line(struct st_buf *b, uint32_t frame_id, uint32_t lineno,
                      uint64_t runtime_ns);
+
+/* ---- The step store's own records (docs/STEP-STORE.md) ---- */
+
+int st_wire_pack_store(msgpack_packer *pk, uint32_t version, uint64_t pid,
+                       const char *program, size_t program_len,
+                       const char *argv, size_t argv_len, uint64_t start_ns,
+                       const char *host, size_t host_len, uint32_t tracer_id);
+int st_wire_pack_rstate(msgpack_packer *pk, uint32_t region_id, uint64_t steps,
+                        uint64_t async_steps, uint64_t lost,
+                        uint32_t first_tid, uint32_t flags);
+/* VARS head: its diff follows (st_wire_put_diff_begin, _var_set). */
+int st_wire_put_vars_head(struct st_buf *b, uint32_t kind, uint32_t id,
+                          uint32_t last_line);
+int st_wire_pack_ended(msgpack_packer *pk, uint32_t kind, uint32_t sig,
+                       const char *detail, size_t n, uint64_t partial);
+int st_wire_pack_slost(msgpack_packer *pk, uint64_t count, const char *why,
+                       size_t n);
 
 #endif /* STEPTRACE_COMMON_WIRE_H */

@@ -3,7 +3,7 @@
  * idmap.h.  Ids come from the peer, so the table is sized by the number
  * of live entries, never by the value of an id.
  */
-#include "idmap.h"
+#include "steptrace/idmap.h"
 
 #include <stdlib.h>
 
@@ -164,6 +164,21 @@ st__idmap_del(struct st_idmap *m, uint32_t key)
     }
     m->live--;
     return v;
+}
+
+void *
+st__idmap_next_key(const struct st_idmap *m, size_t *it, uint32_t *key)
+{
+    while (*it < m->cap) {
+        size_t i = (*it)++;
+        void *v = m->vals[i];
+
+        if (v != NULL && v != TOMB) {
+            *key = m->keys[i];
+            return v;
+        }
+    }
+    return NULL;
 }
 
 void *

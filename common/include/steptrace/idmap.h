@@ -1,16 +1,17 @@
 /*
  * A hash map from uint32 ids to non-NULL pointers (open addressing,
- * linear probing), for the per-connection id tables (session.c) and the
- * connection's sinks.  Ids come from the peer, so memory grows with the
+ * linear probing), for the collector's per-connection id tables
+ * (daemon/session.c) and sinks, and the step store reader's tables
+ * (common/replay.c).  Ids come from the peer, so memory grows with the
  * number of live entries, never with the value of an id: hostile ids
  * cost nothing.
  *
  * The map never owns its values: whoever inserts frees them (usually by
- * iterating before st__idmap_close).  Standalone: it calls nothing else of
- * the collector (tests/test-int-idmap.c).
+ * iterating before st__idmap_close).  Standalone: it calls nothing else
+ * (tests/test-int-idmap.c).
  */
-#ifndef STEPTRACE_DAEMON_IDMAP_H
-#define STEPTRACE_DAEMON_IDMAP_H
+#ifndef STEPTRACE_COMMON_IDMAP_H
+#define STEPTRACE_COMMON_IDMAP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -45,5 +46,7 @@ void *st__idmap_del(struct st_idmap *m, uint32_t key);
  * at the end.  Deleting the returned entry during the walk is allowed.
  */
 void *st__idmap_next(const struct st_idmap *m, size_t *it);
+/* The same, with the entry's key in *key. */
+void *st__idmap_next_key(const struct st_idmap *m, size_t *it, uint32_t *key);
 
-#endif /* STEPTRACE_DAEMON_IDMAP_H */
+#endif /* STEPTRACE_COMMON_IDMAP_H */
