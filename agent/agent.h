@@ -66,7 +66,7 @@ struct st_trace_region {
     uint32_t formats; /* ST_FORMAT_* bits, sent with REGION. */
     int record_all;   /* A step store: every event is recorded whatever
                          the level (st__region_records). */
-    int outputs; /* ST_OUT_* bits. */
+    int outputs;      /* ST_OUT_* bits. */
     size_t repr_limit;
     struct st_filter filter;
     PyObject *hidden_types; /* Owned tuple of types never shown. */

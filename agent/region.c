@@ -103,26 +103,16 @@ region_wrap(struct st_trace_region *r)
 PyObject *
 st__region_py_new(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"tracer_id",
-                             "log_dir",
-                             "level",
-                             "var_mode",
-                             "outputs",
-                             "repr_limit",
-                             "max_log_bytes",
-                             "max_log_files",
-                             "workspace",
-                             "excluded",
-                             "pkgdir",
-                             "cwd",
-                             "functions",
-                             "hidden_types",
-                             "on_full_drop",
-                             "async_mode",
-                             "trace_tasks",
-                             "await_threshold_ms",
-                             "formats",
-                             NULL};
+    static char *kwlist[] = {"tracer_id",     "log_dir",
+                             "level",         "var_mode",
+                             "outputs",       "repr_limit",
+                             "max_log_bytes", "max_log_files",
+                             "workspace",     "excluded",
+                             "pkgdir",        "cwd",
+                             "functions",     "hidden_types",
+                             "on_full_drop",  "async_mode",
+                             "trace_tasks",   "await_threshold_ms",
+                             "formats",       NULL};
     unsigned int tracer_id, max_files;
     PyObject *log_dir, *workspace, *excluded, *functions, *hidden;
     int level, var_mode, outputs, drop = 0, async_mode = 0, tasks = 1;
@@ -133,14 +123,12 @@ st__region_py_new(PyObject *mod, PyObject *args, PyObject *kw)
     const char *pkgdir, *cwd;
     struct st_trace_region *r;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "IUiiinKIOO!ssOO!|pppdI:region",
-                                     kwlist, &tracer_id, &log_dir, &level,
-                                     &var_mode, &outputs, &repr_limit,
-                                     &max_bytes, &max_files, &workspace,
-                                     &PyTuple_Type, &excluded, &pkgdir, &cwd,
-                                     &functions, &PyTuple_Type, &hidden, &drop,
-                                     &async_mode, &tasks, &threshold_ms,
-                                     &formats))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kw, "IUiiinKIOO!ssOO!|pppdI:region", kwlist, &tracer_id,
+            &log_dir, &level, &var_mode, &outputs, &repr_limit, &max_bytes,
+            &max_files, &workspace, &PyTuple_Type, &excluded, &pkgdir, &cwd,
+            &functions, &PyTuple_Type, &hidden, &drop, &async_mode, &tasks,
+            &threshold_ms, &formats))
         return NULL;
     if (formats == 0 || (formats & ~ST_FORMAT_MASK_) != 0) {
         PyErr_SetString(PyExc_ValueError,

@@ -309,8 +309,7 @@ static const struct wire_msg wire_msgs[] = {
     [ST_MSG_REGION] = {.f = {U32(region.region_id), U32(region.tracer_id),
                              STR(region.log_dir), U32(region.level),
                              U32(region.var_mode), U64(region.max_log_bytes),
-                             U32(region.max_log_files),
-                             U32(region.formats)}},
+                             U32(region.max_log_files), U32(region.formats)}},
     [ST_MSG_THREAD] = {.f = {U32(thread.tid), U32(thread.name_sid)}},
     [ST_MSG_FRAME] = {.f = {U32(frame.frame_id), U32(frame.tid),
                             U32(frame.parent_id), U32(frame.file_sid),
@@ -353,8 +352,8 @@ static const struct wire_msg wire_msgs[] = {
     [ST_MSG_VARS] = {.f = {U32(vars.kind), U32(vars.id), U32(vars.last_line)},
                      KIND(vars.kind, ST_VARS_SCOPE, ST_VARS_MAX_),
                      .finish = decode_vars_diff},
-    [ST_MSG_ENDED] = {.f = {U32(ended.kind), U32(ended.sig),
-                            STR(ended.detail), U64(ended.partial)}},
+    [ST_MSG_ENDED] = {.f = {U32(ended.kind), U32(ended.sig), STR(ended.detail),
+                            U64(ended.partial)}},
     [ST_MSG_SLOST] = {.f = {U64(slost.count), STR(slost.why)}},
 };
 

@@ -10,12 +10,12 @@
 #include "ack.h"
 
 #include "conn.h"
-#include "steptrace/idmap.h"
 #include "input.h"
 #include "log.h"
 #include "resume.h"
 #include "server.h"
 #include "sink.h"
+#include "steptrace/idmap.h"
 
 #include <stdlib.h>
 #include <string.h>

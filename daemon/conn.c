@@ -7,7 +7,6 @@
 #include "conn.h"
 
 #include "control.h"
-#include "steptrace/idmap.h"
 #include "input.h"
 #include "log.h"
 #include "pressure.h"
@@ -15,6 +14,7 @@
 #include "server.h"
 #include "session.h"
 #include "sink.h"
+#include "steptrace/idmap.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -111,12 +111,12 @@ struct st_conn {
                                 (borrowed from the frame), for the
                                 step stores. */
     size_t msg_rawlen;
-    char *program;           /* Owned: HELLO's program, or NULL. */
-    uint64_t errors;         /* Sink errors since the last ACK. */
-    char errmsg[512];        /* Latest of them, "" if none. */
-    char detail[160];        /* Context for the protocol error log;
-                                "" while a message is applied until
-                                the session code says more. */
+    char *program;    /* Owned: HELLO's program, or NULL. */
+    uint64_t errors;  /* Sink errors since the last ACK. */
+    char errmsg[512]; /* Latest of them, "" if none. */
+    char detail[160]; /* Context for the protocol error log;
+                         "" while a message is applied until
+                         the session code says more. */
     /* A tail subscriber (kind ST_CONN_TAIL), control.c. */
     uint64_t tail_pid;      /* 0: every process. */
     char *tail_glob;        /* Owned; NULL: every file. */

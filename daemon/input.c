@@ -21,7 +21,6 @@
 #include "input.h"
 
 #include "conn.h"
-#include "steptrace/idmap.h"
 #include "log.h"
 #include "pressure.h"
 #include "region.h"
@@ -31,6 +30,7 @@
 #include "server.h"
 #include "session.h"
 #include "sink.h"
+#include "steptrace/idmap.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,12 +11,12 @@
 
 #include "ack.h"
 #include "conn.h"
-#include "steptrace/idmap.h"
 #include "server.h"
 #include "session.h"
 #include "sink.h"
 #include "stats.h"
 #include "store.h"
+#include "steptrace/idmap.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -138,8 +138,8 @@ region_store(struct st_conn *c, const struct st_msg *m, int first,
     }
     if (!first || !(m->u.region.formats & ST_FORMAT_STEPS))
         return 0;
-    return st__store_new(c, m->u.region.tracer_id, text,
-                         m->u.region.log_dir.p, m->u.region.log_dir.n, out);
+    return st__store_new(c, m->u.region.tracer_id, text, m->u.region.log_dir.p,
+                         m->u.region.log_dir.n, out);
 }
 
 int

@@ -22,15 +22,15 @@ struct st_region {
     uint32_t tracer_id;
     uint32_t level;
     uint32_t var_mode;
-    uint64_t steps;       /* Records emitted so far. */
-    uint64_t async_steps; /* Async records (their own counter). */
-    uint64_t lost;        /* Sum of LOST counts. */
-    uint32_t first_tid;   /* Thread of the first STEP ... */
-    int seen_tid;         /* ... once one was seen. */
-    int multi_thread;     /* A second thread stepped: show "| thread". */
-    uint32_t formats;     /* ST_FORMAT_* of its REGION. */
-    struct st_sink *sink; /* Borrowed from conn->sinks; NULL when the
-                             tracer writes no text (steps only). */
+    uint64_t steps;        /* Records emitted so far. */
+    uint64_t async_steps;  /* Async records (their own counter). */
+    uint64_t lost;         /* Sum of LOST counts. */
+    uint32_t first_tid;    /* Thread of the first STEP ... */
+    int seen_tid;          /* ... once one was seen. */
+    int multi_thread;      /* A second thread stepped: show "| thread". */
+    uint32_t formats;      /* ST_FORMAT_* of its REGION. */
+    struct st_sink *sink;  /* Borrowed from conn->sinks; NULL when the
+                              tracer writes no text (steps only). */
     struct st_sink *store; /* Borrowed: its step store's sink, or NULL. */
     /* With a store: the counts and thread state of every record received,
      * whatever the level (DEBUG's view), for the prologue's RSTATE. */

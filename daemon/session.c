@@ -15,7 +15,6 @@
 #include "ack.h"
 #include "conn.h"
 #include "control.h"
-#include "steptrace/idmap.h"
 #include "log.h"
 #include "region.h"
 #include "ring.h"
@@ -24,6 +23,7 @@
 #include "stats.h"
 #include "step.h"
 #include "store.h"
+#include "steptrace/idmap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +221,7 @@ session_on_thread(struct st_conn *c, const struct st_msg *m)
     if (t == NULL)
         return ST_ENOMEM;
     t->name_sid = m->u.thread.name_sid;
+    t->carry_ns = 0;
     r = st__idmap_put(&c->threads, m->u.thread.tid, t);
     if (r != 0)
         free(t);
@@ -338,7 +339,7 @@ session_on_hello(struct st_conn *c, const struct st_msg *m)
     }
     c->got_hello = 1;
     c->program = strndup(m->u.hello.program.p != NULL ? m->u.hello.program.p
-                                                       : "",
+                                                      : "",
                          m->u.hello.program.n);
     ring = m->u.hello.ring_bytes ? st__ring_size_for(m->u.hello.ring_bytes)
                                  : 0;

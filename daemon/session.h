@@ -27,6 +27,9 @@ struct st_string {
 
 struct st_thread {
     uint32_t name_sid;
+    /* Runtime of its records the level hides (a step store's agent
+     * sends every event), added to its next record shown. */
+    uint64_t carry_ns;
 };
 
 /* The globals of one module, shared by every frame that names it. */

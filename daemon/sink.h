@@ -129,8 +129,8 @@ struct st_sink {
     /* Private. */
     int binary; /* A step store (.steps): not published to tail, loss
                    lines as SLOST records (st__sink_pair). */
-    struct st_sink *partner; /* Borrowed: the tracer's other file,
-                                claimed with the same number; NULL. */
+    struct st_sink *partner;           /* Borrowed: the tracer's other file,
+                                          claimed with the same number; NULL. */
     const struct st_sink_owner *owner; /* Borrowed; NULL once released. */
     char *dir;                         /* Owned: absolute log directory. */
     int fd;                            /* -1 while closed.  The job's while

@@ -9,12 +9,12 @@
 #include "step.h"
 
 #include "conn.h"
-#include "steptrace/idmap.h"
 #include "region.h"
 #include "server.h"
 #include "session.h"
 #include "sink.h"
 #include "store.h"
+#include "steptrace/idmap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +213,17 @@ step_thread(struct st_conn *c, struct st_region *rg, const struct st_frame *f,
     return name;
 }
 
+/* A record the level hides: its runtime goes to the thread's next record
+ * shown (docs/STEP-STORE.md "Levels"). */
+static void
+step_carry(struct st_conn *c, uint32_t tid, uint64_t runtime_ns)
+{
+    struct st_thread *t = st__idmap_get(&c->threads, tid);
+
+    if (t != NULL)
+        t->carry_ns += runtime_ns;
+}
+
 /* Makes room for `ndead` dead values and the two view arrays. */
 static int
 step_scratch_reserve(struct st_scratch *sc, size_t ndead, size_t ng, size_t nl)
@@ -286,12 +297,17 @@ step_write(struct st_conn *c, struct st_region *rg, struct st_frame *f,
            struct st_step_view *v, uint64_t runtime_ns, uint32_t lineno)
 {
     char tidbuf[16];
+    struct st_thread *t = st__idmap_get(&c->threads, f->tid);
     int r;
 
     /* Only line steps are numbered (docs/LOG-FORMAT.md section 2): the
      * step count is the same at every level. */
     v->step = v->event == ST_EVENT_STEP ? ++rg->steps : rg->steps;
     v->runtime_ns = runtime_ns;
+    if (t != NULL && t->carry_ns > 0) {
+        v->runtime_ns += t->carry_ns;
+        t->carry_ns = 0;
+    }
     v->thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
     if (rg->sink == NULL)
         return 0; /* Steps only: the count and threads are kept. */
@@ -353,6 +369,8 @@ st__step_apply(struct st_conn *c, const struct st_msg *m)
      * section 7); the variable state still follows the diffs. */
     if (r == 0 && rg->level < ST_LEVEL_ERROR)
         r = step_write(c, rg, f, &v, m->u.step.runtime_ns, m->u.step.lineno);
+    else if (r == 0)
+        step_carry(c, f->tid, m->u.step.runtime_ns);
     f->last_line = m->u.step.lineno;
     for (i = 0; i < sc->ndead; i++)
         free(sc->dead[i]);
@@ -389,8 +407,10 @@ st__step_event(struct st_conn *c, const struct st_msg *m)
         st__store_count(rg, 0, 0, f->tid);
     }
     f->last_line = m->u.event.lineno;
-    if (!step_event_shown(m->u.event.kind, rg->level))
+    if (!step_event_shown(m->u.event.kind, rg->level)) {
+        step_carry(c, f->tid, m->u.event.runtime_ns);
         return 0;
+    }
     memset(&v, 0, sizeof(v));
     v.event = (int)m->u.event.kind;
     r = st__session_escape(sc, m->u.event.detail.p, m->u.event.detail.n,

@@ -5,11 +5,11 @@
 #include "store.h"
 
 #include "conn.h"
-#include "steptrace/idmap.h"
 #include "region.h"
 #include "server.h"
 #include "session.h"
 #include "sink.h"
+#include "steptrace/idmap.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -228,9 +228,8 @@ st__store_segment(struct st_sink *s, struct st_buf *b)
 
         if (rg->tracer_id != s->tracer_id)
             continue;
-        st_wire_pack_region(&pk, rg->id, rg->tracer_id, s->dir,
-                            strlen(s->dir), rg->level, rg->var_mode, 0, 0,
-                            rg->formats);
+        st_wire_pack_region(&pk, rg->id, rg->tracer_id, s->dir, strlen(s->dir),
+                            rg->level, rg->var_mode, 0, 0, rg->formats);
         st_wire_pack_rstate(&pk, rg->id, rg->rec_steps, rg->rec_async,
                             rg->lost, rg->rec_first_tid,
                             (rg->rec_seen_tid ? ST_RSTATE_SEEN_TID : 0) |

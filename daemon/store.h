@@ -16,15 +16,10 @@
 #include <stdint.h>
 
 #include "steptrace/buf.h"
+#include "steptrace/store.h"
 
 struct st_conn;
 struct st_sink;
-
-/* The first bytes of every .steps file. */
-#define ST_STORE_MAGIC "\x89STEPS\r\n"
-#define ST_STORE_MAGIC_LEN 8
-/* The version of the format written (STORE's field 1). */
-#define ST_STORE_VERSION 1u
 
 /* A store's sink is in the connection's sinks (c->sinks, with the text
  * files) under this key; tracer ids are below 2^31 (region.c). */
@@ -33,8 +28,8 @@ struct st_sink;
 struct st_store {
     struct st_sink *sink; /* Borrowed from the connection's sinks. */
     uint32_t tracer_id;
-    char *argv;      /* Owned: the process's arguments, each ending in
-                        NUL (/proc/PID/cmdline at the first region). */
+    char *argv; /* Owned: the process's arguments, each ending in
+                   NUL (/proc/PID/cmdline at the first region). */
     size_t argv_len;
     uint64_t start_ns; /* Wall clock at the first region. */
 };

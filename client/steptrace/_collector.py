@@ -46,23 +46,34 @@ def _warn(msg):
         pass
 
 
-def find_steptraced():
-    """Returns the path of the steptraced executable, or None."""
-    env = os.environ.get("STEPTRACED")
+def find_program(name, env_var):
+    """Returns the path of one of steptrace's executables (steptraced,
+    steptrace-read), or None: $env_var when set, else where the package's
+    installation put it, else on PATH."""
+    env = os.environ.get(env_var)
     if env:
         return env if os.access(env, os.X_OK) else None
     here = os.path.dirname(os.path.abspath(__file__))
     candidates = [
-        os.path.join(sysconfig.get_path("scripts"), "steptraced"),
-        os.path.join(sys.prefix, "bin", "steptraced"),
+        os.path.join(sysconfig.get_path("scripts"), name),
+        os.path.join(sys.prefix, "bin", name),
         # prefix/lib/pythonX.Y/site-packages/steptrace -> prefix/bin
-        os.path.join(here, "..", "..", "..", "..", "bin", "steptraced"),
-        os.path.join(here, "..", "..", "..", "..", "..", "bin", "steptraced"),
+        os.path.join(here, "..", "..", "..", "..", "bin", name),
+        os.path.join(here, "..", "..", "..", "..", "..", "bin", name),
     ]
+    # Beside the steptraced named by STEPTRACED (a build's stage).
+    daemon = os.environ.get("STEPTRACED")
+    if daemon and name != "steptraced":
+        candidates.insert(0, os.path.join(os.path.dirname(daemon), name))
     for c in candidates:
         if os.access(c, os.X_OK):
             return os.path.abspath(c)
-    return shutil.which("steptraced")
+    return shutil.which(name)
+
+
+def find_steptraced():
+    """Returns the path of the steptraced executable, or None."""
+    return find_program("steptraced", "STEPTRACED")
 
 
 def _program():

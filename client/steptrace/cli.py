@@ -36,6 +36,14 @@ commands:
                                    (see: steptrace daemon --help)
   tail [--pid N] [--file GLOB]     follow the records a running collector
                                    writes (see: steptrace tail --help)
+  show FILE... [options]           the text log of a .steps file (written with
+                                   --log-format steps or both) at any level
+                                   and variable mode
+  query FILE... EXPR [options]     the steps where EXPR holds
+                                   (e.g. 'func == "f" and changed(total)')
+  export FILE... --format perfetto|jsonl [-o OUT]
+                                   a trace for Perfetto UI, or JSON lines
+  stats FILE... [--top N]          hits and time per line and function
 
 Records go to the collector named by STEPTRACE_SOCKET, or to a private one
 started for this process tree.  The log is .tracer/tracer.log by default.
@@ -453,6 +461,9 @@ def _closing_line(tracer, region):
         return
     line = "steptrace: %d step%s in %s" % (steps, "" if steps == 1 else "s",
                                            _shown(path))
+    if getattr(tracer, "log_format", "text") == "both" and \
+            path.endswith(".log"):
+        line += " and %s" % _shown(path[:-len(".log")] + ".steps")
     if os.path.exists(path + ".1"):
         line += " (older records in %s.1, ...)" % os.path.basename(path)
     n = _children.started
@@ -597,10 +608,14 @@ def main(argv=None):
             status = _cmd_run(argv[1:])
         elif argv[0] in ("daemon", "tail"):
             status = _cmd_control(argv[0], argv[1:])
+        elif argv[0] in ("show", "query", "export", "stats"):
+            from . import _reader
+            status = _reader.run(argv[0], argv[1:])
         else:
             raise UsageError("unknown command %r: use 'steptrace run SCRIPT', "
-                             "'steptrace daemon ...' or 'steptrace tail' "
-                             "(see steptrace --help)" % argv[0])
+                             "'steptrace show FILE', 'steptrace daemon ...' "
+                             "or 'steptrace tail' (see steptrace --help)"
+                             % argv[0])
     except UsageError as e:
         sys.stderr.write("steptrace: error: %s\n" % e)
         status = 2

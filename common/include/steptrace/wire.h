@@ -253,12 +253,12 @@ struct st_msg {
             size_t n; /* Bytes skipped (the bin's length). */
         } skip;
         struct {
-            uint32_t version;    /* ST_STORE_VERSION of the writer. */
-            uint64_t pid;        /* The traced process. */
+            uint32_t version; /* ST_STORE_VERSION of the writer. */
+            uint64_t pid;     /* The traced process. */
             struct st_str program;
-            struct st_str argv;  /* Its arguments, each ending in NUL. */
-            uint64_t start_ns;   /* Wall clock (ns since the epoch) at
-                                    the tracer's first region. */
+            struct st_str argv; /* Its arguments, each ending in NUL. */
+            uint64_t start_ns;  /* Wall clock (ns since the epoch) at
+                                   the tracer's first region. */
             struct st_str host;
             uint32_t tracer_id;
         } store;
@@ -271,9 +271,9 @@ struct st_msg {
             uint32_t flags; /* ST_RSTATE_* */
         } rstate;
         struct {
-            uint32_t kind;      /* enum st_vars_kind */
-            uint32_t id;        /* scope_id or frame_id. */
-            uint32_t last_line; /* A frame's; 0 for a scope. */
+            uint32_t kind;                  /* enum st_vars_kind */
+            uint32_t id;                    /* scope_id or frame_id. */
+            uint32_t last_line;             /* A frame's; 0 for a scope. */
             const struct st_wire_var *vars; /* Decoder scratch. */
             size_t nvars;
         } vars;
