@@ -114,14 +114,15 @@ store_fill(struct st_store_reader *r)
         r->base += r->off;
         r->off = 0;
     }
-    if (r->len == r->cap) {
+    if (r->len == r->cap &&
+        (r->size == UINT64_MAX || r->base + r->len < r->size)) {
         /* A record larger than the buffer: grow, never past the file's
-         * size nor the largest record. */
+         * size nor the largest record.  (A buffer holding the rest of
+         * the file is not grown: the next read says it ends.) */
         size_t cap = r->cap ? r->cap * 2 : STORE_CHUNK;
         char *nb;
 
-        if (r->cap >= ST_STORE_MAX_RECORD ||
-            (r->size != UINT64_MAX && r->base + r->cap >= r->size)) {
+        if (r->cap >= ST_STORE_MAX_RECORD) {
             snprintf(r->err, sizeof(r->err),
                      "byte %llu: a record longer than %u bytes: the file is "
                      "damaged",
@@ -129,9 +130,7 @@ store_fill(struct st_store_reader *r)
             return -1;
         }
         if (r->size != UINT64_MAX && cap > r->size - r->base)
-            cap = (size_t)(r->size - r->base) + 1;
-        if (cap <= r->cap)
-            cap = r->cap + 1;
+            cap = (size_t)(r->size - r->base);
         nb = realloc(r->buf, cap);
         if (nb == NULL) {
             snprintf(r->err, sizeof(r->err), "out of memory");
