@@ -89,6 +89,15 @@ collector_atfork_install(void)
         done = 1;
 }
 
+/* The default log formats of the collector connected last. */
+static uint32_t collector_formats;
+
+uint32_t
+st__collector_formats(void)
+{
+    return collector_formats;
+}
+
 int
 st__collector_connect(const char *path, const char *program, char *err,
                       size_t errlen)
@@ -101,6 +110,7 @@ st__collector_connect(const char *path, const char *program, char *err,
                         errlen);
     if (r != 0)
         return r;
+    collector_formats = ring.formats;
     r = st__outbox_attach(ring.memfd, ring.size, ring.efd, err, errlen);
     close(ring.memfd);
     if (r != 0) {

@@ -30,6 +30,9 @@ int st__collector_connect(const char *path, const char *program, char *err,
 /* Closes the connection as an orderly end (at exit, or before another
  * connection); the collector applies what the ring holds. */
 void st__collector_close(void);
+/* The default ST_FORMAT_* bits the collector connected last said in its
+ * HELLO (its config's log_format; 0 before any connection). */
+uint32_t st__collector_formats(void);
 
 /* Records lost so far: connections gone (those committed and not
  * confirmed), the drop policy. */

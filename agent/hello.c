@@ -93,7 +93,7 @@ hello_recv_reply(int fd, char *reply, size_t cap, int fds[2], char *err,
  * negative code (err says why). */
 static int
 hello_check_reply(const char *reply, int64_t len, const char *path,
-                  uint64_t *ring, char *err, size_t errlen)
+                  uint64_t *ring, uint32_t *formats, char *err, size_t errlen)
 {
     struct st_wire_decoder d;
     struct st_msg m;
@@ -106,6 +106,7 @@ hello_check_reply(const char *reply, int64_t len, const char *path,
         if (st_wire_decode_next(&d, &m) == 1 && m.type == ST_MSG_HELLO) {
             r = m.u.hello.version == ST_WIRE_VERSION ? 0 : ST_EVERSION;
             *ring = m.u.hello.ring_bytes;
+            *formats = m.u.hello.formats & ST_FORMAT_MASK_;
         }
         st_wire_decoder_close(&d);
     }
@@ -143,7 +144,7 @@ hello_send(int fd, const char *program, uint64_t ring_bytes, char *err,
     st_buf_append(&b, "\0\0\0\0", 4);
     msgpack_packer_init(&pk, &b, st_buf_msgpack_write);
     st_wire_pack_hello(&pk, (uint64_t)getpid(), program, strlen(program),
-                       ring_bytes);
+                       ring_bytes, 0);
     st_wire_put_header((unsigned char *)b.data, (uint32_t)(b.len - 4));
     if (b.oom || send(fd, b.data, b.len, MSG_NOSIGNAL) != (ssize_t)b.len) {
         snprintf(err, errlen, "cannot send to the collector: %s",
@@ -173,7 +174,8 @@ st__hello_exchange(int fd, const char *program, uint64_t ring_bytes,
         r = -EPROTO;
         goto err_fds;
     }
-    r = hello_check_reply(reply, len, path, &size, err, errlen);
+    r = hello_check_reply(reply, len, path, &size, &ring->formats, err,
+                          errlen);
     if (r != 0)
         goto err_fds;
     if (size == 0 || fds[0] < 0 || fds[1] < 0) {

@@ -15,9 +15,11 @@
 /* The ring a collector gave: both descriptors are the caller's to close
  * (or to hand on: outbox.c keeps efd). */
 struct st_hello_ring {
-    int memfd;     /* Owned: the ring (header, then data). */
-    uint64_t size; /* Its data size. */
-    int efd;       /* Owned: the collector's eventfd. */
+    int memfd;        /* Owned: the ring (header, then data). */
+    uint64_t size;    /* Its data size. */
+    int efd;          /* Owned: the collector's eventfd. */
+    uint32_t formats; /* The collector's default log formats (ST_FORMAT_*;
+                         0: none said). */
 };
 
 /*

@@ -77,6 +77,12 @@ agent_connect(PyObject *mod, PyObject *args)
 }
 
 static PyObject *
+agent_collector_formats(PyObject *mod, PyObject *unused)
+{
+    return PyLong_FromUnsignedLong(st__collector_formats());
+}
+
+static PyObject *
 agent_connected(PyObject *mod, PyObject *unused)
 {
     return PyBool_FromLong(st__sender_ok());
@@ -399,6 +405,9 @@ static PyMethodDef agent_methods[] = {
      "connect(path, program): connect to the collector (ConnectionError)."},
     {"connected", agent_connected, METH_NOARGS,
      "connected() -> bool: is the collector connection healthy?"},
+    {"collector_formats", agent_collector_formats, METH_NOARGS,
+     "collector_formats() -> int: the collector's default log formats "
+     "(1 text, 2 steps, 3 both; 0 before a connection)."},
     {"close", agent_close, METH_NOARGS,
      "close(): send what is queued and close the connection."},
     {"region", (PyCFunction)(void (*)(void))st__region_py_new,

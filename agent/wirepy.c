@@ -173,7 +173,7 @@ static int
 wirepy_pack(msgpack_packer *pk, uint64_t type, PyObject *const *f)
 {
     PyObject *s1 = NULL, *s2 = NULL;
-    uint64_t first = 0, pid = 0, ring = 0;
+    uint64_t first = 0, pid = 0, ring = 0, formats = 0;
     int r = -1;
 
     /* The first field is HELLO's version, or a token or a pid. */
@@ -188,10 +188,16 @@ wirepy_pack(msgpack_packer *pk, uint64_t type, PyObject *const *f)
             return -1;
         }
         if (wirepy_u64(f[1], &pid) != 0 || wirepy_u64(f[3], &ring) != 0 ||
+            wirepy_u64(f[4], &formats) != 0 ||
             (s1 = wirepy_bytes(f[2])) == NULL)
             goto done;
+        if (formats > UINT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "HELLO formats too large");
+            goto done;
+        }
         r = st_wire_pack_hello(pk, pid, PyBytes_AS_STRING(s1),
-                               (size_t)PyBytes_GET_SIZE(s1), ring);
+                               (size_t)PyBytes_GET_SIZE(s1), ring,
+                               (uint32_t)formats);
         break;
     case ST_MSG_STATUS: r = st_wire_pack_status(pk, first); break;
     case ST_MSG_STATS: return wirepy_pack_stats(pk, first, f[1]);
@@ -320,12 +326,13 @@ wirepy_message(const struct st_msg *m)
 
     switch (m->type) {
     case ST_MSG_HELLO:
-        return Py_BuildValue("[iIKy#K]", m->type,
+        return Py_BuildValue("[iIKy#KI]", m->type,
                              (unsigned int)m->u.hello.version,
                              (unsigned long long)m->u.hello.pid,
                              wirepy_str_p(&m->u.hello.program),
                              (Py_ssize_t)m->u.hello.program.n,
-                             (unsigned long long)m->u.hello.ring_bytes);
+                             (unsigned long long)m->u.hello.ring_bytes,
+                             (unsigned int)m->u.hello.formats);
     case ST_MSG_STATUS:
         return Py_BuildValue("[iK]", m->type,
                              (unsigned long long)m->u.status.token);

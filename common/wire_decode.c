@@ -304,7 +304,8 @@ decode_counters(struct st_wire_decoder *d, const msgpack_object *f,
 /* Field i of a message is .f[i - 1]; PROTOCOL.md "Messages" in C. */
 static const struct wire_msg wire_msgs[] = {
     [ST_MSG_HELLO] = {.f = {U32(hello.version), U64(hello.pid),
-                            STR(hello.program), U64(hello.ring_bytes)}},
+                            STR(hello.program), U64(hello.ring_bytes),
+                            U32(hello.formats)}},
     [ST_MSG_STR] = {.f = {U32(str.sid), STR(str.text)}},
     [ST_MSG_REGION] = {.f = {U32(region.region_id), U32(region.tracer_id),
                              STR(region.log_dir), U32(region.level),

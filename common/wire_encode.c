@@ -55,14 +55,15 @@ st__wire_pack_bytes(msgpack_packer *pk, const char *s, size_t n)
 
 int
 st_wire_pack_hello(msgpack_packer *pk, uint64_t pid, const char *prog,
-                   size_t prog_len, uint64_t ring_bytes)
+                   size_t prog_len, uint64_t ring_bytes, uint32_t formats)
 {
     if (st__wire_pack_head(pk, ST_MSG_HELLO) ||
         msgpack_pack_uint32(pk, ST_WIRE_VERSION) ||
         msgpack_pack_uint64(pk, pid) ||
-        st__wire_pack_bytes(pk, prog, prog_len))
+        st__wire_pack_bytes(pk, prog, prog_len) ||
+        msgpack_pack_uint64(pk, ring_bytes))
         return -1;
-    return msgpack_pack_uint64(pk, ring_bytes);
+    return msgpack_pack_uint32(pk, formats);
 }
 
 int

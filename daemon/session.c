@@ -345,8 +345,10 @@ session_on_hello(struct st_conn *c, const struct st_msg *m)
                                  : 0;
     b->len = 0;
     msgpack_packer_init(&pk, b, st_buf_msgpack_write);
-    if (st_wire_pack_hello(&pk, (uint64_t)getpid(), "steptraced", 10, ring) !=
-        0) {
+    if (st_wire_pack_hello(&pk, (uint64_t)getpid(), "steptraced", 10, ring,
+                           c->srv->opt->set.formats != 0
+                               ? c->srv->opt->set.formats
+                               : ST_FORMAT_TEXT) != 0) {
         st_buf_close(b);
         return ST_ENOMEM;
     }

@@ -21,13 +21,15 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "steptrace/config.h"
 #include "steptrace/error.h"
+#include "steptrace/wire.h"
 
 #define SETTINGS_KEYS                                                         \
     "socket, pid_file, log_file, max_pending_bytes, max_log_bytes, "          \
-    "max_log_files, allow_uids"
+    "max_log_files, allow_uids, log_format"
 /* max_pending_bytes below this could not hold one largest frame. */
 #define SETTINGS_MIN_PENDING (1u << 20)
 
@@ -76,6 +78,31 @@ settings_path(const struct st_config *cfg, const struct st_config_node *v,
     free(*out);
     *out = strdup(t);
     return *out != NULL ? 0 : ST_ENOMEM;
+}
+
+/* log_format: text, steps or both (any case) into ST_FORMAT_* bits. */
+static int
+settings_formats(const struct st_config *cfg, const struct st_config_node *v,
+                 uint32_t *out, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        uint32_t bits;
+    } names[] = {{"text", ST_FORMAT_TEXT},
+                 {"steps", ST_FORMAT_STEPS},
+                 {"both", ST_FORMAT_TEXT | ST_FORMAT_STEPS}};
+    const char *t = st_config_text(v, NULL);
+    size_t i;
+
+    for (i = 0; t != NULL && st_config_resolve(v) == ST_CONFIG_STR &&
+                i < sizeof(names) / sizeof(names[0]);
+         i++)
+        if (strcasecmp(t, names[i].name) == 0) {
+            *out = names[i].bits;
+            return 0;
+        }
+    return st_config_errorf(cfg, v, err, errlen,
+                            "log_format must be one of text, steps, both");
 }
 
 /* An integer in [min, max]. */
@@ -190,6 +217,8 @@ settings_key(struct st_settings *st, const struct st_config *cfg,
     }
     if (settings_key_is(key, "allow_uids"))
         return settings_uids(st, cfg, v, err, errlen);
+    if (settings_key_is(key, "log_format"))
+        return settings_formats(cfg, v, &st->formats, err, errlen);
     return st_config_errorf(cfg, k, err, errlen,
                             "unknown key '%s' (valid keys: %s)", key,
                             SETTINGS_KEYS);

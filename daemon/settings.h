@@ -21,6 +21,8 @@ struct st_settings {
     uint64_t max_pending;   /* Bytes; ST_DEFAULT_MAX_PENDING. */
     uint64_t max_log_bytes; /* 0: the regions decide. */
     uint32_t max_log_files; /* 0: the regions decide. */
+    uint32_t formats;       /* log_format for tracers that leave it to
+                               the collector (ST_FORMAT_*; 0: text). */
     uint32_t *allow_uids;   /* Owned: uids besides our own. */
     size_t nallow;
 };

@@ -222,7 +222,7 @@ START_TEST(test_service_config_errors)
     xsnprintf(want,
               "steptraced: %s:2:1: unknown key 'bogus' (valid keys: "
               "socket, pid_file, log_file, max_pending_bytes, "
-              "max_log_bytes, max_log_files, allow_uids)\n",
+              "max_log_bytes, max_log_files, allow_uids, log_format)\n",
               p);
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(config_error("max_pending_bytes: lots\n", err,
@@ -828,7 +828,7 @@ connect_as_nobody(void)
         _exit(10);
     fd = client_connect();
     frame_init(&f);
-    st_wire_pack_hello(&f.pk, 1, "nobody", 6, 0);
+    st_wire_pack_hello(&f.pk, 1, "nobody", 6, 0, 0);
     /* Plain calls: a refused peer may see the send fail. */
     {
         unsigned char hdr[ST_WIRE_HEADER_SIZE];

@@ -383,7 +383,7 @@ hello(int fd)
 
     frame_init(&f);
     ck_assert_int_eq(st_wire_pack_hello(&f.pk, (uint64_t)getpid(), "test", 4,
-                                        0),
+                                        0, 0),
                      0);
     frame_send(fd, &f);
     st_buf_close(&f.b);
@@ -795,7 +795,7 @@ ring_client_open(struct ring_client *rc, uint64_t want)
     rc->fd = client_connect();
     frame_init(&f);
     ck_assert_int_eq(st_wire_pack_hello(&f.pk, (uint64_t)getpid(), "test", 4,
-                                        want),
+                                        want, 0),
                      0);
     frame_send(rc->fd, &f);
     st_buf_close(&f.b);

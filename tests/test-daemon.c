@@ -720,7 +720,7 @@ bad_undefined_string(struct frame *f)
 static void
 bad_second_hello(struct frame *f)
 {
-    ck_assert_int_eq(st_wire_pack_hello(&f->pk, 1, "again", 5, 0), 0);
+    ck_assert_int_eq(st_wire_pack_hello(&f->pk, 1, "again", 5, 0, 0), 0);
 }
 
 static void
@@ -772,13 +772,14 @@ START_TEST(test_daemon_wrong_version_closes)
 
     /* HELLO by hand: the encoder always writes ST_WIRE_VERSION. */
     frame_init(&f);
-    ck_assert_int_eq(msgpack_pack_array(&f.pk, 5), 0);
+    ck_assert_int_eq(msgpack_pack_array(&f.pk, 6), 0);
     ck_assert_int_eq(msgpack_pack_uint8(&f.pk, ST_MSG_HELLO), 0);
     ck_assert_int_eq(msgpack_pack_uint32(&f.pk, ST_WIRE_VERSION + 1), 0);
     ck_assert_int_eq(msgpack_pack_uint64(&f.pk, 1), 0);
     ck_assert_int_eq(msgpack_pack_str(&f.pk, 1), 0);
     ck_assert_int_eq(msgpack_pack_str_body(&f.pk, "p", 1), 0);
     ck_assert_int_eq(msgpack_pack_uint64(&f.pk, 0), 0);
+    ck_assert_int_eq(msgpack_pack_uint32(&f.pk, 0), 0);
     frame_send(fd, &f);
     st_buf_close(&f.b);
     ck_assert(closed_by_peer(fd));

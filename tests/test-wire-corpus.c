@@ -34,7 +34,8 @@ pack_corpus(msgpack_packer *pk)
     do {                                                                      \
         ck_assert_int_eq((call), 0);                                          \
     } while (0)
-    PACK(st_wire_pack_hello(pk, UINT64_MAX, LIT("prog.py"), 1u << 23));
+    PACK(st_wire_pack_hello(pk, UINT64_MAX, LIT("prog.py"), 1u << 23,
+                            ST_FORMAT_STEPS));
     n++;
     PACK(st_wire_pack_str(pk, 1, LIT("/abs/path/to/file.py")));
     n++;
@@ -324,12 +325,13 @@ START_TEST(test_wire_decode_accepts_bin_as_str)
 
     packed_init(&p);
     /* HELLO with the program name as bin. */
-    msgpack_pack_array(pk, 5);
+    msgpack_pack_array(pk, 6);
     msgpack_pack_uint8(pk, ST_MSG_HELLO);
     msgpack_pack_uint8(pk, ST_WIRE_VERSION);
     msgpack_pack_uint32(pk, 1234);
     msgpack_pack_bin(pk, sizeof(raw) - 1);
     msgpack_pack_bin_body(pk, raw, sizeof(raw) - 1);
+    msgpack_pack_uint8(pk, 0);
     msgpack_pack_uint8(pk, 0);
     /* STR with empty bin text. */
     msgpack_pack_array(pk, 3);

@@ -20,7 +20,7 @@ START_TEST(test_wire_decode_rejects_wrong_field_count)
     ck_assert_int_eq(DECODE(0x93, 0x09, 0x01, 0x02), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x93, 0x01, 0x01, 0x01), ST_EBADMSG); /* HELLO */
     ck_assert_int_eq(DECODE(0x94, 0x01, 0x01, 0x01, 0xa0), ST_EBADMSG);
-    ck_assert_int_eq(DECODE(0x96, 0x01, 0x01, 0x01, 0xa0, 0x00, 0x00),
+    ck_assert_int_eq(DECODE(0x97, 0x01, 0x01, 0x01, 0xa0, 0x00, 0x00, 0x00),
                      ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x96, 0x06, 1, 2, 3, 4, 0xc0), ST_EBADMSG);
     ck_assert_int_eq(DECODE(0x98, 0x06, 1, 2, 3, 4, 0xc0, 0xc0, 0xc0),
@@ -67,9 +67,10 @@ START_TEST(test_wire_decode_rejects_wrong_field_type)
                      1);
     /* STR with an integer text; HELLO with an integer program. */
     ck_assert_int_eq(DECODE(0x93, 0x02, 0x01, 0x05), ST_EBADTYPE);
-    ck_assert_int_eq(DECODE(0x95, 0x01, 0x01, 0x01, 0x05, 0x00), ST_EBADTYPE);
+    ck_assert_int_eq(DECODE(0x96, 0x01, 0x01, 0x01, 0x05, 0x00, 0x00),
+                     ST_EBADTYPE);
     /* HELLO with a str ring size. */
-    ck_assert_int_eq(DECODE(0x95, 0x01, 0x01, 0x01, 0xa0, 0xa1, '1'),
+    ck_assert_int_eq(DECODE(0x96, 0x01, 0x01, 0x01, 0xa0, 0xa1, '1', 0x00),
                      ST_EBADTYPE);
     /* EVENT detail nil (only ACK allows nil). */
     ck_assert_int_eq(DECODE(0x97, 0x0b, 1, 2, 3, 4, 4, 0xc0), ST_EBADTYPE);

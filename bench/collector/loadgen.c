@@ -239,7 +239,7 @@ lg_connect(struct lg_client *c)
     st_buf_init(&b);
     st_buf_init(&out);
     msgpack_packer_init(&pk, &b, st_buf_msgpack_write);
-    r = st_wire_pack_hello(&pk, (uint64_t)getpid(), "st-loadgen", 10, 0);
+    r = st_wire_pack_hello(&pk, (uint64_t)getpid(), "st-loadgen", 10, 0, 0);
     if (r == 0)
         r = lg_frame(&out, &b);
     if (r == 0)

@@ -461,8 +461,7 @@ def _closing_line(tracer, region):
         return
     line = "steptrace: %d step%s in %s" % (steps, "" if steps == 1 else "s",
                                            _shown(path))
-    if getattr(tracer, "log_format", "text") == "both" and \
-            path.endswith(".log"):
+    if getattr(tracer, "_formats_used", 1) == 3 and path.endswith(".log"):
         line += " and %s" % _shown(path[:-len(".log")] + ".steps")
     if os.path.exists(path + ".1"):
         line += " (older records in %s.1, ...)" % os.path.basename(path)

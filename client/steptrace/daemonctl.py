@@ -98,9 +98,9 @@ class Connection:
         except OSError:
             self.sock.close()
             raise
-        # A control connection asks for no ring (the last field).
+        # A control connection asks for no ring (ring_bytes 0).
         self.sock.sendall(wire_encode(MSG_HELLO, WIRE_VERSION, os.getpid(),
-                                      "steptrace-ctl", 0))
+                                      "steptrace-ctl", 0, 0))
         hello = self.read_message()
         if hello is None or hello[0] != MSG_HELLO:
             self.close()

@@ -115,7 +115,7 @@ class Tracer:
                  _workspace_override=None, *, tracable_functions=None,
                  repr_limit=1000, max_log_bytes=100 * 1024 * 1024,
                  max_log_files=10, on_full="block", workspace=None,
-                 follow_children=False, log_format="text"):
+                 follow_children=False, log_format=None):
         if traceable_functions is None:
             traceable_functions = tracable_functions
         self.filter_workspace = bool(filter_workspace)
@@ -142,11 +142,15 @@ class Tracer:
         if on_full not in _ON_FULL:
             raise ValueError("invalid on_full %r: valid values are 'block', "
                              "'drop'" % (on_full,))
-        if not isinstance(log_format, str) or \
-                log_format.strip().lower() not in _LOG_FORMATS:
+        # None: the collector's default (its config's log_format, else
+        # text).
+        if log_format is not None and (
+                not isinstance(log_format, str) or
+                log_format.strip().lower() not in _LOG_FORMATS):
             raise ValueError("invalid log_format %r: valid values are "
                              "'text', 'steps', 'both'" % (log_format,))
-        self.log_format = log_format.strip().lower()
+        self.log_format = (None if log_format is None
+                           else log_format.strip().lower())
         self.repr_limit = repr_limit
         self.max_log_bytes = max_log_bytes
         self.max_log_files = max_log_files
@@ -206,9 +210,20 @@ class Tracer:
             functions=functions,
             hidden_types=(Tracer,),
             on_full_drop=self.on_full == "drop",
-            formats=_LOG_FORMATS[self.log_format],
+            formats=self._formats(outputs),
             **self._region_options()
         )
+
+    def _formats(self, outputs):
+        """The files of the tracer's regions: its log_format, else the
+        collector's default (the FILE bit of outputs says one is
+        connected)."""
+        if self.log_format is not None:
+            self._formats_used = _LOG_FORMATS[self.log_format]
+        else:
+            self._formats_used = (_agent.collector_formats()
+                                  if outputs & 1 else 0) or 1
+        return self._formats_used
 
     def _region_options(self):
         """Extra options of the agent's region (AsyncTracer adds some)."""

@@ -172,9 +172,10 @@ def require_collector(test):
 class Collector:
     """A real steptraced on a socket of our own, started with --ready-fd."""
 
-    def __init__(self, test, sock_path):
+    def __init__(self, test, sock_path, *args):
         self.test = test
         self.sock = sock_path
+        self.args = list(args)
         self.proc = None
         self.exe = require_collector(test)
         self.err_path = sock_path + ".stderr"
@@ -184,7 +185,8 @@ class Collector:
         err = open(self.err_path, "wb")
         try:
             self.proc = subprocess.Popen(
-                [self.exe, "--socket", self.sock, "--ready-fd", str(wfd)],
+                [self.exe, "--socket", self.sock, "--ready-fd", str(wfd)] +
+                self.args,
                 pass_fds=(wfd,), stdin=subprocess.DEVNULL,
                 stdout=err, stderr=err, close_fds=True)
         finally:

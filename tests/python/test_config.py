@@ -26,7 +26,7 @@ HAVE_TOML = stconfig._toml_module() is not None
 ALL_KEYS = ("log_level, log_output, variable_mode, log_dir, filter_workspace, "
             "workspace, traceable_functions, trace_async, async_threshold_ms, "
             "repr_limit, max_log_bytes, max_log_files, on_full, follow_children, "
-            "quiet")
+            "quiet, log_format")
 LEVELS = "DEBUG, INFO, WARNING, ERROR, SILENT"
 OUTPUTS = "FILE, STDOUT, STDERR, FILE_STDOUT, FILE_STDERR"
 MODES = "ALL, CHANGED, NONE"

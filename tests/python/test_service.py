@@ -57,7 +57,7 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-HELLO = frame(bytes([0x95, 0x01, helpers.WIRE_VERSION, 0x01]) + b"\xa4test\x00")
+HELLO = frame(bytes([0x96, 0x01, helpers.WIRE_VERSION, 0x01]) + b"\xa4test\x00\x00")
 
 
 class WireVersionTest(unittest.TestCase):

@@ -289,6 +289,28 @@ class FilesTest(StoreTest):
         self.assertIn("y: int :: 2",
                       self.show(self.path("api", "tracer.steps")).stdout)
 
+    def test_collector_config_gives_the_default(self):
+        cfg = self.script("collector.yaml", "log_format: both\n")
+        sock = self.path("c.sock")
+        helpers.Collector(self, sock, "--config", cfg).start()
+        self.script("p.py", "x = 1\ny = 2\n")
+        env = helpers.environ(STEPTRACE_SOCKET=sock)
+        r = helpers.steptrace_run(self.tmp, "p.py", env=env)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(self.files(".tracer", ".steps"), ["tracer.steps"])
+        self.assertEqual(self.files(".tracer", ".log"), ["tracer.log"])
+        self.assertIn("tracer.log and .tracer/tracer.steps", r.closing)
+        # An explicit setting wins over the collector's default.
+        r = helpers.steptrace_run(self.tmp, "p.py", "--log-format", "text",
+                                  "--log-dir", "t", env=env)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(os.listdir(self.path("t")), ["tracer.log"])
+        bad = self.script("bad.yaml", "log_format: xml\n")
+        r = helpers.run([helpers.steptraced_path(), "--socket",
+                         self.path("d.sock"), "--config", bad], self.tmp)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("log_format must be one of text, steps, both", r.stderr)
+
     def test_bad_values_are_one_line_errors(self):
         self.script("p.py", "x = 1\n")
         r = helpers.steptrace_run(self.tmp, "--log-format", "xml", "p.py")

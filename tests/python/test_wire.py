@@ -43,7 +43,7 @@ def control_messages():
     for i, n in enumerate(INTS):
         s = STRINGS[i % len(STRINGS)]
         t = STRINGS[(i + 3) % len(STRINGS)]
-        yield [a.MSG_HELLO, a.WIRE_VERSION, n, s, INTS[-1 - i]]
+        yield [a.MSG_HELLO, a.WIRE_VERSION, n, s, INTS[-1 - i], i % 4]
         yield [a.MSG_STATUS, n]
         # A counter's name is a C string: no NUL.
         name = wire_form(s).replace(b"\0", b"0")
@@ -100,9 +100,9 @@ class RoundTripTest(unittest.TestCase):
         self.assertEqual(a.wire_encode(a.MSG_STATUS, 7),
                          b"\x00\x00\x00\x03\x92\x0d\x07")
         self.assertEqual(
-            a.wire_encode(a.MSG_HELLO, a.WIRE_VERSION, 300, "ctl", 0),
-            b"\x00\x00\x00\x0b\x95\x01" + bytes([a.WIRE_VERSION]) +
-            b"\xcd\x01\x2c\xa3ctl\x00")
+            a.wire_encode(a.MSG_HELLO, a.WIRE_VERSION, 300, "ctl", 0, 2),
+            b"\x00\x00\x00\x0c\x96\x01" + bytes([a.WIRE_VERSION]) +
+            b"\xcd\x01\x2c\xa3ctl\x00\x02")
         self.assertEqual(a.wire_encode(a.MSG_TAIL, 0, b""),
                          b"\x00\x00\x00\x04\x93\x0f\x00\xa0")
         self.assertEqual(
@@ -169,8 +169,10 @@ class EncodeRefusesTest(unittest.TestCase):
         self.assertRefused(TypeError, a.MSG_STATUS, 1.0)
         self.assertRefused(TypeError, a.MSG_STATUS, None)
         self.assertRefused(ValueError, a.MSG_HELLO, a.WIRE_VERSION + 1, 1,
-                           "p", 0)
-        self.assertRefused(TypeError, a.MSG_HELLO, a.WIRE_VERSION, 1, 5, 0)
+                           "p", 0, 0)
+        self.assertRefused(TypeError, a.MSG_HELLO, a.WIRE_VERSION, 1, 5, 0, 0)
+        self.assertRefused(ValueError, a.MSG_HELLO, a.WIRE_VERSION, 1, "p", 0,
+                           2 ** 32)
         self.assertRefused(TypeError, a.MSG_TAIL, 0, ["*"])
         self.assertRefused(ValueError, a.MSG_TEXT, 0, "p", "\ud800")
         self.assertRefused(TypeError, a.MSG_STATS, 1, 5)
@@ -212,7 +214,7 @@ crafted = [
     frame(b"\x97\x06\x01\x01\x01\x01\xc0\xc0"),  # a STEP: not control
     frame(b"\x93\x02\x01\xa1s"),                 # a STR: not control
 ]
-valid = [a.wire_encode(a.MSG_HELLO, a.WIRE_VERSION, 42, "prog", 0),
+valid = [a.wire_encode(a.MSG_HELLO, a.WIRE_VERSION, 42, "prog", 0, 0),
          a.wire_encode(a.MSG_STATS, 3, [("records_in", 7), ("pid", 1)]),
          a.wire_encode(a.MSG_TAIL, 9, "*/x/*"),
          a.wire_encode(a.MSG_TEXT, 9, "/l/tracer.log", "Step 1\n" * 5)]

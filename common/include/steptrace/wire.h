@@ -33,7 +33,7 @@
 /* Message types (first element of every message): name, value and field
  * count, the type included.  Every table of the types comes from here. */
 #define ST_MSG_MAP(XX)                                                        \
-    XX(HELLO, 1, 5)                                                           \
+    XX(HELLO, 1, 6)                                                           \
     XX(STR, 2, 3)                                                             \
     XX(REGION, 3, 9)                                                          \
     XX(THREAD, 4, 3)                                                          \
@@ -156,6 +156,9 @@ struct st_msg {
             struct st_str program;
             uint64_t ring_bytes; /* Agent: the ring it asks for (0:
                                     none); collector: the ring it made. */
+            uint32_t formats;    /* Agent: 0; collector: its default
+                                    ST_FORMAT_* for tracers that leave
+                                    log_format to it. */
         } hello;
         struct {
             uint32_t sid;
@@ -392,7 +395,7 @@ void st_wire_put_skip_head(unsigned char *p, uint32_t n);
 /* HELLO: `ring_bytes` is the ring an agent asks for (0: none, the
  * records travel on the socket), or the ring a collector made. */
 int st_wire_pack_hello(msgpack_packer *pk, uint64_t pid, const char *prog,
-                       size_t prog_len, uint64_t ring_bytes);
+                       size_t prog_len, uint64_t ring_bytes, uint32_t formats);
 int st_wire_pack_str(msgpack_packer *pk, uint32_t sid, const char *s,
                      size_t n);
 int st_wire_pack_region(msgpack_packer *pk, uint32_t region_id,
