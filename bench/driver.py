@@ -15,8 +15,10 @@ VARIANT is one of:
                     returns 0 for every event
   noop-monitoring   _stnoop.line_callback registered for sys.monitoring LINE
                     events (3.12+): a C callback that returns None
-  steptrace:MODE    `with Tracer(log_dir=..., log_output=FILE,
-                    variable_mode=MODE)`, MODE in NONE, CHANGED, ALL; the
+  steptrace:MODE[:FORMAT]
+                    `with Tracer(log_dir=..., log_output=FILE,
+                    variable_mode=MODE, log_format=FORMAT)`, MODE in NONE,
+                    CHANGED, ALL, FORMAT text (the default), steps or both; the
                     `steptrace` found on PYTHONPATH (this project, or
                     python-steptrace when run.py puts that first)
   pysnooper         pysnooper.snoop(LOG_DIR/snoop.log, depth=...) around run
@@ -103,10 +105,13 @@ def main():
         out["impl"] = _stnoop.__file__
 
     elif variant.startswith("steptrace:"):
-        mode = variant.split(":", 1)[1]
+        parts = variant.split(":")
+        mode = parts[1]
         import steptrace
         kwargs = dict(log_dir=log_dir, log_output=1,
                       variable_mode={"ALL": 1, "CHANGED": 2, "NONE": 3}[mode])
+        if len(parts) > 2 and parts[2] != "text":
+            kwargs["log_format"] = parts[2]
         try:
             # This project's Tracer: no rotation, so log bytes are complete.
             tracer = steptrace.Tracer(max_log_bytes=0, **kwargs)

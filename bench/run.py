@@ -225,6 +225,16 @@ def start_collector(exe, sock):
     return proc
 
 
+def collector_cpu_s(proc):
+    """The collector's CPU time so far (user + system, seconds), or None."""
+    try:
+        with open("/proc/%d/stat" % proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def collector_peak_rss_kib(proc):
     try:
         with open("/proc/%d/status" % proc.pid) as f:
@@ -451,7 +461,8 @@ def median(xs):
 # -- the benchmark ----------------------------------------------------------
 
 def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
-                      workloads, scratch, results, failures, base=None):
+                      workloads, scratch, results, failures, base=None,
+                      collector=None):
     py = info["path"]
     minor = info["minor"]
     st_env = {"PYTHONPATH": build["pythonpath"], "STEPTRACE_SOCKET": sock,
@@ -471,9 +482,12 @@ def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
                                 "C no-op (sys.monitoring LINE)",
                                 "noop-monitoring", noop_dir, False))
     for mode in MODES:
-        variants.append(Variant("st-" + mode.lower(), "steptrace " + mode,
-                                "steptrace:" + mode, build["pythonpath"],
-                                True))
+        for fmt in args.log_formats:
+            suffix = "" if fmt == "text" else "-" + fmt
+            variants.append(Variant(
+                "st-" + mode.lower() + suffix,
+                "steptrace " + mode + ("" if fmt == "text" else " " + fmt),
+                "steptrace:%s:%s" % (mode, fmt), build["pythonpath"], True))
         if base is not None:
             variants.append(Variant(
                 "base-" + mode.lower(), "baseline %s (%s)" % (
@@ -541,7 +555,7 @@ def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
         # Wire bytes and steps: one untimed run per mode through the proxy.
         if proxy is not None and not args.no_wire:
             for v in variants:
-                if not v.key.startswith("st-"):
+                if not v.key.startswith("st-") or store_key(v.key):
                     continue
                 proxy.reset()
                 r = one(v, units, socket_path=proxy.path, record=False)
@@ -557,13 +571,20 @@ def bench_interpreter(args, info, build, noop_dir, sock, proxy, stats,
             for v in variants[k:] + variants[:k]:
                 counted = stats is not None and v.key.startswith("st-")
                 before = stats.query() if counted else None
+                cpu0 = collector_cpu_s(collector) if collector else None
                 r = one(v, units)
+                cpu1 = collector_cpu_s(collector) if collector else None
+                if v.key.startswith("st-") and cpu0 is not None and \
+                        cpu1 is not None:
+                    r["collector_cpu"] = cpu1 - cpu0
                 if counted and "error" not in r:
                     after = stats.query()
                     if before is not None and after is not None:
                         r["wire_bytes"] = (after["bytes_in"] -
                                            before["bytes_in"] - stats.overhead)
                         r["steps"] = last_step(logs)
+                        r["records"] = (after.get("records_in", 0) -
+                                        before.get("records_in", 0))
                         lost = sum(after.get(c, 0) - before.get(c, 0)
                                    for c in stats.LOST)
                         if lost:
@@ -618,8 +639,52 @@ def pysnooper_path(args, py):
 
 # -- the report -------------------------------------------------------------
 
+def store_key(key):
+    """The text variant of a step store's variant ("st-none" for
+    "st-none-steps"), or None for any other."""
+    for fmt in ("-steps", "-both"):
+        if key.startswith("st-") and key.endswith(fmt):
+            return key[:-len(fmt)]
+    return None
+
+
+def steps_of_variant(results, minor, name, key):
+    """Steps of one run of a variant: its logs' count, or for a store the
+    text variant's (the same workload records the same steps)."""
+    base = store_key(key) or key
+    per = [r["steps"] for r in results.get((minor, name, base), [])
+           if r.get("steps")]
+    if per:
+        return max(per)
+    wire = results.get((minor, name, base, "wire"))
+    return wire.get("steps") if wire else None
+
+
+def disk_per_step(results, minor, name, key):
+    """Bytes on disk per step (the log directory after a run)."""
+    steps = steps_of_variant(results, minor, name, key)
+    lb = median([r["log_bytes"] for r in results.get((minor, name, key), [])
+                 if "error" not in r and "log_bytes" in r])
+    return lb / steps if lb is not None and steps else None
+
+
+def collector_ns_per_record(results, minor, name, key):
+    """The collector's CPU time per record it received (the runs' median)."""
+    per = [r["collector_cpu"] / r["records"] * 1e9
+           for r in results.get((minor, name, key), [])
+           if "error" not in r and r.get("records") and
+           r.get("collector_cpu") is not None]
+    return median(per)
+
+
 def wire_per_step(results, minor, name, key):
     """Wire bytes per step: the proxy's run, else the counters' runs."""
+    if store_key(key):
+        steps = steps_of_variant(results, minor, name, key)
+        per = [r["wire_bytes"] / steps
+               for r in results.get((minor, name, key), [])
+               if "error" not in r and steps and "wire_bytes" in r]
+        return median(per)
     wire = results.get((minor, name, key, "wire"))
     if wire:
         return wire["bytes"] / wire["steps"] if wire.get("steps") else None
@@ -650,9 +715,10 @@ def fmt_num(x, fmt):
 def table(results, interps, workloads):
     rows = []
     head = ("| Python | workload | tracer | units | median wall ms | ratio | "
-            "added ns/line | log bytes | wire B/step | peak RSS MiB |")
+            "added ns/line | log bytes | disk B/step | wire B/step | "
+            "collector ns/record | peak RSS MiB |")
     rows.append(head)
-    rows.append("|" + "---|" * 10)
+    rows.append("|" + "---|" * 12)
     for info in interps:
         minor = info["minor"]
         variants = results.get("_variants", {}).get(minor, [])
@@ -676,7 +742,7 @@ def table(results, interps, workloads):
                 lines = smeta["lines"] if v.slow else meta["lines"]
                 b = sbase if v.slow else base
                 if not ok:
-                    rows.append("| %s | %s | %s | %d | FAILED | | | | | |" % (
+                    rows.append("| %s | %s | %s | %d | FAILED | | | | | | | |" % (
                         info["version"], name, v.label, units))
                     continue
                 wall = median([r["wall"] for r in ok])
@@ -689,16 +755,24 @@ def table(results, interps, workloads):
                 rss = median([r["rss_kib"] for r in ok]) / 1024
                 mark = " (%d/%d ok)" % (len(ok), len(runs)) \
                     if len(ok) != len(runs) else ""
+                st_cell = v.key.startswith("st-")
                 rows.append("| %s | %s | %s | %s | %s%s | %s | %s | %s | %s"
-                            " | %.1f |" % (
+                            " | %s | %s | %.1f |" % (
                                 info["version"], name, v.label,
                                 "{:,}".format(units), fmt_ms(wall), mark,
                                 fmt_num(ratio, "%.2fx"),
                                 "—" if v.key == "untraced"
                                 else fmt_num(added, "%.0f"),
                                 "—" if lb is None else "{:,}".format(int(lb)),
-                                "—" if not v.key.startswith("st-")
+                                "—" if not st_cell else fmt_num(
+                                    disk_per_step(results, minor, name,
+                                                  v.key), "%.1f"),
+                                "—" if not st_cell
                                 else fmt_num(wps, "%.1f"),
+                                "—" if not st_cell else fmt_num(
+                                    collector_ns_per_record(
+                                        results, minor, name, v.key),
+                                    "%.0f"),
                                 rss))
     return "\n".join(rows)
 
@@ -834,6 +908,10 @@ def parse_args(argv):
                         "noop-monitoring, st-none, st-changed, st-all, "
                         "base-none, base-changed, base-all (--baseline-rev), "
                         "python-steptrace, pysnooper (untraced always runs)")
+    p.add_argument("--log-format", metavar="FORMATS", default="text",
+                   help="comma-separated log formats of the steptrace "
+                        "variants, side by side: text, steps, both (default: "
+                        "%(default)s; e.g. text,steps)")
     p.add_argument("--repeat", type=int, default=5,
                    help="timed runs of each variant (default: %(default)s)")
     p.add_argument("--units-scale", type=float, default=1.0, metavar="F",
@@ -867,6 +945,12 @@ def parse_args(argv):
     p.add_argument("--keep", action="store_true",
                    help="keep the scratch directory")
     args = p.parse_args(argv)
+    args.log_formats = [f.strip() for f in args.log_format.split(",")
+                        if f.strip()]
+    bad = [f for f in args.log_formats if f not in ("text", "steps", "both")]
+    if bad or not args.log_formats:
+        p.error("--log-format: %r is not text, steps or both"
+                % (bad[0] if bad else args.log_format))
     if not args.workloads:
         # The smoke run keeps to the shared microbenchmarks (seconds); the
         # full table adds bench/workloads (real suites: minutes).
@@ -1009,7 +1093,7 @@ def main(argv=None):
             bench_interpreter(args, info, builds[info["minor"]],
                               noops[info["minor"]], sock, proxy, stats,
                               workloads, scratch, results, failures,
-                              bases.get(info["minor"]))
+                              bases.get(info["minor"]), collector)
     except BenchError as e:
         log("error: %s" % e)
         return 2

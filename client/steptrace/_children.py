@@ -94,8 +94,10 @@ def _settings(tracer):
         "max_log_bytes": tracer.max_log_bytes,
         "max_log_files": tracer.max_log_files,
         "on_full": tracer.on_full,
-        "log_format": tracer.log_format,
     }
+    # Only when set: a child whose steptrace predates it still starts.
+    if tracer.log_format is not None:
+        s["log_format"] = tracer.log_format
     if hasattr(tracer, "await_threshold_ms"):
         s["trace_async"] = True
         s["await_threshold_ms"] = tracer.await_threshold_ms

@@ -232,11 +232,12 @@ def frame(payload):
 
 
 def hello_reply(version=helpers.WIRE_VERSION, ring=0):
-    """HELLO [1, version, pid, "steptraced", ring], encoded by hand."""
-    return frame(bytes([0x95, 0x01, version, 0xCE])
+    """HELLO [1, version, pid, "steptraced", ring, formats], encoded by
+    hand (formats 1: text)."""
+    return frame(bytes([0x96, 0x01, version, 0xCE])
                  + struct.pack(">I", os.getpid())
                  + bytes([0xA0 | 10]) + b"steptraced"
-                 + bytes([0xCF]) + struct.pack(">Q", ring))
+                 + bytes([0xCF]) + struct.pack(">Q", ring) + b"\x01")
 
 
 # The ring's header (common/include/steptrace/ring.h): field offsets.
