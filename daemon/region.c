@@ -11,6 +11,7 @@
 
 #include "ack.h"
 #include "conn.h"
+#include "forward.h"
 #include "idmap.h"
 #include "server.h"
 #include "session.h"
@@ -73,6 +74,17 @@ static const struct st_sink_owner region_sink_owner = {
 };
 
 /* ---- REGION, REGION_END, NOTE, LOST ---- */
+
+/* A "[steptrace] ..." line of rg's file, also forwarded (forward.c; warn:
+ * a loss or an abnormal end).  With log_file: false only forwarded. */
+static void
+region_note_line(struct st_conn *c, struct st_region *rg, const char *line,
+                 int warn)
+{
+    if (c->srv->fwd != NULL && st__forward_note(c, rg, line, warn) != 0)
+        return;
+    st__sink_note(rg->sink, line);
+}
 
 static int
 region_check(struct st_conn *c, const struct st_msg *m)
@@ -143,6 +155,7 @@ st__region_open(struct st_conn *c, const struct st_msg *m)
     rg->level = m->u.region.level;
     rg->var_mode = m->u.region.var_mode;
     rg->sink = sink;
+    rg->opened_us = st__forward_now_us();
     r = st__idmap_put(&c->regions, rg->id, rg);
     if (r != 0)
         free(rg);
@@ -166,7 +179,7 @@ st__region_end(struct st_conn *c, const struct st_msg *m)
         snprintf(line, sizeof(line),
                  "[steptrace] %llu records lost in this region",
                  (unsigned long long)rg->lost);
-        st__sink_note(rg->sink, line);
+        region_note_line(c, rg, line, 1);
     }
     st__sink_flush(rg->sink);
     free(rg);
@@ -200,7 +213,7 @@ st__region_note(struct st_conn *c, const struct st_msg *m)
         st_buf_close(b);
         return ST_ENOMEM;
     }
-    st__sink_note(rg->sink, b->data);
+    region_note_line(c, rg, b->data, 0);
     b->len = 0;
     return 0;
 }
@@ -281,9 +294,10 @@ st__region_process_ended(struct st_conn *c, int kind, int sig,
         if (rg->steps == 0 && rg->async_steps == 0 && partial == 0)
             continue;
         if (partial > 0)
-            st__sink_note(rg->sink,
-                          "[steptrace] 1 record lost in this "
-                          "region: the process ended while writing it");
+            region_note_line(c, rg,
+                             "[steptrace] 1 record lost in this "
+                             "region: the process ended while writing it",
+                             1);
         if (kind == ST_RING_END_SIGNAL)
             snprintf(line, sizeof(line),
                      "[steptrace] the process ended by "
@@ -301,7 +315,7 @@ st__region_process_ended(struct st_conn *c, int kind, int sig,
                      "after step %llu without ending the region (killed "
                      "by SIGKILL or the out-of-memory killer?)",
                      (unsigned long long)rg->steps);
-        st__sink_note(rg->sink, line);
+        region_note_line(c, rg, line, kind != ST_RING_END_EXEC);
         st__sink_flush(rg->sink);
     }
 }

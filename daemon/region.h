@@ -29,6 +29,7 @@ struct st_region {
     int seen_tid;         /* ... once one was seen. */
     int multi_thread;     /* A second thread stepped: show "| thread". */
     struct st_sink *sink; /* Borrowed from conn->sinks. */
+    uint64_t opened_us;   /* Wall clock at REGION (forward.c's run). */
 };
 
 /* REGION: a new region, and for the tracer's first its sink.

@@ -9,6 +9,7 @@
 #include "step.h"
 
 #include "conn.h"
+#include "forward.h"
 #include "idmap.h"
 #include "region.h"
 #include "server.h"
@@ -293,6 +294,9 @@ step_write(struct st_conn *c, struct st_region *rg, struct st_frame *f,
     r = step_locations(c, rg, f, lineno, &v->nlocs);
     v->locs = c->srv->scratch.locs;
     if (r == 0) {
+        /* Forwarding (forward.c); with log_file: false, only that. */
+        if (c->srv->fwd != NULL && st__forward_step(c, rg, f, v) != 0)
+            return 0;
         st_record_format_step(st__sink_begin(rg->sink), v);
         /* File errors are counted for the ACK, not protocol errors. */
         st__sink_commit(rg->sink);
@@ -399,6 +403,12 @@ st__step_async(struct st_conn *c, const struct st_msg *m)
     }
     if (rg->level >= ST_LEVEL_ERROR)
         return 0;
+    /* Forwarding (forward.c); with log_file: false, only that. */
+    if (c->srv->fwd != NULL &&
+        st__forward_async(c, rg, m, rg->async_steps + 1) != 0) {
+        rg->async_steps++;
+        return 0;
+    }
     /* The body is the agent's text, lines with newlines: written as is
      * (it is valid UTF-8 made by the agent; control characters other
      * than the line ends were escaped there). */
