@@ -195,9 +195,8 @@ st__forward_async(struct st_conn *c, const struct st_region *rg,
     /* An async record's time is since its region began. */
     rec.runtime_ns = m->u.async.time_ns;
     rec.has_runtime = 1;
-    rec.async_kind = kinds[m->u.async.kind <= ST_ASYNC_MAX_
-                               ? m->u.async.kind
-                               : 0];
+    rec.async_kind =
+        kinds[m->u.async.kind <= ST_ASYNC_MAX_ ? m->u.async.kind : 0];
     rec.text = m->u.async.body;
     forward_send(fw, &rec);
     return fw->files_off;
@@ -243,7 +242,7 @@ st__forward_ncounters(const struct st_forward *fw)
 static int
 forward_pack_dest(const struct st_fwddest *d, msgpack_packer *pk)
 {
-    const char *names[FORWARD_PER_DEST] = {"sent",    "queued",
+    const char *names[FORWARD_PER_DEST] = {"sent",         "queued",
                                            "queued_bytes", "dropped",
                                            "reconnects",   "connected"};
     uint64_t values[FORWARD_PER_DEST];

@@ -79,8 +79,7 @@ size_t st__forward_queued_bytes(const struct st_forward *fw);
 /* Counters for STATUS: how many, then packed (fw may be NULL: totals of
  * 0).  @return 0 or -1 (msgpack). */
 size_t st__forward_ncounters(const struct st_forward *fw);
-int st__forward_pack_counters(const struct st_forward *fw,
-                              msgpack_packer *pk);
+int st__forward_pack_counters(const struct st_forward *fw, msgpack_packer *pk);
 /* SIGTERM, once every connection is gone: write the queues for up to
  * forward_drain_ms, then close every destination (what is left is
  * counted and logged). */

@@ -110,7 +110,7 @@ fwdconf_host_port(const char *url, const char *hp, struct st_fwd_url *out,
         return ST_ECONFIG;
     }
     if (memchr(h, '/', (size_t)(hend - h)) != NULL ||
-        memchr(h, ':', (size_t)(hend - h)) != NULL) {
+        (hp[0] != '[' && memchr(h, ':', (size_t)(hend - h)) != NULL)) {
         snprintf(err, errlen,
                  "'%s': the host may not contain '/' or ':'; write "
                  "syslog+tcp://HOST:PORT ([ADDR]:PORT for IPv6)",
@@ -140,8 +140,7 @@ st__fwdconf_parse_url(const char *url, struct st_fwd_url *out, char *err,
 
     memset(out, 0, sizeof(*out));
     if (strncmp(url, tcp, sizeof(tcp) - 1) == 0)
-        return fwdconf_host_port(url, url + sizeof(tcp) - 1, out, err,
-                                 errlen);
+        return fwdconf_host_port(url, url + sizeof(tcp) - 1, out, err, errlen);
     if (strncmp(url, unx, sizeof(unx) - 1) == 0) {
         const char *path = url + sizeof(unx) - 1;
 

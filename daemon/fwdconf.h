@@ -32,22 +32,22 @@ enum st_fwd_scheme { ST_FWD_TCP = 1, ST_FWD_UNIX };
 
 /* A destination URL, split.  Strings owned (st__fwdconf_url_close). */
 struct st_fwd_url {
-    int scheme;   /* enum st_fwd_scheme */
-    char *host;   /* TCP: name or address, without IPv6 brackets. */
-    char *port;   /* TCP: decimal 1..65535. */
-    char *path;   /* UNIX: absolute socket path. */
+    int scheme; /* enum st_fwd_scheme */
+    char *host; /* TCP: name or address, without IPv6 brackets. */
+    char *port; /* TCP: decimal 1..65535. */
+    char *path; /* UNIX: absolute socket path. */
 };
 
 struct st_fwdconf {
     char **urls; /* Owned: destinations as given; NULL if none. */
     size_t nurls;
-    int facility;          /* 0..23; user (1) by default. */
-    char *sd_id;           /* Owned or NULL: ST_SYSLOG_SD_ID. */
-    int cee;               /* "@cee:" before MSG. */
-    int files_off;         /* log_file: false: no .tracer files. */
-    uint64_t max_message;  /* max_message_bytes. */
-    uint64_t queue_bytes;  /* forward_queue_bytes, per destination. */
-    uint64_t drain_ms;     /* forward_drain_ms. */
+    int facility;         /* 0..23; user (1) by default. */
+    char *sd_id;          /* Owned or NULL: ST_SYSLOG_SD_ID. */
+    int cee;              /* "@cee:" before MSG. */
+    int files_off;        /* log_file: false: no .tracer files. */
+    uint64_t max_message; /* max_message_bytes. */
+    uint64_t queue_bytes; /* forward_queue_bytes, per destination. */
+    uint64_t drain_ms;    /* forward_drain_ms. */
 };
 
 /* Defaults; pairs with st__fwdconf_close. */

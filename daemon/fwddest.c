@@ -469,8 +469,8 @@ st__fwddest_close(struct st_fwddest *d)
         return;
     d->closed = 1;
     if (d->queued > 0) {
-        st__log("forward %s: %llu records not delivered at exit (%s)",
-                d->name, (unsigned long long)d->queued,
+        st__log("forward %s: %llu records not delivered at exit (%s)", d->name,
+                (unsigned long long)d->queued,
                 d->connected ? "the destination read too slowly"
                              : "the destination was unreachable");
         d->dropped += d->queued;

@@ -41,45 +41,45 @@ typedef int (*st_fwddest_note_cb)(struct st_fwddest *d, uint64_t dropped,
 
 struct st_fwddest {
     /* Public, read-only. */
-    char *name;           /* Owned: the URL as given. */
-    void *data;           /* The owner's. */
-    uint64_t sent;        /* Messages written to a connection. */
-    uint64_t dropped;     /* Messages dropped: queue full, or left
-                             at exit. */
-    uint64_t reconnects;  /* Connections made after the first. */
-    uint64_t queued;      /* Messages in the queue. */
-    size_t queued_bytes;  /* Their bytes. */
-    int connected;        /* A connection is up. */
+    char *name;          /* Owned: the URL as given. */
+    void *data;          /* The owner's. */
+    uint64_t sent;       /* Messages written to a connection. */
+    uint64_t dropped;    /* Messages dropped: queue full, or left
+                            at exit. */
+    uint64_t reconnects; /* Connections made after the first. */
+    uint64_t queued;     /* Messages in the queue. */
+    size_t queued_bytes; /* Their bytes. */
+    int connected;       /* A connection is up. */
     /* Private. */
-    uv_loop_t *loop;      /* Borrowed. */
+    uv_loop_t *loop; /* Borrowed. */
     struct st_fwd_url url;
     size_t max_bytes;
     st_fwddest_note_cb note_cb;
     struct fwd_block *head; /* Owned queue, oldest first. */
     struct fwd_block *tail;
-    size_t inflight;        /* Blocks at the head in the write. */
+    size_t inflight; /* Blocks at the head in the write. */
     uint64_t inflight_msgs;
-    int writing;            /* wreq is out. */
+    int writing; /* wreq is out. */
     uv_write_t wreq;
     uv_buf_t bufs[64];
-    struct fwd_link *link;  /* Owned (freed in its close callback) or
-                               NULL. */
-    uv_timer_t timer;       /* Reconnection backoff. */
-    uv_check_t kick;        /* Writes what was queued this iteration. */
+    struct fwd_link *link; /* Owned (freed in its close callback) or
+                              NULL. */
+    uv_timer_t timer;      /* Reconnection backoff. */
+    uv_check_t kick;       /* Writes what was queued this iteration. */
     uv_getaddrinfo_t gai;
-    int resolving;          /* gai is out. */
-    struct addrinfo *ai;    /* Owned (uv_freeaddrinfo): being tried. */
+    int resolving;       /* gai is out. */
+    struct addrinfo *ai; /* Owned (uv_freeaddrinfo): being tried. */
     struct addrinfo *ai_next;
     uint64_t backoff_ms;
     int ever_connected;
-    int stopping;           /* SIGTERM: close once the queue is empty. */
-    int closed;             /* st__fwddest_close was called. */
-    uint64_t unreported;    /* Dropped since the last NOTE. */
-    int dropping;           /* "dropping" was logged. */
-    char logged[200];       /* The last failure logged (once per
-                               change). */
-    char rbuf[512];         /* What the relay sends (nothing). */
-    struct st_buf note;     /* The NOTE being made. */
+    int stopping;        /* SIGTERM: close once the queue is empty. */
+    int closed;          /* st__fwddest_close was called. */
+    uint64_t unreported; /* Dropped since the last NOTE. */
+    int dropping;        /* "dropping" was logged. */
+    char logged[200];    /* The last failure logged (once per
+                            change). */
+    char rbuf[512];      /* What the relay sends (nothing). */
+    struct st_buf note;  /* The NOTE being made. */
 };
 
 /*

@@ -46,10 +46,12 @@ st__syslog_conf_init(struct st_syslog_conf *conf)
 int
 st__syslog_facility(const char *name)
 {
-    static const char *const names[] = {
-        "kern", "user",     "mail", "daemon", "auth",  "syslog",
-        "lpr",  "news",     "uucp", "cron",   "authpriv", "ftp",
-        "ntp",  "security", "console", "clock"};
+    static const char *const names[] = {"kern",   "user",     "mail",
+                                        "daemon", "auth",     "syslog",
+                                        "lpr",    "news",     "uucp",
+                                        "cron",   "authpriv", "ftp",
+                                        "ntp",    "security", "console",
+                                        "clock"};
     size_t i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -46,12 +46,12 @@ enum st_syslog_kind {
 
 /* Settings every message shares; filled once by forward.c. */
 struct st_syslog_conf {
-    int facility;           /* 0..23 (user = 1). */
-    const char *sd_id;      /* Borrowed; a valid SD-ID. */
-    int cee;                /* Prefix MSG with "@cee:". */
-    size_t max_message;     /* Bytes of a message, frame length left
-                               out; values are cut to fit. */
-    char hostname[256];     /* HOSTNAME field: printable US-ASCII. */
+    int facility;       /* 0..23 (user = 1). */
+    const char *sd_id;  /* Borrowed; a valid SD-ID. */
+    int cee;            /* Prefix MSG with "@cee:". */
+    size_t max_message; /* Bytes of a message, frame length left
+                           out; values are cut to fit. */
+    char hostname[256]; /* HOSTNAME field: printable US-ASCII. */
     /* Timestamp cache: the text up to the seconds of `cached_sec`, and
      * its UTC offset ("+01:00"), so localtime_r runs once a second. */
     int64_t cached_sec;
