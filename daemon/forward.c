@@ -3,7 +3,7 @@
  * connection (pid, region, frame, thread), made into one message by
  * syslog.c, copied into the queue of every destination (fwddest.c).
  *
- * Severities (RFC 5424 section 6.2.1), docs/COLLECTOR.md section 8:
+ * Severities (RFC 5424 section 6.2.1), docs/COLLECTOR.md section 13:
  * steps and async records info, CALL / RETURN events debug, EXCEPTION
  * records error, the agent's notes (a process started, exec) notice,
  * losses and abnormal ends warning.
@@ -136,12 +136,20 @@ forward_region_rec(struct st_forward *fw, struct st_conn *c,
     rec->pid = (uint32_t)c->peer_pid;
     rec->region = rg->id;
     /* One traced region across hosts: host, pid, the region's start, its
-     * id on the connection. */
-    n = snprintf(fw->run, sizeof(fw->run), "%s:%u:%llu:%u", fw->conf.hostname,
-                 (unsigned)c->peer_pid, (unsigned long long)rg->opened_us,
-                 rg->id);
+     * id on the connection; made again only for another region. */
+    if (fw->run_region != rg || fw->run_opened != rg->opened_us ||
+        fw->run_pid != (uint32_t)c->peer_pid || fw->run_id != rg->id) {
+        n = snprintf(fw->run, sizeof(fw->run), "%s:%u:%llu:%u",
+                     fw->conf.hostname, (unsigned)c->peer_pid,
+                     (unsigned long long)rg->opened_us, rg->id);
+        fw->run_n = n > 0 && (size_t)n < sizeof(fw->run) ? (size_t)n : 0;
+        fw->run_region = rg;
+        fw->run_opened = rg->opened_us;
+        fw->run_pid = (uint32_t)c->peer_pid;
+        fw->run_id = rg->id;
+    }
     rec->run.p = fw->run;
-    rec->run.n = n > 0 && (size_t)n < sizeof(fw->run) ? (size_t)n : 0;
+    rec->run.n = fw->run_n;
 }
 
 int

@@ -3,7 +3,7 @@
  * event, async record, "[steptrace] ..." line) also goes, as one RFC 5424
  * message (syslog.c), to each destination of `forward:` / --forward
  * (fwddest.c), in addition to the files or, with `log_file: false`,
- * instead of them.  docs/COLLECTOR.md section 8.
+ * instead of them.  docs/COLLECTOR.md section 13.
  *
  * The server owns the struct st_forward (srv->fwd, NULL when nothing is
  * forwarded: the record path then tests one pointer and goes on).  step.c
@@ -43,7 +43,12 @@ struct st_forward {
     uint64_t drain_end; /* uv_now when the drain gives up. */
     int stopping;
     struct st_buf msg; /* The message being made. */
-    char run[320];     /* The run id being made. */
+    char run[320];     /* The run id of the last record's region ... */
+    size_t run_n;
+    const struct st_region *run_region; /* ... which it was made for: */
+    uint64_t run_opened;                /* a region at this address, */
+    uint32_t run_pid;                   /* its start, pid and id. */
+    uint32_t run_id;
 };
 
 /*

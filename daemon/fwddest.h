@@ -12,7 +12,7 @@
  * message.  A write batch that failed is sent again whole on the next
  * connection: delivery is at least once for what the kernel did not
  * take; plain TCP syslog has no acknowledgement, so what the relay's
- * kernel had accepted when it died is lost (docs/COLLECTOR.md section 8).
+ * kernel had accepted when it died is lost (docs/COLLECTOR.md section 13).
  *
  * Lower layer: calls nothing of the collector but log.c.  The owner
  * (forward.c) creates it with st__fwddest_new, feeds it, stops it at

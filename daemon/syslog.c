@@ -1,6 +1,6 @@
 /*
  * RFC 5424 messages with RFC 6587 octet-counting framing (see syslog.h
- * and docs/COLLECTOR.md section 8):
+ * and docs/COLLECTOR.md section 13):
  *
  *   LEN SP <PRI>1 TIMESTAMP HOSTNAME steptrace PROCID MSGID
  *          [SD-ID run="..." file="..." ...] MSG
@@ -22,6 +22,27 @@
 #define SYSLOG_CLOSE_RESERVE 64u
 
 static const char syslog_hex[] = "0123456789abcdef";
+
+/* st_buf_append with the common case (room enough) inline: a message is
+ * made of many short pieces. */
+static inline void
+syslog_put(struct st_buf *out, const void *p, size_t n)
+{
+    if (out->cap - out->len >= n && out->data != NULL) {
+        memcpy(out->data + out->len, p, n);
+        out->len += n;
+        return;
+    }
+    st_buf_append(out, p, n);
+}
+
+#define SYSLOG_LIT(out, s) syslog_put((out), (s), sizeof(s) - 1)
+
+static inline void
+syslog_puts(struct st_buf *out, const char *s)
+{
+    syslog_put(out, s, strlen(s));
+}
 
 void
 st__syslog_conf_init(struct st_syslog_conf *conf)
@@ -117,21 +138,33 @@ int
 st__syslog_sd_escape(struct st_buf *out, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
+    size_t i = 0, run = 0;
 
     while (i < n) {
-        size_t k = syslog_utf8_len(p + i, n - i);
+        size_t k;
 
-        if (k == 0) {
-            st_buf_append(out, "?", 1);
+        if (p[i] < 0x80 && p[i] != '"' && p[i] != '\\' && p[i] != ']') {
+            run++;
             i++;
             continue;
         }
-        if (p[i] == '"' || p[i] == '\\' || p[i] == ']')
-            st_buf_append(out, "\\", 1);
-        st_buf_append(out, p + i, k);
-        i += k;
+        k = syslog_utf8_len(p + i, n - i);
+        if (k > 1) {
+            run += k;
+            i += k;
+            continue;
+        }
+        syslog_put(out, p + i - run, run);
+        run = 0;
+        if (k == 0)
+            syslog_put(out, "?", 1);
+        else {
+            syslog_put(out, "\\", 1);
+            syslog_put(out, p + i, 1);
+        }
+        i++;
     }
+    syslog_put(out, p + i - run, run);
     return out->oom ? ST_ENOMEM : 0;
 }
 
@@ -162,34 +195,34 @@ st__syslog_json_escape(struct st_buf *out, const char *s, size_t n,
             continue;
         }
         /* Flush the plain run before an escape. */
-        st_buf_append(out, p + i - run, run);
+        syslog_put(out, p + i - run, run);
         run = 0;
         if (k == 0) {
-            st_buf_append(out, "\\ufffd", 6);
+            syslog_put(out, "\\ufffd", 6);
         }
         else if (p[i] == '"' || p[i] == '\\') {
             esc[0] = '\\';
             esc[1] = (char)p[i];
-            st_buf_append(out, esc, 2);
+            syslog_put(out, esc, 2);
         }
         else if (p[i] == '\n') {
-            st_buf_append(out, "\\n", 2);
+            syslog_put(out, "\\n", 2);
         }
         else if (p[i] == '\r') {
-            st_buf_append(out, "\\r", 2);
+            syslog_put(out, "\\r", 2);
         }
         else if (p[i] == '\t') {
-            st_buf_append(out, "\\t", 2);
+            syslog_put(out, "\\t", 2);
         }
         else {
             memcpy(esc, "\\u00", 4);
             esc[4] = syslog_hex[p[i] >> 4];
             esc[5] = syslog_hex[p[i] & 15];
-            st_buf_append(out, esc, 6);
+            syslog_put(out, esc, 6);
         }
         i++;
     }
-    st_buf_append(out, p + i - run, run);
+    syslog_put(out, p + i - run, run);
     return out->oom ? ST_ENOMEM : 0;
 }
 
@@ -197,9 +230,9 @@ st__syslog_json_escape(struct st_buf *out, const char *s, size_t n,
 static void
 syslog_json_str(struct st_buf *out, struct st_str s, size_t limit)
 {
-    st_buf_append(out, "\"", 1);
+    syslog_put(out, "\"", 1);
     st__syslog_json_escape(out, s.p != NULL ? s.p : "", s.n, limit);
-    st_buf_append(out, "\"", 1);
+    syslog_put(out, "\"", 1);
 }
 
 /* `"key":"value"` with the value cut at limit, and its full length
@@ -208,15 +241,15 @@ static void
 syslog_json_value(struct st_buf *out, const char *key, struct st_str v,
                   size_t limit, int *cut)
 {
-    st_buf_append(out, ",\"", 2);
-    st_buf_puts(out, key);
-    st_buf_append(out, "\":", 2);
+    syslog_put(out, ",\"", 2);
+    syslog_puts(out, key);
+    syslog_put(out, "\":", 2);
     syslog_json_str(out, v, limit);
     if (v.n > limit) {
         *cut = 1;
-        st_buf_append(out, ",\"", 2);
-        st_buf_puts(out, key);
-        st_buf_puts(out, "_bytes\":");
+        syslog_put(out, ",\"", 2);
+        syslog_puts(out, key);
+        syslog_puts(out, "_bytes\":");
         st_buf_put_u64(out, v.n);
     }
 }
@@ -229,17 +262,17 @@ syslog_json_var(struct st_buf *out, const struct st_var_view *v, size_t limit,
     static const char *const changes[] = {NULL, "new", "changed", "deleted"};
 
     syslog_json_str(out, v->name, (size_t)-1);
-    st_buf_append(out, ":{\"change\":\"", 12);
+    syslog_put(out, ":{\"change\":\"", 12);
     if (v->change == ST_VAR_PLAIN) {
         out->len -= 12;
-        st_buf_append(out, ":{\"type\":", 9);
+        syslog_put(out, ":{\"type\":", 9);
         syslog_json_str(out, v->type, (size_t)-1);
     }
     else {
-        st_buf_puts(out, changes[v->change & 3]);
-        st_buf_append(out, "\"", 1);
+        syslog_puts(out, changes[v->change & 3]);
+        syslog_put(out, "\"", 1);
         if (v->change != ST_VAR_DELETED) {
-            st_buf_append(out, ",\"type\":", 8);
+            syslog_put(out, ",\"type\":", 8);
             syslog_json_str(out, v->type, (size_t)-1);
         }
     }
@@ -247,7 +280,7 @@ syslog_json_var(struct st_buf *out, const struct st_var_view *v, size_t limit,
         syslog_json_value(out, "value", v->value, limit, cut);
     if (v->change == ST_VAR_CHANGED)
         syslog_json_value(out, "old", v->old, limit, cut);
-    st_buf_append(out, "}", 1);
+    syslog_put(out, "}", 1);
 }
 
 /* A section of variables; entries that would pass `end` (an offset in
@@ -262,14 +295,14 @@ syslog_json_vars(struct st_buf *out, const char *name,
 
     if (n == 0)
         return;
-    st_buf_puts(out, *first ? "\"" : ",\"");
-    st_buf_puts(out, name);
-    st_buf_append(out, "\":{", 3);
+    syslog_puts(out, *first ? "\"" : ",\"");
+    syslog_puts(out, name);
+    syslog_put(out, "\":{", 3);
     for (i = 0; i < n; i++) {
         size_t at = out->len;
 
         if (any)
-            st_buf_append(out, ",", 1);
+            syslog_put(out, ",", 1);
         syslog_json_var(out, &vars[i], limit, cut);
         if (out->len + SYSLOG_CLOSE_RESERVE > end) {
             out->len = at;
@@ -282,7 +315,7 @@ syslog_json_vars(struct st_buf *out, const char *name,
         out->len = mark;
         return;
     }
-    st_buf_append(out, "}", 1);
+    syslog_put(out, "}", 1);
     *first = 0;
 }
 
@@ -306,9 +339,9 @@ syslog_json_event(struct st_buf *out, const struct st_syslog_rec *rec,
     const struct st_step_view *v = rec->view;
     struct st_str func = rec->func;
 
-    st_buf_puts(out, "\"event\":\"");
-    st_buf_puts(out, syslog_event_name(v->event));
-    st_buf_puts(out, "\",\"func\":");
+    syslog_puts(out, "\"event\":\"");
+    syslog_puts(out, syslog_event_name(v->event));
+    syslog_puts(out, "\",\"func\":");
     syslog_json_str(out, func, (size_t)-1);
     if (v->event == ST_EVENT_RETURN)
         syslog_json_value(out, "text", v->detail, limit, cut);
@@ -326,7 +359,7 @@ syslog_body(const struct st_syslog_rec *rec, struct st_buf *out, size_t limit,
     uint64_t omitted = 0;
     int cut = 0, first = 1;
 
-    st_buf_append(out, "{", 1);
+    syslog_put(out, "{", 1);
     if (rec->kind == ST_SYSLOG_STEP) {
         syslog_json_vars(out, "globals", v->globals, v->nglobals, limit, end,
                          &cut, &omitted, &first);
@@ -339,24 +372,24 @@ syslog_body(const struct st_syslog_rec *rec, struct st_buf *out, size_t limit,
     }
     else {
         if (rec->kind == ST_SYSLOG_ASYNC) {
-            st_buf_puts(out, "\"kind\":\"");
-            st_buf_puts(out, rec->async_kind);
-            st_buf_append(out, "\"", 1);
+            syslog_puts(out, "\"kind\":\"");
+            syslog_puts(out, rec->async_kind);
+            syslog_put(out, "\"", 1);
         }
         else {
-            st_buf_puts(out, "\"note\":true");
+            syslog_puts(out, "\"note\":true");
         }
         syslog_json_value(out, "text", rec->text, limit, &cut);
         first = 0;
     }
     if (cut || omitted > 0) {
-        st_buf_puts(out, first ? "\"truncated\":true" : ",\"truncated\":true");
+        syslog_puts(out, first ? "\"truncated\":true" : ",\"truncated\":true");
         if (omitted > 0) {
-            st_buf_puts(out, ",\"omitted\":");
+            syslog_puts(out, ",\"omitted\":");
             st_buf_put_u64(out, omitted);
         }
     }
-    st_buf_append(out, "}", 1);
+    syslog_put(out, "}", 1);
 }
 
 /* TIMESTAMP: RFC 3339 with microseconds and the local UTC offset. */
@@ -388,10 +421,10 @@ syslog_timestamp(struct st_syslog_conf *conf, struct st_buf *out,
         conf->cached_off[6] = '\0';
         conf->cached_sec = sec;
     }
-    st_buf_puts(out, conf->cached_date);
+    syslog_puts(out, conf->cached_date);
     snprintf(frac, sizeof(frac), ".%06u", us);
-    st_buf_append(out, frac, 7);
-    st_buf_puts(out, conf->cached_off);
+    syslog_put(out, frac, 7);
+    syslog_puts(out, conf->cached_off);
 }
 
 /* ` name="value"` for a string SD-PARAM (left out when p is NULL). */
@@ -400,21 +433,21 @@ syslog_sd_str(struct st_buf *out, const char *name, struct st_str v)
 {
     if (v.p == NULL)
         return;
-    st_buf_append(out, " ", 1);
-    st_buf_puts(out, name);
-    st_buf_append(out, "=\"", 2);
+    syslog_put(out, " ", 1);
+    syslog_puts(out, name);
+    syslog_put(out, "=\"", 2);
     st__syslog_sd_escape(out, v.p, v.n);
-    st_buf_append(out, "\"", 1);
+    syslog_put(out, "\"", 1);
 }
 
 static void
 syslog_sd_u64(struct st_buf *out, const char *name, uint64_t v)
 {
-    st_buf_append(out, " ", 1);
-    st_buf_puts(out, name);
-    st_buf_append(out, "=\"", 2);
+    syslog_put(out, " ", 1);
+    syslog_puts(out, name);
+    syslog_put(out, "=\"", 2);
     st_buf_put_u64(out, v);
-    st_buf_append(out, "\"", 1);
+    syslog_put(out, "\"", 1);
 }
 
 static void
@@ -423,21 +456,21 @@ syslog_header(struct st_syslog_conf *conf, const struct st_syslog_rec *rec,
 {
     static const char *const msgids[] = {"STEP", "EVENT", "ASYNC", "NOTE"};
 
-    st_buf_append(out, "<", 1);
+    syslog_put(out, "<", 1);
     st_buf_put_u64(out, (uint64_t)(conf->facility * 8 + rec->severity));
-    st_buf_append(out, ">1 ", 3);
+    syslog_put(out, ">1 ", 3);
     syslog_timestamp(conf, out, rec->time_us);
-    st_buf_append(out, " ", 1);
-    st_buf_puts(out, conf->hostname);
-    st_buf_puts(out, " steptrace ");
+    syslog_put(out, " ", 1);
+    syslog_puts(out, conf->hostname);
+    SYSLOG_LIT(out, " steptrace ");
     if (rec->pid != 0)
         st_buf_put_u64(out, rec->pid);
     else
-        st_buf_append(out, "-", 1);
-    st_buf_append(out, " ", 1);
-    st_buf_puts(out, msgids[rec->kind & 3]);
-    st_buf_append(out, " [", 2);
-    st_buf_puts(out, conf->sd_id);
+        syslog_put(out, "-", 1);
+    syslog_put(out, " ", 1);
+    syslog_puts(out, msgids[rec->kind & 3]);
+    syslog_put(out, " [", 2);
+    syslog_puts(out, conf->sd_id);
     syslog_sd_str(out, "run", rec->run);
     syslog_sd_str(out, "file", rec->file);
     syslog_sd_str(out, "func", rec->func);
@@ -452,18 +485,26 @@ syslog_header(struct st_syslog_conf *conf, const struct st_syslog_rec *rec,
         syslog_sd_u64(out, "region", rec->region);
     if (rec->has_runtime)
         syslog_sd_u64(out, "runtime_ns", rec->runtime_ns);
-    st_buf_append(out, "] ", 2);
+    syslog_put(out, "] ", 2);
     if (conf->cee)
-        st_buf_puts(out, "@cee:");
+        SYSLOG_LIT(out, "@cee:");
 }
 
 int
 st__syslog_frame(struct st_syslog_conf *conf, const struct st_syslog_rec *rec,
                  struct st_buf *out)
 {
-    size_t start = out->len, body, end, limit, len, nd;
+    size_t frame = out->len, gap = conf->gap, start, body, end, limit, len, nd;
     char digits[ST_BUF_U64_MAX + 1];
 
+    /* Room for "LEN SP", as long as the last message's: moved only when
+     * the length has another number of digits. */
+    if (gap == 0 || gap > ST_BUF_U64_MAX + 1)
+        gap = 4;
+    if (st_buf_reserve(out, gap + 512) != 0)
+        return ST_ENOMEM;
+    out->len += gap;
+    start = out->len;
     syslog_header(conf, rec, out);
     body = out->len;
     /* The header is never cut: a body gets what is left, at least room
@@ -488,10 +529,12 @@ st__syslog_frame(struct st_syslog_conf *conf, const struct st_syslog_rec *rec,
     len = out->len - start;
     nd = st_buf_format_u64(digits, len);
     digits[nd++] = ' ';
-    if (st_buf_reserve(out, nd) != 0)
+    if (nd > gap && st_buf_reserve(out, nd - gap) != 0)
         return ST_ENOMEM;
-    memmove(out->data + start + nd, out->data + start, len);
-    memcpy(out->data + start, digits, nd);
-    out->len += nd;
+    if (nd != gap)
+        memmove(out->data + frame + nd, out->data + start, len);
+    memcpy(out->data + frame, digits, nd);
+    out->len = frame + nd + len;
+    conf->gap = nd;
     return 0;
 }

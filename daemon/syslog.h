@@ -2,7 +2,7 @@
  * RFC 5424 messages for the forward sink (syslog.c): one record of the
  * log as one syslog message, framed with RFC 6587 octet counting ("LEN SP
  * MSG"), the framing rsyslog's imtcp and syslog-ng's syslog() source
- * read.  docs/COLLECTOR.md section 8 gives the format field by field.
+ * read.  docs/COLLECTOR.md section 13 gives the format field by field.
  *
  * Pure formatting: no loop, no state but the caller's struct
  * st_syslog_conf and the timestamp cache in it; everything is written
@@ -57,6 +57,7 @@ struct st_syslog_conf {
     int64_t cached_sec;
     char cached_date[32];
     char cached_off[8];
+    size_t gap; /* Bytes of the last "LEN SP" (syslog.c). */
 };
 
 /* One record, as forward.c found it.  Every string is borrowed; p == NULL

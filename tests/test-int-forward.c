@@ -193,8 +193,9 @@ START_TEST(test_syslog_json_escape)
                              "é😀\x80\xed\xa0\x80";
 
     st_buf_init(&b);
-    ck_assert_int_eq(
-        st__syslog_json_escape(&b, in, sizeof(in) - 1, (size_t)-1), 0);
+    ck_assert_int_eq(st__syslog_json_escape(&b, in, sizeof(in) - 1,
+                                            (size_t)-1),
+                     0);
     ck_assert_buf_str_eq(&b, "\\\"\\\\\\n\\t\\u0001\\u007fé😀\\ufffd"
                              "\\ufffd\\ufffd\\ufffd");
     /* A cut never splits a character: 2 bytes of "aé" is "a". */
@@ -259,8 +260,8 @@ START_TEST(test_syslog_names)
     ck_assert_int_eq(st__syslog_sd_id_ok("a@b"), 0);
     ck_assert_int_eq(st__syslog_sd_id_ok("a b@1"), 0);
     ck_assert_int_eq(st__syslog_sd_id_ok("a=b@1"), 0);
-    ck_assert_int_eq(
-        st__syslog_sd_id_ok("a-very-long-name-over-32@32473000"), 0);
+    ck_assert_int_eq(st__syslog_sd_id_ok("a-very-long-name-over-32@32473000"),
+                     0);
 }
 END_TEST
 
@@ -271,19 +272,22 @@ START_TEST(test_fwdconf_urls)
     struct st_fwd_url u;
     char err[512];
 
-    ck_assert_int_eq(
-        st__fwdconf_parse_url("syslog+tcp://127.0.0.1:514", &u, err, 512), 0);
+    ck_assert_int_eq(st__fwdconf_parse_url("syslog+tcp://127.0.0.1:514", &u,
+                                           err, 512),
+                     0);
     ck_assert_int_eq(u.scheme, ST_FWD_TCP);
     ck_assert_str_eq(u.host, "127.0.0.1");
     ck_assert_str_eq(u.port, "514");
     st__fwdconf_url_close(&u);
-    ck_assert_int_eq(
-        st__fwdconf_parse_url("syslog+tcp://[::1]:6514", &u, err, 512), 0);
+    ck_assert_int_eq(st__fwdconf_parse_url("syslog+tcp://[::1]:6514", &u, err,
+                                           512),
+                     0);
     ck_assert_str_eq(u.host, "::1");
     ck_assert_str_eq(u.port, "6514");
     st__fwdconf_url_close(&u);
-    ck_assert_int_eq(
-        st__fwdconf_parse_url("syslog+unix:///run/r.sock", &u, err, 512), 0);
+    ck_assert_int_eq(st__fwdconf_parse_url("syslog+unix:///run/r.sock", &u,
+                                           err, 512),
+                     0);
     ck_assert_int_eq(u.scheme, ST_FWD_UNIX);
     ck_assert_str_eq(u.path, "/run/r.sock");
     st__fwdconf_url_close(&u);
@@ -296,18 +300,18 @@ START_TEST(test_fwdconf_urls)
                      ST_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "names no port"));
     st__fwdconf_url_close(&u);
-    ck_assert_int_eq(
-        st__fwdconf_parse_url("syslog+tcp://h:70000", &u, err, 512),
-        ST_ECONFIG);
+    ck_assert_int_eq(st__fwdconf_parse_url("syslog+tcp://h:70000", &u, err,
+                                           512),
+                     ST_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "from 1 to 65535"));
     st__fwdconf_url_close(&u);
     ck_assert_int_eq(st__fwdconf_parse_url("syslog+tcp://:514", &u, err, 512),
                      ST_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "names no host"));
     st__fwdconf_url_close(&u);
-    ck_assert_int_eq(
-        st__fwdconf_parse_url("syslog+unix://relative", &u, err, 512),
-        ST_ECONFIG);
+    ck_assert_int_eq(st__fwdconf_parse_url("syslog+unix://relative", &u, err,
+                                           512),
+                     ST_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "absolute path"));
     st__fwdconf_url_close(&u);
 }
@@ -576,8 +580,7 @@ START_TEST(test_fwddest_drops_then_notes)
     uv_timer_init(&t.loop, &t.timer);
     uv_timer_start(&t.timer, tick, 10, 10);
     snprintf(url, sizeof(url), "syslog+tcp://127.0.0.1:%d", listen_any());
-    ck_assert_int_eq(st__fwddest_new(&t.loop, url, 16384, test_note, NULL,
-                                     &d),
+    ck_assert_int_eq(st__fwddest_new(&t.loop, url, 16384, test_note, NULL, &d),
                      0);
     for (i = 0; i < 20; i++)
         st__fwddest_push(d, msg, sizeof(msg));
@@ -589,8 +592,7 @@ START_TEST(test_fwddest_drops_then_notes)
     ck_assert_int_eq(t.notes, 1);
     want += strlen("6 NOTE 4");
     run_until(got_at_least, &want);
-    ck_assert_int_eq(memcmp(t.got.data + 16 * sizeof(msg), "6 NOTE 4", 8),
-                     0);
+    ck_assert_int_eq(memcmp(t.got.data + 16 * sizeof(msg), "6 NOTE 4", 8), 0);
     ck_assert_int_eq(st__fwddest_push(d, msg, sizeof(msg)), 0);
     want += sizeof(msg);
     run_until(got_at_least, &want);

@@ -260,7 +260,7 @@ def format_status(path, st):
 
 def forward_destinations(st):
     """{url: {sent, queued, queued_bytes, dropped, reconnects, connected}}
-    from the counters "forward.<url>.<name>" (docs/COLLECTOR.md section 8)."""
+    from the counters "forward.<url>.<name>" (docs/COLLECTOR.md section 13)."""
     dests = {}
     for key, value in st.items():
         if key.startswith("forward.") and "." in key[8:]:

@@ -1,4 +1,4 @@
-"""Forwarding to a syslog relay (issue 14, docs/COLLECTOR.md section 8), with
+"""Forwarding to a syslog relay (issue 14, docs/COLLECTOR.md section 13), with
 a real rsyslogd started by the tests: its own config, work directory, pid
 file and loopback port, an imtcp (or imptcp, for a Unix socket) input and an
 omfile action that writes every message's fields as one JSON line.  Nothing
