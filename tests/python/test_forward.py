@@ -493,6 +493,59 @@ class ForwardTest(TempDirTest):
         self.assertIn("records not delivered at exit (the destination read "
                       "too slowly)", col.log())
 
+    def test_sigterm_drains_the_queue(self):
+        """At SIGTERM the queue is written out (forward_drain_ms) before
+        the collector exits 0: a relay that starts reading only then gets
+        every record."""
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        self.addCleanup(srv.close)
+        go = threading.Event()
+        got = []
+
+        def relay():
+            c, _ = srv.accept()
+            go.wait(120)
+            data = b""
+            while True:
+                b = c.recv(1 << 20)
+                if not b:
+                    break
+                data += b
+            got.append(data)
+
+        t = threading.Thread(target=relay, daemon=True)
+        t.start()
+        url = "syslog+tcp://127.0.0.1:%d" % srv.getsockname()[1]
+        col = self.collector("--forward", url)
+        self.program("""\
+            from steptrace import Tracer
+            with Tracer():
+                work(20000)
+            """)
+        r = self.traced(col, "prog.py")
+        self.assertEqual(r.returncode, 0, r)
+        n = work_steps(20000)
+        st = col.status()
+        self.assertGreater(st["forward.%s.queued" % url], 0,
+                           "the kernel took everything: nothing to drain")
+        col.proc.send_signal(signal.SIGTERM)
+        go.set()
+        self.assertEqual(col.proc.wait(30), 0, col.log())
+        t.join(30)
+        data = got[0]
+        # Octet counting: LEN SP MSG, one message per record.
+        steps, i = [], 0
+        while i < len(data):
+            sp = data.index(b" ", i)
+            ln = int(data[i:sp])
+            msg = data[sp + 1:sp + 1 + ln]
+            i = sp + 1 + ln
+            steps.append(int(re.search(rb' step="(\d+)"', msg).group(1)))
+        self.assertEqual(steps, list(range(1, n + 1)))
+        self.assertNotIn("not delivered", col.log())
+
     # -- settings: forward only, @cee:, SD-ID, facility; a Unix socket --------
 
     def test_forward_only_cee_over_unix_socket(self):
