@@ -11,6 +11,7 @@
 #include "control.h"
 
 #include "conn.h"
+#include "forward.h"
 #include "pressure.h"
 #include "server.h"
 #include "stats.h"
@@ -63,7 +64,8 @@ st__control_status(struct st_conn *c, const struct st_msg *m)
     /* The X-macro list, then the values that are not counters. */
 #define XX(name, doc) +1
     r |= st_wire_pack_stats_begin(&pk, m->u.status.token,
-                                  0 ST_STATS_MAP(XX) + 10);
+                                  0 ST_STATS_MAP(XX) + 10 +
+                                      st__forward_ncounters(srv->fwd));
 #undef XX
 #define XX(name, doc) r |= st_wire_pack_counter(&pk, #name, st->name);
     ST_STATS_MAP(XX)
@@ -84,6 +86,7 @@ st__control_status(struct st_conn *c, const struct st_msg *m)
                               st->records_in > st->records_rendered
                                   ? st->records_in - st->records_rendered
                                   : 0);
+    r |= st__forward_pack_counters(srv->fwd, &pk);
     if (r != 0 || b->oom) {
         st_buf_close(b);
         return ST_ENOMEM;

@@ -43,7 +43,8 @@ enum {
     OPT_PRIVATE,
     OPT_DAEMON,
     OPT_CONFIG,
-    OPT_PID_FILE
+    OPT_PID_FILE,
+    OPT_FORWARD
 };
 
 static const struct option main_options[] = {
@@ -54,6 +55,7 @@ static const struct option main_options[] = {
     {"daemon", no_argument, NULL, OPT_DAEMON},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"pid-file", required_argument, NULL, OPT_PID_FILE},
+    {"forward", required_argument, NULL, OPT_FORWARD},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -66,7 +68,8 @@ main_usage(void)
     printf(
         "Usage: steptraced [--socket PATH] [--config FILE] [--daemon]\n"
         "                  [--pid-file FILE] [--ready-fd N] [--idle-exit S]\n"
-        "                  [--private] [--verbose] [--help] [--version]\n"
+        "                  [--forward URL]... [--private] [--verbose]\n"
+        "                  [--help] [--version]\n"
         "\n"
         "Collects steptrace records from traced Python processes over a\n"
         "Unix socket and writes their .tracer logs.\n"
@@ -77,13 +80,18 @@ main_usage(void)
         "                  else /tmp/steptrace-<uid>/steptraced.sock)\n"
         "  --config FILE   YAML settings: socket, pid_file, log_file,\n"
         "                  max_pending_bytes, max_log_bytes,\n"
-        "                  max_log_files, allow_uids\n"
+        "                  max_log_files, allow_uids, forward, facility,\n"
+        "                  sd_id, cee, max_message_bytes,\n"
+        "                  forward_queue_bytes, forward_drain_ms\n"
         "  --daemon        detach: return once listening, with the service\n"
         "                  in a new session (stdin/stdout on /dev/null)\n"
         "  --pid-file FILE write the service's pid to FILE (removed at exit)\n"
         "  --ready-fd N    write \"ready\\n\" to file descriptor N once\n"
         "                  listening, then close it\n"
         "  --idle-exit S   exit after S seconds without any client\n"
+        "  --forward URL   also send every record to a syslog relay:\n"
+        "                  syslog+tcp://HOST:PORT or syslog+unix:///PATH\n"
+        "                  (repeatable; replaces the config's forward)\n"
         "  --private       collector private to one process tree: remove\n"
         "                  the socket's directory at exit, and log only\n"
         "                  errors that the clients are not told about\n"
@@ -143,6 +151,29 @@ main_parse_idle(const char *s, uint64_t *out_ms)
     return 0;
 }
 
+/* --forward URL: checked now, kept (argv's) for after the config. */
+static int
+main_forward_arg(struct st_options *opt, const char *url)
+{
+    char why[512];
+    struct st_fwd_url u;
+    const char **urls;
+    int r;
+
+    r = st__fwdconf_parse_url(url, &u, why, sizeof(why));
+    st__fwdconf_url_close(&u);
+    if (r != 0) {
+        fprintf(stderr, "steptraced: --forward %s\n", why);
+        return EXIT_USAGE;
+    }
+    urls = realloc(opt->forward, (opt->nforward + 1) * sizeof(*urls));
+    if (urls == NULL)
+        return 1;
+    urls[opt->nforward++] = url;
+    opt->forward = urls;
+    return 0;
+}
+
 /* @return -1 to go on, else the exit status. */
 static int
 main_parse(int argc, char **argv, struct st_options *opt)
@@ -169,6 +200,10 @@ main_parse(int argc, char **argv, struct st_options *opt)
         case OPT_PRIVATE: opt->private_dir = 1; break;
         case OPT_DAEMON: opt->daemon = 1; break;
         case OPT_CONFIG: opt->config_path = optarg; break;
+        case OPT_FORWARD:
+            if ((r = main_forward_arg(opt, optarg)) != 0)
+                return r;
+            break;
         case OPT_PID_FILE:
             if (optarg[0] == '\0')
                 return main_usage_error("--pid-file is empty", NULL,
@@ -480,15 +515,25 @@ main_settings(struct st_options *opt)
 {
     char err[ST_CONFIG_ERRLEN];
 
-    if (opt->config_path == NULL)
-        return -1;
-    if (st__settings_load(&opt->set, opt->config_path, err, sizeof(err)) !=
-        0) {
+    if (opt->config_path != NULL &&
+        st__settings_load(&opt->set, opt->config_path, err, sizeof(err)) !=
+            0) {
         fprintf(stderr, "steptraced: %s\n", err);
         return EXIT_USAGE;
     }
     if (opt->pid_file == NULL)
         opt->pid_file = opt->set.pid_file;
+    /* --forward replaces the config's list (command line over config). */
+    if (opt->nforward > 0 &&
+        st__fwdconf_set_urls(&opt->set.fwd, (char *const *)opt->forward,
+                             opt->nforward) != 0)
+        return 1;
+    if (st__fwdconf_check(&opt->set.fwd, err, sizeof(err)) != 0) {
+        fprintf(stderr, "steptraced: %s%s%s\n",
+                opt->config_path != NULL ? opt->config_path : "",
+                opt->config_path != NULL ? ": " : "", err);
+        return EXIT_USAGE;
+    }
     return -1;
 }
 
@@ -548,6 +593,7 @@ main(int argc, char **argv)
 done:
     if (opt.lock_fd >= 0)
         close(opt.lock_fd);
+    free(opt.forward);
     st__settings_close(&opt.set);
     return r;
 }

@@ -11,6 +11,7 @@
 
 #include "ack.h"
 #include "conn.h"
+#include "forward.h"
 #include "server.h"
 #include "session.h"
 #include "sink.h"
@@ -81,6 +82,26 @@ const struct st_sink_owner st__region_store_owner = {
 };
 
 /* ---- REGION, REGION_END, NOTE, LOST ---- */
+
+/* A "[steptrace] ..." line of rg's file, also forwarded (forward.c; warn:
+ * a loss or an abnormal end).  With log_file: false only forwarded. */
+/* Does rg show its lines anywhere: a text file, or forwarding?  (A
+ * tracer with a step store only has its lines rendered by the reader.) */
+static int
+region_shown(const struct st_conn *c, const struct st_region *rg)
+{
+    return rg->sink != NULL || c->srv->fwd != NULL;
+}
+
+static void
+region_note_line(struct st_conn *c, struct st_region *rg, const char *line,
+                 int warn)
+{
+    if (c->srv->fwd != NULL && st__forward_note(c, rg, line, warn) != 0)
+        return;
+    if (rg->sink != NULL)
+        st__sink_note(rg->sink, line);
+}
 
 static int
 region_check(struct st_conn *c, const struct st_msg *m)
@@ -191,6 +212,7 @@ st__region_open(struct st_conn *c, const struct st_msg *m)
     rg->formats = m->u.region.formats;
     rg->sink = sink;
     rg->store = store;
+    rg->opened_us = st__forward_now_us();
     r = st__idmap_put(&c->regions, rg->id, rg);
     if (r != 0) {
         free(rg);
@@ -215,7 +237,7 @@ st__region_end(struct st_conn *c, const struct st_msg *m)
         st__store_put(c, rg->store);
         st__sink_flush(rg->store);
     }
-    if (rg->sink == NULL) {
+    if (!region_shown(c, rg)) {
         free(rg);
         return 0;
     }
@@ -225,9 +247,10 @@ st__region_end(struct st_conn *c, const struct st_msg *m)
         snprintf(line, sizeof(line),
                  "[steptrace] %llu records lost in this region",
                  (unsigned long long)rg->lost);
-        st__sink_note(rg->sink, line);
+        region_note_line(c, rg, line, 1);
     }
-    st__sink_flush(rg->sink);
+    if (rg->sink != NULL)
+        st__sink_flush(rg->sink);
     free(rg);
     return 0;
 }
@@ -248,7 +271,7 @@ st__region_note(struct st_conn *c, const struct st_msg *m)
         return ST_ESTATE;
     }
     st__store_put(c, rg->store);
-    if (rg->sink == NULL)
+    if (!region_shown(c, rg))
         return 0;
     if (st__session_escape(&c->srv->scratch, m->u.note.text.p,
                            m->u.note.text.n, &t, &tn) != 0)
@@ -262,7 +285,7 @@ st__region_note(struct st_conn *c, const struct st_msg *m)
         st_buf_close(b);
         return ST_ENOMEM;
     }
-    st__sink_note(rg->sink, b->data);
+    region_note_line(c, rg, b->data, 0);
     b->len = 0;
     return 0;
 }
@@ -342,13 +365,14 @@ st__region_process_ended(struct st_conn *c, int kind, int sig,
     }
     while ((rg = st__idmap_next(&c->regions, &it)) != NULL) {
         /* A region with nothing written has no file to end. */
-        if (rg->sink == NULL ||
+        if (!region_shown(c, rg) ||
             (rg->steps == 0 && rg->async_steps == 0 && partial == 0))
             continue;
         if (partial > 0)
-            st__sink_note(rg->sink,
-                          "[steptrace] 1 record lost in this "
-                          "region: the process ended while writing it");
+            region_note_line(c, rg,
+                             "[steptrace] 1 record lost in this "
+                             "region: the process ended while writing it",
+                             1);
         if (kind == ST_RING_END_SIGNAL)
             snprintf(line, sizeof(line),
                      "[steptrace] the process ended by "
@@ -366,7 +390,8 @@ st__region_process_ended(struct st_conn *c, int kind, int sig,
                      "after step %llu without ending the region (killed "
                      "by SIGKILL or the out-of-memory killer?)",
                      (unsigned long long)rg->steps);
-        st__sink_note(rg->sink, line);
-        st__sink_flush(rg->sink);
+        region_note_line(c, rg, line, kind != ST_RING_END_EXEC);
+        if (rg->sink != NULL)
+            st__sink_flush(rg->sink);
     }
 }

@@ -39,6 +39,7 @@ struct st_region {
     uint32_t rec_first_tid;
     int rec_seen_tid;
     int rec_multi_thread;
+    uint64_t opened_us; /* Wall clock at REGION (forward.c's run). */
 };
 
 /* REGION: a new region, and for the tracer's first its sink.

@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "control.h"
+#include "forward.h"
 #include "input.h"
 #include "log.h"
 #include "pressure.h"
@@ -121,7 +122,10 @@ server_measure_cb(uv_timer_t *t)
 {
     struct st_server *srv = t->data;
 
-    st__pressure_measure(&srv->pressure, server_rss());
+    size_t rss = server_rss(), fwd = st__forward_queued_bytes(srv->fwd);
+
+    /* Forward queues have their own bound and never push back. */
+    st__pressure_measure(&srv->pressure, rss > fwd ? rss - fwd : 0);
 }
 
 static void
@@ -164,6 +168,8 @@ server_close_rest(struct st_server *srv)
     server_close_handle((uv_handle_t *)&srv->flush_timer);
     server_close_handle((uv_handle_t *)&srv->ring_timer);
     server_close_handle((uv_handle_t *)&srv->ring_idle);
+    /* Every record is in: the forward queues drain, then close. */
+    st__forward_stop(srv->fwd);
 }
 
 void
@@ -488,6 +494,8 @@ st__server_run(const struct st_options *opt)
     srv.sinks.max_log_bytes = opt->set.max_log_bytes;
     srv.sinks.max_log_files = opt->set.max_log_files;
     server_init_handles(&srv);
+    if (st__forward_new(&loop, &opt->set.fwd, &srv.fwd) != 0)
+        st__log("out of memory for the forward destinations");
     if (server_listen(&srv) != 0) {
         /* Nothing was bound: stopping only closes the handles. */
         srv.sock_ino = 0;
@@ -508,6 +516,8 @@ st__server_run(const struct st_options *opt)
                        ST_MEASURE_MS);
         st__log_info("listening on %s (pid %d, version %s)", opt->socket_path,
                      (int)getpid(), ST_VERSION);
+        if (srv.fwd != NULL)
+            st__forward_start(srv.fwd);
         server_announce(&srv);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -518,5 +528,6 @@ st__server_run(const struct st_options *opt)
     }
     st__sink_pool_free(&srv.sinks);
     server_scratch_free(&srv.scratch);
+    st__forward_free(srv.fwd);
     return status;
 }

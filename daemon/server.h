@@ -28,6 +28,7 @@
 #include "stats.h"
 
 struct st_conn;
+struct st_forward;
 
 /* Scratch memory reused by every STEP (one loop thread). */
 struct st_scratch {
@@ -56,6 +57,9 @@ struct st_options {
     int lock_fd; /* Owned: flock on "<socket>.lock". */
     char lock_path[4200];
     struct st_settings set; /* Owned: the --config values. */
+    const char **forward;   /* Owned array of borrowed (argv) --forward
+                               URLs. */
+    size_t nforward;
 };
 
 struct st_server {
@@ -92,6 +96,7 @@ struct st_server {
                                     ST_MEASURE_MS (pressure.c). */
     struct st_stats stats;
     struct st_scratch scratch;
+    struct st_forward *fwd; /* Owned or NULL: forwarding (forward.c). */
 };
 
 /*

@@ -9,6 +9,7 @@
  *   max_log_bytes: 104857600      # rotate every file at this size at most
  *   max_log_files: 10             # keep at most this many backups
  *   allow_uids: [1001, alice]     # who else may connect (uids or names)
+ *   forward: [syslog+tcp://127.0.0.1:514]   # and the keys of fwdconf.c
  *
  * Keys may use hyphens for underscores.  An unknown key, a value of the
  * wrong type or out of range is one error line "FILE:LINE:COLUMN: ...".
@@ -29,7 +30,8 @@
 
 #define SETTINGS_KEYS                                                         \
     "socket, pid_file, log_file, max_pending_bytes, max_log_bytes, "          \
-    "max_log_files, allow_uids, log_format"
+    "max_log_files, allow_uids, log_format, forward, facility, sd_id, cee, "  \
+    "max_message_bytes, forward_queue_bytes, forward_drain_ms"
 /* max_pending_bytes below this could not hold one largest frame. */
 #define SETTINGS_MIN_PENDING (1u << 20)
 
@@ -38,6 +40,7 @@ st__settings_init(struct st_settings *st)
 {
     memset(st, 0, sizeof(*st));
     st->max_pending = ST_DEFAULT_MAX_PENDING;
+    st__fwdconf_init(&st->fwd);
 }
 
 void
@@ -47,6 +50,7 @@ st__settings_close(struct st_settings *st)
     free(st->pid_file);
     free(st->log_file);
     free(st->allow_uids);
+    st__fwdconf_close(&st->fwd);
     st__settings_init(st);
 }
 
@@ -196,6 +200,10 @@ settings_key(struct st_settings *st, const struct st_config *cfg,
     uint64_t x;
     int r;
 
+    /* Forwarding's keys, and log_file: false (fwdconf.c). */
+    r = st__fwdconf_key(&st->fwd, cfg, k, v, err, errlen);
+    if (r != ST_FWDCONF_NOT_MINE)
+        return r;
     if (settings_key_is(key, "socket"))
         return settings_path(cfg, v, "socket", &st->socket, err, errlen);
     if (settings_key_is(key, "pid_file"))

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwdconf.h"
+
 /* Default bound on the collector's memory (max_pending_bytes). */
 #define ST_DEFAULT_MAX_PENDING (64u * 1024 * 1024)
 
@@ -25,6 +27,7 @@ struct st_settings {
                                the collector (ST_FORMAT_*; 0: text). */
     uint32_t *allow_uids;   /* Owned: uids besides our own. */
     size_t nallow;
+    struct st_fwdconf fwd; /* Owned: forwarding (fwdconf.h). */
 };
 
 /* Defaults: nothing set, max_pending = ST_DEFAULT_MAX_PENDING.  Pairs

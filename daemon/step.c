@@ -9,6 +9,7 @@
 #include "step.h"
 
 #include "conn.h"
+#include "forward.h"
 #include "region.h"
 #include "server.h"
 #include "session.h"
@@ -224,6 +225,14 @@ step_carry(struct st_conn *c, uint32_t tid, uint64_t runtime_ns)
         t->carry_ns += runtime_ns;
 }
 
+/* Are rg's records rendered (views built): a text file or forwarding
+ * wants them?  A tracer with a step store only keeps the state. */
+static int
+step_rendered(const struct st_conn *c, const struct st_region *rg)
+{
+    return rg->sink != NULL || c->srv->fwd != NULL;
+}
+
 /* Makes room for `ndead` dead values and the two view arrays. */
 static int
 step_scratch_reserve(struct st_scratch *sc, size_t ndead, size_t ng, size_t nl)
@@ -255,7 +264,8 @@ step_vars(struct st_conn *c, const struct st_msg *m, struct st_region *rg,
     size_t ng = m->u.step.nglobals, nl = m->u.step.nlocals;
     /* Without a text file only the state is kept (for the stores'
      * prologues): no views. */
-    int changed = rg->var_mode == ST_VARMODE_CHANGED && rg->sink != NULL;
+    int rendered = step_rendered(c, rg);
+    int changed = rg->var_mode == ST_VARMODE_CHANGED && rendered;
     int module = (f->flags & ST_FRAME_MODULE) != 0;
     int r;
 
@@ -274,7 +284,7 @@ step_vars(struct st_conn *c, const struct st_msg *m, struct st_region *rg,
         v->nglobals = ng;
         v->nlocals = module ? 0 : nl;
     }
-    else if (rg->var_mode == ST_VARMODE_ALL && rg->sink != NULL) {
+    else if (rg->var_mode == ST_VARMODE_ALL && rendered) {
         /* Module-level code: its locals are the globals, shown once. */
         v->nglobals = f->scope->vars.n;
         v->nlocals = module ? 0 : f->locals.n;
@@ -309,11 +319,16 @@ step_write(struct st_conn *c, struct st_region *rg, struct st_frame *f,
         t->carry_ns = 0;
     }
     v->thread = step_thread(c, rg, f, tidbuf, sizeof(tidbuf));
-    if (rg->sink == NULL)
+    if (!step_rendered(c, rg))
         return 0; /* Steps only: the count and threads are kept. */
     r = step_locations(c, rg, f, lineno, &v->nlocs);
     v->locs = c->srv->scratch.locs;
     if (r == 0) {
+        /* Forwarding (forward.c); with log_file: false, only that. */
+        if (c->srv->fwd != NULL && st__forward_step(c, rg, f, v) != 0)
+            return 0;
+        if (rg->sink == NULL)
+            return 0;
         st_record_format_step(st__sink_begin(rg->sink), v);
         /* File errors are counted for the ACK, not protocol errors. */
         st__sink_commit(rg->sink);
@@ -437,6 +452,10 @@ st__step_async(struct st_conn *c, const struct st_msg *m)
     if (rg->level >= ST_LEVEL_ERROR)
         return 0;
     ++rg->async_steps;
+    /* Forwarding (forward.c); with log_file: false, only that. */
+    if (c->srv->fwd != NULL &&
+        st__forward_async(c, rg, m, rg->async_steps) != 0)
+        return 0;
     if (rg->sink == NULL)
         return 0;
     /* The body is the agent's text, lines with newlines: written as is

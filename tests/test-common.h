@@ -35,6 +35,8 @@ Suite *sink_suite(void);
 Suite *idmap_suite(void);
 /* test-int-pressure.c */
 Suite *pressure_suite(void);
+/* test-int-forward.c */
+Suite *forward_suite(void);
 
 /*
  * Asserts that the bytes in a struct st_buf equal the string literal or

@@ -209,6 +209,41 @@ config_error(const char *text, char *err, size_t errlen)
     return st;
 }
 
+/* Forwarding's settings (issue 14): one line naming the problem and the
+ * fix, exit status 2, nothing started. */
+START_TEST(test_service_forward_errors)
+{
+    const char *bad_url[] = {"--socket", D.sock, "--forward",
+                             "udp://127.0.0.1:514", NULL};
+    const char *no_port[] = {"--socket", D.sock, "--forward",
+                             "syslog+tcp://localhost", NULL};
+    char err[2048], *out;
+
+    unlink(D.err);
+    ck_assert_int_eq(run_steptraced(bad_url, NULL), 2);
+    out = slurp(D.err);
+    ck_assert_str_eq(out, "steptraced: --forward 'udp://127.0.0.1:514' is "
+                          "not a forward destination; write "
+                          "syslog+tcp://HOST:PORT or syslog+unix:///PATH\n");
+    free(out);
+    unlink(D.err);
+    ck_assert_int_eq(run_steptraced(no_port, NULL), 2);
+    out = slurp(D.err);
+    ck_assert_ptr_nonnull(strstr(out, "names no port"));
+    free(out);
+    ck_assert_int_eq(config_error("log_file: false\n", err, sizeof(err)), 2);
+    ck_assert_ptr_nonnull(strstr(err, "bad.yaml: log_file: false turns the "
+                                      ".tracer files off, but no forward "
+                                      "destination is set"));
+    ck_assert_int_eq(config_error("forward: [syslog+tcp://h:1, x]\n", err,
+                                  sizeof(err)),
+                     2);
+    ck_assert_ptr_nonnull(strstr(err, "bad.yaml:1:29: forward: 'x' is not a "
+                                      "forward destination"));
+    assert_missing(D.sock);
+}
+END_TEST
+
 START_TEST(test_service_config_errors)
 {
     char err[2048], want[PATH_MAX + 200];
@@ -222,7 +257,9 @@ START_TEST(test_service_config_errors)
     xsnprintf(want,
               "steptraced: %s:2:1: unknown key 'bogus' (valid keys: "
               "socket, pid_file, log_file, max_pending_bytes, "
-              "max_log_bytes, max_log_files, allow_uids, log_format)\n",
+              "max_log_bytes, max_log_files, allow_uids, log_format, "
+              "forward, facility, sd_id, cee, max_message_bytes, "
+              "forward_queue_bytes, forward_drain_ms)\n",
               p);
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(config_error("max_pending_bytes: lots\n", err,
@@ -978,6 +1015,7 @@ service_suite(void)
 
     add_test(s, "config", test_service_config_applies, 0);
     add_test(s, "config-errors", test_service_config_errors, 0);
+    add_test(s, "forward-errors", test_service_forward_errors, 0);
     add_test(s, "pid-file", test_service_pid_file_option, 0);
     add_test(s, "lock", test_service_lock_one_collector_per_socket, 0);
     add_test(s, "status", test_service_status_counters, 1);

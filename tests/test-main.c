@@ -31,6 +31,7 @@ static const suite_fn suites[] = {
     sink_suite,
     idmap_suite,
     pressure_suite,
+    forward_suite,
 #else
 #error "compile test-main.c with one -DST_TEST_AREA_<AREA>"
 #endif

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS="gcc libc6-dev meson ninja-build pkg-config python3 python3-dev
 python3-venv python3-pip python3-mesonpy python3-pytest libuv1-dev
-libmsgpack-dev libyaml-dev check clang-format clang"
+libmsgpack-dev libyaml-dev check clang-format clang rsyslog"
 
 missing=""
 for p in $PKGS; do

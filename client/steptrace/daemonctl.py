@@ -43,8 +43,9 @@ Drives the steptraced collector service.
             config's log_file, else to steptraced.log next to the socket
   stop      stop it (SIGTERM: it writes what it received, then exits)
   status    print its counters: connections, records in and written,
-            bytes, records dropped by reason, rotations, write errors;
-            exit status 3 when it is not running
+            bytes, records dropped by reason, rotations, write errors,
+            and per forward destination sent, queued, dropped,
+            reconnects; exit status 3 when it is not running
 
 options:
   --socket PATH   the collector's socket (default: the config's socket,
@@ -253,7 +254,33 @@ def format_status(path, st):
            _fmt_bytes(g("max_pending_bytes", 0)), g("paused", 0),
            g("pauses", 0)),
     ]
+    lines += _format_forward(st)
     return "\n".join(lines) + "\n"
+
+
+def forward_destinations(st):
+    """{url: {sent, queued, queued_bytes, dropped, reconnects, connected}}
+    from the counters "forward.<url>.<name>" (docs/COLLECTOR.md section 13)."""
+    dests = {}
+    for key, value in st.items():
+        if key.startswith("forward.") and "." in key[8:]:
+            url, name = key[8:].rsplit(".", 1)
+            dests.setdefault(url, {})[name] = value
+    return dests
+
+
+def _format_forward(st):
+    """One line per forward destination, in the order of the counters."""
+    lines = []
+    for url, d in forward_destinations(st).items():
+        g = d.get
+        lines.append(
+            "  forward          %s: %s, %d sent, %d queued (%s), %d dropped, "
+            "%d reconnects"
+            % (url, "connected" if g("connected") else "not connected",
+               g("sent", 0), g("queued", 0), _fmt_bytes(g("queued_bytes", 0)),
+               g("dropped", 0), g("reconnects", 0)))
+    return lines
 
 
 def _find_steptraced():
