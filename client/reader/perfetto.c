@@ -44,9 +44,20 @@ struct pf_async {
     char *name; /* Owned. */
     size_t name_n;
     uint64_t time_ns; /* The record's region time. */
-    uint64_t ts;      /* The b event's time. */
     uint64_t id;
 };
+
+/* An async event written into rd_perfetto.pend, its time to come. */
+struct pf_pend {
+    size_t start; /* Its bytes in pend, up to the next one's start. */
+    size_t tsat;  /* Where its time goes (PF_TS_WIDTH spaces). */
+    uint64_t wall;
+};
+
+/* Room for a time in microseconds: 20 digits, a point and 3 more. */
+#define PF_TS_WIDTH 24
+/* Async events held at most before they are placed anyway. */
+#define PF_MAX_PEND 4096
 
 /* A process seen: where its next file's times start. */
 struct pf_pid {
@@ -67,6 +78,13 @@ struct rd_perfetto {
     uint64_t next_id;
     struct pf_pid *pids; /* Owned. */
     size_t npids, pidcap;
+    /* Async events wait for the thread's next record (pf_async_place). */
+    struct st_buf pend;    /* Owned. */
+    struct pf_pend *pends; /* Owned. */
+    size_t npend, pendcap;
+    int64_t delta;     /* Time minus region time of the last placed. */
+    int anchored;      /* delta is set. */
+    uint64_t async_ts; /* The last async event's time. */
 };
 
 /* ---- events ---- */
@@ -459,14 +477,43 @@ pf_async_parse(struct st_str body, struct pf_async_line *out)
     out->has_dur = 1;
 }
 
-/* Starts a b or e event of a: its category, id and name. */
+/* Starts an async event at region time `wall`, held in p->pend until
+ * pf_async_place gives it a time.  @return the buffer to add its fields
+ * to (and the closing brace). */
 static struct st_buf *
-pf_async_event(struct rd_perfetto *p, const char *ph, const struct pf_async *a,
-               uint64_t ts)
+pf_async_event(struct rd_perfetto *p, const char *ph, uint64_t wall)
+{
+    static const char spaces[PF_TS_WIDTH + 1] = "                        ";
+    struct pf_pend *e = st_grow(p->pends, &p->pendcap, p->npend + 1,
+                                sizeof(*e), 16);
+    struct st_buf *o = &p->pend;
+
+    if (e == NULL) {
+        o->oom = 1;
+        return o;
+    }
+    p->pends = e;
+    e = &p->pends[p->npend++];
+    e->start = o->len;
+    e->wall = wall;
+    RD_JSON_LIT(o, "{\"ph\":\"");
+    rd_json_raw(o, ph, strlen(ph));
+    RD_JSON_LIT(o, "\",\"pid\":");
+    rd_json_u64(o, p->pid);
+    RD_JSON_LIT(o, ",\"tid\":");
+    rd_json_u64(o, p->now_tid);
+    RD_JSON_LIT(o, ",\"ts\":");
+    e->tsat = o->len;
+    rd_json_raw(o, spaces, PF_TS_WIDTH);
+    return o;
+}
+
+/* The category, id and name of a's b and e events. */
+static void
+pf_async_fields(struct st_buf *o, const struct pf_async *a)
 {
     static const char *const cats[] = {"async", "coroutine", "await", "task"};
     static const char *const pre[] = {"", "", "await ", "task "};
-    struct st_buf *o = pf_event(p, ph, p->now_tid, ts);
 
     RD_JSON_LIT(o, ",\"cat\":\"");
     rd_json_raw(o, cats[a->kind], strlen(cats[a->kind]));
@@ -476,7 +523,53 @@ pf_async_event(struct rd_perfetto *p, const char *ph, const struct pf_async *a,
     rd_json_raw(o, pre[a->kind], strlen(pre[a->kind]));
     rd_json_chars(o, a->name, a->name_n);
     rd_json_raw(o, "\"", 1);
-    return o;
+}
+
+/*
+ * Gives the held async events their times and writes them.  They were
+ * recorded after the latest record (p->now) and before the next one of
+ * that thread (hi, or UINT64_MAX when it is not known): each is placed
+ * by its region time, as far from the last placed one as their region
+ * times are apart, kept within [now, hi] (the program's time leaves out
+ * steptrace's own, the region's clock does not, so the two drift), and
+ * never before the last placed one, so that an e never precedes its b.
+ */
+static void
+pf_async_place(struct rd_perfetto *p, uint64_t hi)
+{
+    size_t i, end, n;
+    char num[PF_TS_WIDTH + 8];
+    struct st_buf nb;
+
+    for (i = 0; i < p->npend && !p->pend.oom; i++) {
+        struct pf_pend *e = &p->pends[i];
+        int64_t est = p->anchored ? p->delta + (int64_t)e->wall
+                                  : (int64_t)p->now;
+        uint64_t ts = est < (int64_t)p->now ? p->now : (uint64_t)est;
+
+        if (ts > hi)
+            ts = hi > p->now ? hi : p->now;
+        if (ts < p->async_ts)
+            ts = p->async_ts;
+        p->async_ts = ts;
+        p->delta = (int64_t)ts - (int64_t)e->wall;
+        p->anchored = 1;
+        st_buf_init(&nb);
+        st_buf_borrow(&nb, num, sizeof(num));
+        rd_json_us(&nb, ts);
+        n = nb.len <= PF_TS_WIDTH ? nb.len : PF_TS_WIDTH;
+        memcpy(p->pend.data + e->tsat + PF_TS_WIDTH - n, nb.data, n);
+        st_buf_close(&nb);
+        end = i + 1 < p->npend ? p->pends[i + 1].start : p->pend.len;
+        if (p->nevents++ > 0)
+            rd_json_raw(&rd_out, ",", 1);
+        rd_json_raw(&rd_out, "\n", 1);
+        rd_json_raw(&rd_out, p->pend.data + e->start, end - e->start);
+    }
+    if (p->pend.oom)
+        rd_out.oom = 1;
+    p->npend = 0;
+    p->pend.len = 0;
 }
 
 /* The open slice an end closes: same kind, region and name, and the
@@ -537,20 +630,20 @@ pf_async(struct rd_perfetto *p, const struct st_replay *rp)
         a->kind = kind;
         a->region_id = m->u.async.region_id;
         a->time_ns = m->u.async.time_ns;
-        a->ts = p->now;
         a->id = ++p->next_id;
-        o = pf_async_event(p, "b", a, a->ts);
+        o = pf_async_event(p, "b", a->time_ns);
+        pf_async_fields(o, a);
     }
     else if (l.begin == 0 &&
              (at = pf_async_match(p, kind, m->u.async.region_id,
                                   m->u.async.time_ns, &l)) >= 0) {
-        a = &p->asyncs[at];
-        o = pf_async_event(p, "e", a, a->ts > p->now ? a->ts : p->now);
+        o = pf_async_event(p, "e", m->u.async.time_ns);
+        pf_async_fields(o, &p->asyncs[at]);
     }
     else {
         const char *nl = memchr(m->u.async.body.p, '\n', m->u.async.body.n);
 
-        o = pf_event(p, "i", p->now_tid, p->now);
+        o = pf_async_event(p, "i", m->u.async.time_ns);
         RD_JSON_LIT(o, ",\"s\":\"p\",\"cat\":\"async\",\"name\":");
         rd_json_str(o, m->u.async.body.p,
                     nl ? (size_t)(nl - m->u.async.body.p) : m->u.async.body.n);
@@ -562,6 +655,8 @@ pf_async(struct rd_perfetto *p, const struct st_replay *rp)
         pf_async_free(&p->asyncs[at]);
         p->asyncs[at] = p->asyncs[--p->nasync];
     }
+    if (p->npend >= PF_MAX_PEND)
+        pf_async_place(p, UINT64_MAX);
     return 0;
 }
 
@@ -623,6 +718,7 @@ pf_end_file(struct rd_perfetto *p)
 
     if (!p->started)
         return;
+    pf_async_place(p, UINT64_MAX);
     while ((t = st__idmap_next(&p->threads, &it)) != NULL) {
         pf_close_step(p, t, t->last_ts);
         pf_pop_to(p, t, 0, t->last_ts);
@@ -635,15 +731,18 @@ pf_end_file(struct rd_perfetto *p)
     st__idmap_init(&p->threads);
     for (i = 0; i < p->nasync; i++) {
         struct pf_async *a = &p->asyncs[i];
-        uint64_t ts = a->ts > p->now ? a->ts : p->now;
-        struct st_buf *o = pf_async_event(p, "e", a, ts);
+        uint64_t ts = p->async_ts > p->now ? p->async_ts : p->now;
+        struct st_buf *o = pf_event(p, "e", p->now_tid, ts);
 
+        pf_async_fields(o, a);
         RD_JSON_LIT(o, ",\"args\":{\"unfinished\":true}}");
         if (ts > end)
             end = ts;
         pf_async_free(a);
     }
     p->nasync = 0;
+    p->anchored = 0;
+    p->async_ts = 0;
     for (i = 0; i < p->npids; i++)
         if (p->pids[i].pid == p->pid && p->pids[i].end < end)
             p->pids[i].end = end;
@@ -673,6 +772,9 @@ rd_perfetto_record(struct rd_perfetto *p, struct st_replay *rp,
     }
     if (!p->started && pf_start(p, rp) != 0)
         return -1;
+    if (p->npend > 0 && rec->f != NULL)
+        pf_async_place(p, rec->f->tid == p->now_tid ? p->offset + rec->clock_ns
+                                                    : UINT64_MAX);
     switch (rec->what) {
     case ST_RP_STEP: return pf_step(p, rp);
     case ST_RP_EVENT: return pf_call_event(p, rp);
@@ -691,6 +793,7 @@ rd_perfetto_new(struct rd_perfetto **out)
     if (p == NULL)
         return ST_ENOMEM;
     st__idmap_init(&p->threads);
+    st_buf_init(&p->pend);
     RD_JSON_LIT(&rd_out, "{\"displayTimeUnit\":\"ns\",\"otherData\":"
                          "{\"producer\":\"steptrace export\"},"
                          "\"traceEvents\":[");
@@ -721,5 +824,7 @@ rd_perfetto_free(struct rd_perfetto *p)
         pf_async_free(&p->asyncs[i]);
     free(p->asyncs);
     free(p->pids);
+    free(p->pends);
+    st_buf_close(&p->pend);
     free(p);
 }
