@@ -423,9 +423,15 @@ class PerfettoTest(ExportCase):
                 inner(3)
             outer()
         """), status=-signal.SIGKILL, wait=True)
-        # The collector ends the file when it sees the process gone.
-        self.assertTrue(helpers.wait_until(
-            lambda: self.jsonl(p)[-1]["kind"] == "steptrace", 20))
+        # The collector ends the file when it sees the process gone (the
+        # file may still be empty, claimed, at first).
+        def ended():
+            try:
+                return self.jsonl(p)[-1]["kind"] == "steptrace"
+            except (AssertionError, IndexError):
+                return False
+
+        self.assertTrue(helpers.wait_until(ended, 20))
         events, _ = self.check_structure(self.perfetto(p))
         last = max(e["ts"] for e in events)
         ends = [e for e in events if e["ph"] == "E" and e["ts"] == last]
