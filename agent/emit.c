@@ -175,9 +175,10 @@ emit_wire(struct st_trace_region *r, struct st_tstate *ts, size_t idx,
         emit_announce_frame(r, ts, idx);
     if (rec->kind != ST_EVENT_STEP) {
         keep = st__outbox_batch.len;
-        st_wire_pack_event(&st__outbox_pk, r->id, e->id, rec->line,
-                           rec->runtime, (uint32_t)rec->kind,
-                           rec->detail ? rec->detail : "", rec->detail_len);
+        (void)st_wire_put_event(&st__outbox_batch, r->id, e->id, rec->line,
+                                rec->runtime, (uint32_t)rec->kind,
+                                rec->detail ? rec->detail : "",
+                                rec->detail_len);
     }
     else if (rec->vars) {
         emit_send_change_strings(rec->gch);

@@ -360,6 +360,23 @@ st_wire_put_var_set(struct st_buf *b, uint32_t name_sid, uint32_t type_sid,
 }
 
 int
+st_wire_put_event(struct st_buf *b, uint32_t region_id, uint32_t frame_id,
+                  uint32_t lineno, uint64_t runtime_ns, uint32_t kind,
+                  const char *detail, size_t n)
+{
+    const uint64_t v[5] = {region_id, frame_id, lineno, runtime_ns, kind};
+
+    if (n > UINT32_MAX || st_buf_reserve(b, 56 + n) != 0 ||
+        wire_put_uints(b, 7, ST_MSG_EVENT, v, 5) != 0)
+        return ST_ENOMEM;
+    b->len += wire_put_head((unsigned char *)b->data + b->len, n, 1);
+    if (n > 0)
+        memcpy(b->data + b->len, detail, n);
+    b->len += n;
+    return 0;
+}
+
+int
 st_wire_put_var_del(struct st_buf *b, uint32_t name_sid)
 {
     const uint64_t v[1] = {name_sid};

@@ -93,6 +93,40 @@ START_TEST(test_wire_put_frame_matches_packer)
 }
 END_TEST
 
+/* The direct EVENT encoder writes what st_wire_pack_event() does, at
+ * every size boundary of the integers and of the detail's str head. */
+START_TEST(test_wire_put_event_matches_packer)
+{
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536};
+    static const uint64_t vals[] = {0,     1,          127,       128,
+                                    65535, UINT32_MAX, UINT64_MAX};
+    char *text = malloc(65536);
+    size_t i, j;
+
+    ck_assert_ptr_nonnull(text);
+    memset(text, 'd', 65536);
+    for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        for (j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) {
+            uint32_t v32 = (uint32_t)vals[j];
+            struct packed p;
+            struct st_buf b;
+
+            packed_init(&p);
+            st_buf_init(&b);
+            ck_assert_int_eq(st_wire_pack_event(&p.pk, v32, v32, 3, vals[j],
+                                                ST_EVENT_RETURN, text,
+                                                lens[i]),
+                             0);
+            ck_assert_int_eq(st_wire_put_event(&b, v32, v32, 3, vals[j],
+                                               ST_EVENT_RETURN, text, lens[i]),
+                             0);
+            same_bytes_close(&p, &b);
+        }
+    }
+    free(text);
+}
+END_TEST
+
 /* The direct diff encoders write what the packer does, at every size
  * boundary of the array and str heads. */
 START_TEST(test_wire_put_diff_matches_packer)
@@ -264,4 +298,5 @@ wire_put_tests(const struct wire_tcases *tc)
     tcase_add_test(tc->round_trip, test_wire_put_frame_matches_packer);
     tcase_add_test(tc->round_trip, test_wire_line_round_trip);
     tcase_add_test(tc->round_trip, test_wire_put_diff_matches_packer);
+    tcase_add_test(tc->round_trip, test_wire_put_event_matches_packer);
 }

@@ -457,6 +457,10 @@ int st_wire_put_frame_end(struct st_buf *b, uint32_t frame_id);
  * runtime travels in 100 ns units, rounded half up, decoded as ns. */
 int st_wire_put_line(struct st_buf *b, uint32_t frame_id, uint32_t lineno,
                      uint64_t runtime_ns);
+/* EVENT, byte for byte as st_wire_pack_event() writes it. */
+int st_wire_put_event(struct st_buf *b, uint32_t region_id, uint32_t frame_id,
+                      uint32_t lineno, uint64_t runtime_ns, uint32_t kind,
+                      const char *detail, size_t n);
 
 /* ---- The step store's own records (docs/STEP-STORE.md) ---- */
 
