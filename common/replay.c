@@ -368,8 +368,8 @@ static int
 replay_reserve(struct st_replay *rp, struct st_var_view **views, size_t *cap,
                size_t n)
 {
-    char **dead = st_grow(rp->dead, &rp->deadcap, rp->ndead + n,
-                          sizeof(*dead), 16);
+    char **dead = st_grow(rp->dead, &rp->deadcap, rp->ndead + n, sizeof(*dead),
+                          16);
     struct st_var_view *v;
 
     if (dead == NULL)
@@ -620,8 +620,7 @@ replay_line(struct st_replay *rp, const char *text, size_t n)
 static int
 replay_on_note(struct st_replay *rp, const struct st_msg *m)
 {
-    struct st_rp_region *rg = st__idmap_get(&rp->regions,
-                                            m->u.note.region_id);
+    struct st_rp_region *rg = st__idmap_get(&rp->regions, m->u.note.region_id);
     struct st_buf *b = &rp->lines;
     const char *t;
     size_t tn;
@@ -666,11 +665,11 @@ static const char *
 replay_signame(uint32_t sig, char *buf, size_t n)
 {
     static const char *const names[] = {
-        "signal 0", "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",   "SIGTRAP",
-        "SIGABRT",  "SIGBUS",  "SIGFPE",    "SIGKILL", "SIGUSR1",  "SIGSEGV",
+        "signal 0", "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",    "SIGTRAP",
+        "SIGABRT",  "SIGBUS",  "SIGFPE",    "SIGKILL", "SIGUSR1",   "SIGSEGV",
         "SIGUSR2",  "SIGPIPE", "SIGALRM",   "SIGTERM", "SIGSTKFLT", NULL,
-        NULL,       NULL,      NULL,        NULL,      NULL,       NULL,
-        "SIGXCPU",  "SIGXFSZ", "SIGVTALRM", "SIGPROF", NULL,       "SIGIO",
+        NULL,       NULL,      NULL,        NULL,      NULL,        NULL,
+        "SIGXCPU",  "SIGXFSZ", "SIGVTALRM", "SIGPROF", NULL,        "SIGIO",
         "SIGPWR",   "SIGSYS",
     };
 
@@ -930,8 +929,7 @@ replay_render_step(struct st_replay *rp, struct st_buf *out)
             r = replay_state_views(rp, &f->scope->vars, &rp->gviews,
                                    &rp->gcap);
             if (r == 0 && !module)
-                r = replay_state_views(rp, &f->locals, &rp->lviews,
-                                       &rp->lcap);
+                r = replay_state_views(rp, &f->locals, &rp->lviews, &rp->lcap);
             if (r != 0)
                 return r;
             rp->ngviews = f->scope->vars.n;

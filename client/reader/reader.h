@@ -25,8 +25,7 @@
 /* Called after each record of a file is applied (rp->rec).  `file` is
  * the file's name.  @return 0 to go on, 1 to stop reading (every file),
  * or -1 on an output error (stop, status 1). */
-typedef int (*rd_record_fn)(struct st_replay *rp, const char *file,
-                            void *ctx);
+typedef int (*rd_record_fn)(struct st_replay *rp, const char *file, void *ctx);
 
 /*
  * Reads each of files[0..n-1] alone at `level` and `var_mode` (0: as

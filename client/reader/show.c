@@ -181,8 +181,7 @@ show_add_source(size_t start, const char *file, uint32_t lineno)
         r = ST_ENOMEM;
     }
     else {
-        memmove(rd_out.data + at + add.len, rd_out.data + at,
-                rd_out.len - at);
+        memmove(rd_out.data + at + add.len, rd_out.data + at, rd_out.len - at);
         memcpy(rd_out.data + at, add.data, add.len);
         rd_out.len += add.len;
     }
@@ -236,11 +235,11 @@ show_passes(const struct show_opts *o, struct st_replay *rp)
         return !show_filtered(o);
     if (f == NULL)
         return 0;
-    if (o->nfuncs > 0 &&
-        (f->func == NULL || !show_in(o->funcs, o->nfuncs, f->func->p,
-                                     f->func->n)))
+    if (o->nfuncs > 0 && (f->func == NULL || !show_in(o->funcs, o->nfuncs,
+                                                      f->func->p, f->func->n)))
         return 0;
-    if (o->nglobs > 0 && (f->file == NULL || !show_file_matches(o, f->file->p)))
+    if (o->nglobs > 0 &&
+        (f->file == NULL || !show_file_matches(o, f->file->p)))
         return 0;
     if (o->nthreads > 0) {
         char tmp[16];
