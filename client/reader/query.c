@@ -71,6 +71,7 @@ struct query_ctx {
     uint64_t matches;
     uint64_t shown;  /* Steps evaluated. */
     uint64_t hidden; /* Steps the view's level does not show. */
+    int skip_vars;   /* No variable is read or printed (replay.h). */
 };
 
 static int
@@ -80,6 +81,9 @@ query_record(struct st_replay *rp, const char *file, void *ctx)
     const struct st_rp_record *rec = &rp->rec;
 
     if (file != q->file) {
+        /* A file's first record is its STORE header: no variable has
+         * been applied yet. */
+        rp->skip_vars = q->skip_vars;
         rd_qexpr_reset(q->expr);
         q->file = file;
     }
@@ -216,8 +220,14 @@ query_option(struct query_opts *o, int argc, char **argv, int *i)
 static int
 query_run(struct query_ctx *q, char **files, int nfiles)
 {
-    int r = rd_each_file(files, nfiles, q->o.level, q->o.mode, query_record,
-                         q);
+    int r;
+
+    /* Counting steps by their location, or printing them without
+     * variables: the replay need not keep the variables' state, which is
+     * most of its cost. */
+    q->skip_vars = !rd_qexpr_uses_vars(q->expr) &&
+                   (q->o.count || q->o.mode == ST_VARMODE_NONE);
+    r = rd_each_file(files, nfiles, q->o.level, q->o.mode, query_record, q);
 
     if (r >= 0 && q->o.count &&
         (st_buf_put_u64(&rd_out, q->matches) != 0 ||

@@ -49,6 +49,9 @@ rd_qexpr_reset(struct rd_qexpr *e)
     }
     for (i = 0; i < TYPE_COUNT; i++)
         e->types[i].n = 0;
+    /* The strings of the file are freed with it. */
+    for (i = 0; i < e->nnodes; i++)
+        e->nodes[i].seen = NULL;
 }
 
 int
@@ -374,6 +377,39 @@ qexpr_eval_cmp(struct rd_qexpr *e, const struct st_replay *rp,
     return 0;
 }
 
+/* The string of func or file a comparison reads, or NULL. */
+static const struct st_rp_string *
+qexpr_location(const struct qexpr_arg *a, const struct st_rp_frame *f)
+{
+    if (a->kind != ARG_FIELD)
+        return NULL;
+    if (a->field == FIELD_FUNC)
+        return f->func;
+    return a->field == FIELD_FILE ? f->file : NULL;
+}
+
+/* A comparison, with the answer of `func == "name"` (and of file) kept
+ * per string: a loop's steps ask it of the same function each time. */
+static int
+qexpr_eval_cmp_cached(struct rd_qexpr *e, const struct st_replay *rp,
+                      struct qexpr_node *n)
+{
+    const struct st_rp_string *s = NULL;
+
+    if (n->how == HOW_TEXT) {
+        s = qexpr_location(&n->l, rp->rec.f);
+        if (s == NULL)
+            s = qexpr_location(&n->r, rp->rec.f);
+    }
+    if (s == NULL)
+        return qexpr_eval_cmp(e, rp, n);
+    if (s != n->seen) {
+        n->seen_answer = qexpr_eval_cmp(e, rp, n);
+        n->seen = s;
+    }
+    return n->seen_answer;
+}
+
 /* Does the step's diff set or delete the name? */
 static int
 qexpr_eval_changed(const struct rd_qexpr *e, const struct st_replay *rp,
@@ -400,7 +436,7 @@ qexpr_eval_changed(const struct rd_qexpr *e, const struct st_replay *rp,
 static int
 qexpr_eval_node(struct rd_qexpr *e, const struct st_replay *rp, size_t idx)
 {
-    const struct qexpr_node *n = &e->nodes[idx];
+    struct qexpr_node *n = &e->nodes[idx];
 
     switch (n->kind) {
     case NODE_OR:
@@ -409,7 +445,7 @@ qexpr_eval_node(struct rd_qexpr *e, const struct st_replay *rp, size_t idx)
         return qexpr_eval_node(e, rp, n->a) && qexpr_eval_node(e, rp, n->b);
     case NODE_NOT: return !qexpr_eval_node(e, rp, n->a);
     case NODE_CHANGED: return qexpr_eval_changed(e, rp, n->name);
-    default: return qexpr_eval_cmp(e, rp, n);
+    default: return qexpr_eval_cmp_cached(e, rp, n);
     }
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "query_expr.h"
+#include "steptrace/replay.h"
 
 enum qexpr_op { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
 
@@ -64,6 +65,12 @@ struct qexpr_node {
     int how;     /* CMP: enum qexpr_how */
     struct qexpr_arg l, r;
     size_t name; /* CHANGED */
+    /* CMP of func or file with a string: the answer for the string last
+     * seen (borrowed from the replay's strings, which live as long as
+     * the file and never change, so the same one gives the same answer;
+     * forgotten with the file). */
+    const struct st_rp_string *seen;
+    int seen_answer;
 };
 
 /* A set of string ids (of one name, in the current file). */
