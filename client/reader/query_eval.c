@@ -116,12 +116,11 @@ qexpr_lookup(struct qexpr_name *nm, const struct st_replay *rp)
 }
 
 /*
- * The fast path of a number's text (str() of an int or a float):
- * [-]digits[.digits] with at most 15 digits, which a double holds
- * exactly, as does 10^k for the k <= 15 fraction digits, so one division
- * rounds correctly (strtod's answer) at a fraction of strtod's cost: the
- * parse runs on every step a comparison looks at.  @return 0 when the
- * text needs strtoll / strtod.
+ * The fast path of a float's text (its str()): [-]digits[.digits] with
+ * at most 15 digits, which a double holds exactly, as does 10^k for the
+ * k <= 15 fraction digits, so one division rounds correctly (strtod's
+ * answer) at a fraction of strtod's cost: the parse runs on every step a
+ * comparison looks at.  @return 0 when the text needs strtod.
  */
 static int
 qexpr_quick_num(const char *s, size_t n, struct qexpr_num *num)
@@ -162,41 +161,61 @@ qexpr_quick_num(const char *s, size_t n, struct qexpr_num *num)
     return 1;
 }
 
-/* A variable's text as a number, when its type is int, float or bool. */
+/* Is s[0..n-1] an integer's text: [-]digits? */
+static int
+qexpr_int_text(const char *s, size_t n)
+{
+    size_t i = n > 0 && s[0] == '-';
+
+    if (i == n)
+        return 0;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* d of a number, read from its text when it was not yet. */
+static void
+qexpr_need_d(struct qexpr_num *num)
+{
+    if (num->has_d)
+        return;
+    num->d = strtod(num->text, NULL);
+    num->has_d = 1;
+}
+
+/*
+ * A variable's text as a number, when its type is int, float or bool.
+ * An int is not parsed: its digits are compared, which is exact at any
+ * size and costs less than reading it (qexpr_cmp_num).
+ */
 static int
 qexpr_var_num(const struct rd_qexpr *e, const struct st_varent *v,
               struct qexpr_num *num)
 {
     const char *s = v->value;
-    int is_int;
     char *end;
 
     if (s == NULL || v->value_len == 0)
         return 0;
-    is_int = qexpr_sids_has(&e->types[TYPE_INT], v->type_sid);
-    if (is_int || qexpr_sids_has(&e->types[TYPE_FLOAT], v->type_sid)) {
+    if (qexpr_sids_has(&e->types[TYPE_INT], v->type_sid)) {
+        /* A value cut at repr_limit is no number. */
+        if (!qexpr_int_text(s, v->value_len))
+            return 0;
+        qexpr_set_big(num, s, v->value_len);
+        num->text = s;
+        return 1;
+    }
+    if (qexpr_sids_has(&e->types[TYPE_FLOAT], v->type_sid)) {
         if (qexpr_quick_num(s, v->value_len, num)) {
-            num->is_int = num->is_int && is_int;
+            num->is_int = 0;
+            num->has_d = 1;
             return 1;
         }
-        errno = 0;
-        if (is_int) {
-            num->i = strtoll(s, &end, 10);
-            if (*end == '\0' && end != s && errno == 0) {
-                num->is_int = 1;
-                num->d = (double)num->i;
-                return 1;
-            }
-        }
-        num->is_int = 0;
-        num->big = NULL;
         num->d = strtod(s, &end);
-        if (*end != '\0' || end == s)
-            return 0;
-        /* Past 64 bits: compared digit by digit with other integers. */
-        if (is_int && errno == ERANGE)
-            qexpr_set_big(num, s, v->value_len);
-        return 1;
+        num->has_d = 1;
+        return *end == '\0' && end != s;
     }
     if (!qexpr_sids_has(&e->types[TYPE_BOOL], v->type_sid))
         return 0;
@@ -208,6 +227,7 @@ qexpr_var_num(const struct rd_qexpr *e, const struct st_varent *v,
     else
         return 0;
     num->d = (double)num->i;
+    num->has_d = 1;
     return 1;
 }
 
@@ -272,6 +292,7 @@ qexpr_value(struct rd_qexpr *e, const struct st_replay *rp,
     v->has_num = 1;
     v->num.is_int = 1;
     v->num.d = (double)v->num.i;
+    v->num.has_d = 1;
     if (how == HOW_TEXT && !v->has_text) {
         v->has_text = 1;
         v->p = buf;
@@ -317,7 +338,8 @@ qexpr_digits(const struct qexpr_num *a, char *buf, size_t n, int *neg,
     *nd = n - i;
 }
 
-/* Two integers, one of them past 64 bits: by their digits. */
+/* Two integers, one of them known by its digits only: by their
+ * digits. */
 static int
 qexpr_cmp_big(const struct qexpr_num *a, const struct qexpr_num *b)
 {
@@ -336,13 +358,14 @@ qexpr_cmp_big(const struct qexpr_num *a, const struct qexpr_num *b)
 }
 
 static int
-qexpr_cmp_num(const struct qexpr_num *a, const struct qexpr_num *b, int op)
+qexpr_cmp_num(struct qexpr_num *a, struct qexpr_num *b, int op)
 {
     if (a->is_int && b->is_int)
         return qexpr_order(a->i < b->i ? -1 : a->i > b->i, op);
-    if ((a->big != NULL || b->big != NULL) && (a->is_int || a->big != NULL) &&
-        (b->is_int || b->big != NULL))
+    if ((a->is_int || a->big != NULL) && (b->is_int || b->big != NULL))
         return qexpr_order(qexpr_cmp_big(a, b), op);
+    qexpr_need_d(a);
+    qexpr_need_d(b);
     /* NaN equals nothing, as in Python. */
     if (isnan(a->d) || isnan(b->d))
         return op == OP_NE;

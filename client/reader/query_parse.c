@@ -242,12 +242,11 @@ qexpr_lex_number(struct qexpr_parser *p)
     if (is_int) {
         p->num.i = strtoll(s, &end, 10);
         p->num.is_int = errno == 0;
-        p->num.d = (double)p->num.i;
-    }
-    if (!p->num.is_int)
-        p->num.d = strtod(s, &end);
-    if (is_int && !p->num.is_int)
+        /* Digits too: variables' ints are compared by theirs. */
         qexpr_set_big(&p->num, s, p->len);
+    }
+    p->num.d = p->num.is_int ? (double)p->num.i : strtod(s, &end);
+    p->num.has_d = 1;
     return 0;
 }
 
@@ -494,6 +493,7 @@ qexpr_parse_value(struct qexpr_parser *p, struct qexpr_arg *a,
         a->num.is_int = 1;
         a->num.i = qexpr_is(p, "True");
         a->num.d = (double)a->num.i;
+        a->num.has_d = 1;
         return qexpr_next(p);
     }
     if (qexpr_call_follows(p)) {

@@ -37,15 +37,22 @@ enum qexpr_how {
 /* The types whose text is read as a number. */
 enum qexpr_type { TYPE_INT, TYPE_FLOAT, TYPE_BOOL, TYPE_COUNT };
 
+/*
+ * A number.  An integer is held by i (is_int: it fits in 64 bits) or by
+ * its decimal digits (big), or both: a variable's int is compared by its
+ * digits, without parsing them, unless it meets a float.
+ */
 struct qexpr_num {
-    int is_int; /* i holds it exactly; d too, rounded. */
+    int is_int; /* i holds it exactly. */
     int64_t i;
+    int has_d; /* d holds it (rounded for a large integer). */
     double d;
-    /* An integer past 64 bits: its digits (borrowed; no sign, no
-     * leading zeros) and sign; d holds it rounded. */
+    /* An integer's digits (borrowed; no sign, no leading zeros), its
+     * sign, and the whole text d is read from when needed (NUL-ended). */
     const char *big;
     size_t nbig;
     int neg;
+    const char *text;
 };
 
 /* One side of a comparison. */
@@ -107,7 +114,7 @@ qexpr_sids_has(const struct qexpr_sids *s, uint32_t sid)
     return 0;
 }
 
-/* Marks num, an integer text s[0..n-1] past 64 bits, as big. */
+/* Gives num the digits and sign of s[0..n-1], an integer's text. */
 static inline void
 qexpr_set_big(struct qexpr_num *num, const char *s, size_t n)
 {
@@ -120,6 +127,9 @@ qexpr_set_big(struct qexpr_num *num, const char *s, size_t n)
         s++;
         n--;
     }
+    /* -0 is 0. */
+    if (n == 1 && *s == '0')
+        num->neg = 0;
     num->big = s;
     num->nbig = n;
 }

@@ -195,6 +195,13 @@ class QueryTest(TempDirTest):
         steps = self.steps(path)
         n = lambda s, name: s.num(name)
         t = lambda s, name: s.text_of(name)
+
+        def two(s, a, b, op):
+            if n(s, a) is not None and n(s, b) is not None:
+                return op(n(s, a), n(s, b))
+            if t(s, a) is None or t(s, b) is None:
+                return False
+            return op(t(s, a).encode(), t(s, b).encode())
         cases = [
             ("count == 4", lambda s: n(s, "count") == 4),
             ("count != 4", lambda s: n(s, "count") is not None and n(s, "count") != 4),
@@ -206,6 +213,12 @@ class QueryTest(TempDirTest):
             ("count == 2.5", lambda s: n(s, "count") == 2.5),
             ("count > 2.25", lambda s: n(s, "count") is not None and n(s, "count") > 2.25),
             ("ratio == 4.0", lambda s: n(s, "ratio") == 4.0),
+            ("ratio == 4", lambda s: n(s, "ratio") == 4),
+            ("count == -0", lambda s: n(s, "count") == 0),
+            ("count == 0.0", lambda s: n(s, "count") == 0),
+            # Two variables: as numbers when both are, else as texts.
+            ("count < ratio", lambda s: two(s, "count", "ratio", lambda a, b: a < b)),
+            ("count >= flag", lambda s: two(s, "count", "flag", lambda a, b: a >= b)),
             ("ratio >= 1", lambda s: n(s, "ratio") is not None and n(s, "ratio") >= 1),
             ("ratio < 1e0", lambda s: n(s, "ratio") is not None and n(s, "ratio") < 1),
             ("flag == True", lambda s: n(s, "flag") == 1),
@@ -355,6 +368,17 @@ class QueryTest(TempDirTest):
                 self.check(path, steps, 'changed(items) or label == "loc1"',
                            lambda s: "items" in s.changed
                            or s.text_of("label") == "loc1", *opts)
+
+    def test_without_variables(self):
+        # Nothing variable read or printed: the replay keeps no state
+        # (replay.h skip_vars); the answers are the same.
+        path, _ = self.record("--variable-mode", "ALL")
+        steps = self.steps(path)
+        self.check(path, steps, 'func == "work" or line == 22',
+                   lambda s: s.func == "work" or s.line == 22,
+                   "--variable-mode", "NONE")
+        self.check(path, steps, 'step >= 3 and not file == "x"',
+                   lambda s: s.step >= 3, "--log-level", "DEBUG")
 
     def test_two_files(self):
         a, _ = self.record(log_dir="one")
