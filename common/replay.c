@@ -459,6 +459,8 @@ replay_on_vars(struct st_replay *rp, const struct st_msg *m)
         f->last_line = m->u.vars.last_line;
         state = &f->locals;
     }
+    if (rp->skip_vars)
+        return 0;
     /* The state as it is: a fresh one, filled. */
     st_varstate_close(state);
     st_varstate_init(state);
@@ -505,6 +507,30 @@ replay_thread_seen(struct st_rp_region *rg, uint32_t tid)
     }
 }
 
+/* The step's diffs applied to the frame's states, and their views. */
+static int
+replay_step_vars(struct st_replay *rp, const struct st_msg *m,
+                 struct st_rp_frame *f)
+{
+    size_t ng = m->u.step.nglobals, nl = m->u.step.nlocals;
+    int r;
+
+    r = replay_reserve(rp, &rp->gviews, &rp->gcap, ng);
+    if (r == 0)
+        r = replay_reserve(rp, &rp->lviews, &rp->lcap, nl);
+    if (r == 0)
+        r = replay_diff_apply(rp, &f->scope->vars, m->u.step.globals, ng,
+                              rp->gviews);
+    if (r == 0)
+        r = replay_diff_apply(rp, &f->locals, m->u.step.locals, nl,
+                              rp->lviews);
+    if (r != 0)
+        return r;
+    rp->ngviews = ng;
+    rp->nlviews = (f->flags & ST_FRAME_MODULE) ? 0 : nl;
+    return 0;
+}
+
 static int
 replay_on_step(struct st_replay *rp, const struct st_msg *m)
 {
@@ -522,20 +548,11 @@ replay_on_step(struct st_replay *rp, const struct st_msg *m)
     r = replay_diff_check(rp, m->u.step.globals, ng);
     if (r == 0)
         r = replay_diff_check(rp, m->u.step.locals, nl);
-    if (r == 0)
-        r = replay_reserve(rp, &rp->gviews, &rp->gcap, ng);
-    if (r == 0)
-        r = replay_reserve(rp, &rp->lviews, &rp->lcap, nl);
-    if (r == 0)
-        r = replay_diff_apply(rp, &f->scope->vars, m->u.step.globals, ng,
-                              rp->gviews);
-    if (r == 0)
-        r = replay_diff_apply(rp, &f->locals, m->u.step.locals, nl,
-                              rp->lviews);
+    /* A caller that reads no variables skips their cost (replay.h). */
+    if (r == 0 && !rp->skip_vars)
+        r = replay_step_vars(rp, m, f);
     if (r != 0)
         return r;
-    rp->ngviews = ng;
-    rp->nlviews = (f->flags & ST_FRAME_MODULE) ? 0 : nl;
     rp->rec.what = ST_RP_STEP;
     rp->rec.event = ST_EVENT_STEP;
     rp->rec.rg = rg;

@@ -112,6 +112,13 @@ struct st_rp_record {
 struct st_replay {
     int level;    /* The view: enum st_level ... */
     int var_mode; /* ... and enum st_varmode; 0: each region's own. */
+    /* Set (before the first STEP or VARS) by a caller that reads no
+     * variables and renders none (`query --count` of an expression
+     * without variables, a NONE view): diffs are checked but not
+     * applied, so states stay empty and CHANGED and ALL renderings
+     * show no variables (rp->rec still names the diff).  0 after
+     * init. */
+    int skip_vars;
     struct st_idmap strings; /* sid -> struct st_rp_string, owned. */
     struct st_idmap threads; /* tid -> struct st_rp_thread, owned. */
     struct st_idmap frames;  /* id -> struct st_rp_frame, owned. */
