@@ -77,6 +77,7 @@ st_replay_close(struct st_replay *rp)
     for (it = 0; (v = st__idmap_next(&rp->regions, &it)) != NULL;)
         free(v);
     st__idmap_close(&rp->strings);
+    free(rp->dense);
     st__idmap_close(&rp->threads);
     st__idmap_close(&rp->frames);
     st__idmap_close(&rp->scopes);
@@ -104,6 +105,8 @@ replay_error(struct st_replay *rp, int err, const char *fmt, uint32_t a,
 const struct st_rp_string *
 st_replay_str(const struct st_replay *rp, uint32_t sid)
 {
+    if (sid < rp->dense_cap)
+        return rp->dense[sid];
     return sid == 0 ? NULL : st__idmap_get(&rp->strings, sid);
 }
 
@@ -178,6 +181,33 @@ st_replay_thread_name(const struct st_replay *rp, uint32_t tid, char *tmp,
 
 /* ---- definitions ---- */
 
+/* STR `sid` is defined: the direct table covers it when the ids are
+ * dense (daemon/session.c does the same); a failed growth costs speed. */
+static void
+replay_dense_add(struct st_replay *rp, uint32_t sid,
+                 const struct st_rp_string *s)
+{
+    size_t limit = 2 * rp->strings.live + 1024;
+    size_t cap = rp->dense_cap ? rp->dense_cap : 1024, i;
+    const struct st_rp_string **d;
+
+    if (sid < rp->dense_cap) {
+        rp->dense[sid] = s;
+        return;
+    }
+    while (cap <= sid)
+        cap *= 2;
+    if (cap > limit)
+        return;
+    d = realloc(rp->dense, cap * sizeof(*d));
+    if (d == NULL)
+        return;
+    for (i = rp->dense_cap; i < cap; i++)
+        d[i] = i == 0 ? NULL : st__idmap_get(&rp->strings, (uint32_t)i);
+    rp->dense = d;
+    rp->dense_cap = cap;
+}
+
 static int
 replay_on_str(struct st_replay *rp, const struct st_msg *m)
 {
@@ -201,9 +231,12 @@ replay_on_str(struct st_replay *rp, const struct st_msg *m)
     memcpy(s->p, p, n);
     s->p[n] = '\0';
     r = st__idmap_put(&rp->strings, m->u.str.sid, s);
-    if (r != 0)
+    if (r != 0) {
         free(s);
-    return r;
+        return r;
+    }
+    replay_dense_add(rp, m->u.str.sid, s);
+    return 0;
 }
 
 static int

@@ -120,6 +120,11 @@ struct st_replay {
      * init. */
     int skip_vars;
     struct st_idmap strings; /* sid -> struct st_rp_string, owned. */
+    /* The same for low sids, indexed directly (borrowed entries; NULL:
+     * undefined); grown only while within twice the strings defined plus
+     * 1024, so memory follows the strings, never an id's size. */
+    const struct st_rp_string **dense;
+    size_t dense_cap;
     struct st_idmap threads; /* tid -> struct st_rp_thread, owned. */
     struct st_idmap frames;  /* id -> struct st_rp_frame, owned. */
     struct st_idmap scopes;  /* id -> struct st_rp_scope, owned. */
