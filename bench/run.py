@@ -661,8 +661,10 @@ def steps_of_variant(results, minor, name, key):
 
 
 def disk_per_step(results, minor, name, key):
-    """Bytes on disk per step (the log directory after a run)."""
-    steps = steps_of_variant(results, minor, name, key)
+    """Bytes on disk per step (the log directory after a run); without a
+    step count, per executed line (the settrace count)."""
+    steps = (steps_of_variant(results, minor, name, key) or
+             (results.get((minor, name, "_meta")) or {}).get("lines"))
     lb = median([r["log_bytes"] for r in results.get((minor, name, key), [])
                  if "error" not in r and "log_bytes" in r])
     return lb / steps if lb is not None and steps else None
