@@ -254,27 +254,6 @@ export_record(struct st_replay *rp, const char *file, void *ctx)
 
 /* ---- the command ---- */
 
-/* The value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"), or
- * NULL when it is not `name`.  *missing is set when the value is absent
- * (show.c's show_value). */
-static const char *
-export_value(int argc, char **argv, int *i, const char *name, int *missing)
-{
-    size_t n = strlen(name);
-
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /*
  * Points standard output at a new file beside `path` (*tmp, owned, to
  * be renamed over path when done), so that an export that fails never
@@ -364,7 +343,7 @@ rd_export_main(int argc, char **argv)
             free(files);
             return 0;
         }
-        if ((v = export_value(argc, argv, &i, "--format", &missing))) {
+        if ((v = rd_option_value(argc, argv, &i, "--format", &missing))) {
             c.format = export_parse_format(v);
             if (c.format < 0) {
                 free(files);
@@ -373,8 +352,8 @@ rd_export_main(int argc, char **argv)
                                 v);
             }
         }
-        else if ((v = export_value(argc, argv, &i, "--output", &missing)) ||
-                 (v = export_value(argc, argv, &i, "-o", &missing))) {
+        else if ((v = rd_option_value(argc, argv, &i, "--output", &missing)) ||
+                 (v = rd_option_value(argc, argv, &i, "-o", &missing))) {
             out = v;
         }
         else if (missing) {

@@ -137,27 +137,6 @@ query_syntax_error(const char *expr, const struct rd_qexpr_error *err,
     return RD_EXIT_USAGE;
 }
 
-/* The value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"), or
- * NULL when it is not `name`.  *missing is set when the value is absent.
- * (show.c has the same helper.) */
-static const char *
-query_value(int argc, char **argv, int *i, const char *name, int *missing)
-{
-    size_t n = strlen(name);
-
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* One option at argv[*i] into o.  @return 0, 1 when it is no option of
  * query (a positional argument), or RD_EXIT_USAGE (reported). */
 static int
@@ -172,7 +151,7 @@ query_option(struct query_opts *o, int argc, char **argv, int *i)
     else if (strcmp(a, "--count") == 0) {
         o->count = 1;
     }
-    else if ((v = query_value(argc, argv, i, "--limit", &missing))) {
+    else if ((v = rd_option_value(argc, argv, i, "--limit", &missing))) {
         uint64_t n;
 
         if (rd_parse_count(v, &n) != 0 || n == 0)
@@ -183,7 +162,7 @@ query_option(struct query_opts *o, int argc, char **argv, int *i)
         if (o->limit != 1)
             o->limit = n;
     }
-    else if ((v = query_value(argc, argv, i, "--log-level", &missing))) {
+    else if ((v = rd_option_value(argc, argv, i, "--log-level", &missing))) {
         o->level = rd_parse_level(v);
         if (o->level < 0)
             return rd_usage("invalid --log-level value '%s': choose one of "
@@ -193,7 +172,8 @@ query_option(struct query_opts *o, int argc, char **argv, int *i)
             return rd_usage("query looks at steps, and --log-level ERROR "
                             "shows none: choose DEBUG, INFO or WARNING");
     }
-    else if ((v = query_value(argc, argv, i, "--variable-mode", &missing))) {
+    else if ((v = rd_option_value(argc, argv, i, "--variable-mode",
+                                  &missing))) {
         o->mode = rd_parse_mode(v);
         if (o->mode < 0)
             return rd_usage("invalid --variable-mode value '%s': choose one "

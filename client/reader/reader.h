@@ -51,6 +51,11 @@ int rd_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * @return the value, or -1. */
 int rd_parse_level(const char *s);
 int rd_parse_mode(const char *s);
+/* The value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"), or NULL
+ * when argv[*i] is not option `name`; *missing is set when the value is
+ * absent.  *i moves past a separate value. */
+const char *rd_option_value(int argc, char **argv, int *i, const char *name,
+                            int *missing);
 /* A count (decimal, >= 0) into *out.  @return 0 or -1. */
 int rd_parse_count(const char *s, uint64_t *out);
 

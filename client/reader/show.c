@@ -297,26 +297,6 @@ show_parse_steps(struct show_opts *o, const char *s)
     return 0;
 }
 
-/* The value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"), or
- * NULL when it is not `name`.  *missing is set when the value is absent. */
-static const char *
-show_value(int argc, char **argv, int *i, const char *name, int *missing)
-{
-    size_t n = strlen(name);
-
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 int
 rd_show_main(int argc, char **argv)
 {
@@ -339,7 +319,8 @@ rd_show_main(int argc, char **argv)
         if (strcmp(a, "--source") == 0) {
             o.source = 1;
         }
-        else if ((v = show_value(argc, argv, &i, "--log-level", &missing))) {
+        else if ((v = rd_option_value(argc, argv, &i, "--log-level",
+                                      &missing))) {
             o.level = rd_parse_level(v);
             if (o.level < 0) {
                 free(files);
@@ -348,8 +329,8 @@ rd_show_main(int argc, char **argv)
                                 v);
             }
         }
-        else if ((v = show_value(argc, argv, &i, "--variable-mode",
-                                 &missing))) {
+        else if ((v = rd_option_value(argc, argv, &i, "--variable-mode",
+                                      &missing))) {
             o.mode = rd_parse_mode(v);
             if (o.mode < 0) {
                 free(files);
@@ -358,19 +339,20 @@ rd_show_main(int argc, char **argv)
                                 v);
             }
         }
-        else if ((v = show_value(argc, argv, &i, "--function", &missing))) {
+        else if ((v = rd_option_value(argc, argv, &i, "--function",
+                                      &missing))) {
             if (o.nfuncs < SHOW_MAX_NAMES)
                 o.funcs[o.nfuncs++] = v;
         }
-        else if ((v = show_value(argc, argv, &i, "--file", &missing))) {
+        else if ((v = rd_option_value(argc, argv, &i, "--file", &missing))) {
             if (o.nglobs < SHOW_MAX_NAMES)
                 o.globs[o.nglobs++] = v;
         }
-        else if ((v = show_value(argc, argv, &i, "--thread", &missing))) {
+        else if ((v = rd_option_value(argc, argv, &i, "--thread", &missing))) {
             if (o.nthreads < SHOW_MAX_NAMES)
                 o.threads[o.nthreads++] = v;
         }
-        else if ((v = show_value(argc, argv, &i, "--steps", &missing))) {
+        else if ((v = rd_option_value(argc, argv, &i, "--steps", &missing))) {
             if (show_parse_steps(&o, v) != 0) {
                 free(files);
                 return rd_usage("invalid --steps value '%s': use A:B, A: or "

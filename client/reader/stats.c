@@ -606,18 +606,16 @@ rd_stats_main(int argc, char **argv)
     if (files == NULL)
         return RD_EXIT_DATA;
     for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
+        const char *a = argv[i], *v;
+        int missing = 0;
 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(stats_help, stdout);
             free(files);
             return 0;
         }
-        if (strncmp(a, "--top=", 6) == 0)
-            v = a + 6;
-        else if (strcmp(a, "--top") == 0 && i + 1 < argc)
-            v = argv[++i];
-        else if (strcmp(a, "--top") == 0) {
+        v = rd_option_value(argc, argv, &i, "--top", &missing);
+        if (missing) {
             free(files);
             return rd_usage("--top needs a value");
         }
