@@ -2,9 +2,10 @@
  * `steptrace export FILE... --format perfetto|jsonl [-o OUT]`
  * (docs/STEP-STORE.md section 5): the command line, the output file, and
  * the jsonl writer, one JSON object per line for every record of every
- * FILE.  The perfetto writer is perfetto.c.  Both stream: what is kept is
- * the replay's own state (the live variables and frames) and, for
- * perfetto, the open slices; output goes through rd_out in pieces.
+ * FILE.  The perfetto writer is perfetto.c (and perfetto_async.c).  Both
+ * stream: what is kept is the replay's own state (the live variables and
+ * frames) and, for perfetto, the open slices; output goes through rd_out
+ * in pieces.
  */
 #include "reader.h"
 

@@ -3,7 +3,7 @@
  * fed every record of every file in order (rd_each_file, at level DEBUG
  * so that every step and event is shown and numbered) and writing into
  * rd_out: export.c holds the command and jsonl, perfetto.c the Trace
- * Event Format.  Single-threaded.
+ * Event Format (its async records in perfetto_async.c).  Single-threaded.
  */
 #ifndef STEPTRACE_READER_EXPORT_H
 #define STEPTRACE_READER_EXPORT_H

@@ -1,7 +1,7 @@
 /*
  * The tree of a parsed query expression (query_expr.h), shared by its
- * parser (query_parse.c) and its evaluation (query_eval.c).  Internal to
- * client/reader.
+ * lexer and parser (query_lex.c, query_parse.c) and its evaluation
+ * (query_eval.c).  Internal to client/reader.
  */
 #ifndef STEPTRACE_READER_QUERY_TREE_H
 #define STEPTRACE_READER_QUERY_TREE_H
