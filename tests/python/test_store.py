@@ -59,6 +59,14 @@ PROGRAM = dedent("""
     print(TOTAL["n"])
 """)
 
+# The same, its threads one after the other: two runs of it record the
+# same steps and values (thread states in reprs, globals seen), which
+# OtherViewTest compares across runs.
+SEQUENTIAL_PROGRAM = PROGRAM.replace(
+    "for t in threads:\n    t.start()\nfor t in threads:\n    t.join()",
+    "for t in threads:\n    t.start()\n    t.join()")
+assert SEQUENTIAL_PROGRAM != PROGRAM
+
 ASYNC_PROGRAM = dedent("""
     import asyncio
 
@@ -190,14 +198,14 @@ class OtherViewTest(StoreTest):
                                          % (log, level, mode))
 
     def test_recorded_at_info_changed(self):
-        self.check_views("prog.py", PROGRAM, "INFO", "CHANGED")
+        self.check_views("prog.py", SEQUENTIAL_PROGRAM, "INFO", "CHANGED")
 
     def test_recorded_at_error_all(self):
         # ERROR shows only exceptions, but a store records everything.
-        self.check_views("prog.py", PROGRAM, "ERROR", "ALL")
+        self.check_views("prog.py", SEQUENTIAL_PROGRAM, "ERROR", "ALL")
 
     def test_none_recording_shows_no_variables(self):
-        self.script("prog.py", PROGRAM)
+        self.script("prog.py", SEQUENTIAL_PROGRAM)
         self.run_traced("prog.py", "--log-format", "steps",
                         "--variable-mode", "NONE", log_dir="rec")
         shown = self.show(self.path("rec", "tracer.steps"),
