@@ -59,12 +59,23 @@ PROGRAM = dedent("""
     print(TOTAL["n"])
 """)
 
-# The same, its threads one after the other: two runs of it record the
-# same steps and values (thread states in reprs, globals seen), which
+# The same with the work of the second thread done one call after the
+# other and no thread object in a traced variable: two runs of it record
+# the same steps and values (a Thread's repr says whether it has ended,
+# and which thread sees a global change first depends on timing), which
 # OtherViewTest compares across runs.
-SEQUENTIAL_PROGRAM = PROGRAM.replace(
-    "for t in threads:\n    t.start()\nfor t in threads:\n    t.join()",
-    "for t in threads:\n    t.start()\n    t.join()")
+SEQUENTIAL_PROGRAM = PROGRAM.replace(dedent("""
+    threads = [threading.Thread(target=work, args=(j,)) for j in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+"""), dedent("""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        for j in range(2):
+            pool.submit(work, j).result()
+"""))
 assert SEQUENTIAL_PROGRAM != PROGRAM
 
 ASYNC_PROGRAM = dedent("""
