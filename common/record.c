@@ -10,10 +10,13 @@
  */
 #include "steptrace/record.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "steptrace/error.h"
+#include "steptrace/ring.h"
 
 #define DASHES "---------------------"
 
@@ -438,4 +441,91 @@ st_varstate_del(struct st_varstate *s, uint32_t name_sid)
             (s->n - (size_t)i - 1) * sizeof(s->ents[0]));
     s->n--;
     return 1;
+}
+
+/* ---- steptrace's own lines ---- */
+
+const char st_record_cut_line[] = "[steptrace] 1 record lost in this region: "
+                                  "the process ended while writing it";
+
+/* The line ends: a NUL after it, not counted. */
+static int
+record_line_end(struct st_buf *out)
+{
+    if (st_buf_append(out, "", 1) != 0)
+        return ST_ENOMEM;
+    out->len--;
+    return 0;
+}
+
+int
+st_record_note_line(struct st_buf *out, int at_step, uint64_t step,
+                    const char *text, size_t n)
+{
+    if (st_buf_puts(out, "[steptrace] ") != 0 ||
+        (at_step &&
+         (st_buf_puts(out, "step ") != 0 || st_buf_put_u64(out, step) != 0 ||
+          st_buf_puts(out, " ") != 0)) ||
+        st_buf_append(out, text, n) != 0)
+        return ST_ENOMEM;
+    return record_line_end(out);
+}
+
+int
+st_record_lost_line(struct st_buf *out, uint64_t lost)
+{
+    if (st_buf_puts(out, "[steptrace] ") != 0 ||
+        st_buf_put_u64(out, lost) != 0 ||
+        st_buf_puts(out, " records lost in this region") != 0)
+        return ST_ENOMEM;
+    return record_line_end(out);
+}
+
+/* "SIGTERM" for 15: the names every Linux has, else "signal N". */
+static const char *
+record_signame(int sig, char *buf, size_t n)
+{
+    static const char *const names[] = {
+        [SIGHUP] = "SIGHUP",       [SIGINT] = "SIGINT",
+        [SIGQUIT] = "SIGQUIT",     [SIGILL] = "SIGILL",
+        [SIGTRAP] = "SIGTRAP",     [SIGABRT] = "SIGABRT",
+        [SIGBUS] = "SIGBUS",       [SIGFPE] = "SIGFPE",
+        [SIGKILL] = "SIGKILL",     [SIGUSR1] = "SIGUSR1",
+        [SIGSEGV] = "SIGSEGV",     [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE",     [SIGALRM] = "SIGALRM",
+        [SIGTERM] = "SIGTERM",     [SIGSTKFLT] = "SIGSTKFLT",
+        [SIGXCPU] = "SIGXCPU",     [SIGXFSZ] = "SIGXFSZ",
+        [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF",
+        [SIGIO] = "SIGIO",         [SIGPWR] = "SIGPWR",
+        [SIGSYS] = "SIGSYS",
+    };
+
+    if (sig > 0 && (size_t)sig < sizeof(names) / sizeof(names[0]) &&
+        names[sig] != NULL)
+        return names[sig];
+    snprintf(buf, n, "signal %d", sig);
+    return buf;
+}
+
+int
+st_record_ended_line(struct st_buf *out, int kind, int sig, const char *detail,
+                     size_t dn, uint64_t steps)
+{
+    char signame[32];
+    int r;
+
+    if (kind == ST_RING_END_SIGNAL)
+        r = st_buf_puts(out, "[steptrace] the process ended by ") ||
+            st_buf_puts(out, record_signame(sig, signame, sizeof(signame))) ||
+            st_buf_puts(out, " after step ") || st_buf_put_u64(out, steps);
+    else if (kind == ST_RING_END_EXEC)
+        r = st_buf_puts(out, "[steptrace] the process called exec (") ||
+            st_buf_append(out, detail, dn) ||
+            st_buf_puts(out, ") after step ") || st_buf_put_u64(out, steps);
+    else
+        r = st_buf_puts(out, "[steptrace] the process vanished after step ") ||
+            st_buf_put_u64(out, steps) ||
+            st_buf_puts(out, " without ending the region (killed by SIGKILL "
+                             "or the out-of-memory killer?)");
+    return r != 0 ? ST_ENOMEM : record_line_end(out);
 }

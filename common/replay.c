@@ -681,12 +681,10 @@ replay_on_note(struct st_replay *rp, const struct st_msg *m)
     if (replay_escape(rp, m->u.note.text.p, m->u.note.text.n, &t, &tn) != 0)
         return ST_ENOMEM;
     rp->rec.rg = rg;
-    if (st_buf_puts(b, "[steptrace] ") != 0 ||
-        (m->u.note.kind == ST_NOTE_AT_STEP &&
-         (st_buf_puts(b, "step ") != 0 || st_buf_put_u64(b, rg->steps) != 0 ||
-          st_buf_puts(b, " ") != 0)))
+    if (st_record_note_line(b, m->u.note.kind == ST_NOTE_AT_STEP, rg->steps, t,
+                            tn) != 0)
         return ST_ENOMEM;
-    return replay_line(rp, t, tn);
+    return replay_line(rp, "", 0);
 }
 
 static int
@@ -694,40 +692,17 @@ replay_on_region_end(struct st_replay *rp, const struct st_msg *m)
 {
     struct st_rp_region *rg = st__idmap_del(&rp->regions,
                                             m->u.region_end.region_id);
-    char line[96];
     int r = 0;
 
     if (rg == NULL)
         return replay_error(rp, ST_ESTATE, "REGION_END for region %u",
                             m->u.region_end.region_id, 0);
-    if (rg->lost > 0) {
-        snprintf(line, sizeof(line),
-                 "[steptrace] %llu records lost in this region",
-                 (unsigned long long)rg->lost);
-        r = replay_line(rp, line, strlen(line));
-    }
+    if (rg->lost > 0)
+        r = st_record_lost_line(&rp->lines, rg->lost) != 0
+                ? ST_ENOMEM
+                : replay_line(rp, "", 0);
     free(rg);
     return r;
-}
-
-/* "SIGTERM" for 15 (daemon/region.c region_signame). */
-static const char *
-replay_signame(uint32_t sig, char *buf, size_t n)
-{
-    static const char *const names[] = {
-        "signal 0", "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",    "SIGTRAP",
-        "SIGABRT",  "SIGBUS",  "SIGFPE",    "SIGKILL", "SIGUSR1",   "SIGSEGV",
-        "SIGUSR2",  "SIGPIPE", "SIGALRM",   "SIGTERM", "SIGSTKFLT", NULL,
-        NULL,       NULL,      NULL,        NULL,      NULL,        NULL,
-        "SIGXCPU",  "SIGXFSZ", "SIGVTALRM", "SIGPROF", NULL,        "SIGIO",
-        "SIGPWR",   "SIGSYS",
-    };
-
-    if (sig > 0 && sig < sizeof(names) / sizeof(names[0]) &&
-        names[sig] != NULL)
-        return names[sig];
-    snprintf(buf, n, "signal %u", sig);
-    return buf;
 }
 
 /* The process ended with regions open (daemon/region.c
@@ -736,7 +711,6 @@ static int
 replay_on_ended(struct st_replay *rp, const struct st_msg *m)
 {
     struct st_rp_region *rg;
-    char line[600], signame[32];
     const char *d;
     size_t it = 0, dn;
     int r = 0;
@@ -748,30 +722,15 @@ replay_on_ended(struct st_replay *rp, const struct st_msg *m)
     while (r == 0 && (rg = st__idmap_next(&rp->regions, &it)) != NULL) {
         if (rg->steps == 0 && rg->async_steps == 0 && m->u.ended.partial == 0)
             continue;
-        if (m->u.ended.partial > 0) {
-            const char *p = "[steptrace] 1 record lost in this region: the "
-                            "process ended while writing it";
-
-            r = replay_line(rp, p, strlen(p));
-        }
-        if (m->u.ended.kind == ST_RING_END_SIGNAL)
-            snprintf(line, sizeof(line),
-                     "[steptrace] the process ended by %s after step %llu",
-                     replay_signame(m->u.ended.sig, signame, sizeof(signame)),
-                     (unsigned long long)rg->steps);
-        else if (m->u.ended.kind == ST_RING_END_EXEC)
-            snprintf(line, sizeof(line),
-                     "[steptrace] the process called exec (%.*s) after step "
-                     "%llu",
-                     (int)dn, d, (unsigned long long)rg->steps);
-        else
-            snprintf(line, sizeof(line),
-                     "[steptrace] the process vanished after step %llu "
-                     "without ending the region (killed by SIGKILL or the "
-                     "out-of-memory killer?)",
-                     (unsigned long long)rg->steps);
+        if (m->u.ended.partial > 0)
+            r = replay_line(rp, st_record_cut_line,
+                            strlen(st_record_cut_line));
         if (r == 0)
-            r = replay_line(rp, line, strlen(line));
+            r = st_record_ended_line(&rp->lines, (int)m->u.ended.kind,
+                                     (int)m->u.ended.sig, d, dn,
+                                     rg->steps) != 0
+                    ? ST_ENOMEM
+                    : replay_line(rp, "", 0);
     }
     return r;
 }

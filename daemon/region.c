@@ -20,7 +20,6 @@
 #include "steptrace/idmap.h"
 
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,12 +241,14 @@ st__region_end(struct st_conn *c, const struct st_msg *m)
         return 0;
     }
     if (rg->lost > 0) {
-        char line[96];
+        struct st_buf *b = &c->srv->scratch.reply;
 
-        snprintf(line, sizeof(line),
-                 "[steptrace] %llu records lost in this region",
-                 (unsigned long long)rg->lost);
-        region_note_line(c, rg, line, 1);
+        b->len = 0;
+        if (st_record_lost_line(b, rg->lost) == 0)
+            region_note_line(c, rg, b->data, 1);
+        else
+            st_buf_close(b); /* Its oom flag is sticky. */
+        b->len = 0;
     }
     if (rg->sink != NULL)
         st__sink_flush(rg->sink);
@@ -277,11 +278,8 @@ st__region_note(struct st_conn *c, const struct st_msg *m)
                            m->u.note.text.n, &t, &tn) != 0)
         return ST_ENOMEM;
     b->len = 0;
-    if (st_buf_puts(b, "[steptrace] ") != 0 ||
-        (m->u.note.kind == ST_NOTE_AT_STEP &&
-         (st_buf_puts(b, "step ") != 0 || st_buf_put_u64(b, rg->steps) != 0 ||
-          st_buf_puts(b, " ") != 0)) ||
-        st_buf_append(b, t, tn) != 0 || st_buf_append(b, "", 1) != 0) {
+    if (st_record_note_line(b, m->u.note.kind == ST_NOTE_AT_STEP, rg->steps, t,
+                            tn) != 0) {
         st_buf_close(b);
         return ST_ENOMEM;
     }
@@ -309,39 +307,13 @@ st__region_lost(struct st_conn *c, const struct st_msg *m)
 
 /* ---- the end of the process ---- */
 
-/* "SIGTERM" for 15: the names every Linux has, else "signal N". */
-static const char *
-region_signame(int sig, char *buf, size_t n)
-{
-    static const char *const names[] = {
-        [SIGHUP] = "SIGHUP",       [SIGINT] = "SIGINT",
-        [SIGQUIT] = "SIGQUIT",     [SIGILL] = "SIGILL",
-        [SIGTRAP] = "SIGTRAP",     [SIGABRT] = "SIGABRT",
-        [SIGBUS] = "SIGBUS",       [SIGFPE] = "SIGFPE",
-        [SIGKILL] = "SIGKILL",     [SIGUSR1] = "SIGUSR1",
-        [SIGSEGV] = "SIGSEGV",     [SIGUSR2] = "SIGUSR2",
-        [SIGPIPE] = "SIGPIPE",     [SIGALRM] = "SIGALRM",
-        [SIGTERM] = "SIGTERM",     [SIGSTKFLT] = "SIGSTKFLT",
-        [SIGXCPU] = "SIGXCPU",     [SIGXFSZ] = "SIGXFSZ",
-        [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF",
-        [SIGIO] = "SIGIO",         [SIGPWR] = "SIGPWR",
-        [SIGSYS] = "SIGSYS",
-    };
-
-    if (sig > 0 && (size_t)sig < sizeof(names) / sizeof(names[0]) &&
-        names[sig] != NULL)
-        return names[sig];
-    snprintf(buf, n, "signal %d", sig);
-    return buf;
-}
-
 void
 st__region_process_ended(struct st_conn *c, int kind, int sig,
                          const char *detail, size_t partial)
 {
     struct st_stats *st = &c->srv->stats;
+    struct st_buf *b = &c->srv->scratch.reply;
     struct st_region *rg;
-    char line[600], signame[32];
     const char *d;
     size_t it = 0, dn;
 
@@ -369,28 +341,13 @@ st__region_process_ended(struct st_conn *c, int kind, int sig,
             (rg->steps == 0 && rg->async_steps == 0 && partial == 0))
             continue;
         if (partial > 0)
-            region_note_line(c, rg,
-                             "[steptrace] 1 record lost in this "
-                             "region: the process ended while writing it",
-                             1);
-        if (kind == ST_RING_END_SIGNAL)
-            snprintf(line, sizeof(line),
-                     "[steptrace] the process ended by "
-                     "%s after step %llu",
-                     region_signame(sig, signame, sizeof(signame)),
-                     (unsigned long long)rg->steps);
-        else if (kind == ST_RING_END_EXEC)
-            snprintf(line, sizeof(line),
-                     "[steptrace] the process called "
-                     "exec (%.*s) after step %llu",
-                     (int)dn, d, (unsigned long long)rg->steps);
+            region_note_line(c, rg, st_record_cut_line, 1);
+        b->len = 0;
+        if (st_record_ended_line(b, kind, sig, d, dn, rg->steps) == 0)
+            region_note_line(c, rg, b->data, kind != ST_RING_END_EXEC);
         else
-            snprintf(line, sizeof(line),
-                     "[steptrace] the process vanished "
-                     "after step %llu without ending the region (killed "
-                     "by SIGKILL or the out-of-memory killer?)",
-                     (unsigned long long)rg->steps);
-        region_note_line(c, rg, line, kind != ST_RING_END_EXEC);
+            st_buf_close(b); /* Its oom flag is sticky. */
+        b->len = 0;
         if (rg->sink != NULL)
             st__sink_flush(rg->sink);
     }

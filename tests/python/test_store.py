@@ -284,6 +284,47 @@ class FilesTest(StoreTest):
         head = first.split("\n\n" + "-" * 21, 1)[0]
         self.assertIn("acc: list :: [", head)
 
+    def test_the_lines_of_a_process_that_ends_badly(self):
+        # steptrace's own lines at the end of a process killed by a signal
+        # (its handler names it), by SIGKILL (vanished) and at exec: show
+        # renders them from the store as the collector wrote them.
+        self.script("p.py", dedent("""
+            import os, signal, sys
+            def work(n):
+                total = 0
+                for i in range(n):
+                    total += i
+                return total
+            work(5)
+            how = sys.argv[1]
+            if how == "exec":
+                os.execv("/bin/true", ["/bin/true"])
+            os.kill(os.getpid(), getattr(signal, how))
+        """))
+        for how in ("SIGTERM", "SIGKILL", "exec"):
+            with self.subTest(how=how):
+                d = "end-" + how
+                helpers.steptrace_run(self.tmp, "p.py", "--log-format",
+                                      "both", "--log-dir", d,
+                                      "--no-follow-children", "--", how)
+                log = self.path(d, "tracer.log")
+                want = {"SIGTERM": "ended by SIGTERM after step",
+                        "SIGKILL": "vanished after step",
+                        "exec": "called exec ("}[how]
+                # The collector writes the line once it sees the end.
+                self.assertTrue(helpers.wait_until(
+                    lambda: os.path.exists(log) and
+                    want in helpers.read(log), 20), how)
+                text = helpers.read(log)
+                shown = ""
+                for _ in range(100):
+                    shown = self.show(self.path(d, "tracer.steps")).stdout
+                    if shown == text:
+                        break
+                    helpers.wait_until(lambda: False, 0.05)
+                self.assertEqual(shown, text)
+                self.assertIn("[steptrace] the process", shown)
+
     def test_config_key_and_api(self):
         self.script("steptrace.yaml", "log_format: BOTH\n")
         self.script("p.py", "x = 1\n")

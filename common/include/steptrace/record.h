@@ -95,6 +95,25 @@ int st_record_format_async(struct st_buf *out, uint64_t step, uint64_t time_ns,
 int st_record_escape(struct st_buf *out, const char *s, size_t n);
 
 /*
+ * steptrace's own lines (docs/LOG-FORMAT.md section 10), which the
+ * collector writes and the step store's reader renders alike.  Each
+ * appends one line *without* its newline and a NUL after it (not counted
+ * in out->len), so that out->data is a C string.  @return 0 or ST_ENOMEM.
+ */
+/* "[steptrace] TEXT", or with at_step "[steptrace] step N TEXT" (NOTE). */
+int st_record_note_line(struct st_buf *out, int at_step, uint64_t step,
+                        const char *text, size_t n);
+/* "[steptrace] N records lost in this region" (REGION_END). */
+int st_record_lost_line(struct st_buf *out, uint64_t lost);
+/* The process ended with the region open (PROTOCOL.md section 3, "The
+ * end"): kind ST_RING_END_SIGNAL (signal sig), ST_RING_END_EXEC (detail:
+ * the program, escaped), else vanished; `steps` the region's count. */
+int st_record_ended_line(struct st_buf *out, int kind, int sig,
+                         const char *detail, size_t dn, uint64_t steps);
+/* The line before it when the process ended inside a record. */
+extern const char st_record_cut_line[];
+
+/*
  * Variable state of one scope (a frame's locals or a module's globals), in
  * first-seen order.  The agent and the collector both keep one per scope
  * and apply the same diffs to it, so both render the same ALL-mode lines.
