@@ -354,6 +354,17 @@ st__region_reconnect(struct st_trace_region *r)
     return 1;
 }
 
+uint64_t
+st__region_end_again(struct st_trace_region *r)
+{
+    if (!(r->outputs & ST_OUT_FILE) || st__sender_ok() ||
+        !st__region_reconnect(r))
+        return 0;
+    /* The records committed since the last ACK are counted now (the
+     * connection is settled), and go with REGION_END into the new file. */
+    return st__emit_region_end(r);
+}
+
 int
 st__region_note(struct st_trace_region *r, uint32_t kind, const char *text,
                 size_t n)

@@ -60,6 +60,16 @@ uint64_t st__region_finish(struct st_trace_region *r);
  */
 int st__region_reconnect(struct st_trace_region *r);
 
+/*
+ * Called when the connection died after st__region_finish sent r's end
+ * and before the collector confirmed it: reconnects (as
+ * st__region_reconnect does) and sends the region's count of lost records
+ * and its end again, so that the count is in the new file
+ * (docs/COLLECTOR.md section 12).  @return the flush token to wait for,
+ * or 0 when nothing could be sent.
+ */
+uint64_t st__region_end_again(struct st_trace_region *r);
+
 /* A NOTE (kind enum st_note) in r's log, in order with its records.
  * @return 0, or -1 when r writes no file or there is no connection. */
 int st__region_note(struct st_trace_region *r, uint32_t kind, const char *text,

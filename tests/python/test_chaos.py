@@ -44,6 +44,7 @@ import unittest
 
 import helpers
 from helpers import TempDirTest, parse_log
+from test_faults import Running, line_of, where, work_lines
 
 ROUNDS = int(os.environ.get("STEPTRACE_CHAOS_ROUNDS", "6"))
 SEED = int(os.environ.get("STEPTRACE_CHAOS_SEED", "0")) or \
@@ -477,6 +478,71 @@ class ChaosTest(TempDirTest):
         if REPORT:
             with open(REPORT, "w") as f:
                 json.dump(self.fig, f, indent=1)
+
+
+# The collector is SIGSTOPped inside the second region, which then runs
+# work(5) and ends: its end waits for an ACK that never comes, and the test
+# SIGKILLs the collector during that wait.
+END_SCRIPT = """\
+import os, signal, sys
+from steptrace import Tracer
+victim = int(sys.argv[1])
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+t = Tracer()
+with t:
+    r1 = work(10)
+with t:
+    os.kill(victim, signal.SIGSTOP)
+    while True:
+        with open("/proc/%d/stat" % victim) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                break
+    r2 = work(5)
+    print("ending", flush=True)
+print("r1", r1, "r2", r2, flush=True)
+"""
+
+
+class RegionEndTest(TempDirTest):
+    """A collector that dies while a region's end waits for its ACK."""
+
+    def setUp(self):
+        super().setUp()
+        helpers.require_collector(self)
+
+    def test_lost_count_of_an_unconfirmed_end_is_in_the_log(self):
+        sock = self.path("s.sock")
+        col = helpers.Collector(self, sock).start()
+        self.script("end.py", END_SCRIPT)
+        run = Running(self, [helpers.PYTHON, "end.py", str(col.proc.pid)],
+                      self.tmp, helpers.environ(STEPTRACE_SOCKET=sock))
+        self.assertEqual(run.out.next(30, "'ending'"), "ending\n")
+        # The region's end is (or is about to be) waiting for the ACK of
+        # the stopped collector; kill it during the wait.
+        time.sleep(0.5)
+        col.proc.kill()
+        col.proc.wait()
+        rc, out, err = run.finish(helpers.TIMEOUT)
+        self.assertEqual((rc, out), (0, "ending\nr1 45 r2 10\n"), err)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, "expected the one warning; got "
+                         "%r" % err)
+        self.assertTrue(lines[0].startswith(
+            "steptrace: lost the connection to the collector at %s" % sock),
+            lines[0])
+        # The first region is whole; the second one's records went to the
+        # dead collector, which wrote none of them (it was stopped): all
+        # 13 are counted, in the new file the agent goes on in.
+        self.assertEqual(helpers.tracer_files(self.path(".tracer")),
+                         ["tracer.log", "tracer_1.log"])
+        w = line_of(END_SCRIPT, "def work(n):")
+        self.assertEqual(where(self.records("tracer.log")), work_lines(w, 10))
+        self.assertEqual(self.log("tracer_1.log"),
+                         "[steptrace] 13 records lost in this region\n")
 
 
 if __name__ == "__main__":
