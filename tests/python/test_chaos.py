@@ -507,6 +507,26 @@ print("r1", r1, "r2", r2, flush=True)
 """
 
 
+AGAIN_SCRIPT = """\
+import sys
+from steptrace import Tracer
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+t = Tracer()
+with t:
+    work(10)
+with t:
+    print("a", flush=True); sys.stdin.readline()
+    work(0)
+    print("b", flush=True); sys.stdin.readline()
+    r = work(4)
+print("done", r, flush=True)
+"""
+
+
 class RegionEndTest(TempDirTest):
     """A collector that dies while a region's end waits for its ACK."""
 
@@ -543,6 +563,48 @@ class RegionEndTest(TempDirTest):
         self.assertEqual(where(self.records("tracer.log")), work_lines(w, 10))
         self.assertEqual(self.log("tracer_1.log"),
                          "[steptrace] 13 records lost in this region\n")
+
+
+    def test_region_ending_before_a_reconnection_is_due(self):
+        # The agent reconnects to the restarted collector C2; C2 dies
+        # within the second, work(4) runs with no connection (a
+        # reconnection is tried at most once a second), and the region
+        # ends: its lost records are counted in a new file all the same.
+        sock = self.path("s.sock")
+        c1 = helpers.Collector(self, sock).start()
+        self.script("again.py", AGAIN_SCRIPT)
+        run = Running(self, [helpers.PYTHON, "again.py"], self.tmp,
+                      helpers.environ(STEPTRACE_SOCKET=sock))
+        self.assertEqual(run.out.next(30, "'a'"), "a\n")
+        c1.proc.kill()
+        c1.proc.wait()
+        c2 = helpers.Collector(self, sock).start()
+        run.p.stdin.write(b"go\n")
+        run.p.stdin.flush()
+        self.assertEqual(run.out.next(30, "'b'"), "b\n")
+        c2.proc.kill()
+        c2.proc.wait()
+        run.p.stdin.write(b"go\n")
+        run.p.stdin.flush()
+        rc, out, err = run.finish(helpers.TIMEOUT)
+        self.assertEqual((rc, out), (0, "a\nb\ndone 6\n"), err)
+        self.assertEqual(len(err.splitlines()), 1, "expected the one "
+                         "warning; got %r" % err)
+        files = helpers.tracer_files(self.path(".tracer"))
+        w = line_of(AGAIN_SCRIPT, "def work(n):")
+        self.assertEqual(where(self.records(files[0])), work_lines(w, 10))
+        # work(0)'s 3 records went to C2, which may have written them
+        # before it died; work(4)'s 11 were never sent.
+        written = sum(len(self.records(f)) for f in files[1:-1])
+        text = self.log(files[-1])
+        m = re.match(r"^\[steptrace\] (\d+) records lost in this region\n"
+                     r"\Z", text)
+        self.assertIsNotNone(m, "the last file %s does not hold the count "
+                             "alone: %r (files %r)" % (files[-1], text, files))
+        lost = int(m.group(1))
+        self.assertLessEqual(11, lost)
+        self.assertLessEqual(lost, 14)
+        self.assertGreaterEqual(written + lost, 14)
 
 
 if __name__ == "__main__":
