@@ -23,14 +23,16 @@ What "lost" is.  docs/COLLECTOR.md section 12 and docs/PROTOCOL.md section
 2.1: when a collector dies, the agent counts as lost the records committed
 since its last acknowledged FLUSH: at most that many, as the collector may
 have written some of them before it died.  So the exact check is: the
-records in the logs are each executed step at most once, in order; every
-executed step that is not in a log is counted, in a "[steptrace] N records
-lost in this region" line or, for a region whose end could not be
-confirmed, in the "N records were not written" line on stderr (docs/CLI.md
-section 8); written + counted - executed (the over-count) is what the dead
-collectors wrote after their last acknowledgement, and a gap in a log only
-ever ends where a new file begins (the agent goes on in a new file after
-each reconnection), never inside one connection's file.
+records in the logs are each an executed step, each at most once, in
+order; every executed step that is not in a log is counted in a
+"[steptrace] N records lost in this region" line (also for a region whose
+end was not confirmed: "N records were not written" on stderr, docs/CLI.md
+section 8, is for when no collector can be reached, which never happens
+here, so such a line fails the test); written + counted - executed (the
+over-count) is what the dead collectors wrote after their last
+acknowledgement; and a gap in a log only ever ends where a new file begins
+(the agent goes on in a new file after each reconnection), never inside
+one connection's file.
 """
 import json
 import os
@@ -95,8 +97,7 @@ CUT_RE = re.compile(r"^\[steptrace\] 1 record lost in this region: the "
 VANISHED_RE = re.compile(r"^\[steptrace\] the process vanished after step "
                          r"(\d+) without ending the region \(killed by "
                          r"SIGKILL or the out-of-memory killer\?\)$")
-NOT_WRITTEN_RE = re.compile(r"^steptrace: .*?(\d+) records were not "
-                            r"written$")
+NOT_WRITTEN_RE = re.compile(r"^steptrace: .*\d+ records were not written$")
 WARNING_RES = (
     re.compile(r"^steptrace: lost the connection to the collector at \S+ "
                r"\(.*\); reconnecting, and the records lost are counted in "
@@ -211,8 +212,6 @@ class ChaosTest(TempDirTest):
     def setUp(self):
         super().setUp()
         helpers.require_collector(self)
-        if helpers.UNDER_ASAN:
-            self.skipTest("memory figures mean nothing under ASan")
         self.rng = random.Random(SEED)
         self.sock = self.path("svc.sock")
         # Private collectors started by the writers put their sockets
@@ -225,7 +224,8 @@ class ChaosTest(TempDirTest):
         self.addCleanup(self.kill_writers)
         self.fig = {"seed": SEED, "rounds": 0, "processes": 0,
                     "killed": 0, "executed": 0, "written": 0,
-                    "lost_in_logs": 0, "lost_on_stderr": 0,
+                    "written_unfinished": 0,
+                    "lost_in_logs": 0,
                     "over_count": 0, "missing": 0, "files": 0,
                     "vanished_lines": 0, "restart_ms_max": 0,
                     "regions": 0, "regions_on_service": 0}
@@ -312,12 +312,12 @@ class ChaosTest(TempDirTest):
             if line.split()[1] == self.sock)
         # stderr: the warnings, and a count for a region whose end
         # could not be confirmed.
-        lost_err = 0
         for line in helpers.read(w.err_path).splitlines():
-            m = NOT_WRITTEN_RE.match(line)
-            if m:
-                lost_err += int(m.group(1))
-                continue
+            # "N records were not written": counted, but not in a log,
+            # when there was a collector to reconnect to (RegionEndTest).
+            self.assertIsNone(NOT_WRITTEN_RE.match(line),
+                              "writer %d: a region's lost records are "
+                              "counted on stderr only: %r" % (w.serial, line))
             self.assertTrue(any(r.match(line) for r in WARNING_RES),
                             "writer %d: unexpected stderr line %r"
                             % (w.serial, line))
@@ -387,11 +387,22 @@ class ChaosTest(TempDirTest):
         n_written = sum(written[:end])
         missing = end - n_written
         self.assertGreaterEqual(
-            n_written + lost_log + lost_err, end,
-            "writer %d: %d steps executed, %d written, %d counted lost in "
-            "the logs and %d on stderr: %d lost without a count"
-            % (w.serial, end, n_written, lost_log, lost_err,
-               end - n_written - lost_log - lost_err))
+            n_written + lost_log, end,
+            "writer %d: %d steps executed, %d written, %d counted lost: "
+            "%d lost without a count"
+            % (w.serial, end, n_written, lost_log,
+               end - n_written - lost_log))
+        # Over-counted records were written by a collector that died
+        # before it acknowledged them: they belong to the region that was
+        # open in a file that a reconnection ended, so there are no more
+        # than the records of the last region of every file but the last.
+        if not w.killed:
+            bound = sum(next((it[2] for it in reversed(items)
+                              if it[0] == "rec"), 0)
+                        for items in files[:-1])
+            self.assertLessEqual(n_written + lost_log - end, bound,
+                                 "writer %d: more records counted lost "
+                                 "than could have been" % w.serial)
         # A gap ends where a file begins (or at the end).
         j = 0
         while j < end:
@@ -406,11 +417,11 @@ class ChaosTest(TempDirTest):
                             "middle of one file (not at a reconnection)"
                             % (w.serial, expected[gap], expected[j - 1]))
         self.fig["executed"] += end
-        self.fig["written"] += sum(written)
+        self.fig["written"] += n_written
+        self.fig["written_unfinished"] += sum(written[end:])
         self.fig["lost_in_logs"] += lost_log
-        self.fig["lost_on_stderr"] += lost_err
         self.fig["missing"] += missing
-        self.fig["over_count"] += n_written + lost_log + lost_err - end
+        self.fig["over_count"] += n_written + lost_log - end
         # Its files are checked: free the disk for the next ones.
         for n in names:
             os.unlink(os.path.join(log_dir, n))
@@ -461,9 +472,10 @@ class ChaosTest(TempDirTest):
         self.assertEqual(fds, base[0], "fds of the collector")
         self.assertEqual((shmem, memfds), (0, 0),
                          "the collector still maps a ring")
-        self.assertLessEqual(rss, base[1] + 8192,
-                             "RSS %d KiB once the clients are gone, %d KiB "
-                             "when it started" % (rss, base[1]))
+        if not helpers.UNDER_ASAN:   # memory figures mean nothing there
+            self.assertLessEqual(rss, base[1] + 4096,
+                                 "RSS %d KiB once the clients are gone, "
+                                 "%d KiB when it started" % (rss, base[1]))
         self.fig.update(fds_idle=base[0], fds_after=fds, rss_idle=base[1],
                         rss_after=rss)
         # Private collectors exit 2 s after their last client; the killed
