@@ -301,7 +301,11 @@ class ChaosTest(TempDirTest):
         else:
             self.assertEqual(rc, 0, "writer %d: exit status %d; stderr: %s"
                              % (w.serial, rc, helpers.read(w.err_path)))
-        progress = helpers.read(os.path.join(w.cwd, "progress"))
+        path = os.path.join(w.cwd, "progress")
+        if w.killed and not os.path.exists(path):
+            progress = ""    # killed before it opened the file
+        else:
+            progress = helpers.read(path)
         done = len(progress.splitlines())
         self.assertEqual([int(line.split()[0])
                           for line in progress.splitlines()],
