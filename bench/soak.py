@@ -18,17 +18,20 @@ file at 1 MiB, 3 backups) and, for --minutes, keeps it busy with:
     to 8 s (SIGINT), half of them with `--pid` of a long program.
 
 Every --interval seconds (10) it samples the collector: resident memory
-(VmRSS; it includes the rings' shared pages it has mapped), open file
+(VmRSS, and its two parts that matter: RssAnon, the collector's own heap,
+and RssShmem, the pages of the clients' rings it has mapped, which follow
+the clients' backlogs and go with their connections), open file
 descriptors (/proc/PID/fd), and the counters of `steptrace daemon status
---json` (connections open, records in, records written).  It prints one
-row per sample, then a summary and the command that reproduces the run.
+--json` (connections open besides the status query itself, records in,
+records written).  It prints one row per sample, then a summary and the
+command that reproduces the run.
 
 Exit status 1 when the collector grew without bound, judged with this rule
 (the load is steady, so a leak grows with time while a cache or a pool
 levels off): the samples after the first 20% (warm-up) are cut in two
-halves; it fails when the maximum RSS of the second half is more than 10%
-(and at least 4 MiB) above that of the first half, or when the maximum fd
-count of the second half is more than 8 above that of the first half.
+halves; it fails when the maximum RssAnon of the second half is more than
+10% (and at least 4 MiB) above that of the first half, or when the maximum
+fd count of the second half is more than 8 above that of the first half.
 After the load stops and every client is gone, the fd count must be back
 at the idle collector's count and no connection may be open.  Also 1 when
 the collector died, a short program failed (exit status, no log, a step
@@ -154,6 +157,7 @@ class Soak:
         self.counts = {"short": 0, "short_steps": 0, "long": 0, "tail": 0,
                        "long_regions": 0}
         self.longs = {}
+        self.long_procs = {}
         self.rng = random.Random(args.seed)
         with open(os.path.join(self.work, "short.py"), "w") as f:
             f.write(SHORT)
@@ -278,8 +282,10 @@ class Soak:
                                  stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
             self.longs[slot] = p.pid
+            self.long_procs[slot] = p
             out, err = p.communicate()
             self.longs.pop(slot, None)
+            self.long_procs.pop(slot, None)
             if p.returncode != 0 or err:
                 self.fail("long program %d ended %d: %r"
                           % (slot, p.returncode, err[-500:]))
@@ -320,26 +326,31 @@ class Soak:
     def sample(self, t):
         pid = self.col.pid
         st = self.status()
-        row = {"t": t, "rss": proc_kib(pid, "VmRSS"), "fds": fd_count(pid),
+        row = {"t": t, "rss": proc_kib(pid, "VmRSS"),
+               "anon": proc_kib(pid, "RssAnon"),
+               "shmem": proc_kib(pid, "RssShmem"), "fds": fd_count(pid),
                # Less the status query's own connection.
                "open": st.get("connections_open", 0) - 1,
                "in": st.get("records_in", -1),
                "written": st.get("records_written", -1)}
-        print("| %5d | %8d | %4d | %5d | %11d | %11d |"
-              % (row["t"], row["rss"], row["fds"], row["open"], row["in"],
-                 row["written"]), flush=True)
+        print("| %5d | %6d | %6d | %6d | %4d | %5d | %11d | %11d |"
+              % (row["t"], row["rss"], row["anon"], row["shmem"],
+                 row["fds"], row["open"], row["in"], row["written"]),
+              flush=True)
         return row
 
     def run(self):
         self.start_collector()
         time.sleep(1)
         idle = {"rss": proc_kib(self.col.pid, "VmRSS"),
+                "anon": proc_kib(self.col.pid, "RssAnon"),
                 "fds": fd_count(self.col.pid)}
-        print("soak: steptraced pid %d, idle: %d KiB, %d fds; load: %s"
-              % (self.col.pid, idle["rss"], idle["fds"], self.load()),
-              flush=True)
-        print("| t (s) | RSS KiB | fds | conns | records in | written |")
-        print("|---:|---:|---:|---:|---:|---:|", flush=True)
+        print("soak: steptraced pid %d, idle: %d KiB (anon %d), %d fds; "
+              "load: %s" % (self.col.pid, idle["rss"], idle["anon"],
+                            idle["fds"], self.load()), flush=True)
+        print("| t (s) | RSS KiB | anon | shmem | fds | conns | records in "
+              "| written |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
         self.t0 = time.monotonic()
         threads = [threading.Thread(target=self.short_loop),
                    threading.Thread(target=self.tail_loop)]
@@ -350,17 +361,23 @@ class Soak:
         samples = []
         end = self.t0 + self.args.minutes * 60
         next_t = self.t0
-        while True:
-            now = time.monotonic()
-            if self.col.poll() is not None:
-                self.fail("steptraced died (%d)" % self.col.returncode)
-                break
-            if now >= next_t:
-                samples.append(self.sample(round(now - self.t0)))
-                next_t += self.args.interval
-            if now >= end:
-                break
-            time.sleep(min(1.0, max(0.0, next_t - time.monotonic())))
+        try:
+            while True:
+                now = time.monotonic()
+                if self.col.poll() is not None:
+                    self.fail("steptraced died (%d)" % self.col.returncode)
+                    break
+                if now >= next_t:
+                    samples.append(self.sample(round(now - self.t0)))
+                    next_t += self.args.interval
+                if now >= end:
+                    break
+                time.sleep(min(1.0, max(0.0, next_t - time.monotonic())))
+        except KeyboardInterrupt:
+            # Ctrl-C: the long programs would run for minutes more.
+            self.fail("interrupted")
+            for p in list(self.long_procs.values()):
+                p.kill()
         self.stop.set()
         for th in threads:
             th.join()
@@ -377,7 +394,8 @@ class Soak:
                 break
             time.sleep(0.5)
         rss = proc_kib(self.col.pid, "VmRSS")
-        return {"rss": rss, "fds": fds,
+        return {"rss": rss, "anon": proc_kib(self.col.pid, "RssAnon"),
+                "shmem": proc_kib(self.col.pid, "RssShmem"), "fds": fds,
                 "open": st.get("connections_open", 0) - 1,
                 "status": st}
 
@@ -410,10 +428,10 @@ def judge(samples, idle, after):
     if len(rest) < 4:
         return ["too few samples to judge (%d): run longer" % len(samples)]
     a, b = rest[:len(rest) // 2], rest[len(rest) // 2:]
-    rss_a, rss_b = max(s["rss"] for s in a), max(s["rss"] for s in b)
+    rss_a, rss_b = max(s["anon"] for s in a), max(s["anon"] for s in b)
     if rss_b > rss_a + max(4096, rss_a // 10):
-        found.append("RSS grows: max %d KiB in the first half after the "
-                     "warm-up, %d KiB in the second" % (rss_a, rss_b))
+        found.append("RssAnon grows: max %d KiB in the first half after "
+                     "the warm-up, %d KiB in the second" % (rss_a, rss_b))
     fd_a, fd_b = max(s["fds"] for s in a), max(s["fds"] for s in b)
     if fd_b > fd_a + 8:
         found.append("fds grow: max %d in the first half after the warm-up, "
@@ -421,6 +439,9 @@ def judge(samples, idle, after):
     if after["fds"] > idle["fds"]:
         found.append("%d fds once every client is gone, %d when idle at "
                      "the start" % (after["fds"], idle["fds"]))
+    if after["shmem"] != 0:
+        found.append("%d KiB of rings still mapped once every client is "
+                     "gone" % after["shmem"])
     if after["open"] != 0:
         found.append("%r connections open once every client is gone"
                      % after["open"])
@@ -456,22 +477,25 @@ def main():
     try:
         idle, samples = soak.run()
         after = soak.after(idle) if soak.col.poll() is None else \
-            {"rss": 0, "fds": 0, "open": None, "status": {}}
+            {"rss": 0, "anon": 0, "shmem": 0, "fds": 0, "open": None,
+             "status": {}}
         findings = judge(samples, idle, after) if samples else ["no sample"]
     finally:
         soak.finish()
         shutil.rmtree(dest, ignore_errors=True)
     st = after["status"]
-    rss = [s["rss"] for s in samples]
-    fds = [s["fds"] for s in samples]
     print()
-    print("| | RSS KiB | fds |")
-    print("|---|---:|---:|")
-    print("| idle before the load | %d | %d |" % (idle["rss"], idle["fds"]))
-    print("| first sample | %d | %d |" % (rss[0], fds[0]))
-    print("| max | %d | %d |" % (max(rss), max(fds)))
-    print("| last sample | %d | %d |" % (rss[-1], fds[-1]))
-    print("| clients gone | %d | %d |" % (after["rss"], after["fds"]))
+    print("| | RSS KiB | anon KiB | fds |")
+    print("|---|---:|---:|---:|")
+    print("| idle before the load | %d | %d | %d |"
+          % (idle["rss"], idle["anon"], idle["fds"]))
+    for what, s in (("first sample", samples[0]),
+                    ("last sample", samples[-1])):
+        print("| %s | %d | %d | %d |" % (what, s["rss"], s["anon"], s["fds"]))
+    print("| max | %d | %d | %d |"
+          % tuple(max(s[k] for s in samples) for k in ("rss", "anon", "fds")))
+    print("| clients gone | %d | %d | %d |"
+          % (after["rss"], after["anon"], after["fds"]))
     print()
     print("records in %s, written %s, lost by agents %s, rotations %s, "
           "connections %s, protocol errors %s"
