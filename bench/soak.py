@@ -124,6 +124,12 @@ def stage(build):
     return os.path.dirname(os.path.dirname(so)), exe, dest
 
 
+def default_sigint():
+    """SIGINT ends the child: a background job of a shell (nohup soak.py
+    &) ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def proc_kib(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -304,7 +310,8 @@ class Soak:
             p = subprocess.Popen(cmd, env=self.env,
                                  stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE)
+                                 stderr=subprocess.PIPE,
+                                 preexec_fn=default_sigint)
             self.stop.wait(self.rng.uniform(2, 8))
             p.send_signal(signal.SIGINT)
             try:
