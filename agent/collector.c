@@ -154,13 +154,13 @@ st__collector_set_reconnect_hook(PyObject *hook)
 }
 
 int
-st__collector_reconnect_due(void)
+st__collector_reconnect_due(int now)
 {
-    uint64_t now = st__clock_now_ns();
+    uint64_t t = st__clock_now_ns();
 
-    if (reconnect_hook == NULL || now < reconnect_next_try)
+    if (reconnect_hook == NULL || (!now && t < reconnect_next_try))
         return 0;
-    reconnect_next_try = now + 1000000000ull;
+    reconnect_next_try = t + 1000000000ull;
     return 1;
 }
 

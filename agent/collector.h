@@ -43,9 +43,9 @@ uint64_t st__collector_dropped(void);
 void st__collector_set_reconnect_hook(PyObject *hook);
 
 /* May a reconnection be tried now (a hook is set, and none was tried in
- * the last second)?  When so, the next one may not be tried for a
- * second. */
-int st__collector_reconnect_due(void);
+ * the last second, or `now`)?  When so, the next one may not be tried for
+ * a second. */
+int st__collector_reconnect_due(int now);
 
 /* Calls the reconnect hook (it connects to STEPTRACE_SOCKET again or
  * starts a private collector).  Never raises.  @return 1 when connected

@@ -187,8 +187,15 @@ agent_stop(PyObject *mod, PyObject *region)
     token = st__region_finish(r);
     st__backend_idle(1);
     if (token != 0 &&
-        st__sender_wait_ack(token, 10000, &errors, msg, sizeof(msg)) != 0)
-        errors++;
+        st__sender_wait_ack(token, 10000, &errors, msg, sizeof(msg)) != 0) {
+        /* The collector died before it confirmed the end: what it did
+         * not confirm is counted in a new file, as after any reconnection.
+         * Only when that fails too does the count go to stderr. */
+        token = st__region_end_again(r);
+        if (token == 0 ||
+            st__sender_wait_ack(token, 10000, &errors, msg, sizeof(msg)) != 0)
+            errors++;
+    }
     /* Frames lost after the LOST message went out are counted too. */
     r->lost += st__collector_dropped() - r->dropped_base;
     return Py_BuildValue("(Ksk)", (unsigned long long)(errors + r->errors),

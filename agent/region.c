@@ -307,6 +307,8 @@ st__region_leave(PyObject *prev)
     }
 }
 
+static int region_reconnect(struct st_trace_region *r, int now);
+
 uint64_t
 st__region_finish(struct st_trace_region *r)
 {
@@ -315,7 +317,7 @@ st__region_finish(struct st_trace_region *r)
     st__threads_end_suspended(r);
     region_scopes_free(r);
     if ((r->outputs & ST_OUT_FILE) && (r->lost > 0 || !st__sender_ok()))
-        st__region_reconnect(r);
+        region_reconnect(r, 1);
     return st__emit_region_end(r);
 }
 
@@ -338,12 +340,15 @@ region_reset_wire_state(struct st_trace_region *r)
     r->file_announced = 0;
 }
 
-int
-st__region_reconnect(struct st_trace_region *r)
+/* Reconnects, at most once a second unless `now`: a region's end tries
+ * at once (as a region's start does), so that its count of lost records
+ * reaches a file. */
+static int
+region_reconnect(struct st_trace_region *r, int now)
 {
     if (st__sender_ok())
         return 1;
-    if (!st__collector_reconnect_due())
+    if (!st__collector_reconnect_due(now))
         return 0;
     /* What was being batched for the old connection cannot be sent on a
      * new one (ids and announcements are per connection). */
@@ -352,6 +357,23 @@ st__region_reconnect(struct st_trace_region *r)
         return 0;
     region_reset_wire_state(r);
     return 1;
+}
+
+int
+st__region_reconnect(struct st_trace_region *r)
+{
+    return region_reconnect(r, 0);
+}
+
+uint64_t
+st__region_end_again(struct st_trace_region *r)
+{
+    if (!(r->outputs & ST_OUT_FILE) || st__sender_ok() ||
+        !region_reconnect(r, 1))
+        return 0;
+    /* The records committed since the last ACK are counted now (the
+     * connection is settled), and go with REGION_END into the new file. */
+    return st__emit_region_end(r);
 }
 
 int

@@ -46,8 +46,9 @@ void st__region_leave(PyObject *prev);
 /*
  * Ends r's recording: every thread drops its frames, the module globals'
  * states are freed, and REGION_END + FLUSH(token) are queued when the
- * region writes to a file.  @return the flush token to wait for, or 0
- * when nothing was sent.
+ * region writes to a file (after a reconnection, tried at once, when the
+ * connection is gone: the LOST count goes first).  @return the flush
+ * token to wait for, or 0 when nothing was sent.
  */
 uint64_t st__region_finish(struct st_trace_region *r);
 
@@ -59,6 +60,17 @@ uint64_t st__region_finish(struct st_trace_region *r);
  * starts a new file for the region.  @return 1 when connected.
  */
 int st__region_reconnect(struct st_trace_region *r);
+
+/*
+ * Called when the connection died after st__region_finish sent r's end
+ * and before the collector confirmed it: reconnects at once (a region's
+ * end does not wait for st__region_reconnect's second) and sends the
+ * region's count of lost records and its end again, so that the count is
+ * in the new file
+ * (docs/COLLECTOR.md section 12).  @return the flush token to wait for,
+ * or 0 when nothing could be sent.
+ */
+uint64_t st__region_end_again(struct st_trace_region *r);
 
 /* A NOTE (kind enum st_note) in r's log, in order with its records.
  * @return 0, or -1 when r writes no file or there is no connection. */
