@@ -26,6 +26,7 @@
 #include "conn.h"
 #include "log.h"
 #include "settings.h"
+#include "sink.h"
 
 /* Give up on a collector that takes nothing for this long: a hang. */
 #define FZ_STALL_MS 10000
@@ -196,7 +197,8 @@ fz_addr(const struct fuzz_daemon *d, struct sockaddr_un *sa, socklen_t *len)
 }
 
 void
-fuzz_daemon_start(struct fuzz_daemon *d, uint32_t formats)
+fuzz_daemon_start(struct fuzz_daemon *d, uint32_t formats,
+                  uint64_t max_pending)
 {
     static unsigned serial;
     struct sockaddr_un sa;
@@ -207,6 +209,8 @@ fuzz_daemon_start(struct fuzz_daemon *d, uint32_t formats)
     memset(d, 0, sizeof(*d));
     st__settings_init(&d->opt.set);
     d->opt.set.formats = formats & ST_FORMAT_MASK_;
+    if (max_pending != 0)
+        d->opt.set.max_pending = max_pending;
     d->opt.socket_path = "fuzz.sock";
     d->opt.ready_fd = -1;
     d->opt.lock_fd = -1;
@@ -222,6 +226,19 @@ fuzz_daemon_start(struct fuzz_daemon *d, uint32_t formats)
     FUZZ_CHECK(uv_pipe_open(&d->srv.listener, fd) == 0);
     FUZZ_CHECK(uv_listen((uv_stream_t *)&d->srv.listener, 16, fz_listen_cb) ==
                0);
+}
+
+void
+fuzz_daemon_hup(struct fuzz_daemon *d)
+{
+    struct st_conn *c;
+    struct st_sink *s;
+
+    for (c = d->srv.conns; c != NULL; c = c->next)
+        if (c->state == ST_CONN_OPEN)
+            st__conn_reopen(c);
+    for (s = d->srv.sinks.orphans; s != NULL; s = s->onext)
+        st__sink_reopen(s);
 }
 
 /* ---- Clients ---- */
@@ -444,6 +461,10 @@ fuzz_daemon_send(struct fuzz_daemon *d, struct fuzz_client *cl,
 
     if (chunk == 0)
         chunk = 1;
+    if (cl->hdr != NULL) {
+        fz_send_ring(d, cl, p, n, chunk);
+        return;
+    }
     /* The first frame alone: a HELLO's ring comes with its reply. */
     if (n >= ST_WIRE_HEADER_SIZE) {
         int64_t flen = st_wire_frame_len(p, 0);

@@ -51,15 +51,20 @@ struct fuzz_daemon {
     char sock_name[64]; /* The listener's abstract address. */
 };
 
-/* Sets up the server; formats: the collector's log_format (0: text). */
-void fuzz_daemon_start(struct fuzz_daemon *d, uint32_t formats);
+/* Sets up the server; formats: the collector's log_format (0: text);
+ * max_pending: its max_pending_bytes (0: the default). */
+void fuzz_daemon_start(struct fuzz_daemon *d, uint32_t formats,
+                       uint64_t max_pending);
+/* What SIGHUP does to the sinks (server.c server_signal_cb): every file
+ * is reopened before its next write. */
+void fuzz_daemon_hup(struct fuzz_daemon *d);
 /* Connects a client, accepted by the server.  @return 0 or -1. */
 int fuzz_daemon_connect(struct fuzz_daemon *d, struct fuzz_client *cl);
 /*
  * Sends `n` bytes as a client, `chunk` bytes at a time: the first frame
  * alone, then the rest on the socket, or into the ring once the HELLO
- * reply brought one.  Stops early when the collector closed the
- * connection.
+ * reply brought one (a later call writes into the ring at once).  Stops
+ * early when the collector closed the connection.
  */
 void fuzz_daemon_send(struct fuzz_daemon *d, struct fuzz_client *cl,
                       const uint8_t *p, size_t n, size_t chunk);

@@ -46,7 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     chunk = (size_t)1 << (data[0] % 17);
     early = data[1] & 1;
-    fuzz_daemon_start(&d, 0);
+    fuzz_daemon_start(&d, 0, 0);
     if (fuzz_daemon_connect(&d, &ctl) != 0) {
         fuzz_daemon_finish(&d);
         return 0;

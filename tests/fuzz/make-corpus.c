@@ -76,7 +76,10 @@ session_seeds(const char *dir)
         /* A ring agent ends by exit, by SIGKILL-like silence, by a
          * signal (SIGTERM) or by exec. */
         head[1] = (unsigned char)((i / 3) % 4 | (i % 2 ? 15 << 2 : 0));
-        head[2] = (unsigned char)(i % 4);
+        /* The collector's log_format; every fifth with the smallest
+         * memory bound, every seventh with a SIGHUP halfway. */
+        head[2] = (unsigned char)(i % 4 | (i % 5 == 4 ? 4 : 0) |
+                                  (i % 7 == 5 ? 8 : 0));
         st_buf_init(&b);
         if (fuzz_script_agent(&s, &b) != 0)
             return -1;
@@ -92,7 +95,7 @@ session_seeds(const char *dir)
     for (i = 0; i < 3; i++) {
         static const char *const names[] = {"big-frames", "big-one-frame",
                                             "big-ring"};
-        static const unsigned char head[3] = {16, 1, 3};
+        static const unsigned char head[3] = {16, 1, 3 | 4 | 8};
         struct fuzz_script s;
         struct st_buf b;
 
