@@ -465,8 +465,10 @@ fuzz_daemon_send(struct fuzz_daemon *d, struct fuzz_client *cl,
         fz_send_ring(d, cl, p, n, chunk);
         return;
     }
-    /* The first frame alone: a HELLO's ring comes with its reply. */
-    if (n >= ST_WIRE_HEADER_SIZE) {
+    /* The first frame alone: a HELLO's ring comes with its reply.  (Only
+     * at the start of the stream: later, the bytes at p may be anywhere
+     * in a frame.) */
+    if (!cl->started && n >= ST_WIRE_HEADER_SIZE) {
         int64_t flen = st_wire_frame_len(p, 0);
 
         if (flen > 0 && (size_t)flen <= n - ST_WIRE_HEADER_SIZE) {
@@ -474,6 +476,7 @@ fuzz_daemon_send(struct fuzz_daemon *d, struct fuzz_client *cl,
             whole = 1;
         }
     }
+    cl->started = 1;
     fz_send_socket(d, cl, p, first, chunk);
     /* A whole first frame is answered (HELLO) or refused (the connection
      * closes); either comes at once. */

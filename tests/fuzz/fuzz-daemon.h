@@ -33,6 +33,7 @@
 
 struct fuzz_client {
     int fd;                  /* Our end of the connection, or -1. */
+    int started;             /* fuzz_daemon_send was called. */
     int closed;              /* The collector closed it (or we did). */
     struct st_buf in;        /* Owned: reply bytes not yet whole. */
     uint64_t replies;        /* Frames read back. */
