@@ -491,19 +491,6 @@ fuzz_daemon_send(struct fuzz_daemon *d, struct fuzz_client *cl,
 }
 
 void
-fuzz_daemon_settle(struct fuzz_daemon *d, struct fuzz_client **cls, int ncls,
-                   int quiet_ms)
-{
-    int quiet = 0;
-    uint64_t t0 = fz_now_ms();
-
-    while (quiet < quiet_ms && d->srv.conns != NULL) {
-        quiet = fz_turn(d, cls, ncls, 1) ? 0 : quiet + 1;
-        FUZZ_CHECK(fz_now_ms() - t0 < FZ_STALL_MS);
-    }
-}
-
-void
 fuzz_daemon_end(struct fuzz_daemon *d, struct fuzz_client *cl,
                 uint32_t end_kind, uint32_t end_signal)
 {
@@ -522,6 +509,9 @@ fuzz_daemon_end(struct fuzz_daemon *d, struct fuzz_client *cl,
         fz_turn(d, &cl, 1, 1);
         FUZZ_CHECK(fz_now_ms() - t0 < FZ_STALL_MS);
     }
+    if (getenv("ST_FUZZ_KEEP") != NULL)
+        fprintf(stderr, "fuzz: a client ended after %llu replies\n",
+                (unsigned long long)cl->replies);
     close(cl->fd);
     cl->fd = -1;
     /* Descriptors without a HELLO that announced a ring. */

@@ -69,9 +69,6 @@ int fuzz_daemon_connect(struct fuzz_daemon *d, struct fuzz_client *cl);
  */
 void fuzz_daemon_send(struct fuzz_daemon *d, struct fuzz_client *cl,
                       const uint8_t *p, size_t n, size_t chunk);
-/* Runs the loop until nothing happens for `quiet_ms`, reading replies. */
-void fuzz_daemon_settle(struct fuzz_daemon *d, struct fuzz_client **cls,
-                        int ncls, int quiet_ms);
 /* Ends a client: how the process ended in its ring's header (end_kind,
  * end_signal), then the socket closed. */
 void fuzz_daemon_end(struct fuzz_daemon *d, struct fuzz_client *cl,
