@@ -93,11 +93,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while ((n = st_store_next(&r, &m)) == 1) {
         e = st_replay_apply(&rp, &m);
         FUZZ_CHECK(e != ST_ENOMEM);
-        if (e != 0) {
-            /* Skipped by the reader, which names it. */
-            FUZZ_CHECK(rp.detail[0] != '\0' || st_strerror(e) != NULL);
+        /* A record naming what the file never defined: the reader
+         * skips it (and says so). */
+        if (e != 0)
             continue;
-        }
         store_render(&rp, &out);
     }
     FUZZ_CHECK(n == 0 || r.err[0] != '\0');
