@@ -139,9 +139,15 @@ store_fill(struct st_store_reader *r)
         r->buf = nb;
         r->cap = cap;
     }
-    do {
-        n = read(r->fd, r->buf + r->len, r->cap - r->len);
-    } while (n < 0 && errno == EINTR);
+    /* No room: the buffer holds the rest of the file, or there is no
+     * buffer at all (a file of only the magic): the file ends here, and
+     * r->buf may be NULL, which must not take an offset. */
+    if (r->len == r->cap)
+        n = 0;
+    else
+        do {
+            n = read(r->fd, r->buf + r->len, r->cap - r->len);
+        } while (n < 0 && errno == EINTR);
     if (n < 0) {
         snprintf(r->err, sizeof(r->err), "byte %llu: %s",
                  (unsigned long long)(r->base + r->len), strerror(errno));

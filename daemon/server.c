@@ -35,8 +35,6 @@
 #define ST_MEASURE_MS 100
 
 static void server_close_handle(uv_handle_t *h);
-/* Begins an orderly stop (idempotent). */
-static void server_stop(struct st_server *srv, const char *why);
 
 static void
 server_flush_cb(uv_timer_t *t)
@@ -133,7 +131,7 @@ server_idle_cb(uv_timer_t *t)
 {
     struct st_server *srv = t->data;
 
-    server_stop(srv, "no client connected for the --idle-exit time");
+    st__server_stop(srv, "no client connected for the --idle-exit time");
 }
 
 static void
@@ -239,7 +237,7 @@ server_signal_cb(uv_signal_t *h, int signum)
             st__sink_reopen(sk);
         return;
     }
-    server_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    st__server_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* Removes the pid file if it still names us. */
@@ -317,8 +315,8 @@ server_stop_timer_cb(uv_timer_t *t)
                 n, ST_STOP_DRAIN_MS / 1000);
 }
 
-static void
-server_stop(struct st_server *srv, const char *why)
+void
+st__server_stop(struct st_server *srv, const char *why)
 {
     struct st_conn *c, *next;
 
@@ -471,6 +469,33 @@ server_init_handles(struct st_server *srv)
     uv_unref((uv_handle_t *)&srv->ring_idle);
 }
 
+void
+st__server_init(struct st_server *srv, uv_loop_t *loop,
+                const struct st_options *opt)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->opt = opt;
+    st__pressure_init(&srv->pressure, (size_t)opt->set.max_pending,
+                      &srv->stats.pending_peak);
+    srv->loop = loop;
+    srv->start_ms = uv_now(loop);
+    st__sink_env_init(&srv->sinks, loop, &srv->stats, &server_sink_hooks, srv);
+    srv->sinks.max_log_bytes = opt->set.max_log_bytes;
+    srv->sinks.max_log_files = opt->set.max_log_files;
+    server_init_handles(srv);
+    if (st__forward_new(loop, &opt->set.fwd, &srv->fwd) != 0)
+        st__log("out of memory for the forward destinations");
+}
+
+void
+st__server_free(struct st_server *srv)
+{
+    st__sink_pool_free(&srv->sinks);
+    server_scratch_free(&srv->scratch);
+    st__forward_free(srv->fwd);
+    srv->fwd = NULL;
+}
+
 int
 st__server_run(const struct st_options *opt)
 {
@@ -479,28 +504,17 @@ st__server_run(const struct st_options *opt)
     int status = 0;
     int r;
 
-    memset(&srv, 0, sizeof(srv));
-    srv.opt = opt;
-    st__pressure_init(&srv.pressure, (size_t)opt->set.max_pending,
-                      &srv.stats.pending_peak);
     r = uv_loop_init(&loop);
     if (r != 0) {
         st__log("cannot start the event loop: %s", uv_strerror(r));
         return 1;
     }
-    srv.loop = &loop;
-    srv.start_ms = uv_now(&loop);
-    st__sink_env_init(&srv.sinks, &loop, &srv.stats, &server_sink_hooks, &srv);
-    srv.sinks.max_log_bytes = opt->set.max_log_bytes;
-    srv.sinks.max_log_files = opt->set.max_log_files;
-    server_init_handles(&srv);
-    if (st__forward_new(&loop, &opt->set.fwd, &srv.fwd) != 0)
-        st__log("out of memory for the forward destinations");
+    st__server_init(&srv, &loop, opt);
     if (server_listen(&srv) != 0) {
         /* Nothing was bound: stopping only closes the handles. */
         srv.sock_ino = 0;
         status = 1;
-        server_stop(&srv, "startup failed");
+        st__server_stop(&srv, "startup failed");
     }
     else {
         r = server_write_pid_file(opt->pid_file);
@@ -526,8 +540,6 @@ st__server_run(const struct st_options *opt)
         st__log("event loop not clean at exit: %s", uv_strerror(r));
         status = 1;
     }
-    st__sink_pool_free(&srv.sinks);
-    server_scratch_free(&srv.scratch);
-    st__forward_free(srv.fwd);
+    st__server_free(&srv);
     return status;
 }

@@ -105,6 +105,24 @@ struct st_server {
  * @return the process exit status.
  */
 int st__server_run(const struct st_options *opt);
+/*
+ * The parts of st__server_run around the socket, which the fuzz harnesses
+ * of tests/fuzz/ also use to drive connections of their own through the
+ * real server:
+ *   st__server_init sets *srv up on `loop` for `opt` (both borrowed for
+ *   the server's life): handles (not started), the sinks' env, the
+ *   forward destinations.  Nothing listens yet: st__server_run binds
+ *   srv->listener; a harness opens it on a socket it made.
+ *   st__server_stop begins the orderly stop SIGTERM begins (idempotent):
+ *   the listener and the handles close, every connection drains; uv_run
+ *   then returns once the last write job is done.
+ *   st__server_free, after uv_loop_close, frees what the server still
+ *   holds (the chunk pool, the scratch memory, forwarding).
+ */
+void st__server_init(struct st_server *srv, uv_loop_t *loop,
+                     const struct st_options *opt);
+void st__server_stop(struct st_server *srv, const char *why);
+void st__server_free(struct st_server *srv);
 /* A connection is gone (from its close callback). */
 void st__server_conn_closed(struct st_server *srv, struct st_conn *c);
 /* A counted client is gone (closed, or became a tail subscriber): the

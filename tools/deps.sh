@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages steptrace needs to build and test, if any
-# is missing.  Needs root (apt-get); does nothing when all are present.
+# is missing (libclang-rt-14-dev is libFuzzer, for tools/fuzz.sh).  Needs
+# root (apt-get); does nothing when all are present.
 set -euo pipefail
 
 PKGS="gcc libc6-dev meson ninja-build pkg-config python3 python3-dev
 python3-venv python3-pip python3-mesonpy python3-pytest libuv1-dev
-libmsgpack-dev libyaml-dev check clang-format clang rsyslog"
+libmsgpack-dev libyaml-dev check clang-format clang rsyslog
+libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

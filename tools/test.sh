@@ -5,7 +5,8 @@
 #  - the Python end-to-end tests again with every other CPython 3.10-3.13
 #    found (pyenv), each in its own build/pyX.Y; an absent one is skipped
 #    with a message.
-# Set ST_SANITIZE=1 to also run the C tests under ASan+UBSan (build/asan).
+# Set ST_SANITIZE=1 to also run the C tests under ASan+UBSan (build/asan),
+# the fuzz harnesses' corpora and past findings (suite 'fuzz') included.
 # Ends with one line "N passed, N failed, N skipped" (meson tests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -66,7 +67,7 @@ if [ "${ST_SANITIZE:-0}" = 1 ]; then
     if setup asan -Dtests=enabled -Db_sanitize=address,undefined \
             "-Dc_args=['-fno-sanitize-recover=all','-fno-omit-frame-pointer']"; then
         ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-            run asan --suite common --suite daemon
+            run asan --suite common --suite daemon --suite fuzz
         # The agent and steptraced under ASan+UBSan, in real interpreters
         # (run-python-tests.sh preloads the runtime).
         UBSAN_OPTIONS=print_stacktrace=1 run asan --suite e2e
@@ -79,7 +80,7 @@ if [ "${ST_SANITIZE:-0}" = 1 ]; then
             -Db_sanitize=address,undefined \
             "-Dc_args=['-fno-sanitize-recover=all','-fno-omit-frame-pointer']"; then
         ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-            run clang-asan --suite common --suite daemon
+            run clang-asan --suite common --suite daemon --suite fuzz
     else
         status=1
     fi
