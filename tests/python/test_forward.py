@@ -7,6 +7,7 @@ of the system's rsyslog is touched (no /dev/log, nothing under /var).
 The tests are skipped, with the reason, when rsyslogd is not installed
 (tools/deps.sh installs it).
 """
+import collections
 import json
 import os
 import re
@@ -179,9 +180,13 @@ class Rsyslogd:
         got = helpers.wait_until(lambda: predicate(self.messages()), timeout)
         msgs = self.messages()
         if not got:
+            kinds = collections.Counter((m["msgid"], m["procid"])
+                                        for m in msgs)
             raise AssertionError("rsyslogd did not get what was expected "
-                                 "within %d s; it has %d messages"
-                                 % (timeout, len(msgs)))
+                                 "within %d s; it has %d messages: %r; "
+                                 "the last: %r"
+                                 % (timeout, len(msgs), dict(kinds),
+                                    msgs[-3:]))
         return msgs
 
 
