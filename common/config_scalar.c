@@ -218,6 +218,25 @@ st_config_as_int(const struct st_config_node *n, long long *out)
 }
 
 int
+st_config_int_in(const struct st_config *cfg, const struct st_config_node *v,
+                 const char *key, long long min, long long max, uint64_t *out,
+                 char *err, size_t errlen)
+{
+    long long x;
+
+    if (st_config_kind(v) != ST_CONFIG_SCALAR ||
+        st_config_resolve(v) != ST_CONFIG_INT || st_config_as_int(v, &x) != 0)
+        return st_config_errorf(cfg, v, err, errlen,
+                                "%s must be a whole number", key);
+    if (x < min || x > max)
+        return st_config_errorf(cfg, v, err, errlen,
+                                "%s must be between %lld and %lld", key, min,
+                                max);
+    *out = (uint64_t)x;
+    return 0;
+}
+
+int
 st_config_as_double(const struct st_config_node *n, double *out)
 {
     char small[128], *copy, *end;

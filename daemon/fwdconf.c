@@ -258,25 +258,6 @@ fwdconf_bool(const struct st_config *cfg, const struct st_config_node *v,
 }
 
 static int
-fwdconf_int(const struct st_config *cfg, const struct st_config_node *v,
-            const char *key, long long min, long long max, uint64_t *out,
-            char *err, size_t errlen)
-{
-    long long x;
-
-    if (st_config_kind(v) != ST_CONFIG_SCALAR ||
-        st_config_resolve(v) != ST_CONFIG_INT || st_config_as_int(v, &x) != 0)
-        return st_config_errorf(cfg, v, err, errlen,
-                                "%s must be a whole number", key);
-    if (x < min || x > max)
-        return st_config_errorf(cfg, v, err, errlen,
-                                "%s must be between %lld and %lld", key, min,
-                                max);
-    *out = (uint64_t)x;
-    return 0;
-}
-
-static int
 fwdconf_facility(struct st_fwdconf *fc, const struct st_config *cfg,
                  const struct st_config_node *v, char *err, size_t errlen)
 {
@@ -348,16 +329,18 @@ st__fwdconf_key(struct st_fwdconf *fc, const struct st_config *cfg,
     if (fwdconf_key_is(key, "cee"))
         return fwdconf_bool(cfg, v, "cee", &fc->cee, err, errlen);
     if (fwdconf_key_is(key, "max_message_bytes"))
-        return fwdconf_int(cfg, v, "max_message_bytes", ST_SYSLOG_MIN_MESSAGE,
-                           ST_SYSLOG_MAX_MESSAGE_LIMIT, &fc->max_message, err,
-                           errlen);
+        return st_config_int_in(cfg, v, "max_message_bytes",
+                                ST_SYSLOG_MIN_MESSAGE,
+                                ST_SYSLOG_MAX_MESSAGE_LIMIT, &fc->max_message,
+                                err, errlen);
     if (fwdconf_key_is(key, "forward_queue_bytes"))
-        return fwdconf_int(cfg, v, "forward_queue_bytes",
-                           ST_FWD_MIN_QUEUE_BYTES, (long long)(SIZE_MAX / 4),
-                           &fc->queue_bytes, err, errlen);
+        return st_config_int_in(cfg, v, "forward_queue_bytes",
+                                ST_FWD_MIN_QUEUE_BYTES,
+                                (long long)(SIZE_MAX / 4), &fc->queue_bytes,
+                                err, errlen);
     if (fwdconf_key_is(key, "forward_drain_ms"))
-        return fwdconf_int(cfg, v, "forward_drain_ms", 0, 3600000,
-                           &fc->drain_ms, err, errlen);
+        return st_config_int_in(cfg, v, "forward_drain_ms", 0, 3600000,
+                                &fc->drain_ms, err, errlen);
     /* log_file: a path is the collector's own log (settings.c); a
      * boolean turns the .tracer files off (false) or leaves them on. */
     if (fwdconf_key_is(key, "log_file") &&

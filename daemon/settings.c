@@ -109,26 +109,6 @@ settings_formats(const struct st_config *cfg, const struct st_config_node *v,
                             "log_format must be one of text, steps, both");
 }
 
-/* An integer in [min, max]. */
-static int
-settings_int(const struct st_config *cfg, const struct st_config_node *v,
-             const char *key, long long min, long long max, uint64_t *out,
-             char *err, size_t errlen)
-{
-    long long x;
-
-    if (st_config_kind(v) != ST_CONFIG_SCALAR ||
-        st_config_resolve(v) != ST_CONFIG_INT || st_config_as_int(v, &x) != 0)
-        return st_config_errorf(cfg, v, err, errlen,
-                                "%s must be a whole number", key);
-    if (x < min || x > max)
-        return st_config_errorf(cfg, v, err, errlen,
-                                "%s must be between %lld and %lld", key, min,
-                                max);
-    *out = (uint64_t)x;
-    return 0;
-}
-
 /* One uid: a number, or a user name looked up now. */
 static int
 settings_uid(const struct st_config *cfg, const struct st_config_node *v,
@@ -211,15 +191,16 @@ settings_key(struct st_settings *st, const struct st_config *cfg,
     if (settings_key_is(key, "log_file"))
         return settings_path(cfg, v, "log_file", &st->log_file, err, errlen);
     if (settings_key_is(key, "max_pending_bytes"))
-        return settings_int(cfg, v, "max_pending_bytes", SETTINGS_MIN_PENDING,
-                            (long long)(SIZE_MAX / 4), &st->max_pending, err,
-                            errlen);
+        return st_config_int_in(cfg, v, "max_pending_bytes",
+                                SETTINGS_MIN_PENDING,
+                                (long long)(SIZE_MAX / 4), &st->max_pending,
+                                err, errlen);
     if (settings_key_is(key, "max_log_bytes"))
-        return settings_int(cfg, v, "max_log_bytes", 0, INT64_MAX,
-                            &st->max_log_bytes, err, errlen);
+        return st_config_int_in(cfg, v, "max_log_bytes", 0, INT64_MAX,
+                                &st->max_log_bytes, err, errlen);
     if (settings_key_is(key, "max_log_files")) {
-        r = settings_int(cfg, v, "max_log_files", 0, ST_MAX_LOG_FILES, &x, err,
-                         errlen);
+        r = st_config_int_in(cfg, v, "max_log_files", 0, ST_MAX_LOG_FILES, &x,
+                             err, errlen);
         st->max_log_files = (uint32_t)x;
         return r;
     }

@@ -28,6 +28,7 @@
 #define STEPTRACE_COMMON_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A good size for the error buffers below (paths can be long). */
 #define ST_CONFIG_ERRLEN 1024
@@ -167,6 +168,15 @@ int st_config_as_bool(const struct st_config_node *n, int *out);
  * @return 0, ST_ECONFIG when it does not resolve to an int, or -ERANGE
  *         when it does not fit in a long long. */
 int st_config_as_int(const struct st_config_node *n, long long *out);
+
+/* A setting `key` of node v that must be a whole number in [min, max]:
+ * its value in *out, else err holds "FILE:LINE:COLUMN: key must be a
+ * whole number" or "... must be between MIN and MAX".
+ * @return 0 or ST_ECONFIG. */
+int st_config_int_in(const struct st_config *cfg,
+                     const struct st_config_node *v, const char *key,
+                     long long min, long long max, uint64_t *out, char *err,
+                     size_t errlen);
 
 /* Stores an ST_CONFIG_FLOAT or ST_CONFIG_INT scalar's value in *out
  * (a float too large for a double is +-inf, as in Python).
