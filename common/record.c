@@ -443,6 +443,33 @@ st_varstate_del(struct st_varstate *s, uint32_t name_sid)
     return 1;
 }
 
+int
+st_record_escaped(struct st_buf *scratch, const char *p, size_t n,
+                  const char **out, size_t *outn)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+
+        if (ch < 0x20 || ch == 0x7f)
+            break;
+    }
+    if (i == n) {
+        *out = n > 0 ? p : "";
+        *outn = n;
+        return 0;
+    }
+    scratch->len = 0;
+    if (st_record_escape(scratch, p, n) != 0) {
+        st_buf_close(scratch);
+        return ST_ENOMEM;
+    }
+    *out = scratch->data;
+    *outn = scratch->len;
+    return 0;
+}
+
 /* ---- steptrace's own lines ---- */
 
 const char st_record_cut_line[] = "[steptrace] 1 record lost in this region: "

@@ -127,27 +127,7 @@ static int
 replay_escape(struct st_replay *rp, const char *p, size_t n, const char **out,
               size_t *outn)
 {
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-
-        if (ch < 0x20 || ch == 0x7f)
-            break;
-    }
-    if (i == n) {
-        *out = n > 0 ? p : "";
-        *outn = n;
-        return 0;
-    }
-    rp->esc.len = 0;
-    if (st_record_escape(&rp->esc, p, n) != 0) {
-        st_buf_close(&rp->esc);
-        return ST_ENOMEM;
-    }
-    *out = rp->esc.data;
-    *outn = rp->esc.len;
-    return 0;
+    return st_record_escaped(&rp->esc, p, n, out, outn);
 }
 
 int

@@ -137,28 +137,7 @@ int
 st__session_escape(struct st_scratch *sc, const char *p, size_t n,
                    const char **out, size_t *outn)
 {
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-
-        if (ch < 0x20 || ch == 0x7f)
-            break;
-    }
-    if (i == n) {
-        *out = p;
-        *outn = n;
-        return 0;
-    }
-    sc->esc.len = 0;
-    if (st_record_escape(&sc->esc, p, n) != 0) {
-        /* The buffer's oom flag is sticky: start afresh next time. */
-        st_buf_close(&sc->esc);
-        return ST_ENOMEM;
-    }
-    *out = sc->esc.data;
-    *outn = sc->esc.len;
-    return 0;
+    return st_record_escaped(&sc->esc, p, n, out, outn);
 }
 
 /* ---- definitions: STR, THREAD, FRAME ---- */

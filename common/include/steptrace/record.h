@@ -95,6 +95,15 @@ int st_record_format_async(struct st_buf *out, uint64_t step, uint64_t time_ns,
 int st_record_escape(struct st_buf *out, const char *s, size_t n);
 
 /*
+ * Text safe for a log line through *out: `p` itself when it holds no
+ * control characters ("" when n is 0), else an escaped copy in `scratch`
+ * (emptied first), valid until its next use.  @return 0 or ST_ENOMEM
+ * (scratch is then closed: its oom flag is sticky).
+ */
+int st_record_escaped(struct st_buf *scratch, const char *p, size_t n,
+                      const char **out, size_t *outn);
+
+/*
  * steptrace's own lines (docs/LOG-FORMAT.md section 10), which the
  * collector writes and the step store's reader renders alike.  Each
  * appends one line *without* its newline and a NUL after it (not counted
