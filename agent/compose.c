@@ -85,36 +85,49 @@ compose_dup(const char *p, size_t n, size_t *len_out)
     return d;
 }
 
+size_t
+st__compose_int(PyObject *v, size_t limit, char buf[24])
+{
+    char tmp[24];
+    size_t i = sizeof(tmp), n;
+    int overflow;
+    long long x;
+    unsigned long long u;
+
+    if (!PyLong_CheckExact(v))
+        return 0;
+    x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (x < 0)
+        tmp[--i] = '-';
+    n = sizeof(tmp) - i;
+    if (limit != 0 && n > limit)
+        return 0;
+    memcpy(buf, tmp + i, n);
+    return n;
+}
+
 char *
 st__compose_number(PyObject *v, size_t limit, size_t *len_out)
 {
     char buf[24], *out = NULL;
-    size_t i = sizeof(buf);
+    size_t n;
 
     if (PyLong_CheckExact(v)) {
-        int overflow;
-        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-        unsigned long long u;
-
-        if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            return NULL;
-        }
-        u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
-        do {
-            buf[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u != 0);
-        if (x < 0)
-            buf[--i] = '-';
-        if (limit != 0 && sizeof(buf) - i > limit)
-            return NULL;
-        return compose_dup(buf + i, sizeof(buf) - i, len_out);
+        n = st__compose_int(v, limit, buf);
+        return n == 0 ? NULL : compose_dup(buf, n, len_out);
     }
     if (PyFloat_CheckExact(v)) {
         char *s = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), 'r', 0,
                                         Py_DTSF_ADD_DOT_0, NULL);
-        size_t n;
 
         if (s == NULL) {
             PyErr_Clear();

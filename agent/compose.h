@@ -40,6 +40,11 @@ PyObject *st__compose_text(PyObject *v, int repr);
  * `limit` (0: no limit). */
 char *st__compose_number(PyObject *v, size_t limit, size_t *len_out);
 
+/* str() of an exact int that fits a long long, into buf (no allocation):
+ * @return its length (no NUL), or 0 when v is not one, or is longer than
+ * `limit` (0: no limit). */
+size_t st__compose_int(PyObject *v, size_t limit, char buf[24]);
+
 /*
  * str() of an exact list, tuple, dict, set or frozenset, composed item by
  * item up to `limit` characters, escaped, cut texts ending "... (N

@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "async.h"
 #include "clock.h"
+#include "compose.h"
 #include "emit.h"
 #include "fastlocals.h"
 #include "filter.h"
@@ -340,12 +341,16 @@ tracer_record_return(struct st_trace_region *r, struct st_tstate *ts,
                      PyFrameObject *f, int raised, PyObject *arg)
 {
     struct st_record rec = {.kind = ST_EVENT_RETURN};
-    char *value = NULL;
+    char *value = NULL, num[24];
 
     rec.line = (uint32_t)PyFrame_GetLineNumber(f);
     rec.runtime = tracer_take_runtime(ts);
     if (raised) {
         rec.kind = ST_EVENT_RETURN_EXC;
+    }
+    else if ((rec.detail_len = st__compose_int(arg, r->repr_limit, num)) > 0) {
+        /* An int (the common case): no allocation. */
+        rec.detail = num;
     }
     else {
         value = st__render_value(arg, r->repr_limit, &rec.detail_len);

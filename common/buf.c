@@ -34,7 +34,7 @@ st_buf_borrow(struct st_buf *b, char *p, size_t cap)
 }
 
 int
-st_buf_reserve(struct st_buf *b, size_t extra)
+st__buf_reserve_slow(struct st_buf *b, size_t extra)
 {
     size_t want, cap;
     char *p;

@@ -226,7 +226,7 @@ st_wire_pack_text(msgpack_packer *pk, uint64_t pid, const char *path,
 /* ---- Straight into a buffer ---- */
 
 /* The smallest msgpack form of an unsigned integer, as msgpack-c picks. */
-static size_t
+static inline size_t
 wire_put_uint(unsigned char *p, uint64_t v)
 {
     int i, n;
@@ -264,7 +264,7 @@ wire_put_uint(unsigned char *p, uint64_t v)
  * smallest forms, as the msgpack-c packer writes them, with one check for
  * room.  The caller writes the rest of the array (if any) after them.
  */
-static int
+static inline __attribute__((always_inline)) int
 wire_put_uints(struct st_buf *b, unsigned count, int type, const uint64_t *v,
                size_t n)
 {

@@ -36,7 +36,17 @@ void st_buf_borrow(struct st_buf *b, char *p, size_t cap);
  * Makes room for at least `extra` more bytes.
  * @return 0, or ST_ENOMEM (and sets b->oom).
  */
-int st_buf_reserve(struct st_buf *b, size_t extra);
+int st__buf_reserve_slow(struct st_buf *b, size_t extra);
+
+static inline int
+st_buf_reserve(struct st_buf *b, size_t extra)
+{
+    /* Inline: the room is there (every record of a batch but the one
+     * that fills it). */
+    if (__builtin_expect(!b->oom && extra <= b->cap - b->len, 1))
+        return 0;
+    return st__buf_reserve_slow(b, extra);
+}
 
 /* Appends bytes.  @return 0 or ST_ENOMEM. */
 int st_buf_append(struct st_buf *b, const void *p, size_t n);
