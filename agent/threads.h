@@ -54,6 +54,9 @@ struct st_fentry {
     uint32_t id;
     uint32_t parent;        /* Stack index + 1 of the traced caller. */
     uint32_t last_line;     /* Line of its latest record. */
+    uint32_t line_now;      /* Line of its latest line event, 0 before
+                               the first: what settrace keeps in
+                               f_lineno. */
     uint32_t announced_gen; /* FRAME sent on this connection generation. */
     int module_level;       /* Locals are the globals: one section. */
     int gen_parent;         /* A generator or coroutine was its callee:

@@ -317,6 +317,7 @@ st__tracer_on_line(PyFrameObject *f, int line)
 
         if (line < 0)
             line = PyFrame_GetLineNumber(f);
+        e->line_now = (uint32_t)line;
         /* A line after a resumption: the await is over. */
         if (e->coro != NULL) {
             ST_EXC_SAVE(es);
@@ -343,7 +344,19 @@ tracer_record_return(struct st_trace_region *r, struct st_tstate *ts,
     struct st_record rec = {.kind = ST_EVENT_RETURN};
     char *value = NULL, num[24];
 
+#if PY_VERSION_HEX >= 0x030C0000
+    /* 3.12+ keeps no f_lineno for us: PyFrame_GetLineNumber() walks the
+     * code's line table (~600 instructions a return on fib).  The line of
+     * the frame's latest line event is what the frame's f_lineno holds at
+     * a return under settrace (CPython's own emulation sets it at each
+     * line event), so the record is the same as with that hook. */
+    const struct st_fentry *e = &ts->stack[ts->depth - 1];
+
+    rec.line = e->line_now != 0 ? e->line_now
+                                : (uint32_t)PyFrame_GetLineNumber(f);
+#else
     rec.line = (uint32_t)PyFrame_GetLineNumber(f);
+#endif
     rec.runtime = tracer_take_runtime(ts);
     if (raised) {
         rec.kind = ST_EVENT_RETURN_EXC;

@@ -163,3 +163,94 @@ class BackendsTest(TempDirTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+RETURNS = """\
+    import sys
+    from steptrace import Tracer, LogOutput, LogLevel, VariableMode
+
+    def loop_end(n):
+        for i in range(n):
+            x = i
+    def if_false(a):
+        if a:
+            y = 1
+    def multi(a, b):
+        return (a +
+                b)
+    def fin(a):
+        try:
+            return a
+        finally:
+            z = 2
+    def gen(n):
+        yield n
+        w = n
+    def caught():
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            pass
+    def raises():
+        x = 1
+        {}[x]
+    def work():
+        loop_end(2); if_false(0); multi(1, 2); fin(3); list(gen(4))
+        caught()
+        try:
+            raises()
+        except KeyError:
+            pass
+        with open(__file__) as f:
+            pass
+
+    if sys.argv[1] == "settrace":
+        def trace(frame, event, arg):
+            # A generator's yield is a "return" for settrace, not a
+            # RETURN record.
+            if event == "return" and frame.f_code.co_filename == __file__ \\
+                    and not (frame.f_code.co_flags & 0x20 and arg is not None):
+                print("%s %d" % (frame.f_code.co_name, frame.f_lineno))
+            return trace
+        sys.settrace(trace)
+        work()
+        sys.settrace(None)
+    else:
+        with Tracer(log_output=LogOutput.STDOUT, log_level=LogLevel.DEBUG,
+                    variable_mode=VariableMode.NONE):
+            work()
+    """
+
+
+class ReturnLineTest(TempDirTest):
+
+    def test_return_records_name_the_line_settrace_gives(self):
+        # A RETURN record's line is the frame's f_lineno that a settrace
+        # function sees at the "return" event, in every interpreter (on
+        # 3.12+ the agent takes the line of the frame's latest line event,
+        # which is what CPython's settrace keeps there, instead of
+        # computing it from the instruction).
+        self.script("ret.py", textwrap.dedent(RETURNS))
+        truth = helpers.python(self.tmp, "ret.py", "settrace")
+        self.assertEqual(truth.returncode, 0, truth)
+        want = truth.stdout.split()
+        self.assertEqual(len(want), 2 * 8, truth.stdout)
+        for backend in (None, "settrace"):
+            r = helpers.python(self.tmp, "ret.py", "steptrace",
+                               env=helpers.environ(STEPTRACE_BACKEND=backend))
+            self.assertEqual(r.returncode, 0, r)
+            got = []
+            lines = r.stdout.splitlines()
+            for i, line in enumerate(lines):
+                m = re.match(r"Return: (\w+) -> ", line)
+                if m is None:
+                    m = re.match(r"Return: (\w+) \(raised\)", line)
+                if m is None:
+                    continue
+                # The location line of the returning frame precedes the
+                # blank line before the record's text.
+                loc = re.search(r"::(\w+) -- line (\d+)$", lines[i - 2])
+                self.assertIsNotNone(loc, lines[i - 3:i + 1])
+                self.assertEqual(loc.group(1), m.group(1))
+                got += [loc.group(1), loc.group(2)]
+            self.assertEqual(got, want, (backend, r.stdout[-3000:]))
