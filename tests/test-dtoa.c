@@ -33,6 +33,41 @@
 #define DTOA_SANITIZED 1
 #endif
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define DTOA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DTOA_ASAN 1
+#endif
+#endif
+
+#ifdef DTOA_ASAN
+/*
+ * LeakSanitizer's suppressions, taken with any ASAN_OPTIONS: what the
+ * embedded interpreter allocates and keeps is no leak of ours (much of it
+ * is referenced only from pymalloc's mmap'ed arenas, which LSan does not
+ * scan).  Exported so that the runtime finds it.
+ */
+__attribute__((visibility("default"))) const char *
+__lsan_default_suppressions(void);
+
+__attribute__((visibility("default"))) const char *
+__lsan_default_suppressions(void)
+{
+    return "leak:libpython\n";
+}
+
+/* And without the table of suppressions used at every exit. */
+__attribute__((visibility("default"))) const char *
+__lsan_default_options(void);
+
+__attribute__((visibility("default"))) const char *
+__lsan_default_options(void)
+{
+    return "print_suppressions=0";
+}
+#endif
+
 #ifdef DTOA_SANITIZED
 #define DTOA_DEFAULT_COUNT 500000ull
 #else
