@@ -157,6 +157,27 @@ dtoa_shortest(uint64_t ieee_m, uint32_t ieee_e)
     vm_tz = s.vm_exact && even;
     /* vr_tz: the digits taken off vr so far are all zero. */
     vr_tz = s.vr_exact;
+    if (!vm_tz && !vr_tz) {
+        /* The usual case: no tie to break, no end to keep.  Two digits
+         * at a time, then one. */
+        while (vp / 100 > vm / 100) {
+            last = (int)(vr % 100) / 10;
+            vr /= 100;
+            vp /= 100;
+            vm /= 100;
+            removed += 2;
+        }
+        if (vp / 10 > vm / 10) {
+            last = (int)(vr % 10);
+            vr /= 10;
+            vp /= 10;
+            vm /= 10;
+            removed++;
+        }
+        d.digits = vr + (uint64_t)(vr == vm || last >= 5);
+        d.exp = s.e10 + removed;
+        return d;
+    }
     while (vp / 10 > vm / 10) {
         vm_tz &= vm % 10 == 0;
         vr_tz &= last == 0;
@@ -185,57 +206,127 @@ dtoa_shortest(uint64_t ieee_m, uint32_t ieee_e)
     return d;
 }
 
-/* Writes the decimal digits of v > 0 at p; @return how many. */
-static inline int
-dtoa_digits(uint64_t v, char *p)
-{
-    char tmp[20];
-    int n = 0, i;
+/* "00" to "99", two digits at a time. */
+static const char dtoa_pairs[200] = {
+#define DTOA_PAIR(t, u) '0' + (t), '0' + (u)
+#define DTOA_TENS(t)                                                          \
+    DTOA_PAIR(t, 0), DTOA_PAIR(t, 1), DTOA_PAIR(t, 2), DTOA_PAIR(t, 3),       \
+        DTOA_PAIR(t, 4), DTOA_PAIR(t, 5), DTOA_PAIR(t, 6), DTOA_PAIR(t, 7),   \
+        DTOA_PAIR(t, 8), DTOA_PAIR(t, 9)
+    DTOA_TENS(0), DTOA_TENS(1), DTOA_TENS(2), DTOA_TENS(3), DTOA_TENS(4),
+    DTOA_TENS(5), DTOA_TENS(6), DTOA_TENS(7), DTOA_TENS(8), DTOA_TENS(9),
+#undef DTOA_TENS
+#undef DTOA_PAIR
+};
 
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
+/* The number of decimal digits of v, 0 < v < 10^17: t or t + 1, t the
+ * bit length times log10(2) rounded down (1233 / 4096 is near enough for
+ * lengths below 64 bits). */
+static inline int
+dtoa_length(uint64_t v)
+{
+    static const uint64_t pow10[18] = {
+        UINT64_C(1),
+        UINT64_C(10),
+        UINT64_C(100),
+        UINT64_C(1000),
+        UINT64_C(10000),
+        UINT64_C(100000),
+        UINT64_C(1000000),
+        UINT64_C(10000000),
+        UINT64_C(100000000),
+        UINT64_C(1000000000),
+        UINT64_C(10000000000),
+        UINT64_C(100000000000),
+        UINT64_C(1000000000000),
+        UINT64_C(10000000000000),
+        UINT64_C(100000000000000),
+        UINT64_C(1000000000000000),
+        UINT64_C(10000000000000000),
+        UINT64_C(100000000000000000),
+    };
+    int t = ((64 - __builtin_clzll(v)) * 1233) >> 12;
+
+    return t + (v >= pow10[t]);
 }
 
-/* Lays out n digits with the decimal point decpt places after the first
- * one, as CPython's format_float_short does for 'r'; @return the end. */
-static char *
-dtoa_layout(char *p, const char *dig, int n, int decpt)
+/* Writes the n decimal digits of v (0 < v < 10^17) at p, from the end. */
+static inline void
+dtoa_digits(uint64_t v, char *p, int n)
 {
-    int e;
+    char *e = p + n;
+    uint32_t w, r;
+    int i;
+
+    if (v >= 100000000) {
+        w = (uint32_t)(v % 100000000);
+        v /= 100000000;
+        for (i = 0; i < 4; i++) {
+            r = w % 100;
+            w /= 100;
+            e -= 2;
+            memcpy(e, dtoa_pairs + 2 * r, 2);
+        }
+    }
+    w = (uint32_t)v; /* < 10^9 */
+    while (w >= 100) {
+        r = w % 100;
+        w /= 100;
+        e -= 2;
+        memcpy(e, dtoa_pairs + 2 * r, 2);
+    }
+    if (w >= 10) {
+        e -= 2;
+        memcpy(e, dtoa_pairs + 2 * w, 2);
+    }
+    else {
+        *--e = (char)('0' + w);
+    }
+}
+
+/*
+ * Writes the n digits of v with the decimal point decpt places after the
+ * first one, as CPython's format_float_short does for 'r'.
+ * @return the end.
+ */
+static char *
+dtoa_layout(char *p, uint64_t v, int n, int decpt)
+{
+    int e, i;
 
     if (decpt > -4 && decpt <= 16) {
         if (decpt <= 0) {
-            memcpy(p, "0.", 2);
-            p += 2;
-            memset(p, '0', (size_t)-decpt);
-            p += -decpt;
-            memcpy(p, dig, (size_t)n);
+            *p++ = '0';
+            *p++ = '.';
+            for (i = decpt; i < 0; i++)
+                *p++ = '0';
+            dtoa_digits(v, p, n);
             return p + n;
         }
         if (decpt < n) {
-            memcpy(p, dig, (size_t)decpt);
-            p += decpt;
-            *p++ = '.';
-            memcpy(p, dig + decpt, (size_t)(n - decpt));
-            return p + (n - decpt);
+            /* The digits one place on, then the first decpt back. */
+            dtoa_digits(v, p + 1, n);
+            for (i = 0; i < decpt; i++)
+                p[i] = p[i + 1];
+            p[decpt] = '.';
+            return p + n + 1;
         }
-        memcpy(p, dig, (size_t)n);
+        dtoa_digits(v, p, n);
         p += n;
-        memset(p, '0', (size_t)(decpt - n));
-        p += decpt - n;
-        memcpy(p, ".0", 2);
-        return p + 2;
-    }
-    *p++ = dig[0];
-    if (n > 1) {
+        for (i = n; i < decpt; i++)
+            *p++ = '0';
         *p++ = '.';
-        memcpy(p, dig + 1, (size_t)(n - 1));
-        p += n - 1;
+        *p++ = '0';
+        return p;
+    }
+    dtoa_digits(v, p + 1, n);
+    p[0] = p[1];
+    if (n > 1) {
+        p[1] = '.';
+        p += n + 1;
+    }
+    else {
+        p++;
     }
     e = decpt - 1;
     *p++ = 'e';
@@ -244,9 +335,8 @@ dtoa_layout(char *p, const char *dig, int n, int decpt)
         e = -e;
     if (e >= 100)
         *p++ = (char)('0' + e / 100);
-    *p++ = (char)('0' + e / 10 % 10);
-    *p++ = (char)('0' + e % 10);
-    return p;
+    memcpy(p, dtoa_pairs + 2 * (e % 100), 2);
+    return p + 2;
 }
 
 size_t
@@ -255,7 +345,7 @@ st_double_repr(double x, char out[ST_DOUBLE_REPR_MAX])
     struct dtoa_dec d;
     uint64_t bits, ieee_m;
     uint32_t ieee_e;
-    char dig[20], *p = out;
+    char *p = out;
     int n;
 
     memcpy(&bits, &x, sizeof(bits));
@@ -276,8 +366,8 @@ st_double_repr(double x, char out[ST_DOUBLE_REPR_MAX])
         return (size_t)(p - out) + 3;
     }
     d = dtoa_shortest(ieee_m, ieee_e);
-    n = dtoa_digits(d.digits, dig);
-    p = dtoa_layout(p, dig, n, d.exp + n);
+    n = dtoa_length(d.digits);
+    p = dtoa_layout(p, d.digits, n, d.exp + n);
     *p = '\0';
     return (size_t)(p - out);
 }
