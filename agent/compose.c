@@ -22,6 +22,7 @@
  */
 #include "compat.h"
 
+#include "steptrace/dtoa.h"
 #include "steptrace/record.h"
 
 #include "compose.h"
@@ -118,7 +119,7 @@ st__compose_int(PyObject *v, size_t limit, char buf[24])
 char *
 st__compose_number(PyObject *v, size_t limit, size_t *len_out)
 {
-    char buf[24], *out = NULL;
+    char buf[24];
     size_t n;
 
     if (PyLong_CheckExact(v)) {
@@ -126,18 +127,14 @@ st__compose_number(PyObject *v, size_t limit, size_t *len_out)
         return n == 0 ? NULL : compose_dup(buf, n, len_out);
     }
     if (PyFloat_CheckExact(v)) {
-        char *s = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), 'r', 0,
-                                        Py_DTSF_ADD_DOT_0, NULL);
+        /* repr(), as PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0)
+         * gives it, without its bignum arithmetic and allocations. */
+        char s[ST_DOUBLE_REPR_MAX];
 
-        if (s == NULL) {
-            PyErr_Clear();
+        n = st_double_repr(PyFloat_AS_DOUBLE(v), s);
+        if (limit != 0 && n > limit)
             return NULL;
-        }
-        n = strlen(s);
-        if (limit == 0 || n <= limit)
-            out = compose_dup(s, n, len_out);
-        PyMem_Free(s);
-        return out;
+        return compose_dup(s, n, len_out);
     }
     return NULL;
 }

@@ -23,6 +23,8 @@ Suite *record_suite(void);
 Suite *error_suite(void);
 /* test-config.c */
 Suite *config_suite(void);
+/* test-dtoa.c */
+Suite *dtoa_suite(void);
 /* test-daemon.c */
 Suite *daemon_suite(void);
 /* test-daemon-service.c */

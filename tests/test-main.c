@@ -23,6 +23,8 @@ static const suite_fn suites[] = {
     record_suite,
     error_suite,
     config_suite,
+#elif defined(ST_TEST_AREA_DTOA)
+    dtoa_suite,
 #elif defined(ST_TEST_AREA_DAEMON)
     daemon_suite,
     service_suite,
