@@ -1,5 +1,5 @@
 /*
- * The direct STEP and LINE decoder, the first path of
+ * The direct STEP, LINE, EVENT and FRAME decoder, the first path of
  * st_wire_decode_next() (common/wire_decode.c).
  *
  * STEP is nearly every message of a busy connection, and its head is
@@ -32,7 +32,7 @@ struct wire_cursor {
 };
 
 /* An unsigned integer in any msgpack form.  @return 0 or -1 (give up). */
-static int
+static inline int
 cursor_uint(struct wire_cursor *c, uint64_t *v)
 {
     const unsigned char *p = c->p + c->off;
@@ -53,7 +53,7 @@ cursor_uint(struct wire_cursor *c, uint64_t *v)
     return 0;
 }
 
-static int
+static inline int
 cursor_u32(struct wire_cursor *c, uint32_t *v)
 {
     uint64_t x;
@@ -65,7 +65,7 @@ cursor_u32(struct wire_cursor *c, uint32_t *v)
 }
 
 /* A str or bin (both are text on this wire).  @return 0 or -1. */
-static int
+static inline int
 cursor_str(struct wire_cursor *c, struct st_str *s)
 {
     const unsigned char *p = c->p + c->off;
@@ -80,7 +80,7 @@ cursor_str(struct wire_cursor *c, struct st_str *s)
 }
 
 /* An array header.  @return 0 or -1. */
-static int
+static inline int
 cursor_array(struct wire_cursor *c, size_t *count)
 {
     size_t n = wire_fast_array(c->p + c->off, c->len - c->off, count);
@@ -183,6 +183,49 @@ cursor_step(struct wire_cursor *c, struct st_wire_decoder *d, struct st_msg *m)
     return 1;
 }
 
+/* An EVENT's fields after its head (CALL and RETURN records: half the
+ * messages of a call-heavy program recorded with a step store).  @return
+ * 1 or 0 (give up). */
+static int
+cursor_event(struct wire_cursor *c, struct st_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = ST_MSG_EVENT;
+    if (cursor_u32(c, &m->u.event.region_id) != 0 ||
+        cursor_u32(c, &m->u.event.frame_id) != 0 ||
+        cursor_u32(c, &m->u.event.lineno) != 0 ||
+        cursor_uint(c, &m->u.event.runtime_ns) != 0 ||
+        cursor_u32(c, &m->u.event.kind) != 0 ||
+        cursor_str(c, &m->u.event.detail) != 0)
+        return 0;
+    /* A kind out of range: msgpack-c's path gives the verdict. */
+    return m->u.event.kind >= ST_EVENT_CALL &&
+           m->u.event.kind <= ST_EVENT_MAX_;
+}
+
+/* A FRAME's fields after its head (one per traced call).  @return 1 or 0
+ * (give up). */
+static int
+cursor_frame(struct wire_cursor *c, struct st_msg *m)
+{
+    uint64_t scope_flags;
+
+    memset(m, 0, sizeof(*m));
+    m->type = ST_MSG_FRAME;
+    if (cursor_u32(c, &m->u.frame.frame_id) != 0 ||
+        cursor_u32(c, &m->u.frame.tid) != 0 ||
+        cursor_u32(c, &m->u.frame.parent_id) != 0 ||
+        cursor_u32(c, &m->u.frame.file_sid) != 0 ||
+        cursor_u32(c, &m->u.frame.func_sid) != 0 ||
+        cursor_uint(c, &scope_flags) != 0 || (scope_flags >> 1) > UINT32_MAX ||
+        cursor_u32(c, &m->u.frame.region_id) != 0)
+        return 0;
+    /* As decode_frame_scope() in wire_decode.c. */
+    m->u.frame.scope_id = (uint32_t)(scope_flags >> 1);
+    m->u.frame.flags = (uint32_t)(scope_flags & ST_FRAME_MODULE);
+    return 1;
+}
+
 int
 st__wire_decode_step(struct st_wire_decoder *d, struct st_msg *m)
 {
@@ -201,6 +244,14 @@ st__wire_decode_step(struct st_wire_decoder *d, struct st_msg *m)
     else if (c.p[c.off] == (0x90 | 7) && c.p[c.off + 1] == ST_MSG_STEP) {
         c.off += 2;
         r = cursor_step(&c, d, m);
+    }
+    else if (c.p[c.off] == (0x90 | 7) && c.p[c.off + 1] == ST_MSG_EVENT) {
+        c.off += 2;
+        r = cursor_event(&c, m);
+    }
+    else if (c.p[c.off] == (0x90 | 8) && c.p[c.off + 1] == ST_MSG_FRAME) {
+        c.off += 2;
+        r = cursor_frame(&c, m);
     }
     else {
         return 0;

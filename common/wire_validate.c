@@ -311,7 +311,8 @@ wire_fast_uints(const unsigned char *p, size_t avail, int count)
     return o;
 }
 
-/* A LINE (three unsigned integers) or a STEP; @return its bytes, or 0. */
+/* A LINE (three unsigned integers), an EVENT, a FRAME or a STEP;
+ * @return its bytes, or 0. */
 static size_t
 wire_fast_step(const unsigned char *p, size_t avail)
 {
@@ -321,6 +322,20 @@ wire_fast_step(const unsigned char *p, size_t avail)
 
     if (avail >= 5 && p[0] == (0x90 | 4) && p[1] == ST_MSG_LINE) {
         n = wire_fast_uints(p + o, avail - o, 3);
+        return n == 0 ? 0 : o + n;
+    }
+    if (avail >= 9 && p[0] == (0x90 | 7) && p[1] == ST_MSG_EVENT) {
+        /* An EVENT: five unsigned integers and a str. */
+        n = wire_fast_uints(p + o, avail - o, 5);
+        if (n == 0)
+            return 0;
+        o += n;
+        n = wire_fast_str(p + o, avail - o, NULL);
+        return n == 0 ? 0 : o + n;
+    }
+    if (avail >= 9 && p[0] == (0x90 | 8) && p[1] == ST_MSG_FRAME) {
+        /* A FRAME: seven unsigned integers. */
+        n = wire_fast_uints(p + o, avail - o, 7);
         return n == 0 ? 0 : o + n;
     }
     if (avail < 8 || p[0] != (0x90 | 7) || p[1] != ST_MSG_STEP)

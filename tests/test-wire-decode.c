@@ -277,9 +277,139 @@ START_TEST(test_wire_decode_step_nil_diffs_first)
 }
 END_TEST
 
+/* EVENT, read by the direct decoder (fixarray head) and by msgpack-c (an
+ * array16 head) alike: the same fields; a kind out of range, a field over
+ * 32 bits and a frame cut in its detail are refused by both. */
+START_TEST(test_wire_decode_event_both_paths)
+{
+    /* EVENT region 3, frame 0x1234, line 200, runtime 2^32 + 1, RETURN,
+     * detail "ok" (str) and "xy" (bin 8). */
+    static const unsigned char direct[] = {0x97, ST_MSG_EVENT, 0x03, 0xcd,
+                                           0x12, 0x34,         0xcc, 0xc8,
+                                           0xcf, 0x00,         0x00, 0x00,
+                                           0x01, 0x00,         0x00, 0x00,
+                                           0x01, 0x02,         0xa2, 'o',
+                                           'k'};
+    static const unsigned char generic[] = {0xdc, 0x00, 0x07, ST_MSG_EVENT,
+                                            0x03, 0xcd, 0x12, 0x34,
+                                            0xcc, 0xc8, 0xcf, 0x00,
+                                            0x00, 0x00, 0x01, 0x00,
+                                            0x00, 0x00, 0x01, 0x02,
+                                            0xc4, 0x02, 'x',  'y'};
+    static const unsigned char bad_kind[] = {0x97, ST_MSG_EVENT, 0x01, 0x01,
+                                             0x01, 0x01,         0x09, 0xa0};
+    static const unsigned char zero_kind[] = {0x97, ST_MSG_EVENT, 0x01, 0x01,
+                                              0x01, 0x01,         0x00, 0xa0};
+    static const unsigned char wide_line[] = {0x97, ST_MSG_EVENT, 0x01, 0x01,
+                                              0xcf, 0x00,         0x00, 0x00,
+                                              0x01, 0x00,         0x00, 0x00,
+                                              0x00, 0x01,         0x01, 0xa0};
+    static const unsigned char cut[] = {0x97, ST_MSG_EVENT, 0x01, 0x01, 0x01,
+                                        0x01, 0x01,         0xa3, 'a'};
+    const unsigned char *ok[] = {direct, generic};
+    const size_t oklen[] = {sizeof(direct), sizeof(generic)};
+    const unsigned char *bad[] = {bad_kind, zero_kind, wide_line};
+    const size_t badlen[] = {sizeof(bad_kind), sizeof(zero_kind),
+                             sizeof(wide_line)};
+    const int why[] = {ST_EBADMSG, ST_EBADMSG, ST_EBADTYPE};
+    struct st_wire_decoder d;
+    struct st_msg m;
+    size_t i;
+    char *p;
+
+    for (i = 0; i < 2; i++) {
+        p = test_dup_exact(ok[i], oklen[i]);
+        ck_assert_int_eq(st_wire_validate(p, oklen[i]), 1);
+        st_wire_decoder_init(&d);
+        st_wire_decoder_reset(&d, p, oklen[i]);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), 1);
+        ck_assert_int_eq(m.type, ST_MSG_EVENT);
+        ck_assert_uint_eq(m.u.event.region_id, 3);
+        ck_assert_uint_eq(m.u.event.frame_id, 0x1234);
+        ck_assert_uint_eq(m.u.event.lineno, 200);
+        ck_assert_uint_eq(m.u.event.runtime_ns, (UINT64_C(1) << 32) + 1);
+        ck_assert_uint_eq(m.u.event.kind, ST_EVENT_RETURN);
+        ck_assert_uint_eq(m.u.event.detail.n, 2);
+        ck_assert_mem_eq(m.u.event.detail.p, i == 0 ? "ok" : "xy", 2);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
+        st_wire_decoder_close(&d);
+        free(p);
+    }
+    for (i = 0; i < 3; i++) {
+        p = test_dup_exact(bad[i], badlen[i]);
+        ck_assert_int_eq(st_wire_validate(p, badlen[i]), 1);
+        st_wire_decoder_init(&d);
+        st_wire_decoder_reset(&d, p, badlen[i]);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), why[i]);
+        st_wire_decoder_close(&d);
+        free(p);
+    }
+    p = test_dup_exact(cut, sizeof(cut));
+    ck_assert_int_eq(st_wire_validate(p, sizeof(cut)), ST_ETRUNCATED);
+    free(p);
+}
+END_TEST
+
+/* FRAME, read by the direct decoder and by msgpack-c alike: the scope id
+ * and the module bit out of one field; a scope over 32 bits is refused
+ * by both. */
+START_TEST(test_wire_decode_frame_both_paths)
+{
+    /* FRAME 5, thread 1, no parent, file 2, func 300, scope 7 + module,
+     * region 4. */
+    static const unsigned char direct[] = {0x98, ST_MSG_FRAME, 0x05, 0x01,
+                                           0x00, 0x02,         0xcd, 0x01,
+                                           0x2c, 0x0f,         0x04};
+    static const unsigned char generic[] = {0xdc, 0x00, 0x08, ST_MSG_FRAME,
+                                            0x05, 0x01, 0x00, 0x02,
+                                            0xcd, 0x01, 0x2c, 0x0f,
+                                            0x04};
+    static const unsigned char wide_scope[] = {0x98, ST_MSG_FRAME, 0x05, 0x01,
+                                               0x00, 0x02,         0x03, 0xcf,
+                                               0x00, 0x00,         0x00, 0x02,
+                                               0x00, 0x00,         0x00, 0x00,
+                                               0x04};
+    const unsigned char *ok[] = {direct, generic};
+    const size_t oklen[] = {sizeof(direct), sizeof(generic)};
+    struct st_wire_decoder d;
+    struct st_msg m;
+    size_t i;
+    char *p;
+
+    for (i = 0; i < 2; i++) {
+        p = test_dup_exact(ok[i], oklen[i]);
+        ck_assert_int_eq(st_wire_validate(p, oklen[i]), 1);
+        st_wire_decoder_init(&d);
+        st_wire_decoder_reset(&d, p, oklen[i]);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), 1);
+        ck_assert_int_eq(m.type, ST_MSG_FRAME);
+        ck_assert_uint_eq(m.u.frame.frame_id, 5);
+        ck_assert_uint_eq(m.u.frame.tid, 1);
+        ck_assert_uint_eq(m.u.frame.parent_id, 0);
+        ck_assert_uint_eq(m.u.frame.file_sid, 2);
+        ck_assert_uint_eq(m.u.frame.func_sid, 300);
+        ck_assert_uint_eq(m.u.frame.scope_id, 7);
+        ck_assert_uint_eq(m.u.frame.flags, ST_FRAME_MODULE);
+        ck_assert_uint_eq(m.u.frame.region_id, 4);
+        ck_assert_int_eq(st_wire_decode_next(&d, &m), 0);
+        st_wire_decoder_close(&d);
+        free(p);
+    }
+    p = test_dup_exact(wide_scope, sizeof(wide_scope));
+    ck_assert_int_eq(st_wire_validate(p, sizeof(wide_scope)), 1);
+    st_wire_decoder_init(&d);
+    st_wire_decoder_reset(&d, p, sizeof(wide_scope));
+    ck_assert_int_eq(st_wire_decode_next(&d, &m), ST_EBADTYPE);
+    st_wire_decoder_close(&d);
+    free(p);
+}
+END_TEST
+
 void
 wire_decode_tests(const struct wire_tcases *tc)
 {
+    tcase_add_test(tc->decode_errors, test_wire_decode_frame_both_paths);
+    tcase_add_test(tc->decode_errors, test_wire_decode_event_both_paths);
     tcase_add_test(tc->decode_errors, test_wire_decode_step_nil_diffs_first);
     tcase_add_test(tc->decode_errors,
                    test_wire_decode_rejects_wrong_field_count);
