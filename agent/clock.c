@@ -18,7 +18,7 @@ int st__clock_tsc;
 uint64_t st__clock_hook_ticks;
 
 /* ns = ticks * mult >> 32. */
-static uint64_t tick_mult = 1ull << 32;
+uint64_t st__clock_tick_mult = 1ull << 32;
 static int calibrated;
 
 uint64_t
@@ -87,8 +87,9 @@ st__clock_calibrate(void)
     } while (n1 - n0 < 1000000);
     if (t1 <= t0)
         return;
-    tick_mult = (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
-    st__clock_tsc = tick_mult != 0;
+    st__clock_tick_mult =
+        (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
+    st__clock_tsc = st__clock_tick_mult != 0;
 #else
     calibrated = 1;
 #endif
@@ -99,15 +100,7 @@ st__clock_ns_ticks(uint64_t ns)
 {
     if (!st__clock_tsc)
         return ns;
-    return (uint64_t)(((unsigned __int128)ns << 32) / tick_mult);
-}
-
-uint64_t
-st__clock_ticks_ns(uint64_t ticks)
-{
-    if (!st__clock_tsc)
-        return ticks;
-    return (uint64_t)(((unsigned __int128)ticks * tick_mult) >> 32);
+    return (uint64_t)(((unsigned __int128)ns << 32) / st__clock_tick_mult);
 }
 
 struct timespec

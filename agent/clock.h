@@ -27,7 +27,7 @@ uint64_t st__clock_now_ns(void);
 void st__clock_calibrate(void);
 
 /* Ticks to ns and back, for the calibrated clock. */
-uint64_t st__clock_ticks_ns(uint64_t ticks);
+static inline uint64_t st__clock_ticks_ns(uint64_t ticks);
 uint64_t st__clock_ns_ticks(uint64_t ns);
 
 /* A deadline `ms` from now on CLOCK_REALTIME, for
@@ -51,6 +51,17 @@ st__clock_ticks(void)
         return __rdtsc();
 #endif
     return st__clock_now_ns();
+}
+
+/* ns per tick << 32, for the conversion below (clock.c sets it once). */
+extern uint64_t st__clock_tick_mult;
+
+static inline uint64_t
+st__clock_ticks_ns(uint64_t ticks)
+{
+    if (!st__clock_tsc)
+        return ticks;
+    return (uint64_t)(((unsigned __int128)ticks * st__clock_tick_mult) >> 32);
 }
 
 #endif /* STEPTRACE_AGENT_CLOCK_H */

@@ -38,6 +38,7 @@ struct st_sender_state st__sender_s = {
     .cond = PTHREAD_COND_INITIALIZER,
 };
 static struct st_sender_state *const S = &st__sender_s;
+struct st_sender_hot st__sender_hot;
 
 /* Writes one line to fd 2 directly: usable from the watcher thread. */
 static void
@@ -71,9 +72,9 @@ st__sender_warn_once(const char *why)
 void
 st__sender_fail_locked(const char *why)
 {
-    if (!S->ok)
+    if (!st__sender_hot.ok)
         return;
-    __atomic_store_n(&S->ok, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&st__sender_hot.ok, 0, __ATOMIC_RELEASE);
     S->inflight_n = 0;
     snprintf(S->fail_msg, sizeof(S->fail_msg), "%s", why);
     pthread_cond_broadcast(&S->cond);
@@ -345,7 +346,7 @@ st__sender_start(struct st_ring_hdr *ring, char *err, size_t errlen)
 
     pthread_mutex_lock(&S->mu);
     S->ring = ring;
-    __atomic_store_n(&S->ok, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&st__sender_hot.ok, 1, __ATOMIC_RELEASE);
     S->stop = 0;
     S->acked = 0;
     S->ack_errors = 0;
@@ -353,7 +354,7 @@ st__sender_start(struct st_ring_hdr *ring, char *err, size_t errlen)
     S->inflight_head = S->inflight_n = 0;
     S->ack_msg[0] = '\0';
     sender_files_clear();
-    S->gen++;
+    st__sender_hot.gen++;
     pthread_mutex_unlock(&S->mu);
     r = pthread_create(&S->thread, NULL, sender_main, NULL);
     if (r != 0) {
@@ -405,7 +406,7 @@ void
 st__sender_disconnect(void)
 {
     pthread_mutex_lock(&S->mu);
-    __atomic_store_n(&S->ok, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&st__sender_hot.ok, 0, __ATOMIC_RELEASE);
     S->ring = NULL;
     pthread_mutex_unlock(&S->mu);
     sender_state_close();
@@ -441,7 +442,7 @@ sender_resume(void)
     S->suspended = 0;
     pthread_mutex_lock(&S->mu);
     S->suspend = 0;
-    ok = S->ok;
+    ok = st__sender_hot.ok;
     pthread_mutex_unlock(&S->mu);
     if (ok && pthread_create(&S->thread, NULL, sender_main, NULL) == 0)
         S->running = 1;
@@ -457,20 +458,6 @@ st__sender_use(void)
 {
     if (S->suspended)
         sender_resume();
-}
-
-int
-st__sender_ok(void)
-{
-    /* Read on every event: an atomic load, no lock (it is written under
-     * the lock, and a stale value only delays noticing by one event). */
-    return __atomic_load_n(&S->ok, __ATOMIC_ACQUIRE);
-}
-
-uint32_t
-st__sender_gen(void)
-{
-    return S->gen;
 }
 
 uint64_t
@@ -537,18 +524,18 @@ st__sender_atfork_child(void)
     S->running = 0;
     S->suspended = 0;
     S->suspend = 0;
-    __atomic_store_n(&S->ok, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&st__sender_hot.ok, 0, __ATOMIC_RELEASE);
     S->stop = 0;
     /* The parent's files are not the child's (their strings are left
      * alone: no allocator call inside fork). */
     S->nfiles = 0;
     sender_state_close();
-    S->gen++;
-    S->fork_gen = S->gen;
+    st__sender_hot.gen++;
+    S->fork_gen = st__sender_hot.gen;
 }
 
 int
 st__sender_reconnected_since_fork(void)
 {
-    return S->gen != S->fork_gen;
+    return st__sender_hot.gen != S->fork_gen;
 }

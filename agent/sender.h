@@ -57,11 +57,28 @@ void st__sender_stop(void);
  * socket.  The ring may be unmapped after this returns. */
 void st__sender_disconnect(void);
 
-/* 1 while connected and healthy (any thread: an atomic load). */
-int st__sender_ok(void);
+/* What every event reads, apart from the sender's other state (sender.c
+ * writes it): inline readers below. */
+struct st_sender_hot {
+    int ok;       /* Connected and healthy; written under the lock. */
+    uint32_t gen; /* Changes at each (re)connect and fork. */
+};
+extern struct st_sender_hot st__sender_hot;
+
+/* 1 while connected and healthy (any thread: an atomic load, no lock; a
+ * stale value only delays noticing by one event). */
+static inline int
+st__sender_ok(void)
+{
+    return __atomic_load_n(&st__sender_hot.ok, __ATOMIC_ACQUIRE);
+}
 
 /* The connection generation: changes at each connection and fork. */
-uint32_t st__sender_gen(void);
+static inline uint32_t
+st__sender_gen(void)
+{
+    return st__sender_hot.gen;
+}
 
 /* Starts the watcher thread again after a fork, if it was stopped. */
 void st__sender_use(void);

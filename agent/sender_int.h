@@ -31,14 +31,12 @@ struct st_sender_state {
     struct st_buf in; /* Bytes read from the collector. */
     struct st_wire_decoder dec;
     int dec_ready;
-    uint32_t gen;      /* Changes at each (re)connect. */
     uint32_t fork_gen; /* gen right after the last fork, in a child. */
     uint64_t lost;     /* Records lost: connections gone, drops. */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     /* ---- guarded by mu ---- */
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    int ok;
     int stop;
     int suspend;   /* Exit the thread, keep the connection (fork). */
     int suspended; /* Stopped by st__sender_before_fork(). */

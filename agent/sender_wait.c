@@ -24,7 +24,7 @@ static struct st_sender_state *const S = &st__sender_s;
 static int
 sender_wait_ring_pos(int taken, uint32_t gen, uint64_t *pos)
 {
-    if (S->ring == NULL || S->gen != gen)
+    if (S->ring == NULL || st__sender_hot.gen != gen)
         return -1;
     *pos = __atomic_load_n(taken ? &S->ring->taken : &S->ring->read,
                            __ATOMIC_ACQUIRE);
@@ -43,7 +43,7 @@ st__sender_wait_room(uint32_t gen, uint64_t target, uint64_t stall_ns)
         uint64_t pos, taken;
         struct timespec deadline;
 
-        if (!S->ok || sender_wait_ring_pos(0, gen, &pos) ||
+        if (!st__sender_hot.ok || sender_wait_ring_pos(0, gen, &pos) ||
             sender_wait_ring_pos(1, gen, &taken)) {
             r = -1;
             break;
@@ -76,7 +76,7 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors, char *msg,
                     size_t msglen)
 {
     uint64_t stall_ns = (uint64_t)stall_ms * 1000000ull;
-    uint32_t gen = S->gen;
+    uint32_t gen = st__sender_hot.gen;
     uint64_t last = 0, since = st__clock_now_ns(), acked = 0;
     int r = 0;
 
@@ -85,7 +85,7 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors, char *msg,
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&S->mu);
     (void)sender_wait_ring_pos(1, gen, &last);
-    while (S->ok && S->acked < token) {
+    while (st__sender_hot.ok && S->acked < token) {
         struct timespec deadline;
         uint64_t pos = 0;
 
@@ -111,7 +111,7 @@ st__sender_wait_ack(uint64_t token, int stall_ms, uint64_t *errors, char *msg,
         S->ack_errors = 0;
         S->ack_msg[0] = '\0';
     }
-    else if (!S->ok) {
+    else if (!st__sender_hot.ok) {
         r = -1;
         snprintf(msg, msglen,
                  "lost the connection to the collector at %s "
