@@ -26,8 +26,7 @@ uint64_t st__clock_now_ns(void);
 /* Chooses the ticks (once; later calls return at once). */
 void st__clock_calibrate(void);
 
-/* Ticks to ns and back, for the calibrated clock. */
-static inline uint64_t st__clock_ticks_ns(uint64_t ticks);
+/* ns to ticks, for the calibrated clock (ticks to ns: inline below). */
 uint64_t st__clock_ns_ticks(uint64_t ns);
 
 /* A deadline `ms` from now on CLOCK_REALTIME, for
@@ -56,6 +55,7 @@ st__clock_ticks(void)
 /* ns per tick << 32, for the conversion below (clock.c sets it once). */
 extern uint64_t st__clock_tick_mult;
 
+/* Ticks to ns, for the calibrated clock (inline: once per record). */
 static inline uint64_t
 st__clock_ticks_ns(uint64_t ticks)
 {
